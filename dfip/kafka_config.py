@@ -1,0 +1,110 @@
+"""Kafka connection settings shared by adapters, the simulator and the stream workers.
+
+Read from environment variables (prefix ``DFIP_KAFKA_``) or a ``.env`` file; secrets may be
+given as files (``DFIP_KAFKA_SASL_PASSWORD_FILE``) so they never appear on a command line.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["KafkaSettings"]
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach the Kafka cluster, and the topic namespace to use."""
+
+    model_config = SettingsConfigDict(env_prefix="DFIP_KAFKA_", env_file=".env", extra="ignore")
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Comma-separated host:port list."
+    )
+    topic_prefix: str = Field(
+        default="",
+        description="Prepended to every catalog topic name (isolates tests and tenants).",
+    )
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = Field(
+        default=None, description="File holding the SASL password (wins over sasl_password)."
+    )
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = Field(default=None, description="Client certificate (mTLS).")
+    ssl_keyfile: Path | None = Field(default=None, description="Client key (mTLS).")
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _load_secret_file(self) -> KafkaSettings:
+        if self.sasl_password_file is not None:
+            secret = self.sasl_password_file.read_text(encoding="utf-8").strip()
+            self.sasl_password = SecretStr(secret)
+        return self
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """An SSL context for aiokafka/Faust, or None for plaintext."""
+        if not self.uses_ssl:
+            return None
+        ctx = ssl.create_default_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        ctx.check_hostname = self.ssl_check_hostname
+        if self.ssl_certfile:
+            ctx.load_cert_chain(
+                str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None
+            )
+        return ctx
+
+    def _password(self) -> str | None:
+        return self.sasl_password.get_secret_value() if self.sasl_password else None
+
+    def kafka_python_config(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python clients (producer, consumer, admin)."""
+        cfg: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "security_protocol": self.security_protocol,
+        }
+        if self.uses_sasl:
+            cfg.update(
+                sasl_mechanism=self.sasl_mechanism or "SCRAM-SHA-512",
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self._password(),
+            )
+        if self.uses_ssl:
+            cfg["ssl_context"] = self.ssl_context()
+        return cfg
+
+    def aiokafka_config(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka clients."""
+        cfg: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.uses_sasl:
+            cfg.update(
+                sasl_mechanism=self.sasl_mechanism or "SCRAM-SHA-512",
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self._password(),
+            )
+        if self.uses_ssl:
+            cfg["ssl_context"] = self.ssl_context()
+        return cfg
+
+    def topic(self, name: str) -> str:
+        """The concrete topic name for a catalog name."""
+        return f"{self.topic_prefix}{name}"

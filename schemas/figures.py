@@ -1,0 +1,220 @@
+"""The figures DFIP computes: one declarative list used by the stream export, the simulator's
+oracle, the Prometheus rules and the docs.
+
+Every figure is kept as an integer in its *base integer unit* (fen for money, fen x 1e-6 for
+the rate-weighted principal, plain counts otherwise) and only divided by ``scale`` at the
+Prometheus boundary. Labels are bounded enums only; never an enterprise, loan or account id.
+
+Semantics (the simulator's oracle implements the same rules independently):
+
+* A transaction or loan event is *joined as of its event time*: the enterprise's band is that
+  of the newest DigitalizationScore with ``assessed_at <= occurred_at``; none → ``unscored``.
+  ``sector`` likewise comes from that score's ``industry_section`` (``unknown`` if unscored).
+* Amounts are converted to CNY fen with ``schemas.money.to_fen`` at the FX rate of the
+  event's UTC date (``occurred_at.date()``); CNY needs no rate.
+* A loan's band, region and institution type are frozen at disbursement (origination vintage).
+  Its outstanding principal is kept exactly in the loan currency; its CNY value is
+  ``to_fen(outstanding, book_rate)`` with the disbursement-day rate. The repaid CNY principal
+  of a repayment is the *drop* in that CNY value, so disbursed = repaid + written off +
+  outstanding holds to the fen. A repayment larger than the outstanding principal is dead-
+  lettered (``invalid_field``); loan events other than application_submitted / approved /
+  rejected / withdrawn / disbursed for a loan not (or no longer) active are dead-lettered
+  (``unknown_loan``); a second ``disbursed`` for an active loan id is ``invalid_field``.
+* A loan's effective risk class is the worse of the last reported ``risk_class`` and the class
+  implied by days past due (1..90 → special_mention, 91..270 → substandard, 271..360 →
+  doubtful, > 360 → loss); ``defaulted`` makes it at least substandard.
+* ``written_off`` and ``closed`` end a loan: its outstanding principal leaves every gauge.
+* Duplicates (same ``event_id`` seen before) and dead-lettered events do not contribute to
+  business figures; they are counted in the health counters.
+* Watermark and lateness are per input *topic-partition* (the only order Kafka defines): the
+  watermark is the largest ``occurred_at`` of the events processed so far on that
+  topic-partition (duplicates and dead letters do not move it). An event is *late* when its
+  ``occurred_at < watermark - grace`` (default grace: 10 minutes, ``DFIP_WORKER_GRACE_SECONDS``).
+  Late events still count in these live figures; they are excluded from event-time windows,
+  counted in ``dfip_events_late_total`` and copied to ``dfip.late``.
+* An event that lands on the wrong partition (its key or explicit partition does not match
+  ``partition_for(enterprise_uscc)``) is validated and judged late-or-not against the watermark
+  of the partition it *landed* on (and moves that watermark), then forwarded unchanged to the
+  right partition, where duplicates are detected and the figures are updated. Window records
+  already closed on the right partition are re-emitted (the metrics topic is compacted, so
+  the amended record replaces the first).
+* Event-time windows: hourly and daily, ``[start, start + size)`` in UTC, per topic-partition,
+  closed when the watermark passes ``end + grace``; one record per (size, start, topic,
+  partition) on ``dfip.metrics`` with the window's transaction count and CNY amount by
+  (institution_type, digitalization_band) and disbursed principal by (institution_type,).
+* Duplicate detection is per topic-partition on ``event_id`` over a bounded horizon (the last
+  ``DFIP_WORKER_DEDUP_HORIZON_HOURS`` of event time, default 48 h, capped in entries); the key
+  is the enterprise USCC so re-sends of a document land in the same partition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["FIGURES", "FIGURES_BY_NAME", "HEALTH_FIGURES", "RATE_SCALE", "Figure"]
+
+# annual_rate is taken to 4 decimal places (1 bp, half-even); Σ principal_fen x rate_bp stays
+# an integer small enough to survive the float64 of the Prometheus exposition exactly.
+RATE_SCALE = 10_000
+
+FigureType = Literal["counter", "gauge"]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One exported metric family."""
+
+    name: str
+    type: FigureType
+    labels: tuple[str, ...]
+    help: str
+    # exported value = integer state / scale (fen → yuan is 100)
+    scale: int = 1
+
+
+_TX = ("institution_type", "digitalization_band", "region", "direction")
+_LOAN = ("institution_type", "digitalization_band", "region")
+
+FIGURES: tuple[Figure, ...] = (
+    Figure("dfip_transactions_total", "counter", _TX, "Booked transactions."),
+    Figure(
+        "dfip_transaction_amount_yuan_total", "counter", _TX, "Booked amount in CNY.", scale=100
+    ),
+    Figure(
+        "dfip_transactions_by_sector_total",
+        "counter",
+        ("sector", "digitalization_band"),
+        "Booked transactions by the enterprise's GB/T 4754 section (as of event time).",
+    ),
+    Figure(
+        "dfip_crossborder_ecommerce_payments_total",
+        "counter",
+        ("customs_mode", "institution_type"),
+        "Transactions carrying a cross-border e-commerce customs mode (9610/9710/9810/1210).",
+    ),
+    Figure(
+        "dfip_crossborder_ecommerce_amount_yuan_total",
+        "counter",
+        ("customs_mode", "institution_type"),
+        "CNY amount of cross-border e-commerce transactions.",
+        scale=100,
+    ),
+    Figure(
+        "dfip_loan_applications_total",
+        "counter",
+        ("institution_type", "digitalization_band"),
+        "Loan applications submitted.",
+    ),
+    Figure(
+        "dfip_loan_decisions_total",
+        "counter",
+        ("institution_type", "digitalization_band", "decision"),
+        "Loan applications decided: approved, rejected or withdrawn.",
+    ),
+    Figure("dfip_loan_disbursements_total", "counter", _LOAN, "Loans disbursed."),
+    Figure(
+        "dfip_loan_disbursed_principal_yuan_total",
+        "counter",
+        _LOAN,
+        "Principal disbursed, CNY.",
+        scale=100,
+    ),
+    Figure(
+        "dfip_loan_disbursed_rate_weighted_yuan_total",
+        "counter",
+        ("institution_type", "digitalization_band"),
+        "Σ principal x annual rate of disbursements, CNY (divide by principal for the average).",
+        scale=100 * RATE_SCALE,
+    ),
+    Figure(
+        "dfip_loan_inclusive_sme_disbursed_principal_yuan_total",
+        "counter",
+        ("institution_type",),
+        "Principal disbursed as inclusive SME loans (single line < CNY 10 million), CNY.",
+        scale=100,
+    ),
+    Figure(
+        "dfip_loan_repaid_principal_yuan_total",
+        "counter",
+        ("institution_type", "digitalization_band"),
+        "Principal repaid, CNY (at the loan's booked rate).",
+        scale=100,
+    ),
+    Figure(
+        "dfip_loan_written_off_principal_yuan_total",
+        "counter",
+        ("institution_type", "digitalization_band"),
+        "Outstanding principal written off, CNY.",
+        scale=100,
+    ),
+    Figure(
+        "dfip_loan_outstanding_principal_yuan",
+        "gauge",
+        ("institution_type", "digitalization_band", "risk_class"),
+        "Outstanding principal of active loans, CNY, by effective risk class.",
+        scale=100,
+    ),
+    Figure(
+        "dfip_loan_past_due_principal_yuan",
+        "gauge",
+        ("institution_type", "dpd_bucket"),
+        "Outstanding principal of loans past due, CNY, by days-past-due bucket.",
+        scale=100,
+    ),
+    Figure(
+        "dfip_loans_active",
+        "gauge",
+        ("institution_type", "digitalization_band"),
+        "Disbursed loans not yet closed or written off.",
+    ),
+    Figure(
+        "dfip_borrowers_active",
+        "gauge",
+        (),
+        "Distinct enterprises with at least one active loan.",
+    ),
+    Figure(
+        "dfip_enterprises_scored",
+        "gauge",
+        ("digitalization_band", "sector"),
+        "Enterprises by the band and sector of their newest assessment (by assessed_at).",
+    ),
+)
+
+# Flow accounting, per input topic (catalog name without prefix, e.g. "dfip.transactions"):
+# received = processed + duplicate + deadlettered, exactly.
+HEALTH_FIGURES: tuple[Figure, ...] = (
+    Figure(
+        "dfip_events_received_total",
+        "counter",
+        ("topic",),
+        "Records read from an input topic (each offset once).",
+    ),
+    Figure(
+        "dfip_events_processed_total",
+        "counter",
+        ("topic",),
+        "Valid, first-seen events applied to the figures.",
+    ),
+    Figure(
+        "dfip_events_duplicate_total",
+        "counter",
+        ("topic",),
+        "Events dropped because their event_id was already seen.",
+    ),
+    Figure(
+        "dfip_events_deadlettered_total",
+        "counter",
+        ("topic", "error_class"),
+        "Records sent to the dead-letter topic, by error class.",
+    ),
+    Figure(
+        "dfip_events_late_total",
+        "counter",
+        ("topic",),
+        "Events older than the partition watermark minus the grace period (also on dfip.late).",
+    ),
+)
+
+FIGURES_BY_NAME: dict[str, Figure] = {f.name: f for f in (*FIGURES, *HEALTH_FIGURES)}

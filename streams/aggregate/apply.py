@@ -1,0 +1,177 @@
+"""Apply one joined event to a partition's figures (the semantics in schemas/figures.py).
+
+Functions here are pure over :class:`PartitionState`: no Kafka, no clock. They raise
+:class:`Rejected` for events that are valid on the wire but cannot be applied (unknown loan,
+missing FX rate, overpayment); the processor dead-letters those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Protocol
+
+from schemas.events import (
+    LoanApplicationSubmitted,
+    LoanApproved,
+    LoanClosed,
+    LoanDefaulted,
+    LoanDelinquencyChanged,
+    LoanDisbursed,
+    LoanEventBase,
+    LoanRejected,
+    LoanRepayment,
+    LoanRiskClassChanged,
+    LoanWithdrawn,
+    LoanWrittenOff,
+    TransactionEvent,
+)
+from schemas.figures import RATE_SCALE
+from schemas.money import to_fen
+from streams.aggregate import loans as book
+from streams.aggregate.windows import window_add
+from streams.state.partition import LoanState, PartitionState
+
+__all__ = ["Join", "RateSource", "Rejected", "apply_loan_event", "apply_transaction"]
+
+_INCLUSIVE_SME_LIMIT_FEN = 10_000_000 * 100  # PBOC: single credit line under CNY 10 million
+
+
+class Rejected(Exception):
+    """An event that cannot be applied; goes to the dead-letter topic."""
+
+    def __init__(self, error_class: str, reason: str) -> None:
+        super().__init__(reason)
+        self.error_class = error_class
+        self.reason = reason
+
+
+class RateSource(Protocol):
+    def rate(self, currency: str, day: date) -> Decimal | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """What the as-of join found for an event."""
+
+    band: str
+    sector: str
+    region: str
+
+
+def _rate(rates: RateSource, currency: str, day: date) -> Decimal:
+    if currency == "CNY":
+        return Decimal(1)
+    rate = rates.rate(currency, day)
+    if rate is None:
+        raise Rejected("fx_rate_missing", f"no {currency}/CNY rate for {day.isoformat()}")
+    return rate
+
+
+def apply_transaction(
+    state: PartitionState,
+    ev: TransactionEvent,
+    join: Join,
+    rates: RateSource,
+    *,
+    topic: str,
+    windowed: bool,
+) -> None:
+    fen = to_fen(ev.amount, _rate(rates, ev.currency, ev.occurred_at.date()))
+    it = ev.institution_type.value
+    labels = (it, join.band, join.region, ev.direction.value)
+    c = state.counters
+    c.add("dfip_transactions_total", labels, 1)
+    c.add("dfip_transaction_amount_yuan_total", labels, fen)
+    c.add("dfip_transactions_by_sector_total", (join.sector, join.band), 1)
+    if ev.customs_mode is not None:
+        cm = (ev.customs_mode.value, it)
+        c.add("dfip_crossborder_ecommerce_payments_total", cm, 1)
+        c.add("dfip_crossborder_ecommerce_amount_yuan_total", cm, fen)
+    if windowed:
+        window_add(state, topic, ev.occurred_at, "tx_count", (it, join.band), 1)
+        window_add(state, topic, ev.occurred_at, "tx_amount_fen", (it, join.band), fen)
+
+
+def _rate_units(rate: Decimal) -> int:
+    return int((rate * RATE_SCALE).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def apply_loan_event(
+    state: PartitionState,
+    ev: LoanEventBase,
+    join: Join,
+    rates: RateSource,
+    *,
+    topic: str,
+    windowed: bool,
+) -> None:
+    it = ev.institution_type.value
+    c = state.counters
+    loan = state.loans.get(ev.loan_id)
+
+    if isinstance(ev, LoanApplicationSubmitted):
+        c.add("dfip_loan_applications_total", (it, join.band), 1)
+        return
+    if isinstance(ev, LoanApproved | LoanRejected | LoanWithdrawn):
+        c.add("dfip_loan_decisions_total", (it, join.band, ev.event_type.value), 1)
+        return
+    if isinstance(ev, LoanDisbursed):
+        if loan is not None:
+            raise Rejected("invalid_field", "loan_id: disbursed twice while active")
+        rate = _rate(rates, ev.currency, ev.occurred_at.date())
+        fen = to_fen(ev.principal, rate)
+        book.add_loan(
+            state,
+            ev.loan_id,
+            LoanState(
+                uscc=ev.enterprise_uscc,
+                institution_type=it,
+                band=join.band,
+                region=join.region,
+                currency=ev.currency,
+                book_rate=str(rate),
+                outstanding=str(ev.principal),
+                outstanding_fen=fen,
+            ),
+        )
+        loan_labels = (it, join.band, join.region)
+        c.add("dfip_loan_disbursements_total", loan_labels, 1)
+        c.add("dfip_loan_disbursed_principal_yuan_total", loan_labels, fen)
+        c.add(
+            "dfip_loan_disbursed_rate_weighted_yuan_total",
+            (it, join.band),
+            fen * _rate_units(ev.annual_rate),
+        )
+        if ev.inclusive_sme and fen < _INCLUSIVE_SME_LIMIT_FEN:
+            c.add("dfip_loan_inclusive_sme_disbursed_principal_yuan_total", (it,), fen)
+        if windowed:
+            window_add(state, topic, ev.occurred_at, "disbursed_fen", (it,), fen)
+        return
+
+    if loan is None:
+        raise Rejected("unknown_loan", f"{ev.event_type.value} for a loan that is not active")
+    if isinstance(ev, LoanRepayment):
+        if ev.currency != loan.currency:
+            raise Rejected("invalid_field", "currency: differs from the loan's currency")
+        remaining = Decimal(loan.outstanding) - ev.principal_amount
+        if remaining < 0:
+            raise Rejected("invalid_field", "principal_amount: exceeds the outstanding principal")
+        drop = -book.update_loan(state, ev.loan_id, outstanding=remaining)
+        c.add("dfip_loan_repaid_principal_yuan_total", (loan.institution_type, loan.band), drop)
+    elif isinstance(ev, LoanDelinquencyChanged):
+        book.update_loan(state, ev.loan_id, days_past_due=ev.days_past_due)
+    elif isinstance(ev, LoanRiskClassChanged):
+        book.update_loan(state, ev.loan_id, reported_risk=ev.risk_class.value)
+    elif isinstance(ev, LoanDefaulted):
+        book.update_loan(state, ev.loan_id, defaulted=True)
+    elif isinstance(ev, LoanWrittenOff):
+        ended = book.end_loan(state, ev.loan_id)
+        c.add(
+            "dfip_loan_written_off_principal_yuan_total",
+            (ended.institution_type, ended.band),
+            ended.outstanding_fen,
+        )
+    elif isinstance(ev, LoanClosed):
+        book.end_loan(state, ev.loan_id)

@@ -1,0 +1,188 @@
+"""The Faust application: one batching agent over the event topics, a timer for idle work,
+rebalance hooks, and the HTTP endpoints (/metrics, /health, /ready).
+
+Faust gives group membership, co-partitioned assignment, flow control, offsets and the web
+server; the per-record work is done in plain Python over raw bytes (streams/processor.py),
+in batches, because Faust's per-event machinery is the bottleneck (DESIGN.md, performance).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry, generate_latest
+
+from dfip.kafka_config import KafkaSettings
+from schemas.catalog import USCC_PARTITIONS
+from streams.engine import Engine
+from streams.export.collector import FiguresCollector, WorkerMetrics
+from streams.processor import INPUT_TOPICS, Record
+from streams.settings import WorkerSettings
+
+__all__ = ["Worker", "create_app"]
+
+log = logging.getLogger(__name__)
+# aiohttp refuses a charset inside content_type; the exposition format is UTF-8 by definition
+_EXPOSITION = "text/plain; version=0.0.4"
+
+
+def _credentials(kafka: KafkaSettings) -> Any:
+    if kafka.uses_sasl:
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+            mechanism=kafka.sasl_mechanism or "SCRAM-SHA-512",
+            ssl_context=kafka.ssl_context(),
+        )
+    if kafka.uses_ssl:
+        return faust.SSLCredentials(kafka.ssl_context())
+    return None
+
+
+class Worker:
+    """A configured Faust app plus the engine behind it (kept together for tests)."""
+
+    def __init__(self, kafka: KafkaSettings, settings: WorkerSettings) -> None:
+        self.kafka = kafka
+        self.settings = settings
+        self.engine = Engine(kafka, settings)
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(FiguresCollector(self.engine.view))
+        self.metrics = WorkerMetrics(self.registry)
+        self.app = self._build()
+        self._started = False
+
+    def _build(self) -> faust.App:
+        kafka, settings, engine = self.kafka, self.settings, self.engine
+        app = faust.App(
+            f"{kafka.topic_prefix}{settings.app_id}",
+            broker=[f"kafka://{h.strip()}" for h in kafka.bootstrap_servers.split(",")],
+            broker_credentials=_credentials(kafka),
+            store=settings.store,
+            datadir=str(settings.data_dir),
+            processing_guarantee=settings.processing_guarantee,
+            topic_partitions=USCC_PARTITIONS,
+            consumer_auto_offset_reset="earliest",
+            broker_commit_interval=1.0,
+            web_enabled=True,
+            web_bind=settings.web_host,
+            web_port=settings.web_port,
+            web_in_thread=False,
+            producer_acks=-1,
+        )
+        topic = app.topic(
+            *(kafka.topic(t) for t in INPUT_TOPICS),
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        worker = self
+
+        @app.agent(topic, name="dfip-ingress")
+        async def ingress(stream: Any) -> None:
+            async for events in stream.take_events(
+                settings.batch_size, within=settings.batch_within_ms / 1000
+            ):
+                await worker._ensure_started()
+                records = [_to_record(engine, e.message) for e in events]
+                t0 = time.perf_counter()
+                await engine.process_batch(records)
+                worker._observe(records, t0)
+
+        @app.timer(interval=settings.idle_commit_ms / 1000)  # type: ignore[untyped-decorator]
+        async def idle() -> None:
+            await worker._ensure_started()
+            await engine.tick()
+            await worker._update_lag()
+
+        @app.on_partitions_assigned.connect
+        async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            assigned = args[0] if args else kwargs["assigned"]
+            await worker._ensure_started()
+            mine = {tp.partition for tp in assigned if engine.name(tp.topic) in INPUT_TOPICS}
+            self.metrics.rebalances.inc()
+            self.metrics.ready.set(0)
+            await engine.assign(mine)
+            self.metrics.assigned.set(len(mine))
+            self.metrics.ready.set(1)
+            if "last_restore_seconds" in engine.stats:
+                self.metrics.restore_seconds.set(engine.stats["last_restore_seconds"])
+
+        @app.on_before_shutdown.connect
+        async def on_shutdown(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            if worker._started:
+                await engine.stop()
+
+        @app.page("/metrics")
+        async def metrics(web: Any, request: Any) -> Any:
+            return web.bytes(generate_latest(worker.registry), content_type=_EXPOSITION)
+
+        @app.page("/health")
+        async def health(web: Any, request: Any) -> Any:
+            return web.json({"status": "alive", "worker": settings.worker_id})
+
+        @app.page("/ready")
+        async def ready(web: Any, request: Any) -> Any:
+            ok = worker._started and engine.ready.is_set()
+            body = {
+                "ready": ok,
+                "partitions": sorted(engine.processor.states),
+            }
+            return web.json(body, status=200 if ok else 503)
+
+        return app
+
+    async def _ensure_started(self) -> None:
+        if not self._started:
+            self._started = True
+            await self.engine.start()
+
+    def _observe(self, records: list[Record], t0: float) -> None:
+        now = time.time()
+        self.metrics.batches.inc()
+        self.metrics.records.inc(len(records))
+        self.metrics.batch_seconds.observe(time.perf_counter() - t0)
+        for r in records[:: max(1, len(records) // 50)]:  # a sample keeps this cheap
+            if r.timestamp_ms is not None:
+                self.metrics.latency.observe(max(0.0, now - r.timestamp_ms / 1000))
+
+    async def _update_lag(self) -> None:
+        from aiokafka.structs import TopicPartition
+
+        states = dict(self.engine.processor.states)
+        if not states:
+            return
+        tps = [TopicPartition(self.kafka.topic(t), p) for p in states for t in INPUT_TOPICS]
+        try:
+            ends = await self.engine.reader.consumer.end_offsets(tps)
+        except Exception as exc:  # lag is informative only; never fail the worker for it
+            log.debug("lag query failed: %s", exc)
+            return
+        for tp, end in ends.items():
+            name = self.engine.name(tp.topic)
+            pos = states[tp.partition].offsets.get(name, 0) if tp.partition in states else end
+            self.metrics.lag.labels(name, str(tp.partition)).set(max(0, end - pos))
+
+
+def _to_record(engine: Engine, message: Any) -> Record:
+    headers = message.headers or ()
+    if isinstance(headers, dict):
+        headers = tuple(headers.items())
+    ts = message.timestamp
+    return Record(
+        topic=engine.name(message.topic),
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=tuple(headers),
+        timestamp_ms=int(ts * 1000) if ts else None,
+    )
+
+
+def create_app(
+    kafka: KafkaSettings | None = None, settings: WorkerSettings | None = None
+) -> Worker:
+    return Worker(kafka or KafkaSettings(), settings or WorkerSettings())

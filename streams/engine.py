@@ -1,0 +1,232 @@
+"""The Kafka side of a worker: restores partition state, feeds batches to the processor and
+commits state + outputs in one Kafka transaction, then publishes the committed figures.
+
+Only committed state is exported to Prometheus, so a partition that moves to another worker
+continues from exactly the value the old owner last exported (see docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from dfip.kafka_config import KafkaSettings
+from streams.processor import FX, FX_ACCOUNTING_PARTITION, SCORES, Output, Processor, Record
+from streams.reference.reader import ReferenceReader, read_to_end
+from streams.reference.scores import ScoreTable
+from streams.settings import WorkerSettings
+from streams.state.changelog import apply_record, dirty_records, finish_restore
+from streams.state.partition import PartitionState
+from streams.topics import STATE_TOPIC
+
+__all__ = ["CommittedView", "Engine"]
+
+log = logging.getLogger(__name__)
+
+Snapshot = dict[str, dict[tuple[str, ...], int]]
+
+
+@dataclass
+class CommittedView:
+    """What the exporter may show: per owned partition, the figures as last committed."""
+
+    figures: dict[int, Snapshot] = field(default_factory=dict)
+    scored: dict[int, dict[tuple[str, str], int]] = field(default_factory=dict)
+
+
+class Engine:
+    def __init__(self, kafka: KafkaSettings, settings: WorkerSettings) -> None:
+        self.kafka = kafka
+        self.settings = settings
+        self.processor = Processor(
+            grace_us=settings.grace_seconds * 1_000_000,
+            dedup_horizon_us=int(settings.dedup_horizon_hours * 3600 * 1_000_000),
+        )
+        self.reader = ReferenceReader(
+            kafka, scores_topic=kafka.topic(SCORES), fx_topic=kafka.topic(FX)
+        )
+        self.view = CommittedView()
+        self.lock = asyncio.Lock()
+        self.ready = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+        self._restore_consumer: AIOKafkaConsumer | None = None
+        self._prefix = kafka.topic_prefix
+        self.stats: dict[str, Any] = {"batches": 0, "rebalances": 0, "restores": 0}
+        self.on_commit: list[Any] = []  # callbacks(records: Sequence[Record]) for metrics
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            transactional_id=f"{self.settings.app_id}-{self.settings.worker_id}",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            transaction_timeout_ms=15_000,  # a crashed worker's open transaction ends soon
+            client_id=f"dfip-worker-{self.settings.worker_id}",
+            **self.kafka.aiokafka_config(),
+        )
+        await self._producer.start()
+        self._restore_consumer = AIOKafkaConsumer(
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            client_id="dfip-state-restore",
+            **self.kafka.aiokafka_config(),
+        )
+        await self._restore_consumer.start()
+        await self.reader.start()
+
+    async def stop(self) -> None:
+        for closer in (self.reader.stop(),):
+            await closer
+        if self._restore_consumer is not None:
+            await self._restore_consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+
+    def name(self, topic: str) -> str:
+        """Catalog name of a concrete topic (strip the namespace prefix)."""
+        return topic[len(self._prefix) :] if topic.startswith(self._prefix) else topic
+
+    # ---- rebalance ---------------------------------------------------------------------
+
+    async def assign(self, partitions: Iterable[int]) -> None:
+        """Own exactly ``partitions``: restore new ones from the changelog, drop the rest."""
+        wanted = set(partitions)
+        async with self.lock:
+            self.ready.clear()
+            self.stats["rebalances"] += 1
+            for p in list(self.processor.states):
+                if p not in wanted:
+                    self._drop(p)
+            new = sorted(wanted - set(self.processor.states))
+            t0 = time.perf_counter()
+            for p in new:
+                await self._restore(p)
+            if new:
+                self.stats["restores"] += len(new)
+                self.stats["last_restore_seconds"] = time.perf_counter() - t0
+                log.info("restored %d partitions in %.2fs", len(new), time.perf_counter() - t0)
+            self.ready.set()
+
+    def _drop(self, p: int) -> None:
+        self.processor.states.pop(p, None)
+        self.processor.scores.pop(p, None)
+        self.view.figures.pop(p, None)
+        self.view.scored.pop(p, None)
+
+    async def _restore(self, p: int) -> None:
+        consumer = self._restore_consumer
+        assert consumer is not None
+        state = PartitionState(p, dedup_max_entries=self.settings.dedup_max_entries)
+        tp = TopicPartition(self.kafka.topic(STATE_TOPIC.name), p)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        for _, records in await read_to_end(consumer, [tp]):
+            for r in records:
+                apply_record(state, r.key, r.value)  # type: ignore[attr-defined]
+        finish_restore(state)
+        self.processor.states[p] = state
+        self.processor.scores[p] = ScoreTable(self.settings.score_history)
+        # rebuild the score table silently up to the checkpoint; later records are counted
+        ck = state.offsets.get(SCORES, 0)
+        owned = [q for q in self.processor.states if q != p]
+        self.reader.set_partitions([*owned, p], start_at={p: 0})
+        if p == FX_ACCOUNTING_PARTITION:
+            self.reader.rewind_fx(state.offsets.get(FX, 0))
+        for stp, records in await self.reader.catch_up([p], stop_at={p: ck}):
+            for r in records:
+                rec = self._record(r)
+                if stp == self.reader.fx_tp:
+                    self.processor.process_fx(rec)
+                else:
+                    self.processor.process_score(rec, counted=False)
+        self.view.figures[p] = state.counters.snapshot()
+        self.view.scored[p] = dict(self.processor.scores[p].scored)
+
+    # ---- processing --------------------------------------------------------------------
+
+    def _record(self, r: Any) -> Record:
+        return Record(
+            topic=self.name(r.topic),
+            partition=r.partition,
+            offset=r.offset,
+            key=r.key,
+            value=r.value,
+            headers=tuple(r.headers or ()),
+            timestamp_ms=r.timestamp,
+        )
+
+    async def _read_reference(self, partitions: Iterable[int]) -> None:
+        for tp, records in await self.reader.catch_up(partitions):
+            for r in records:
+                rec = self._record(r)
+                if tp == self.reader.fx_tp:
+                    self.processor.process_fx(rec)
+                else:
+                    self.processor.process_score(rec, counted=True)
+
+    async def process_batch(self, records: Sequence[Record]) -> None:
+        """Apply a batch of event records and commit it (returns after the commit)."""
+        async with self.lock:
+            if not self.ready.is_set():
+                await self.ready.wait()
+            owned = self.processor.states
+            parts = sorted({r.partition for r in records if r.partition in owned})
+            await self._read_reference(parts)
+            for rec in records:
+                if rec.partition in owned:
+                    self.processor.process(rec)
+                else:
+                    # not ours any more (a rebalance raced the batch): another worker has it
+                    log.debug("skipping record of unowned partition %s", rec.partition)
+            await self._commit(records)
+
+    async def tick(self) -> None:
+        """Idle work: read reference topics for all owned partitions and commit if changed."""
+        async with self.lock:
+            if not self.ready.is_set() or not self.processor.states:
+                return
+            await self._read_reference(sorted(self.processor.states))
+            if self.processor.touched:
+                await self._commit(())
+
+    async def _commit(self, records: Sequence[Record]) -> None:
+        proc = self.processor
+        proc.finish_batch()
+        outputs = proc.take_outputs()
+        touched = sorted(proc.touched)
+        proc.touched.clear()
+        changelog: list[Output] = []
+        for p in touched:
+            state = proc.states[p]
+            changelog.extend(
+                Output(STATE_TOPIC.name, k, v, partition=p) for k, v in dirty_records(state)
+            )
+        if outputs or changelog:
+            producer = self._producer
+            assert producer is not None
+            async with producer.transaction():
+                for out in (*outputs, *changelog):
+                    await producer.send(
+                        self.kafka.topic(out.topic),
+                        out.value,
+                        key=out.key,
+                        partition=out.partition,
+                        headers=list(out.headers) or None,
+                    )
+        for p in touched:
+            self.view.figures[p] = proc.states[p].counters.snapshot()
+            self.view.scored[p] = dict(proc.scores[p].scored)
+        self.stats["batches"] += 1
+        for cb in self.on_commit:
+            cb(records)

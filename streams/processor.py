@@ -1,0 +1,316 @@
+"""The per-record pipeline, independent of Kafka I/O: decode, route, dedupe, judge lateness,
+join, aggregate. It mutates partition state and collects outgoing records; the worker
+(streams/worker.py) writes those and the state changes in one Kafka transaction.
+
+Order for an input record at (topic, partition q, offset o):
+  skip if o was already applied → count received → decode/validate (else dead letter) →
+  wrong partition? judge lateness at q, forward to the right partition → duplicate? →
+  lateness → as-of join → apply (else dead letter) → watermark, dedup memory, windows.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+
+from schemas.catalog import partition_for
+from schemas.codec import decode, encode
+from schemas.errors import FieldError, SchemaError
+from schemas.events import (
+    DeadLetter,
+    DigitalizationScore,
+    FxRate,
+    LoanEventBase,
+    TransactionEvent,
+)
+from schemas.ids import make_event_id
+from schemas.uscc import region_of
+from streams.aggregate.apply import Join, Rejected, apply_loan_event, apply_transaction
+from streams.aggregate.windows import close_due, to_us, window_record
+from streams.reference.fx import FxTable
+from streams.reference.scores import ScoreTable, ScoreVersion
+from streams.state.partition import PartitionState
+
+__all__ = [
+    "DEADLETTER",
+    "FX",
+    "INPUT_TOPICS",
+    "LATE",
+    "LOANS",
+    "METRICS",
+    "SCORES",
+    "TRANSACTIONS",
+    "Output",
+    "Processor",
+    "Record",
+]
+
+TRANSACTIONS = "dfip.transactions"
+LOANS = "dfip.loans"
+SCORES = "dfip.scores"
+FX = "dfip.fx"
+DEADLETTER = "dfip.deadletter"
+LATE = "dfip.late"
+METRICS = "dfip.metrics"
+INPUT_TOPICS = (TRANSACTIONS, LOANS)
+
+H_FORWARDED = "dfip-forwarded"
+H_LATE = "dfip-late"
+
+# FX lives on a single partition read by every worker; its flow accounting and dead letters
+# belong to the owner of this partition number so they are counted exactly once.
+FX_ACCOUNTING_PARTITION = 0
+
+
+_EMPTY = SchemaError("undecodable", [FieldError("", "", "empty record value")])
+
+
+def _misplaced(kind: str, topic: str) -> SchemaError:
+    return SchemaError(
+        "invalid_shape", [FieldError("kind", repr(kind), f"does not belong on {topic}")]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed record; ``topic`` is the catalog name (prefix stripped)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """A record to write in the batch's transaction; ``topic`` is a catalog name."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None = None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+@dataclass
+class Processor:
+    """Applies records to the states of the partitions this worker owns."""
+
+    grace_us: int
+    dedup_horizon_us: int
+    states: dict[int, PartitionState] = field(default_factory=dict)
+    scores: dict[int, ScoreTable] = field(default_factory=dict)
+    fx: FxTable = field(default_factory=FxTable)
+    outputs: list[Output] = field(default_factory=list)
+    touched: set[int] = field(default_factory=set)
+
+    # ---- flow accounting helpers -------------------------------------------------------
+
+    def _count(self, state: PartitionState, name: str, topic: str, *extra: str) -> None:
+        state.counters.add(name, (topic, *extra), 1)
+
+    def _dead_letter(
+        self,
+        state: PartitionState,
+        rec: Record,
+        *,
+        stage: str,
+        error_class: str,
+        reason: str,
+    ) -> None:
+        self._count(state, "dfip_events_deadlettered_total", rec.topic, error_class)
+        letter = DeadLetter(
+            kind="dead_letter",
+            event_id=make_event_id("dead-letter", rec.topic, str(rec.partition), str(rec.offset)),
+            original_b64=base64.b64encode(rec.value or b"").decode("ascii"),
+            topic=rec.topic,
+            partition=rec.partition,
+            offset=rec.offset,
+            source_location=f"{rec.topic}[{rec.partition}]@{rec.offset}",
+            stage=stage,
+            error_class=error_class,
+            reason=reason[:500],
+            first_seen=datetime.now(tz=UTC),
+        )
+        self.outputs.append(Output(DEADLETTER, rec.key, encode(letter)))
+
+    def _begin(self, state: PartitionState, rec: Record) -> bool:
+        """Checkpoint check: False if this offset was already applied before a restart."""
+        if rec.offset < state.offsets.get(rec.topic, 0):
+            return False
+        state.offsets[rec.topic] = rec.offset + 1
+        self.touched.add(state.partition)
+        return True
+
+    # ---- event topics ------------------------------------------------------------------
+
+    def process(self, rec: Record) -> None:
+        state = self.states[rec.partition]
+        if not self._begin(state, rec):
+            return
+        headers = dict(rec.headers)
+        forwarded = headers.get(H_FORWARDED) == b"1"
+        if not forwarded:
+            self._count(state, "dfip_events_received_total", rec.topic)
+        try:
+            if rec.value is None:
+                raise _EMPTY
+            event = decode(rec.value)
+        except SchemaError as exc:
+            self._dead_letter(
+                state, rec, stage="ingress", error_class=exc.error_class, reason=str(exc)
+            )
+            return
+        expected = TransactionEvent if rec.topic == TRANSACTIONS else LoanEventBase
+        if not isinstance(event, expected):
+            err = _misplaced(event.kind, rec.topic)
+            self._dead_letter(
+                state, rec, stage="ingress", error_class=err.error_class, reason=str(err)
+            )
+            return
+        assert isinstance(event, TransactionEvent | LoanEventBase)
+        ts = to_us(event.occurred_at)
+        home = partition_for(event.enterprise_uscc)
+        if home != rec.partition:
+            # judged here, where it landed (deterministic: the producer chose this order)
+            wm = state.watermarks.get(rec.topic)
+            late = wm is not None and ts < wm - self.grace_us
+            if not late:
+                state.watermarks[rec.topic] = max(wm or ts, ts)
+            self.outputs.append(
+                Output(
+                    rec.topic,
+                    rec.key,
+                    rec.value,
+                    partition=home,
+                    headers=[(H_FORWARDED, b"1"), (H_LATE, b"1" if late else b"0")],
+                )
+            )
+            return
+        if state.dedup.seen(event.event_id):
+            self._count(state, "dfip_events_duplicate_total", rec.topic)
+            return
+        if forwarded:
+            late = headers.get(H_LATE) == b"1"
+        else:
+            wm = state.watermarks.get(rec.topic)
+            late = wm is not None and ts < wm - self.grace_us
+        band, sector = self.scores[rec.partition].as_of(event.enterprise_uscc, ts)
+        join = Join(band=band, sector=sector, region=region_of(event.enterprise_uscc).value)
+        try:
+            if isinstance(event, TransactionEvent):
+                apply_transaction(state, event, join, self.fx, topic=rec.topic, windowed=not late)
+            else:
+                apply_loan_event(state, event, join, self.fx, topic=rec.topic, windowed=not late)
+        except Rejected as exc:
+            self._dead_letter(
+                state, rec, stage="aggregate", error_class=exc.error_class, reason=exc.reason
+            )
+            return
+        self._count(state, "dfip_events_processed_total", rec.topic)
+        state.dedup.add(event.event_id, ts)
+        if late:
+            self._count(state, "dfip_events_late_total", rec.topic)
+            self.outputs.append(Output(LATE, rec.key, rec.value, partition=rec.partition))
+        elif not forwarded:
+            wm = state.watermarks.get(rec.topic)
+            state.watermarks[rec.topic] = ts if wm is None else max(wm, ts)
+
+    # ---- reference topics --------------------------------------------------------------
+
+    def process_score(self, rec: Record, *, counted: bool) -> None:
+        """A record of the scores topic; ``counted`` is False while replaying for a restore."""
+        table = self.scores[rec.partition]
+        state = self.states[rec.partition]
+        if counted:
+            if not self._begin(state, rec):
+                return
+            if rec.headers and dict(rec.headers).get(H_FORWARDED) == b"1":
+                pass  # counted as received where it landed
+            else:
+                self._count(state, "dfip_events_received_total", rec.topic)
+        try:
+            if rec.value is None:
+                raise _EMPTY
+            event = decode(rec.value)
+            if not isinstance(event, DigitalizationScore):
+                raise _misplaced(event.kind, rec.topic)
+        except SchemaError as exc:
+            if counted:
+                self._dead_letter(
+                    state, rec, stage="ingress", error_class=exc.error_class, reason=str(exc)
+                )
+            return
+        home = partition_for(event.enterprise_uscc)
+        if home != rec.partition:
+            if counted:
+                self.outputs.append(
+                    Output(
+                        rec.topic, rec.key, rec.value, partition=home, headers=[(H_FORWARDED, b"1")]
+                    )
+                )
+            return
+        uscc = event.enterprise_uscc
+        if table.has(uscc, event.event_id):
+            if counted:
+                self._count(state, "dfip_events_duplicate_total", rec.topic)
+            return
+        table.add(
+            uscc,
+            ScoreVersion(
+                assessed_us=to_us(event.assessed_at),
+                event_id=event.event_id,
+                band=event.band.value,
+                sector=event.industry_section.value,
+            ),
+        )
+        if counted:
+            self._count(state, "dfip_events_processed_total", rec.topic)
+
+    def process_fx(self, rec: Record) -> None:
+        """A record of the FX topic: applied by every worker, accounted by one."""
+        state = self.states.get(FX_ACCOUNTING_PARTITION)
+        counted = state is not None and rec.offset >= state.offsets.get(rec.topic, 0)
+        if state is not None and counted:
+            self._begin(state, rec)
+            self._count(state, "dfip_events_received_total", rec.topic)
+        try:
+            if rec.value is None:
+                raise _EMPTY
+            event = decode(rec.value)
+            if not isinstance(event, FxRate):
+                raise _misplaced(event.kind, rec.topic)
+        except SchemaError as exc:
+            if state is not None and counted:
+                self._dead_letter(
+                    state, rec, stage="ingress", error_class=exc.error_class, reason=str(exc)
+                )
+            return
+        self.fx.put(event.currency, event.rate_date, event.rate_to_cny)
+        if state is not None and counted:
+            self._count(state, "dfip_events_processed_total", rec.topic)
+
+    # ---- end of batch ------------------------------------------------------------------
+
+    def finish_batch(self) -> None:
+        """Close due windows and expire dedup memory for every touched partition."""
+        for p in sorted(self.touched):
+            state = self.states[p]
+            for topic in INPUT_TOPICS:
+                for key in close_due(state, topic, self.grace_us):
+                    rkey, value = window_record(p, key, state.windows[key])
+                    self.outputs.append(Output(METRICS, rkey, orjson.dumps(value)))
+            newest = max(state.watermarks.values(), default=None)
+            if newest is not None:
+                state.expired_dedup.extend(state.dedup.expire(newest - self.dedup_horizon_us))
+
+    def take_outputs(self) -> list[Output]:
+        out, self.outputs = self.outputs, []
+        return out

@@ -1,0 +1,117 @@
+"""Reads the reference topics (scores, FX) with a consumer of its own, outside the group.
+
+Faust gives no order across topics, so before a batch of events is joined the reader catches
+the relevant reference partitions up to their end offsets *as of that moment* (as Kafka
+Streams does for global tables at start-up, here before every batch). Any score or rate that
+was written before the event was written is therefore in the table when the event is joined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from dfip.kafka_config import KafkaSettings
+
+__all__ = ["ReferenceReader", "read_to_end"]
+
+
+async def read_to_end(
+    consumer: AIOKafkaConsumer,
+    tps: Iterable[TopicPartition],
+    *,
+    stop_at: dict[TopicPartition, int] | None = None,
+) -> list[tuple[TopicPartition, list[object]]]:
+    """Read every partition in ``tps`` from its current position up to its end offset now
+    (or ``stop_at``, whichever is lower). Returns the records in partition order."""
+    tps = list(tps)
+    if not tps:
+        return []
+    ends = await consumer.end_offsets(tps)
+    if stop_at:
+        ends = {tp: min(end, stop_at.get(tp, end)) for tp, end in ends.items()}
+    out: dict[TopicPartition, list[object]] = {tp: [] for tp in tps}
+    pending = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
+    while pending:
+        batch = await consumer.getmany(*pending, timeout_ms=500, max_records=10_000)
+        for tp, records in batch.items():
+            end = ends[tp]
+            out[tp].extend(r for r in records if r.offset < end)
+            if records and records[-1].offset >= end - 1:
+                # position may sit past `end` later; seek back so the rest is read next time
+                consumer.seek(tp, end)
+        for tp in list(pending):
+            if await consumer.position(tp) >= ends[tp]:
+                pending.discard(tp)
+    return list(out.items())
+
+
+class ReferenceReader:
+    """One manually assigned consumer over the scores partitions this worker owns and FX."""
+
+    def __init__(self, settings: KafkaSettings, *, scores_topic: str, fx_topic: str) -> None:
+        self._settings = settings
+        self.scores_topic = scores_topic
+        self.fx_tp = TopicPartition(fx_topic, 0)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._positions: dict[TopicPartition, int] = {self.fx_tp: 0}
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            client_id="dfip-reference-reader",
+            **self._settings.aiokafka_config(),
+        )
+        await self._consumer.start()
+        self._reassign()
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        assert self._consumer is not None, "reader not started"
+        return self._consumer
+
+    def scores_tp(self, partition: int) -> TopicPartition:
+        return TopicPartition(self.scores_topic, partition)
+
+    def _reassign(self) -> None:
+        c = self.consumer
+        c.assign(list(self._positions))
+        for tp, pos in self._positions.items():
+            c.seek(tp, pos)
+
+    def set_partitions(self, partitions: Iterable[int], *, start_at: dict[int, int]) -> None:
+        """Own exactly these scores partitions; new ones start at ``start_at[p]`` (default 0)."""
+        wanted = {self.scores_tp(p) for p in partitions}
+        for tp in [tp for tp in self._positions if tp != self.fx_tp and tp not in wanted]:
+            del self._positions[tp]
+        for tp in wanted:
+            if tp not in self._positions:
+                self._positions[tp] = start_at.get(tp.partition, 0)
+        self._reassign()
+
+    def rewind_fx(self, offset: int) -> None:
+        """Read FX again from ``offset`` (to account records for a newly owned partition 0)."""
+        if offset < self._positions[self.fx_tp]:
+            self._positions[self.fx_tp] = offset
+            self.consumer.seek(self.fx_tp, offset)
+
+    async def catch_up(
+        self, partitions: Iterable[int], *, stop_at: dict[int, int] | None = None
+    ) -> list[tuple[TopicPartition, list[object]]]:
+        """Records of FX and the given scores partitions, up to their end offsets now."""
+        tps = [self.fx_tp, *(self.scores_tp(p) for p in partitions)]
+        stops = {self.scores_tp(p): o for p, o in (stop_at or {}).items()}
+        got = await read_to_end(self.consumer, tps, stop_at=stops)
+        for tp in tps:
+            self._positions[tp] = await self.consumer.position(tp)
+        return got

@@ -1,0 +1,66 @@
+"""Worker configuration, from environment variables prefixed ``DFIP_WORKER_``.
+
+Kafka connection and security settings are separate (:class:`dfip.kafka_config.KafkaSettings`,
+prefix ``DFIP_KAFKA_``) because adapters and the simulator share them.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["WorkerSettings"]
+
+
+class WorkerSettings(BaseSettings):
+    """Everything a stream worker reads at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="DFIP_WORKER_", env_file=".env", extra="ignore")
+
+    app_id: str = Field(default="dfip", description="Faust app id = Kafka consumer group id.")
+    worker_id: str = Field(
+        default_factory=socket.gethostname,
+        description="Stable identity of this worker; names its transactional producer.",
+    )
+    web_host: str = Field(default="127.0.0.1", description="Bind address of /metrics etc.")
+    web_port: int = Field(default=6066, description="Port of /metrics, /health, /ready.")
+    store: Literal["memory://", "rocksdb://"] = Field(
+        default="memory://",
+        description="Local state store: memory (tests) or RocksDB (deployments).",
+    )
+    data_dir: Path = Field(default=Path(".dfip/worker"), description="Local state folder.")
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
+        default="exactly_once",
+        description=(
+            "exactly_once: state, outputs and offsets commit in one Kafka transaction and "
+            "consumers read committed data only."
+        ),
+    )
+    batch_size: int = Field(default=2000, ge=1, description="Max records per batch.")
+    batch_within_ms: int = Field(
+        default=50, ge=1, description="Max wait for a batch to fill (latency bound)."
+    )
+    grace_seconds: int = Field(
+        default=600, ge=0, description="Event-time grace before a window closes."
+    )
+    dedup_horizon_hours: float = Field(
+        default=48, gt=0, description="Event-time horizon of duplicate detection."
+    )
+    dedup_max_entries: int = Field(
+        default=2_000_000, ge=1000, description="Cap on remembered event ids per partition."
+    )
+    score_history: int = Field(
+        default=8, ge=1, description="Assessment versions kept per enterprise for as-of joins."
+    )
+    idle_commit_ms: int = Field(
+        default=1000, ge=50, description="How often reference topics are read when idle."
+    )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for HTTP endpoints beyond /metrics, /health and /ready.",
+    )
+    log_level: Literal["debug", "info", "warn", "error"] = "info"
