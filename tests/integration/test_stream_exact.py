@@ -1,0 +1,160 @@
+"""The simulator's feed through real workers on the real broker: every figure equals the
+oracle exactly, across a rebalance and a crash."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from adapters.simulator.runner import SimulationConfig, SimulationResult, run_simulation
+from dfip.kafka_config import KafkaSettings
+from tests.support.workers import (
+    Figures,
+    WorkerProcess,
+    oracle_figures,
+    scrape,
+    wait_converged,
+    wait_for,
+    wait_ready,
+)
+
+TOPICS = ("dfip.transactions", "dfip.loans", "dfip.scores", "dfip.fx")
+
+
+def simulate(settings: KafkaSettings, events: int, rate: float = 0.0) -> SimulationResult:
+    return run_simulation(
+        settings, SimulationConfig(seed=11, events=events, rate=rate, enterprises=400)
+    )
+
+
+def assert_exact(got: Figures, expected: Figures) -> None:
+    names = sorted(set(got) | set(expected))
+    diff = {
+        n: (got.get(n, {}), expected.get(n, {}))
+        for n in names
+        if got.get(n, {}) != expected.get(n, {})
+    }
+    details = []
+    for name, (g, e) in diff.items():
+        keys = sorted(set(g) | set(e))
+        rows = [f"  {k}: got {g.get(k)} want {e.get(k)}" for k in keys if g.get(k) != e.get(k)]
+        details.append(f"{name}:\n" + "\n".join(rows[:10]))
+    assert not diff, "figures differ from the oracle:\n" + "\n".join(details)
+
+
+def assert_flow_identity(got: Figures) -> None:
+    for topic in TOPICS:
+        received = got.get("dfip_events_received_total", {}).get((topic,), 0)
+        processed = got.get("dfip_events_processed_total", {}).get((topic,), 0)
+        dup = got.get("dfip_events_duplicate_total", {}).get((topic,), 0)
+        dead = sum(
+            v for k, v in got.get("dfip_events_deadlettered_total", {}).items() if k[0] == topic
+        )
+        assert received == processed + dup + dead, topic
+
+
+def in_background(fn) -> threading.Thread:  # type: ignore[no-untyped-def]
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as exc:  # surfaced by join_ok
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.errors = errors  # type: ignore[attr-defined]
+    thread.start()
+    return thread
+
+
+def join_ok(thread: threading.Thread) -> None:
+    thread.join(timeout=300)
+    assert not thread.is_alive()
+    if thread.errors:  # type: ignore[attr-defined]
+        raise thread.errors[0]  # type: ignore[attr-defined]
+
+
+def test_one_worker_matches_the_oracle(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    result = simulate(kafka_settings, 5000)
+    expected = oracle_figures(result.oracle)
+    assert result.anomalies, "the feed should carry deliberate bad input"
+    worker = WorkerProcess(kafka_settings, "solo", tmp_path).start()
+    try:
+        wait_ready(worker)
+        got = wait_converged([worker], expected)
+        assert_exact(got, expected)
+        assert_flow_identity(got)
+    finally:
+        worker.stop()
+
+
+def test_second_worker_joins_mid_stream(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    a = WorkerProcess(kafka_settings, "a", tmp_path).start()
+    b = WorkerProcess(kafka_settings, "b", tmp_path)
+    holder: dict[str, SimulationResult] = {}
+    try:
+        wait_ready(a)
+        feed = in_background(lambda: holder.setdefault("r", simulate(kafka_settings, 6000, 1500)))
+        time.sleep(1.5)
+        b.start()
+        join_ok(feed)
+        expected = oracle_figures(holder["r"].oracle)
+        got = wait_converged([a, b], expected)
+        assert_exact(got, expected)
+        assert_flow_identity(got)
+        # after the rebalance each partition is exported by exactly one worker
+        wait_for(
+            lambda: (
+                _partitions_of(a).isdisjoint(_partitions_of(b))
+                and len(_partitions_of(a) | _partitions_of(b)) == 12
+            ),
+            timeout=60,
+            what="a clean split of the partitions",
+        )
+        assert _partitions_of(a)
+        assert _partitions_of(b)
+        # and the plain sum over both workers' series is exact at this quiet moment
+        assert_exact(scrape([a, b]), expected)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def _partitions_of(worker: WorkerProcess) -> set[int]:
+    import orjson
+
+    status, body = worker.get("/ready")
+    return set(orjson.loads(body)["partitions"]) if status == 200 else set()
+
+
+def test_killed_worker_restarts_without_loss_or_double_count(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    holder: dict[str, SimulationResult] = {}
+    first = WorkerProcess(kafka_settings, "phoenix", tmp_path).start()
+    try:
+        wait_ready(first)
+        feed = in_background(lambda: holder.setdefault("r", simulate(kafka_settings, 6000, 1500)))
+        time.sleep(2.0)
+        first.kill()  # SIGKILL mid-stream: no chance to commit anything
+        second = WorkerProcess(kafka_settings, "phoenix", tmp_path).start()
+        try:
+            join_ok(feed)
+            expected = oracle_figures(holder["r"].oracle)
+            got = wait_converged([second], expected)
+            assert_exact(got, expected)
+            assert_flow_identity(got)
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # urllib must talk to the worker on loopback directly
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
