@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pydantic_settings import BaseSettings
 from prometheus_client import CollectorRegistry
+from pydantic_settings import BaseSettings
 
 from dfip.kafka_config import KafkaSettings
 from schemas.figures import FIGURES, HEALTH_FIGURES, Figure
@@ -57,7 +57,9 @@ def render_configuration() -> str:
 
 def _figure_row(f: Figure) -> str:
     labels = ", ".join(f"`{x}`" for x in (*f.labels, "partition"))
-    unit = {100: "yuan (state in fen)", 1: "count"}.get(f.scale, f"state ÷ {f.scale}")
+    unit = {100: "yuan (state in fen)", 1: "count"}.get(
+        f.scale, f"yuan (state in fen x rate in 1/{f.scale // 100})"
+    )
     return f"| `{f.name}` | {f.type} | {labels} | {unit} | {f.help} |"
 
 
@@ -70,9 +72,8 @@ def render_metrics() -> str:
         labels = ", ".join(
             f"`{x}`" for x in sorted({k for s in metric.samples for k in s.labels if k != "le"})
         )
-        health.append(
-            f"| `{metric.name}{suffix}` | {metric.type} | {labels or '—'} | {metric.documentation} |"
-        )
+        name = f"`{metric.name}{suffix}`"
+        health.append(f"| {name} | {metric.type} | {labels or '—'} | {metric.documentation} |")
     lines = [
         "# Metrics",
         "",
@@ -91,8 +92,9 @@ def render_metrics() -> str:
         "(which removes the short overlap while a rebalance is in flight) and sum over those:",
         "",
         "```promql",
-        "sum by (region) (max by (partition, institution_type, digitalization_band, region, direction)",
-        "  (dfip_transaction_amount_yuan_total))",
+        "sum by (region) (",
+        "  max by (partition, institution_type, digitalization_band, region, direction)",
+        "    (dfip_transaction_amount_yuan_total))",
         "```",
         "",
         "Money is summed as integers (fen) and divided only at this boundary; the oracle",

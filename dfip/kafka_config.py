@@ -31,17 +31,25 @@ class KafkaSettings(BaseSettings):
         default="",
         description="Prepended to every catalog topic name (isolates tests and tenants).",
     )
-    security_protocol: SecurityProtocol = "PLAINTEXT"
-    sasl_mechanism: SaslMechanism | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
+    security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    sasl_mechanism: SaslMechanism | None = Field(
+        default=None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default with SASL)."
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user.")
+    sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password (prefer the _FILE variant)."
+    )
     sasl_password_file: Path | None = Field(
         default=None, description="File holding the SASL password (wins over sasl_password)."
     )
-    ssl_cafile: Path | None = None
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle for the brokers.")
     ssl_certfile: Path | None = Field(default=None, description="Client certificate (mTLS).")
     ssl_keyfile: Path | None = Field(default=None, description="Client key (mTLS).")
-    ssl_check_hostname: bool = True
+    ssl_check_hostname: bool = Field(
+        default=True, description="Verify the broker certificate's host name."
+    )
 
     @model_validator(mode="after")
     def _load_secret_file(self) -> KafkaSettings:

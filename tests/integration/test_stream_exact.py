@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
 from adapters.simulator.runner import SimulationConfig, SimulationResult, run_simulation
@@ -14,8 +15,12 @@ from dfip.kafka_config import KafkaSettings
 from tests.support.workers import (
     Figures,
     WorkerProcess,
+    closed_windows,
     oracle_figures,
+    oracle_windows,
+    read_topic,
     scrape,
+    total,
     wait_converged,
     wait_for,
     wait_ready,
@@ -88,6 +93,16 @@ def test_one_worker_matches_the_oracle(kafka_settings: KafkaSettings, tmp_path: 
         got = wait_converged([worker], expected)
         assert_exact(got, expected)
         assert_flow_identity(got)
+        # closed event-time windows on dfip.metrics equal the oracle's closed windows
+        windows = oracle_windows(result.oracle)
+        assert windows, "the feed should close some windows"
+        assert closed_windows(kafka_settings) == windows
+        # every dead letter carries its original bytes and a reason
+        letters = read_topic(kafka_settings, "dfip.deadletter")
+        assert len(letters) == total(got, "dfip_events_deadlettered_total")
+        for r in letters:
+            doc = orjson.loads(r.value)
+            assert doc["reason"] and doc["error_class"] and doc["original_b64"] is not None
     finally:
         worker.stop()
 

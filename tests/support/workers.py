@@ -207,3 +207,52 @@ def wait_converged(
             f"received {total(last, 'dfip_events_received_total')} of {want}\n{logs}"
         ) from None
     return last
+
+
+def read_topic(kafka: KafkaSettings, name: str, *, isolation: str = "read_committed") -> list[Any]:
+    """Every record of a topic, read to its end offsets with kafka-python."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(isolation_level=isolation, **kafka.kafka_python_config())
+    try:
+        topic = kafka.topic(name)
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        out: list[Any] = []
+        deadline = time.monotonic() + 60
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topic} to its end")
+            for records in consumer.poll(timeout_ms=500).values():
+                out.extend(records)
+        return out
+    finally:
+        consumer.close()
+
+
+def closed_windows(kafka: KafkaSettings) -> dict[tuple[str, str, str, int], dict[str, Any]]:
+    """Latest record per window key on dfip.metrics, in the oracle's shape."""
+    import orjson
+
+    latest: dict[bytes, Any] = {}
+    for r in read_topic(kafka, "dfip.metrics"):
+        latest[r.key] = orjson.loads(r.value)
+    return {
+        (w["size"], w["window_start"], w["topic"], w["partition"]): w["figures"]
+        for w in latest.values()
+    }
+
+
+def oracle_windows(oracle: dict[str, Any]) -> dict[tuple[str, str, str, int], dict[str, Any]]:
+    out = {}
+    for w in oracle["windows"]:
+        if not w["closed"]:
+            continue
+        figures = {
+            name: [{"labels": list(row["labels"].values()), "value": row["value"]} for row in rows]
+            for name, rows in w["figures"].items()
+        }
+        out[(w["size"], w["window_start"], w["topic"], w["partition"])] = figures
+    return out
