@@ -8,6 +8,7 @@ in batches, because Faust's per-event machinery is the bottleneck (DESIGN.md, pe
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from typing import Any
@@ -71,6 +72,13 @@ class Worker:
             web_bind=settings.web_host,
             web_port=settings.web_port,
             web_in_thread=False,
+            # Faust's own introspection pages (router, tables, graph, stats) would expose
+            # internals without authentication; DFIP serves its own endpoints only.
+            web_router_enabled=False,
+            web_tables_enabled=False,
+            web_graph_enabled=False,
+            web_stats_enabled=False,
+            web_metrics_enabled=False,
             producer_acks=-1,
         )
         topic = app.topic(
@@ -132,7 +140,41 @@ class Worker:
             }
             return web.json(body, status=200 if ok else 503)
 
+        @app.page("/state")
+        async def state(web: Any, request: Any) -> Any:
+            # beyond /metrics, /health and /ready every endpoint needs the bearer token
+            if not worker._authorised(request.headers.get("Authorization", "")):
+                return web.json({"error": "bearer token required"}, status=401)
+            return web.json(worker.describe())
+
         return app
+
+    def _authorised(self, header: str) -> bool:
+        token = self.settings.api_token
+        if token is None:
+            return False  # no token configured: protected endpoints stay closed
+        expected = f"Bearer {token.get_secret_value()}"
+        return hmac.compare_digest(header.encode(), expected.encode())
+
+    def describe(self) -> dict[str, Any]:
+        """Operational summary of the owned partitions (no identifiers, only sizes)."""
+        proc = self.engine.processor
+        return {
+            "worker": self.settings.worker_id,
+            "partitions": {
+                str(p): {
+                    "offsets": state.offsets,
+                    "watermarks_us": state.watermarks,
+                    "active_loans": len(state.loans),
+                    "dedup_ids": len(state.dedup.ids),
+                    "windows": len(state.windows),
+                    "scored_enterprises": len(proc.scores[p]) if p in proc.scores else 0,
+                }
+                for p, state in sorted(proc.states.items())
+            },
+            "fx_rates": len(proc.fx),
+            "stats": self.engine.stats,
+        }
 
     async def _ensure_started(self) -> None:
         if not self._started:
