@@ -18,11 +18,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from dfip.kafka_config import KafkaSettings
-from streams.processor import FX, FX_ACCOUNTING_PARTITION, SCORES, Output, Processor, Record
+from streams.processor import FX, FX_ACCOUNTING_PARTITION, SCORES, Processor, Record
 from streams.reference.reader import ReferenceReader, read_to_end
 from streams.reference.scores import ScoreTable
 from streams.settings import WorkerSettings
 from streams.state.changelog import apply_record, dirty_records, finish_restore
+from streams.state.local import open_store
 from streams.state.partition import PartitionState
 from streams.topics import STATE_TOPIC
 
@@ -53,6 +54,7 @@ class Engine:
             kafka, scores_topic=kafka.topic(SCORES), fx_topic=kafka.topic(FX)
         )
         self.view = CommittedView()
+        self.store = open_store(settings.store, settings.data_dir)
         self.lock = asyncio.Lock()
         self.ready = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
@@ -92,6 +94,7 @@ class Engine:
             await self._restore_consumer.stop()
         if self._producer is not None:
             await self._producer.stop()
+        self.store.close()
 
     def name(self, topic: str) -> str:
         """Catalog name of a concrete topic (strip the namespace prefix)."""
@@ -128,12 +131,19 @@ class Engine:
         consumer = self._restore_consumer
         assert consumer is not None
         state = PartitionState(p, dedup_max_entries=self.settings.dedup_max_entries)
+        # the local copy (if any) covers the changelog up to `start`; the topic the rest
+        local, start = self.store.load(p)
+        for key, value in local:
+            apply_record(state, key, value)
         tp = TopicPartition(self.kafka.topic(STATE_TOPIC.name), p)
         consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
+        consumer.seek(tp, start)
+        fetched: list[tuple[bytes, bytes | None]] = []
         for _, records in await read_to_end(consumer, [tp]):
             for r in records:
                 apply_record(state, r.key, r.value)  # type: ignore[attr-defined]
+                fetched.append((r.key, r.value))  # type: ignore[attr-defined]
+        self.store.save(p, fetched, await consumer.position(tp))
         finish_restore(state)
         self.processor.states[p] = state
         self.processor.scores[p] = ScoreTable(self.settings.score_history)
@@ -206,17 +216,16 @@ class Engine:
         outputs = proc.take_outputs()
         touched = sorted(proc.touched)
         proc.touched.clear()
-        changelog: list[Output] = []
-        for p in touched:
-            state = proc.states[p]
-            changelog.extend(
-                Output(STATE_TOPIC.name, k, v, partition=p) for k, v in dirty_records(state)
-            )
+        changelog: dict[int, list[tuple[bytes, bytes | None]]] = {
+            p: dirty_records(proc.states[p]) for p in touched
+        }
+        last_offsets: dict[int, Any] = {}
         if outputs or changelog:
             producer = self._producer
             assert producer is not None
+            state_topic = self.kafka.topic(STATE_TOPIC.name)
             async with producer.transaction():
-                for out in (*outputs, *changelog):
+                for out in outputs:
                     await producer.send(
                         self.kafka.topic(out.topic),
                         out.value,
@@ -224,6 +233,14 @@ class Engine:
                         partition=out.partition,
                         headers=list(out.headers) or None,
                     )
+                for p, rows in changelog.items():
+                    for key, value in rows:
+                        last_offsets[p] = await producer.send(
+                            state_topic, value, key=key, partition=p
+                        )
+            # committed: the local copy may now include these records
+            for p, fut in last_offsets.items():
+                self.store.save(p, changelog[p], fut.result().offset + 1)
         for p in touched:
             self.view.figures[p] = proc.states[p].counters.snapshot()
             self.view.scored[p] = dict(proc.scores[p].scored)

@@ -173,3 +173,32 @@ def test_killed_worker_restarts_without_loss_or_double_count(
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     # urllib must talk to the worker on loopback directly
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+def test_restarts_with_rocksdb_store_and_with_an_empty_store(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """State comes back from the local RocksDB copy plus the changelog tail, and from the
+    changelog alone when the local store is gone."""
+    rocks = {"DFIP_WORKER_STORE": "rocksdb://"}
+    first_half = simulate(kafka_settings, 3000)
+    worker = WorkerProcess(kafka_settings, "rocky", tmp_path, **rocks).start()
+    try:
+        wait_ready(worker)
+        wait_converged([worker], oracle_figures(first_half.oracle))
+    finally:
+        assert worker.stop() == 0
+    state_dir = tmp_path / "rocky" / "state"
+    assert any(state_dir.iterdir()), "the RocksDB copy should exist after a clean stop"
+    for wipe in (False, True):
+        if wipe:
+            import shutil
+
+            shutil.rmtree(tmp_path / "rocky")
+        again = WorkerProcess(kafka_settings, "rocky", tmp_path, **rocks).start()
+        try:
+            wait_ready(again)
+            got = wait_converged([again], oracle_figures(first_half.oracle))
+            assert_exact(got, oracle_figures(first_half.oracle))
+        finally:
+            again.stop()
