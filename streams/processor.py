@@ -155,7 +155,7 @@ class Processor:
         state = self.states[rec.partition]
         if not self._begin(state, rec):
             return
-        headers = dict(rec.headers)
+        headers = dict(rec.headers) if rec.headers else {}
         forwarded = headers.get(H_FORWARDED) == b"1"
         if not forwarded:
             self._count(state, "dfip_events_received_total", rec.topic)

@@ -30,7 +30,7 @@ from schemas.events import (
 from schemas.figures import RATE_SCALE
 from schemas.money import to_fen
 from streams.aggregate import loans as book
-from streams.aggregate.windows import window_add
+from streams.aggregate.windows import to_us, window_add
 from streams.state.partition import LoanState, PartitionState
 
 __all__ = ["Join", "RateSource", "Rejected", "apply_loan_event", "apply_transaction"]
@@ -90,8 +90,10 @@ def apply_transaction(
         c.add("dfip_crossborder_ecommerce_payments_total", cm, 1)
         c.add("dfip_crossborder_ecommerce_amount_yuan_total", cm, fen)
     if windowed:
-        window_add(state, topic, ev.occurred_at, "tx_count", (it, join.band), 1)
-        window_add(state, topic, ev.occurred_at, "tx_amount_fen", (it, join.band), fen)
+        ib = (it, join.band)
+        window_add(
+            state, topic, to_us(ev.occurred_at), (("tx_count", ib, 1), ("tx_amount_fen", ib, fen))
+        )
 
 
 def _rate_units(rate: Decimal) -> int:
@@ -147,7 +149,7 @@ def apply_loan_event(
         if ev.inclusive_sme and fen < _INCLUSIVE_SME_LIMIT_FEN:
             c.add("dfip_loan_inclusive_sme_disbursed_principal_yuan_total", (it,), fen)
         if windowed:
-            window_add(state, topic, ev.occurred_at, "disbursed_fen", (it,), fen)
+            window_add(state, topic, to_us(ev.occurred_at), (("disbursed_fen", (it,), fen),))
         return
 
     if loan is None:

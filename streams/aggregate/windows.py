@@ -26,18 +26,18 @@ def to_us(ts: datetime) -> int:
 def window_add(
     state: PartitionState,
     topic: str,
-    occurred_at: datetime,
-    figure: str,
-    labels: tuple[str, ...],
-    value: int,
+    ts_us: int,
+    rows: tuple[tuple[str, tuple[str, ...], int], ...],
 ) -> None:
-    ts = to_us(occurred_at)
+    """Add ``(figure, labels, value)`` rows to the hourly and daily window of ``ts_us``."""
     for size, width in SIZES.items():
-        key: WindowKey = (topic, size, ts - ts % width)
+        key: WindowKey = (topic, size, ts_us - ts_us % width)
         win = state.windows.get(key)
         if win is None:
             win = state.windows[key] = Window()
-        win.counters.add(figure, labels, value)
+        add = win.counters.add
+        for figure, labels, value in rows:
+            add(figure, labels, value)
         win.amended = win.closed
         state.dirty_windows.add(key)
 
