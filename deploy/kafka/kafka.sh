@@ -39,12 +39,13 @@ running() {
 }
 
 cache_ok() {
-  # A complete cache has the marker written after a successful resolve and every jar readable.
+  # A complete cache has the manifest written after a successful resolve (name and size of
+  # every jar); a missing, truncated or replaced jar fails the comparison and is re-fetched.
   [[ -f "$CACHE/.complete" ]] || return 1
-  local jar
-  for jar in "$CACHE"/*.jar; do
-    [[ -s "$jar" ]] && unzip -tqq "$jar" >/dev/null 2>&1 || return 1
-  done
+  local name size
+  while read -r name size; do
+    [[ "$(stat -c %s "$CACHE/$name" 2>/dev/null)" == "$size" ]] || return 1
+  done <"$CACHE/.complete"
 }
 
 fetch() {
@@ -59,7 +60,11 @@ fetch() {
     rm -rf "$CACHE"
     die "Maven could not resolve the Kafka jars (see $CACHE.mvn.log); check network access to Maven Central"
   fi
-  touch "$CACHE/.complete"
+  local jar
+  for jar in "$CACHE"/*.jar; do
+    unzip -tqq "$jar" >/dev/null 2>&1 || { rm -rf "$CACHE"; die "downloaded jar $jar is corrupt; run again"; }
+    echo "$(basename "$jar") $(stat -c %s "$jar")"
+  done >"$CACHE/.complete"
 }
 
 write_config() {
