@@ -1,0 +1,182 @@
+"""Account → enterprise (USCC) mapping and account pseudonymisation.
+
+Raw account numbers are read here and nowhere else is one kept: the mapping is stored by
+pseudonymised reference (keyed HMAC, `schemas.ids.pseudonymise_account`), so neither the
+directory nor any event, error message or log line holds a raw account number.
+
+Mapping files (TOML or CSV) are described in docs/adapters.md; an entry gives either the raw
+`account` or its `account_ref` (so a mapping can be shared without raw account numbers).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from schemas import SchemaError, normalize_uscc
+from schemas import pseudonymise_account as _schemas_pseudonymise
+
+__all__ = [
+    "KEY_ENV",
+    "KEY_FILE_ENV",
+    "MIN_KEY_BYTES",
+    "AccountDirectory",
+    "AccountMapError",
+    "MissingKeyError",
+    "account_hash_key",
+    "pseudonymise_account",
+]
+
+KEY_ENV = "DFIP_ACCOUNT_HASH_KEY"
+KEY_FILE_ENV = "DFIP_ACCOUNT_HASH_KEY_FILE"
+MIN_KEY_BYTES = 16  # a short key would make the keyed hash guessable
+
+
+class MissingKeyError(ValueError):
+    """No (usable) pseudonymisation key is configured."""
+
+
+class AccountMapError(ValueError):
+    """An account mapping file cannot be used; the message names file, line and field."""
+
+
+def account_hash_key(env: Mapping[str, str] | None = None) -> bytes:
+    """The account pseudonymisation key from `DFIP_ACCOUNT_HASH_KEY_FILE` or `..._KEY`.
+
+    The file wins (secrets in files stay off command lines and process listings); one
+    trailing newline is ignored. Raises `MissingKeyError` with a one-line explanation.
+    """
+    env = os.environ if env is None else env
+    key_file = env.get(KEY_FILE_ENV)
+    if key_file:
+        try:
+            key = Path(key_file).read_bytes().removesuffix(b"\n").removesuffix(b"\r")
+        except OSError as exc:
+            raise MissingKeyError(f"{KEY_FILE_ENV}={key_file}: {exc.strerror}") from None
+        source = KEY_FILE_ENV
+    elif env.get(KEY_ENV):
+        key = env[KEY_ENV].encode("utf-8")
+        source = KEY_ENV
+    else:
+        raise MissingKeyError(
+            f"no account pseudonymisation key: set {KEY_ENV} or {KEY_FILE_ENV} "
+            f"(at least {MIN_KEY_BYTES} bytes, the same for every adapter run)"
+        )
+    if len(key) < MIN_KEY_BYTES:
+        raise MissingKeyError(f"{source}: key is shorter than {MIN_KEY_BYTES} bytes")
+    return key
+
+
+def pseudonymise_account(raw: str, key: bytes | None = None) -> str:
+    """`acct_…` reference of a raw account number (key from the environment if not given)."""
+    return _schemas_pseudonymise(raw, key if key is not None else account_hash_key())
+
+
+@dataclass
+class AccountDirectory:
+    """Pseudonymised account reference → enterprise USCC, plus the key to compute references."""
+
+    key: bytes
+    _by_ref: dict[str, str] = field(default_factory=dict)
+    _cache: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def ref(self, raw_account: str) -> str:
+        """The pseudonymised reference of `raw_account` (cached: statements repeat accounts)."""
+        ref = self._cache.get(raw_account)
+        if ref is None:
+            ref = _schemas_pseudonymise(raw_account, self.key)
+            if len(self._cache) > 4096:  # bounded: a file may hold many accounts
+                self._cache.clear()
+            self._cache[raw_account] = ref
+        return ref
+
+    def uscc_for_ref(self, account_ref: str) -> str | None:
+        return self._by_ref.get(account_ref)
+
+    def uscc_for(self, raw_account: str) -> str | None:
+        """USCC of the enterprise owning `raw_account`, or None if not mapped."""
+        return self._by_ref.get(self.ref(raw_account))
+
+    def add(self, *, uscc: str, account: str | None = None, account_ref: str | None = None) -> None:
+        if (account is None) == (account_ref is None):
+            raise ValueError("give exactly one of account or account_ref")
+        ref = self.ref(account) if account is not None else account_ref
+        assert ref is not None
+        self._by_ref[ref] = normalize_uscc(uscc)
+
+    def __len__(self) -> int:
+        return len(self._by_ref)
+
+    @classmethod
+    def load(cls, path: Path, key: bytes) -> AccountDirectory:
+        """Read a `.toml` or `.csv` mapping file; raises `AccountMapError`."""
+        directory = cls(key)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise AccountMapError(f"{path}: {exc.strerror}") from None
+        rows = _toml_rows(path, data) if path.suffix.lower() == ".toml" else _csv_rows(path, data)
+        for where, account, account_ref, uscc in rows:
+            if not uscc:
+                raise AccountMapError(f"{where}: uscc: missing")
+            if bool(account) == bool(account_ref):
+                raise AccountMapError(f"{where}: give exactly one of account or account_ref")
+            if account_ref and not _is_ref(account_ref):
+                raise AccountMapError(f"{where}: account_ref: not an acct_<32 hex> reference")
+            try:
+                directory.add(uscc=uscc, account=account or None, account_ref=account_ref or None)
+            except SchemaError as exc:
+                raise AccountMapError(f"{where}: uscc: {exc.errors[0].reason}") from None
+        return directory
+
+
+def _is_ref(text: str) -> bool:
+    body = text.removeprefix("acct_")
+    return (
+        text.startswith("acct_") and len(body) == 32 and all(c in "0123456789abcdef" for c in body)
+    )
+
+
+_Row = tuple[str, str, str, str]  # where, account, account_ref, uscc
+
+
+def _toml_rows(path: Path, data: bytes) -> Iterator[_Row]:
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise AccountMapError(f"{path}: not valid UTF-8 TOML: {exc}") from None
+    entries = doc.get("account", [])
+    if not isinstance(entries, list):
+        raise AccountMapError(f"{path}: expected [[account]] tables")
+    for i, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            raise AccountMapError(f"{path}#account[{i}]: expected a table")
+        yield (
+            f"{path}#account[{i}]",
+            str(entry.get("account", "")).strip(),
+            str(entry.get("account_ref", "")).strip(),
+            str(entry.get("uscc", "")).strip(),
+        )
+
+
+def _csv_rows(path: Path, data: bytes) -> Iterator[_Row]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise AccountMapError(f"{path}: not valid UTF-8: {exc.reason}") from None
+    reader = csv.DictReader(io.StringIO(text))
+    names = set(reader.fieldnames or ())
+    if "uscc" not in names or not names & {"account", "account_ref"}:
+        raise AccountMapError(f"{path}:1: header needs uscc and account or account_ref")
+    for row in reader:
+        yield (
+            f"{path}:{reader.line_num}",
+            (row.get("account") or "").strip(),
+            (row.get("account_ref") or "").strip(),
+            (row.get("uscc") or "").strip(),
+        )

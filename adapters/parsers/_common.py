@@ -1,0 +1,220 @@
+"""Helpers shared by the statement parsers: dates, references, countries, codes, texts."""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from datetime import UTC, date, datetime, time, tzinfo
+from decimal import Decimal
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from adapters.accounts import AccountDirectory
+from adapters.base import RejectedEntry
+from schemas import CustomsMode, SchemaError, TxChannel, make_event_id, parse_amount
+
+__all__ = [
+    "EntryRefs",
+    "account_ref",
+    "amount_or_reject",
+    "clip",
+    "country_from_bic",
+    "country_from_iban",
+    "customs_mode_in",
+    "local_zone",
+    "parse_iso_date",
+    "parse_iso_datetime",
+    "servicer_ref",
+    "statement_channel",
+    "transaction_event_id",
+    "utc_midnight",
+]
+
+DESCRIPTION_MAX = 140  # TransactionEvent.description limit
+
+
+def utc_midnight(day: date) -> datetime:
+    """Event time of an entry that carries only a date.
+
+    Midnight UTC keeps `occurred_at.date()` equal to the booking date, which is the day the
+    stream uses for FX rates and daily windows (midnight Beijing time would be the day before).
+    """
+    return datetime.combine(day, time(), UTC)
+
+
+@lru_cache(maxsize=32)
+def local_zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
+
+
+def parse_iso_date(text: str, field: str) -> date:
+    """A strict `YYYY-MM-DD` date, or `RejectedEntry` naming `field`."""
+    value = text.strip()
+    if not _DATE_RE.match(value):
+        raise RejectedEntry(field, f"not a YYYY-MM-DD date (got {value[:40]!r})")
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise RejectedEntry(field, f"invalid date {value!r}: {exc}") from None
+
+
+def parse_iso_datetime(text: str, field: str, zone: str) -> datetime:
+    """An ISO 8601 date-time; without an offset it is local time in `zone`. Returns UTC."""
+    value = text.strip()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise RejectedEntry(field, f"not an ISO 8601 date-time (got {value[:40]!r})") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=local_zone(zone))
+    return parsed.astimezone(UTC)
+
+
+def amount_or_reject(text: str | None, field: str) -> Decimal:
+    """A strict positive-or-signed decimal (`schemas.parse_amount`), or `RejectedEntry`."""
+    if text is None or not text.strip():
+        raise RejectedEntry(field, "amount is missing")
+    try:
+        return parse_amount(text.strip(), field)
+    except SchemaError as exc:
+        raise RejectedEntry(field, f"{exc.errors[0].reason} (got {text.strip()[:40]!r})") from None
+
+
+_NO_REF = frozenset({"", "NONREF", "NOTPROVIDED", "NONE", "N/A", "NA"})
+
+
+def servicer_ref(text: str | None) -> str | None:
+    """The account servicer's own entry reference, or None for placeholders like NONREF."""
+    if text is None:
+        return None
+    value = text.strip()
+    return None if value.upper() in _NO_REF else value
+
+
+class EntryRefs:
+    """Makes entry references unique within one document, deterministically.
+
+    The n-th repeat of a reference gets `#n` appended (`R`, `R#2`, `R#3`), so two entries
+    sharing a reference (a sender bug, or identical CSV rows) keep distinct ids, and the
+    same rows in an overlapping export get the same ids again. Memory is bounded: repeats
+    are recognised among the last `window` distinct references (repeats sit close together
+    in practice: same day, same statement page).
+    """
+
+    def __init__(self, window: int = 16384) -> None:
+        self._counts: OrderedDict[str, int] = OrderedDict()
+        self._window = window
+
+    def unique(self, ref: str) -> str:
+        count = self._counts.pop(ref, 0) + 1
+        self._counts[ref] = count
+        if len(self._counts) > self._window:
+            self._counts.popitem(last=False)
+        return ref if count == 1 else f"{ref}#{count}"
+
+
+def account_ref(accounts: AccountDirectory, raw: str, field: str) -> str:
+    """The pseudonymised reference of a raw account, or `RejectedEntry` if it is blank."""
+    try:
+        return accounts.ref(raw)
+    except ValueError:
+        raise RejectedEntry(field, "account identification is empty", "invalid_shape") from None
+
+
+def transaction_event_id(
+    institution: str,
+    *,
+    account_ref: str,
+    servicer: str | None,
+    statement_id: str,
+    entry_ref: str,
+    tx_index: int | None,
+) -> str:
+    """The event id of a booked entry (or of one transaction of a batched entry).
+
+    With the account servicer's entry reference (camt AcctSvcrRef, MT940 `//` bank
+    reference, PSD2 entryReference) the id is (institution, account, that reference): the
+    same booking reported in camt.052, .053, .054 or MT940 gets the same id and the stream
+    deduplicates it. Without one it is (institution, statement id, entry reference).
+    """
+    parts = (
+        [institution, account_ref, servicer] if servicer else [institution, statement_id, entry_ref]
+    )
+    if tx_index is not None:
+        parts.append(str(tx_index))
+    return make_event_id(*parts)
+
+
+def clip(text: str | None) -> str | None:
+    """Collapse whitespace and cut to the event's 140-character description limit."""
+    if not text:
+        return None
+    value = " ".join(text.split())
+    if not value:
+        return None
+    return value if len(value) <= DESCRIPTION_MAX else value[: DESCRIPTION_MAX - 1] + "…"
+
+
+_IBAN_RE = re.compile(r"^([A-Z]{2})[0-9]{2}[A-Z0-9]{10,30}$")
+_BIC_RE = re.compile(r"^[A-Z]{4}([A-Z]{2})[A-Z0-9]{2}([A-Z0-9]{3})?$")
+
+
+def country_from_iban(iban: str | None) -> str | None:
+    if not iban:
+        return None
+    match = _IBAN_RE.match("".join(iban.split()).upper())
+    return match.group(1) if match else None
+
+
+def country_from_bic(bic: str | None) -> str | None:
+    if not bic:
+        return None
+    match = _BIC_RE.match(bic.strip().upper())
+    return match.group(1) if match else None
+
+
+# Customs supervision modes are written into remittance texts by exporters' banks, e.g.
+# "监管方式:9610" or "customs mode 9710"; a bare 4-digit number is not enough (it could be
+# an invoice number), so a keyword must precede it.
+_CUSTOMS_RE = re.compile(
+    r"(?:监管方式|贸易方式|海关监管|customs(?:[ _-]?mode)?|CUSTMODE)"
+    r"\s*[:：/=]?\s*(9610|9710|9810|1210)\b",
+    re.IGNORECASE,
+)
+
+
+def customs_mode_in(*texts: str | None) -> CustomsMode | None:
+    """The cross-border e-commerce customs mode named in a remittance text, if any."""
+    for text in texts:
+        if text:
+            match = _CUSTOMS_RE.search(text)
+            if match:
+                return CustomsMode(match.group(1))
+    return None
+
+
+# ISO 20022 bank transaction codes (Domain-Family-SubFamily) that say how the money moved.
+_CARD_FAMILIES = frozenset({"CCRD", "DCRD"})
+_POS_SUBFAMILIES = frozenset({"POSD", "POSC", "SMRT", "POSP"})
+_COUNTER_FAMILIES = frozenset({"CNTR"})
+_CASH_SUBFAMILIES = frozenset({"CWDL", "CDPT", "BCWD", "BCDP"})
+
+
+def statement_channel(bank_tx_code: str | None) -> TxChannel:
+    """A channel from an ISO bank transaction code where the code is explicit; else other."""
+    if not bank_tx_code:
+        return TxChannel.other
+    parts = bank_tx_code.upper().split("-")
+    family = parts[1] if len(parts) > 1 else ""
+    sub = parts[2] if len(parts) > 2 else ""
+    if family in _CARD_FAMILIES and sub in _POS_SUBFAMILIES:
+        return TxChannel.pos
+    if family in _COUNTER_FAMILIES or sub in _CASH_SUBFAMILIES:
+        return TxChannel.branch
+    return TxChannel.other

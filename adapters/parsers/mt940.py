@@ -1,0 +1,482 @@
+"""SWIFT MT940 customer statements (with or without the FIN envelope), via `mt-940`.
+
+The file is read line by line and cut into statements (`:20:`) and, within a statement,
+into entry groups (`:61:` + its `:86:`). Each `:61:` line is checked strictly here first —
+the library would read `1,234.00` as 1.234 — and bad groups are rejected on their own; the
+good ones are handed to `mt940` in chunks of a few hundred with the statement header, so
+memory stays constant and one bad line never costs the rest of the statement.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+import mt940
+
+from adapters.base import Parser, ParseResult, Rejected, RejectedEntry, build_model, register
+from adapters.parsers._common import (
+    account_ref,
+    amount_or_reject,
+    clip,
+    country_from_bic,
+    country_from_iban,
+    customs_mode_in,
+    servicer_ref,
+    transaction_event_id,
+    utc_midnight,
+)
+from schemas import Direction, TransactionEvent, TxChannel
+
+__all__ = ["Mt940Parser"]
+
+CHUNK = 256  # entry groups handed to the library at once
+# mt-940 logs every tag it cannot match at ERROR level; this parser reports those lines
+# itself (as rejections naming file and line), so the library's copies would be noise.
+logging.getLogger("mt940").setLevel(logging.CRITICAL)
+_OPTIONS = mt940.Options(
+    applicant_iban=True,
+    merge_keeps_values=True,
+    case_insensitive_marks=True,
+    unbounded_details=True,
+    strip_bom=True,
+    non_swift_free_text=True,
+)
+_TAG_RE = re.compile(r"^:(\d{2}[A-Z]?|NS):")
+_LINE_61 = re.compile(
+    r"^(?P<vdate>\d{6})(?P<edate>\d{4})?(?P<mark>R?[DC])(?P<funds>[A-Z])?"
+    r"(?P<amount>[0-9][0-9.,]*)(?P<type>[NSF][A-Z0-9]{3})?(?P<rest>.*)$",
+    re.DOTALL,
+)
+_SWIFT_AMOUNT = re.compile(r"^\d{1,14},\d{0,3}$")
+_BALANCE = re.compile(r"^[DC](?P<date>\d{6})(?P<ccy>[A-Z]{3})")
+_SLASH_KEYS = re.compile(r"/([A-Z]{4})/")
+_FIELDS = {
+    "amount": ":61: amount",
+    "currency": ":60F: currency",
+    "booking_date": ":61: entry date",
+    "value_date": ":61: value date",
+    "occurred_at": ":61: entry date",
+    "counterparty_country": ":86: country",
+    "bank_tx_code": ":61: transaction type",
+    "description": ":86:",
+    "enterprise_uscc": ":25:",
+    "source": "(institution)",
+}
+
+
+@dataclass
+class _Tag:
+    tag: str
+    line: int
+    lines: list[str]
+    raw: list[bytes]
+    undecodable: bool = False
+
+    @property
+    def value(self) -> str:
+        return "\n".join(self.lines)
+
+    def text(self) -> str:
+        return f":{self.tag}:{self.value}"
+
+
+@dataclass
+class _Group:
+    """One statement line (:61:) with its :86: and :NS: tags."""
+
+    ordinal: int
+    tags: list[_Tag]
+    amount: Decimal = Decimal(0)
+    mark: str = ""
+
+    @property
+    def line(self) -> int:
+        return self.tags[0].line
+
+    @property
+    def original(self) -> bytes:
+        return b"".join(raw for tag in self.tags for raw in tag.raw)
+
+    def text(self) -> str:
+        return "\n".join(tag.text() for tag in self.tags)
+
+
+@dataclass
+class _Statement:
+    header: list[_Tag] = field(default_factory=list)
+    pending: list[_Group] = field(default_factory=list)
+    group: _Group | None = None
+    in_trailer: bool = False
+    entries: int = 0
+    checked: bool = False
+    error: RejectedEntry | None = None
+    statement_id: str = ""
+    account_ref: str = ""
+    uscc: str = ""
+    currency: str = ""
+
+
+@register
+class Mt940Parser(Parser):
+    name: ClassVar[str] = "mt940"
+    description: ClassVar[str] = "SWIFT MT940 customer statements (FIN envelope optional)"
+
+    def parse(self, path: Path) -> Iterator[ParseResult]:
+        display = str(path)
+        self._display = display
+        encoding = self.context.encoding or "utf-8"
+        stmt: _Statement | None = None
+        seen_any = False
+        with self.open(path) as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                try:
+                    text = raw.decode(encoding).rstrip("\r\n")
+                    undecodable = False
+                except UnicodeDecodeError:
+                    text = raw.decode(encoding, errors="replace").rstrip("\r\n")
+                    undecodable = True
+                if lineno == 1:
+                    text = text.removeprefix("\ufeff")
+                if text.strip():
+                    seen_any = True
+                content = _strip_envelope(text)
+                if content is None:  # end of a FIN message, or envelope header only
+                    if stmt is not None and _ends_message(raw):
+                        yield from self._finish(stmt)
+                        stmt = None
+                    continue
+                text = content
+                match = _TAG_RE.match(text)
+                if match is None:
+                    if stmt is not None:
+                        current = _current_tag(stmt)
+                        if current is not None:
+                            current.lines.append(text)
+                            current.raw.append(raw)
+                            current.undecodable |= undecodable
+                    continue
+                tag = _Tag(match.group(1), lineno, [text[match.end() :]], [raw], undecodable)
+                if tag.tag == "20":
+                    if stmt is not None:
+                        yield from self._finish(stmt)
+                    stmt = _Statement()
+                if stmt is None:
+                    stmt = _Statement()  # tolerate a missing :20:; the header check names it
+                yield from self._add(stmt, tag)
+        if stmt is not None:
+            yield from self._finish(stmt)
+        if not seen_any:
+            yield Rejected(f"{display}:1", "(document)", "empty file", b"", "invalid_shape")
+
+    # -- statement assembly --------------------------------------------------------------
+
+    def _add(self, stmt: _Statement, tag: _Tag) -> Iterator[ParseResult]:
+        if tag.tag == "61":
+            self._close_group(stmt)
+            stmt.entries += 1
+            stmt.group = _Group(stmt.entries, [tag])
+            if len(stmt.pending) >= CHUNK:
+                yield from self._flush(stmt)
+        elif tag.tag in ("86", "NS") and stmt.group is not None and not stmt.in_trailer:
+            stmt.group.tags.append(tag)
+        elif tag.tag[:2] in ("62", "64", "65") or tag.tag == "90":
+            self._close_group(stmt)
+            stmt.in_trailer = True
+        elif not stmt.in_trailer and stmt.group is None:
+            stmt.header.append(tag)
+        # A :86: after the closing balance is statement-level information: not an entry.
+
+    def _close_group(self, stmt: _Statement) -> None:
+        if stmt.group is not None:
+            stmt.pending.append(stmt.group)
+            stmt.group = None
+
+    def _finish(self, stmt: _Statement) -> Iterator[ParseResult]:
+        self._close_group(stmt)
+        yield from self._flush(stmt)
+
+    def _flush(self, stmt: _Statement) -> Iterator[ParseResult]:
+        groups, stmt.pending = stmt.pending, []
+        if not groups:
+            return
+        if not stmt.checked:
+            self._check_header(stmt)
+        results: list[tuple[int, ParseResult]] = []
+        good: list[_Group] = []
+        for group in groups:
+            self.stats.entries += 1
+            try:
+                if stmt.error is not None:
+                    raise stmt.error
+                self._check_line(group)
+                good.append(group)
+            except RejectedEntry as rej:
+                results.append((group.ordinal, rej.at(self._where(group), group.original)))
+        results.extend(self._convert(stmt, good))
+        results.sort(key=lambda item: item[0])  # file order, whatever failed where
+        for _, result in results:
+            yield result
+
+    def _check_header(self, stmt: _Statement) -> None:
+        """Validate :20:/:25:/:60F: once and resolve the enterprise of the account."""
+        stmt.checked = True
+        tags = {tag.tag: tag for tag in stmt.header}
+        try:
+            if any(tag.undecodable for tag in stmt.header):
+                raise RejectedEntry(
+                    "(encoding)",
+                    f"statement header is not valid {self.context.encoding or 'utf-8'}",
+                    "undecodable",
+                )
+            if "20" not in tags:
+                raise RejectedEntry(":20:", "statement has no :20: reference", "invalid_shape")
+            account = tags["25"].value.strip() if "25" in tags else ""
+            if not account:
+                raise RejectedEntry(
+                    ":25:", "statement has no account identification", "invalid_shape"
+                )
+            opening = tags.get("60F") or tags.get("60M") or tags.get("60")
+            match = _BALANCE.match(opening.value.strip()) if opening else None
+            if match is None:
+                raise RejectedEntry(":60F:", "no valid opening balance, so no statement currency")
+            stmt.currency = match.group("ccy")
+            stmt.account_ref, uscc = self._account(account)
+            if uscc is None:
+                raise RejectedEntry(
+                    ":25:",
+                    f"account {stmt.account_ref} is not in the account map",
+                    "unknown_account",
+                )
+            stmt.uscc = uscc
+            number = (
+                tags["28C"].value.strip() if "28C" in tags else tags.get("28", tags["20"]).value
+            )
+            stmt.statement_id = "/".join(
+                (stmt.account_ref, tags["20"].value.strip(), number.strip(), match.group("date"))
+            )
+        except RejectedEntry as rej:
+            stmt.error = rej
+
+    def _account(self, account: str) -> tuple[str, str | None]:
+        """(account_ref, uscc): `BIC/number` and `bankcode/number` are looked up both ways."""
+        accounts = self.context.accounts
+        candidates = [account.rsplit("/", 1)[1], account] if "/" in account else [account]
+        candidates = [c for c in candidates if c.strip()]
+        for candidate in candidates:
+            uscc = accounts.uscc_for(candidate)
+            if uscc is not None:
+                return account_ref(accounts, candidate, ":25:"), uscc
+        if not candidates:
+            raise RejectedEntry(":25:", "account identification is empty", "invalid_shape")
+        return account_ref(accounts, candidates[0], ":25:"), None
+
+    def _check_line(self, group: _Group) -> None:
+        """Strict :61: checks the library is lenient about (amount format, dates, marks)."""
+        if any(tag.undecodable for tag in group.tags):
+            raise RejectedEntry(
+                "(encoding)",
+                f"entry is not valid {self.context.encoding or 'utf-8'}",
+                "undecodable",
+            )
+        value = group.tags[0].value
+        match = _LINE_61.match(value)
+        if match is None:
+            raise RejectedEntry(
+                ":61:", f"not a statement line (got {value[:40]!r})", "invalid_shape"
+            )
+        amount = match.group("amount")
+        if not _SWIFT_AMOUNT.match(amount):
+            raise RejectedEntry(
+                ":61: amount",
+                f"expected digits with one comma as decimal mark, no thousands separators "
+                f"(got {amount!r})",
+            )
+        if match.group("type") is None:
+            raise RejectedEntry(":61: transaction type", "missing N/S/F type code after the amount")
+        _yymmdd(match.group("vdate"), ":61: value date")
+        if match.group("mark").startswith("R"):
+            raise RejectedEntry(
+                ":61: mark",
+                f"reversal ({match.group('mark')}) of an earlier booked entry: not booked "
+                "money; the original entry's event stands and must be reconciled",
+                "reversal",
+            )
+        group.mark = match.group("mark")
+        group.amount = amount_or_reject(amount.rstrip(",").replace(",", "."), ":61: amount")
+
+    # -- conversion ----------------------------------------------------------------------
+
+    def _convert(self, stmt: _Statement, groups: list[_Group]) -> list[tuple[int, ParseResult]]:
+        if not groups:
+            return []
+        header = "\n".join(tag.text() for tag in stmt.header)
+        try:
+            parsed = _library_parse(header + "\n" + "\n".join(g.text() for g in groups))
+        except Exception:
+            parsed = []
+        if len(parsed) == len(groups):
+            return [
+                (group.ordinal, self._event(stmt, group, tx.data))
+                for group, tx in zip(groups, parsed, strict=True)
+            ]
+        # Isolate the group the library cannot read; the others still go through.
+        out: list[tuple[int, ParseResult]] = []
+        for group in groups:
+            try:
+                single = _library_parse(header + "\n" + group.text())
+                if len(single) != 1:
+                    raise RuntimeError("statement line not recognised")
+            except Exception as exc:
+                reason = f"mt940 library: {exc}"[:300]
+                out.append(
+                    (group.ordinal, Rejected(self._where(group), ":61:", reason, group.original))
+                )
+                continue
+            out.append((group.ordinal, self._event(stmt, group, single[0].data)))
+        return out
+
+    def _event(self, stmt: _Statement, group: _Group, data: dict[str, Any]) -> ParseResult:
+        try:
+            return self._build(stmt, group, data)
+        except RejectedEntry as rej:
+            return rej.at(self._where(group), group.original)
+
+    def _build(self, stmt: _Statement, group: _Group, data: dict[str, Any]) -> TransactionEvent:
+        value_date = _as_date(data.get("date"))
+        booking_date = _as_date(data.get("entry_date")) or value_date
+        if value_date is None or booking_date is None:
+            raise RejectedEntry(":61: value date", "no value date")
+        details = _details_text(data)
+        slash = _slash_fields(details)
+        bank_ref = servicer_ref(data.get("bank_reference"))
+        entry_ref = f"#{group.ordinal}"  # the position: :61: has no statement-local reference
+        direction = Direction.debit if group.mark == "D" else Direction.credit
+        event = {
+            "event_id": transaction_event_id(
+                self.context.institution,
+                account_ref=stmt.account_ref,
+                servicer=bank_ref,
+                statement_id=stmt.statement_id,
+                entry_ref=entry_ref,
+                tx_index=None,
+            ),
+            "source": self.context.institution,
+            "institution_type": self.context.institution_type,
+            "occurred_at": utc_midnight(booking_date),
+            "enterprise_uscc": stmt.uscc,
+            "direction": direction,
+            "amount": group.amount,
+            "currency": stmt.currency,
+            "booking_date": booking_date,
+            "value_date": value_date,
+            "bank_tx_code": data.get("id") or None,
+            "counterparty_country": _country(data, slash),
+            "channel": TxChannel.other,
+            "customs_mode": customs_mode_in(details),
+            "account_ref": stmt.account_ref,
+            "description": clip(_description(data, slash, details)),
+        }
+        return build_model(TransactionEvent, event, _FIELDS)
+
+    def _where(self, group: _Group) -> str:
+        return f"{self._display}:{group.line}"
+
+
+# Structured :86: sub-fields (?20..?29) are joined with spaces, not glued together.
+_PROCESSORS: dict[str, list[Callable[..., dict[str, Any]]]] = {
+    "post_transaction_details": [mt940.processors.transaction_details_post_processor_with_space]
+}
+
+
+def _library_parse(text: str) -> list[Any]:
+    transactions = mt940.models.Transactions(processors=_PROCESSORS, options=_OPTIONS)
+    return list(transactions.parse(text))
+
+
+def _strip_envelope(text: str) -> str | None:
+    """Drop FIN envelope blocks ({1:}{2:}{3:}{4: … -}{5:}); None if nothing is left."""
+    if text.startswith("{"):
+        start = text.find("{4:")
+        if start < 0:
+            return None
+        text = text[start + 3 :]
+        if not text.strip():
+            return None
+    stripped = text.strip()
+    if stripped in ("-", "-}") or stripped.startswith(("-}", "{5:")):
+        return None
+    return text
+
+
+def _ends_message(raw: bytes) -> bool:
+    return raw.strip().startswith((b"-}", b"-", b"{5:"))
+
+
+def _current_tag(stmt: _Statement) -> _Tag | None:
+    if stmt.group is not None:
+        return stmt.group.tags[-1]
+    if stmt.header and not stmt.in_trailer:
+        return stmt.header[-1]
+    return None
+
+
+def _yymmdd(text: str, field: str) -> date:
+    try:
+        return date(2000 + int(text[:2]), int(text[2:4]), int(text[4:6]))
+    except ValueError:
+        raise RejectedEntry(field, f"not a valid YYMMDD date (got {text!r})") from None
+
+
+def _as_date(value: Any) -> date | None:
+    return date(value.year, value.month, value.day) if isinstance(value, date) else None
+
+
+def _details_text(data: dict[str, Any]) -> str:
+    text = data.get("transaction_details")
+    if isinstance(text, str):
+        return " ".join(text.split("\n"))
+    parts = [data.get(k) for k in ("posting_text", "purpose", "applicant_name")]
+    return " ".join(p for p in parts if isinstance(p, str))
+
+
+def _slash_fields(details: str) -> dict[str, str]:
+    """`/KEY/value/KEY/value` :86: sub-fields (SWIFT-style, used by many banks)."""
+    if not details.startswith("/"):
+        return {}
+    found: dict[str, str] = {}
+    matches = list(_SLASH_KEYS.finditer(details))
+    for i, match in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(details)
+        found.setdefault(match.group(1), details[match.end() : end].strip("/ "))
+    return found
+
+
+def _country(data: dict[str, Any], slash: dict[str, str]) -> str | None:
+    country = slash.get("CTRY")
+    if country:
+        return country.strip().upper()
+    counterparty = slash.get("CNTP") or slash.get("BENM") or slash.get("ORDP") or ""
+    for part in counterparty.split("/"):
+        found = country_from_iban(part) or country_from_bic(part)
+        if found:
+            return found
+    return country_from_iban(data.get("applicant_iban")) or country_from_bic(
+        data.get("applicant_bin")
+    )
+
+
+def _description(data: dict[str, Any], slash: dict[str, str], details: str) -> str | None:
+    remittance = slash.get("REMI") or slash.get("USTD")
+    if remittance:
+        return remittance.removeprefix("USTD//").strip("/")
+    purpose = data.get("purpose")
+    if isinstance(purpose, str) and purpose:
+        return purpose
+    return details or None

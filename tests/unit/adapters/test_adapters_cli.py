@@ -1,0 +1,157 @@
+"""`dfip ingest`: dry runs, summaries and exit codes (0 ok, 3 rejected, 2 usage, 1 Kafka)."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+from conftest import FIXTURES
+from typer.testing import CliRunner
+
+from adapters import cli as cli_module
+from adapters import producer as producer_module
+from adapters.cli import ingest_command
+from schemas import decode
+
+app = typer.Typer()
+app.command("ingest")(ingest_command)
+app.command("noop")(lambda: None)  # two commands, so `ingest` is a sub-command as in dfip
+
+ACCOUNTS = str(FIXTURES / "accounts.toml")
+
+
+def run(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(app, ["ingest", *args], env=env)
+
+
+def test_dry_run_prints_events_as_json_lines() -> None:
+    result = run("camt", str(FIXTURES / "camt053_v08_ccb_usd.xml"), "--dry-run", "-i", "CCB-NB")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout_bytes.splitlines()
+    events = [decode(line) for line in lines]
+    assert len(events) == 4
+    assert {e.source for e in events} == {"CCB-NB"}
+    assert "entries read" in result.stderr
+    assert "not booked" in result.stderr
+
+
+def test_rejections_give_exit_code_3_and_a_summary() -> None:
+    result = run(
+        "camt",
+        str(FIXTURES / "camt053_v08_bad_entries.xml"),
+        "--dry-run",
+        "-i",
+        "ICBC-ZJ",
+        "--accounts",
+        ACCOUNTS,
+    )
+    assert result.exit_code == 3
+    assert len(result.stdout_bytes.splitlines()) == 2
+    assert "rejected, by reason" in result.stderr
+    assert "Ntry[2]: Amt: not a plain decimal string" in result.stderr.replace("\n", "")
+
+
+def test_several_files_and_a_csv_mapping() -> None:
+    result = run(
+        "csv",
+        str(FIXTURES / "hk_utf8_statement.csv"),
+        str(FIXTURES / "hk_utf8_bad_encoding.csv"),
+        "--mapping",
+        "hk_utf8_signed",
+        "--dry-run",
+        "-i",
+        "HSBC-HK",
+        "--accounts",
+        ACCOUNTS,
+    )
+    assert result.exit_code == 3
+    assert len(result.stdout_bytes.splitlines()) == 5
+    assert "total" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["swift", "x.sta"], "unknown format 'swift'; known: camt"),
+        (["camt", "/nonexistent.xml"], "no such file: /nonexistent.xml"),
+        (["camt", str(FIXTURES / "empty.xml"), "-i", "bad id"], "--institution 'bad id'"),
+        (["csv", str(FIXTURES / "hk_utf8_statement.csv")], "needs --mapping"),
+        (
+            ["csv", str(FIXTURES / "hk_utf8_statement.csv"), "--mapping", "nope"],
+            "no such file or shipped",
+        ),
+        (
+            ["camt", str(FIXTURES / "empty.xml"), "--accounts", "/nonexistent.toml"],
+            "nonexistent.toml",
+        ),
+        (
+            ["mt940", str(FIXTURES / "mt940_de_structured.sta"), "--encoding", "klingon"],
+            "unknown encoding",
+        ),
+        (["camt", str(FIXTURES / "empty.xml"), "--timezone", "Mars/Olympus"], "unknown time zone"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(args: list[str], message: str) -> None:
+    if "-i" not in args:
+        args = [*args, "-i", "TEST-BANK"]
+    result = run(*args, "--dry-run")
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_institution_and_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run("camt", str(FIXTURES / "empty.xml"), "--dry-run")
+    assert result.exit_code == 2
+    assert "--institution is required" in result.stderr
+    monkeypatch.delenv("DFIP_ACCOUNT_HASH_KEY")
+    result = run("camt", str(FIXTURES / "empty.xml"), "--dry-run", "-i", "B")
+    assert result.exit_code == 2
+    assert "DFIP_ACCOUNT_HASH_KEY" in result.stderr
+
+
+def test_kafka_unreachable_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(producer_module, "BOOTSTRAP_TIMEOUT_MS", 300)
+    monkeypatch.setenv("DFIP_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    result = run("camt", str(FIXTURES / "camt053_v08_ccb_usd.xml"), "-i", "CCB-NB")
+    assert result.exit_code == 1
+    assert "Kafka is unreachable at 127.0.0.1:1" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_progress_bar_for_large_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli_module, "PROGRESS_MIN_BYTES", 1)
+    result = run(
+        "camt",
+        str(FIXTURES / "camt053_v02_icbc.xml"),
+        "--dry-run",
+        "-i",
+        "ICBC-ZJ",
+        "--accounts",
+        ACCOUNTS,
+    )
+    assert result.exit_code == 3
+    assert len(result.stdout_bytes.splitlines()) == 5
+
+
+def test_raw_accounts_never_reach_the_output() -> None:
+    result = run(
+        "camt",
+        str(FIXTURES / "camt053_v02_icbc.xml"),
+        str(FIXTURES / "camt053_v13_multi.xml"),
+        "--dry-run",
+        "-i",
+        "ICBC-ZJ",
+        "--accounts",
+        ACCOUNTS,
+    )
+    output = result.stdout + result.stderr
+    for raw in ("1202021109900123456", "DE89370400440532013000", "358058100100123456"):
+        assert raw not in output
+
+
+def test_bad_kafka_settings_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DFIP_KAFKA_SECURITY_PROTOCOL", "CARRIER_PIGEON")
+    result = run("camt", str(FIXTURES / "camt053_v08_ccb_usd.xml"), "-i", "CCB-NB")
+    assert result.exit_code == 2
+    assert "Kafka settings (DFIP_KAFKA_*): security_protocol" in result.stderr
