@@ -65,13 +65,16 @@ def _figure_row(f: Figure) -> str:
 
 def render_metrics() -> str:
     registry = CollectorRegistry()
-    WorkerMetrics(registry)
+    metrics = WorkerMetrics(registry)
+    declared = {
+        m._name: m._labelnames  # declared label names: there are no samples yet
+        for m in vars(metrics).values()
+        if hasattr(m, "_labelnames")
+    }
     health = []
     for metric in registry.collect():
         suffix = "_total" if metric.type == "counter" else ""
-        labels = ", ".join(
-            f"`{x}`" for x in sorted({k for s in metric.samples for k in s.labels if k != "le"})
-        )
+        labels = ", ".join(f"`{x}`" for x in declared.get(metric.name, ()))
         name = f"`{metric.name}{suffix}`"
         health.append(f"| {name} | {metric.type} | {labels or '—'} | {metric.documentation} |")
     lines = [

@@ -14,6 +14,8 @@ import time
 from typing import Any
 
 import faust
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import Consumer as FaustAIOKafkaConsumer
 from prometheus_client import CollectorRegistry, generate_latest
 
 from dfip.kafka_config import KafkaSettings
@@ -64,7 +66,10 @@ class Worker:
             broker_credentials=_credentials(kafka),
             store=settings.store,
             datadir=str(settings.data_dir),
-            processing_guarantee=settings.processing_guarantee,
+            # DFIP commits its own transactions (streams/engine.py); Faust's exactly-once mode
+            # (one transactional producer per partition) crashes with ProducerFenced when
+            # partitions come back after a rebalance, so Faust itself runs at_least_once.
+            processing_guarantee="at_least_once",
             topic_partitions=USCC_PARTITIONS,
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=1.0,
@@ -81,6 +86,9 @@ class Worker:
             web_metrics_enabled=False,
             producer_acks=-1,
         )
+        if settings.processing_guarantee == "exactly_once":
+            # read only committed records, so outputs of aborted batches (forwards) are unseen
+            app.transport.Consumer = _ReadCommittedConsumer  # type: ignore[misc]
         topic = app.topic(
             *(kafka.topic(t) for t in INPUT_TOPICS),
             key_serializer="raw",
@@ -90,13 +98,18 @@ class Worker:
 
         @app.agent(topic, name="dfip-ingress")
         async def ingress(stream: Any) -> None:
-            async for events in stream.take_events(
+            # noack_take: events are acknowledged (and so their offsets committed by Faust)
+            # only after our transaction has committed them; take_events would ack them in a
+            # `finally`, i.e. also when the batch was cancelled half-way by a shutdown.
+            async for events in stream.noack_take(
                 settings.batch_size, within=settings.batch_within_ms / 1000
             ):
                 await worker._ensure_started()
                 records = [_to_record(engine, e.message) for e in events]
                 t0 = time.perf_counter()
                 await engine.process_batch(records)
+                for event in events:
+                    await stream.ack(event)
                 worker._observe(records, t0)
 
         @app.timer(interval=settings.idle_commit_ms / 1000)  # type: ignore[untyped-decorator]
@@ -112,6 +125,7 @@ class Worker:
             mine = {tp.partition for tp in assigned if engine.name(tp.topic) in INPUT_TOPICS}
             self.metrics.rebalances.inc()
             self.metrics.ready.set(0)
+            self.metrics.lag.clear()  # partitions that moved away must not keep a lag
             await engine.assign(mine)
             self.metrics.assigned.set(len(mine))
             self.metrics.ready.set(1)
@@ -206,6 +220,20 @@ class Worker:
             name = self.engine.name(tp.topic)
             pos = states[tp.partition].offsets.get(name, 0) if tp.partition in states else end
             self.metrics.lag.labels(name, str(tp.partition)).set(max(0, end - pos))
+
+
+class _ReadCommittedThread(AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust chooses read_committed only in its own exactly-once mode; the consumer reads
+        # this attribute when it starts, so setting it here is enough.
+        consumer._isolation_level = "read_committed"
+        return consumer
+
+
+class _ReadCommittedConsumer(FaustAIOKafkaConsumer):
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
 
 
 def _to_record(engine: Engine, message: Any) -> Record:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,13 @@ class CommittedView:
     scored: dict[int, dict[tuple[str, str], int]] = field(default_factory=dict)
 
 
+@asynccontextmanager
+async def _flushing(producer: AIOKafkaProducer) -> AsyncIterator[None]:
+    """at_least_once: no transaction, but wait until every record is acknowledged."""
+    yield
+    await producer.flush()
+
+
 class Engine:
     def __init__(self, kafka: KafkaSettings, settings: WorkerSettings) -> None:
         self.kafka = kafka
@@ -60,19 +68,28 @@ class Engine:
         self._producer: AIOKafkaProducer | None = None
         self._restore_consumer: AIOKafkaConsumer | None = None
         self._prefix = kafka.topic_prefix
+        self.exactly_once = settings.processing_guarantee == "exactly_once"
         self.stats: dict[str, Any] = {"batches": 0, "rebalances": 0, "restores": 0}
         self.on_commit: list[Any] = []  # callbacks(records: Sequence[Record]) for metrics
 
     # ---- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        txn: dict[str, Any] = {}
+        if self.exactly_once:
+            txn = {
+                # names this worker's transactions; a restarted worker with the same id
+                # fences its predecessor and aborts what it left open
+                "transactional_id": f"{self.kafka.topic_prefix}{self.settings.app_id}-"
+                f"{self.settings.worker_id}",
+                "transaction_timeout_ms": 15_000,  # a crashed worker's open batch ends soon
+            }
         self._producer = AIOKafkaProducer(
-            transactional_id=f"{self.settings.app_id}-{self.settings.worker_id}",
             enable_idempotence=True,
             acks="all",
             linger_ms=5,
-            transaction_timeout_ms=15_000,  # a crashed worker's open transaction ends soon
             client_id=f"dfip-worker-{self.settings.worker_id}",
+            **txn,
             **self.kafka.aiokafka_config(),
         )
         await self._producer.start()
@@ -80,7 +97,7 @@ class Engine:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            isolation_level="read_committed",
+            isolation_level="read_committed" if self.exactly_once else "read_uncommitted",
             client_id="dfip-state-restore",
             **self.kafka.aiokafka_config(),
         )
@@ -111,6 +128,8 @@ class Engine:
             for p in list(self.processor.states):
                 if p not in wanted:
                     self._drop(p)
+            # stop reading the scores of partitions that left; a returning one is re-read
+            self.reader.set_partitions(sorted(self.processor.states), start_at={})
             new = sorted(wanted - set(self.processor.states))
             t0 = time.perf_counter()
             for p in new:
@@ -203,6 +222,8 @@ class Engine:
 
     async def tick(self) -> None:
         """Idle work: read reference topics for all owned partitions and commit if changed."""
+        if self.lock.locked():
+            return  # a batch is running: it reads the reference topics itself
         async with self.lock:
             if not self.ready.is_set() or not self.processor.states:
                 return
@@ -224,7 +245,7 @@ class Engine:
             producer = self._producer
             assert producer is not None
             state_topic = self.kafka.topic(STATE_TOPIC.name)
-            async with producer.transaction():
+            async with producer.transaction() if self.exactly_once else _flushing(producer):
                 for out in outputs:
                     await producer.send(
                         self.kafka.topic(out.topic),

@@ -90,13 +90,15 @@ class ReferenceReader:
             c.seek(tp, pos)
 
     def set_partitions(self, partitions: Iterable[int], *, start_at: dict[int, int]) -> None:
-        """Own exactly these scores partitions; new ones start at ``start_at[p]`` (default 0)."""
+        """Read exactly these scores partitions; those in ``start_at`` (re)start there."""
         wanted = {self.scores_tp(p) for p in partitions}
         for tp in [tp for tp in self._positions if tp != self.fx_tp and tp not in wanted]:
             del self._positions[tp]
         for tp in wanted:
-            if tp not in self._positions:
-                self._positions[tp] = start_at.get(tp.partition, 0)
+            if tp.partition in start_at:
+                self._positions[tp] = start_at[tp.partition]
+            else:
+                self._positions.setdefault(tp, 0)
         self._reassign()
 
     def rewind_fx(self, offset: int) -> None:
