@@ -20,7 +20,9 @@ from dfip.kafka_config import KafkaSettings
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
+)
 kafka_app = typer.Typer(no_args_is_help=True, help="A local single-node Kafka broker (KRaft).")
 topics_app = typer.Typer(no_args_is_help=True, help="Topics from the catalog.")
 app.add_typer(kafka_app, name="kafka")
@@ -150,8 +152,11 @@ def _register_optional() -> None:
     from adapters.cli import ingest_command
     from adapters.simulator.cli import simulate_command
 
+    from dfip.top import top_command
+
     app.command("ingest")(ingest_command)
     app.command("simulate")(simulate_command)
+    app.command("top")(top_command)
 
 
 def main() -> None:

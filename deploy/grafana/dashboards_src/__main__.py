@@ -1,0 +1,3 @@
+from deploy.grafana.dashboards_src.render import main
+
+raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""Grafana dashboards: the committed JSON and docs/dashboards.md match the dashboard code, and
+every panel reads the provisioned Prometheus datasource with a real query."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from schemas.figures import FIGURES_BY_NAME
+
+grafana = pytest.importorskip("grafana_foundation_sdk", reason="a dev dependency")
+
+from deploy.grafana.dashboards_src import (  # noqa: E402  (after the importorskip)
+    DASHBOARDS_DIR,
+    dashboards,
+    main,
+)
+from deploy.grafana.dashboards_src.financial_centre import (  # noqa: E402
+    PROVINCE_DIGITAL_ECONOMY_TARGET,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+PROVISIONING = REPO / "deploy" / "grafana" / "provisioning"
+RULES = sorted((REPO / "deploy" / "prometheus" / "rules").glob("*.yml"))
+
+
+def committed() -> dict[str, dict[str, Any]]:
+    return {
+        p.name: json.loads(p.read_text(encoding="utf-8")) for p in DASHBOARDS_DIR.glob("*.json")
+    }
+
+
+def panels(board: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for item in board["panels"]:
+        if item["type"] == "row":
+            out.extend(item.get("panels", []))
+        else:
+            out.append(item)
+    return out
+
+
+def recorded_names() -> set[str]:
+    names = set()
+    for path in RULES:
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
+            names |= {r["record"] for r in group["rules"] if "record" in r}
+    return names
+
+
+def test_generated_files_are_current() -> None:
+    assert main(["--check"]) == 0, "run `python -m deploy.grafana.dashboards_src`"
+
+
+def test_no_stale_dashboard_files() -> None:
+    assert set(committed()) == {spec.file_name for spec in dashboards()}
+
+
+def test_the_two_dashboards() -> None:
+    boards = {b["uid"]: b for b in committed().values()}
+    assert set(boards) == {"dfip-financial-centre", "dfip-platform-health"}
+    for board in boards.values():
+        assert board["schemaVersion"] >= 39  # Grafana 11
+        assert "dfip" in board["tags"]
+
+
+def test_every_panel_reads_the_provisioned_prometheus() -> None:
+    (datasource,) = yaml.safe_load(
+        (PROVISIONING / "datasources" / "prometheus.yml").read_text(encoding="utf-8")
+    )["datasources"]
+    uid = datasource["uid"]
+    assert uid == "prometheus"
+    for name, board in committed().items():
+        ids = [p["id"] for p in board["panels"]]
+        assert len(ids) == len(set(ids)), f"{name}: duplicate panel ids"
+        for panel in panels(board):
+            where = f"{name}: {panel['title']}"
+            assert panel["datasource"] == {"type": "prometheus", "uid": uid}, where
+            assert panel.get("description"), f"{where}: no meaning"
+            assert panel["targets"], f"{where}: no query"
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] == uid, where
+                assert target["expr"].strip(), f"{where}: empty expr"
+            pos = panel["gridPos"]
+            assert pos["x"] >= 0, where
+            assert pos["x"] + pos["w"] <= 24, where
+
+
+def test_queries_use_recording_rules_that_exist() -> None:
+    known = recorded_names()
+    for name, board in committed().items():
+        for panel in panels(board):
+            for target in panel["targets"]:
+                for used in re.findall(r"\bdfip:[a-z0-9_]+:[a-z0-9_]+\b", target["expr"]):
+                    assert used in known, f"{name}: {panel['title']}: {used} is not recorded"
+
+
+def test_no_panel_sums_raw_partition_series() -> None:
+    """Business and flow figures are read through recording rules (max per partition first);
+    the only raw use is the ownership filter of the lag panels."""
+    for name, board in committed().items():
+        for panel in panels(board):
+            for target in panel["targets"]:
+                expr = target["expr"].replace(
+                    "and on (instance, partition) dfip_events_received_total", ""
+                )
+                raw = re.findall(r"(?<![:\w])dfip_[a-z0-9_]+", expr)
+                assert not [n for n in raw if n in FIGURES_BY_NAME], (name, panel["title"])
+
+
+def test_the_province_target_is_a_reference_line() -> None:
+    board = committed()["financial-centre.json"]
+    (panel,) = [p for p in panels(board) if "digital-economy target" in p["title"]]
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert PROVINCE_DIGITAL_ECONOMY_TARGET == 0.55  # shared/DOMAIN.md: > 55 % of GDP by 2022
+    assert {"color": "green", "value": 0.55} in steps
+    assert panel["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] != "off"
+    assert any(t["expr"] == "vector(0.55)" for t in panel["targets"])
+
+
+def test_docs_list_every_panel_and_query() -> None:
+    text = (REPO / "docs" / "dashboards.md").read_text(encoding="utf-8")
+    for board in committed().values():
+        for panel in panels(board):
+            assert f"#### {panel['title']}" in text
+            for target in panel["targets"]:
+                assert target["expr"] in text
+
+
+def test_dashboard_code_passes_mypy_strict() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "-p", "deploy.grafana.dashboards_src"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
