@@ -1,0 +1,203 @@
+"""The topic catalog: one declarative source for every DFIP topic.
+
+Topic creation, the Faust app and docs/events.md all read `TOPICS` (plus the stream
+layer's `streams.topics.INTERNAL_TOPICS`, declared with the same `TopicSpec`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, Final, Literal
+
+from schemas.events import (
+    DeadLetter,
+    DigitalizationScore,
+    EventEnvelope,
+    FxRate,
+    LoanEvent,
+    TransactionEvent,
+)
+
+__all__ = [
+    "DAY_MS",
+    "TOPICS",
+    "USCC_PARTITIONS",
+    "CleanupPolicy",
+    "TopicSpec",
+    "message_key",
+    "partition_for",
+    "score_key",
+    "topic_by_name",
+    "utc_iso",
+]
+
+USCC_PARTITIONS: Final = 12
+"""Partition count of every USCC-keyed topic. Co-partitioning (the as-of join reads a
+score and the events of one enterprise in the same task) depends on every such topic
+having exactly this count, so it is a constant, not an environment setting."""
+
+DAY_MS: Final = 24 * 60 * 60 * 1000
+
+CleanupPolicy = Literal["delete", "compact", "compact,delete"]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """Everything needed to create, produce to and consume from one topic."""
+
+    name: str
+    key: str
+    """What the message key is (documentation), e.g. `uscc` or `{currency}:{rate_date}`."""
+    value_model: Any
+    """Model class or union alias (e.g. `LoanEvent`) of the value; None for raw bytes or
+    for records another package defines."""
+    partitions: int
+    cleanup_policy: CleanupPolicy
+    retention_ms: int | None
+    """None: broker default (compacted topics keep the latest value per key anyway)."""
+    description: str = ""
+    config: Mapping[str, str] = field(default_factory=dict, hash=False)
+    """Extra topic-level configs (e.g. `min.compaction.lag.ms`)."""
+    uscc_partitioned: bool = False
+    """True when records are placed by `partition_for(uscc)`: must have USCC_PARTITIONS."""
+
+    def __post_init__(self) -> None:
+        if self.partitions < 1:
+            raise ValueError(f"{self.name}: partitions must be >= 1")
+        if self.uscc_partitioned and self.partitions != USCC_PARTITIONS:
+            raise ValueError(f"{self.name}: USCC-keyed topics need {USCC_PARTITIONS} partitions")
+
+    def topic_config(self) -> dict[str, str]:
+        """Topic-level configs for topic creation (`NewTopic(topic_configs=...)`)."""
+        out: dict[str, str] = {"cleanup.policy": self.cleanup_policy}
+        if self.retention_ms is not None:
+            out["retention.ms"] = str(self.retention_ms)
+        out.update(self.config)
+        return out
+
+
+TRANSACTIONS = TopicSpec(
+    "dfip.transactions",
+    "uscc",
+    TransactionEvent,
+    USCC_PARTITIONS,
+    "delete",
+    7 * DAY_MS,
+    "Booked statement entries from bank and fintech adapters.",
+    uscc_partitioned=True,
+)
+LOANS = TopicSpec(
+    "dfip.loans",
+    "uscc",
+    LoanEvent,
+    USCC_PARTITIONS,
+    "delete",
+    30 * DAY_MS,
+    "Loan lifecycle events (borrower USCC is the key).",
+    uscc_partitioned=True,
+)
+SCORES = TopicSpec(
+    "dfip.scores",
+    "{uscc}@{assessed_at}",
+    DigitalizationScore,
+    USCC_PARTITIONS,
+    "compact",
+    None,
+    "Digitalisation assessments; every version is kept (the key includes assessed_at). "
+    "Produced to partition_for(uscc) explicitly so it co-partitions with the event topics.",
+    uscc_partitioned=True,
+)
+FX = TopicSpec(
+    "dfip.fx",
+    "{currency}:{rate_date}",
+    FxRate,
+    1,
+    "compact",
+    None,
+    "Reference FX rates to CNY, read completely before events are converted.",
+)
+DEADLETTER = TopicSpec(
+    "dfip.deadletter",
+    "original key or none",
+    DeadLetter,
+    3,
+    "delete",
+    30 * DAY_MS,
+    "Records that failed at any stage, kept with the reason; never dropped.",
+)
+LATE = TopicSpec(
+    "dfip.late",
+    "uscc",
+    None,
+    USCC_PARTITIONS,
+    "delete",
+    30 * DAY_MS,
+    "Events later than the window grace period (original event bytes).",
+    uscc_partitioned=True,
+)
+METRICS = TopicSpec(
+    "dfip.metrics",
+    "window id",
+    None,
+    3,
+    "compact",
+    None,
+    "Closed event-time window figures (WindowFigure records defined by streams).",
+)
+
+TOPICS: tuple[TopicSpec, ...] = (TRANSACTIONS, LOANS, SCORES, FX, DEADLETTER, LATE, METRICS)
+
+
+def topic_by_name(name: str) -> TopicSpec:
+    """The catalog entry called `name` (unprefixed); KeyError if there is none."""
+    for spec in TOPICS:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no topic {name!r} in schemas.catalog.TOPICS")
+
+
+@lru_cache(maxsize=1 << 16)
+def _murmur_positive(key: bytes) -> int:
+    # kafka-python's murmur2 is pure Python (~µs); keys repeat, so cache the hash.
+    # Imported here: importing kafka-python costs ~0.5 s, and most users of `schemas`
+    # (aiokafka-based workers, tools) never partition by hand.
+    from kafka.partitioner.default import murmur2
+
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+def partition_for(uscc: str, partitions: int = USCC_PARTITIONS) -> int:
+    """Kafka's default partitioner on the UTF-8 key: `(murmur2(key) & 0x7fffffff) % n`.
+
+    Identical to the Java client, kafka-python and aiokafka for a non-null key.
+    """
+    return _murmur_positive(uscc.encode("utf-8")) % partitions
+
+
+def utc_iso(moment: datetime) -> str:
+    """ISO-8601 UTC text with `Z`, exactly as the codec writes datetimes."""
+    text = moment.isoformat()
+    if not text.endswith("+00:00"):
+        raise ValueError("expected a UTC datetime")
+    return text[: -len("+00:00")] + "Z"
+
+
+def score_key(score: DigitalizationScore) -> str:
+    """`{uscc}@{assessed_at}` — one key per assessment, so compaction keeps every version."""
+    return f"{score.enterprise_uscc}@{utc_iso(score.assessed_at)}"
+
+
+def message_key(record: Any) -> str | None:
+    """The message key a record is produced with, per the catalog."""
+    if isinstance(record, DigitalizationScore):
+        return score_key(record)
+    if isinstance(record, EventEnvelope):
+        return record.enterprise_uscc
+    if isinstance(record, FxRate):
+        return record.key
+    if isinstance(record, DeadLetter):
+        return None
+    raise TypeError(f"no catalog key rule for {type(record).__name__}")
