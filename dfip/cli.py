@@ -151,7 +151,6 @@ def _register_optional() -> None:
     """Commands whose code lives in adapters/ (kept out of the import path of `worker`)."""
     from adapters.cli import ingest_command
     from adapters.simulator.cli import simulate_command
-
     from dfip.top import top_command
 
     app.command("ingest")(ingest_command)

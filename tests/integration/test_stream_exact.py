@@ -102,7 +102,9 @@ def test_one_worker_matches_the_oracle(kafka_settings: KafkaSettings, tmp_path: 
         assert len(letters) == total(got, "dfip_events_deadlettered_total")
         for r in letters:
             doc = orjson.loads(r.value)
-            assert doc["reason"] and doc["error_class"] and doc["original_b64"] is not None
+            assert doc["reason"]
+            assert doc["error_class"]
+            assert doc["original_b64"] is not None
     finally:
         worker.stop()
 
