@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import (
@@ -43,6 +45,19 @@ def _topic_config(spec: TopicSpec) -> dict[str, str]:
     return cfg
 
 
+def _describe_settled(
+    admin: KafkaAdminClient, names: list[str], timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    """Describe topics, waiting until freshly created ones show their partitions (metadata
+    reaches the broker's cache a moment after CreateTopics returns)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described: list[dict[str, Any]] = admin.describe_topics(names)
+        if all(d["partitions"] for d in described) or time.monotonic() > deadline:
+            return described
+        time.sleep(0.2)
+
+
 def admin_client(settings: KafkaSettings) -> KafkaAdminClient:
     try:
         return KafkaAdminClient(
@@ -78,7 +93,7 @@ def create_topics(
             # a concurrent creator may win; partition counts are checked below either way
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing, timeout_ms=30000)
-        described = admin.describe_topics(list(wanted))
+        described = _describe_settled(admin, list(wanted))
         results: list[TopicResult] = []
         created = {t.name for t in missing}
         for desc in described:
