@@ -1,0 +1,470 @@
+"""The exact expected value of every figure, computed from the simulator's ground truth.
+
+It replays the records in produce order, as Kafka delivers them per partition, applying the
+semantics of `schemas.figures` written out again here on purpose: band thresholds, regions,
+risk classes and DPD buckets are re-implemented rather than imported, so the oracle and the
+stream share nothing but `schemas.money.to_fen` (THE conversion rule) and the figure names.
+
+Output (JSON-ready, integer base units: fen; fen x RATE_SCALE for the rate-weighted principal):
+``{"figures": {name: [{"labels": {...}, "value": int}]}, "windows": [...], "meta": {...}}``.
+Series whose value is 0 are omitted (a missing series means 0), except the unlabelled
+`dfip_borrowers_active`, which is always present.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right, insort
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from adapters.simulator.model import (
+    LOANS,
+    TRANSACTIONS,
+    FxFact,
+    LoanFact,
+    Record,
+    ScoreFact,
+    TxFact,
+)
+from schemas import to_fen
+from schemas.figures import FIGURES, HEALTH_FIGURES, RATE_SCALE
+
+__all__ = ["WINDOW_SIZES", "Oracle"]
+
+WINDOW_SIZES = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE = Decimal(1)
+
+# GB/T 2260 prefecture prefix (USCC characters 3-6) of Zhejiang's 11 cities.
+_PREFECTURES = {
+    "3301": "hangzhou", "3302": "ningbo", "3303": "wenzhou", "3304": "jiaxing",
+    "3305": "huzhou", "3306": "shaoxing", "3307": "jinhua", "3308": "quzhou",
+    "3309": "zhoushan", "3310": "taizhou", "3311": "lishui",
+}  # fmt: skip
+_RISK_ORDER = ("normal", "special_mention", "substandard", "doubtful", "loss")
+_RISK_RANK = {r: i for i, r in enumerate(_RISK_ORDER)}
+
+# The label order of every figure as this module writes it; checked against
+# schemas.figures at import so a change there cannot silently scramble labels here.
+_TX = ("institution_type", "digitalization_band", "region", "direction")
+_LOAN = ("institution_type", "digitalization_band", "region")
+_IB = ("institution_type", "digitalization_band")
+_LABELS: dict[str, tuple[str, ...]] = {
+    "dfip_transactions_total": _TX,
+    "dfip_transaction_amount_yuan_total": _TX,
+    "dfip_transactions_by_sector_total": ("sector", "digitalization_band"),
+    "dfip_crossborder_ecommerce_payments_total": ("customs_mode", "institution_type"),
+    "dfip_crossborder_ecommerce_amount_yuan_total": ("customs_mode", "institution_type"),
+    "dfip_loan_applications_total": _IB,
+    "dfip_loan_decisions_total": (*_IB, "decision"),
+    "dfip_loan_disbursements_total": _LOAN,
+    "dfip_loan_disbursed_principal_yuan_total": _LOAN,
+    "dfip_loan_disbursed_rate_weighted_yuan_total": _IB,
+    "dfip_loan_inclusive_sme_disbursed_principal_yuan_total": ("institution_type",),
+    "dfip_loan_repaid_principal_yuan_total": _IB,
+    "dfip_loan_written_off_principal_yuan_total": _IB,
+    "dfip_loan_outstanding_principal_yuan": (*_IB, "risk_class"),
+    "dfip_loan_past_due_principal_yuan": ("institution_type", "dpd_bucket"),
+    "dfip_loans_active": _IB,
+    "dfip_borrowers_active": (),
+    "dfip_enterprises_scored": ("digitalization_band", "sector"),
+    "dfip_events_received_total": ("topic",),
+    "dfip_events_processed_total": ("topic",),
+    "dfip_events_duplicate_total": ("topic",),
+    "dfip_events_deadlettered_total": ("topic", "error_class"),
+    "dfip_events_late_total": ("topic",),
+}
+_DECLARED = {f.name: f.labels for f in (*FIGURES, *HEALTH_FIGURES)}
+if _DECLARED != _LABELS:
+    raise ImportError(f"schemas.figures changed; update the oracle: {_DECLARED}")
+
+
+def _band(score: Decimal | None) -> str:
+    if score is None:
+        return "unscored"
+    for limit, band in ((20, "l0"), (40, "l1"), (60, "l2"), (80, "l3")):
+        if score < limit:
+            return band
+    return "l4"
+
+
+def _region(uscc: str) -> str:
+    return _PREFECTURES.get(uscc[2:6], "other")
+
+
+def _implied_risk(dpd: int) -> str:
+    if dpd <= 0:
+        return "normal"
+    if dpd <= 90:
+        return "special_mention"
+    if dpd <= 270:
+        return "substandard"
+    if dpd <= 360:
+        return "doubtful"
+    return "loss"
+
+
+def _dpd_bucket(dpd: int) -> str:
+    for limit, bucket in ((30, "1_29"), (60, "30_59"), (90, "60_89")):
+        if dpd < limit:
+            return bucket
+    return "90_plus"
+
+
+@dataclass(slots=True)
+class _Loan:
+    """True state of a disbursed loan; labels and FX rate frozen at disbursement."""
+
+    uscc: str
+    institution_type: str
+    band: str
+    currency: str
+    rate: Decimal  # CNY per unit of the loan currency, booked at disbursement
+    outstanding: Decimal  # exact, in the loan currency
+    days_past_due: int = 0
+    reported: str = "normal"
+    defaulted: bool = False
+
+    @property
+    def outstanding_fen(self) -> int:
+        return to_fen(self.outstanding, self.rate)
+
+    def risk_class(self) -> str:
+        classes = [self.reported, _implied_risk(self.days_past_due)]
+        if self.defaulted:
+            classes.append("substandard")
+        return max(classes, key=_RISK_RANK.__getitem__)
+
+
+@dataclass(slots=True)
+class _Window:
+    tx_count: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    tx_amount_fen: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    disbursed_fen: Counter[tuple[str, ...]] = field(default_factory=Counter)
+
+
+class _Dedup:
+    """Event ids seen on one topic-partition within the event-time horizon."""
+
+    __slots__ = ("ids", "order")
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+        self.order: deque[tuple[datetime, str]] = deque()
+
+    def add(self, event_id: str, at: datetime, oldest: datetime | None) -> None:
+        self.ids.add(event_id)
+        if oldest is None:
+            return  # reference data: every version is kept, so is every id
+        self.order.append((at, event_id))
+        while self.order and self.order[0][0] < oldest:
+            self.ids.discard(self.order.popleft()[1])
+
+
+class Oracle:
+    """Feed it every record in produce order with `observe`; read `result()` at the end."""
+
+    def __init__(self, *, grace_seconds: int = 600, dedup_horizon_hours: int = 48) -> None:
+        self.grace = timedelta(seconds=grace_seconds)
+        self.horizon = timedelta(hours=dedup_horizon_hours)
+        self.records = 0
+        self._figures: dict[str, Counter[tuple[str, ...]]] = {n: Counter() for n in _LABELS}
+        self._wm: dict[tuple[str, int], datetime] = {}
+        self._seen: dict[tuple[str, int], _Dedup] = {}
+        self._history: dict[str, list[tuple[datetime, Decimal, str]]] = {}
+        self._fx: dict[tuple[str, date], Decimal] = {}
+        self._loans: dict[str, _Loan] = {}
+        self._windows: dict[tuple[str, int, str, datetime], _Window] = {}
+
+    # ---- replay --------------------------------------------------------------------------
+
+    def observe(self, record: Record) -> None:
+        self.records += 1
+        topic = record.topic
+        self._add("dfip_events_received_total", (topic,), 1)
+        fact = record.fact
+        if fact is None:
+            # Not decodable or not valid: the record itself says which class it is.
+            assert record.anomaly is not None
+            self._add("dfip_events_deadlettered_total", (topic, record.anomaly), 1)
+        elif isinstance(fact, FxFact):
+            self._fx[(fact.currency, fact.rate_date)] = fact.rate_to_cny
+            self._add("dfip_events_processed_total", (topic,), 1)
+        elif isinstance(fact, ScoreFact):
+            self._score(record, fact)
+        else:
+            self._event(record, fact)
+
+    def _add(self, name: str, labels: tuple[str, ...], value: int) -> None:
+        self._figures[name][labels] += value
+
+    def _first_seen(self, topic: str, partition: int, event_id: str) -> bool:
+        seen = self._seen.get((topic, partition))
+        if seen is not None and event_id in seen.ids:
+            self._add("dfip_events_duplicate_total", (topic,), 1)
+            return False
+        return True
+
+    def _remember(
+        self, topic: str, partition: int, event_id: str, at: datetime, *, forever: bool = False
+    ) -> None:
+        seen = self._seen.setdefault((topic, partition), _Dedup())
+        newest = max(self._wm.get((topic, partition), at), at)
+        seen.add(event_id, at, None if forever else newest - self.horizon)
+
+    def _score(self, record: Record, fact: ScoreFact) -> None:
+        # Reference data: no lateness (the feed publishes it in time order anyway).
+        if not self._first_seen(record.topic, record.home_partition, fact.event_id):
+            return
+        history = self._history.setdefault(fact.uscc, [])
+        # one version per assessment instant: a re-assessment at the same time replaces it
+        history[:] = [v for v in history if v[0] != fact.assessed_at]
+        insort(history, (fact.assessed_at, fact.overall_score, fact.sector))
+        self._remember(
+            record.topic, record.home_partition, fact.event_id, fact.assessed_at, forever=True
+        )
+        self._add("dfip_events_processed_total", (record.topic,), 1)
+
+    def _event(self, record: Record, fact: TxFact | LoanFact) -> None:
+        topic, home, at = record.topic, record.home_partition, fact.occurred_at
+        forwarded = record.partition != home
+        if forwarded:
+            # Judged where it landed, and it moves that watermark; then forwarded home.
+            late = self._is_late(topic, record.partition, at)
+            if not late:
+                self._move(topic, record.partition, at)
+        if not self._first_seen(topic, home, fact.event_id):
+            return
+        if not forwarded:
+            late = self._is_late(topic, home, at)
+        band, sector = self._as_of(fact.uscc, at)
+        if isinstance(fact, TxFact):
+            error = self._transaction(fact, band, sector, home, windowed=not late)
+        else:
+            error = self._loan(fact, band, home, windowed=not late)
+        if error is not None:
+            self._add("dfip_events_deadlettered_total", (topic, error), 1)
+            return
+        self._add("dfip_events_processed_total", (topic,), 1)
+        self._remember(topic, home, fact.event_id, at)
+        if late:
+            self._add("dfip_events_late_total", (topic,), 1)
+        elif not forwarded:
+            self._move(topic, home, at)
+
+    def _is_late(self, topic: str, partition: int, at: datetime) -> bool:
+        wm = self._wm.get((topic, partition))
+        return wm is not None and at < wm - self.grace
+
+    def _move(self, topic: str, partition: int, at: datetime) -> None:
+        wm = self._wm.get((topic, partition))
+        if wm is None or at > wm:
+            self._wm[(topic, partition)] = at
+
+    def _as_of(self, uscc: str, at: datetime) -> tuple[str, str]:
+        """Band and sector of the newest assessment with assessed_at <= at."""
+        history = self._history.get(uscc)
+        if history:
+            i = bisect_right(history, at, key=lambda item: item[0])
+            if i:
+                _, score, sector = history[i - 1]
+                return _band(score), sector
+        return "unscored", "unknown"
+
+    def _rate(self, currency: str, day: date) -> Decimal | None:
+        return _ONE if currency == "CNY" else self._fx.get((currency, day))
+
+    def _window(self, topic: str, partition: int, at: datetime) -> list[_Window]:
+        out = []
+        for size, width in WINDOW_SIZES.items():
+            start = _EPOCH + width * ((at - _EPOCH) // width)
+            key = (topic, partition, size, start)
+            win = self._windows.get(key)
+            if win is None:
+                win = self._windows[key] = _Window()
+            out.append(win)
+        return out
+
+    # ---- business figures ----------------------------------------------------------------
+
+    def _transaction(
+        self, fact: TxFact, band: str, sector: str, partition: int, *, windowed: bool
+    ) -> str | None:
+        rate = self._rate(fact.currency, fact.occurred_at.date())
+        if rate is None:
+            return "fx_rate_missing"
+        fen = to_fen(fact.amount, rate)
+        inst = fact.institution_type
+        labels = (inst, band, _region(fact.uscc), fact.direction)
+        self._add("dfip_transactions_total", labels, 1)
+        self._add("dfip_transaction_amount_yuan_total", labels, fen)
+        self._add("dfip_transactions_by_sector_total", (sector, band), 1)
+        if fact.customs_mode is not None:
+            self._add("dfip_crossborder_ecommerce_payments_total", (fact.customs_mode, inst), 1)
+            self._add(
+                "dfip_crossborder_ecommerce_amount_yuan_total", (fact.customs_mode, inst), fen
+            )
+        if windowed:
+            for win in self._window(TRANSACTIONS, partition, fact.occurred_at):
+                win.tx_count[(inst, band)] += 1
+                win.tx_amount_fen[(inst, band)] += fen
+        return None
+
+    def _loan(self, fact: LoanFact, band: str, partition: int, *, windowed: bool) -> str | None:
+        kind, inst = fact.event_type, fact.institution_type
+        if kind == "application_submitted":
+            self._add("dfip_loan_applications_total", (inst, band), 1)
+            return None
+        if kind in ("approved", "rejected", "withdrawn"):
+            self._add("dfip_loan_decisions_total", (inst, band, kind), 1)
+            return None
+        if kind == "disbursed":
+            return self._disbursed(fact, band, partition, windowed=windowed)
+        loan = self._loans.get(fact.loan_id)
+        if loan is None:
+            return "unknown_loan"
+        ib = (loan.institution_type, loan.band)
+        if kind == "repayment":
+            assert fact.amount is not None
+            if fact.currency != loan.currency or fact.amount > loan.outstanding:
+                return "invalid_field"  # cannot be applied: other currency, or overpaid
+            before = loan.outstanding_fen
+            loan.outstanding -= fact.amount
+            # the drop in CNY value, so disbursed = repaid + written off + outstanding exactly
+            self._add("dfip_loan_repaid_principal_yuan_total", ib, before - loan.outstanding_fen)
+        elif kind == "delinquency_changed":
+            assert fact.days_past_due is not None
+            loan.days_past_due = fact.days_past_due
+        elif kind == "risk_class_changed":
+            assert fact.risk_class is not None
+            loan.reported = fact.risk_class
+        elif kind == "defaulted":
+            loan.defaulted = True
+        elif kind == "written_off":
+            self._add("dfip_loan_written_off_principal_yuan_total", ib, loan.outstanding_fen)
+            del self._loans[fact.loan_id]
+        elif kind == "closed":
+            del self._loans[fact.loan_id]
+        else:
+            raise ValueError(f"unknown loan event type {kind!r}")
+        return None
+
+    def _disbursed(
+        self, fact: LoanFact, band: str, partition: int, *, windowed: bool
+    ) -> str | None:
+        assert fact.amount is not None
+        assert fact.currency is not None
+        assert fact.annual_rate is not None
+        rate = self._rate(fact.currency, fact.occurred_at.date())
+        if rate is None:
+            return "fx_rate_missing"
+        if fact.loan_id in self._loans:
+            return "invalid_field"  # a second drawdown of an active loan id
+        fen = to_fen(fact.amount, rate)
+        inst, region = fact.institution_type, _region(fact.uscc)
+        self._loans[fact.loan_id] = _Loan(
+            fact.uscc, inst, band, fact.currency, rate, outstanding=fact.amount
+        )
+        # the rate in units of 1/RATE_SCALE (basis points), rounded half to even
+        rate_units = int((fact.annual_rate * RATE_SCALE).to_integral_value(ROUND_HALF_EVEN))
+        self._add("dfip_loan_disbursements_total", (inst, band, region), 1)
+        self._add("dfip_loan_disbursed_principal_yuan_total", (inst, band, region), fen)
+        self._add("dfip_loan_disbursed_rate_weighted_yuan_total", (inst, band), fen * rate_units)
+        if fact.inclusive_sme:
+            self._add("dfip_loan_inclusive_sme_disbursed_principal_yuan_total", (inst,), fen)
+        if windowed:
+            for win in self._window(LOANS, partition, fact.occurred_at):
+                win.disbursed_fen[(inst,)] += fen
+        return None
+
+    # ---- results -------------------------------------------------------------------------
+
+    def _gauges(self) -> dict[str, Counter[tuple[str, ...]]]:
+        out: dict[str, Counter[tuple[str, ...]]] = {
+            name: Counter()
+            for name in (
+                "dfip_loan_outstanding_principal_yuan",
+                "dfip_loan_past_due_principal_yuan",
+                "dfip_loans_active",
+                "dfip_borrowers_active",
+                "dfip_enterprises_scored",
+            )
+        }
+        borrowers: set[str] = set()
+        for loan in self._loans.values():
+            ib = (loan.institution_type, loan.band)
+            out["dfip_loan_outstanding_principal_yuan"][(*ib, loan.risk_class())] += (
+                loan.outstanding_fen
+            )
+            if loan.days_past_due > 0:
+                bucket = (loan.institution_type, _dpd_bucket(loan.days_past_due))
+                out["dfip_loan_past_due_principal_yuan"][bucket] += loan.outstanding_fen
+            out["dfip_loans_active"][ib] += 1
+            borrowers.add(loan.uscc)
+        out["dfip_borrowers_active"][()] = len(borrowers)
+        for history in self._history.values():
+            _, score, sector = max(history, key=lambda item: item[0])
+            out["dfip_enterprises_scored"][(_band(score), sector)] += 1
+        return out
+
+    def figures(self) -> dict[str, list[dict[str, Any]]]:
+        values = {**self._figures, **self._gauges()}
+        out: dict[str, list[dict[str, Any]]] = {}
+        for name, labels in _LABELS.items():
+            series = [
+                {"labels": dict(zip(labels, key, strict=True)), "value": value}
+                for key, value in sorted(values[name].items())
+                if value != 0 or not labels
+            ]
+            if not labels and not series:
+                series = [{"labels": {}, "value": 0}]
+            out[name] = series
+        return out
+
+    def watermark(self, topic: str, partition: int) -> datetime | None:
+        return self._wm.get((topic, partition))
+
+    def windows(self) -> list[dict[str, Any]]:
+        """One record per (topic, partition, size, start) with at least one contribution;
+        `closed` is whether the partition's final watermark passed end + grace."""
+        out = []
+        for (topic, partition, size, start), win in sorted(self._windows.items()):
+            end = start + WINDOW_SIZES[size]
+            wm = self._wm.get((topic, partition))
+            figures: dict[str, list[dict[str, Any]]] = {}
+            if topic == TRANSACTIONS:
+                figures["tx_count"] = _series(_IB, win.tx_count)
+                figures["tx_amount_fen"] = _series(_IB, win.tx_amount_fen)
+            else:
+                figures["disbursed_fen"] = _series(("institution_type",), win.disbursed_fen)
+            out.append(
+                {
+                    "size": size,
+                    "window_start": start.isoformat(),
+                    "window_end": end.isoformat(),
+                    "topic": topic,
+                    "partition": partition,
+                    "closed": wm is not None and wm >= end + self.grace,
+                    "figures": figures,
+                }
+            )
+        return out
+
+    def result(self, meta: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "figures": self.figures(),
+            "windows": self.windows(),
+            "meta": {**meta, "grace_seconds": int(self.grace.total_seconds()),
+                     "dedup_horizon_hours": int(self.horizon.total_seconds()) // 3600},
+        }  # fmt: skip
+
+
+def _series(labels: tuple[str, ...], values: Counter[tuple[str, ...]]) -> list[dict[str, Any]]:
+    return [
+        {"labels": dict(zip(labels, key, strict=True)), "value": value}
+        for key, value in sorted(values.items())
+        if value != 0
+    ]
