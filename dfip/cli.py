@@ -113,14 +113,16 @@ def run(
     """
     from dfip.topics import create_topics
 
-    if _kafka_script("up") != 0:
-        raise DfipError("the local Kafka broker did not start", hint="see .dfip/kafka/logs")
     children: list[subprocess.Popen[bytes]] = []
     try:
+        # inside the try: a Ctrl-C while the broker starts still stops it
+        if _kafka_script("up") != 0:
+            raise DfipError("the local Kafka broker did not start", hint="see .dfip/kafka/logs")
         create_topics(KafkaSettings())
         exe = [sys.executable, "-m", "dfip.cli"]
         port = os.environ.get("DFIP_WORKER_WEB_PORT", "6066")
-        children.append(subprocess.Popen([*exe, "worker"]))
+        worker_env = {"DFIP_WORKER_LOG_LEVEL": "warn", **os.environ}
+        children.append(subprocess.Popen([*exe, "worker"], env=worker_env))
         children.append(
             subprocess.Popen([*exe, "simulate", "--rate", str(rate), "--seed", str(seed)])
         )
