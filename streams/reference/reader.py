@@ -65,6 +65,8 @@ class ReferenceReader:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             client_id="dfip-reference-reader",
+            # catch-ups read to a known end: never let the broker hold a fetch for new data
+            fetch_max_wait_ms=5,
             **self._settings.aiokafka_config(),
         )
         await self._consumer.start()
