@@ -1,0 +1,161 @@
+"""End-to-end latency, produce → figure visible in /metrics, at a fixed offered load.
+
+A worker is started on a fresh namespace and left idle until /ready; then the captured feed
+is produced at `rate` records/s for `seconds` (scores and FX included, barriers kept), and
+the worker is given `drain` seconds after the last send to show everything. Two readings:
+
+- scrape side (what an operator sees): /metrics is fetched every `scrape_interval` seconds.
+  `dfip_events_received_total{topic, partition}` counts the records of that input partition
+  the worker has committed, in offset order, so the k-th record sent to (topic, partition)
+  is visible in the first response whose count is ≥ k. Latency = arrival of that response −
+  the record's send time (its CreateTime). It includes up to one scrape interval of sampling
+  delay (on average half of it) and the scrape's own duration, so it is an upper bound.
+  Scraping much faster is not possible without slowing the worker: a scrape costs it the
+  time to render the whole exposition (reported as "scrape ms").
+- worker side: the worker's `dfip_event_latency_seconds` histogram observes, for a sample
+  of each committed batch, CreateTime → end of the batch's transaction, which is the moment
+  the new figures are visible to the next scrape. p50/p99 are interpolated within its
+  buckets (…, 0.25, 0.5, 1, 2.5, 5, 10, 30 s) as Prometheus' histogram_quantile does.
+
+Records not visible when the drain time is over count as infinitely late (p99 = ∞ when more
+than 1 % are missing: the pipeline did not keep up with the offered load).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.broker import drop_namespace, namespace
+from bench.feed import EVENT_TOPICS, CapturedFeed, Produced, produce
+from bench.pipeline import start_workers, stop_workers
+from bench.report import percentile
+from bench.scrape import Scraper, histogram_quantile, parse_samples
+
+__all__ = ["LatencyRun", "received_by_partition", "run_latency", "visible_latencies"]
+
+Counts = dict[tuple[str, int], int]
+
+
+@dataclass
+class LatencyRun:
+    offered_rate: float  # records/s actually offered
+    events: int  # event-topic records sent
+    invisible: int  # not visible when the drain time was over
+    scrape_p50: float | None  # seconds
+    scrape_p99: float | None
+    worker_p50: float | None
+    worker_p99: float | None
+    scrape_interval: float
+    scrape_ms: float | None
+
+
+def received_by_partition(text: str) -> Counts:
+    out: Counts = {}
+    for labels, value in parse_samples(text, ("dfip_events_received_total",)).get(
+        "dfip_events_received_total", []
+    ):
+        d = dict(labels)
+        if d.get("topic") in EVENT_TOPICS:
+            out[(d["topic"], int(d["partition"]))] = int(value)
+    return out
+
+
+def visible_latencies(
+    sends: dict[tuple[str, int], list[float]], observations: Sequence[tuple[float, Counts]]
+) -> list[float]:
+    """Per sent record: first observation time whose count covers it − send time (inf if none)."""
+    out: list[float] = []
+    for tp, times in sends.items():
+        seen = 0
+        for at, counts in observations:
+            c = min(counts.get(tp, 0), len(times))
+            if c > seen:
+                out.extend(at - t for t in times[seen:c])
+                seen = c
+        out.extend(math.inf for _ in times[seen:])
+    return out
+
+
+def _histogram(text: str) -> list[tuple[float, float]]:
+    samples = parse_samples(text, ("dfip_event_latency_seconds_bucket",))
+    return [
+        (float(dict(labels)["le"]), value)
+        for labels, value in samples.get("dfip_event_latency_seconds_bucket", [])
+    ]
+
+
+def run_latency(
+    bootstrap: str,
+    feed: CapturedFeed,
+    *,
+    rate: float,
+    seconds: float,
+    log_dir: Path,
+    scrape_interval: float = 1.0,
+    drain: float = 30.0,
+) -> LatencyRun:
+    settings = namespace(bootstrap, "lat")
+    records = feed.records[: max(1, int(rate * seconds))]
+    (worker,) = start_workers(settings, 1, log_dir, app_id=f"bench-lat-{uuid.uuid4().hex[:6]}")
+    scraper = Scraper(worker.port)
+    sends: dict[tuple[str, int], list[float]] = defaultdict(list)
+    observations: list[tuple[float, Counts]] = []
+    stop = threading.Event()
+
+    def on_sent(chunk: Sequence[Produced], at: float) -> None:
+        for r in chunk:
+            if r.topic in EVENT_TOPICS:
+                sends[(r.topic, r.partition)].append(at)
+
+    def poll() -> None:
+        while not stop.is_set():
+            began = time.perf_counter()
+            s = scraper.metrics()
+            if s is not None:
+                observations.append((s.at, received_by_partition(s.text)))
+            stop.wait(max(0.0, scrape_interval - (time.perf_counter() - began)))
+
+    try:
+        deadline = time.monotonic() + 300
+        while not scraper.ready():
+            if not worker.alive or time.monotonic() > deadline:
+                raise RuntimeError(f"worker not ready:\n{worker.tail()}")
+            time.sleep(0.5)
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+        stats = asyncio.run(produce(settings, records, rate=rate, on_sent=on_sent))
+        want = {tp: len(times) for tp, times in sends.items()}
+        end = time.monotonic() + drain
+        while time.monotonic() < end:
+            last = observations[-1][1] if observations else {}
+            if all(last.get(tp, 0) >= n for tp, n in want.items()):
+                break
+            time.sleep(0.2)
+        stop.set()
+        thread.join(timeout=60)
+        final = scraper.metrics()
+        buckets = _histogram(final.text) if final is not None else []
+    finally:
+        stop.set()
+        stop_workers([worker])
+        drop_namespace(settings)
+    lat = sorted(visible_latencies(sends, observations))
+    return LatencyRun(
+        offered_rate=stats.rate,
+        events=len(lat),
+        invisible=sum(1 for x in lat if math.isinf(x)),
+        scrape_p50=percentile(lat, 0.50),
+        scrape_p99=percentile(lat, 0.99),
+        worker_p50=histogram_quantile(buckets, 0.50),
+        worker_p99=histogram_quantile(buckets, 0.99),
+        scrape_interval=scrape_interval,
+        scrape_ms=None if scraper.mean_seconds is None else 1000 * scraper.mean_seconds,
+    )
