@@ -107,9 +107,10 @@ class Worker:
                 await worker._ensure_started()
                 records = [_to_record(engine, e.message) for e in events]
                 t0 = time.perf_counter()
-                await engine.process_batch(records)
+                applied = await engine.process_batch(records)
                 for event in events:
-                    await stream.ack(event)
+                    if event.message.partition in applied:
+                        await stream.ack(event)
                 worker._observe(records, t0)
 
         @app.timer(interval=settings.idle_commit_ms / 1000)  # type: ignore[untyped-decorator]

@@ -205,32 +205,40 @@ class Engine:
                 else:
                     self.processor.process_score(rec, counted=True)
 
-    async def process_batch(self, records: Sequence[Record]) -> None:
-        """Apply a batch of event records and commit it (returns after the commit)."""
-        async with self.lock:
-            if not self.ready.is_set():
-                await self.ready.wait()
-            owned = self.processor.states
-            parts = sorted({r.partition for r in records if r.partition in owned})
-            t0 = time.perf_counter()
-            await self._read_reference(parts)
-            t1 = time.perf_counter()
-            for rec in records:
-                if rec.partition in owned:
-                    self.processor.process(rec)
-                else:
-                    # not ours any more (a rebalance raced the batch): another worker has it
-                    log.debug("skipping record of unowned partition %s", rec.partition)
-            t2 = time.perf_counter()
-            await self._commit(records)
-            t3 = time.perf_counter()
-            # cumulative seconds per stage: where a batch's time goes (shown on /state)
-            timing = self.stats.setdefault(
-                "seconds", {"reference": 0.0, "apply": 0.0, "commit": 0.0}
-            )
-            timing["reference"] += t1 - t0
-            timing["apply"] += t2 - t1
-            timing["commit"] += t3 - t2
+    async def process_batch(self, records: Sequence[Record]) -> set[int]:
+        """Apply a batch of event records and commit it (returns after the commit).
+
+        Returns the partitions whose records were applied; records of other partitions were
+        not, and must not be acknowledged (their owner reads them from Faust's offsets).
+        """
+        while True:
+            # wait outside the lock: assign() needs the lock to become ready
+            await self.ready.wait()
+            async with self.lock:
+                if self.ready.is_set():
+                    return await self._process_locked(records)
+
+    async def _process_locked(self, records: Sequence[Record]) -> set[int]:
+        owned = self.processor.states
+        parts = sorted({r.partition for r in records if r.partition in owned})
+        t0 = time.perf_counter()
+        await self._read_reference(parts)
+        t1 = time.perf_counter()
+        for rec in records:
+            if rec.partition in owned:
+                self.processor.process(rec)
+            else:
+                # not ours any more (a rebalance raced the batch): another worker has it
+                log.debug("skipping record of unowned partition %s", rec.partition)
+        t2 = time.perf_counter()
+        await self._commit(records)
+        t3 = time.perf_counter()
+        # cumulative seconds per stage: where a batch's time goes (shown on /state)
+        timing = self.stats.setdefault("seconds", {"reference": 0.0, "apply": 0.0, "commit": 0.0})
+        timing["reference"] += t1 - t0
+        timing["apply"] += t2 - t1
+        timing["commit"] += t3 - t2
+        return set(parts)
 
     async def tick(self) -> None:
         """Idle work: read reference topics for all owned partitions and commit if changed."""
