@@ -1,16 +1,20 @@
-"""Helpers shared by the statement parsers: dates, references, countries, codes, texts."""
+"""Helpers shared by the parsers: dates, references, accounts, countries, codes, texts,
+and the handling (or rejection) of one record of a text file."""
 
 from __future__ import annotations
 
+import csv
 import re
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from adapters.accounts import AccountDirectory
-from adapters.base import RejectedEntry
+from adapters.base import ParseResult, Rejected, RejectedEntry
+from adapters.parsers._lines import DecodedLines
 from schemas import CustomsMode, SchemaError, TxChannel, make_event_id, parse_amount
 
 __all__ = [
@@ -20,8 +24,12 @@ __all__ = [
     "clip",
     "country_from_bic",
     "country_from_iban",
+    "csv_records",
     "customs_mode_in",
+    "decoded_record",
+    "empty_file",
     "local_zone",
+    "mapped_account",
     "parse_iso_date",
     "parse_iso_datetime",
     "servicer_ref",
@@ -127,6 +135,15 @@ def account_ref(accounts: AccountDirectory, raw: str, field: str) -> str:
         raise RejectedEntry(field, "account identification is empty", "invalid_shape") from None
 
 
+def mapped_account(accounts: AccountDirectory, raw: str, field: str) -> tuple[str, str]:
+    """(account_ref, uscc) of a raw account the account map knows, or `RejectedEntry`."""
+    ref = account_ref(accounts, raw, field)
+    uscc = accounts.uscc_for_ref(ref)
+    if uscc is None:
+        raise RejectedEntry(field, f"account {ref} is not in the account map", "unknown_account")
+    return ref, uscc
+
+
 def transaction_event_id(
     institution: str,
     *,
@@ -218,3 +235,50 @@ def statement_channel(bank_tx_code: str | None) -> TxChannel:
     if family in _COUNTER_FAMILIES or sub in _CASH_SUBFAMILIES:
         return TxChannel.branch
     return TxChannel.other
+
+
+def empty_file(display: str) -> Rejected:
+    """The rejection of a file with nothing in it (`display` is the file as reported)."""
+    return Rejected(f"{display}:1", "(document)", "empty file", b"", "invalid_shape")
+
+
+def decoded_record(
+    lines: DecodedLines,
+    location: str,
+    undecodable: str,
+    build: Callable[[], ParseResult],
+) -> ParseResult:
+    """What `build()` makes of the record `lines` has just read, or the record's rejection.
+
+    A record that is not valid in `lines.encoding` is rejected (reason `undecodable`)
+    without calling `build`; a `RejectedEntry` from `build` is rejected too. Either
+    rejection is at `location` and keeps the record's raw bytes.
+    """
+    try:
+        if lines.undecodable:
+            raise RejectedEntry("(encoding)", undecodable, "undecodable")
+        return build()
+    except RejectedEntry as rej:
+        return rej.at(location, lines.original)
+
+
+def csv_records(
+    lines: DecodedLines, reader: Iterator[list[str]], display: str
+) -> Iterator[tuple[int, list[str] | Rejected]]:
+    """(first line, cells) of each record `reader` reads from `lines`; blank rows are skipped.
+
+    A record the csv module cannot read comes as its rejection instead of its cells. While
+    the caller handles a record, `lines.original` and `lines.undecodable` describe it.
+    """
+    while True:
+        lines.start_record()
+        start = lines.lineno + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield start, Rejected(f"{display}:{start}", "(row)", f"CSV: {exc}", lines.original)
+            continue
+        if any(cell.strip() for cell in row):
+            yield start, row

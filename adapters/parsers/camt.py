@@ -36,6 +36,7 @@ from adapters.parsers._common import (
     country_from_bic,
     country_from_iban,
     customs_mode_in,
+    empty_file,
     local_zone,
     servicer_ref,
     statement_channel,
@@ -214,7 +215,7 @@ class CamtParser(Parser):
     def parse(self, path: Path) -> Iterator[ParseResult]:
         display = str(path)
         if path.stat().st_size == 0:
-            yield Rejected(f"{display}:1", "(document)", "empty file", b"", "invalid_shape")
+            yield empty_file(display)
             return
         with self.open(path) as fh:
             yield from _Reader(self, display, path).run(fh)
@@ -551,7 +552,7 @@ class _Reader:
             "undecodable" if "encoding" in lowered or "utf-8" in lowered else "invalid_shape"
         )
         if "document is empty" in lowered:
-            return Rejected(f"{self.display}:1", "(document)", "empty file", b"", "invalid_shape")
+            return empty_file(self.display)
         return Rejected(
             f"{self.display}:{line}",
             "(document)",

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,13 +28,16 @@ from adapters.base import (
 )
 from adapters.parsers._common import (
     EntryRefs,
-    account_ref,
     amount_or_reject,
     clip,
     country_from_bic,
     country_from_iban,
+    csv_records,
     customs_mode_in,
+    decoded_record,
+    empty_file,
     local_zone,
+    mapped_account,
     servicer_ref,
     statement_channel,
     transaction_event_id,
@@ -89,33 +93,18 @@ class CsvStatementParser(Parser):
                 return
             table = table_or_error
             reader = csv.reader(lines, delimiter=m.delimiter)
-            while True:
-                lines.start_record()
-                start = lines.lineno + 1
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as exc:
+            undecodable = f"row is not valid {lines.encoding} (mapping {m.name})"
+            for start, row in csv_records(lines, reader, display):
+                if isinstance(row, Rejected):
                     self.stats.entries += 1
-                    yield Rejected(f"{display}:{start}", "(row)", f"CSV: {exc}", lines.original)
-                    continue
-                if not any(cell.strip() for cell in row):
+                    yield row
                     continue
                 first = next(cell.strip() for cell in row if cell.strip())
                 if any(first.startswith(marker) for marker in m.stop_markers):
                     break  # totals and signature lines follow the table
                 self.stats.entries += 1
-                try:
-                    if lines.undecodable:
-                        raise RejectedEntry(
-                            "(encoding)",
-                            f"row is not valid {lines.encoding} (mapping {m.name})",
-                            "undecodable",
-                        )
-                    yield self._event(row, table, start)
-                except RejectedEntry as rej:
-                    yield rej.at(f"{display}:{start}", lines.original)
+                build = partial(self._event, row, table, start)
+                yield decoded_record(lines, f"{display}:{start}", undecodable, build)
 
     # -- header and account --------------------------------------------------------------
 
@@ -139,7 +128,7 @@ class CsvStatementParser(Parser):
             preamble.append(text)
         if header_text is None:
             if lines.lineno == 0 or not "".join(preamble).strip():
-                return Rejected(f"{display}:1", "(document)", "empty file", b"", "invalid_shape")
+                return empty_file(display)
             what = f"containing {m.header_marker!r}" if m.header_marker else "row"
             return Rejected(
                 f"{display}:1",
@@ -189,23 +178,14 @@ class CsvStatementParser(Parser):
         return table
 
     def _resolve(self, table: _Table, raw_account: str) -> None:
-        accounts = self.context.accounts
         try:
-            table.account_ref = account_ref(accounts, raw_account, "account")
+            table.account_ref, table.uscc = mapped_account(
+                self.context.accounts, raw_account, "account"
+            )
         except RejectedEntry as rej:
             table.account_error = rej
-            return
-        uscc = accounts.uscc_for_ref(table.account_ref)
-        table.uscc = uscc or ""
-        table.account_error = (
-            None
-            if uscc
-            else RejectedEntry(
-                "account",
-                f"account {table.account_ref} is not in the account map",
-                "unknown_account",
-            )
-        )
+        else:
+            table.account_error = None
 
     # -- rows ----------------------------------------------------------------------------
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
-from adapters.base import Parser, ParseResult, Rejected, RejectedEntry, build_model, register
-from adapters.parsers._common import parse_iso_datetime
+from adapters.base import Parser, ParseResult, RejectedEntry, build_model, register
+from adapters.parsers._common import decoded_record, empty_file, parse_iso_datetime
 from adapters.parsers._lines import DecodedLines
 from schemas import LOAN_EVENT_CLASSES, LoanEvent, LoanEventType, make_event_id, utc_iso
 
@@ -35,6 +36,7 @@ class LoansJsonlParser(Parser):
         seen = False
         with self.open(path) as fh:
             lines = DecodedLines(fh, self.context.encoding or "utf-8")
+            undecodable = f"line is not valid {lines.encoding}"
             while True:
                 lines.start_record()
                 try:
@@ -45,17 +47,10 @@ class LoansJsonlParser(Parser):
                     continue
                 seen = True
                 self.stats.entries += 1
-                location = f"{display}:{lines.lineno}"
-                try:
-                    if lines.undecodable:
-                        raise RejectedEntry(
-                            "(encoding)", f"line is not valid {lines.encoding}", "undecodable"
-                        )
-                    yield self._event(text)
-                except RejectedEntry as rej:
-                    yield rej.at(location, lines.original)
+                build = partial(self._event, text)
+                yield decoded_record(lines, f"{display}:{lines.lineno}", undecodable, build)
         if not seen:
-            yield Rejected(f"{display}:1", "(document)", "empty file", b"", "invalid_shape")
+            yield empty_file(display)
 
     def _event(self, text: str) -> LoanEvent:
         try:

@@ -28,6 +28,7 @@ from adapters.parsers._common import (
     country_from_bic,
     country_from_iban,
     customs_mode_in,
+    empty_file,
     servicer_ref,
     transaction_event_id,
     utc_midnight,
@@ -173,7 +174,7 @@ class Mt940Parser(Parser):
         if stmt is not None:
             yield from self._finish(stmt)
         if not seen_any:
-            yield Rejected(f"{display}:1", "(document)", "empty file", b"", "invalid_shape")
+            yield empty_file(display)
 
     # -- statement assembly --------------------------------------------------------------
 

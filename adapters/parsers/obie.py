@@ -8,24 +8,31 @@ the account; the account map resolves it (or a raw account number) to the enterp
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-from adapters.base import Parser, ParseResult, Rejected, RejectedEntry, build_model, register
+from adapters.base import Parser, ParseResult, RejectedEntry, build_model, register
 from adapters.parsers._common import (
     EntryRefs,
-    account_ref,
-    amount_or_reject,
     clip,
     country_from_bic,
     country_from_iban,
     customs_mode_in,
+    mapped_account,
     parse_iso_datetime,
     servicer_ref,
     statement_channel,
     transaction_event_id,
 )
-from adapters.parsers._json import json_entry_bytes, load_json_document, mapping_at
+from adapters.parsers._json import (
+    json_amount,
+    json_entries,
+    json_str,
+    load_json_document,
+    mapping_at,
+    shape_rejection,
+)
 from schemas import Direction, TransactionEvent, TxChannel
 
 __all__ = ["ObieParser"]
@@ -63,27 +70,14 @@ class ObieParser(Parser):
         if problem is not None:
             yield problem
             return
+        pointer = f"{display}#/Data/Transaction"
         entries = mapping_at(doc, "Data").get("Transaction")
         if not isinstance(entries, list):
-            yield Rejected(
-                f"{display}#/Data/Transaction",
-                "Data.Transaction",
-                "not an OBReadTransaction6 document (no Data.Transaction array)",
-                json_entry_bytes(doc),
-                "invalid_shape",
-            )
+            reason = "not an OBReadTransaction6 document (no Data.Transaction array)"
+            yield shape_rejection(pointer, "Data.Transaction", reason, doc)
             return
         refs = EntryRefs()
-        for i, entry in enumerate(entries):
-            self.stats.entries += 1
-            location = f"{display}#/Data/Transaction/{i}"
-            try:
-                event = self._event(entry, i, refs)
-            except RejectedEntry as rej:
-                yield rej.at(location, json_entry_bytes(entry))
-                continue
-            if event is not None:
-                yield event
+        yield from json_entries(self, entries, pointer, partial(self._event, refs=refs))
 
     def _event(self, entry: Any, index: int, refs: EntryRefs) -> TransactionEvent | None:
         if not isinstance(entry, dict):
@@ -101,10 +95,7 @@ class ObieParser(Parser):
                 f"expected Credit or Debit (got {entry.get('CreditDebitIndicator')!r})",
             )
         money = mapping_at(entry, "Amount")
-        text = money.get("Amount")
-        if not isinstance(text, str):
-            raise RejectedEntry("Amount.Amount", "must be a decimal string")
-        amount = amount_or_reject(text, "Amount.Amount")
+        amount = json_amount(money.get("Amount"), "Amount.Amount")
         booked_text = entry.get("BookingDateTime")
         if not isinstance(booked_text, str):
             raise RejectedEntry("BookingDateTime", "booked transaction without a booking time")
@@ -117,16 +108,16 @@ class ObieParser(Parser):
             parse_iso_datetime(value_text, "ValueDateTime", zone)  # validates it
         account_ref, uscc = self._account(entry.get("AccountId"))
         code = _bank_code(entry)
-        info = _str(entry.get("TransactionInformation"))
+        info = json_str(entry.get("TransactionInformation"))
         merchant = mapping_at(entry, "MerchantDetails")
         card = "CardInstrument" in entry or bool(merchant.get("MerchantCategoryCode"))
         data = {
             "event_id": transaction_event_id(
                 self.context.institution,
                 account_ref=account_ref,
-                servicer=servicer_ref(_str(entry.get("TransactionId"))),
+                servicer=servicer_ref(json_str(entry.get("TransactionId"))),
                 statement_id=account_ref,
-                entry_ref=refs.unique(_str(entry.get("TransactionReference")) or f"#{index}"),
+                entry_ref=refs.unique(json_str(entry.get("TransactionReference")) or f"#{index}"),
                 tx_index=None,
             ),
             "source": self.context.institution,
@@ -143,25 +134,14 @@ class ObieParser(Parser):
             "channel": TxChannel.pos if card else statement_channel(code),
             "customs_mode": customs_mode_in(info),
             "account_ref": account_ref,
-            "description": clip(info or _str(merchant.get("MerchantName"))),
+            "description": clip(info or json_str(merchant.get("MerchantName"))),
         }
         return build_model(TransactionEvent, data, _FIELDS)
 
     def _account(self, account_id: Any) -> tuple[str, str]:
         if not isinstance(account_id, str) or not account_id.strip():
             raise RejectedEntry("AccountId", "missing", "invalid_shape")
-        accounts = self.context.accounts
-        ref = account_ref(accounts, account_id, "AccountId")
-        uscc = accounts.uscc_for_ref(ref)
-        if uscc is None:
-            raise RejectedEntry(
-                "AccountId", f"account {ref} is not in the account map", "unknown_account"
-            )
-        return ref, uscc
-
-
-def _str(value: Any) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None
+        return mapped_account(self.context.accounts, account_id, "AccountId")
 
 
 def _local_date(text: str) -> Any:
@@ -175,9 +155,9 @@ def _local_date(text: str) -> Any:
 
 
 def _bank_code(entry: dict[str, Any]) -> str | None:
-    proprietary = _str(mapping_at(entry, "ProprietaryBankTransactionCode").get("Code"))
+    proprietary = json_str(mapping_at(entry, "ProprietaryBankTransactionCode").get("Code"))
     iso = mapping_at(entry, "BankTransactionCode")
-    code, sub = _str(iso.get("Code")), _str(iso.get("SubCode"))
+    code, sub = json_str(iso.get("Code")), json_str(iso.get("SubCode"))
     if code and sub:
         combined = f"{code}-{sub}"
         return combined if len(combined) <= 35 else sub[:35]
@@ -192,9 +172,9 @@ def _counterparty_country(entry: dict[str, Any], direction: Direction) -> str | 
     if scheme.endswith("SortCodeAccountNumber"):
         return "GB"  # sort codes exist only in the UK
     if scheme.endswith("IBAN"):
-        found = country_from_iban(_str(account.get("Identification")))
+        found = country_from_iban(json_str(account.get("Identification")))
         if found:
             return found
     if str(agent.get("SchemeName", "")).endswith("BICFI"):
-        return country_from_bic(_str(agent.get("Identification")))
+        return country_from_bic(json_str(agent.get("Identification")))
     return None

@@ -10,22 +10,28 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from adapters.base import Parser, ParseResult, Rejected, RejectedEntry, build_model, register
+from adapters.base import Parser, ParseResult, RejectedEntry, build_model, register
 from adapters.parsers._common import (
     EntryRefs,
-    account_ref,
-    amount_or_reject,
     clip,
     country_from_bic,
     country_from_iban,
     customs_mode_in,
+    mapped_account,
     parse_iso_date,
     servicer_ref,
     statement_channel,
     transaction_event_id,
     utc_midnight,
 )
-from adapters.parsers._json import json_entry_bytes, load_json_document, mapping_at
+from adapters.parsers._json import (
+    json_amount,
+    json_entries,
+    json_str,
+    load_json_document,
+    mapping_at,
+    shape_rejection,
+)
 from schemas import Direction, TransactionEvent
 
 __all__ = ["Psd2Parser"]
@@ -58,28 +64,18 @@ class Psd2Parser(Parser):
             return
         transactions = mapping_at(doc, "transactions")
         if not transactions:
-            yield Rejected(
-                f"{display}#/transactions",
-                "transactions",
-                "not a NextGenPSD2 transaction list (no transactions object)",
-                json_entry_bytes(doc),
-                "invalid_shape",
-            )
+            reason = "not a NextGenPSD2 transaction list (no transactions object)"
+            yield shape_rejection(f"{display}#/transactions", "transactions", reason, doc)
             return
         for kind in ("pending", "information"):
             entries = transactions.get(kind)
             for _ in entries if isinstance(entries, list) else ():
                 self.stats.entries += 1
                 self.skip(kind)
+        pointer = f"{display}#/transactions/booked"
         booked = transactions.get("booked", [])
         if not isinstance(booked, list):
-            yield Rejected(
-                f"{display}#/transactions/booked",
-                "booked",
-                "expected an array",
-                json_entry_bytes(booked),
-                "invalid_shape",
-            )
+            yield shape_rejection(pointer, "booked", "expected an array", booked)
             return
         account_error: RejectedEntry | None = None
         account_ref = uscc = ""
@@ -88,15 +84,13 @@ class Psd2Parser(Parser):
         except RejectedEntry as rej:
             account_error = rej
         refs = EntryRefs()
-        for i, entry in enumerate(booked):
-            self.stats.entries += 1
-            location = f"{display}#/transactions/booked/{i}"
-            try:
-                if account_error is not None:
-                    raise account_error
-                yield self._event(entry, i, account_ref, uscc, refs)
-            except RejectedEntry as rej:
-                yield rej.at(location, json_entry_bytes(entry))
+
+        def event(entry: Any, index: int) -> TransactionEvent:
+            if account_error is not None:
+                raise account_error
+            return self._event(entry, index, account_ref, uscc, refs)
+
+        yield from json_entries(self, booked, pointer, event)
 
     def _account(self, account: dict[str, Any]) -> tuple[str, str]:
         raw = next((str(account[k]) for k in _ACCOUNT_KEYS if account.get(k)), None)
@@ -104,14 +98,7 @@ class Psd2Parser(Parser):
             raise RejectedEntry(
                 "account", "response names no account (iban/bban/pan)", "invalid_shape"
             )
-        accounts = self.context.accounts
-        ref = account_ref(accounts, raw, "account")
-        uscc = accounts.uscc_for_ref(ref)
-        if uscc is None:
-            raise RejectedEntry(
-                "account", f"account {ref} is not in the account map", "unknown_account"
-            )
-        return ref, uscc
+        return mapped_account(self.context.accounts, raw, "account")
 
     def _event(
         self, entry: Any, index: int, account_ref: str, uscc: str, refs: EntryRefs
@@ -119,10 +106,7 @@ class Psd2Parser(Parser):
         if not isinstance(entry, dict):
             raise RejectedEntry("(entry)", "expected a transaction object", "invalid_shape")
         money = mapping_at(entry, "transactionAmount")
-        text = money.get("amount")
-        if not isinstance(text, str):
-            raise RejectedEntry("transactionAmount.amount", "must be a decimal string")
-        signed = amount_or_reject(text, "transactionAmount.amount")
+        signed = json_amount(money.get("amount"), "transactionAmount.amount")
         direction = Direction.debit if signed < 0 else Direction.credit
         booking = entry.get("bookingDate")
         if not isinstance(booking, str):
@@ -130,16 +114,16 @@ class Psd2Parser(Parser):
         booking_date = parse_iso_date(booking, "bookingDate")
         value = entry.get("valueDate")
         value_date = parse_iso_date(value, "valueDate") if isinstance(value, str) else booking_date
-        code = _str(entry.get("bankTransactionCode")) or _str(
+        code = json_str(entry.get("bankTransactionCode")) or json_str(
             entry.get("proprietaryBankTransactionCode")
         )
         remittance = _remittance(entry)
-        transaction_id = _str(entry.get("transactionId"))
+        transaction_id = json_str(entry.get("transactionId"))
         data = {
             "event_id": transaction_event_id(
                 self.context.institution,
                 account_ref=account_ref,
-                servicer=servicer_ref(_str(entry.get("entryReference"))),
+                servicer=servicer_ref(json_str(entry.get("entryReference"))),
                 statement_id=account_ref,
                 entry_ref=refs.unique(transaction_id or f"#{index}"),
                 tx_index=None,
@@ -157,33 +141,31 @@ class Psd2Parser(Parser):
             "counterparty_country": _counterparty_country(entry, direction),
             "channel": statement_channel(code),
             "customs_mode": customs_mode_in(
-                remittance, _str(entry.get("additionalInformation")), _str(entry.get("purposeCode"))
+                remittance,
+                json_str(entry.get("additionalInformation")),
+                json_str(entry.get("purposeCode")),
             ),
             "account_ref": account_ref,
-            "description": clip(remittance or _str(entry.get("additionalInformation"))),
+            "description": clip(remittance or json_str(entry.get("additionalInformation"))),
         }
         return build_model(TransactionEvent, data, _FIELDS)
 
 
-def _str(value: Any) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None
-
-
 def _remittance(entry: dict[str, Any]) -> str | None:
-    text = _str(entry.get("remittanceInformationUnstructured"))
+    text = json_str(entry.get("remittanceInformationUnstructured"))
     if text:
         return text
     array = entry.get("remittanceInformationUnstructuredArray")
     if isinstance(array, list):
         joined = " ".join(s for s in array if isinstance(s, str))
         return joined or None
-    return _str(entry.get("remittanceInformationStructured"))
+    return json_str(entry.get("remittanceInformationStructured"))
 
 
 def _counterparty_country(entry: dict[str, Any], direction: Direction) -> str | None:
     # Money out: the creditor is the counterparty; money in: the debtor.
     prefix = "creditor" if direction is Direction.debit else "debtor"
     account = mapping_at(entry, f"{prefix}Account")
-    return country_from_iban(_str(account.get("iban"))) or country_from_bic(
-        _str(entry.get(f"{prefix}Agent"))
+    return country_from_iban(json_str(account.get("iban"))) or country_from_bic(
+        json_str(entry.get(f"{prefix}Agent"))
     )

@@ -9,11 +9,19 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 from adapters.base import Parser, ParseResult, Rejected, RejectedEntry, build_model, register
-from adapters.parsers._common import parse_iso_date, parse_iso_datetime, utc_midnight
+from adapters.parsers._common import (
+    csv_records,
+    decoded_record,
+    empty_file,
+    parse_iso_date,
+    parse_iso_datetime,
+    utc_midnight,
+)
 from adapters.parsers._lines import DecodedLines
 from schemas import DigitalizationScore, make_event_id, utc_iso
 
@@ -70,7 +78,7 @@ class ScoresCsvParser(Parser):
                 )
                 return
             if header_row is None or not any(c.strip() for c in header_row):
-                yield Rejected(f"{display}:1", "(document)", "empty file", b"", "invalid_shape")
+                yield empty_file(display)
                 return
             if lines.undecodable:
                 yield Rejected(
@@ -94,28 +102,14 @@ class ScoresCsvParser(Parser):
                 return
             titles = {name: raw.strip() for name, raw in zip(names, header_row, strict=True)}
             index = {name: i for i, name in enumerate(names)}
-            while True:
-                lines.start_record()
-                start = lines.lineno + 1
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as exc:
-                    self.stats.entries += 1
-                    yield Rejected(f"{display}:{start}", "(row)", f"CSV: {exc}", lines.original)
-                    continue
-                if not any(cell.strip() for cell in row):
-                    continue
+            undecodable = f"row is not valid {lines.encoding}"
+            for start, row in csv_records(lines, reader, display):
                 self.stats.entries += 1
-                try:
-                    if lines.undecodable:
-                        raise RejectedEntry(
-                            "(encoding)", f"row is not valid {lines.encoding}", "undecodable"
-                        )
-                    yield self._event(row, index, titles)
-                except RejectedEntry as rej:
-                    yield rej.at(f"{display}:{start}", lines.original)
+                if isinstance(row, Rejected):
+                    yield row
+                    continue
+                build = partial(self._event, row, index, titles)
+                yield decoded_record(lines, f"{display}:{start}", undecodable, build)
 
     def _event(
         self, row: list[str], index: dict[str, int], titles: dict[str, str]
