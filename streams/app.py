@@ -1,17 +1,21 @@
-"""The Faust application: one batching agent over the event topics, a timer for idle work,
-rebalance hooks, and the HTTP endpoints (/metrics, /health, /ready).
+"""The Faust application: group membership, rebalance hooks, a timer for idle work and the
+HTTP endpoints (/metrics, /health, /ready, /state).
 
-Faust gives group membership, co-partitioned assignment, flow control, offsets and the web
-server; the per-record work is done in plain Python over raw bytes (streams/processor.py),
-in batches, because Faust's per-event machinery is the bottleneck (DESIGN.md, performance).
+Faust gives group membership, co-partitioned assignment, flow control during rebalances,
+fetching and the web server. The records themselves do not travel through Faust's per-event
+stream machinery (one task and several futures per event, the bottleneck measured in
+bench/RESULTS.md): the consumer hands each fetched batch of raw records straight to the
+engine (:class:`_BatchConsumer`), which applies it in plain Python (streams/processor.py) and
+commits state, outputs and the group's offsets in one Kafka transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -20,7 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from dfip.kafka_config import KafkaSettings
 from schemas.catalog import USCC_PARTITIONS
-from streams.engine import Engine
+from streams.engine import Engine, Positions
 from streams.export.collector import FiguresCollector, WorkerMetrics
 from streams.processor import INPUT_TOPICS, Record
 from streams.settings import WorkerSettings
@@ -57,6 +61,7 @@ class Worker:
         self.metrics = WorkerMetrics(self.registry)
         self.app = self._build()
         self._started = False
+        self.engine.commit_offsets = self._commit_offsets
 
     def _build(self) -> faust.App:
         kafka, settings, engine = self.kafka, self.settings, self.engine
@@ -85,10 +90,12 @@ class Worker:
             web_stats_enabled=False,
             web_metrics_enabled=False,
             producer_acks=-1,
+            # one fetch is one batch (see _BatchConsumer)
+            broker_max_poll_records=settings.batch_size,
         )
-        if settings.processing_guarantee == "exactly_once":
-            # read only committed records, so outputs of aborted batches (forwards) are unseen
-            app.transport.Consumer = _ReadCommittedConsumer  # type: ignore[misc]
+        # every mode reads committed records only: outputs of aborted batches stay unseen
+        app.transport.Consumer = _BatchConsumer  # type: ignore[misc]
+        app.dfip_worker = self  # type: ignore[attr-defined]  # _BatchConsumer finds us here
         topic = app.topic(
             *(kafka.topic(t) for t in INPUT_TOPICS),
             key_serializer="raw",
@@ -98,26 +105,24 @@ class Worker:
 
         @app.agent(topic, name="dfip-ingress")
         async def ingress(stream: Any) -> None:
-            # noack_take: events are acknowledged (and so their offsets committed by Faust)
-            # only after our transaction has committed them; take_events would ack them in a
-            # `finally`, i.e. also when the batch was cancelled half-way by a shutdown.
-            async for events in stream.noack_take(
-                settings.batch_size, within=settings.batch_within_ms / 1000
-            ):
-                await worker._ensure_started()
-                records = [_to_record(engine, e.message) for e in events]
-                t0 = time.perf_counter()
-                applied = await engine.process_batch(records)
-                for event in events:
-                    if event.message.partition in applied:
-                        await stream.ack(event)
-                worker._observe(records, t0)
+            # Subscribes the input topics (so Faust assigns their partitions to this worker);
+            # their records go to the engine in batches and never reach this stream.
+            async for event in stream:  # pragma: no cover - nothing is delivered here
+                log.error("unexpected record on the ingress stream: %s", event.message.tp)
 
         @app.timer(interval=settings.idle_commit_ms / 1000)  # type: ignore[untyped-decorator]
         async def idle() -> None:
             await worker._ensure_started()
-            await engine.tick()
+            try:
+                await engine.tick()
+            except Exception as exc:  # the batch loop recovers the state (engine.broken)
+                log.warning("idle commit failed: %s", _describe(exc))
             await worker._update_lag()
+
+        @app.on_partitions_revoked.connect
+        async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            if worker._started:
+                await engine.revoke()
 
         @app.on_partitions_assigned.connect
         async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -128,6 +133,7 @@ class Worker:
             self.metrics.ready.set(0)
             self.metrics.lag.clear()  # partitions that moved away must not keep a lag
             await engine.assign(mine)
+            await worker.seek(engine.positions())
             self.metrics.assigned.set(len(mine))
             self.metrics.ready.set(1)
             if "last_restore_seconds" in engine.stats:
@@ -163,6 +169,48 @@ class Worker:
             return web.json(worker.describe())
 
         return app
+
+    async def handle_batch(self, records: list[Record]) -> None:
+        """One fetched batch: apply and commit it; on failure, recover the committed state
+        and rewind the consumer, so nothing is lost or counted twice."""
+        await self._ensure_started()
+        if self.engine.broken:
+            await self.recover()
+            return  # these records were fetched before the rewind: they come again
+        t0 = time.perf_counter()
+        try:
+            await self.engine.process_batch(records)
+        except Exception as exc:
+            log.warning("batch of %d records failed: %s", len(records), _describe(exc))
+            self.metrics.failures.inc()
+            await self.recover()
+            return
+        self._observe(records, t0)
+
+    async def recover(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                positions = await self.engine.recover()
+                await self.seek(positions)
+                return
+            except Exception as exc:  # e.g. the broker is still away: try again later
+                log.warning("recovery failed (%s); retrying in %.0fs", _describe(exc), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def seek(self, positions: Positions) -> None:
+        """Point the group consumer at the committed state's offsets."""
+        consumer = self.app.consumer
+        for p, offsets in positions.items():
+            for t, offset in offsets.items():
+                tp = consumer._new_topicpartition(self.kafka.topic(t), p)  # type: ignore[attr-defined]
+                await consumer.seek(tp, offset)
+
+    async def _commit_offsets(self, offsets: dict[Any, Any]) -> None:
+        """at_least_once: group offsets commit after the batch's records are written."""
+        thread = cast(_BatchConsumer, self.app.consumer)._thread
+        await thread.commit({tp: meta.offset for tp, meta in offsets.items()})
 
     def _authorised(self, header: str) -> bool:
         token = self.settings.api_token
@@ -232,25 +280,60 @@ class _ReadCommittedThread(AIOKafkaConsumerThread):
         return consumer
 
 
-class _ReadCommittedConsumer(FaustAIOKafkaConsumer):
+class _BatchConsumer(FaustAIOKafkaConsumer):
+    """Faust's consumer, delivering each fetched batch to the engine in one call.
+
+    Faust's own loop (`Consumer._drain_messages`) wraps every record in a message object and
+    awaits a task per record on its way to a stream; this loop keeps Faust's fetching, flow
+    control (nothing is fetched while a rebalance suspends the flow) and shutdown, and hands
+    over plain :class:`Record` lists. Offsets are committed by the engine (in the batch's
+    transaction), never by Faust, which sees no acknowledged messages.
+    """
+
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in worker
+        worker: Worker = self.app.dfip_worker  # type: ignore[attr-defined]
+        inputs = {worker.kafka.topic(t): t for t in INPUT_TOPICS}
+        timeout = worker.settings.batch_within_ms / 1000
+        stopped = self._stopped.is_set  # type: ignore[attr-defined]
+        fetcher_stopped = fetcher._stopped.is_set
+        try:
+            while not (stopped() or fetcher_stopped()):
+                fetched, _active = await self._wait_next_records(timeout)
+                if not fetched or self.should_stop:
+                    continue
+                records = [
+                    Record(
+                        topic=inputs[tp.topic],
+                        partition=r.partition,
+                        offset=r.offset,
+                        key=r.key,
+                        value=r.value,
+                        headers=r.headers or (),
+                        timestamp_ms=r.timestamp,
+                    )
+                    for tp, batch in fetched.items()
+                    if tp.topic in inputs
+                    for r in batch
+                ]
+                if records:
+                    await worker.handle_batch(records)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
 
-def _to_record(engine: Engine, message: Any) -> Record:
-    headers = message.headers or ()
-    if isinstance(headers, dict):
-        headers = tuple(headers.items())
-    ts = message.timestamp
-    return Record(
-        topic=engine.name(message.topic),
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        headers=tuple(headers),
-        timestamp_ms=int(ts * 1000) if ts else None,
-    )
+
+def _describe(exc: BaseException) -> str:
+    """One line, no payloads: the class and the first line of the message."""
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def create_app(

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from dfip.kafka_config import KafkaSettings
-from streams.processor import FX, FX_ACCOUNTING_PARTITION, SCORES, Processor, Record
+from streams.processor import FX, FX_ACCOUNTING_PARTITION, INPUT_TOPICS, SCORES, Processor, Record
 from streams.reference.reader import ReferenceReader, read_to_end
 from streams.reference.scores import ScoreTable
 from streams.settings import WorkerSettings
@@ -28,11 +28,16 @@ from streams.state.local import open_store
 from streams.state.partition import PartitionState
 from streams.topics import STATE_TOPIC
 
-__all__ = ["CommittedView", "Engine"]
+__all__ = ["CommittedView", "Engine", "Positions"]
 
 log = logging.getLogger(__name__)
 
 Snapshot = dict[str, dict[tuple[str, ...], int]]
+# per owned partition, per input topic (catalog name): the next offset to read
+Positions = dict[int, dict[str, int]]
+# the largest record the worker writes: a dead letter carries a record of up to the broker's
+# default limit (1 MiB) in base64; the dead-letter topic allows that size (schemas/catalog.py)
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -69,30 +74,25 @@ class Engine:
         self._restore_consumer: AIOKafkaConsumer | None = None
         self._prefix = kafka.topic_prefix
         self.exactly_once = settings.processing_guarantee == "exactly_once"
-        self.stats: dict[str, Any] = {"batches": 0, "rebalances": 0, "restores": 0}
+        self.stats: dict[str, Any] = {
+            "batches": 0,
+            "rebalances": 0,
+            "restores": 0,
+            "failures": 0,
+            "recoveries": 0,
+        }
         self.on_commit: list[Any] = []  # callbacks(records: Sequence[Record]) for metrics
+        # the consumer group whose offsets commit with each batch (the Faust app id)
+        self.group_id = f"{kafka.topic_prefix}{settings.app_id}"
+        # at_least_once only: commits group offsets after a batch is written (set by the app)
+        self.commit_offsets: Any = None
+        # why the in-memory state can no longer be trusted (a batch failed half-way)
+        self.broken: str | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        txn: dict[str, Any] = {}
-        if self.exactly_once:
-            txn = {
-                # names this worker's transactions; a restarted worker with the same id
-                # fences its predecessor and aborts what it left open
-                "transactional_id": f"{self.kafka.topic_prefix}{self.settings.app_id}-"
-                f"{self.settings.worker_id}",
-                "transaction_timeout_ms": 15_000,  # a crashed worker's open batch ends soon
-            }
-        self._producer = AIOKafkaProducer(
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-            client_id=f"dfip-worker-{self.settings.worker_id}",
-            **txn,
-            **self.kafka.aiokafka_config(),
-        )
-        await self._producer.start()
+        self._producer = await self._new_producer()
         self._restore_consumer = AIOKafkaConsumer(
             group_id=None,
             enable_auto_commit=False,
@@ -104,6 +104,32 @@ class Engine:
         )
         await self._restore_consumer.start()
         await self.reader.start()
+
+    async def _new_producer(self) -> AIOKafkaProducer:
+        txn: dict[str, Any] = {}
+        if self.exactly_once:
+            txn = {
+                # names this worker's transactions; a restarted worker with the same id
+                # fences its predecessor and aborts what it left open
+                "transactional_id": f"{self.kafka.topic_prefix}{self.settings.app_id}-"
+                f"{self.settings.worker_id}",
+                "transaction_timeout_ms": 15_000,  # a crashed worker's open batch ends soon
+            }
+        producer = AIOKafkaProducer(
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            max_request_size=MAX_REQUEST_BYTES,
+            client_id=f"dfip-worker-{self.settings.worker_id}",
+            **txn,
+            **self.kafka.aiokafka_config(),
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer
 
     async def stop(self) -> None:
         for closer in (self.reader.stop(),):
@@ -140,6 +166,44 @@ class Engine:
                 self.stats["last_restore_seconds"] = time.perf_counter() - t0
                 log.info("restored %d partitions in %.2fs", len(new), time.perf_counter() - t0)
             self.ready.set()
+
+    async def revoke(self) -> None:
+        """A rebalance started: wait for the batch in flight to commit, then hold batches
+        until :meth:`assign` (so a partition is never written by two workers at once)."""
+        async with self.lock:
+            self.ready.clear()
+
+    def positions(self) -> Positions:
+        """Where the consumer must read next for each owned partition (committed state)."""
+        return {
+            p: {t: state.offsets.get(t, 0) for t in INPUT_TOPICS}
+            for p, state in self.processor.states.items()
+        }
+
+    async def recover(self) -> Positions:
+        """Throw away in-memory state after a failed batch and restore every owned partition
+        from what was committed; returns the positions the consumer must seek back to."""
+        async with self.lock:
+            self.ready.clear()
+            parts = sorted(self.processor.states)
+            for p in parts:
+                self._drop(p)
+            self.processor.outputs.clear()
+            self.processor.touched.clear()
+            old, self._producer = self._producer, None
+            if old is not None:
+                try:  # an open transaction is aborted by the new producer's init anyway
+                    await asyncio.wait_for(old.stop(), timeout=10)
+                except Exception as exc:
+                    log.info("closing the failed producer: %s", type(exc).__name__)
+            self._producer = await self._new_producer()
+            for p in parts:
+                await self._restore(p)
+            self.broken = None
+            self.stats["recoveries"] += 1
+            self.ready.set()
+            log.warning("recovered %d partitions from the committed state", len(parts))
+            return self.positions()
 
     def _drop(self, p: int) -> None:
         self.processor.states.pop(p, None)
@@ -219,6 +283,17 @@ class Engine:
                     return await self._process_locked(records)
 
     async def _process_locked(self, records: Sequence[Record]) -> set[int]:
+        if self.broken:
+            raise RuntimeError(f"state needs recovery first: {self.broken}")
+        try:
+            return await self._apply_and_commit(records)
+        except BaseException as exc:
+            # state, outputs and offsets in memory are now ahead of what was committed
+            self.broken = f"batch failed: {type(exc).__name__}"
+            self.stats["failures"] += 1
+            raise
+
+    async def _apply_and_commit(self, records: Sequence[Record]) -> set[int]:
         owned = self.processor.states
         parts = sorted({r.partition for r in records if r.partition in owned})
         t0 = time.perf_counter()
@@ -245,11 +320,25 @@ class Engine:
         if self.lock.locked():
             return  # a batch is running: it reads the reference topics itself
         async with self.lock:
-            if not self.ready.is_set() or not self.processor.states:
+            if self.broken or not self.ready.is_set() or not self.processor.states:
                 return
-            await self._read_reference(sorted(self.processor.states))
-            if self.processor.touched:
-                await self._commit(())
+            try:
+                await self._read_reference(sorted(self.processor.states))
+                if self.processor.touched:
+                    await self._commit(())
+            except BaseException as exc:
+                self.broken = f"idle commit failed: {type(exc).__name__}"
+                self.stats["failures"] += 1
+                raise
+
+    def _group_offsets(self, partitions: Iterable[int]) -> dict[TopicPartition, Any]:
+        states = self.processor.states
+        return {
+            TopicPartition(self.kafka.topic(t), p): OffsetAndMetadata(states[p].offsets[t], "")
+            for p in partitions
+            for t in INPUT_TOPICS
+            if t in states[p].offsets
+        }
 
     async def _commit(self, records: Sequence[Record]) -> None:
         proc = self.processor
@@ -279,6 +368,12 @@ class Engine:
                         last_offsets[p] = await producer.send(
                             state_topic, value, key=key, partition=p
                         )
+                offsets = self._group_offsets(touched)
+                if offsets and self.exactly_once:
+                    # the group's offsets commit atomically with the state they lead to
+                    await producer.send_offsets_to_transaction(offsets, self.group_id)
+            if offsets and not self.exactly_once and self.commit_offsets is not None:
+                await self.commit_offsets(offsets)
             # committed: the local copy may now include these records
             for p, fut in last_offsets.items():
                 self.store.save(p, changelog[p], fut.result().offset + 1)

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import FrameType
@@ -87,11 +87,19 @@ def simulate_command(
         float, typer.Option(min=0, help="Records per second (0 = as fast as possible).")
     ] = 0,
     start: Annotated[
-        str, typer.Option(help="Simulated start time: 'now' or ISO-8601 (UTC if no offset).")
+        str,
+        typer.Option(
+            help="Simulated start time: 'now' or ISO-8601 (UTC if no offset). With --rate 0 "
+            "and --events, 'now' means: early enough that the feed ends about now."
+        ),
     ] = "now",
     step_seconds: Annotated[
-        float, typer.Option(help="Simulated seconds between spontaneous events.")
-    ] = 1.0,
+        float | None,
+        typer.Option(
+            help="Simulated seconds between spontaneous events (default: 1/rate, so event "
+            "time keeps pace with the wall clock; 1 with --rate 0)."
+        ),
+    ] = None,
     grace_seconds: Annotated[
         int, typer.Option(min=0, help="Grace period the stream workers use (for the oracle).")
     ] = 600,
@@ -108,13 +116,19 @@ def simulate_command(
     Without --events or --duration it runs until Ctrl-C (or SIGTERM), then flushes,
     writes the oracle and prints the summary.
     """
+    # Workers refuse events dated far beyond the time they were produced (a sign of a broken
+    # clock or date field), so a feed's event time must not run far ahead of the wall clock.
+    step = _step(step_seconds if step_seconds is not None else (1 / rate if rate else 1.0))
+    moment = parse_start(start)
+    if start.strip().lower() == "now" and not rate and events:
+        moment -= timedelta(seconds=float(step * events))
     config = SimulationConfig(
         seed=seed,
         events=events,
         duration=duration,
         rate=rate,
-        start=parse_start(start),
-        step_seconds=_step(step_seconds),
+        start=moment,
+        step_seconds=step,
         grace_seconds=grace_seconds,
         bad_rate=bad_rate,
         enterprises=enterprises,

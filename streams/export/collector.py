@@ -67,6 +67,12 @@ class WorkerMetrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=registry,
         )
+        self.failures = Counter(
+            "dfip_worker_batch_failures",
+            "Batches that failed to commit; each is followed by a recovery of the committed "
+            "state and a re-read of its records.",
+            registry=registry,
+        )
         self.rebalances = Counter(
             "dfip_worker_rebalances", "Partition assignments received.", registry=registry
         )
