@@ -127,6 +127,9 @@ DEADLETTER = TopicSpec(
     "delete",
     30 * DAY_MS,
     "Records that failed at any stage, kept with the reason; never dropped.",
+    # a dead letter holds its record in base64 (4/3 of the size): a record at the broker's
+    # default 1 MiB limit needs about 1.4 MiB here
+    config={"max.message.bytes": str(4 * 1024 * 1024)},
 )
 LATE = TopicSpec(
     "dfip.late",
