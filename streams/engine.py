@@ -222,12 +222,12 @@ class Engine:
         tp = TopicPartition(self.kafka.topic(STATE_TOPIC.name), p)
         consumer.assign([tp])
         consumer.seek(tp, start)
-        fetched: list[tuple[bytes, bytes | None]] = []
-        for _, records in await read_to_end(consumer, [tp]):
-            for r in records:
-                apply_record(state, r.key, r.value)  # type: ignore[attr-defined]
-                fetched.append((r.key, r.value))  # type: ignore[attr-defined]
-        self.store.save(p, fetched, await consumer.position(tp))
+        async for _, records in read_to_end(consumer, [tp]):
+            rows = [(r.key, r.value) for r in records]
+            for key, value in rows:
+                apply_record(state, key, value)
+            # the local copy grows chunk by chunk; each save records how far it reaches
+            self.store.save(p, rows, records[-1].offset + 1)
         finish_restore(state)
         self.processor.states[p] = state
         self.processor.scores[p] = ScoreTable(self.settings.score_history)
@@ -237,7 +237,7 @@ class Engine:
         self.reader.set_partitions([*owned, p], start_at={p: 0})
         if p == FX_ACCOUNTING_PARTITION:
             self.reader.rewind_fx(state.offsets.get(FX, 0))
-        for stp, records in await self.reader.catch_up([p], stop_at={p: ck}):
+        async for stp, records in self.reader.catch_up([p], stop_at={p: ck}):
             for r in records:
                 rec = self._record(r)
                 if stp == self.reader.fx_tp:
@@ -261,7 +261,7 @@ class Engine:
         )
 
     async def _read_reference(self, partitions: Iterable[int]) -> None:
-        for tp, records in await self.reader.catch_up(partitions):
+        async for tp, records in self.reader.catch_up(partitions):
             for r in records:
                 rec = self._record(r)
                 if tp == self.reader.fx_tp:

@@ -8,7 +8,8 @@ was written before the event was written is therefore in the table when the even
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
@@ -23,29 +24,31 @@ async def read_to_end(
     tps: Iterable[TopicPartition],
     *,
     stop_at: dict[TopicPartition, int] | None = None,
-) -> list[tuple[TopicPartition, list[object]]]:
+) -> AsyncIterator[tuple[TopicPartition, list[Any]]]:
     """Read every partition in ``tps`` from its current position up to its end offset now
-    (or ``stop_at``, whichever is lower). Returns the records in partition order."""
+    (or ``stop_at``, whichever is lower), yielding the records fetch by fetch (in offset
+    order within a partition), so a large topic is applied chunk by chunk, never held whole.
+    """
     tps = list(tps)
     if not tps:
-        return []
+        return
     ends = await consumer.end_offsets(tps)
     if stop_at:
         ends = {tp: min(end, stop_at.get(tp, end)) for tp, end in ends.items()}
-    out: dict[TopicPartition, list[object]] = {tp: [] for tp in tps}
     pending = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
     while pending:
         batch = await consumer.getmany(*pending, timeout_ms=500, max_records=10_000)
         for tp, records in batch.items():
             end = ends[tp]
-            out[tp].extend(r for r in records if r.offset < end)
             if records and records[-1].offset >= end - 1:
                 # position may sit past `end` later; seek back so the rest is read next time
                 consumer.seek(tp, end)
+            wanted = [r for r in records if r.offset < end]
+            if wanted:
+                yield tp, wanted
         for tp in list(pending):
             if await consumer.position(tp) >= ends[tp]:
                 pending.discard(tp)
-    return list(out.items())
 
 
 class ReferenceReader:
@@ -111,11 +114,12 @@ class ReferenceReader:
 
     async def catch_up(
         self, partitions: Iterable[int], *, stop_at: dict[int, int] | None = None
-    ) -> list[tuple[TopicPartition, list[object]]]:
-        """Records of FX and the given scores partitions, up to their end offsets now."""
+    ) -> AsyncIterator[tuple[TopicPartition, list[Any]]]:
+        """Records of FX and the given scores partitions up to their end offsets now, fetch
+        by fetch; the positions are kept once the caller has read to the end."""
         tps = [self.fx_tp, *(self.scores_tp(p) for p in partitions)]
         stops = {self.scores_tp(p): o for p, o in (stop_at or {}).items()}
-        got = await read_to_end(self.consumer, tps, stop_at=stops)
+        async for chunk in read_to_end(self.consumer, tps, stop_at=stops):
+            yield chunk
         for tp in tps:
             self._positions[tp] = await self.consumer.position(tp)
-        return got
