@@ -9,10 +9,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dfip.errors import DfipError
@@ -28,7 +29,8 @@ topics_app = typer.Typer(no_args_is_help=True, help="Topics from the catalog.")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 
-console = Console(stderr=True)
+# soft_wrap: an error stays one line however narrow the terminal (or 80 columns when piped)
+console = Console(stderr=True, soft_wrap=True)
 REPO = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = REPO / "deploy" / "kafka" / "kafka.sh"
 
@@ -89,6 +91,26 @@ def topics_list() -> None:
     Console().print(table)
 
 
+#: Third-party loggers a worker never lets below INFO: at DEBUG, aiokafka and kafka-python log
+#: every produced record and fetch response in full (keys are USCCs and loan ids, values carry
+#: account refs), and faust logs what agents yield. DFIP's own loggers follow the level.
+CLIENT_LOGGERS = ("aiokafka", "kafka", "faust", "mode")
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def worker_logging_config(level: str) -> dict[str, Any]:
+    """The worker's logging_config for mode's dictConfig, merged into its default (root logger
+    at `level` with mode's handler): the client libraries capped at INFO."""
+    cap = max(_LEVELS[level.lower()], logging.INFO)
+    return {"merge": True, "loggers": {name: {"level": cap} for name in CLIENT_LOGGERS}}
+
+
 @app.command("worker")
 def worker() -> None:
     """Run a stream worker (configured by DFIP_KAFKA_* and DFIP_WORKER_* variables)."""
@@ -99,7 +121,12 @@ def worker() -> None:
 
     settings = WorkerSettings()
     w = create_app(KafkaSettings(), settings)
-    faust.Worker(w.app, loglevel=settings.log_level.upper(), quiet=True).execute_from_commandline()
+    faust.Worker(
+        w.app,
+        loglevel=settings.log_level.upper(),
+        logging_config=worker_logging_config(settings.log_level),
+        quiet=True,
+    ).execute_from_commandline()
 
 
 @app.command("run")
@@ -168,7 +195,8 @@ def main() -> None:
         _register_optional()
         app()
     except DfipError as exc:
-        console.print(f"[red]dfip:[/] {exc}")
+        # escaped: a message may contain [brackets] (lists, SCRAM arguments) rich would eat
+        console.print(f"[red]dfip:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,8 +14,10 @@ from kafka.errors import (
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
+    SaslAuthenticationFailedError,
     TopicAlreadyExistsError,
 )
+from kafka.net.compat import KafkaNetClient
 
 from dfip.errors import DfipError
 from dfip.kafka_config import KafkaSettings
@@ -58,16 +61,115 @@ def _describe_settled(
         time.sleep(0.2)
 
 
-def admin_client(settings: KafkaSettings) -> KafkaAdminClient:
+# kafka-python 3 raises (and logs) SaslAuthenticationFailedError for a refused SASL login;
+# the texts catch the same failure logged without the exception object.
+_AUTH_ERRORS: tuple[type[BaseException], ...] = (SaslAuthenticationFailedError,)
+_AUTH_TEXT = ("saslauthenticationfailed", "authentication failed")
+
+
+class _ClientLog(logging.Handler):
+    """Takes kafka-python's log records while an admin client works, instead of stderr.
+
+    A refused login is not raised by kafka-python's bootstrap: it logs the error and retries
+    until the bootstrap timeout. This handler notices it in those records."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.auth_failure: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.auth_failure is not None:
+            return
+        args = record.args if isinstance(record.args, tuple) else ()
+        exc = record.exc_info[1] if record.exc_info else None
+        if any(isinstance(a, _AUTH_ERRORS) for a in (*args, exc)):
+            self.auth_failure = record.getMessage()
+            return
+        with contextlib.suppress(Exception):  # a record whose arguments do not format
+            message = record.getMessage()
+            if any(t in message.lower() for t in _AUTH_TEXT):
+                self.auth_failure = message
+
+
+@contextlib.contextmanager
+def _client_log() -> Iterator[_ClientLog]:
+    """kafka-python's WARNING/ERROR records go to a `_ClientLog`, not to the root handlers
+    (a CLI user gets one line saying what failed, not dozens of retry messages)."""
+    logger = logging.getLogger("kafka")
+    handler = _ClientLog()
+    propagate, level = logger.propagate, logger.level
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(min(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        logger.setLevel(level)
+
+
+def _auth_error(settings: KafkaSettings) -> DfipError:
+    mechanism = settings.sasl_mechanism or "SCRAM-SHA-512"
+    return DfipError(
+        f"Kafka authentication failed for user {settings.sasl_username} via {mechanism} "
+        f"at {settings.bootstrap_servers}",
+        hint="check DFIP_KAFKA_SASL_USERNAME and the password "
+        "(DFIP_KAFKA_SASL_PASSWORD_FILE or DFIP_KAFKA_SASL_PASSWORD)",
+    )
+
+
+def _unreachable(settings: KafkaSettings) -> DfipError:
+    return DfipError(
+        f"Kafka is unreachable at {settings.bootstrap_servers}",
+        hint="start it with `dfip kafka up` or set DFIP_KAFKA_BOOTSTRAP_SERVERS",
+    )
+
+
+def admin_client(settings: KafkaSettings, *, timeout: float = 30.0) -> KafkaAdminClient:
+    """A connected admin client, or a DfipError saying why not.
+
+    kafka-python's bootstrap retries a refused login like an unreachable broker, until its
+    bootstrap timeout; so the bootstrap runs in attempts of 2 s, 4 s, 8 s… up to `timeout`,
+    and a refused login (seen in the client's log) ends it after the first attempt."""
+    with _client_log() as log:
+        deadline = time.monotonic() + timeout
+        attempt = 2.0
+        while True:
+            try:
+                return _admin_attempt(settings, attempt)
+            except (*_AUTH_ERRORS, KafkaConnectionError, KafkaTimeoutError) as exc:
+                if isinstance(exc, _AUTH_ERRORS) or (log.auth_failure and settings.uses_sasl):
+                    raise _auth_error(settings) from exc
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _unreachable(settings) from exc
+                attempt = min(attempt * 2, max(left, 0.5))
+
+
+def _admin_attempt(settings: KafkaSettings, bootstrap_timeout: float) -> KafkaAdminClient:
+    """One KafkaAdminClient(); if it fails, stops the IO thread it leaves running."""
+    clients: list[KafkaNetClient] = []
+
+    def client(**config: Any) -> KafkaNetClient:
+        clients.append(KafkaNetClient(**config))
+        return clients[-1]
+
     try:
         return KafkaAdminClient(
-            client_id="dfip-admin", request_timeout_ms=15000, **settings.kafka_python_config()
+            client_id="dfip-admin",
+            request_timeout_ms=15000,
+            bootstrap_timeout_ms=int(bootstrap_timeout * 1000),
+            kafka_client=client,
+            **settings.kafka_python_config(),
         )
-    except (KafkaConnectionError, KafkaTimeoutError) as exc:
-        raise DfipError(
-            f"Kafka is unreachable at {settings.bootstrap_servers}",
-            hint="start it with `dfip kafka up` or set DFIP_KAFKA_BOOTSTRAP_SERVERS",
-        ) from exc
+    except BaseException:
+        for c in clients:
+            with contextlib.suppress(Exception):
+                c.close()
+            with contextlib.suppress(Exception):
+                c._net.stop(timeout_ms=5000)
+        raise
 
 
 def create_topics(
@@ -75,6 +177,11 @@ def create_topics(
 ) -> list[TopicResult]:
     """Create missing topics; verify existing ones have the catalog's partition count."""
     specs = tuple(specs if specs is not None else all_topics())
+    with _client_log():
+        return _create(settings, specs)
+
+
+def _create(settings: KafkaSettings, specs: tuple[TopicSpec, ...]) -> list[TopicResult]:
     admin = admin_client(settings)
     try:
         existing = set(admin.list_topics())

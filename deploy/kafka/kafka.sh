@@ -135,6 +135,11 @@ up() {
       -c "$HOME_DIR/server.properties" >"$HOME_DIR/logs/format.log" 2>&1 \
       || die "formatting storage failed (see $HOME_DIR/logs/format.log)"
   fi
+  # Readiness is read from server.log, which log4j appends to: move the previous run's log
+  # (and its "Kafka Server started") aside so only this run's lines are searched.
+  if [[ -f "$HOME_DIR/logs/server.log" ]]; then
+    mv -f "$HOME_DIR/logs/server.log" "$HOME_DIR/logs/server.log.1"
+  fi
   nohup java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$HOME_DIR/log4j2.properties" \
     -cp "$CACHE/*" kafka.Kafka "$HOME_DIR/server.properties" \

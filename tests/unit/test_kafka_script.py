@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,3 +72,81 @@ def test_unknown_action_prints_usage(tmp_path: Path) -> None:
     proc = _run(_base_env(tmp_path), "sideways")
     assert proc.returncode == 2
     assert "usage" in proc.stderr
+
+
+_FAKE_BROKER = """
+import os, socket, sys, time
+
+props = dict(
+    line.split("=", 1) for line in open(sys.argv[-1]).read().splitlines() if "=" in line
+)
+port = int(props["listeners"].split(",")[0].rsplit(":", 1)[1])
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", port))
+server.listen()
+with open(os.path.join(os.environ["DFIP_KAFKA_HOME"], "logs", "server.log"), "a") as f:
+    f.write("[now] INFO Registered kafka:type=kafka.Log4jController MBean\\n")
+    if os.environ.get("FAKE_KAFKA_STARTS") == "1":
+        f.write("[now] INFO [KafkaRaftServer nodeId=1] Kafka Server started\\n")
+time.sleep(120)
+"""
+
+
+def _fake_kafka_env(tmp_path: Path, *, starts: bool) -> dict[str, str]:
+    """kafka.sh with a stand-in `java`: a formatted home, a complete (empty) jar cache, and a
+    "broker" that listens on DFIP_KAFKA_PORT and logs "Kafka Server started" only if told."""
+    env = _base_env(tmp_path)
+    home, cache, bindir = Path(env["DFIP_KAFKA_HOME"]), Path(env["DFIP_KAFKA_CACHE"]), tmp_path
+    (home / "data").mkdir(parents=True)
+    (home / "data" / "meta.properties").touch()
+    cache.mkdir()
+    (cache / ".complete").touch()
+    (bindir / "fake_broker.py").write_text(_FAKE_BROKER)
+    java = bindir / "java"
+    java.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{bindir / "fake_broker.py"}" "$@"\n')
+    java.chmod(0o755)
+    with socket.socket() as a, socket.socket() as b:
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        ports = a.getsockname()[1], b.getsockname()[1]
+    return {
+        **env,
+        "PATH": f"{bindir}{os.pathsep}{env['PATH']}",
+        "DFIP_KAFKA_PORT": str(ports[0]),
+        "DFIP_KAFKA_CONTROLLER_PORT": str(ports[1]),
+        "DFIP_KAFKA_TIMEOUT": "2",
+        "FAKE_KAFKA_STARTS": "1" if starts else "0",
+    }
+
+
+def test_up_does_not_read_the_previous_runs_log(tmp_path: Path) -> None:
+    env = _fake_kafka_env(tmp_path, starts=False)
+    logs = Path(env["DFIP_KAFKA_HOME"]) / "logs"
+    logs.mkdir()
+    old = "[then] INFO [KafkaRaftServer nodeId=1] Kafka Server started\n"
+    (logs / "server.log").write_text(old)
+    try:
+        proc = _run(env, "up")
+    finally:
+        _run(env, "down")
+    # the previous run's "started" line is in server.log.1, so this broker is not ready
+    assert proc.returncode != 0, proc.stderr
+    assert "not ready" in proc.stderr
+    assert (logs / "server.log.1").read_text() == old
+    assert "Kafka Server started" not in (logs / "server.log").read_text(errors="replace")
+
+
+def test_up_waits_for_this_runs_started_line(tmp_path: Path) -> None:
+    env = _fake_kafka_env(tmp_path, starts=True)
+    logs = Path(env["DFIP_KAFKA_HOME"]) / "logs"
+    try:
+        proc = _run(env, "up")
+        status = _run(env, "status")
+    finally:
+        down = _run(env, "down")
+    assert proc.returncode == 0, proc.stderr
+    assert "ready on 127.0.0.1" in proc.stderr
+    assert status.returncode == 0
+    assert "stopped" in down.stderr
+    assert (logs / "server.log").read_text().count("Kafka Server started") == 1
