@@ -26,6 +26,10 @@ Semantics (the simulator's oracle implements the same rules independently):
 * ``written_off`` and ``closed`` end a loan: its outstanding principal leaves every gauge.
 * Duplicates (same ``event_id`` seen before) and dead-lettered events do not contribute to
   business figures; they are counted in the health counters.
+* A transaction or loan event whose ``occurred_at`` (a score: ``assessed_at``) is more than
+  ``DFIP_WORKER_MAX_FUTURE_SECONDS`` (default 1 day) after its Kafka record timestamp is
+  dead-lettered (``future_dated``) where it lands, before it can move a watermark; records
+  without a timestamp are not checked.
 * Watermark and lateness are per input *topic-partition* (the only order Kafka defines): the
   watermark is the largest ``occurred_at`` of the events processed so far on that
   topic-partition (duplicates and dead letters do not move it). An event is *late* when its

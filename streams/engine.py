@@ -62,6 +62,7 @@ class Engine:
         self.processor = Processor(
             grace_us=settings.grace_seconds * 1_000_000,
             dedup_horizon_us=int(settings.dedup_horizon_hours * 3600 * 1_000_000),
+            max_future_us=settings.max_future_seconds * 1_000_000,
         )
         self.reader = ReferenceReader(
             kafka, scores_topic=kafka.topic(SCORES), fx_topic=kafka.topic(FX)

@@ -4,8 +4,14 @@ join, aggregate. It mutates partition state and collects outgoing records; the w
 
 Order for an input record at (topic, partition q, offset o):
   skip if o was already applied → count received → decode/validate (else dead letter) →
-  wrong partition? judge lateness at q, forward to the right partition → duplicate? →
-  lateness → as-of join → apply (else dead letter) → watermark, dedup memory, windows.
+  dated too far after its Kafka timestamp? (dead letter) → wrong partition? judge lateness
+  at q, forward to the right partition → duplicate? → lateness → as-of join → apply (else
+  dead letter) → watermark, dedup memory, windows.
+
+A forwarded copy carries its origin (topic, partition, offset) in a header. The home
+partition remembers the origins it has taken (in its dedup memory, persisted with it) and
+ignores a second copy of the same origin without counting it: a replay from the start re-reads
+the copies the first run wrote and forwards the originals again.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from streams.state.partition import PartitionState
 
 __all__ = [
     "DEADLETTER",
+    "FUTURE_DATED",
     "FX",
     "INPUT_TOPICS",
     "LATE",
@@ -60,6 +67,11 @@ INPUT_TOPICS = (TRANSACTIONS, LOANS)
 
 H_FORWARDED = "dfip-forwarded"
 H_LATE = "dfip-late"
+# "<topic>:<partition>:<offset>" of the record a forwarded copy was made from (catalog name)
+H_ORIGIN = "dfip-origin"
+
+FUTURE_DATED = "future_dated"
+DEFAULT_MAX_FUTURE_US = 86_400 * 1_000_000
 
 # FX lives on a single partition read by every worker; its flow accounting and dead letters
 # belong to the owner of this partition number so they are counted exactly once.
@@ -67,6 +79,20 @@ FX_ACCOUNTING_PARTITION = 0
 
 
 _EMPTY = SchemaError("undecodable", [FieldError("", "", "empty record value")])
+
+
+def _origin_key(headers: dict[str, bytes]) -> str | None:
+    """The dedup-memory key of a forwarded copy's origin; None for copies without a (valid)
+    origin header, i.e. written before origins were carried. Keys contain spaces, which an
+    event id cannot (schemas.fields.EventId), so they never collide with event ids."""
+    raw = headers.get(H_ORIGIN)
+    if raw is None:
+        return None
+    try:
+        topic, partition, offset = raw.decode("ascii").rsplit(":", 2)
+        return f"origin {topic} {int(partition)} {int(offset)}"
+    except ValueError:
+        return None
 
 
 def _misplaced(kind: str, topic: str) -> SchemaError:
@@ -105,6 +131,8 @@ class Processor:
 
     grace_us: int
     dedup_horizon_us: int
+    # an event dated more than this after its record's Kafka timestamp is dead-lettered
+    max_future_us: int = DEFAULT_MAX_FUTURE_US
     states: dict[int, PartitionState] = field(default_factory=dict)
     scores: dict[int, ScoreTable] = field(default_factory=dict)
     fx: FxTable = field(default_factory=FxTable)
@@ -141,6 +169,40 @@ class Processor:
         )
         self.outputs.append(Output(DEADLETTER, rec.key, encode(letter)))
 
+    def _future_dated(self, rec: Record, field: str, at: datetime) -> str | None:
+        """The reason to reject an event dated more than ``max_future_us`` after the record's
+        Kafka timestamp (deterministic on replay, unlike the wall clock); None if it is not,
+        or if the record has no timestamp."""
+        if rec.timestamp_ms is None or rec.timestamp_ms < 0:
+            return None
+        limit_us = rec.timestamp_ms * 1000 + self.max_future_us
+        if to_us(at) <= limit_us:
+            return None
+        stamp = datetime.fromtimestamp(rec.timestamp_ms / 1000, tz=UTC)
+        return (
+            f"{FUTURE_DATED}: {field}: {at.isoformat()} is more than "
+            f"{self.max_future_us // 1_000_000} s after the record's Kafka timestamp "
+            f"{stamp.isoformat(timespec='milliseconds')}"
+        )
+
+    def _forward(self, rec: Record, home: int, *, late: bool | None = None) -> None:
+        """Copy ``rec`` to its home partition, tagged as forwarded and with its origin."""
+        headers = [
+            (H_FORWARDED, b"1"),
+            (H_ORIGIN, f"{rec.topic}:{rec.partition}:{rec.offset}".encode("ascii")),
+        ]
+        if late is not None:
+            headers.append((H_LATE, b"1" if late else b"0"))
+        self.outputs.append(Output(rec.topic, rec.key, rec.value, partition=home, headers=headers))
+
+    @staticmethod
+    def _take_origin(state: PartitionState, origin: str | None, ts_us: int) -> None:
+        """Remember a forwarded copy's origin as taken, for at least the dedup horizon from
+        now (the partition's newest watermark), whatever the copy's own event time."""
+        if origin is not None:
+            newest = max(state.watermarks.values(), default=ts_us)
+            state.dedup.add(origin, max(ts_us, newest))
+
     def _begin(self, state: PartitionState, rec: Record) -> bool:
         """Checkpoint check: False if this offset was already applied before a restart."""
         if rec.offset < state.offsets.get(rec.topic, 0):
@@ -157,6 +219,9 @@ class Processor:
             return
         headers = dict(rec.headers) if rec.headers else {}
         forwarded = headers.get(H_FORWARDED) == b"1"
+        origin = _origin_key(headers) if forwarded else None
+        if origin is not None and state.dedup.seen(origin):
+            return  # another copy of a record already taken here (a replay forwarded it again)
         if not forwarded:
             self._count(state, "dfip_events_received_total", rec.topic)
         try:
@@ -176,6 +241,11 @@ class Processor:
             )
             return
         assert isinstance(event, TransactionEvent | LoanEventBase)
+        # a forwarded copy was judged where it landed, against the original's timestamp
+        future = None if forwarded else self._future_dated(rec, "occurred_at", event.occurred_at)
+        if future is not None:
+            self._dead_letter(state, rec, stage="ingress", error_class=FUTURE_DATED, reason=future)
+            return
         ts = to_us(event.occurred_at)
         home = partition_for(event.enterprise_uscc)
         if home != rec.partition:
@@ -184,16 +254,9 @@ class Processor:
             late = wm is not None and ts < wm - self.grace_us
             if not late:
                 state.watermarks[rec.topic] = max(wm or ts, ts)
-            self.outputs.append(
-                Output(
-                    rec.topic,
-                    rec.key,
-                    rec.value,
-                    partition=home,
-                    headers=[(H_FORWARDED, b"1"), (H_LATE, b"1" if late else b"0")],
-                )
-            )
+            self._forward(rec, home, late=late)
             return
+        self._take_origin(state, origin, ts)
         if state.dedup.seen(event.event_id):
             self._count(state, "dfip_events_duplicate_total", rec.topic)
             return
@@ -229,12 +292,16 @@ class Processor:
         """A record of the scores topic; ``counted`` is False while replaying for a restore."""
         table = self.scores[rec.partition]
         state = self.states[rec.partition]
+        headers = dict(rec.headers) if rec.headers else {}
+        forwarded = headers.get(H_FORWARDED) == b"1"
+        # origins matter only for counting: the silent restore pass dedupes by event id
+        origin = _origin_key(headers) if forwarded and counted else None
         if counted:
             if not self._begin(state, rec):
                 return
-            if rec.headers and dict(rec.headers).get(H_FORWARDED) == b"1":
-                pass  # counted as received where it landed
-            else:
+            if origin is not None and state.dedup.seen(origin):
+                return  # another copy of a record already taken here
+            if not forwarded:  # a forwarded copy was counted as received where it landed
                 self._count(state, "dfip_events_received_total", rec.topic)
         try:
             if rec.value is None:
@@ -248,15 +315,20 @@ class Processor:
                     state, rec, stage="ingress", error_class=exc.error_class, reason=str(exc)
                 )
             return
+        # decided the same way in the silent restore pass: it depends on the record only
+        future = None if forwarded else self._future_dated(rec, "assessed_at", event.assessed_at)
+        if future is not None:
+            if counted:
+                self._dead_letter(
+                    state, rec, stage="ingress", error_class=FUTURE_DATED, reason=future
+                )
+            return
         home = partition_for(event.enterprise_uscc)
         if home != rec.partition:
             if counted:
-                self.outputs.append(
-                    Output(
-                        rec.topic, rec.key, rec.value, partition=home, headers=[(H_FORWARDED, b"1")]
-                    )
-                )
+                self._forward(rec, home)
             return
+        self._take_origin(state, origin, to_us(event.assessed_at))
         uscc = event.enterprise_uscc
         if table.has(uscc, event.event_id):
             if counted:

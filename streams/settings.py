@@ -53,6 +53,14 @@ class WorkerSettings(BaseSettings):
     dedup_max_entries: int = Field(
         default=2_000_000, ge=1000, description="Cap on remembered event ids per partition."
     )
+    max_future_seconds: int = Field(
+        default=86_400,
+        ge=0,
+        description=(
+            "Transactions and loan events whose occurred_at (scores: assessed_at) is more than "
+            "this after their Kafka record timestamp are dead-lettered as future_dated."
+        ),
+    )
     score_history: int = Field(
         default=8, ge=1, description="Assessment versions kept per enterprise for as-of joins."
     )
