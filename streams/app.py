@@ -15,6 +15,7 @@ import asyncio
 import hmac
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any, cast
 
 import faust
@@ -62,6 +63,8 @@ class Worker:
         self.app = self._build()
         self._started = False
         self.engine.commit_offsets = self._commit_offsets
+        self.engine.on_commit.append(self._observe)
+        self._recovering = asyncio.Lock()
 
     def _build(self) -> faust.App:
         kafka, settings, engine = self.kafka, self.settings, self.engine
@@ -115,8 +118,12 @@ class Worker:
             await worker._ensure_started()
             try:
                 await engine.tick()
-            except Exception as exc:  # the batch loop recovers the state (engine.broken)
+            except Exception as exc:
                 log.warning("idle commit failed: %s", _describe(exc))
+                worker.metrics.failures.inc()
+            if engine.broken and not engine.lock.locked():
+                # no batch may come to do it: records of the failed commit must be re-read
+                await worker.recover()
             await worker._update_lag()
 
         @app.on_partitions_revoked.connect
@@ -177,17 +184,21 @@ class Worker:
         if self.engine.broken:
             await self.recover()
             return  # these records were fetched before the rewind: they come again
-        t0 = time.perf_counter()
         try:
             await self.engine.process_batch(records)
         except Exception as exc:
             log.warning("batch of %d records failed: %s", len(records), _describe(exc))
             self.metrics.failures.inc()
             await self.recover()
-            return
-        self._observe(records, t0)
 
     async def recover(self) -> None:
+        if self._recovering.locked():  # the batch loop and the idle timer may both ask
+            async with self._recovering:
+                return
+        async with self._recovering:
+            await self._recover()
+
+    async def _recover(self) -> None:
         delay = 0.5
         while True:
             try:
@@ -244,7 +255,9 @@ class Worker:
             self._started = True
             await self.engine.start()
 
-    def _observe(self, records: list[Record], t0: float) -> None:
+    def _observe(self, records: Sequence[Record], t0: float) -> None:
+        if not records:
+            return  # an idle commit (reference topics only)
         now = time.time()
         self.metrics.batches.inc()
         self.metrics.records.inc(len(records))

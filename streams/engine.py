@@ -38,6 +38,8 @@ Positions = dict[int, dict[str, int]]
 # the largest record the worker writes: a dead letter carries a record of up to the broker's
 # default limit (1 MiB) in base64; the dead-letter topic allows that size (schemas/catalog.py)
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
+# records applied between two returns to the event loop while a batch is applied
+YIELD_EVERY = 128
 
 
 @dataclass
@@ -46,6 +48,19 @@ class CommittedView:
 
     figures: dict[int, Snapshot] = field(default_factory=dict)
     scored: dict[int, dict[tuple[str, str], int]] = field(default_factory=dict)
+
+
+@dataclass
+class _Commit:
+    """Everything one transaction writes, taken from the state when the batch was applied."""
+
+    outputs: list[Any]
+    changelog: dict[int, list[tuple[bytes, bytes | None]]]
+    offsets: dict[TopicPartition, Any]
+    figures: dict[int, Snapshot]
+    scored: dict[int, dict[tuple[str, str], int]]
+    records: Sequence[Record]
+    started: float
 
 
 @asynccontextmanager
@@ -82,13 +97,16 @@ class Engine:
             "failures": 0,
             "recoveries": 0,
         }
-        self.on_commit: list[Any] = []  # callbacks(records: Sequence[Record]) for metrics
+        # called after each commit with (records, perf_counter at the batch's start)
+        self.on_commit: list[Any] = []
         # the consumer group whose offsets commit with each batch (the Faust app id)
         self.group_id = f"{kafka.topic_prefix}{settings.app_id}"
         # at_least_once only: commits group offsets after a batch is written (set by the app)
         self.commit_offsets: Any = None
         # why the in-memory state can no longer be trusted (a batch failed half-way)
         self.broken: str | None = None
+        # the previous batch's transaction, still committing while the next batch is applied
+        self._inflight: asyncio.Task[None] | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -133,6 +151,10 @@ class Engine:
         return producer
 
     async def stop(self) -> None:
+        try:
+            await self._settle()
+        except Exception as exc:  # aborted: the next owner redoes it from the checkpoint
+            log.warning("last batch did not commit: %s", type(exc).__name__)
         for closer in (self.reader.stop(),):
             await closer
         if self._restore_consumer is not None:
@@ -152,6 +174,7 @@ class Engine:
         wanted = set(partitions)
         async with self.lock:
             self.ready.clear()
+            await self._settle_quietly()
             self.stats["rebalances"] += 1
             for p in list(self.processor.states):
                 if p not in wanted:
@@ -173,6 +196,7 @@ class Engine:
         until :meth:`assign` (so a partition is never written by two workers at once)."""
         async with self.lock:
             self.ready.clear()
+            await self._settle_quietly()
 
     def positions(self) -> Positions:
         """Where the consumer must read next for each owned partition (committed state)."""
@@ -186,6 +210,7 @@ class Engine:
         from what was committed; returns the positions the consumer must seek back to."""
         async with self.lock:
             self.ready.clear()
+            await self._settle_quietly()
             parts = sorted(self.processor.states)
             for p in parts:
                 self._drop(p)
@@ -271,10 +296,13 @@ class Engine:
                     self.processor.process_score(rec, counted=True)
 
     async def process_batch(self, records: Sequence[Record]) -> set[int]:
-        """Apply a batch of event records and commit it (returns after the commit).
+        """Apply a batch of event records and start its commit.
 
-        Returns the partitions whose records were applied; records of other partitions were
-        not, and must not be acknowledged (their owner reads them from Faust's offsets).
+        The batch's transaction commits while the next batch is applied (the two never
+        overlap on the wire: a transaction starts only after the previous one committed).
+        If a commit fails, the state is marked broken and the failure is raised by the next
+        call (or by :meth:`settle`); the caller then recovers. Returns the partitions whose
+        records were applied.
         """
         while True:
             # wait outside the lock: assign() needs the lock to become ready
@@ -283,15 +311,44 @@ class Engine:
                 if self.ready.is_set():
                     return await self._process_locked(records)
 
+    async def settle(self) -> None:
+        """Wait until the last batch's transaction has committed (raises if it failed)."""
+        async with self.lock:
+            await self._settle_or_break()
+
+    async def _settle(self) -> None:
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
+
+    async def _settle_or_break(self) -> None:
+        try:
+            await self._settle()
+        except BaseException as exc:
+            self._mark_broken(f"commit failed: {type(exc).__name__}")
+            raise
+
+    async def _settle_quietly(self) -> None:
+        """Settle inside a rebalance or recovery: a failed commit only marks the state
+        broken (the batch loop or the idle timer recovers it), it must not raise there."""
+        try:
+            await self._settle_or_break()
+        except Exception as exc:
+            log.warning("the last batch did not commit: %s", type(exc).__name__)
+
+    def _mark_broken(self, why: str) -> None:
+        # state, outputs and offsets in memory are now ahead of what was committed
+        if not self.broken:
+            self.broken = why
+            self.stats["failures"] += 1
+
     async def _process_locked(self, records: Sequence[Record]) -> set[int]:
         if self.broken:
             raise RuntimeError(f"state needs recovery first: {self.broken}")
         try:
             return await self._apply_and_commit(records)
         except BaseException as exc:
-            # state, outputs and offsets in memory are now ahead of what was committed
-            self.broken = f"batch failed: {type(exc).__name__}"
-            self.stats["failures"] += 1
+            self._mark_broken(f"batch failed: {type(exc).__name__}")
             raise
 
     async def _apply_and_commit(self, records: Sequence[Record]) -> set[int]:
@@ -300,16 +357,23 @@ class Engine:
         t0 = time.perf_counter()
         await self._read_reference(parts)
         t1 = time.perf_counter()
-        for rec in records:
+        process = self.processor.process
+        for i, rec in enumerate(records):
             if rec.partition in owned:
-                self.processor.process(rec)
+                process(rec)
             else:
                 # not ours any more (a rebalance raced the batch): another worker has it
                 log.debug("skipping record of unowned partition %s", rec.partition)
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                # let the previous batch's transaction (and /metrics) progress meanwhile
+                await asyncio.sleep(0)
+        commit = self._prepare(records, t0)
         t2 = time.perf_counter()
-        await self._commit(records)
+        await self._settle()  # the previous transaction must end before this one begins
         t3 = time.perf_counter()
-        # cumulative seconds per stage: where a batch's time goes (shown on /state)
+        self._inflight = asyncio.ensure_future(self._write(commit))
+        # cumulative seconds per stage: where a batch's time goes (shown on /state);
+        # "commit" is only the wait for the previous transaction, the rest overlaps
         timing = self.stats.setdefault("seconds", {"reference": 0.0, "apply": 0.0, "commit": 0.0})
         timing["reference"] += t1 - t0
         timing["apply"] += t2 - t1
@@ -317,19 +381,22 @@ class Engine:
         return set(parts)
 
     async def tick(self) -> None:
-        """Idle work: read reference topics for all owned partitions and commit if changed."""
+        """Idle work: settle the last commit, read the reference topics for all owned
+        partitions and commit if anything changed."""
         if self.lock.locked():
             return  # a batch is running: it reads the reference topics itself
         async with self.lock:
-            if self.broken or not self.ready.is_set() or not self.processor.states:
+            if self.broken or not self.ready.is_set():
+                return
+            await self._settle_or_break()
+            if not self.processor.states:
                 return
             try:
                 await self._read_reference(sorted(self.processor.states))
                 if self.processor.touched:
-                    await self._commit(())
+                    await self._write(self._prepare((), time.perf_counter()))
             except BaseException as exc:
-                self.broken = f"idle commit failed: {type(exc).__name__}"
-                self.stats["failures"] += 1
+                self._mark_broken(f"idle commit failed: {type(exc).__name__}")
                 raise
 
     def _group_offsets(self, partitions: Iterable[int]) -> dict[TopicPartition, Any]:
@@ -341,22 +408,32 @@ class Engine:
             if t in states[p].offsets
         }
 
-    async def _commit(self, records: Sequence[Record]) -> None:
+    def _prepare(self, records: Sequence[Record], started: float) -> _Commit:
+        """Take what the batch changed out of the state (synchronously, before the next
+        batch can change it again)."""
         proc = self.processor
         proc.finish_batch()
-        outputs = proc.take_outputs()
         touched = sorted(proc.touched)
         proc.touched.clear()
-        changelog: dict[int, list[tuple[bytes, bytes | None]]] = {
-            p: dirty_records(proc.states[p]) for p in touched
-        }
+        return _Commit(
+            outputs=proc.take_outputs(),
+            changelog={p: dirty_records(proc.states[p]) for p in touched},
+            offsets=self._group_offsets(touched),
+            figures={p: proc.states[p].counters.snapshot() for p in touched},
+            scored={p: dict(proc.scores[p].scored) for p in touched},
+            records=records,
+            started=started,
+        )
+
+    async def _write(self, c: _Commit) -> None:
+        """Write one prepared batch in one transaction; then publish its figures."""
         last_offsets: dict[int, Any] = {}
-        if outputs or changelog:
+        if c.outputs or c.changelog:
             producer = self._producer
             assert producer is not None
             state_topic = self.kafka.topic(STATE_TOPIC.name)
             async with producer.transaction() if self.exactly_once else _flushing(producer):
-                for out in outputs:
+                for out in c.outputs:
                     await producer.send(
                         self.kafka.topic(out.topic),
                         out.value,
@@ -364,23 +441,21 @@ class Engine:
                         partition=out.partition,
                         headers=list(out.headers) or None,
                     )
-                for p, rows in changelog.items():
+                for p, rows in c.changelog.items():
                     for key, value in rows:
                         last_offsets[p] = await producer.send(
                             state_topic, value, key=key, partition=p
                         )
-                offsets = self._group_offsets(touched)
-                if offsets and self.exactly_once:
+                if c.offsets and self.exactly_once:
                     # the group's offsets commit atomically with the state they lead to
-                    await producer.send_offsets_to_transaction(offsets, self.group_id)
-            if offsets and not self.exactly_once and self.commit_offsets is not None:
-                await self.commit_offsets(offsets)
+                    await producer.send_offsets_to_transaction(c.offsets, self.group_id)
+            if c.offsets and not self.exactly_once and self.commit_offsets is not None:
+                await self.commit_offsets(c.offsets)
             # committed: the local copy may now include these records
             for p, fut in last_offsets.items():
-                self.store.save(p, changelog[p], fut.result().offset + 1)
-        for p in touched:
-            self.view.figures[p] = proc.states[p].counters.snapshot()
-            self.view.scored[p] = dict(proc.scores[p].scored)
+                self.store.save(p, c.changelog[p], fut.result().offset + 1)
+        self.view.figures.update(c.figures)
+        self.view.scored.update(c.scored)
         self.stats["batches"] += 1
         for cb in self.on_commit:
-            cb(records)
+            cb(c.records, c.started)
