@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from dfip.kafka_config import KafkaSettings
 from schemas.catalog import USCC_PARTITIONS
-from streams.engine import Engine, Positions
+from streams.engine import Engine, NeedsRecovery, Positions
 from streams.export.collector import FiguresCollector, WorkerMetrics
 from streams.processor import INPUT_TOPICS, Record
 from streams.settings import WorkerSettings
@@ -186,6 +186,8 @@ class Worker:
             return  # these records were fetched before the rewind: they come again
         try:
             await self.engine.process_batch(records)
+        except NeedsRecovery:  # the idle commit failed meanwhile (already counted)
+            await self.recover()
         except Exception as exc:
             log.warning("batch of %d records failed: %s", len(records), _describe(exc))
             self.metrics.failures.inc()

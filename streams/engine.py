@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +27,7 @@ from streams.state.local import open_store
 from streams.state.partition import PartitionState
 from streams.topics import STATE_TOPIC
 
-__all__ = ["CommittedView", "Engine", "Positions"]
+__all__ = ["CommittedView", "Engine", "NeedsRecovery", "Positions"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +49,10 @@ class CommittedView:
     scored: dict[int, dict[tuple[str, str], int]] = field(default_factory=dict)
 
 
+class NeedsRecovery(RuntimeError):
+    """The in-memory state is ahead of what was committed; recover before the next batch."""
+
+
 @dataclass
 class _Commit:
     """Everything one transaction writes, taken from the state when the batch was applied."""
@@ -61,13 +64,6 @@ class _Commit:
     scored: dict[int, dict[tuple[str, str], int]]
     records: Sequence[Record]
     started: float
-
-
-@asynccontextmanager
-async def _flushing(producer: AIOKafkaProducer) -> AsyncIterator[None]:
-    """at_least_once: no transaction, but wait until every record is acknowledged."""
-    yield
-    await producer.flush()
 
 
 class Engine:
@@ -344,7 +340,7 @@ class Engine:
 
     async def _process_locked(self, records: Sequence[Record]) -> set[int]:
         if self.broken:
-            raise RuntimeError(f"state needs recovery first: {self.broken}")
+            raise NeedsRecovery(self.broken)
         try:
             return await self._apply_and_commit(records)
         except BaseException as exc:
@@ -426,36 +422,62 @@ class Engine:
         )
 
     async def _write(self, c: _Commit) -> None:
-        """Write one prepared batch in one transaction; then publish its figures."""
+        """Write one prepared batch in one transaction; then publish its figures.
+
+        Bounded by ``commit_timeout_seconds``: a producer whose sender died (aiokafka ends it
+        on e.g. OutOfOrderSequenceNumber after a refused record) would wait forever.
+        """
         last_offsets: dict[int, Any] = {}
         if c.outputs or c.changelog:
-            producer = self._producer
-            assert producer is not None
-            state_topic = self.kafka.topic(STATE_TOPIC.name)
-            async with producer.transaction() if self.exactly_once else _flushing(producer):
-                for out in c.outputs:
-                    await producer.send(
-                        self.kafka.topic(out.topic),
-                        out.value,
-                        key=out.key,
-                        partition=out.partition,
-                        headers=list(out.headers) or None,
-                    )
-                for p, rows in c.changelog.items():
-                    for key, value in rows:
-                        last_offsets[p] = await producer.send(
-                            state_topic, value, key=key, partition=p
-                        )
-                if c.offsets and self.exactly_once:
-                    # the group's offsets commit atomically with the state they lead to
-                    await producer.send_offsets_to_transaction(c.offsets, self.group_id)
-            if c.offsets and not self.exactly_once and self.commit_offsets is not None:
-                await self.commit_offsets(c.offsets)
+            last_offsets = await asyncio.wait_for(
+                self._transaction(c), timeout=self.settings.commit_timeout_seconds
+            )
             # committed: the local copy may now include these records
-            for p, fut in last_offsets.items():
-                self.store.save(p, c.changelog[p], fut.result().offset + 1)
+            for p, offset in last_offsets.items():
+                self.store.save(p, c.changelog[p], offset + 1)
         self.view.figures.update(c.figures)
         self.view.scored.update(c.scored)
         self.stats["batches"] += 1
         for cb in self.on_commit:
             cb(c.records, c.started)
+
+    async def _transaction(self, c: _Commit) -> dict[int, int]:
+        """Send everything and commit; returns the last changelog offset per partition.
+
+        On any failure nothing is aborted here: the caller recovers with a new producer,
+        whose initialisation (same transactional id) aborts what this one left open.
+        """
+        producer = self._producer
+        assert producer is not None
+        state_topic = self.kafka.topic(STATE_TOPIC.name)
+        if self.exactly_once:
+            await producer.begin_transaction()
+        sent: list[asyncio.Future[Any]] = []
+        last: dict[int, asyncio.Future[Any]] = {}
+        for out in c.outputs:
+            sent.append(
+                await producer.send(
+                    self.kafka.topic(out.topic),
+                    out.value,
+                    key=out.key,
+                    partition=out.partition,
+                    headers=list(out.headers) or None,
+                )
+            )
+        for p, rows in c.changelog.items():
+            for key, value in rows:
+                last[p] = await producer.send(state_topic, value, key=key, partition=p)
+                sent.append(last[p])
+        if c.offsets and self.exactly_once:
+            # the group's offsets commit atomically with the state they lead to
+            await producer.send_offsets_to_transaction(c.offsets, self.group_id)
+        # a refused record fails its own future; raise it now rather than commit around it
+        results = await asyncio.gather(*sent, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        if self.exactly_once:
+            await producer.commit_transaction()
+        if c.offsets and not self.exactly_once and self.commit_offsets is not None:
+            await self.commit_offsets(c.offsets)
+        return {p: fut.result().offset for p, fut in last.items()}

@@ -64,6 +64,14 @@ class WorkerSettings(BaseSettings):
     score_history: int = Field(
         default=8, ge=1, description="Assessment versions kept per enterprise for as-of joins."
     )
+    commit_timeout_seconds: float = Field(
+        default=60,
+        gt=0,
+        description=(
+            "A batch's transaction that has not committed by then counts as failed: the "
+            "worker restores the committed state and reads the batch again."
+        ),
+    )
     idle_commit_ms: int = Field(
         default=1000, ge=50, description="How often reference topics are read when idle."
     )
