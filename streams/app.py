@@ -202,10 +202,12 @@ class Worker:
 
     async def _recover(self) -> None:
         delay = 0.5
+        self.metrics.ready.set(0)
         while True:
             try:
                 positions = await self.engine.recover()
                 await self.seek(positions)
+                self.metrics.ready.set(1)
                 return
             except Exception as exc:  # e.g. the broker is still away: try again later
                 log.warning("recovery failed (%s); retrying in %.0fs", _describe(exc), delay)
