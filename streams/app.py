@@ -215,12 +215,19 @@ class Worker:
                 delay = min(delay * 2, 10.0)
 
     async def seek(self, positions: Positions) -> None:
-        """Point the group consumer at the committed state's offsets."""
+        """Point the group consumer at the committed state's offsets.
+
+        Through the consumer's own thread (`seek_wait`): aiokafka's fetcher is not
+        thread-safe, and a seek from this thread raced a fetch (KeyError in the fetcher).
+        """
         consumer = self.app.consumer
-        for p, offsets in positions.items():
-            for t, offset in offsets.items():
-                tp = consumer._new_topicpartition(self.kafka.topic(t), p)  # type: ignore[attr-defined]
-                await consumer.seek(tp, offset)
+        wanted = {
+            consumer._new_topicpartition(self.kafka.topic(t), p): offset  # type: ignore[attr-defined]
+            for p, offsets in positions.items()
+            for t, offset in offsets.items()
+        }
+        if wanted:
+            await consumer.seek_wait(wanted)
 
     async def _commit_offsets(self, offsets: dict[Any, Any]) -> None:
         """at_least_once: group offsets commit after the batch's records are written."""
