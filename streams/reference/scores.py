@@ -27,11 +27,16 @@ class ScoreVersion:
 
 
 class ScoreTable:
-    """uscc → versions sorted by assessed time (bounded), plus the scored-enterprises gauge."""
+    """uscc → versions sorted by assessed time (bounded), plus the scored-enterprises gauge.
+
+    Most enterprises have one assessment: their entry is the version itself, not a list of
+    one (a list costs about 90 bytes per enterprise; with a million scored enterprises
+    that is the difference between fitting in 500 MB and not, bench/RESULTS.md).
+    """
 
     def __init__(self, history: int = 8) -> None:
         self.history = history
-        self.versions: dict[str, list[ScoreVersion]] = {}
+        self.versions: dict[str, ScoreVersion | list[ScoreVersion]] = {}
         # (band, sector) → enterprises whose newest assessment is there
         self.scored: dict[tuple[str, str], int] = {}
 
@@ -39,22 +44,30 @@ class ScoreTable:
         return len(self.versions)
 
     def has(self, uscc: str, event_id: str) -> bool:
-        return any(v.event_id == event_id for v in self.versions.get(uscc, ()))
+        entry = self.versions.get(uscc)
+        if entry is None:
+            return False
+        if isinstance(entry, ScoreVersion):
+            return entry.event_id == event_id
+        return any(v.event_id == event_id for v in entry)
 
     def add(self, uscc: str, version: ScoreVersion) -> None:
-        versions = self.versions.get(uscc)
-        if versions is None:
-            versions = self.versions[uscc] = []
-        old_newest = versions[-1] if versions else None
+        entry = self.versions.get(uscc)
+        if entry is None:
+            self.versions[uscc] = version
+            self._count(version, +1)
+            return
+        versions = [entry] if isinstance(entry, ScoreVersion) else entry
+        old_newest = versions[-1]
         # one version per assessment time: a re-assessment at the same instant replaces it
-        versions[:] = [v for v in versions if v.assessed_us != version.assessed_us]
+        versions = [v for v in versions if v.assessed_us != version.assessed_us]
         insort(versions, version)
         if len(versions) > self.history:
             del versions[0]
+        self.versions[uscc] = versions[0] if len(versions) == 1 else versions
         new_newest = versions[-1]
         if old_newest != new_newest:
-            if old_newest is not None:
-                self._count(old_newest, -1)
+            self._count(old_newest, -1)
             self._count(new_newest, +1)
 
     def _count(self, v: ScoreVersion, sign: int) -> None:
@@ -67,11 +80,15 @@ class ScoreTable:
 
     def as_of(self, uscc: str, ts_us: int) -> tuple[str, str]:
         """(band, sector) of the newest assessment at or before ``ts_us``."""
-        versions = self.versions.get(uscc)
-        if not versions:
+        entry = self.versions.get(uscc)
+        if entry is None:
             return UNSCORED, UNKNOWN_SECTOR
-        i = bisect_right(versions, ts_us, key=lambda v: v.assessed_us)
+        if isinstance(entry, ScoreVersion):
+            if entry.assessed_us <= ts_us:
+                return entry.band, entry.sector
+            return UNSCORED, UNKNOWN_SECTOR
+        i = bisect_right(entry, ts_us, key=lambda v: v.assessed_us)
         if i == 0:
             return UNSCORED, UNKNOWN_SECTOR
-        v = versions[i - 1]
+        v = entry[i - 1]
         return v.band, v.sector
