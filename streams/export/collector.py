@@ -33,11 +33,14 @@ class FiguresCollector(Collector):
         return GaugeMetricFamily(fig.name, fig.help, labels=labels)
 
     def collect(self) -> Iterator[Metric]:
-        figures = dict(self.view.figures)  # the event loop may swap entries meanwhile
+        # /metrics renders in a worker thread while the event loop swaps whole entries:
+        # copy the two mappings once (atomic under the GIL), then read only the copies
+        figures = dict(self.view.figures)
+        scored_by_partition = dict(self.view.scored)
         for fig in (*FIGURES, *HEALTH_FIGURES):
             fam = self._family(fig)
             if fig is _SCORED:
-                for p, scored in sorted(self.view.scored.items()):
+                for p, scored in sorted(scored_by_partition.items()):
                     for (band, sector), n in sorted(scored.items()):
                         fam.add_metric([band, sector, str(p)], float(n))
             else:
