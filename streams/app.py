@@ -69,7 +69,7 @@ class Worker:
     def _build(self) -> faust.App:
         kafka, settings, engine = self.kafka, self.settings, self.engine
         app = faust.App(
-            f"{kafka.topic_prefix}{settings.app_id}",
+            engine.group_id,  # Faust's app id is the consumer group id
             broker=[f"kafka://{h.strip()}" for h in kafka.bootstrap_servers.split(",")],
             broker_credentials=_credentials(kafka),
             store=settings.store,

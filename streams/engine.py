@@ -95,7 +95,7 @@ class Engine:
         }
         # called after each commit with (records, perf_counter at the batch's start)
         self.on_commit: list[Any] = []
-        # the consumer group whose offsets commit with each batch (the Faust app id)
+        # the consumer group whose offsets commit with each batch; also the Faust app id
         self.group_id = f"{kafka.topic_prefix}{settings.app_id}"
         # at_least_once only: commits group offsets after a batch is written (set by the app)
         self.commit_offsets: Any = None
@@ -126,8 +126,7 @@ class Engine:
             txn = {
                 # names this worker's transactions; a restarted worker with the same id
                 # fences its predecessor and aborts what it left open
-                "transactional_id": f"{self.kafka.topic_prefix}{self.settings.app_id}-"
-                f"{self.settings.worker_id}",
+                "transactional_id": f"{self.group_id}-{self.settings.worker_id}",
                 "transaction_timeout_ms": 15_000,  # a crashed worker's open batch ends soon
             }
         producer = AIOKafkaProducer(
@@ -291,26 +290,22 @@ class Engine:
                 else:
                     self.processor.process_score(rec, counted=True)
 
-    async def process_batch(self, records: Sequence[Record]) -> set[int]:
+    async def process_batch(self, records: Sequence[Record]) -> None:
         """Apply a batch of event records and start its commit.
 
         The batch's transaction commits while the next batch is applied (the two never
         overlap on the wire: a transaction starts only after the previous one committed).
         If a commit fails, the state is marked broken and the failure is raised by the next
-        call (or by :meth:`settle`); the caller then recovers. Returns the partitions whose
-        records were applied.
+        call (or by the idle :meth:`tick`); the caller then recovers. Records of partitions
+        this worker does not own (a rebalance raced the batch) are skipped.
         """
         while True:
             # wait outside the lock: assign() needs the lock to become ready
             await self.ready.wait()
             async with self.lock:
                 if self.ready.is_set():
-                    return await self._process_locked(records)
-
-    async def settle(self) -> None:
-        """Wait until the last batch's transaction has committed (raises if it failed)."""
-        async with self.lock:
-            await self._settle_or_break()
+                    await self._process_locked(records)
+                    return
 
     async def _settle(self) -> None:
         task, self._inflight = self._inflight, None
@@ -338,16 +333,16 @@ class Engine:
             self.broken = why
             self.stats["failures"] += 1
 
-    async def _process_locked(self, records: Sequence[Record]) -> set[int]:
+    async def _process_locked(self, records: Sequence[Record]) -> None:
         if self.broken:
             raise NeedsRecovery(self.broken)
         try:
-            return await self._apply_and_commit(records)
+            await self._apply_and_commit(records)
         except BaseException as exc:
             self._mark_broken(f"batch failed: {type(exc).__name__}")
             raise
 
-    async def _apply_and_commit(self, records: Sequence[Record]) -> set[int]:
+    async def _apply_and_commit(self, records: Sequence[Record]) -> None:
         owned = self.processor.states
         parts = sorted({r.partition for r in records if r.partition in owned})
         t0 = time.perf_counter()
@@ -374,7 +369,6 @@ class Engine:
         timing["reference"] += t1 - t0
         timing["apply"] += t2 - t1
         timing["commit"] += t3 - t2
-        return set(parts)
 
     async def tick(self) -> None:
         """Idle work: settle the last commit, read the reference topics for all owned
