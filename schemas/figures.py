@@ -24,6 +24,15 @@ Semantics (the simulator's oracle implements the same rules independently):
   implied by days past due (1..90 → special_mention, 91..270 → substandard, 271..360 →
   doubtful, > 360 → loss); ``defaulted`` makes it at least substandard.
 * ``written_off`` and ``closed`` end a loan: its outstanding principal leaves every gauge.
+  ``closed`` with principal still outstanding is accepted as the lender's word: that remainder
+  is neither repaid nor written off (it leaves the gauges only).
+* Inclusive SME principal (普惠型小微企业贷款, the regulator's definition: total credit per
+  borrower of CNY 10 million or less, inclusive): a ``disbursed`` event counts its CNY
+  principal when its ``inclusive_sme`` flag is true AND the borrower's total credit on the
+  platform is at most 1,000,000,000 fen. The total credit is the sum, over the borrower's
+  loans active at that moment (disbursed, not closed or written off; any institution), of
+  each loan's disbursed principal in CNY fen at its booked rate, this loan included. A
+  borrower's loans all live on one partition (the key is the USCC), so this is exact.
 * Duplicates (same ``event_id`` seen before) and dead-lettered events do not contribute to
   business figures; they are counted in the health counters.
 * A transaction or loan event whose ``occurred_at`` (a score: ``assessed_at``) is more than
@@ -46,9 +55,18 @@ Semantics (the simulator's oracle implements the same rules independently):
   closed when the watermark passes ``end + grace``; one record per (size, start, topic,
   partition) on ``dfip.metrics`` with the window's transaction count and CNY amount by
   (institution_type, digitalization_band) and disbursed principal by (institution_type,).
-* Duplicate detection is per topic-partition on ``event_id`` over a bounded horizon (the last
-  ``DFIP_WORKER_DEDUP_HORIZON_HOURS`` of event time, default 48 h, capped in entries); the key
-  is the enterprise USCC so re-sends of a document land in the same partition.
+* Duplicate detection is per *topic-partition* (the home partition of the event: the key is
+  the enterprise USCC, so re-sends of a document land there) on ``event_id``, and its horizon
+  is ARRIVAL time, never event time. Each topic-partition has an arrival clock: the largest
+  Kafka record timestamp read from it so far (every record counts: valid or not, forwarded
+  copies included; another topic or partition never moves it). An id first processed while
+  that clock is on UTC day ``d`` (``floor(clock_ms / 86400000)``) is remembered until the
+  clock reaches day ``d + DFIP_WORKER_DEDUP_RETENTION_DAYS + 1`` (default 45 days: a monthly
+  statement re-sent up to two weeks after month end counts once). A re-send does not extend
+  the memory. Only processed events are remembered: a record that was dead-lettered can be
+  corrected and sent again with the same id. Scores are deduplicated against the enterprise's
+  kept assessment versions (no time bound). Ids are held as 64-bit hashes (a false duplicate
+  needs a hash collision: probability about n^2 / 2^65 for n remembered ids).
 """
 
 from __future__ import annotations
@@ -135,7 +153,8 @@ FIGURES: tuple[Figure, ...] = (
         "dfip_loan_inclusive_sme_disbursed_principal_yuan_total",
         "counter",
         ("institution_type",),
-        "Principal disbursed as inclusive SME loans (single line < CNY 10 million), CNY.",
+        "Principal disbursed as inclusive SME loans (borrower's total credit <= CNY 10 million), "
+        "CNY.",
         scale=100,
     ),
     Figure(

@@ -255,7 +255,7 @@ class Worker:
                     "offsets": state.offsets,
                     "watermarks_us": state.watermarks,
                     "active_loans": len(state.loans),
-                    "dedup_ids": len(state.dedup.ids),
+                    "dedup_ids": {t: len(m) for t, m in sorted(state.dedup.items())},
                     "windows": len(state.windows),
                     "scored_enterprises": len(proc.scores[p]) if p in proc.scores else 0,
                 }

@@ -72,7 +72,7 @@ class Engine:
         self.settings = settings
         self.processor = Processor(
             grace_us=settings.grace_seconds * 1_000_000,
-            dedup_horizon_us=int(settings.dedup_horizon_hours * 3600 * 1_000_000),
+            dedup_retention_days=settings.dedup_retention_days,
             max_future_us=settings.max_future_seconds * 1_000_000,
         )
         self.reader = ReferenceReader(
@@ -455,6 +455,7 @@ class Engine:
                     out.value,
                     key=out.key,
                     partition=out.partition,
+                    timestamp_ms=out.timestamp_ms,
                     headers=list(out.headers) or None,
                 )
             )

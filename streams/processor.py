@@ -17,6 +17,7 @@ the copies the first run wrote and forwards the originals again.
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from streams.aggregate.apply import Join, Rejected, apply_loan_event, apply_tran
 from streams.aggregate.windows import close_due, to_us, window_record
 from streams.reference.fx import FxTable
 from streams.reference.scores import ScoreTable, ScoreVersion
+from streams.state.dedup import DedupMemory, id_hash
 from streams.state.partition import PartitionState
 
 __all__ = [
@@ -55,6 +57,8 @@ __all__ = [
     "Processor",
     "Record",
 ]
+
+log = logging.getLogger(__name__)
 
 TRANSACTIONS = "dfip.transactions"
 LOANS = "dfip.loans"
@@ -127,6 +131,9 @@ class Output:
     value: bytes | None
     partition: int | None = None
     headers: Sequence[tuple[str, bytes]] = ()
+    # Kafka record timestamp to write (None: the producer's clock); a forwarded copy keeps
+    # the original's, so it arrives at home when the original arrived (dedup by arrival time)
+    timestamp_ms: int | None = None
 
 
 @dataclass
@@ -134,7 +141,8 @@ class Processor:
     """Applies records to the states of the partitions this worker owns."""
 
     grace_us: int
-    dedup_horizon_us: int
+    # ids are remembered this many UTC days of the topic-partition's arrival clock
+    dedup_retention_days: int = 45
     # an event dated more than this after its record's Kafka timestamp is dead-lettered
     max_future_us: int = DEFAULT_MAX_FUTURE_US
     states: dict[int, PartitionState] = field(default_factory=dict)
@@ -197,23 +205,31 @@ class Processor:
         ]
         if late is not None:
             headers.append((H_LATE, b"1" if late else b"0"))
-        self.outputs.append(Output(rec.topic, rec.key, rec.value, partition=home, headers=headers))
+        ts = rec.timestamp_ms if rec.timestamp_ms is not None and rec.timestamp_ms >= 0 else None
+        self.outputs.append(
+            Output(rec.topic, rec.key, rec.value, partition=home, headers=headers, timestamp_ms=ts)
+        )
 
     @staticmethod
-    def _take_origin(state: PartitionState, origin: str | None, ts_us: int) -> None:
-        """Remember a forwarded copy's origin as taken, for at least the dedup horizon from
-        now (the partition's newest watermark), whatever the copy's own event time."""
+    def _take_origin(mem: DedupMemory, origin: str | None) -> None:
+        """Remember a forwarded copy's origin as taken (by arrival time, like an event id)."""
         if origin is not None:
-            newest = max(state.watermarks.values(), default=ts_us)
-            state.dedup.add(origin, max(ts_us, newest))
+            mem.add(id_hash(origin))
 
     def _begin(self, state: PartitionState, rec: Record) -> bool:
         """Checkpoint check: False if this offset was already applied before a restart."""
         if rec.offset < state.offsets.get(rec.topic, 0):
             return False
         state.offsets[rec.topic] = rec.offset + 1
+        mem = state.memory(rec.topic)
+        if mem.observe(rec.timestamp_ms):
+            self._expire(state, rec.topic, mem)  # a new arrival day: forget before looking up
         self.touched.add(state.partition)
         return True
+
+    def _expire(self, state: PartitionState, topic: str, mem: DedupMemory) -> None:
+        for day, seq in mem.expire(self.dedup_retention_days, state.dedup_max_entries):
+            state.expired_dedup.append((topic, day, seq))
 
     # ---- event topics ------------------------------------------------------------------
 
@@ -224,7 +240,8 @@ class Processor:
         headers = dict(rec.headers) if rec.headers else {}
         forwarded = headers.get(H_FORWARDED) == b"1"
         origin = _origin_key(headers) if forwarded else None
-        if origin is not None and state.dedup.seen(origin):
+        mem = state.memory(rec.topic)
+        if origin is not None and mem.seen(id_hash(origin)):
             return  # another copy of a record already taken here (a replay forwarded it again)
         if not forwarded:
             self._count(state, "dfip_events_received_total", rec.topic)
@@ -260,8 +277,9 @@ class Processor:
                 state.watermarks[rec.topic] = max(wm or ts, ts)
             self._forward(rec, home, late=late)
             return
-        self._take_origin(state, origin, ts)
-        if state.dedup.seen(event.event_id):
+        self._take_origin(mem, origin)
+        eid = id_hash(event.event_id)
+        if mem.seen(eid):
             self._count(state, "dfip_events_duplicate_total", rec.topic)
             return
         if forwarded:
@@ -282,7 +300,7 @@ class Processor:
             )
             return
         self._count(state, "dfip_events_processed_total", rec.topic)
-        state.dedup.add(event.event_id, ts)
+        mem.add(eid)
         if late:
             self._count(state, "dfip_events_late_total", rec.topic)
             self.outputs.append(Output(LATE, rec.key, rec.value, partition=rec.partition))
@@ -303,7 +321,7 @@ class Processor:
         if counted:
             if not self._begin(state, rec):
                 return
-            if origin is not None and state.dedup.seen(origin):
+            if origin is not None and state.memory(rec.topic).seen(id_hash(origin)):
                 return  # another copy of a record already taken here
             if not forwarded:  # a forwarded copy was counted as received where it landed
                 self._count(state, "dfip_events_received_total", rec.topic)
@@ -332,7 +350,7 @@ class Processor:
             if counted:
                 self._forward(rec, home)
             return
-        self._take_origin(state, origin, to_us(event.assessed_at))
+        self._take_origin(state.memory(rec.topic), origin)
         uscc = event.enterprise_uscc
         if table.has(uscc, event.event_id):
             if counted:
@@ -376,16 +394,22 @@ class Processor:
     # ---- end of batch ------------------------------------------------------------------
 
     def finish_batch(self) -> None:
-        """Close due windows and expire dedup memory for every touched partition."""
+        """Close due windows and expire duplicate memory for every touched partition."""
         for p in sorted(self.touched):
             state = self.states[p]
             for topic in INPUT_TOPICS:
                 for key in close_due(state, topic, self.grace_us):
                     rkey, value = window_record(p, key, state.windows[key])
                     self.outputs.append(Output(METRICS, rkey, orjson.dumps(value)))
-            newest = max(state.watermarks.values(), default=None)
-            if newest is not None:
-                state.expired_dedup.extend(state.dedup.expire(newest - self.dedup_horizon_us))
+            for topic, mem in state.dedup.items():
+                if len(mem) > state.dedup_max_entries:  # the safety cap (days expire early)
+                    log.warning(
+                        "%s[%d]: duplicate memory over %d ids; forgetting the oldest days early",
+                        topic,
+                        p,
+                        state.dedup_max_entries,
+                    )
+                    self._expire(state, topic, mem)
 
     def take_outputs(self) -> list[Output]:
         out, self.outputs = self.outputs, []

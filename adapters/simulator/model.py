@@ -121,3 +121,6 @@ class Record:
     key: bytes | None = None
     anomaly: Anomaly | None = None
     barrier: bool = False  # flush after it: the end of a score round or an FX batch
+    # explicit Kafka record timestamp (ms); None: the producer's clock at send time, which
+    # for a run shorter than the dedup retention never expires a remembered id
+    timestamp_ms: int | None = None

@@ -14,7 +14,7 @@ Series whose value is 0 are omitted (a missing series means 0), except the unlab
 from __future__ import annotations
 
 from bisect import bisect_right, insort
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -22,6 +22,7 @@ from typing import Any
 
 from adapters.simulator.model import (
     LOANS,
+    SCORES,
     TRANSACTIONS,
     FxFact,
     LoanFact,
@@ -44,6 +45,7 @@ _PREFECTURES = {
     "3305": "huzhou", "3306": "shaoxing", "3307": "jinhua", "3308": "quzhou",
     "3309": "zhoushan", "3310": "taizhou", "3311": "lishui",
 }  # fmt: skip
+_INCLUSIVE_SME_LIMIT_FEN = 10_000_000 * 100  # CNY 10 million per borrower, inclusive
 _RISK_ORDER = ("normal", "special_mention", "substandard", "doubtful", "loss")
 _RISK_RANK = {r: i for i, r in enumerate(_RISK_ORDER)}
 
@@ -127,6 +129,7 @@ class _Loan:
     days_past_due: int = 0
     reported: str = "normal"
     defaulted: bool = False
+    principal_fen: int = 0  # to_fen(principal, rate): the credit it takes of its borrower
 
     @property
     def outstanding_fen(self) -> int:
@@ -146,30 +149,44 @@ class _Window:
     disbursed_fen: Counter[tuple[str, ...]] = field(default_factory=Counter)
 
 
-class _Dedup:
-    """Event ids seen on one topic-partition within the event-time horizon."""
+_DAY_MS = 86_400_000
 
-    __slots__ = ("ids", "order")
+
+class _Dedup:
+    """Event ids seen on one topic-partition, by arrival day: the largest Kafka record
+    timestamp read from that topic-partition is its clock; an id remembered on UTC day d is
+    forgotten once the clock reaches day d + retention + 1. No other topic moves it."""
+
+    __slots__ = ("clock", "ids")
 
     def __init__(self) -> None:
-        self.ids: set[str] = set()
-        self.order: deque[tuple[datetime, str]] = deque()
+        self.ids: dict[str, int] = {}  # event id → arrival day it was remembered on
+        self.clock: int | None = None  # ms
 
-    def add(self, event_id: str, at: datetime, oldest: datetime | None) -> None:
-        self.ids.add(event_id)
-        if oldest is None:
-            return  # reference data: every version is kept, so is every id
-        self.order.append((at, event_id))
-        while self.order and self.order[0][0] < oldest:
-            self.ids.discard(self.order.popleft()[1])
+    def tick(self, timestamp_ms: int | None, retention_days: int) -> None:
+        if timestamp_ms is None or (self.clock is not None and timestamp_ms <= self.clock):
+            return
+        self.clock = timestamp_ms
+        oldest = timestamp_ms // _DAY_MS - retention_days
+        for eid in [e for e, day in self.ids.items() if day < oldest]:
+            del self.ids[eid]
+
+    def add(self, event_id: str) -> None:
+        self.ids.setdefault(event_id, 0 if self.clock is None else self.clock // _DAY_MS)
 
 
 class Oracle:
     """Feed it every record in produce order with `observe`; read `result()` at the end."""
 
-    def __init__(self, *, grace_seconds: int = 600, dedup_horizon_hours: int = 48) -> None:
+    def __init__(
+        self,
+        *,
+        grace_seconds: int = 600,
+        dedup_retention_days: int = 45,
+        dedup_horizon_hours: int | None = None,  # the old event-time horizon: no longer used
+    ) -> None:
         self.grace = timedelta(seconds=grace_seconds)
-        self.horizon = timedelta(hours=dedup_horizon_hours)
+        self.retention_days = dedup_retention_days
         self.records = 0
         self._figures: dict[str, Counter[tuple[str, ...]]] = {n: Counter() for n in _LABELS}
         self._wm: dict[tuple[str, int], datetime] = {}
@@ -185,6 +202,12 @@ class Oracle:
         self.records += 1
         topic = record.topic
         self._add("dfip_events_received_total", (topic,), 1)
+        # the arrival clocks: where it lands, and (a forwarded copy, written moments later)
+        # at home. Scores are not bounded by it: every assessment version is kept, and with
+        # it its id
+        if topic != SCORES:
+            for p in {record.partition, record.home_partition}:
+                self._memory(topic, p).tick(record.timestamp_ms, self.retention_days)
         fact = record.fact
         if fact is None:
             # Not decodable or not valid: the record itself says which class it is.
@@ -201,19 +224,20 @@ class Oracle:
     def _add(self, name: str, labels: tuple[str, ...], value: int) -> None:
         self._figures[name][labels] += value
 
-    def _first_seen(self, topic: str, partition: int, event_id: str) -> bool:
+    def _memory(self, topic: str, partition: int) -> _Dedup:
         seen = self._seen.get((topic, partition))
-        if seen is not None and event_id in seen.ids:
+        if seen is None:
+            seen = self._seen[(topic, partition)] = _Dedup()
+        return seen
+
+    def _first_seen(self, topic: str, partition: int, event_id: str) -> bool:
+        if event_id in self._memory(topic, partition).ids:
             self._add("dfip_events_duplicate_total", (topic,), 1)
             return False
         return True
 
-    def _remember(
-        self, topic: str, partition: int, event_id: str, at: datetime, *, forever: bool = False
-    ) -> None:
-        seen = self._seen.setdefault((topic, partition), _Dedup())
-        newest = max(self._wm.get((topic, partition), at), at)
-        seen.add(event_id, at, None if forever else newest - self.horizon)
+    def _remember(self, topic: str, partition: int, event_id: str) -> None:
+        self._memory(topic, partition).add(event_id)
 
     def _score(self, record: Record, fact: ScoreFact) -> None:
         # Reference data: no lateness (the feed publishes it in time order anyway).
@@ -223,9 +247,7 @@ class Oracle:
         # one version per assessment instant: a re-assessment at the same time replaces it
         history[:] = [v for v in history if v[0] != fact.assessed_at]
         insort(history, (fact.assessed_at, fact.overall_score, fact.sector))
-        self._remember(
-            record.topic, record.home_partition, fact.event_id, fact.assessed_at, forever=True
-        )
+        self._remember(record.topic, record.home_partition, fact.event_id)
         self._add("dfip_events_processed_total", (record.topic,), 1)
 
     def _event(self, record: Record, fact: TxFact | LoanFact) -> None:
@@ -249,7 +271,7 @@ class Oracle:
             self._add("dfip_events_deadlettered_total", (topic, error), 1)
             return
         self._add("dfip_events_processed_total", (topic,), 1)
-        self._remember(topic, home, fact.event_id, at)
+        self._remember(topic, home, fact.event_id)
         if late:
             self._add("dfip_events_late_total", (topic,), 1)
         elif not forwarded:
@@ -366,14 +388,16 @@ class Oracle:
         fen = to_fen(fact.amount, rate)
         inst, region = fact.institution_type, _region(fact.uscc)
         self._loans[fact.loan_id] = _Loan(
-            fact.uscc, inst, band, fact.currency, rate, outstanding=fact.amount
+            fact.uscc, inst, band, fact.currency, rate, outstanding=fact.amount, principal_fen=fen
         )
+        # total credit per borrower: the principal of all its active loans, this one included
+        credit = sum(x.principal_fen for x in self._loans.values() if x.uscc == fact.uscc)
         # the rate in units of 1/RATE_SCALE (basis points), rounded half to even
         rate_units = int((fact.annual_rate * RATE_SCALE).to_integral_value(ROUND_HALF_EVEN))
         self._add("dfip_loan_disbursements_total", (inst, band, region), 1)
         self._add("dfip_loan_disbursed_principal_yuan_total", (inst, band, region), fen)
         self._add("dfip_loan_disbursed_rate_weighted_yuan_total", (inst, band), fen * rate_units)
-        if fact.inclusive_sme:
+        if fact.inclusive_sme and credit <= _INCLUSIVE_SME_LIMIT_FEN:
             self._add("dfip_loan_inclusive_sme_disbursed_principal_yuan_total", (inst,), fen)
         if windowed:
             for win in self._window(LOANS, partition, fact.occurred_at):
@@ -458,7 +482,7 @@ class Oracle:
             "figures": self.figures(),
             "windows": self.windows(),
             "meta": {**meta, "grace_seconds": int(self.grace.total_seconds()),
-                     "dedup_horizon_hours": int(self.horizon.total_seconds()) // 3600},
+                     "dedup_retention_days": self.retention_days},
         }  # fmt: skip
 
 

@@ -35,7 +35,9 @@ from streams.state.partition import LoanState, PartitionState
 
 __all__ = ["Join", "RateSource", "Rejected", "apply_loan_event", "apply_transaction"]
 
-_INCLUSIVE_SME_LIMIT_FEN = 10_000_000 * 100  # PBOC: single credit line under CNY 10 million
+# NFRA/PBOC inclusive SME loan (普惠型小微企业贷款): total credit per borrower (单户授信总额)
+# of CNY 10 million or less, inclusive
+INCLUSIVE_SME_LIMIT_FEN = 10_000_000 * 100
 
 
 class Rejected(Exception):
@@ -136,6 +138,7 @@ def apply_loan_event(
                 book_rate=str(rate),
                 outstanding=str(ev.principal),
                 outstanding_fen=fen,
+                principal_fen=fen,
             ),
         )
         loan_labels = (it, join.band, join.region)
@@ -146,7 +149,11 @@ def apply_loan_event(
             (it, join.band),
             fen * _rate_units(ev.annual_rate),
         )
-        if ev.inclusive_sme and fen < _INCLUSIVE_SME_LIMIT_FEN:
+        # the borrower's total credit: principal of its active loans here, this one included
+        if (
+            ev.inclusive_sme
+            and state.borrower_credit[ev.enterprise_uscc] <= INCLUSIVE_SME_LIMIT_FEN
+        ):
             c.add("dfip_loan_inclusive_sme_disbursed_principal_yuan_total", (it,), fen)
         if windowed:
             window_add(state, topic, to_us(ev.occurred_at), (("disbursed_fen", (it,), fen),))

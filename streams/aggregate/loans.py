@@ -75,6 +75,8 @@ def add_loan(state: PartitionState, loan_id: str, loan: LoanState) -> None:
     _apply(state.counters, loan, +1)
     n = state.borrowers.get(loan.uscc, 0)
     state.borrowers[loan.uscc] = n + 1
+    credit = state.borrower_credit
+    credit[loan.uscc] = credit.get(loan.uscc, 0) + loan.principal_fen
     if n == 0:
         state.counters.add(BORROWERS, (), 1)
 
@@ -112,6 +114,11 @@ def end_loan(state: PartitionState, loan_id: str) -> LoanState:
     _apply(state.counters, loan, -1)
     state.dirty_loans.add(loan_id)
     n = state.borrowers.get(loan.uscc, 0) - 1
+    credit = state.borrower_credit.get(loan.uscc, 0) - loan.principal_fen
+    if credit > 0 and n > 0:
+        state.borrower_credit[loan.uscc] = credit
+    else:
+        state.borrower_credit.pop(loan.uscc, None)
     if n <= 0:
         state.borrowers.pop(loan.uscc, None)
         state.counters.add(BORROWERS, (), -1)

@@ -1,9 +1,17 @@
 """Partition state ⇄ records of the compacted ``dfip.state`` changelog topic.
 
 A commit writes only what changed: the checkpoint (offsets and watermarks), the counters,
-each changed loan, the dedup chunk sealed by this commit (plus tombstones for expired ones)
-and each changed window. All of it goes into one Kafka transaction together with the batch's
-outputs, so a restore never sees half a batch.
+each changed loan, the duplicate-memory ids added by this commit per (topic, arrival day)
+(plus tombstones for expired days) and each changed window.
+
+Migration: changelogs written before duplicate memory went by arrival time hold
+``dedup:<seq>`` records (JSON ids, shared by all topics). A restore loads their ids into the
+memory of every topic of the partition, as remembered on the UTC day of the partition's newest
+event-time watermark, and the next commit rewrites them in the new form and tombstones the old
+records (streams/state/dedup.py).
+
+All of it goes into one Kafka transaction together with the batch's outputs, so a restore
+never sees half a batch.
 """
 
 from __future__ import annotations
@@ -12,12 +20,15 @@ from typing import Any
 
 import orjson
 
+from streams.state.dedup import DAY_MS, id_hash, pack
 from streams.state.partition import Counters, LoanState, PartitionState, Window, WindowKey
 
 __all__ = ["apply_record", "dirty_records", "finish_restore"]
 
 CK = b"ck"
 CTR = b"ctr"
+# topics whose ids (and forwarded copies' origins) the pre-arrival-time format held
+_LEGACY_TOPICS = ("dfip.transactions", "dfip.loans", "dfip.scores")
 
 
 def _window_key(key: WindowKey) -> bytes:
@@ -36,28 +47,37 @@ def dirty_records(state: PartitionState) -> list[tuple[bytes, bytes | None]]:
         win = state.windows.get(key)
         out.append((_window_key(key), orjson.dumps(win.to_json()) if win else None))
     state.dirty_windows.clear()
-    sealed = state.dedup.seal()
-    if sealed is not None:
-        seq, max_ts, ids = sealed
-        out.append((f"dedup:{seq}".encode(), orjson.dumps({"ts": max_ts, "ids": ids})))
-    out.extend((f"dedup:{seq}".encode(), None) for seq in state.expired_dedup)
+    for topic, mem in sorted(state.dedup.items()):
+        for day, seq, hashes in mem.seal():
+            out.append((f"dd:{topic}:{day}:{seq}".encode(), pack(hashes)))
+    out.extend((f"dd:{t}:{day}:{seq}".encode(), None) for t, day, seq in state.expired_dedup)
     state.expired_dedup.clear()
+    out.extend((f"dedup:{seq}".encode(), None) for seq in state.legacy_tombstones)
+    state.legacy_tombstones.clear()
     if state.counters.dirty:
         out.append((CTR, orjson.dumps(state.counters.to_json())))
         state.counters.mark_clean()
     # the checkpoint goes last; restore order does not depend on it (one transaction)
-    out.append((CK, orjson.dumps({"offsets": state.offsets, "watermarks": state.watermarks})))
+    arrival = {t: m.clock_ms for t, m in state.dedup.items() if m.clock_ms >= 0}
+    checkpoint = {"offsets": state.offsets, "watermarks": state.watermarks, "arrival": arrival}
+    out.append((CK, orjson.dumps(checkpoint)))
     return out
 
 
 def apply_record(state: PartitionState, key: bytes, value: bytes | None) -> None:
     """Apply one changelog record during a restore (later records win)."""
     k = key.decode()
+    if k.startswith("dd:"):  # binary value: hashes, not JSON
+        topic, day_s, seq_s = k[3:].rsplit(":", 2)
+        state.memory(topic).restore(int(day_s), int(seq_s), value)
+        return
     doc: Any = orjson.loads(value) if value is not None else None
     if k == "ck":
         if doc is not None:
             state.offsets = {t: int(o) for t, o in doc["offsets"].items()}
             state.watermarks = {t: int(w) for t, w in doc["watermarks"].items()}
+            for t, clock in doc.get("arrival", {}).items():
+                state.memory(t).clock_ms = int(clock)
     elif k == "ctr":
         state.counters = Counters.from_json(doc or [])
     elif k.startswith("loan:"):
@@ -66,16 +86,12 @@ def apply_record(state: PartitionState, key: bytes, value: bytes | None) -> None
             state.loans.pop(loan_id, None)
         else:
             state.loans[loan_id] = LoanState.from_json(doc)
-    elif k.startswith("dedup:"):
-        seq = int(k[6:])
+    elif k.startswith("dedup:"):  # the pre-arrival-time format: migrated by finish_restore
+        legacy_seq = int(k[6:])
         if doc is None:
-            chunk = state.dedup.chunks.pop(seq, None)
-            if chunk is not None:
-                for eid in chunk[1]:
-                    if state.dedup.ids.get(eid) == seq:
-                        del state.dedup.ids[eid]
+            state.legacy_dedup.pop(legacy_seq, None)
         else:
-            state.dedup.restore_chunk(seq, int(doc["ts"]), list(doc["ids"]))
+            state.legacy_dedup[legacy_seq] = list(doc["ids"])
     elif k.startswith("win:"):
         _, rest = k.split(":", 1)
         topic, size, start = rest.rsplit(":", 2)
@@ -87,11 +103,25 @@ def apply_record(state: PartitionState, key: bytes, value: bytes | None) -> None
 
 
 def finish_restore(state: PartitionState) -> None:
-    """Derive what is not stored: the borrower index."""
-    state.dedup.finish_restore()
+    """Derive what is not stored: the borrower indexes; migrate a legacy dedup memory."""
+    for mem in state.dedup.values():
+        mem.finish_restore()
+    if state.legacy_dedup:
+        newest = max(state.watermarks.values(), default=None)
+        for topic in _LEGACY_TOPICS:
+            mem = state.memory(topic)
+            day = newest // 1000 // DAY_MS if newest is not None else mem.today
+            for ids in state.legacy_dedup.values():
+                for eid in ids:
+                    mem.add(id_hash(eid), day)
+        state.legacy_tombstones.extend(sorted(state.legacy_dedup))
+        state.legacy_dedup.clear()
     state.borrowers.clear()
+    state.borrower_credit.clear()
     for loan in state.loans.values():
         state.borrowers[loan.uscc] = state.borrowers.get(loan.uscc, 0) + 1
+        credit = state.borrower_credit
+        credit[loan.uscc] = credit.get(loan.uscc, 0) + loan.principal_fen
     state.counters.mark_clean()
     state.dirty_loans.clear()
     state.dirty_windows.clear()

@@ -7,11 +7,12 @@ commit are tracked so that a commit writes only what changed.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Counters", "DedupWindow", "LoanState", "PartitionState", "Window", "WindowKey"]
+from streams.state.dedup import DedupMemory
+
+__all__ = ["Counters", "LoanState", "PartitionState", "Window", "WindowKey"]
 
 Labels = tuple[str, ...]
 
@@ -82,6 +83,12 @@ class LoanState:
     days_past_due: int = 0
     reported_risk: str = "normal"
     defaulted: bool = False
+    # to_fen(principal, book_rate): the credit this loan takes of its borrower's total
+    principal_fen: int = -1
+
+    def __post_init__(self) -> None:
+        if self.principal_fen < 0:  # written before it was kept: the best value still known
+            self.principal_fen = self.outstanding_fen
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -89,67 +96,6 @@ class LoanState:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> LoanState:
         return cls(**d)
-
-
-class DedupWindow:
-    """Remembers event ids by event time, bounded by horizon and entry count.
-
-    Ids are stored in chunks (one per commit) so that the changelog carries one record per
-    commit instead of one per event, and whole chunks expire together.
-    """
-
-    __slots__ = ("_pending", "_pending_max_ts", "chunks", "ids", "max_entries", "next_seq")
-
-    def __init__(self, max_entries: int) -> None:
-        self.ids: dict[str, int] = {}  # event id → chunk seq
-        self.chunks: OrderedDict[int, tuple[int, list[str]]] = OrderedDict()  # seq → (max ts, ids)
-        self._pending: list[str] = []
-        self._pending_max_ts = 0
-        self.next_seq = 0
-        self.max_entries = max_entries
-
-    def seen(self, event_id: str) -> bool:
-        return event_id in self.ids
-
-    def add(self, event_id: str, ts_us: int) -> None:
-        self.ids[event_id] = self.next_seq
-        self._pending.append(event_id)
-        if ts_us > self._pending_max_ts:
-            self._pending_max_ts = ts_us
-
-    def seal(self) -> tuple[int, int, list[str]] | None:
-        """Close the current chunk; returns (seq, max_ts, ids) to write, or None."""
-        if not self._pending:
-            return None
-        seq, ids, max_ts = self.next_seq, self._pending, self._pending_max_ts
-        self.chunks[seq] = (max_ts, ids)
-        self.next_seq += 1
-        self._pending = []
-        self._pending_max_ts = 0
-        return seq, max_ts, ids
-
-    def expire(self, older_than_us: int) -> list[int]:
-        """Drop chunks wholly older than the horizon or beyond the cap; returns their seqs."""
-        dropped: list[int] = []
-        while self.chunks:
-            seq, (max_ts, ids) = next(iter(self.chunks.items()))
-            if max_ts >= older_than_us and len(self.ids) <= self.max_entries:
-                break
-            del self.chunks[seq]
-            for eid in ids:
-                if self.ids.get(eid) == seq:
-                    del self.ids[eid]
-            dropped.append(seq)
-        return dropped
-
-    def restore_chunk(self, seq: int, max_ts: int, ids: list[str]) -> None:
-        self.chunks[seq] = (max_ts, ids)
-        for eid in ids:
-            self.ids[eid] = seq
-        self.next_seq = max(self.next_seq, seq + 1)
-
-    def finish_restore(self) -> None:
-        self.chunks = OrderedDict(sorted(self.chunks.items()))
 
 
 @dataclass
@@ -176,7 +122,7 @@ class PartitionState:
     """All state of partition number ``partition``."""
 
     partition: int
-    dedup_max_entries: int = 2_000_000
+    dedup_max_entries: int = 20_000_000
     counters: Counters = field(default_factory=Counters)
     loans: dict[str, LoanState] = field(default_factory=dict)
     # next offset to process, per input topic (catalog name) and reference topic
@@ -186,10 +132,22 @@ class PartitionState:
     # event-time windows, open and recently closed (kept so late forwards can amend them)
     windows: dict[WindowKey, Window] = field(default_factory=dict)
     borrowers: dict[str, int] = field(default_factory=dict)  # uscc → active loans
-    dedup: DedupWindow = field(init=False)
+    # uscc → Σ principal_fen of its active loans (the borrower's total credit here)
+    borrower_credit: dict[str, int] = field(default_factory=dict)
+    # duplicate memory per topic (catalog name) of this partition number: never shared, so
+    # one topic's progress can never prune another's (streams/state/dedup.py)
+    dedup: dict[str, DedupMemory] = field(default_factory=dict)
     dirty_loans: set[str] = field(default_factory=set)
     dirty_windows: set[WindowKey] = field(default_factory=set)
-    expired_dedup: list[int] = field(default_factory=list)
+    # (topic, arrival day, seq) of dedup changelog records to tombstone at the next commit
+    expired_dedup: list[tuple[str, int, int]] = field(default_factory=list)
+    # migration: ids of the pre-arrival-time format ("dedup:<seq>" records), by seq
+    legacy_dedup: dict[int, list[str]] = field(default_factory=dict)
+    legacy_tombstones: list[int] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self.dedup = DedupWindow(self.dedup_max_entries)
+    def memory(self, topic: str) -> DedupMemory:
+        """The duplicate memory of (topic, this partition)."""
+        mem = self.dedup.get(topic)
+        if mem is None:
+            mem = self.dedup[topic] = DedupMemory()
+        return mem

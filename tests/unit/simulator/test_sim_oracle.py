@@ -413,7 +413,7 @@ def test_scenario_figures_worked_out_by_hand(scenario):
 
 def test_scenario_windows_worked_out_by_hand(scenario):
     assert scenario["windows"] == _expected_windows()
-    assert scenario["meta"] == {"seed": 0, "grace_seconds": 600, "dedup_horizon_hours": 48}
+    assert scenario["meta"] == {"seed": 0, "grace_seconds": 600, "dedup_retention_days": 45}
 
 
 def test_a_fully_repaid_loan_contributes_zero_outstanding():
@@ -515,3 +515,34 @@ def test_loan_events_that_cannot_be_applied_are_dead_lettered():
         ("bank", "unscored"): 35_624
     }
     assert figures["dfip_loans_active"] == []
+
+
+def test_inclusive_sme_is_decided_on_the_borrowers_total_credit():
+    oracle = Oracle()
+    cny = {"currency": "CNY", "annual_rate": Decimal("0.04"), "inclusive_sme": True}
+    for i, (loan, amount) in enumerate((("X", "6000000"), ("Y", "4000000"), ("Z", "0.01"))):
+        oracle.observe(
+            _loan(i, A, _t(3, 1 + i), "bank", "disbursed", loan, amount=Decimal(amount), **cny)
+        )
+    sme = oracle.result({})["figures"]["dfip_loan_inclusive_sme_disbursed_principal_yuan_total"]
+    assert _by_labels(sme) == {("bank",): 1_000_000_000}  # X and Y (10 million, inclusive)
+
+
+def test_dedup_goes_by_arrival_day_per_topic_partition():
+    import dataclasses
+
+    day = 86_400_000
+    t0 = 20_000 * day
+    oracle = Oracle(dedup_retention_days=2)
+    first = _tx(1, A, _t(3, 2), "bank", "credit", "1.00")
+    other = _loan(2, A, _t(9, 2), "bank", "application_submitted", "L")
+    for record, at in (
+        (first, t0),
+        (other, t0 + 9 * day),  # the loans topic far ahead never prunes transactions
+        (first, t0 + 2 * day + day - 1),  # last moment of day d + 2: remembered
+        (first, t0 + 3 * day),  # day d + 3: forgotten, counted again
+    ):
+        oracle.observe(dataclasses.replace(record, timestamp_ms=at))
+    figures = oracle.result({})["figures"]
+    assert _by_labels(figures["dfip_events_duplicate_total"]) == {(TRANSACTIONS,): 1}
+    assert _by_labels(figures["dfip_events_processed_total"])[(TRANSACTIONS,)] == 2

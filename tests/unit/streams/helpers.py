@@ -34,7 +34,7 @@ def t(hhmm: str, day: int = 5) -> datetime:
 
 
 def processor(grace_s: int = 600, partitions: tuple[int, ...] | None = None) -> Processor:
-    proc = Processor(grace_us=grace_s * 1_000_000, dedup_horizon_us=48 * 3600 * 1_000_000)
+    proc = Processor(grace_us=grace_s * 1_000_000)
     for p in partitions or range(12):
         proc.states[p] = PartitionState(p)
         proc.scores[p] = ScoreTable()
@@ -48,10 +48,11 @@ def record(
     uscc: str = HANGZHOU,
     partition: int | None = None,
     headers: tuple[tuple[str, bytes], ...] = (),
+    timestamp_ms: int | None = None,
 ) -> Record:
     p = partition_for(uscc) if partition is None else partition
     offs = _offsets.setdefault((topic, p), itertools.count())
-    return Record(topic, p, next(offs), uscc.encode(), value, headers)
+    return Record(topic, p, next(offs), uscc.encode(), value, headers, timestamp_ms)
 
 
 def tx(

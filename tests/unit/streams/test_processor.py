@@ -11,6 +11,7 @@ from schemas.codec import encode
 from schemas.events import LoanClosed, LoanDelinquencyChanged, LoanWrittenOff
 from streams.processor import DEADLETTER, FX, LATE, LOANS, METRICS, SCORES, TRANSACTIONS, Record
 from streams.state.changelog import apply_record, dirty_records, finish_restore
+from streams.state.dedup import id_hash
 from streams.state.partition import PartitionState
 from tests.unit.streams.helpers import (
     HANGZHOU,
@@ -199,7 +200,7 @@ def test_changelog_round_trip_restores_the_same_state() -> None:
     assert restored.watermarks == original.watermarks
     assert restored.loans == original.loans
     assert restored.borrowers == original.borrowers
-    assert restored.dedup.seen("dup")
+    assert restored.memory(TRANSACTIONS).seen(id_hash("dup"))
     # records below the checkpoint are skipped after a restore
     proc.states[p] = restored
     before = value(proc, "dfip_events_received_total")
