@@ -22,6 +22,7 @@ import faust
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as FaustAIOKafkaConsumer
 from prometheus_client import CollectorRegistry, generate_latest
+from pydantic import SecretStr
 
 from dfip.kafka_config import KafkaSettings
 from schemas.catalog import USCC_PARTITIONS
@@ -30,9 +31,11 @@ from streams.export.collector import FiguresCollector, WorkerMetrics
 from streams.processor import INPUT_TOPICS, Record
 from streams.settings import WorkerSettings
 
-__all__ = ["Worker", "create_app"]
+__all__ = ["Worker", "auth_status", "create_app"]
 
 log = logging.getLogger(__name__)
+# dfip_consumer_lag counts the records themselves when at most this many offsets behind
+_LAG_EXACT_UP_TO = 1_000
 # aiohttp refuses a charset inside content_type; the exposition format is UTF-8 by definition
 _EXPOSITION = "text/plain; version=0.0.4"
 
@@ -48,6 +51,23 @@ def _credentials(kafka: KafkaSettings) -> Any:
     if kafka.uses_ssl:
         return faust.SSLCredentials(kafka.ssl_context())
     return None
+
+
+def auth_status(header: str, token: SecretStr | None) -> int:
+    """200 if ``header`` carries the bearer token; 400 if it is not a well-formed header
+    (bytes that are not UTF-8 — aiohttp hands them over as surrogate escapes — or control
+    characters); 401 otherwise (also when no token is configured: the endpoints stay closed).
+    Never raises: any client can send any bytes."""
+    try:
+        raw = header.encode("utf-8")
+    except UnicodeEncodeError:
+        return 400
+    if any(b < 0x20 or b == 0x7F for b in raw):
+        return 400
+    if token is None:
+        return 401
+    expected = f"Bearer {token.get_secret_value()}".encode()
+    return 200 if hmac.compare_digest(raw, expected) else 401
 
 
 class Worker:
@@ -175,7 +195,10 @@ class Worker:
         @app.page("/state")
         async def state(web: Any, request: Any) -> Any:
             # beyond /metrics, /health and /ready every endpoint needs the bearer token
-            if not worker._authorised(request.headers.get("Authorization", "")):
+            status = auth_status(request.headers.get("Authorization", ""), settings.api_token)
+            if status == 400:
+                return web.json({"error": "malformed Authorization header"}, status=400)
+            if status == 401:
                 return web.json({"error": "bearer token required"}, status=401)
             return web.json(worker.describe())
 
@@ -238,13 +261,6 @@ class Worker:
         thread = cast(_BatchConsumer, self.app.consumer)._thread
         await thread.commit({tp: meta.offset for tp, meta in offsets.items()})
 
-    def _authorised(self, header: str) -> bool:
-        token = self.settings.api_token
-        if token is None:
-            return False  # no token configured: protected endpoints stay closed
-        expected = f"Bearer {token.get_secret_value()}"
-        return hmac.compare_digest(header.encode(), expected.encode())
-
     def describe(self) -> dict[str, Any]:
         """Operational summary of the owned partitions (no identifiers, only sizes)."""
         proc = self.engine.processor
@@ -293,10 +309,19 @@ class Worker:
         except Exception as exc:  # lag is informative only; never fail the worker for it
             log.debug("lag query failed: %s", exc)
             return
+        gaps: dict[Any, tuple[int, int]] = {}
         for tp, end in ends.items():
             name = self.engine.name(tp.topic)
             pos = states[tp.partition].offsets.get(name, 0) if tp.partition in states else end
-            self.metrics.lag.labels(name, str(tp.partition)).set(max(0, end - pos))
+            gaps[tp] = (pos, max(pos, end))
+        # the offset difference counts transaction markers (one after every transactional
+        # write, e.g. the worker's own forwarded copies): count the records themselves
+        # where the gap is small enough to read
+        small = {tp: r for tp, r in gaps.items() if 0 < r[1] - r[0] <= _LAG_EXACT_UP_TO}
+        exact = await self.engine.count_records(small) if small else None
+        for tp, (pos, end) in gaps.items():
+            lag = exact[tp] if exact is not None and tp in exact else end - pos
+            self.metrics.lag.labels(self.engine.name(tp.topic), str(tp.partition)).set(lag)
 
 
 class _ReadCommittedThread(AIOKafkaConsumerThread):

@@ -268,6 +268,32 @@ class Engine:
         self.view.figures[p] = state.counters.snapshot()
         self.view.scored[p] = dict(self.processor.scores[p].scored)
 
+    async def count_records(
+        self, ranges: dict[TopicPartition, tuple[int, int]], *, timeout: float = 5.0
+    ) -> dict[TopicPartition, int] | None:
+        """Records in [start, end) per partition, as the worker reads them: transaction
+        markers (and, reading committed, aborted records) are not records. None if a batch or
+        a rebalance holds the engine (the caller keeps its estimate) or the read timed out."""
+        consumer = self._restore_consumer
+        if consumer is None or self.lock.locked() or not ranges:
+            return None
+        async with self.lock:  # the restore consumer is otherwise used by restores only
+            consumer.assign(list(ranges))
+            for tp, (start, _) in ranges.items():
+                consumer.seek(tp, start)
+            counts = dict.fromkeys(ranges, 0)
+            stops = {tp: end for tp, (_, end) in ranges.items()}
+
+            async def read() -> None:
+                async for tp, records in read_to_end(consumer, list(ranges), stop_at=stops):
+                    counts[tp] += len(records)
+
+            try:
+                await asyncio.wait_for(read(), timeout=timeout)
+            except TimeoutError:
+                return None
+            return counts
+
     # ---- processing --------------------------------------------------------------------
 
     def _record(self, r: Any) -> Record:

@@ -84,7 +84,10 @@ class WorkerMetrics:
         )
         self.lag = Gauge(
             "dfip_consumer_lag",
-            "Records behind the end of an owned input partition.",
+            "Records not yet applied on an owned input partition: records (not transaction "
+            "markers) between the committed position and the end offset; 0 when drained. "
+            "Counted exactly up to 1,000 offsets behind; beyond, the offset difference (markers "
+            "included).",
             labelnames=("topic", "partition"),
             registry=registry,
         )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.simulator.feed import Feed, FeedConfig
 from adapters.simulator.model import FX, LOANS, SCORES, TRANSACTIONS, Record, TxFact
@@ -31,6 +32,7 @@ from tests.support.workers import (
     oracle_figures,
     oracle_windows,
     wait_converged,
+    wait_for,
     wait_ready,
 )
 
@@ -79,6 +81,19 @@ class _Sender:
         self.producer.close(timeout=10)
 
 
+def _lag(worker: WorkerProcess) -> float | None:
+    text = worker.metrics_text()
+    if text is None:
+        return None
+    samples = [
+        s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "dfip_consumer_lag"
+        for s in family.samples
+    ]
+    return sum(samples) if samples else None
+
+
 def _valid_tx(records: list[Record]) -> list[Record]:
     return [r for r in records if isinstance(r.fact, TxFact) and r.anomaly is None]
 
@@ -91,10 +106,24 @@ def _run(
     main = _feed(21, START, 1500)
     # a second feed ten days later in event time: its loans run far ahead of main's topics
     ahead = _feed(22, START + timedelta(days=10), 600)
+    # a few valid events sent to the wrong partition: the worker forwards them home in its
+    # transactions, which leaves transaction markers there
+    misplaced = [
+        dataclasses.replace(
+            r,
+            partition=(r.partition + 1) % 12,
+            raw=encode(r.event),
+            key=r.event.enterprise_uscc.encode(),
+            anomaly="wrong_partition",
+        )
+        for r in _valid_tx(ahead)[:5]
+        if r.event is not None and hasattr(r.event, "enterprise_uscc")
+    ]
     parts = {
         "reference": [r for r in (*main, *ahead) if r.topic in (FX, SCORES)],
         "loans ahead": [r for r in ahead if r.topic == LOANS],
         "events": [r for r in main if r.topic in (TRANSACTIONS, LOANS)],
+        "misplaced": misplaced,
         "tx resend 1": _valid_tx(main)[0::3],
         "tx resend 2": _valid_tx(main)[1::3],
         "loans resend": [r for r in main if r.topic == LOANS and r.fact is not None][::4],
@@ -116,6 +145,9 @@ def _run(
         assert_exact(got, expected)
         assert_flow_identity(got)
         assert closed_windows(settings) == oracle_windows(oracle.result({}))
+        # the worker's forwarded copies leave transaction markers on the home partitions;
+        # drained, every partition's lag still reads 0 (markers are not records)
+        wait_for(lambda: _lag(worker) == 0, timeout=60, what="dfip_consumer_lag to read 0")
     finally:
         worker.stop()
     return got
@@ -131,6 +163,7 @@ def test_resends_a_week_later_with_loans_days_ahead_count_once(
         ("tx resend 1", 3),  # a week after the first arrival, event times long behind
         ("loans resend", 3),
         ("tx resend 2", 0),  # ten days after
+        ("misplaced", 0),  # last: their forwarded copies end the home partitions
     ]
     got = _run(kafka_settings, tmp_path, 45, plan)
     valid = _valid_tx(_feed(21, START, 1500))
@@ -146,6 +179,7 @@ def test_ids_are_forgotten_after_the_retention_in_arrival_days(
         ("events", 10),
         ("tx resend 1", 6),  # 4 days later: remembered (retention 5 days)
         ("tx resend 2", 0),  # 10 days later: forgotten, counted again (and late)
+        ("misplaced", 0),
     ]
     got = _run(kafka_settings, tmp_path, 5, plan)
     valid = _valid_tx(_feed(21, START, 1500))
