@@ -7,17 +7,55 @@ Prometheus boundary. Labels are bounded enums only; never an enterprise, loan or
 
 Semantics (the simulator's oracle implements the same rules independently):
 
+* Label values. ``digitalization_band`` from the joined score's ``overall_score``: < 20
+  ``l0``, [20, 40) ``l1``, [40, 60) ``l2``, [60, 80) ``l3``, >= 80 ``l4``; no score
+  ``unscored``. ``region`` from the enterprise USCC's characters 3-6 (GB/T 2260 prefecture):
+  3301 hangzhou, 3302 ningbo, 3303 wenzhou, 3304 jiaxing, 3305 huzhou, 3306 shaoxing,
+  3307 jinhua, 3308 quzhou, 3309 zhoushan, 3310 taizhou, 3311 lishui, anything else
+  ``other``. ``dpd_bucket`` from days past due: 1-29 ``1_29``, 30-59 ``30_59``, 60-89
+  ``60_89``, >= 90 ``90_plus`` (0 days is not past due and is not in that gauge).
+  ``institution_type``, ``direction``, ``customs_mode`` and ``decision`` are the event's
+  fields as sent; ``decision`` is the loan event type (approved, rejected, withdrawn).
+* Which events count where: ``transaction`` events make every ``dfip_transaction*`` series and
+  the cross-border series when ``customs_mode`` is set; loan events: ``application_submitted``
+  → applications, ``approved`` / ``rejected`` / ``withdrawn`` → decisions (both by the band
+  of the event's own join), ``disbursed`` → disbursements, principal, rate-weighted
+  principal (``principal_fen x round_half_even(annual_rate x 10000)``), inclusive SME, and a
+  new active loan; ``repayment``, ``delinquency_changed`` (days past due),
+  ``risk_class_changed``, ``defaulted``, ``written_off`` and ``closed`` change the active loan.
+
 * A transaction or loan event is *joined as of its event time*: the enterprise's band is that
   of the newest DigitalizationScore with ``assessed_at <= occurred_at``; none → ``unscored``.
   ``sector`` likewise comes from that score's ``industry_section`` (``unknown`` if unscored).
-* Amounts are converted to CNY fen with ``schemas.money.to_fen`` at the FX rate of the
-  event's UTC date (``occurred_at.date()``); CNY needs no rate.
-* A loan's band, region and institution type are frozen at disbursement (origination vintage).
-  Its outstanding principal is kept exactly in the loan currency; its CNY value is
-  ``to_fen(outstanding, book_rate)`` with the disbursement-day rate. The repaid CNY principal
-  of a repayment is the *drop* in that CNY value, so disbursed = repaid + written off +
-  outstanding holds to the fen. A repayment larger than the outstanding principal is dead-
-  lettered (``invalid_field``); loan events other than application_submitted / approved /
+  The join uses the assessments read so far: the worker reads ``dfip.scores`` to its end
+  before each batch, so an assessment written before the event is always used; one written
+  after the event was processed does not restate it (restatement is not implemented yet).
+  Two assessments of one enterprise with the same ``assessed_at``: the one read last wins;
+  the newest ``DFIP_WORKER_SCORE_HISTORY`` (8) assessments per enterprise are kept.
+  ``dfip_enterprises_scored`` counts each enterprise once, under the band and sector of its
+  assessment with the latest ``assessed_at``.
+* Amounts are converted to CNY fen with ``schemas.money.to_fen`` at the FX rate *in force* at
+  ``occurred_at`` (CNY needs no rate), as the central bank publishes it: among the
+  ``dfip.fx`` rates of the currency with ``published_at <= occurred_at``, the one with the
+  latest ``rate_date`` on or before the event's calendar date in Asia/Shanghai (UTC+8:
+  ``(occurred_at + 8 h).date()``), provided that ``rate_date`` is at most
+  ``DFIP_WORKER_FX_MAX_AGE_DAYS`` (default 10) days before it. A weekend, a Monday before
+  09:15 Beijing time or the Spring Festival / National Day closure therefore takes the last
+  business day's rate. A re-published rate (same currency and ``rate_date``) replaces the
+  earlier one. No rate in force → the event is dead-lettered ``fx_rate_missing`` when it is
+  processed (no waiting). A rate must be on ``dfip.fx`` before any event it is in force for
+  is written (the worker reads ``dfip.fx`` to its end before each batch); one written later
+  is not applied to events already counted (no restatement).
+* A loan's band, region and institution type are frozen at disbursement (origination vintage:
+  the band and region of the ``disbursed`` event's join, the institution type on it; later
+  events of the loan are counted under these, whatever their own fields say). Its
+  outstanding principal is kept exactly in the loan currency; its CNY value is
+  ``to_fen(outstanding, book_rate)`` with ``book_rate`` the rate in force at disbursement.
+  The repaid CNY principal of a repayment (``principal_amount``; interest is not counted)
+  is the *drop* in that CNY value, so disbursed = repaid + written off + outstanding holds
+  to the fen for loans that end by repayment or write-off. A repayment larger than the
+  outstanding principal, or in another currency than the loan's, is dead-lettered
+  (``invalid_field``); loan events other than application_submitted / approved /
   rejected / withdrawn / disbursed for a loan not (or no longer) active are dead-lettered
   (``unknown_loan``); a second ``disbursed`` for an active loan id is ``invalid_field``.
 * A loan's effective risk class is the worse of the last reported ``risk_class`` and the class

@@ -19,6 +19,7 @@ from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from dfip.kafka_config import KafkaSettings
 from streams.processor import FX, FX_ACCOUNTING_PARTITION, INPUT_TOPICS, SCORES, Processor, Record
+from streams.reference.fx import FxTable
 from streams.reference.reader import ReferenceReader, read_to_end
 from streams.reference.scores import ScoreTable
 from streams.settings import WorkerSettings
@@ -74,6 +75,7 @@ class Engine:
             grace_us=settings.grace_seconds * 1_000_000,
             dedup_retention_days=settings.dedup_retention_days,
             max_future_us=settings.max_future_seconds * 1_000_000,
+            fx=FxTable(settings.fx_max_age_days),
         )
         self.reader = ReferenceReader(
             kafka, scores_topic=kafka.topic(SCORES), fx_topic=kafka.topic(FX)

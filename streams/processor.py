@@ -387,7 +387,7 @@ class Processor:
                     state, rec, stage="ingress", error_class=exc.error_class, reason=str(exc)
                 )
             return
-        self.fx.put(event.currency, event.rate_date, event.rate_to_cny)
+        self.fx.put(event.currency, event.rate_date, event.rate_to_cny, event.published_at)
         if state is not None and counted:
             self._count(state, "dfip_events_processed_total", rec.topic)
 

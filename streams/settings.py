@@ -73,6 +73,15 @@ class WorkerSettings(BaseSettings):
             "this after their Kafka record timestamp are dead-lettered as future_dated."
         ),
     )
+    fx_max_age_days: int = Field(
+        default=10,
+        ge=0,
+        description=(
+            "An event takes the newest FX rate published by its time and dated on or before "
+            "its Asia/Shanghai date, at most this many days before it (10: the Spring "
+            "Festival and National Day closures of up to 9 days); none → fx_rate_missing."
+        ),
+    )
     score_history: int = Field(
         default=8, ge=1, description="Assessment versions kept per enterprise for as-of joins."
     )

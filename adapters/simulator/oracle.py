@@ -184,6 +184,7 @@ class Oracle:
         grace_seconds: int = 600,
         dedup_retention_days: int = 45,
         dedup_horizon_hours: int | None = None,  # the old event-time horizon: no longer used
+        fx_max_age_days: int = 10,
     ) -> None:
         self.grace = timedelta(seconds=grace_seconds)
         self.retention_days = dedup_retention_days
@@ -192,7 +193,9 @@ class Oracle:
         self._wm: dict[tuple[str, int], datetime] = {}
         self._seen: dict[tuple[str, int], _Dedup] = {}
         self._history: dict[str, list[tuple[datetime, Decimal, str]]] = {}
-        self._fx: dict[tuple[str, date], Decimal] = {}
+        # (currency, rate date) → (rate, published_at)
+        self._fx: dict[tuple[str, date], tuple[Decimal, datetime]] = {}
+        self.fx_max_age_days = fx_max_age_days
         self._loans: dict[str, _Loan] = {}
         self._windows: dict[tuple[str, int, str, datetime], _Window] = {}
 
@@ -214,7 +217,7 @@ class Oracle:
             assert record.anomaly is not None
             self._add("dfip_events_deadlettered_total", (topic, record.anomaly), 1)
         elif isinstance(fact, FxFact):
-            self._fx[(fact.currency, fact.rate_date)] = fact.rate_to_cny
+            self._fx[(fact.currency, fact.rate_date)] = (fact.rate_to_cny, fact.published_at)
             self._add("dfip_events_processed_total", (topic,), 1)
         elif isinstance(fact, ScoreFact):
             self._score(record, fact)
@@ -296,8 +299,20 @@ class Oracle:
                 return _band(score), sector
         return "unscored", "unknown"
 
-    def _rate(self, currency: str, day: date) -> Decimal | None:
-        return _ONE if currency == "CNY" else self._fx.get((currency, day))
+    def _rate(self, currency: str, at: datetime) -> Decimal | None:
+        """The rate in force at ``at``: published by then, dated on or before ``at``'s date in
+        Beijing (UTC+8), the latest such date and at most fx_max_age_days before it."""
+        if currency == "CNY":
+            return _ONE
+        beijing = (at.astimezone(UTC) + timedelta(hours=8)).date()
+        candidates = [
+            (day, rate)
+            for (cur, day), (rate, published) in self._fx.items()
+            if cur == currency
+            and published <= at
+            and beijing - timedelta(days=self.fx_max_age_days) <= day <= beijing
+        ]
+        return max(candidates)[1] if candidates else None
 
     def _window(self, topic: str, partition: int, at: datetime) -> list[_Window]:
         out = []
@@ -315,7 +330,7 @@ class Oracle:
     def _transaction(
         self, fact: TxFact, band: str, sector: str, partition: int, *, windowed: bool
     ) -> str | None:
-        rate = self._rate(fact.currency, fact.occurred_at.date())
+        rate = self._rate(fact.currency, fact.occurred_at)
         if rate is None:
             return "fx_rate_missing"
         fen = to_fen(fact.amount, rate)
@@ -380,7 +395,7 @@ class Oracle:
         assert fact.amount is not None
         assert fact.currency is not None
         assert fact.annual_rate is not None
-        rate = self._rate(fact.currency, fact.occurred_at.date())
+        rate = self._rate(fact.currency, fact.occurred_at)
         if rate is None:
             return "fx_rate_missing"
         if fact.loan_id in self._loans:

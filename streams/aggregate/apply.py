@@ -8,7 +8,7 @@ missing FX rate, overpayment); the processor dead-letters those.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Protocol
 
@@ -31,6 +31,7 @@ from schemas.figures import RATE_SCALE
 from schemas.money import to_fen
 from streams.aggregate import loans as book
 from streams.aggregate.windows import to_us, window_add
+from streams.reference.fx import SHANGHAI_OFFSET
 from streams.state.partition import LoanState, PartitionState
 
 __all__ = ["Join", "RateSource", "Rejected", "apply_loan_event", "apply_transaction"]
@@ -50,7 +51,9 @@ class Rejected(Exception):
 
 
 class RateSource(Protocol):
-    def rate(self, currency: str, day: date) -> Decimal | None: ...
+    max_age_days: int
+
+    def rate_at(self, currency: str, at: datetime) -> Decimal | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +65,18 @@ class Join:
     region: str
 
 
-def _rate(rates: RateSource, currency: str, day: date) -> Decimal:
+def _rate(rates: RateSource, currency: str, at: datetime) -> Decimal:
     if currency == "CNY":
         return Decimal(1)
-    rate = rates.rate(currency, day)
+    rate = rates.rate_at(currency, at)
     if rate is None:
-        raise Rejected("fx_rate_missing", f"no {currency}/CNY rate for {day.isoformat()}")
+        local = (at.astimezone(UTC) + SHANGHAI_OFFSET).date()
+        oldest = local - timedelta(days=rates.max_age_days)
+        raise Rejected(
+            "fx_rate_missing",
+            f"no {currency}/CNY rate in force at {at.isoformat()}: none dated "
+            f"{oldest.isoformat()}..{local.isoformat()} (Asia/Shanghai) published by then",
+        )
     return rate
 
 
@@ -80,7 +89,7 @@ def apply_transaction(
     topic: str,
     windowed: bool,
 ) -> None:
-    fen = to_fen(ev.amount, _rate(rates, ev.currency, ev.occurred_at.date()))
+    fen = to_fen(ev.amount, _rate(rates, ev.currency, ev.occurred_at))
     it = ev.institution_type.value
     labels = (it, join.band, join.region, ev.direction.value)
     c = state.counters
@@ -124,7 +133,7 @@ def apply_loan_event(
     if isinstance(ev, LoanDisbursed):
         if loan is not None:
             raise Rejected("invalid_field", "loan_id: disbursed twice while active")
-        rate = _rate(rates, ev.currency, ev.occurred_at.date())
+        rate = _rate(rates, ev.currency, ev.occurred_at)
         fen = to_fen(ev.principal, rate)
         book.add_loan(
             state,

@@ -1,24 +1,49 @@
-"""FX rates to CNY by (currency, UTC date) — the rate of the event's day, never a neighbour's."""
+"""FX rates to CNY as a central bank publishes them (the CFETS central parity).
+
+The rate in force for an event at instant ``t`` is, among the rates of its currency whose
+``published_at <= t``, the one with the latest ``rate_date`` on or before ``t``'s calendar
+date in Asia/Shanghai (UTC+8, no daylight saving since 1991), provided that date is at most
+``max_age_days`` before it. So a Saturday, a Monday morning before 09:15 or a holiday week
+takes the last business day's rate, and the result does not depend on whether a rate that was
+published after the event was read before or after it. A re-published rate (same currency and
+date) replaces the earlier one.
+"""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-__all__ = ["FxTable"]
+__all__ = ["DEFAULT_MAX_AGE_DAYS", "SHANGHAI_OFFSET", "FxTable"]
+
+SHANGHAI_OFFSET = timedelta(hours=8)
+# Spring Festival and National Day close the market for 7-8 days (National Day 2025: the
+# rate of 30 Sep served until 9 Oct, 9 days), so 10 days covers the longest closure with a
+# day to spare; a gap longer than that is a missing feed, not a holiday.
+DEFAULT_MAX_AGE_DAYS = 10
+_ONE = Decimal(1)
 
 
 class FxTable:
-    def __init__(self) -> None:
-        self._rates: dict[tuple[str, date], Decimal] = {}
+    def __init__(self, max_age_days: int = DEFAULT_MAX_AGE_DAYS) -> None:
+        self.max_age_days = max_age_days
+        # (currency, rate_date) → (rate, published_at)
+        self._rates: dict[tuple[str, date], tuple[Decimal, datetime]] = {}
 
     def __len__(self) -> int:
         return len(self._rates)
 
-    def put(self, currency: str, day: date, rate: Decimal) -> None:
-        self._rates[(currency, day)] = rate
+    def put(self, currency: str, day: date, rate: Decimal, published_at: datetime) -> None:
+        self._rates[(currency, day)] = (rate, published_at)
 
-    def rate(self, currency: str, day: date) -> Decimal | None:
+    def rate_at(self, currency: str, at: datetime) -> Decimal | None:
+        """The rate in force at ``at`` (timezone-aware), or None."""
         if currency == "CNY":
-            return Decimal(1)
-        return self._rates.get((currency, day))
+            return _ONE
+        local = (at.astimezone(UTC) + SHANGHAI_OFFSET).date()
+        rates = self._rates
+        for back in range(self.max_age_days + 1):
+            entry = rates.get((currency, local - timedelta(days=back)))
+            if entry is not None and entry[1] <= at:
+                return entry[0]
+        return None

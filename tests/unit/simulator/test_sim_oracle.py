@@ -546,3 +546,20 @@ def test_dedup_goes_by_arrival_day_per_topic_partition():
     figures = oracle.result({})["figures"]
     assert _by_labels(figures["dfip_events_duplicate_total"]) == {(TRANSACTIONS,): 1}
     assert _by_labels(figures["dfip_events_processed_total"])[(TRANSACTIONS,)] == 2
+
+
+def test_fx_takes_the_rate_in_force_by_beijing_date_and_publication():
+    oracle = Oracle(fx_max_age_days=10)
+    fri = date(2025, 3, 7)
+    oracle.observe(Record(FX, 0, 0, FxFact("f1", "USD", fri, Decimal(7), _t(7, 1))))
+    oracle.observe(
+        Record(FX, 0, 0, FxFact("f2", "USD", date(2025, 3, 10), Decimal(8), _t(10, 1, 15)))
+    )
+    for i, at in enumerate((_t(8, 12), _t(10, 0, 30), _t(10, 1, 15), _t(20, 16))):
+        oracle.observe(_tx(100 + i, A, at, "bank", "credit", "1.00", "USD"))
+    figures = oracle.result({})["figures"]
+    # Saturday and Monday 08:30 Beijing: Friday's 7; Monday 09:15: 8; 21 Mar Beijing: too old
+    assert sum(_by_labels(figures["dfip_transaction_amount_yuan_total"]).values()) == 2200
+    assert _by_labels(figures["dfip_events_deadlettered_total"]) == {
+        (TRANSACTIONS, "fx_rate_missing"): 1
+    }

@@ -56,7 +56,8 @@ def test_fx_conversion_to_fen_and_missing_rate_is_dead_lettered() -> None:
     proc = processor()
     proc.process_fx(record(FX, encode(fx(t("00:00").date(), "USD", "7.1234")), partition=0))
     feed(proc, TRANSACTIONS, tx(t("10:00"), "10.01", currency="USD"))
-    feed(proc, TRANSACTIONS, tx(t("10:00", day=6), "5.00", currency="USD"))  # no rate that day
+    # 11 days after the only rate: beyond DFIP_WORKER_FX_MAX_AGE_DAYS (10)
+    feed(proc, TRANSACTIONS, tx(t("10:00", day=16), "5.00", currency="USD"))
     # 10.01 x 7.1234 = 71.305234 yuan → 7130.5234 fen → 7131
     assert value(proc, "dfip_transaction_amount_yuan_total") == 7131
     letters = [o for o in proc.take_outputs() if o.topic == DEADLETTER]
