@@ -166,10 +166,12 @@ class _Dedup:
     def tick(self, timestamp_ms: int | None, retention_days: int) -> None:
         if timestamp_ms is None or (self.clock is not None and timestamp_ms <= self.clock):
             return
+        new_day = self.clock is None or timestamp_ms // _DAY_MS != self.clock // _DAY_MS
         self.clock = timestamp_ms
-        oldest = timestamp_ms // _DAY_MS - retention_days
-        for eid in [e for e, day in self.ids.items() if day < oldest]:
-            del self.ids[eid]
+        if new_day:  # ids are forgotten only when the clock enters a new day
+            oldest = timestamp_ms // _DAY_MS - retention_days
+            for eid in [e for e, day in self.ids.items() if day < oldest]:
+                del self.ids[eid]
 
     def add(self, event_id: str) -> None:
         self.ids.setdefault(event_id, 0 if self.clock is None else self.clock // _DAY_MS)
