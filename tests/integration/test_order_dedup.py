@@ -94,6 +94,25 @@ def _lag(worker: WorkerProcess) -> float | None:
     return sum(samples) if samples else None
 
 
+def _keep_forever(settings: KafkaSettings) -> None:
+    """Records stamped days ago must not fall to the 7-day retention of dfip.transactions
+    before the worker reads them (a time-based segment roll makes them deletable)."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    admin = KafkaAdminClient(**settings.kafka_python_config())
+    try:
+        admin.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC, settings.topic(t), configs={"retention.ms": "-1"}
+                )
+                for t in (TRANSACTIONS, LOANS)
+            ]
+        )
+    finally:
+        admin.close()
+
+
 def _valid_tx(records: list[Record]) -> list[Record]:
     return [r for r in records if isinstance(r.fact, TxFact) and r.anomaly is None]
 
@@ -129,6 +148,7 @@ def _run(
         "loans resend": [r for r in main if r.topic == LOANS and r.fact is not None][::4],
     }
     oracle = Oracle(dedup_retention_days=retention_days)
+    _keep_forever(settings)
     sender = _Sender(settings, oracle)
     try:
         for what, days_ago in plan:
