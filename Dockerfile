@@ -31,7 +31,9 @@ FROM python:${PYTHON_VERSION}-slim AS runtime
 LABEL org.opencontainers.image.title="dfip" \
       org.opencontainers.image.description="Digital Finance Integration Platform: Faust workers, topic init, simulator" \
       org.opencontainers.image.licenses="Apache-2.0"
+# /metrics must be reachable from outside the container (the worker's default is loopback).
 ENV PATH=/opt/dfip/bin:$PATH \
+    DFIP_WORKER_WEB_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN groupadd --system --gid 10001 dfip \

@@ -256,7 +256,12 @@ def test_worker_is_scalable(services: dict[str, Service], worker_port: int) -> N
     assert env["DFIP_WORKER_PROCESSING_GUARANTEE"] == "exactly_once"
     assert worker["depends_on"]["topics"]["condition"] == "service_completed_successfully"
     health = " ".join(worker["healthcheck"]["test"])
-    assert f"http://localhost:{worker_port}/health" in health
+    # through the container's address: a loopback-only worker must turn unhealthy
+    assert f"http://{{socket.gethostname()}}:{worker_port}/health" in health
+    assert "localhost" not in health
+    assert "127.0.0.1" not in health
+    # Prometheus scrapes from its own container: the worker must listen on all interfaces
+    assert env["DFIP_WORKER_WEB_HOST"] == "0.0.0.0"
     assert "curl" not in health  # neither curl nor wget exists in python:*-slim
     assert "wget" not in health
 
