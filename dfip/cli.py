@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from dfip import __version__
+from dfip.config_errors import describe_validation_error
 from dfip.errors import DfipError
 from dfip.kafka_config import KafkaSettings
 
@@ -28,6 +31,25 @@ kafka_app = typer.Typer(no_args_is_help=True, help="A local single-node Kafka br
 topics_app = typer.Typer(no_args_is_help=True, help="Topics from the catalog.")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"dfip {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """The ``dfip`` command line: local Kafka, topics, the worker, ingest, the simulator, run."""
+
 
 # soft_wrap: an error stays one line however narrow the terminal (or 80 columns when piped)
 console = Console(stderr=True, soft_wrap=True)
@@ -114,13 +136,20 @@ def worker_logging_config(level: str) -> dict[str, Any]:
 @app.command("worker")
 def worker() -> None:
     """Run a stream worker (configured by DFIP_KAFKA_* and DFIP_WORKER_* variables)."""
-    import faust
-
-    from streams.app import create_app
+    from dfip.preflight import check_broker, check_store, prepare_data_dir
     from streams.settings import WorkerSettings
 
     settings = WorkerSettings()
-    w = create_app(KafkaSettings(), settings)
+    kafka = KafkaSettings()
+    check_store(settings.store)
+    prepare_data_dir(settings.data_dir)
+    check_broker(kafka)
+
+    import faust
+
+    from streams.app import create_app
+
+    w = create_app(kafka, settings)
     faust.Worker(
         w.app,
         loglevel=settings.log_level.upper(),
@@ -198,6 +227,15 @@ def main() -> None:
         # escaped: a message may contain [brackets] (lists, SCRAM arguments) rich would eat
         console.print(f"[red]dfip:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)
+    except ValidationError as exc:  # a DFIP_* variable with a value its settings refuse
+        console.print(f"[red]dfip:[/] {escape(describe_validation_error(exc))}")
+        sys.exit(2)
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        # a configured file (password, certificate, mapping) that cannot be read
+        console.print(f"[red]dfip:[/] {escape(f'{exc.filename}: {exc.strerror}')}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

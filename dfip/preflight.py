@@ -1,0 +1,92 @@
+"""Checks a worker makes before Faust starts, so a mistake is one line and not a crash loop.
+
+Faust would otherwise retry an unreachable broker forever (logging every attempt), crash
+on a missing folder with a traceback, or fail deep inside the store on a missing extra.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from pathlib import Path
+
+from kafka.errors import KafkaError
+
+from dfip.errors import DfipError
+from dfip.kafka_config import KafkaSettings
+from dfip.topics import CONNECT_TIMEOUT, _client_log, admin_client, all_topics
+
+__all__ = ["check_broker", "check_store", "prepare_data_dir"]
+
+log = logging.getLogger(__name__)
+
+
+def check_store(store: str) -> None:
+    """`rocksdb://` needs the optional rocksdict package (the `rocksdb` extra)."""
+    if store.startswith("rocksdb://") and importlib.util.find_spec("rocksdict") is None:
+        raise DfipError(
+            f"DFIP_WORKER_STORE={store} needs the rocksdict package, which is not installed",
+            hint="install the extra: pip install 'dfip[rocksdb]' (or use memory://)",
+        )
+
+
+def prepare_data_dir(path: Path) -> Path:
+    """Create the worker's state folder with its parents (Faust's own mkdir has none)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DfipError(
+            f"DFIP_WORKER_DATA_DIR={path} cannot be created: {exc.strerror}",
+            hint="point it at a writable folder",
+        ) from exc
+    return path
+
+
+def check_broker(
+    settings: KafkaSettings,
+    *,
+    timeout: float = CONNECT_TIMEOUT,
+    topics_timeout: float = 30.0,
+) -> None:
+    """The cluster answers and every topic a worker reads or writes exists.
+
+    Missing topics are waited for up to `topics_timeout` (a `topics` job may be creating
+    them right now); a fresh topic's partitions have leaders before the worker starts, so its
+    first transaction does not meet a broker that is still electing them."""
+    with _client_log():
+        admin = admin_client(settings, timeout=timeout)
+        try:
+            _wait_for_topics(admin, settings, topics_timeout)
+        except KafkaError as exc:
+            raise DfipError(
+                f"Kafka at {settings.bootstrap_servers} failed a metadata request: {exc}",
+                hint="check the broker log",
+            ) from exc
+        finally:
+            admin.close()
+
+
+def _wait_for_topics(admin: object, settings: KafkaSettings, timeout: float) -> None:
+    wanted = [settings.topic(t.name) for t in all_topics()]
+    deadline = time.monotonic() + timeout
+    while True:
+        described = admin.describe_topics(wanted)  # type: ignore[attr-defined]
+        ready = {
+            d["name"]
+            for d in described
+            if d.get("error_code", 0) == 0
+            and d["partitions"]
+            and all(p.get("leader", -1) >= 0 for p in d["partitions"])
+        }
+        missing = [name for name in wanted if name not in ready]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise DfipError(
+                f"topics missing or without leaders on {settings.bootstrap_servers}: "
+                + ", ".join(missing),
+                hint="create them with `dfip topics create` (same DFIP_KAFKA_TOPIC_PREFIX)",
+            )
+        log.debug("waiting for topics: %s", missing)
+        time.sleep(0.5)
