@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dfip import __version__
+from dfip import __version__, log_filters
 from dfip.config_errors import describe_validation_error
 from dfip.errors import DfipError
 from dfip.kafka_config import KafkaSettings
@@ -143,13 +143,15 @@ def worker() -> None:
     kafka = KafkaSettings()
     check_store(settings.store)
     prepare_data_dir(settings.data_dir)
-    check_broker(kafka)
+    group_id = f"{kafka.topic_prefix}{settings.app_id}"  # as streams/engine.py names them
+    check_broker(kafka, group_id=group_id, transactional_id=f"{group_id}-{settings.worker_id}")
 
     import faust
 
     from streams.app import create_app
 
     w = create_app(kafka, settings)
+    log_filters.install(_LEVELS[settings.log_level])
     faust.Worker(
         w.app,
         loglevel=settings.log_level.upper(),

@@ -10,6 +10,7 @@ import importlib.util
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from kafka.errors import KafkaError
 
@@ -46,18 +47,24 @@ def prepare_data_dir(path: Path) -> Path:
 def check_broker(
     settings: KafkaSettings,
     *,
+    group_id: str | None = None,
+    transactional_id: str | None = None,
     timeout: float = CONNECT_TIMEOUT,
     topics_timeout: float = 30.0,
 ) -> None:
-    """The cluster answers and every topic a worker reads or writes exists.
+    """The cluster answers, every topic a worker reads or writes exists, and the group and
+    transaction coordinators are available.
 
     Missing topics are waited for up to `topics_timeout` (a `topics` job may be creating
     them right now); a fresh topic's partitions have leaders before the worker starts, so its
-    first transaction does not meet a broker that is still electing them."""
+    first transaction does not meet a broker that is still electing them. On a fresh broker
+    the first FindCoordinator creates __consumer_offsets / __transaction_state: waiting for
+    them here keeps the worker's first minute free of coordinator errors and retries."""
     with _client_log():
         admin = admin_client(settings, timeout=timeout)
         try:
             _wait_for_topics(admin, settings, topics_timeout)
+            _wait_for_coordinators(admin, settings, group_id, transactional_id, topics_timeout)
         except KafkaError as exc:
             raise DfipError(
                 f"Kafka at {settings.bootstrap_servers} failed a metadata request: {exc}",
@@ -67,17 +74,17 @@ def check_broker(
             admin.close()
 
 
-def _wait_for_topics(admin: object, settings: KafkaSettings, timeout: float) -> None:
+def _wait_for_topics(admin: Any, settings: KafkaSettings, timeout: float) -> None:
     wanted = [settings.topic(t.name) for t in all_topics()]
     deadline = time.monotonic() + timeout
     while True:
-        described = admin.describe_topics(wanted)  # type: ignore[attr-defined]
+        described = admin.describe_topics(wanted)
         ready = {
             d["name"]
             for d in described
             if d.get("error_code", 0) == 0
             and d["partitions"]
-            and all(p.get("leader", -1) >= 0 for p in d["partitions"])
+            and all(p.get("leader_id", -1) >= 0 for p in d["partitions"])
         }
         missing = [name for name in wanted if name not in ready]
         if not missing:
@@ -90,3 +97,34 @@ def _wait_for_topics(admin: object, settings: KafkaSettings, timeout: float) -> 
             )
         log.debug("waiting for topics: %s", missing)
         time.sleep(0.5)
+
+
+def _wait_for_coordinators(
+    admin: Any,
+    settings: KafkaSettings,
+    group_id: str | None,
+    transactional_id: str | None,
+    timeout: float,
+) -> None:
+    from kafka.protocol.metadata import CoordinatorType
+
+    keys = [(group_id, CoordinatorType.GROUP), (transactional_id, CoordinatorType.TRANSACTION)]
+    deadline = time.monotonic() + timeout
+    for key, kind in keys:
+        if key is None:
+            continue
+        while True:
+            try:
+                # kafka-python has no public FindCoordinator call; this is what its own
+                # group methods use (the coordinator is cached on the admin client after)
+                admin._manager.run(admin._find_coordinator_ids, [key], kind)
+                break
+            except KafkaError as exc:
+                if time.monotonic() > deadline:
+                    raise DfipError(
+                        f"Kafka at {settings.bootstrap_servers} has no {kind.name.lower()} "
+                        f"coordinator available: {type(exc).__name__}",
+                        hint="check the broker log (__consumer_offsets, __transaction_state)",
+                    ) from exc
+                log.debug("waiting for the %s coordinator: %s", kind.name, exc)
+                time.sleep(0.5)
