@@ -102,15 +102,108 @@ def topics_create() -> None:
     Console().print(table)
 
 
-@topics_app.command("list")
-def topics_list() -> None:
-    """List the catalog."""
+def _group_id(kafka: KafkaSettings) -> str:
+    """The workers' consumer group, as streams/engine.py names it."""
+    from streams.settings import WorkerSettings
+
+    return f"{kafka.topic_prefix}{WorkerSettings().app_id}"
+
+
+def _topic_name(kafka: KafkaSettings, name: str) -> str:
+    """A catalog name (the prefix is added) or an already prefixed one."""
     from dfip.topics import all_topics
 
-    table = Table("topic", "partitions", "cleanup", "key", "description")
-    for t in all_topics():
-        table.add_row(t.name, str(t.partitions), t.cleanup_policy, t.key, t.description)
+    catalog = [t.name for t in all_topics()]
+    if name in catalog:
+        return kafka.topic(name)
+    if kafka.topic_prefix and name.startswith(kafka.topic_prefix):
+        return name
+    raise DfipError(f"unknown topic {name}", hint="one of " + ", ".join(catalog))
+
+
+@topics_app.command("list")
+def topics_list(
+    catalog: Annotated[
+        bool, typer.Option("--catalog", help="Print the catalog only, without Kafka.")
+    ] = False,
+) -> None:
+    """Every platform topic with its partitions, retained records, end offsets and the
+    worker group's lag (committed records only)."""
+    from dfip.topics import all_topics
+
+    if catalog:
+        table = Table("topic", "partitions", "cleanup", "key", "description")
+        for t in all_topics():
+            table.add_row(t.name, str(t.partitions), t.cleanup_policy, t.key, t.description)
+        Console().print(table)
+        return
+    from dfip.peek import topic_rows
+
+    kafka = KafkaSettings()
+    group = _group_id(kafka)
+    rows = topic_rows(kafka, group)
+    table = Table("topic", "partitions", "retained", "end offset", f"lag ({group})")
+    for r in rows:
+        lag = "—" if r.lag is None else f"{r.lag:,}"
+        table.add_row(r.name, str(r.partitions), f"{r.records:,}", f"{r.end_offset:,}", lag)
     Console().print(table)
+
+
+@topics_app.command("tail")
+def topics_tail(
+    topic: Annotated[str, typer.Argument(help="Catalog name, e.g. dfip.transactions.")],
+    count: Annotated[
+        int, typer.Option("-n", "--count", min=0, help="Last records per partition.")
+    ] = 10,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing new records (Ctrl-C stops).")
+    ] = False,
+) -> None:
+    """Print a topic's last committed records, one line each: partition@offset, timestamp,
+    key, value (text or JSON where the bytes are text, hex otherwise)."""
+    from dfip.peek import format_record, tail
+
+    kafka = KafkaSettings()
+    name = _topic_name(kafka, topic)
+    try:
+        tail(kafka, name, count=count, follow=follow, emit=lambda r: print(format_record(r)))
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:  # `| head`
+        sys.stderr.close()
+
+
+@app.command("deadletters")
+def deadletters(
+    last: Annotated[int, typer.Option("-n", "--last", min=0, help="Entries to show.")] = 5,
+) -> None:
+    """Dead letters: counts by stage and error class, then the newest entries with their
+    reason, origin and original bytes (decoded as text where they are text)."""
+    from dfip.peek import dead_letters
+
+    kafka = KafkaSettings()
+    summary = dead_letters(kafka, last=last)
+    out = Console(soft_wrap=True)
+    table = Table("stage", "error class", "count", title=f"{summary.total:,} dead letters")
+    for (stage, error_class), n in summary.by_reason.most_common():
+        table.add_row(stage, error_class, f"{n:,}")
+    out.print(table)
+    for entry in summary.last:
+        origin = entry.get("source_location") or (
+            f"{entry.get('topic')}:{entry.get('partition')}@{entry.get('offset')}"
+            if entry.get("topic")
+            else "?"
+        )
+        head = (
+            f"{entry.get('_at', '')} {entry.get('first_seen', '')} "
+            f"{entry.get('stage')}/{entry.get('error_class')} from {origin}: "
+            f"{entry.get('reason', '')}"
+        )
+        out.print(escape(head), highlight=False)
+        original = str(entry.get("original", entry.get("original_b64", "")))
+        if len(original) > 400:
+            original = original[:400] + "…"
+        out.print(f"  original: {escape(original)}", highlight=False)
 
 
 #: Third-party loggers a worker never lets below INFO: at DEBUG, aiokafka and kafka-python log
