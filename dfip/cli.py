@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -253,6 +254,25 @@ def worker() -> None:
     ).execute_from_commandline()
 
 
+def _align_local_broker(env: MutableMapping[str, str]) -> None:
+    """`dfip run` starts its broker on 127.0.0.1:DFIP_KAFKA_PORT (kafka.sh); the clients
+    follow DFIP_KAFKA_BOOTSTRAP_SERVERS. Unset, it is derived from the port; set to something
+    else, the two disagree and the platform would talk to another broker (or none)."""
+    port = env.get("DFIP_KAFKA_PORT", "9092")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise DfipError(f"DFIP_KAFKA_PORT={port} is not a TCP port", hint="use 1-65535")
+    local = {f"127.0.0.1:{port}", f"localhost:{port}"}
+    bootstrap = env.get("DFIP_KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap is None:
+        env["DFIP_KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{port}"
+    elif bootstrap.strip() not in local:
+        raise DfipError(
+            f"DFIP_KAFKA_BOOTSTRAP_SERVERS={bootstrap} disagrees with DFIP_KAFKA_PORT={port} "
+            f"(`dfip run` starts its broker on 127.0.0.1:{port})",
+            hint="unset DFIP_KAFKA_BOOTSTRAP_SERVERS or make the two agree",
+        )
+
+
 @app.command("run")
 def run(
     rate: Annotated[float, typer.Option(help="Simulated events per second.")] = 200.0,
@@ -264,6 +284,8 @@ def run(
     """
     from dfip.topics import create_topics
 
+    _align_local_broker(os.environ)
+    KafkaSettings()  # a bad DFIP_KAFKA_* value is one line now, not after the broker started
     children: list[subprocess.Popen[bytes]] = []
     try:
         # inside the try: a Ctrl-C while the broker starts still stops it
