@@ -174,6 +174,21 @@ def _read(
                 emit(record)
 
 
+def _last_records(
+    consumer: KafkaConsumer, tp: TopicPartition, begin: int, end: int, count: int
+) -> list[Any]:
+    """The last `count` committed records of one partition. Offsets of aborted records and
+    transaction markers hold no record, so the window grows until it has enough."""
+    window = count
+    while True:
+        start = max(begin, end - window)
+        got: list[Any] = []
+        _read(consumer, [tp], {tp: start}, follow=False, emit=got.append)
+        if len(got) >= count or start == begin:
+            return got[-count:] if count else []
+        window *= 4
+
+
 def tail(
     settings: KafkaSettings,
     topic: str,
@@ -183,13 +198,16 @@ def tail(
     emit: Callable[[Any], None],
     stop: Callable[[], bool] = lambda: False,
 ) -> None:
-    """The last `count` committed records of every partition of `topic`, then (with
-    `follow`) the new ones as they arrive."""
+    """The last `count` committed records of every partition of `topic` (merged by
+    timestamp), then (with `follow`) the new ones as they arrive."""
     with _connected(settings) as consumer:
         tps = _partitions(consumer, topic)
         ends, begins = consumer.end_offsets(tps), consumer.beginning_offsets(tps)
-        start = {tp: max(begins[tp], ends[tp] - count) for tp in tps}
-        _read(consumer, tps, start, follow=follow, emit=emit, stop=stop)
+        last = [r for tp in tps for r in _last_records(consumer, tp, begins[tp], ends[tp], count)]
+        for record in sorted(last, key=lambda r: (r.timestamp, r.partition, r.offset)):
+            emit(record)
+        if follow:
+            _read(consumer, tps, dict(ends), follow=True, emit=emit, stop=stop)
 
 
 # --------------------------------------------------------------------------- dead letters
