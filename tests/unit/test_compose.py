@@ -447,3 +447,19 @@ def test_promtool_checks_the_rules_next_to_the_config(tmp_path: Path) -> None:
     result = run([tool, "check", "config", tmp_path / PROMETHEUS_CONFIG.name])
     assert result.returncode != 0, describe(result)
     assert "broken.yml" in result.stdout + result.stderr
+
+
+def test_dockerfile_installs_dependencies_before_copying_the_source() -> None:
+    """An edit to the source must not invalidate the layer with every dependency in it."""
+    instructions = dockerfile_instructions()
+    build = instructions[: max(i for i, (kw, _) in enumerate(instructions) if kw == "FROM")]
+    first_source = min(
+        i for i, (kw, a) in enumerate(build) if kw == "COPY" and a.split()[0].endswith("/")
+    )
+    deps = [i for i, (kw, a) in enumerate(build) if kw == "RUN" and "--requirement" in a]
+    assert deps, "no RUN installs the dependencies on their own"
+    assert deps[0] < first_source
+    project = [i for i, (kw, a) in enumerate(build) if kw == "RUN" and '".[rocksdb]"' in a]
+    assert project
+    assert project[0] > first_source
+    assert "--no-deps" in build[project[0]][1]
