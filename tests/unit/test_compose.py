@@ -463,3 +463,22 @@ def test_dockerfile_installs_dependencies_before_copying_the_source() -> None:
     assert project
     assert project[0] > first_source
     assert "--no-deps" in build[project[0]][1]
+
+
+def test_grafana_runs_the_version_the_dashboards_are_generated_for(
+    services: dict[str, Service],
+) -> None:
+    from importlib.metadata import version
+
+    sdk = version("grafana_foundation_sdk").split("!")[-1]  # "<epoch>!11.6.0"
+    image, _, tag = services["grafana"]["image"].partition(":")
+    assert image == "grafana/grafana"
+    assert tag == sdk, f"dashboards target Grafana {sdk}, compose runs {tag}"
+
+
+def test_every_image_has_an_exact_version_tag(services: dict[str, Service]) -> None:
+    for name, service in services.items():
+        if name in PLATFORM_SERVICES:
+            continue  # built from the Dockerfile
+        tag = service["image"].partition(":")[2]
+        assert re.fullmatch(r"v?\d+\.\d+\.\d+(@sha256:[0-9a-f]{64})?", tag), (name, tag)
