@@ -12,13 +12,26 @@ import logging
 
 __all__ = ["EXPECTED", "install"]
 
-#: (logger name, text the unformatted message contains)
+#: (logger name, text the formatted message contains)
 EXPECTED: tuple[tuple[str, str], ...] = (
     # aiokafka: the heartbeat answered REBALANCE_IN_PROGRESS, so this member rejoins
     ("aiokafka.consumer.group_coordinator", "because it is rebalancing"),
     # Faust: every rebalance of an app without sensors (DFIP exports its own metrics); its
     # sensor delegate returns an empty, falsy state and Faust takes that for a missing one
     ("faust.app.base", "Missing sensor state for rebalance"),
+    # mode: the idle timer's tick (reference reads, a restore after an assignment) outlasted
+    # its interval, so the next tick starts late; batches are not timer-driven, and their
+    # durations are exported (dfip_worker_batch_seconds)
+    ("mode.timers", "is overlapping"),
+    # aiokafka retries the produce by itself. Brokers since Kafka 3.6 verify that a
+    # transaction covers a partition before appending (KIP-890) and answer NOT_ENOUGH_REPLICAS
+    # (retriable for older clients) while the previous transaction's markers are still being
+    # written: on a fresh broker that is every batch of the first seconds. A produce that never
+    # succeeds fails its batch, which is logged and counted (dfip_worker_batch_failures).
+    (
+        "aiokafka.producer.sender",
+        "retrying. Error: <class 'aiokafka.errors.NotEnoughReplicasError'>",
+    ),
 )
 
 
@@ -29,7 +42,7 @@ class _Downgrade(logging.Filter):
         self.threshold = threshold
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno > logging.INFO and self.text in str(record.msg):
+        if record.levelno > logging.INFO and self.text in record.getMessage():
             record.levelno, record.levelname = logging.INFO, "INFO"
             return self.threshold <= logging.INFO
         return True

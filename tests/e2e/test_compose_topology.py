@@ -34,6 +34,7 @@ from typing import IO, Any
 import pytest
 import yaml
 
+from dfip import __version__
 from schemas.figures import FIGURES, FIGURES_BY_NAME, HEALTH_FIGURES
 from tests.support import netns
 from tests.support.workers import REPO, Figures, oracle_figures, wait_for
@@ -249,6 +250,9 @@ def test_prometheus_finds_every_replica_and_scrapes_it(topology: Topology) -> No
     except AssertionError:
         targets = topology.prometheus.query('up{job="dfip-worker"}')
         raise AssertionError(f"targets: {targets}\n{topology.tail()}") from None
+    builds = topology.prometheus.query('dfip_build_info{job="dfip-worker"}')
+    assert {row["metric"]["version"] for row in builds} == {__version__}
+    assert len(builds) == REPLICAS
     instances = {row["metric"]["instance"] for row in topology.prometheus.query("up")}
     for host in topology.net.hosts.values():
         if host.name.startswith("worker-"):

@@ -169,3 +169,23 @@ def test_the_data_dir_is_created_with_its_parents(tmp_path: Path) -> None:
     blocked.write_text("")
     with pytest.raises(DfipError, match="DFIP_WORKER_DATA_DIR"):
         prepare_data_dir(blocked / "worker")
+
+
+def test_expected_client_warnings_are_shown_at_info_and_others_are_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from dfip import log_filters
+
+    log_filters.install(logging.INFO)
+    sender = logging.getLogger("aiokafka.producer.sender")
+    text = "Got error produce response on topic-partition %s, retrying. Error: %s"
+    with caplog.at_level(logging.INFO):
+        sender.warning(text, "tp", "<class 'aiokafka.errors.NotEnoughReplicasError'>")
+        sender.warning(text, "tp", "<class 'aiokafka.errors.KafkaStorageError'>")
+    levels = {r.getMessage().rsplit(".", 1)[-1]: r.levelname for r in caplog.records}
+    assert levels["NotEnoughReplicasError'>"] == "INFO"
+    assert levels["KafkaStorageError'>"] == "WARNING"
+    for name, _ in log_filters.EXPECTED:  # leave the process as it was
+        logging.getLogger(name).filters.clear()
