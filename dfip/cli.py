@@ -337,6 +337,10 @@ def main() -> None:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # kafka-python warns on every retry it makes by itself (a fresh topic whose leaders are
+    # still being elected, a broker that restarts); a command reports what finally failed in
+    # one line, so its retries are not shown. The worker configures its own levels.
+    logging.getLogger("kafka").setLevel(logging.ERROR)
     try:
         _register_optional()
         app()
