@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dfip import __version__, log_filters
-from dfip.config_errors import describe_validation_error
+from dfip.config_errors import describe_os_error, describe_validation_error
 from dfip.errors import DfipError
 from dfip.kafka_config import KafkaSettings
 
@@ -230,12 +230,13 @@ def worker_logging_config(level: str) -> dict[str, Any]:
 @app.command("worker")
 def worker() -> None:
     """Run a stream worker (configured by DFIP_KAFKA_* and DFIP_WORKER_* variables)."""
-    from dfip.preflight import check_broker, check_store, prepare_data_dir
+    from dfip.preflight import check_broker, check_store, check_web_port, prepare_data_dir
     from streams.settings import WorkerSettings
 
     settings = WorkerSettings()
     kafka = KafkaSettings()
     check_store(settings.store)
+    check_web_port(settings.web_host, settings.web_port)
     prepare_data_dir(settings.data_dir)
     group_id = f"{kafka.topic_prefix}{settings.app_id}"  # as streams/engine.py names them
     check_broker(kafka, group_id=group_id, transactional_id=f"{group_id}-{settings.worker_id}")
@@ -352,10 +353,8 @@ def main() -> None:
         console.print(f"[red]dfip:[/] {escape(describe_validation_error(exc))}")
         sys.exit(2)
     except OSError as exc:
-        if exc.filename is None:
-            raise
         # a configured file (password, certificate, mapping) that cannot be read
-        console.print(f"[red]dfip:[/] {escape(f'{exc.filename}: {exc.strerror}')}")
+        console.print(f"[red]dfip:[/] {escape(describe_os_error(exc, os.environ))}")
         sys.exit(1)
 
 

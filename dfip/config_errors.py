@@ -6,12 +6,14 @@ user set) and links to its documentation; a CLI user wants `DFIP_X=value: expect
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-__all__ = ["describe_validation_error", "env_prefix"]
+__all__ = ["describe_os_error", "describe_validation_error", "env_prefix"]
 
 
 def _settings_classes(base: type[BaseSettings] = BaseSettings) -> list[type[BaseSettings]]:
@@ -44,3 +46,27 @@ def describe_validation_error(exc: ValidationError) -> str:
     """Every problem of `exc` on one line, each naming its environment variable."""
     prefix = env_prefix(exc.title)
     return "; ".join(_one(e, prefix) for e in exc.errors(include_url=False))
+
+
+def describe_os_error(exc: OSError, env: Mapping[str, str]) -> str:
+    """A file problem on one line, naming the setting that points at the file.
+
+    Some callers (ssl's CA loading) raise without the file name; then every DFIP_* variable
+    naming a path that cannot be read is the likely culprit."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        name = os.fspath(exc.filename)
+        named = [k for k, v in sorted(env.items()) if k.startswith("DFIP_") and v == name]
+        where = f"{named[0]}={name}" if named else str(name)
+        return f"{where}: {reason}"
+    unreadable = [
+        f"{k}={v}"
+        for k, v in sorted(env.items())
+        if k.startswith("DFIP_")
+        and k.endswith(("FILE", "_CAFILE", "_CERTFILE", "_KEYFILE", "_DIR"))
+        and v
+        and not os.access(v, os.R_OK)
+    ]
+    if unreadable:
+        return f"{', '.join(unreadable)}: {reason}"
+    return f"{reason} (a file or folder named by a DFIP_* setting?)"

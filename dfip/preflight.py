@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from dfip.errors import DfipError
 from dfip.kafka_config import KafkaSettings
 from dfip.topics import CONNECT_TIMEOUT, _client_log, admin_client, all_topics
 
-__all__ = ["check_broker", "check_store", "prepare_data_dir"]
+__all__ = ["check_broker", "check_store", "check_web_port", "prepare_data_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,30 @@ def check_store(store: str) -> None:
             f"DFIP_WORKER_STORE={store} needs the rocksdict package, which is not installed",
             hint="install the extra: pip install 'dfip[rocksdb]' (or use memory://)",
         )
+
+
+def check_web_port(host: str, port: int) -> None:
+    """The HTTP port (/metrics, /health) is free: a second worker on one machine needs its
+    own DFIP_WORKER_WEB_PORT, and Faust would only fail after joining the group."""
+    if not 0 < port < 65536:
+        raise DfipError(f"DFIP_WORKER_WEB_PORT={port} is not a TCP port", hint="use 1-65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise DfipError(
+            f"DFIP_WORKER_WEB_HOST={host} is not an address of this machine: {exc.strerror}",
+            hint="use 0.0.0.0 (all interfaces) or 127.0.0.1",
+        ) from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise DfipError(
+                f"DFIP_WORKER_WEB_PORT={port} on {host} cannot be used: {exc.strerror}",
+                hint="another worker listens there? give each its own DFIP_WORKER_WEB_PORT",
+            ) from exc
 
 
 def prepare_data_dir(path: Path) -> Path:

@@ -189,3 +189,24 @@ def test_expected_client_warnings_are_shown_at_info_and_others_are_not(
     assert levels["KafkaStorageError'>"] == "WARNING"
     for name, _ in log_filters.EXPECTED:  # leave the process as it was
         logging.getLogger(name).filters.clear()
+
+
+def test_a_taken_or_invalid_web_port_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, line = one_line(
+            start(["worker"], tmp_path, DFIP_WORKER_WEB_PORT=str(port)), "web port taken"
+        )
+    assert code == 1
+    assert f"DFIP_WORKER_WEB_PORT={port} on 127.0.0.1 cannot be used" in line
+    code, line = one_line(start(["worker"], tmp_path, DFIP_WORKER_WEB_PORT="99999"), "port")
+    assert "DFIP_WORKER_WEB_PORT=99999 is not a TCP port" in line
+
+
+def test_an_unreadable_certificate_names_its_variable(tmp_path: Path) -> None:
+    env = {"DFIP_KAFKA_SECURITY_PROTOCOL": "SSL", "DFIP_KAFKA_SSL_CAFILE": "/nonexistent/ca.crt"}
+    code, line = one_line(start(["topics", "create"], tmp_path, **env), "CA file")
+    assert code == 1
+    assert line == "dfip: DFIP_KAFKA_SSL_CAFILE=/nonexistent/ca.crt: No such file or directory"
