@@ -18,20 +18,30 @@ WORKDIR /src
 # constraints.txt holds the tested versions; the glob keeps it optional (COPY succeeds
 # without it because pyproject.toml always matches).
 COPY pyproject.toml README.md constraints.txt* ./
+# Dependencies first, in a layer of their own: it changes only with pyproject.toml or
+# constraints.txt, so editing the source reuses it instead of reinstalling everything.
+RUN set -eu; \
+    if [ -f constraints.txt ]; then set -- --constraint constraints.txt; else set --; fi; \
+    /opt/dfip/bin/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["rocksdb"]))' > /tmp/requirements.txt; \
+    /opt/dfip/bin/pip install "$@" --requirement /tmp/requirements.txt
 COPY dfip/ dfip/
 COPY schemas/ schemas/
 COPY streams/ streams/
 COPY adapters/ adapters/
+# the project itself (its dependencies are in place; the constraint keeps them unchanged)
 RUN set -eu; \
     if [ -f constraints.txt ]; then set -- --constraint constraints.txt; else set --; fi; \
-    /opt/dfip/bin/pip install "$@" ".[rocksdb]"; \
-    /opt/dfip/bin/dfip --help > /dev/null
+    /opt/dfip/bin/pip install "$@" --no-deps ".[rocksdb]"; \
+    /opt/dfip/bin/pip check; \
+    /opt/dfip/bin/dfip --version
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
 LABEL org.opencontainers.image.title="dfip" \
       org.opencontainers.image.description="Digital Finance Integration Platform: Faust workers, topic init, simulator" \
       org.opencontainers.image.licenses="Apache-2.0"
+# /metrics must be reachable from outside the container (the worker's default is loopback).
 ENV PATH=/opt/dfip/bin:$PATH \
+    DFIP_WORKER_WEB_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN groupadd --system --gid 10001 dfip \

@@ -8,14 +8,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from dfip import __version__, log_filters
+from dfip.config_errors import describe_os_error, describe_validation_error
 from dfip.errors import DfipError
 from dfip.kafka_config import KafkaSettings
 
@@ -28,6 +32,25 @@ kafka_app = typer.Typer(no_args_is_help=True, help="A local single-node Kafka br
 topics_app = typer.Typer(no_args_is_help=True, help="Topics from the catalog.")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"dfip {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """The ``dfip`` command line: local Kafka, topics, the worker, ingest, the simulator, run."""
+
 
 # soft_wrap: an error stays one line however narrow the terminal (or 80 columns when piped)
 console = Console(stderr=True, soft_wrap=True)
@@ -80,15 +103,108 @@ def topics_create() -> None:
     Console().print(table)
 
 
-@topics_app.command("list")
-def topics_list() -> None:
-    """List the catalog."""
+def _group_id(kafka: KafkaSettings) -> str:
+    """The workers' consumer group, as streams/engine.py names it."""
+    from streams.settings import WorkerSettings
+
+    return f"{kafka.topic_prefix}{WorkerSettings().app_id}"
+
+
+def _topic_name(kafka: KafkaSettings, name: str) -> str:
+    """A catalog name (the prefix is added) or an already prefixed one."""
     from dfip.topics import all_topics
 
-    table = Table("topic", "partitions", "cleanup", "key", "description")
-    for t in all_topics():
-        table.add_row(t.name, str(t.partitions), t.cleanup_policy, t.key, t.description)
+    catalog = [t.name for t in all_topics()]
+    if name in catalog:
+        return kafka.topic(name)
+    if kafka.topic_prefix and name.startswith(kafka.topic_prefix):
+        return name
+    raise DfipError(f"unknown topic {name}", hint="one of " + ", ".join(catalog))
+
+
+@topics_app.command("list")
+def topics_list(
+    catalog: Annotated[
+        bool, typer.Option("--catalog", help="Print the catalog only, without Kafka.")
+    ] = False,
+) -> None:
+    """Every platform topic with its partitions, retained records, end offsets and the
+    worker group's lag (committed records only)."""
+    from dfip.topics import all_topics
+
+    if catalog:
+        table = Table("topic", "partitions", "cleanup", "key", "description")
+        for t in all_topics():
+            table.add_row(t.name, str(t.partitions), t.cleanup_policy, t.key, t.description)
+        Console().print(table)
+        return
+    from dfip.peek import topic_rows
+
+    kafka = KafkaSettings()
+    group = _group_id(kafka)
+    rows = topic_rows(kafka, group)
+    table = Table("topic", "partitions", "retained", "end offset", f"lag ({group})")
+    for r in rows:
+        lag = "—" if r.lag is None else f"{r.lag:,}"
+        table.add_row(r.name, str(r.partitions), f"{r.records:,}", f"{r.end_offset:,}", lag)
     Console().print(table)
+
+
+@topics_app.command("tail")
+def topics_tail(
+    topic: Annotated[str, typer.Argument(help="Catalog name, e.g. dfip.transactions.")],
+    count: Annotated[
+        int, typer.Option("-n", "--count", min=0, help="Last records per partition.")
+    ] = 10,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing new records (Ctrl-C stops).")
+    ] = False,
+) -> None:
+    """Print a topic's last committed records, one line each: partition@offset, timestamp,
+    key, value (text or JSON where the bytes are text, hex otherwise)."""
+    from dfip.peek import format_record, tail
+
+    kafka = KafkaSettings()
+    name = _topic_name(kafka, topic)
+    try:
+        tail(kafka, name, count=count, follow=follow, emit=lambda r: print(format_record(r)))
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:  # `| head`
+        sys.stderr.close()
+
+
+@app.command("deadletters")
+def deadletters(
+    last: Annotated[int, typer.Option("-n", "--last", min=0, help="Entries to show.")] = 5,
+) -> None:
+    """Dead letters: counts by stage and error class, then the newest entries with their
+    reason, origin and original bytes (decoded as text where they are text)."""
+    from dfip.peek import dead_letters
+
+    kafka = KafkaSettings()
+    summary = dead_letters(kafka, last=last)
+    out = Console(soft_wrap=True)
+    table = Table("stage", "error class", "count", title=f"{summary.total:,} dead letters")
+    for (stage, error_class), n in summary.by_reason.most_common():
+        table.add_row(stage, error_class, f"{n:,}")
+    out.print(table)
+    for entry in summary.last:
+        origin = entry.get("source_location") or (
+            f"{entry.get('topic')}:{entry.get('partition')}@{entry.get('offset')}"
+            if entry.get("topic")
+            else "?"
+        )
+        head = (
+            f"{entry.get('_at', '')} {entry.get('first_seen', '')} "
+            f"{entry.get('stage')}/{entry.get('error_class')} from {origin}: "
+            f"{entry.get('reason', '')}"
+        )
+        out.print(escape(head), highlight=False)
+        original = str(entry.get("original", entry.get("original_b64", "")))
+        if len(original) > 400:
+            original = original[:400] + "…"
+        out.print(f"  original: {escape(original)}", highlight=False)
 
 
 #: Third-party loggers a worker never lets below INFO: at DEBUG, aiokafka and kafka-python log
@@ -114,19 +230,48 @@ def worker_logging_config(level: str) -> dict[str, Any]:
 @app.command("worker")
 def worker() -> None:
     """Run a stream worker (configured by DFIP_KAFKA_* and DFIP_WORKER_* variables)."""
-    import faust
-
-    from streams.app import create_app
+    from dfip.preflight import check_broker, check_store, check_web_port, prepare_data_dir
     from streams.settings import WorkerSettings
 
     settings = WorkerSettings()
-    w = create_app(KafkaSettings(), settings)
+    kafka = KafkaSettings()
+    check_store(settings.store)
+    check_web_port(settings.web_host, settings.web_port)
+    prepare_data_dir(settings.data_dir)
+    group_id = f"{kafka.topic_prefix}{settings.app_id}"  # as streams/engine.py names them
+    check_broker(kafka, group_id=group_id, transactional_id=f"{group_id}-{settings.worker_id}")
+
+    import faust
+
+    from streams.app import create_app
+
+    w = create_app(kafka, settings)
+    log_filters.install(_LEVELS[settings.log_level])
     faust.Worker(
         w.app,
         loglevel=settings.log_level.upper(),
         logging_config=worker_logging_config(settings.log_level),
         quiet=True,
     ).execute_from_commandline()
+
+
+def _align_local_broker(env: MutableMapping[str, str]) -> None:
+    """`dfip run` starts its broker on 127.0.0.1:DFIP_KAFKA_PORT (kafka.sh); the clients
+    follow DFIP_KAFKA_BOOTSTRAP_SERVERS. Unset, it is derived from the port; set to something
+    else, the two disagree and the platform would talk to another broker (or none)."""
+    port = env.get("DFIP_KAFKA_PORT", "9092")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise DfipError(f"DFIP_KAFKA_PORT={port} is not a TCP port", hint="use 1-65535")
+    local = {f"127.0.0.1:{port}", f"localhost:{port}"}
+    bootstrap = env.get("DFIP_KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap is None:
+        env["DFIP_KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{port}"
+    elif bootstrap.strip() not in local:
+        raise DfipError(
+            f"DFIP_KAFKA_BOOTSTRAP_SERVERS={bootstrap} disagrees with DFIP_KAFKA_PORT={port} "
+            f"(`dfip run` starts its broker on 127.0.0.1:{port})",
+            hint="unset DFIP_KAFKA_BOOTSTRAP_SERVERS or make the two agree",
+        )
 
 
 @app.command("run")
@@ -140,6 +285,8 @@ def run(
     """
     from dfip.topics import create_topics
 
+    _align_local_broker(os.environ)
+    KafkaSettings()  # a bad DFIP_KAFKA_* value is one line now, not after the broker started
     children: list[subprocess.Popen[bytes]] = []
     try:
         # inside the try: a Ctrl-C while the broker starts still stops it
@@ -191,6 +338,10 @@ def main() -> None:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # kafka-python warns on every retry it makes by itself (a fresh topic whose leaders are
+    # still being elected, a broker that restarts); a command reports what finally failed in
+    # one line, so its retries are not shown. The worker configures its own levels.
+    logging.getLogger("kafka").setLevel(logging.ERROR)
     try:
         _register_optional()
         app()
@@ -198,6 +349,13 @@ def main() -> None:
         # escaped: a message may contain [brackets] (lists, SCRAM arguments) rich would eat
         console.print(f"[red]dfip:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)
+    except ValidationError as exc:  # a DFIP_* variable with a value its settings refuse
+        console.print(f"[red]dfip:[/] {escape(describe_validation_error(exc))}")
+        sys.exit(2)
+    except OSError as exc:
+        # a configured file (password, certificate, mapping) that cannot be read
+        console.print(f"[red]dfip:[/] {escape(describe_os_error(exc, os.environ))}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal, get_args, get_origin
 
 from prometheus_client import CollectorRegistry
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
 from dfip.kafka_config import KafkaSettings
@@ -22,14 +24,39 @@ __all__ = ["render_configuration", "render_metrics"]
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
+def _default(name: str, field: FieldInfo) -> str:
+    """The default as a user would write it in the environment."""
+    if field.default_factory is not None:
+        return "(host name)"
+    if name.endswith(("password", "token")):
+        return "—"
+    value = field.default
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value == "":
+        return "(empty)"
+    return f"`{value}`"  # str() of a Path is the path, not PosixPath('…')
+
+
+def _allowed(field: FieldInfo) -> list[str]:
+    """The values a Literal setting accepts (also inside Optional[...])."""
+    annotation = field.annotation
+    literals = [annotation] if get_origin(annotation) is Literal else []
+    literals += [a for a in get_args(annotation) if get_origin(a) is Literal]
+    return [str(v) for lit in literals for v in get_args(lit)]
+
+
 def _settings_table(model: type[BaseSettings], prefix: str) -> list[str]:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in model.model_fields.items():
-        default = "(host name)" if field.default_factory is not None else repr(field.default)
-        if name.endswith(("password", "token")):
-            default = "—"
-        desc = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `{prefix}{name.upper()}` | `{default}` | {desc} |")
+        desc = (field.description or "").strip()
+        allowed = _allowed(field)
+        if allowed and not all(v in desc for v in allowed):
+            desc = f"{desc} One of: {', '.join(f'`{v}`' for v in allowed)}.".strip()
+        desc = desc.replace("|", "\\|")
+        rows.append(f"| `{prefix}{name.upper()}` | {_default(name, field)} | {desc} |")
     return rows
 
 

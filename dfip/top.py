@@ -22,6 +22,7 @@ import typer
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -308,7 +309,18 @@ def _seconds(v: float | None) -> str:
     return f"{v * 1000:.0f} ms" if v < 1 else f"{v:.1f} s"
 
 
+def _all_down(frame: Frame) -> str:
+    """One line: no worker answered (figures unknown, not zero)."""
+    errors = "; ".join(f"{w.url}: {w.error}" for w in frame.workers)
+    return f"every worker is down — no /metrics answered ({errors})"
+
+
 def render(frame: Frame) -> RenderableType:
+    if not frame.any_up:
+        # no figures at all rather than ¥0.00: zero would be a claim about the province
+        stamp = Text(time.strftime("%Y-%m-%d %H:%M:%S"), style="dim")
+        hint = "figures unknown until a worker answers (`dfip worker`, `dfip run`, or --url)"
+        return Group(stamp, Text(_all_down(frame), style="bold red"), Text(hint, style="dim"))
     f = frame.figures
     key = Table(title="DFIP · key figures", show_header=False, expand=False)
     for _ in range(3):
@@ -423,14 +435,20 @@ def top_command(
     """Key figures and worker health in the terminal, read from the workers' /metrics."""
     urls = url or [DEFAULT_URL]
     console = Console()
+    first = _frame(urls, fetch)
+    if not first.any_up:
+        # one line and exit 1, as any command that finds nothing to talk to; once running,
+        # an outage is shown on the screen instead
+        Console(stderr=True, soft_wrap=True).print(
+            f"[red]dfip:[/] {escape(_all_down(first))} — start one with `dfip worker` or "
+            "`dfip run`, or pass --url"
+        )
+        raise typer.Exit(1)
     if once:
-        frame = _frame(urls, fetch)
-        console.print(render(frame))
-        if not frame.any_up:
-            raise typer.Exit(1)
+        console.print(render(first))
         return
     try:
-        with Live(render(_frame(urls, fetch)), console=console, screen=False) as live:
+        with Live(render(first), console=console, screen=False) as live:
             while True:
                 time.sleep(interval)
                 live.update(render(_frame(urls, fetch)))

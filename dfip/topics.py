@@ -23,7 +23,11 @@ from dfip.errors import DfipError
 from dfip.kafka_config import KafkaSettings
 from schemas.catalog import TOPICS, TopicSpec
 
-__all__ = ["TopicResult", "all_topics", "create_topics"]
+__all__ = ["CONNECT_TIMEOUT", "TopicResult", "admin_client", "all_topics", "create_topics"]
+
+#: Seconds a command waits for the cluster before saying it is unreachable: a CLI user wants
+#: one line within a few seconds, not half a minute of silence.
+CONNECT_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,7 @@ def _unreachable(settings: KafkaSettings) -> DfipError:
     )
 
 
-def admin_client(settings: KafkaSettings, *, timeout: float = 30.0) -> KafkaAdminClient:
+def admin_client(settings: KafkaSettings, *, timeout: float = CONNECT_TIMEOUT) -> KafkaAdminClient:
     """A connected admin client, or a DfipError saying why not.
 
     kafka-python's bootstrap retries a refused login like an unreachable broker, until its
@@ -173,16 +177,21 @@ def _admin_attempt(settings: KafkaSettings, bootstrap_timeout: float) -> KafkaAd
 
 
 def create_topics(
-    settings: KafkaSettings, specs: Iterable[TopicSpec] | None = None
+    settings: KafkaSettings,
+    specs: Iterable[TopicSpec] | None = None,
+    *,
+    connect_timeout: float = CONNECT_TIMEOUT,
 ) -> list[TopicResult]:
     """Create missing topics; verify existing ones have the catalog's partition count."""
     specs = tuple(specs if specs is not None else all_topics())
     with _client_log():
-        return _create(settings, specs)
+        return _create(settings, specs, connect_timeout)
 
 
-def _create(settings: KafkaSettings, specs: tuple[TopicSpec, ...]) -> list[TopicResult]:
-    admin = admin_client(settings)
+def _create(
+    settings: KafkaSettings, specs: tuple[TopicSpec, ...], connect_timeout: float
+) -> list[TopicResult]:
+    admin = admin_client(settings, timeout=connect_timeout)
     try:
         existing = set(admin.list_topics())
         wanted = {settings.topic(s.name): s for s in specs}

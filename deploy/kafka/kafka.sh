@@ -28,6 +28,13 @@ PIDFILE="$HOME_DIR/kafka.pid"
 
 die() { echo "dfip kafka: $*" >&2; exit 1; }
 
+for var in DFIP_KAFKA_PORT DFIP_KAFKA_CONTROLLER_PORT DFIP_KAFKA_TIMEOUT; do
+  value="${!var:-}"
+  if [[ -n "$value" ]] && ! [[ "$value" =~ ^[0-9]{1,5}$ && "$value" -ge 1 && "$value" -le 65535 ]]; then
+    die "$var=$value is not a number from 1 to 65535"
+  fi
+done
+
 need() {
   command -v "$1" >/dev/null 2>&1 || die "$1 is missing: $2"
 }

@@ -8,12 +8,14 @@ owner, and a new owner starts from exactly the committed value the old one last 
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from dfip import __version__
 from schemas.figures import FIGURES, HEALTH_FIGURES, Figure
 from streams.engine import CommittedView
 
@@ -99,3 +101,6 @@ class WorkerMetrics:
         self.ready = Gauge(
             "dfip_worker_ready", "1 when every owned partition is restored.", registry=registry
         )
+        # which version each replica runs (value 1), e.g. during a rolling upgrade
+        self.build = Info("dfip_build", "Version of the running worker.", registry=registry)
+        self.build.info({"version": __version__, "python": platform.python_version()})

@@ -272,12 +272,21 @@ def alert_rules() -> list[tuple[str, str]]:
 
 
 def panel_queries() -> list[tuple[str, str]]:
+    """Every panel query, with its filter variables set to "All" as Grafana expands them."""
     out = []
     for path in DASHBOARDS:
         board = json.loads(path.read_text())
+        every = {
+            v["name"]: v.get("allValue") or ".*"
+            for v in board.get("templating", {}).get("list", [])
+            if v.get("includeAll")
+        }
         for panel in board["panels"]:
             for target in panel.get("targets", []):
-                out.append((f"{board['title']} / {panel['title']}", target["expr"]))
+                expr = target["expr"]
+                for name, value in every.items():
+                    expr = expr.replace(f"${name}", value)
+                out.append((f"{board['title']} / {panel['title']}", expr))
     return out
 
 

@@ -256,7 +256,12 @@ def test_worker_is_scalable(services: dict[str, Service], worker_port: int) -> N
     assert env["DFIP_WORKER_PROCESSING_GUARANTEE"] == "exactly_once"
     assert worker["depends_on"]["topics"]["condition"] == "service_completed_successfully"
     health = " ".join(worker["healthcheck"]["test"])
-    assert f"http://localhost:{worker_port}/health" in health
+    # through the container's address: a loopback-only worker must turn unhealthy
+    assert f"http://{{socket.gethostname()}}:{worker_port}/health" in health
+    assert "localhost" not in health
+    assert "127.0.0.1" not in health
+    # Prometheus scrapes from its own container: the worker must listen on all interfaces
+    assert env["DFIP_WORKER_WEB_HOST"] == "0.0.0.0"
     assert "curl" not in health  # neither curl nor wget exists in python:*-slim
     assert "wget" not in health
 
@@ -442,3 +447,38 @@ def test_promtool_checks_the_rules_next_to_the_config(tmp_path: Path) -> None:
     result = run([tool, "check", "config", tmp_path / PROMETHEUS_CONFIG.name])
     assert result.returncode != 0, describe(result)
     assert "broken.yml" in result.stdout + result.stderr
+
+
+def test_dockerfile_installs_dependencies_before_copying_the_source() -> None:
+    """An edit to the source must not invalidate the layer with every dependency in it."""
+    instructions = dockerfile_instructions()
+    build = instructions[: max(i for i, (kw, _) in enumerate(instructions) if kw == "FROM")]
+    first_source = min(
+        i for i, (kw, a) in enumerate(build) if kw == "COPY" and a.split()[0].endswith("/")
+    )
+    deps = [i for i, (kw, a) in enumerate(build) if kw == "RUN" and "--requirement" in a]
+    assert deps, "no RUN installs the dependencies on their own"
+    assert deps[0] < first_source
+    project = [i for i, (kw, a) in enumerate(build) if kw == "RUN" and '".[rocksdb]"' in a]
+    assert project
+    assert project[0] > first_source
+    assert "--no-deps" in build[project[0]][1]
+
+
+def test_grafana_runs_the_version_the_dashboards_are_generated_for(
+    services: dict[str, Service],
+) -> None:
+    from importlib.metadata import version
+
+    sdk = version("grafana_foundation_sdk").split("!")[-1]  # "<epoch>!11.6.0"
+    image, _, tag = services["grafana"]["image"].partition(":")
+    assert image == "grafana/grafana"
+    assert tag == sdk, f"dashboards target Grafana {sdk}, compose runs {tag}"
+
+
+def test_every_image_has_an_exact_version_tag(services: dict[str, Service]) -> None:
+    for name, service in services.items():
+        if name in PLATFORM_SERVICES:
+            continue  # built from the Dockerfile
+        tag = service["image"].partition(":")[2]
+        assert re.fullmatch(r"v?\d+\.\d+\.\d+(@sha256:[0-9a-f]{64})?", tag), (name, tag)

@@ -78,15 +78,20 @@ def test_every_panel_reads_the_provisioned_prometheus() -> None:
     uid = datasource["uid"]
     assert uid == "prometheus"
     for name, board in committed().items():
+        (variable,) = [v for v in board["templating"]["list"] if v["name"] == "datasource"]
+        assert variable["type"] == "datasource"
+        assert variable["query"] == "prometheus"
+        assert variable["current"]["value"] == uid
         ids = [p["id"] for p in board["panels"]]
         assert len(ids) == len(set(ids)), f"{name}: duplicate panel ids"
         for panel in panels(board):
             where = f"{name}: {panel['title']}"
-            assert panel["datasource"] == {"type": "prometheus", "uid": uid}, where
+            # through the dashboard's datasource variable, whose default is the provisioned one
+            assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, where
             assert panel.get("description"), f"{where}: no meaning"
             assert panel["targets"], f"{where}: no query"
             for target in panel["targets"]:
-                assert target["datasource"]["uid"] == uid, where
+                assert target["datasource"]["uid"] == "${datasource}", where
                 assert target["expr"].strip(), f"{where}: empty expr"
             pos = panel["gridPos"]
             assert pos["x"] >= 0, where
@@ -144,3 +149,36 @@ def test_dashboard_code_passes_mypy_strict() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_filter_variables_apply_to_every_breakdown_by_their_label() -> None:
+    """Band, region and institution type are dashboard variables (multi, "All" = .*); every
+    panel query that is a breakdown by one of those labels filters by its variable."""
+    board = committed()["financial-centre.json"]
+    found = {v["name"]: v for v in board["templating"]["list"]}
+    assert {"datasource", "band", "region", "institution_type"} <= set(found)
+    known = recorded_names()
+    for name, label in (
+        ("band", "digitalization_band"),
+        ("region", "region"),
+        ("institution_type", "institution_type"),
+    ):
+        v = found[name]
+        assert v["type"] == "query"
+        assert v["multi"] is True
+        assert v["includeAll"] is True
+        assert v["allValue"] == ".*"
+        assert v["datasource"]["uid"] == "${datasource}"
+        series = re.fullmatch(rf"label_values\((\S+), {label}\)", v["query"])
+        assert series is not None, v["query"]
+        assert series.group(1) in known
+    for panel in panels(board):
+        for target in panel["targets"]:
+            expr = target["expr"]
+            for name, label in (
+                ("band", "digitalization_band"),
+                ("region", "region"),
+                ("institution_type", "institution_type"),
+            ):
+                if re.fullmatch(rf"dfip:\w+:\w+_by_{label}(\{{.*\}})?", expr):
+                    assert f'{label}=~"${name}"' in expr, (panel["title"], expr)

@@ -35,6 +35,7 @@ from streams.settings import WorkerSettings
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 KEDA = K8S / "components" / "keda"
+MONITORING = K8S / "components" / "monitoring"
 DOCKERFILE = REPO / "Dockerfile"
 # the oldest Kubernetes minor these manifests promise to work on (PDB
 # unhealthyPodEvictionPolicy and StatefulSet PVC retention are GA/beta-on there) and the
@@ -70,14 +71,17 @@ class Case:
     name: str
     overlay: str
     keda: bool
+    monitoring: bool = False
 
 
 CASES = [
     Case("dev", "dev", keda=False),
     Case("dev+keda", "dev", keda=True),
+    Case("dev+monitoring", "dev", keda=False, monitoring=True),
     Case("prod", "prod", keda=False),
     Case("prod+keda", "prod", keda=True),
     Case("prod-keda", "prod-keda", keda=True),  # the committed overlay that does the same
+    Case("prod-keda+monitoring", "prod-keda", keda=True, monitoring=True),
 ]
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if p.is_dir())
 
@@ -85,19 +89,22 @@ OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if p.is_dir())
 @cache
 def render(case: Case) -> tuple[Obj, ...]:
     overlay = K8S / "overlays" / case.overlay
-    if case.overlay == "prod-keda" or not case.keda:
+    components = [KEDA] if case.keda and case.overlay != "prod-keda" else []
+    components += [MONITORING] if case.monitoring else []
+    if not components:
         return tuple(kustomize(overlay))
-    # the KEDA component on top of a finished overlay, as components/keda documents it
+    # components on top of a finished overlay, as components/keda and /monitoring document it
     # (kustomize refuses absolute paths, so the wrapper refers to both relatively)
     namespace = next(o for o in kustomize(overlay) if o["kind"] == "Namespace")["metadata"]
-    wrapper = Path(os.environ.get("TMPDIR", "/tmp")) / f"dfip-k8s-{os.getpid()}-{case.overlay}"
+    tag = case.name.replace("+", "-")
+    wrapper = Path(os.environ.get("TMPDIR", "/tmp")) / f"dfip-k8s-{os.getpid()}-{tag}"
     wrapper.mkdir(parents=True, exist_ok=True)
     doc = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "namespace": namespace["name"],
         "resources": [os.path.relpath(overlay, wrapper)],
-        "components": [os.path.relpath(KEDA, wrapper)],
+        "components": [os.path.relpath(c, wrapper) for c in components],
     }
     (wrapper / "kustomization.yaml").write_text(yaml.safe_dump(doc))
     try:
@@ -217,7 +224,49 @@ def _crd(api: str, kind: str, spec: Obj) -> Obj:
 
 # Subsets of monitoring.coreos.com/v1 PodMonitor and keda.sh/v1alpha1 ScaledObject /
 # TriggerAuthentication (field names and types as in their CRDs).
+_RULE = {
+    "type": "object",
+    "properties": {
+        "record": {"type": "string", "pattern": "^[a-zA-Z_:][a-zA-Z0-9_:]*$"},
+        "alert": {"type": "string", "minLength": 1},
+        "expr": {"type": "string", "minLength": 1},
+        "for": _DURATION,
+        "keep_firing_for": _DURATION,
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+    "required": ["expr"],
+    "oneOf": [{"required": ["record"]}, {"required": ["alert"]}],
+    "additionalProperties": False,
+}
+
 CRD_SCHEMAS: dict[tuple[str, str], Obj] = {
+    ("monitoring.coreos.com/v1", "PrometheusRule"): _crd(
+        "monitoring.coreos.com/v1",
+        "PrometheusRule",
+        {
+            "type": "object",
+            "required": ["groups"],
+            "properties": {
+                "groups": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "rules"],
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1},
+                            "interval": _DURATION,
+                            "limit": {"type": "integer"},
+                            "rules": {"type": "array", "items": _RULE},
+                        },
+                        "additionalProperties": False,
+                    },
+                }
+            },
+            "additionalProperties": False,
+        },
+    ),
     ("monitoring.coreos.com/v1", "PodMonitor"): _crd(
         "monitoring.coreos.com/v1",
         "PodMonitor",
@@ -474,11 +523,14 @@ def test_objects_validate_against_the_kubernetes_schemas(case: Case, version: st
         "Service",
         "StatefulSet",
         "PodDisruptionBudget",
-        "PodMonitor",
         "Job",
     }
     if case.keda:
         expected |= {"ScaledObject", "TriggerAuthentication"}
+    if case.monitoring:
+        expected |= {"PodMonitor", "PrometheusRule"}
+    else:  # without the component nothing needs prometheus-operator's CRDs
+        assert not kinds & {"PodMonitor", "PrometheusRule"}
     assert expected <= kinds, expected - kinds
 
 
@@ -504,7 +556,8 @@ def test_one_namespace_and_every_reference_resolves(case: Case) -> None:
     for svc in of_kind(objs, "Service"):
         assert selects(svc["spec"]["selector"]), svc["metadata"]["name"]
     assert selects(one(objs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"])
-    assert selects(one(objs, "PodMonitor")["spec"]["selector"]["matchLabels"])
+    if case.monitoring:
+        assert selects(one(objs, "PodMonitor")["spec"]["selector"]["matchLabels"])
     for obj, pod in workloads(objs):
         assert one(objs, "ServiceAccount", pod["serviceAccountName"])
         for vol in pod.get("volumes", []):
@@ -544,9 +597,10 @@ def test_probes_and_ports_match_what_the_worker_serves(
     assert annotations["prometheus.io/scrape"] == "true"
     assert int(annotations["prometheus.io/port"]) == settings.web_port
     assert annotations["prometheus.io/path"] == "/metrics"
-    (endpoint,) = one(objs, "PodMonitor")["spec"]["podMetricsEndpoints"]
-    assert ports[endpoint["port"]] == settings.web_port
-    assert endpoint["path"] == "/metrics"
+    if case.monitoring:
+        (endpoint,) = one(objs, "PodMonitor")["spec"]["podMetricsEndpoints"]
+        assert ports[endpoint["port"]] == settings.web_port
+        assert endpoint["path"] == "/metrics"
     for svc in of_kind(objs, "Service"):
         for p in svc["spec"]["ports"]:
             assert ports[p["targetPort"]] == settings.web_port
@@ -611,6 +665,8 @@ def test_every_dfip_variable_is_a_real_setting_with_a_valid_value(
                 assert kafka.sasl_password is not None
                 assert kafka.sasl_username
     for cm in of_kind(objs, "ConfigMap"):
+        if cm["metadata"].get("labels", {}).get("grafana_dashboard") == "1":
+            continue  # a dashboard for Grafana's sidecar, not settings
         unknown = sorted(set(cm.get("data", {})) - set(ENV_FIELDS))
         assert not unknown, f"ConfigMap {cm['metadata']['name']}: {unknown}"
 
@@ -801,3 +857,32 @@ def test_keda_scales_the_workers_on_their_consumer_group(
         # the component is written for the base/prod connection; dev's plaintext broker
         # would need sasl/tls changed (components/keda/kustomization.yaml says so)
         assert kafka.security_protocol == "PLAINTEXT"
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+def test_the_monitoring_component_is_generated_from_rules_and_dashboards() -> None:
+    from deploy.k8s.monitoring_gen import main
+
+    assert main(["--check"]) == 0, "run `python -m deploy.k8s.monitoring_gen`"
+
+
+def test_monitoring_carries_every_rule_and_every_dashboard_for_the_sidecar() -> None:
+    objs = render(Case("prod-keda+monitoring", "prod-keda", keda=True, monitoring=True))
+    rule = one(objs, "PrometheusRule")
+    groups = []
+    for path in sorted((REPO / "deploy" / "prometheus" / "rules").glob("*.yml")):
+        groups += yaml.safe_load(path.read_text())["groups"]
+    assert rule["spec"]["groups"] == groups
+    boards = {
+        name: text
+        for cm in of_kind(objs, "ConfigMap")
+        if cm["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+        for name, text in cm["data"].items()
+    }
+    files = sorted((REPO / "deploy" / "grafana" / "dashboards").glob("*.json"))
+    assert boards == {p.name: p.read_text() for p in files}
+    for name, text in boards.items():
+        # kubectl apply keeps a copy in an annotation limited to 256 KiB
+        assert len(text.encode()) < 200_000, name

@@ -150,3 +150,13 @@ def test_up_waits_for_this_runs_started_line(tmp_path: Path) -> None:
     assert status.returncode == 0
     assert "stopped" in down.stderr
     assert (logs / "server.log").read_text().count("Kafka Server started") == 1
+
+
+def test_a_port_that_is_not_a_number_is_one_line(tmp_path: Path) -> None:
+    for value in ("abc", "0", "70000"):
+        env = {**_base_env(tmp_path), "DFIP_KAFKA_PORT": value}
+        proc = _run(env, "up")
+        assert proc.returncode != 0
+        lines = proc.stderr.strip().splitlines()
+        assert lines == [f"dfip kafka: DFIP_KAFKA_PORT={value} is not a number from 1 to 65535"]
+        assert not (tmp_path / "home").exists()  # nothing formatted or started

@@ -11,9 +11,10 @@ from typing import ClassVar
 
 import pytest
 import typer
+from rich.console import Console
 from typer.testing import CliRunner
 
-from dfip.top import Scrape, _quantile, build_frame, fetch, top_command
+from dfip.top import Scrape, _quantile, build_frame, fetch, render, top_command
 
 
 def _exposition(*samples: tuple[str, float, dict[str, str]]) -> str:
@@ -250,4 +251,15 @@ def test_top_once_exits_1_when_no_worker_answers() -> None:
         _app(), ["top", "--once", "--url", dead], env={"COLUMNS": "200"}, catch_exceptions=False
     )
     assert result.exit_code == 1
-    assert "down" in result.output
+    assert "every worker is down" in result.output
+    assert "¥" not in result.output  # no figures rather than ¥0.00
+
+
+def test_render_says_every_worker_is_down_instead_of_zero_figures() -> None:
+    dead = f"http://127.0.0.1:{_closed_port()}/metrics"
+    frame = build_frame([fetch(dead, timeout=1)])
+    console = Console(width=200, record=True)
+    console.print(render(frame))
+    out = console.export_text()
+    assert "every worker is down" in out
+    assert "¥" not in out

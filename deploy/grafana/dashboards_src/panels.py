@@ -4,6 +4,7 @@ docs/dashboards.md is generated from."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,16 +17,42 @@ __all__ = [
     "CNY",
     "CNY_PER_S",
     "DATASOURCE_UID",
+    "DATASOURCE_VARIABLE",
+    "FILTERS",
     "Query",
     "Step",
     "bars",
     "datasource",
+    "filtered",
     "stat_panel",
     "timeseries_panel",
 ]
 
-# deploy/grafana/provisioning/datasources/prometheus.yml provisions this uid.
+# deploy/grafana/provisioning/datasources/prometheus.yml provisions this uid; it is the
+# default of the dashboards' `datasource` variable, which every panel reads through (so a
+# Grafana with another Prometheus, e.g. kube-prometheus-stack's, can pick it).
 DATASOURCE_UID = "prometheus"
+DATASOURCE_VARIABLE = "datasource"
+
+#: Dashboard variables (name, label) filtering the series of `*_by_<label>` recording rules:
+#: a panel broken down by region shows the selected regions, and so on. Totals stay
+#: province-wide (recording rules aggregate a single label, so a total cannot be filtered).
+FILTERS: dict[str, tuple[str, str]] = {
+    "digitalization_band": ("band", "Digitalisation band"),
+    "region": ("region", "Region"),
+    "institution_type": ("institution_type", "Institution type"),
+}
+_BY = re.compile(r"^(dfip:[a-z0-9_]+:[a-z0-9_]+_by_(" + "|".join(FILTERS) + r"))$")
+
+
+def filtered(expr: str) -> str:
+    """A bare `…_by_<label>` recording rule gets the matcher of its dashboard variable."""
+    match = _BY.match(expr.strip())
+    if match is None:
+        return expr
+    label = match.group(2)
+    return f'{match.group(1)}{{{label}=~"${FILTERS[label][0]}"}}'
+
 
 # Grafana custom units: "currency:" scales with K/M/B; amounts are in yuan (CNY).
 CNY = "currency:¥"
@@ -35,7 +62,7 @@ Panel = timeseries.Panel | stat.Panel | bargauge.Panel
 
 
 def datasource() -> DataSourceRef:
-    return DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
+    return DataSourceRef(type_val="prometheus", uid=f"${{{DATASOURCE_VARIABLE}}}")
 
 
 @dataclass(frozen=True)
@@ -56,7 +83,10 @@ def _targets(queries: Sequence[Query], *, instant: bool) -> list[prometheus.Data
     out = []
     for i, q in enumerate(queries):
         target = (
-            prometheus.Dataquery().expr(q.expr).ref_id(chr(ord("A") + i)).datasource(datasource())
+            prometheus.Dataquery()
+            .expr(filtered(q.expr))
+            .ref_id(chr(ord("A") + i))
+            .datasource(datasource())
         )
         if q.legend:
             target = target.legend_format(q.legend)

@@ -1,0 +1,72 @@
+"""One-line messages for bad configuration: the variable, its value and what is allowed.
+
+pydantic's own report spans several lines, names the field (not the environment variable a
+user set) and links to its documentation; a CLI user wants `DFIP_X=value: expected ...`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+
+__all__ = ["describe_os_error", "describe_validation_error", "env_prefix"]
+
+
+def _settings_classes(base: type[BaseSettings] = BaseSettings) -> list[type[BaseSettings]]:
+    found: list[type[BaseSettings]] = []
+    for sub in base.__subclasses__():
+        found += [sub, *_settings_classes(sub)]
+    return found
+
+
+def env_prefix(model_name: str) -> str | None:
+    """The environment prefix of the settings class called `model_name`, if one is loaded."""
+    for cls in _settings_classes():
+        if cls.__name__ == model_name:
+            return str(cls.model_config.get("env_prefix") or "")
+    return None
+
+
+def _one(error: Any, prefix: str | None) -> str:
+    field = ".".join(str(p) for p in error.get("loc", ())) or "value"
+    name = f"{prefix}{field.upper()}" if prefix is not None else field
+    value = error.get("input")
+    shown = f"{name}={value}" if isinstance(value, str | int | float) else name
+    ctx = error.get("ctx") or {}
+    if error.get("type") == "literal_error" and "expected" in ctx:
+        return f"{shown} is not allowed: expected {ctx['expected']}"
+    return f"{shown}: {error.get('msg', 'invalid')}"
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Every problem of `exc` on one line, each naming its environment variable."""
+    prefix = env_prefix(exc.title)
+    return "; ".join(_one(e, prefix) for e in exc.errors(include_url=False))
+
+
+def describe_os_error(exc: OSError, env: Mapping[str, str]) -> str:
+    """A file problem on one line, naming the setting that points at the file.
+
+    Some callers (ssl's CA loading) raise without the file name; then every DFIP_* variable
+    naming a path that cannot be read is the likely culprit."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        name = os.fspath(exc.filename)
+        named = [k for k, v in sorted(env.items()) if k.startswith("DFIP_") and v == name]
+        where = f"{named[0]}={name}" if named else str(name)
+        return f"{where}: {reason}"
+    unreadable = [
+        f"{k}={v}"
+        for k, v in sorted(env.items())
+        if k.startswith("DFIP_")
+        and k.endswith(("FILE", "_CAFILE", "_CERTFILE", "_KEYFILE", "_DIR"))
+        and v
+        and not os.access(v, os.R_OK)
+    ]
+    if unreadable:
+        return f"{', '.join(unreadable)}: {reason}"
+    return f"{reason} (a file or folder named by a DFIP_* setting?)"

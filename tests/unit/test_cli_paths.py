@@ -1,0 +1,212 @@
+"""Every `dfip` command as a user first meets it: run from an empty directory, with a wrong
+setting, an unreachable broker or a missing file. Each must answer with one clear line on
+stderr and a non-zero exit (no traceback, no client-library log lines), within seconds.
+
+The commands run as subprocesses of the installed entry point; the "unreachable broker" is a
+closed port on loopback, so no Kafka is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from dfip.config_errors import describe_validation_error
+from dfip.errors import DfipError
+from dfip.kafka_config import KafkaSettings
+from dfip.preflight import check_store, prepare_data_dir
+
+DFIP = str(Path(sys.executable).parent / "dfip")
+
+#: Every command that talks to Kafka (ingest is covered by its own tests).
+KAFKA_COMMANDS = {
+    "topics create": ["topics", "create"],
+    "topics list": ["topics", "list"],
+    "topics tail": ["topics", "tail", "dfip.fx"],
+    "deadletters": ["deadletters"],
+    "worker": ["worker"],
+    "simulate": ["simulate", "--events", "5"],
+}
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again when the block ends
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test's environment without any DFIP_* setting, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DFIP_")}
+    env.update(COLUMNS="80", **extra)
+    return env
+
+
+def start(argv: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [DFIP, *argv],
+        cwd=cwd,
+        env=clean_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def one_line(proc: subprocess.Popen[str], what: str) -> tuple[int, str]:
+    """Wait (generously) and return (exit code, the single stderr line)."""
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, f"{what}: expected one line on stderr, got:\n{err}"
+    assert lines[0].startswith("dfip: "), f"{what}: {lines[0]}"
+    assert "Traceback" not in err
+    return proc.returncode, lines[0]
+
+
+def test_version() -> None:
+    from dfip import __version__
+
+    out = subprocess.run([DFIP, "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"dfip {__version__}"
+
+
+def test_an_unreachable_broker_is_one_line_for_every_command(tmp_path: Path) -> None:
+    bootstrap = f"127.0.0.1:{closed_port()}"
+    procs = {}
+    for name, argv in KAFKA_COMMANDS.items():  # in parallel: each waits a few seconds
+        cwd = tmp_path / name.replace(" ", "-")
+        cwd.mkdir()
+        procs[name] = (cwd, start(argv, cwd, DFIP_KAFKA_BOOTSTRAP_SERVERS=bootstrap))
+    for name, (_, proc) in procs.items():
+        code, line = one_line(proc, name)
+        assert code != 0, name
+        assert f"Kafka is unreachable at {bootstrap}" in line, f"{name}: {line}"
+    # run from an empty folder, the worker created its state folder (with parents) first
+    assert (procs["worker"][0] / ".dfip" / "worker").is_dir()
+
+
+@pytest.mark.parametrize("command", [*KAFKA_COMMANDS, "run"])
+def test_a_bad_kafka_setting_names_the_variable_and_the_allowed_values(
+    command: str, tmp_path: Path
+) -> None:
+    argv = KAFKA_COMMANDS.get(command, ["run"])
+    code, line = one_line(start(argv, tmp_path, DFIP_KAFKA_SECURITY_PROTOCOL=("TLS")), command)
+    assert code == 2
+    assert "DFIP_KAFKA_SECURITY_PROTOCOL=TLS is not allowed" in line
+    assert "'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT' or 'SASL_SSL'" in line
+    assert not (tmp_path / ".dfip" / "kafka").exists()  # `run` did not start a broker
+
+
+def test_a_bad_worker_setting_names_the_variable_and_the_allowed_values(tmp_path: Path) -> None:
+    code, line = one_line(start(["worker"], tmp_path, DFIP_WORKER_LOG_LEVEL="warning"), "worker")
+    assert code == 2
+    assert "DFIP_WORKER_LOG_LEVEL=warning is not allowed: expected 'debug', 'info'" in line
+
+
+def test_a_missing_password_file_is_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-password"
+    env = {
+        "DFIP_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "DFIP_KAFKA_SASL_PASSWORD_FILE": str(missing),
+    }
+    code, line = one_line(start(["topics", "create"], tmp_path, **env), "password file")
+    assert code != 0
+    assert str(missing) in line
+    assert "No such file" in line
+
+
+def test_run_refuses_a_bootstrap_that_disagrees_with_the_broker_port(tmp_path: Path) -> None:
+    env = {"DFIP_KAFKA_PORT": "19999", "DFIP_KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"}
+    code, line = one_line(start(["run"], tmp_path, **env), "run")
+    assert code == 1
+    assert "DFIP_KAFKA_BOOTSTRAP_SERVERS=kafka:9092 disagrees with DFIP_KAFKA_PORT=19999" in line
+    assert not (tmp_path / ".dfip").exists()
+
+
+def test_an_unknown_topic_is_one_line(tmp_path: Path) -> None:
+    code, line = one_line(start(["topics", "tail", "dfip.nope"], tmp_path), "tail")
+    assert code == 1
+    assert "unknown topic dfip.nope" in line
+    assert "dfip.transactions" in line
+
+
+# --------------------------------------------------------------------------- in process
+
+
+def test_describe_validation_error_is_one_line_per_variable() -> None:
+    with pytest.raises(ValidationError) as info:
+        KafkaSettings(security_protocol="TLS", sasl_mechanism="MD5")  # type: ignore[arg-type]
+    text = describe_validation_error(info.value)
+    assert "\n" not in text
+    assert "DFIP_KAFKA_SECURITY_PROTOCOL=TLS is not allowed" in text
+    assert "DFIP_KAFKA_SASL_MECHANISM=MD5 is not allowed" in text
+    assert "errors.pydantic.dev" not in text
+
+
+def test_rocksdb_without_the_extra_gives_an_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "rocksdict" else real(name)
+    )
+    with pytest.raises(DfipError) as info:
+        check_store("rocksdb://")
+    assert "pip install 'dfip[rocksdb]'" in str(info.value)
+    check_store("memory://")
+
+
+def test_the_data_dir_is_created_with_its_parents(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "worker"
+    assert prepare_data_dir(target).is_dir()
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with pytest.raises(DfipError, match="DFIP_WORKER_DATA_DIR"):
+        prepare_data_dir(blocked / "worker")
+
+
+def test_expected_client_warnings_are_shown_at_info_and_others_are_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from dfip import log_filters
+
+    log_filters.install(logging.INFO)
+    sender = logging.getLogger("aiokafka.producer.sender")
+    text = "Got error produce response on topic-partition %s, retrying. Error: %s"
+    with caplog.at_level(logging.INFO):
+        sender.warning(text, "tp", "<class 'aiokafka.errors.NotEnoughReplicasError'>")
+        sender.warning(text, "tp", "<class 'aiokafka.errors.KafkaStorageError'>")
+    levels = {r.getMessage().rsplit(".", 1)[-1]: r.levelname for r in caplog.records}
+    assert levels["NotEnoughReplicasError'>"] == "INFO"
+    assert levels["KafkaStorageError'>"] == "WARNING"
+    for name, _ in log_filters.EXPECTED:  # leave the process as it was
+        logging.getLogger(name).filters.clear()
+
+
+def test_a_taken_or_invalid_web_port_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, line = one_line(
+            start(["worker"], tmp_path, DFIP_WORKER_WEB_PORT=str(port)), "web port taken"
+        )
+    assert code == 1
+    assert f"DFIP_WORKER_WEB_PORT={port} on 127.0.0.1 cannot be used" in line
+    code, line = one_line(start(["worker"], tmp_path, DFIP_WORKER_WEB_PORT="99999"), "port")
+    assert "DFIP_WORKER_WEB_PORT=99999 is not a TCP port" in line
+
+
+def test_an_unreadable_certificate_names_its_variable(tmp_path: Path) -> None:
+    env = {"DFIP_KAFKA_SECURITY_PROTOCOL": "SSL", "DFIP_KAFKA_SSL_CAFILE": "/nonexistent/ca.crt"}
+    code, line = one_line(start(["topics", "create"], tmp_path, **env), "CA file")
+    assert code == 1
+    assert line == "dfip: DFIP_KAFKA_SSL_CAFILE=/nonexistent/ca.crt: No such file or directory"
