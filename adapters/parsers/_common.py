@@ -28,6 +28,7 @@ __all__ = [
     "customs_mode_in",
     "decoded_record",
     "empty_file",
+    "entry_id_parts",
     "local_zone",
     "mapped_account",
     "parse_iso_date",
@@ -119,11 +120,16 @@ class EntryRefs:
         self._counts: OrderedDict[str, int] = OrderedDict()
         self._window = window
 
-    def unique(self, ref: str) -> str:
+    def occurrence(self, ref: str) -> int:
+        """1 the first time `ref` is seen, 2 the second time, …"""
         count = self._counts.pop(ref, 0) + 1
         self._counts[ref] = count
         if len(self._counts) > self._window:
             self._counts.popitem(last=False)
+        return count
+
+    def unique(self, ref: str) -> str:
+        count = self.occurrence(ref)
         return ref if count == 1 else f"{ref}#{count}"
 
 
@@ -144,28 +150,70 @@ def mapped_account(accounts: AccountDirectory, raw: str, field: str) -> tuple[st
     return ref, uscc
 
 
-def transaction_event_id(
+def entry_id_parts(
     institution: str,
     *,
+    seen: EntryRefs,
     account_ref: str,
     servicer: str | None,
     statement_id: str,
     entry_ref: str,
-    tx_index: int | None,
-) -> str:
-    """The event id of a booked entry (or of one transaction of a batched entry).
+    direction: str,
+    amount: Decimal,
+    currency: str | None,
+) -> list[str]:
+    """The `make_event_id` parts of a booked entry.
 
     With the account servicer's entry reference (camt AcctSvcrRef, MT940 `//` bank
-    reference, PSD2 entryReference) the id is (institution, account, that reference): the
-    same booking reported in camt.052, .053, .054 or MT940 gets the same id and the stream
-    deduplicates it. Without one it is (institution, statement id, entry reference).
+    reference, PSD2 entryReference) they are (institution, account, that reference,
+    direction + amount + currency): the same booking reported in camt.052, .053, .054 or
+    MT940 gets the same id and the stream deduplicates it, while two bookings that share a
+    reference (banks reuse batch references) differ by their money, whatever order they
+    come in. Without one they are (institution, statement id, entry reference). `seen` is
+    the document's register: a key repeated inside one document gets `#2`, `#3` … so no
+    two entries of a file share an id, and a re-sent file gets the same ids again.
     """
-    parts = (
-        [institution, account_ref, servicer] if servicer else [institution, statement_id, entry_ref]
+    if servicer:
+        parts = [institution, account_ref, servicer, f"{direction}:{_plain(amount)}:{currency}"]
+    else:
+        parts = [institution, statement_id, entry_ref]
+    repeat = seen.occurrence("\x1f".join(parts))
+    if repeat > 1:
+        parts.append(f"#{repeat}")
+    return parts
+
+
+def transaction_event_id(
+    institution: str,
+    *,
+    seen: EntryRefs,
+    account_ref: str,
+    servicer: str | None,
+    statement_id: str,
+    entry_ref: str,
+    direction: str,
+    amount: Decimal,
+    currency: str | None,
+) -> str:
+    """The event id of a booked entry with one transaction (see `entry_id_parts`)."""
+    return make_event_id(
+        *entry_id_parts(
+            institution,
+            seen=seen,
+            account_ref=account_ref,
+            servicer=servicer,
+            statement_id=statement_id,
+            entry_ref=entry_ref,
+            direction=direction,
+            amount=amount,
+            currency=currency,
+        )
     )
-    if tx_index is not None:
-        parts.append(str(tx_index))
-    return make_event_id(*parts)
+
+
+def _plain(amount: Decimal) -> str:
+    """`800`, `800.5`: one spelling whatever the trailing zeros (`800,` vs `800.00`)."""
+    return format(amount.normalize(), "f")
 
 
 def clip(text: str | None) -> str | None:

@@ -37,13 +37,13 @@ from adapters.parsers._common import (
     country_from_iban,
     customs_mode_in,
     empty_file,
+    entry_id_parts,
     local_zone,
     servicer_ref,
     statement_channel,
-    transaction_event_id,
     utc_midnight,
 )
-from schemas import Direction, SchemaError, TransactionEvent, normalize_uscc
+from schemas import Direction, SchemaError, TransactionEvent, make_event_id, normalize_uscc
 
 __all__ = ["Camt052Parser", "Camt053Parser", "Camt054Parser", "CamtParser"]
 
@@ -198,7 +198,6 @@ class _Statement:
     id: str | None = None
     account: str | None = None  # raw: used for lookup and hashing, never emitted
     owner_ids: list[tuple[str, str]] = field(default_factory=list)  # (scheme, id)
-    refs: EntryRefs = field(default_factory=EntryRefs)
     header_read: bool = False
     resolved: bool = False
     uscc: str = ""
@@ -267,6 +266,7 @@ class _Reader:
         self.stmt_el = ""
         self.entry_line: int | None = None  # start line of the entry being read
         self.fields: _Fields | None = None
+        self.seen = EntryRefs()  # event-id keys of this document: a repeat gets #2, #3 …
 
     def run(self, fh: Any) -> Iterator[ParseResult]:
         events = etree.iterparse(
@@ -477,10 +477,21 @@ class _Reader:
             raise stmt.error
         servicer = servicer_ref(entry.get("AcctSvcrRef"))
         # Only without the servicer's reference does the id need a statement-local one.
-        entry_ref = "" if servicer else stmt.refs.unique(entry.get("NtryRef") or f"#{ordinal}")
+        entry_ref = "" if servicer else entry.get("NtryRef") or f"#{ordinal}"
         assert self.fields is not None
         txs = [self.fields.read_tx(tx) for tx in self.fields.txs(el)]
         amounts = _batch_amounts(txs, amount, currency, direction)
+        id_parts = entry_id_parts(
+            self.ctx.institution,
+            seen=self.seen,
+            account_ref=stmt.account_ref,
+            servicer=servicer,
+            statement_id=stmt.id,
+            entry_ref=entry_ref,
+            direction=direction,
+            amount=amount,
+            currency=currency,
+        )
         base = {
             "source": self.ctx.institution,
             "institution_type": self.ctx.institution_type,
@@ -495,14 +506,7 @@ class _Reader:
         results: list[ParseResult] = []
         entry_bytes: bytes | None = None
         for k, tx_amount in enumerate(amounts):
-            event_id = transaction_event_id(
-                self.ctx.institution,
-                account_ref=stmt.account_ref,
-                servicer=servicer,
-                statement_id=stmt.id,
-                entry_ref=entry_ref,
-                tx_index=k if len(amounts) > 1 else None,
-            )
+            event_id = make_event_id(*id_parts, *((str(k),) if len(amounts) > 1 else ()))
             details = _details(entry, txs[k] if txs else {}, direction)
             data = base | details | {"event_id": event_id, "amount": tx_amount}
             try:

@@ -22,6 +22,7 @@ import mt940
 
 from adapters.base import Parser, ParseResult, Rejected, RejectedEntry, build_model, register
 from adapters.parsers._common import (
+    EntryRefs,
     account_ref,
     amount_or_reject,
     clip,
@@ -132,6 +133,7 @@ class Mt940Parser(Parser):
     def parse(self, path: Path) -> Iterator[ParseResult]:
         display = str(path)
         self._display = display
+        self._seen = EntryRefs()  # event-id keys of this file: a repeat gets #2, #3 …
         encoding = self.context.encoding or "utf-8"
         stmt: _Statement | None = None
         seen_any = False
@@ -363,10 +365,13 @@ class Mt940Parser(Parser):
             "event_id": transaction_event_id(
                 self.context.institution,
                 account_ref=stmt.account_ref,
+                seen=self._seen,
                 servicer=bank_ref,
                 statement_id=stmt.statement_id,
                 entry_ref=entry_ref,
-                tx_index=None,
+                direction=direction,
+                amount=group.amount,
+                currency=stmt.currency,
             ),
             "source": self.context.institution,
             "institution_type": self.context.institution_type,

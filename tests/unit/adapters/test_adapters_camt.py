@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import money
 from lxml import etree
 
 from adapters import get_parser
@@ -74,11 +75,14 @@ def test_batched_entry_ids_follow_the_servicer_reference(parse, accounts) -> Non
     parsed = parse("camt", "camt053_v02_icbc.xml")
     account_ref = accounts.ref("1202021109900123456")
     batch = parsed.events[1:4]
+    entry_money = f"debit:{sum(e.amount for e in batch).normalize():f}:CNY"
     assert [e.event_id for e in batch] == [
-        make_event_id("TEST-BANK", account_ref, "ICBC24030500000245", str(i)) for i in range(3)
+        make_event_id("TEST-BANK", account_ref, "ICBC24030500000245", entry_money, str(i))
+        for i in range(3)
     ]
-    assert parsed.events[0].event_id == make_event_id(
-        "TEST-BANK", account_ref, "ICBC24030500000117"
+    first = parsed.events[0]
+    assert first.event_id == make_event_id(
+        "TEST-BANK", account_ref, "ICBC24030500000117", money(first)
     )
 
 

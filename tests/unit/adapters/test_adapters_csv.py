@@ -6,7 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, money
 
 from adapters import ParseContext, get_parser
 from adapters.parsers.csv_mapping import MappingError, load_mapping, shipped_mappings
@@ -36,7 +36,7 @@ def test_gb18030_debit_credit_export(parse, accounts) -> None:
     assert first.occurred_at.isoformat() == "2024-03-01T01:15:22+00:00"  # 09:15:22 Beijing
     assert first.description == "货款 坯布 PO-0301"
     ref = accounts.ref("33001616781059000123")
-    assert first.event_id == make_event_id("TEST-BANK", ref, "310620240301000118")
+    assert first.event_id == make_event_id("TEST-BANK", ref, "310620240301000118", money(first))
     assert [e.channel for e in parsed.events] == [
         TxChannel.online,
         TxChannel.online,

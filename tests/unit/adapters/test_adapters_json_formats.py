@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import money
 
 from schemas import Direction, TxChannel, make_event_id
 
@@ -25,8 +26,12 @@ def test_psd2_booked_and_pending(parse, accounts) -> None:
         (Direction.debit, Decimal("64.20")),
     ]
     ref = accounts.ref("NL91ABNA0417164300")
-    assert parsed.events[0].event_id == make_event_id("TEST-BANK", ref, "ABN2403050001")
-    assert parsed.events[2].event_id == make_event_id("TEST-BANK", ref, "1234571")
+    assert parsed.events[0].event_id == make_event_id(
+        "TEST-BANK", ref, "ABN2403050001", money(parsed.events[0])
+    )
+    assert parsed.events[2].event_id == make_event_id(
+        "TEST-BANK", ref, "1234571"
+    )  # no entryReference
     assert parsed.events[1].value_date.isoformat() == "2024-03-06"
     assert parsed.events[1].counterparty_country == "NL"
     assert parsed.events[2].channel is TxChannel.pos
@@ -92,7 +97,7 @@ def test_obie_transactions(parse, accounts) -> None:
     first, card, warehouse = parsed.events
     assert first.occurred_at.isoformat() == "2024-03-05T09:12:01+00:00"
     assert first.counterparty_country == "GB"  # sort code
-    assert first.event_id == make_event_id("TEST-BANK", accounts.ref("22289"), "123")
+    assert first.event_id == make_event_id("TEST-BANK", accounts.ref("22289"), "123", money(first))
     assert card.channel is TxChannel.pos
     assert warehouse.customs_mode == "9810"
     assert warehouse.value_date.isoformat() == "2024-03-06"

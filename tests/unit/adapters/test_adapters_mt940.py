@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import money
 
 from adapters.parsers import mt940 as mt940_parser
 from schemas import Direction, make_event_id
@@ -35,7 +36,9 @@ def test_bank_of_china_style_with_fin_envelope(parse, accounts) -> None:
     first = parsed.events[0]
     assert first.enterprise_uscc == "91330203MA2B7Q1X6F"
     assert first.account_ref == accounts.ref("350055667788")  # the number after BIC/
-    assert first.event_id == make_event_id("TEST-BANK", first.account_ref, "BOC24030512345")
+    assert first.event_id == make_event_id(
+        "TEST-BANK", first.account_ref, "BOC24030512345", money(first)
+    )
     assert first.description == "货款 PO-2024-0311"
     assert parsed.events[2].customs_mode == "9610"
     assert parsed.events[2].counterparty_country == "LU"
