@@ -12,7 +12,7 @@ from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from adapters.accounts import AccountDirectory
+from adapters.accounts import AccountDirectory, AmbiguousAccount
 from adapters.base import ParseResult, Rejected, RejectedEntry
 from adapters.parsers._lines import DecodedLines
 from schemas import CustomsMode, SchemaError, TxChannel, make_event_id, parse_amount
@@ -30,6 +30,7 @@ __all__ = [
     "empty_file",
     "entry_id_parts",
     "local_zone",
+    "lookup_account",
     "mapped_account",
     "parse_iso_date",
     "parse_iso_datetime",
@@ -141,10 +142,27 @@ def account_ref(accounts: AccountDirectory, raw: str, field: str) -> str:
         raise RejectedEntry(field, "account identification is empty", "invalid_shape") from None
 
 
-def mapped_account(accounts: AccountDirectory, raw: str, field: str) -> tuple[str, str]:
+def lookup_account(
+    accounts: AccountDirectory, raw: str, field: str, scheme: str | None = None
+) -> tuple[str, str | None]:
+    """(account_ref, uscc or None) by `AccountDirectory.resolve`: most specific form first.
+
+    `RejectedEntry` for a blank account or an ambiguous one (error class
+    `ambiguous_account`, naming the candidates by reference).
+    """
+    if not raw.strip():
+        raise RejectedEntry(field, "account identification is empty", "invalid_shape")
+    try:
+        return accounts.resolve(raw, scheme)
+    except AmbiguousAccount as exc:
+        raise RejectedEntry(field, str(exc), "ambiguous_account") from None
+
+
+def mapped_account(
+    accounts: AccountDirectory, raw: str, field: str, scheme: str | None = None
+) -> tuple[str, str]:
     """(account_ref, uscc) of a raw account the account map knows, or `RejectedEntry`."""
-    ref = account_ref(accounts, raw, field)
-    uscc = accounts.uscc_for_ref(ref)
+    ref, uscc = lookup_account(accounts, raw, field, scheme)
     if uscc is None:
         raise RejectedEntry(field, f"account {ref} is not in the account map", "unknown_account")
     return ref, uscc

@@ -30,7 +30,6 @@ from adapters.base import (
 )
 from adapters.parsers._common import (
     EntryRefs,
-    account_ref,
     amount_or_reject,
     clip,
     country_from_bic,
@@ -39,6 +38,7 @@ from adapters.parsers._common import (
     empty_file,
     entry_id_parts,
     local_zone,
+    lookup_account,
     servicer_ref,
     statement_channel,
     utc_midnight,
@@ -197,6 +197,7 @@ class _Statement:
     index: int
     id: str | None = None
     account: str | None = None  # raw: used for lookup and hashing, never emitted
+    account_scheme: str | None = None  # Othr/SchmeNm: `<scheme>:<id>` is looked up first
     owner_ids: list[tuple[str, str]] = field(default_factory=list)  # (scheme, id)
     header_read: bool = False
     resolved: bool = False
@@ -241,7 +242,7 @@ class Camt054Parser(CamtParser):
     message = "054"
 
 
-_ACCOUNT_PATHS = _paths("Id/IBAN", "Id/Othr/Id")
+_ACCOUNT_PATHS = _paths("Id/IBAN", "Id/Othr/Id", "Id/Othr/SchmeNm/Cd", "Id/Othr/SchmeNm/Prtry")
 _OTHER_ID_PATHS = _paths("Id", "SchmeNm/Cd", "SchmeNm/Prtry")
 # The only elements iterparse reports: everything else is read from the entry subtree.
 _WATCHED = [
@@ -384,6 +385,10 @@ class _Reader:
             elif local == "Acct":
                 acct = _flatten(child, _ACCOUNT_PATHS)
                 stmt.account = acct.get("Id/IBAN") or acct.get("Id/Othr/Id")
+                if "Id/IBAN" not in acct:
+                    stmt.account_scheme = acct.get("Id/Othr/SchmeNm/Cd") or acct.get(
+                        "Id/Othr/SchmeNm/Prtry"
+                    )
                 for owner in _children(child, "Ownr"):
                     for org in owner.iter("{*}OrgId"):
                         for othr in _children(org, "Othr"):
@@ -402,11 +407,12 @@ class _Reader:
             stmt.error = RejectedEntry(f"{acct}/Id", "statement has no account identification")
             return
         try:
-            stmt.account_ref = account_ref(self.ctx.accounts, stmt.account, f"{acct}/Id")
+            stmt.account_ref, mapped = lookup_account(
+                self.ctx.accounts, stmt.account, f"{acct}/Id", stmt.account_scheme
+            )
         except RejectedEntry as rej:
             stmt.error = rej
             return
-        mapped = self.ctx.accounts.uscc_for_ref(stmt.account_ref)
         if mapped is not None:
             stmt.uscc = mapped
             return

@@ -23,13 +23,13 @@ import mt940
 from adapters.base import Parser, ParseResult, Rejected, RejectedEntry, build_model, register
 from adapters.parsers._common import (
     EntryRefs,
-    account_ref,
     amount_or_reject,
     clip,
     country_from_bic,
     country_from_iban,
     customs_mode_in,
     empty_file,
+    lookup_account,
     servicer_ref,
     transaction_event_id,
     utc_midnight,
@@ -268,17 +268,8 @@ class Mt940Parser(Parser):
             stmt.error = rej
 
     def _account(self, account: str) -> tuple[str, str | None]:
-        """(account_ref, uscc): `BIC/number` and `bankcode/number` are looked up both ways."""
-        accounts = self.context.accounts
-        candidates = [account.rsplit("/", 1)[1], account] if "/" in account else [account]
-        candidates = [c for c in candidates if c.strip()]
-        for candidate in candidates:
-            uscc = accounts.uscc_for(candidate)
-            if uscc is not None:
-                return account_ref(accounts, candidate, ":25:"), uscc
-        if not candidates:
-            raise RejectedEntry(":25:", "account identification is empty", "invalid_shape")
-        return account_ref(accounts, candidates[0], ":25:"), None
+        """(account_ref, uscc): the whole `:25:` first, then `BIC/number`'s number alone."""
+        return lookup_account(self.context.accounts, account, ":25:")
 
     def _check_line(self, group: _Group) -> None:
         """Strict :61: checks the library is lenient about (amount format, dates, marks)."""
