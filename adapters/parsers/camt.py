@@ -47,7 +47,7 @@ from schemas import Direction, SchemaError, TransactionEvent, make_event_id, nor
 
 __all__ = ["Camt052Parser", "Camt053Parser", "Camt054Parser", "CamtParser"]
 
-MIN_VERSION, MAX_VERSION = 2, 13
+MIN_VERSION, MAX_VERSION = 1, 13
 _NS_RE = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:camt\.(05[234])\.001\.(\d{2})$")
 _MESSAGES = {  # message number → (message element, statement element)
     "052": ("BkToCstmrAcctRpt", "Rpt"),
@@ -120,7 +120,8 @@ class _Fields:
         spaces = {"c": ns}
         self.entry = etree.XPath(_concat(ENTRY_FIELDS), namespaces=spaces)
         self.tx = etree.XPath(_concat(TX_FIELDS), namespaces=spaces)
-        self.txs = etree.XPath("c:NtryDtls/c:TxDtls", namespaces=spaces)
+        # .001.01 has TxDtls directly in Ntry; later versions wrap them in NtryDtls.
+        self.txs = etree.XPath("c:NtryDtls/c:TxDtls | c:TxDtls", namespaces=spaces)
 
     def read_entry(self, el: Any) -> dict[str, str]:
         return _pairs(ENTRY_FIELDS, self.entry(el))
@@ -198,6 +199,7 @@ class _Statement:
     id: str | None = None
     account: str | None = None  # raw: used for lookup and hashing, never emitted
     account_scheme: str | None = None  # Othr/SchmeNm: `<scheme>:<id>` is looked up first
+    created: str | None = None  # CreDtTm of the statement (else of the message)
     owner_ids: list[tuple[str, str]] = field(default_factory=list)  # (scheme, id)
     header_read: bool = False
     resolved: bool = False
@@ -242,16 +244,27 @@ class Camt054Parser(CamtParser):
     message = "054"
 
 
-_ACCOUNT_PATHS = _paths("Id/IBAN", "Id/Othr/Id", "Id/Othr/SchmeNm/Cd", "Id/Othr/SchmeNm/Prtry")
+_ACCOUNT_PATHS = _paths(
+    "Id/IBAN",
+    "Id/Othr/Id",
+    "Id/Othr/SchmeNm/Cd",
+    "Id/Othr/SchmeNm/Prtry",
+    "Id/BBAN",  # .001.01: BBAN, UPIC or PrtryAcct/Id instead of Othr
+    "Id/UPIC",
+    "Id/PrtryAcct/Id",
+)
 _OTHER_ID_PATHS = _paths("Id", "SchmeNm/Cd", "SchmeNm/Prtry")
 # The only elements iterparse reports: everything else is read from the entry subtree.
 _WATCHED = [
     "{*}Document",
-    *(f"{{*}}{message}" for message, _ in _MESSAGES.values()),
+    *(f"{{*}}{message}{suffix}" for message, _ in _MESSAGES.values() for suffix in ("", "V01")),
     *(f"{{*}}{statement}" for _, statement in _MESSAGES.values()),
     "{*}Ntry",
 ]
-_MESSAGE_NAMES = frozenset(message for message, _ in _MESSAGES.values())
+# Version .001.01 (2008) names its message element with the version: BkToCstmrStmtV01.
+_MESSAGE_NAMES = frozenset(
+    name for message, _ in _MESSAGES.values() for name in (message, f"{message}V01")
+)
 
 
 class _Reader:
@@ -359,6 +372,8 @@ class _Reader:
                     "unsupported_version",
                 )
             self.msg_el, self.stmt_el = _MESSAGES[number]
+            if version == 1:
+                self.msg_el += "V01"
             self.fields = _fields_for(ns)
             return None
         if local != self.msg_el:
@@ -382,15 +397,28 @@ class _Reader:
             local = _local(child)
             if local == "Id":
                 stmt.id = (child.text or "").strip() or None
+            elif local == "CreDtTm":
+                stmt.created = (child.text or "").strip() or None
             elif local == "Acct":
                 acct = _flatten(child, _ACCOUNT_PATHS)
-                stmt.account = acct.get("Id/IBAN") or acct.get("Id/Othr/Id")
-                if "Id/IBAN" not in acct:
+                stmt.account = (
+                    acct.get("Id/IBAN")
+                    or acct.get("Id/Othr/Id")
+                    or acct.get("Id/BBAN")
+                    or acct.get("Id/UPIC")
+                    or acct.get("Id/PrtryAcct/Id")
+                )
+                if "Id/Othr/Id" in acct and "Id/IBAN" not in acct:
                     stmt.account_scheme = acct.get("Id/Othr/SchmeNm/Cd") or acct.get(
                         "Id/Othr/SchmeNm/Prtry"
                     )
+                elif "Id/BBAN" in acct or "Id/UPIC" in acct:
+                    stmt.account_scheme = "BBAN" if "Id/BBAN" in acct else "UPIC"
                 for owner in _children(child, "Ownr"):
                     for org in owner.iter("{*}OrgId"):
+                        for tax in _children(org, "TaxIdNb"):  # .001.01
+                            if tax.text and tax.text.strip():
+                                stmt.owner_ids.append(("TXID", tax.text.strip()))
                         for othr in _children(org, "Othr"):
                             other = _flatten(othr, _OTHER_ID_PATHS)
                             scheme = other.get("SchmeNm/Cd") or other.get("SchmeNm/Prtry") or ""
@@ -398,6 +426,11 @@ class _Reader:
                                 stmt.owner_ids.append((scheme.upper(), other["Id"]))
             elif local == "Ntry":
                 break  # the header comes before the entries
+        if stmt.created is None:  # optional in some versions: the message's creation time
+            message = statement.getparent()
+            for header in _children(message, "GrpHdr") if message is not None else ():
+                for created in _children(header, "CreDtTm"):
+                    stmt.created = (created.text or "").strip() or None
 
     def _resolve(self, stmt: _Statement) -> None:
         """Find the enterprise of the statement account, once, at its first entry."""
@@ -469,11 +502,17 @@ class _Reader:
             raise RejectedEntry("CdtDbtInd", f"expected CRDT or DBIT (got {cdi!r})")
         amount = amount_or_reject(entry.get("Amt"), "Amt")
         currency = entry.get("Amt/@Ccy", "")
+        # BookgDt is optional in ISO 20022: fall back to the value date, then to the day
+        # the statement was created (an entry is booked by the time it is reported).
         booked = self._when(entry, "BookgDt")
-        if booked is None:
-            raise RejectedEntry("BookgDt", "booked entry without a booking date")
-        booking_date, occurred_at = booked
         valued = self._when(entry, "ValDt")
+        if booked is None:
+            booked = valued or self._created(stmt)
+        if booked is None:
+            raise RejectedEntry(
+                "BookgDt", "booked entry without BookgDt, ValDt or statement CreDtTm"
+            )
+        booking_date, occurred_at = booked
         value_date = valued[0] if valued else booking_date
         if stmt.id is None:
             raise RejectedEntry(f"{self.stmt_el}/Id", "statement has no Id")
@@ -513,7 +552,8 @@ class _Reader:
         entry_bytes: bytes | None = None
         for k, tx_amount in enumerate(amounts):
             event_id = make_event_id(*id_parts, *((str(k),) if len(amounts) > 1 else ()))
-            details = _details(entry, txs[k] if txs else {}, direction)
+            # A batch reported as one amount has no per-transaction details to pick from.
+            details = _details(entry, txs[k] if len(txs) == len(amounts) else {}, direction)
             data = base | details | {"event_id": event_id, "amount": tx_amount}
             try:
                 results.append(build_model(TransactionEvent, data, _FIELDS))
@@ -524,6 +564,21 @@ class _Reader:
                 entry_bytes = entry_bytes or etree.tostring(el)
                 results.append(rej.at(f"{location}/NtryDtls/TxDtls[{k + 1}]", entry_bytes))
         return results
+
+    def _created(self, stmt: _Statement) -> tuple[date, datetime] | None:
+        """(date as written, 00:00 UTC that day) of the statement's creation time."""
+        if stmt.created is None:
+            return None
+        match = _XS_DATE.match(stmt.created[:10])
+        try:
+            day = date.fromisoformat(stmt.created[:10]) if match else None
+        except ValueError:
+            day = None
+        if day is None:
+            raise RejectedEntry(
+                f"{self.stmt_el}/CreDtTm", f"not a date-time (got {stmt.created[:40]})"
+            )
+        return day, utc_midnight(day)
 
     def _when(self, entry: dict[str, str], name: str) -> tuple[date, datetime] | None:
         """(date as written, event time in UTC) of a `Dt` or `DtTm` choice element."""
@@ -578,8 +633,13 @@ _XS_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:\d{2})?$")
 def _batch_amounts(
     txs: list[dict[str, str]], amount: Decimal, currency: str, direction: Direction
 ) -> list[Decimal]:
-    """One amount per event: the entry's, or each batched transaction's."""
-    if len(txs) <= 1:
+    """One amount per event: the entry's, or each batched transaction's.
+
+    A batch whose transactions carry no amount in the entry currency (camt.054 batch
+    bookings often list only references) is one event for the entry amount; a batch
+    where only some carry one cannot be split and is rejected.
+    """
+    if len(txs) <= 1 or not any(_tx_amount_path(tx, currency) for tx in txs):
         return [amount]
     amounts: list[Decimal] = []
     for k, tx in enumerate(txs, start=1):
@@ -587,14 +647,13 @@ def _batch_amounts(
         tx_cdi = tx.get("CdtDbtInd")
         if tx_cdi is not None and _DIRECTIONS.get(tx_cdi) != direction:
             raise RejectedEntry(f"{where}/CdtDbtInd", "batch mixes credits and debits")
-        for path in ("Amt", "AmtDtls/TxAmt/Amt"):
-            if tx.get(f"{path}/@Ccy") == currency and path in tx:
-                amounts.append(amount_or_reject(tx[path], f"{where}/{path}"))
-                break
-        else:
+        path = _tx_amount_path(tx, currency)
+        if path is None:
             raise RejectedEntry(
-                f"{where}/Amt", f"batched transaction has no amount in {currency or '?'}"
+                f"{where}/Amt",
+                f"batched transaction has no amount in {currency or '?'} while others have",
             )
+        amounts.append(amount_or_reject(tx[path], f"{where}/{path}"))
     total = sum(amounts, Decimal(0))
     if total != amount:
         raise RejectedEntry(
@@ -602,6 +661,13 @@ def _batch_amounts(
             f"batched amounts sum to {total} {currency}, entry amount is {amount} {currency}",
         )
     return amounts
+
+
+def _tx_amount_path(tx: dict[str, str], currency: str) -> str | None:
+    for path in ("Amt", "AmtDtls/TxAmt/Amt"):
+        if tx.get(f"{path}/@Ccy") == currency and path in tx:
+            return path
+    return None
 
 
 def _details(entry: dict[str, str], tx: dict[str, str], direction: Direction) -> dict[str, Any]:

@@ -138,7 +138,7 @@ def test_every_version_from_02_to_13(tmp_path: Path, parse, version: int) -> Non
 @pytest.mark.parametrize(
     ("namespace", "message"),
     [
-        ("urn:iso:std:iso:20022:tech:xsd:camt.053.001.01", "not supported"),
+        ("urn:iso:std:iso:20022:tech:xsd:camt.053.001.00", "not supported"),
         ("urn:iso:std:iso:20022:tech:xsd:camt.053.001.14", "not supported"),
         ("urn:iso:std:iso:20022:tech:xsd:pain.001.001.09", "not an ISO 20022 camt"),
     ],
@@ -242,10 +242,52 @@ def test_reversal_pending_and_info_are_not_booked(tmp_path: Path, parse) -> None
     assert [r.error_class for r in parsed.rejected] == ["reversal"]
 
 
-def test_booked_entry_needs_a_booking_date(tmp_path: Path, parse) -> None:
-    text = camt(8, entry().replace("<BookgDt><Dt>2024-03-05</Dt></BookgDt>", ""))
+NO_BOOKING = "<BookgDt><Dt>2024-03-05</Dt></BookgDt>"
+
+
+def test_booking_date_falls_back_to_the_value_date(tmp_path: Path, parse) -> None:
+    text = camt(8, entry().replace(NO_BOOKING, "<ValDt><Dt>2024-03-04</Dt></ValDt>"))
+    [event] = parse("camt", write(tmp_path, text)).events
+    assert event.booking_date.isoformat() == event.value_date.isoformat() == "2024-03-04"
+    assert event.occurred_at.isoformat() == "2024-03-04T00:00:00+00:00"
+
+
+def test_booking_date_falls_back_to_the_statement_creation(tmp_path: Path, parse) -> None:
+    text = camt(8, entry().replace(NO_BOOKING, "")).replace(
+        "<Id>S1</Id>", "<Id>S1</Id><CreDtTm>2024-03-06T01:00:00+08:00</CreDtTm>"
+    )
+    [event] = parse("camt", write(tmp_path, text)).events
+    assert event.booking_date.isoformat() == "2024-03-06"  # the date as the bank wrote it
+    # Without Stmt/CreDtTm: the message's GrpHdr/CreDtTm (2024-03-05T18:00:00+08:00).
+    text = camt(8, entry().replace(NO_BOOKING, ""))
+    [event] = parse("camt", write(tmp_path, text)).events
+    assert event.booking_date.isoformat() == "2024-03-05"
+
+
+def test_booked_entry_without_any_date_is_rejected(tmp_path: Path, parse) -> None:
+    text = camt(8, entry().replace(NO_BOOKING, ""))
+    text = text.replace("<CreDtTm>2024-03-05T18:00:00+08:00</CreDtTm>", "")
     [rejected] = parse("camt", write(tmp_path, text)).rejected
     assert rejected.field == "BookgDt"
+
+
+def test_batch_without_transaction_amounts_is_one_event(tmp_path: Path, parse) -> None:
+    details = (
+        "<NtryDtls><Btch><NbOfTxs>3</NbOfTxs></Btch>"
+        + "".join(
+            f"<TxDtls><Refs><EndToEndId>E{i}</EndToEndId></Refs></TxDtls>" for i in range(3)
+        )
+        + "</NtryDtls>"
+    )
+    text = camt(8, entry("300.00", ref="B1", extra=details))
+    parsed = parse("camt", write(tmp_path, text))
+    assert not parsed.rejected
+    [event] = parsed.events
+    assert event.amount == Decimal("300.00")
+    # Some with an amount, some without: cannot be split, rejected.
+    partial = details.replace("<TxDtls><Refs>", '<TxDtls><Amt Ccy="CNY">100.00</Amt><Refs>', 1)
+    [rejected] = parse("camt", write(tmp_path, camt(8, entry("300.00", extra=partial)))).rejected
+    assert rejected.field.endswith("TxDtls[2]/Amt")
 
 
 def test_one_bad_transaction_of_a_batch(tmp_path: Path, parse) -> None:
