@@ -274,9 +274,7 @@ def test_booked_entry_without_any_date_is_rejected(tmp_path: Path, parse) -> Non
 def test_batch_without_transaction_amounts_is_one_event(tmp_path: Path, parse) -> None:
     details = (
         "<NtryDtls><Btch><NbOfTxs>3</NbOfTxs></Btch>"
-        + "".join(
-            f"<TxDtls><Refs><EndToEndId>E{i}</EndToEndId></Refs></TxDtls>" for i in range(3)
-        )
+        + "".join(f"<TxDtls><Refs><EndToEndId>E{i}</EndToEndId></Refs></TxDtls>" for i in range(3))
         + "</NtryDtls>"
     )
     text = camt(8, entry("300.00", ref="B1", extra=details))
