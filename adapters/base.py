@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from adapters.accounts import AccountDirectory
 from schemas import (
     DigitalizationScore,
+    FxRate,
     InstitutionType,
     LoanEvent,
     SchemaError,
@@ -60,7 +61,7 @@ class Rejected:
         return f"{self.location}: {self.field}: {self.reason}"
 
 
-ParseResult: TypeAlias = TransactionEvent | LoanEvent | DigitalizationScore | Rejected
+ParseResult: TypeAlias = TransactionEvent | LoanEvent | DigitalizationScore | FxRate | Rejected
 
 
 class RejectedEntry(Exception):
@@ -201,13 +202,17 @@ def register(cls: type[P]) -> type[P]:
 
 
 def _load_builtin() -> None:
-    import adapters.parsers  # noqa: F401 - importing registers the built-in formats
+    # Importing registers the built-in formats: the parsers, FX rates, and `auto`.
+    import adapters.auto
+    import adapters.fx
+    import adapters.parsers  # noqa: F401
 
 
 def available_formats() -> dict[str, type[Parser]]:
     """Format name → parser class, for every registered format."""
     _load_builtin()
-    return dict(sorted(_REGISTRY.items()))
+    # `auto` last: the list reads as the formats, then the option to let content decide.
+    return dict(sorted(_REGISTRY.items(), key=lambda item: (item[0] == "auto", item[0])))
 
 
 def get_parser(name: str) -> type[Parser]:
