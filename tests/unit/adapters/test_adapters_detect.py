@@ -39,6 +39,21 @@ def test_every_fixture_is_recognised(case: dict) -> None:
     assert format_mismatch(case["format"], FIXTURES / case["file"]) is None
 
 
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("fx_cfets_central_parity.csv", "fx-cfets"),
+        ("fx_cfets_zh_gb18030.csv", "fx-cfets"),
+        ("fx_ecb_eurofxref.xml", "fx-ecb"),
+    ],
+)
+def test_fx_files_are_recognised(name: str, fmt: str) -> None:
+    assert sniff(FIXTURES / name).format == fmt
+    assert format_mismatch("fx", FIXTURES / name) is None
+    assert format_mismatch(fmt, FIXTURES / name) is None
+    assert format_mismatch("mt940", FIXTURES / name) is not None
+
+
 def test_camt_versions_and_mt942_are_named() -> None:
     assert "camt.052.001.01" in sniff(FIXTURES / "camt052_v01_report.xml").looks_like
     assert "MT942" in sniff(FIXTURES / "mt942_ing_interim.sta").looks_like

@@ -69,3 +69,14 @@ def test_not_a_rate_table(tmp_path: Path, parse) -> None:
     assert rejected.field == "(header)"
     [rejected] = parse("fx", path).rejected
     assert "looks like" in rejected.reason
+
+
+def test_fx_ids_unique_per_file_and_stable(parse) -> None:
+    for fmt, name in (
+        ("fx-cfets", "fx_cfets_central_parity.csv"),
+        ("fx", "fx_cfets_zh_gb18030.csv"),
+        ("fx-ecb", "fx_ecb_eurofxref.xml"),
+    ):
+        ids = [e.event_id for e in parse(fmt, name).events]
+        assert len(ids) == len(set(ids))
+        assert ids == [e.event_id for e in parse(fmt, name).events]
