@@ -260,7 +260,14 @@ _WATCHED = [
     *(f"{{*}}{message}{suffix}" for message, _ in _MESSAGES.values() for suffix in ("", "V01")),
     *(f"{{*}}{statement}" for _, statement in _MESSAGES.values()),
     "{*}Ntry",
+    *(f"{{*}}{name}" for name in ("Bal", "TxsSummry", "Intrst", "RltdAcct", "FrToDt")),
+    *(f"{{*}}{name}" for name in ("AddtlStmtInf", "AddtlRptInf", "AddtlNtfctnInf")),
+    *(f"{{*}}{name}" for name in ("StmtPgntn", "RptPgntn", "NtfctnPgntn", "RptgSrc")),
+    "{*}SplmtryData",
 ]
+# Statement- and message-level siblings of the entries, freed as soon as they end, so 100 MB
+# of balances (or of anything else the standard puts there) never pile up in memory.
+_FREED = frozenset(tag[3:] for tag in _WATCHED[-13:])
 # Version .001.01 (2008) names its message element with the version: BkToCstmrStmtV01.
 _MESSAGE_NAMES = frozenset(
     name for message, _ in _MESSAGES.values() for name in (message, f"{message}V01")
@@ -323,6 +330,16 @@ class _Reader:
                 elif local == self.stmt_el:
                     stmt = None
                     _release(el)
+                elif local in _FREED:
+                    parent = el.getparent()
+                    owner = _local(parent) if parent is not None else ""
+                    if owner == self.stmt_el and stmt is not None:
+                        if not stmt.header_read:  # before its Id and Acct are freed
+                            self._header(parent, stmt)
+                        _release(el)
+                    elif owner == self.msg_el:
+                        _release(el)
+                    # the same names inside an entry go with the entry
         except etree.XMLSyntaxError as exc:
             yield self._broken(exc)
             return

@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-from adapters.base import Parser, ParseResult, RejectedEntry, build_model, register
+from adapters.base import Parser, ParseResult, Rejected, RejectedEntry, build_model, register
 from adapters.parsers._common import (
     EntryRefs,
     clip,
@@ -26,12 +26,11 @@ from adapters.parsers._common import (
     transaction_event_id,
 )
 from adapters.parsers._json import (
+    JsonStream,
     json_amount,
-    json_entries,
+    json_entry,
     json_str,
-    load_json_document,
     mapping_at,
-    shape_rejection,
 )
 from schemas import Direction, TransactionEvent, TxChannel
 
@@ -66,18 +65,25 @@ class ObieParser(Parser):
 
     def parse(self, path: Path) -> Iterator[ParseResult]:
         display = str(path)
-        doc, problem = load_json_document(self, path)
-        if problem is not None:
-            yield problem
-            return
         pointer = f"{display}#/Data/Transaction"
-        entries = mapping_at(doc, "Data").get("Transaction")
-        if not isinstance(entries, list):
-            reason = "not an OBReadTransaction6 document (no Data.Transaction array)"
-            yield shape_rejection(pointer, "Data.Transaction", reason, doc)
-            return
+        stream = JsonStream(
+            self,
+            path,
+            build=frozenset({"Data.Transaction.item"}),
+            shapes=frozenset({"Data.Transaction"}),
+        )
         refs = EntryRefs()
-        yield from json_entries(self, entries, pointer, partial(self._event, refs=refs))
+        build = partial(self._event, refs=refs)
+        for index, item in enumerate(stream):
+            if isinstance(item, Rejected):
+                yield item
+                return
+            result = json_entry(self, item[1], index, pointer, build)
+            if result is not None:
+                yield result
+        if stream.kinds.get("Data.Transaction") != "start_array":
+            reason = "not an OBReadTransaction6 document (no Data.Transaction array)"
+            yield Rejected(pointer, "Data.Transaction", reason, b"", "invalid_shape")
 
     def _event(self, entry: Any, index: int, refs: EntryRefs) -> TransactionEvent | None:
         if not isinstance(entry, dict):

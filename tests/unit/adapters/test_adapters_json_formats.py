@@ -129,3 +129,38 @@ def test_obie_bad_fields(tmp_path: Path, parse, change: dict, field: str) -> Non
     parsed = parse("obie", write(tmp_path, doc))
     assert [r.field for r in parsed.rejected] == [field]
     assert len(parsed.events) == 1
+
+
+def test_psd2_page_is_streamed_account_may_come_last(tmp_path: Path, parse) -> None:
+    entry = {
+        "transactionId": "T1",
+        "bookingDate": "2024-03-05",
+        "transactionAmount": {"amount": "10.00", "currency": "EUR"},
+    }
+    doc = {
+        "transactions": {"booked": [entry, entry | {"transactionId": "T2"}], "pending": [{}]},
+        "account": {"iban": "NL91ABNA0417164300"},
+    }
+    parsed = parse("psd2", write(tmp_path, doc))
+    assert not parsed.rejected
+    assert len(parsed.events) == 2
+    assert parsed.parser.stats.not_booked == {"pending": 1}
+
+
+def test_psd2_truncated_page_keeps_the_entries_before_the_fault(tmp_path: Path, parse) -> None:
+    entry = (
+        '{"transactionId": "T%d", "bookingDate": "2024-03-05", '
+        '"transactionAmount": {"amount": "10.00", "currency": "EUR"}}'
+    )
+    text = (
+        '{"account": {"iban": "NL91ABNA0417164300"}, "transactions": {"booked": ['
+        + ", ".join(entry % i for i in range(3))
+        + ', {"transactionId": "T9", "bookingDa'
+    )
+    path = tmp_path / "page.json"
+    path.write_text(text, encoding="utf-8")
+    parsed = parse("psd2", path)
+    assert len(parsed.events) == 3
+    [broken] = parsed.rejected
+    assert broken.error_class == "invalid_json"
+    assert "nothing after this point" in broken.reason
