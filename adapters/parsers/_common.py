@@ -328,6 +328,9 @@ def decoded_record(
         return rej.at(location, lines.original)
 
 
+MAX_QUOTED_LINES = 20  # a quoted cell (a multi-line remark) never spans more in practice
+
+
 def csv_records(
     lines: DecodedLines, reader: Iterator[list[str]], display: str
 ) -> Iterator[tuple[int, list[str] | Rejected]]:
@@ -335,6 +338,12 @@ def csv_records(
 
     A record the csv module cannot read comes as its rejection instead of its cells. While
     the caller handles a record, `lines.original` and `lines.undecodable` describe it.
+
+    An **unclosed quote** would make the csv module read every following line into one
+    cell, to the end of the file. A record whose quotes do not pair up, or whose quoted
+    cell runs over `MAX_QUOTED_LINES` lines, is therefore taken for one: its first line is
+    rejected (the reason names the lines it swallowed) and the other lines are read again
+    as rows of their own, so each is counted and ingested or rejected on its own.
     """
     while True:
         lines.start_record()
@@ -344,7 +353,28 @@ def csv_records(
         except StopIteration:
             return
         except csv.Error as exc:
+            if len(lines.raw) > 1:
+                yield start, _unclosed(lines, start, display, f"CSV: {exc}")
+                continue
             yield start, Rejected(f"{display}:{start}", "(row)", f"CSV: {exc}", lines.original)
+            continue
+        if len(lines.raw) > 1 and (
+            len(lines.raw) > MAX_QUOTED_LINES or lines.original.count(b'"') % 2
+        ):
+            yield start, _unclosed(lines, start, display, "")
             continue
         if any(cell.strip() for cell in row):
             yield start, row
+
+
+def _unclosed(lines: DecodedLines, start: int, display: str, detail: str) -> Rejected:
+    """Reject the first line of a runaway quoted record; give the rest back to `lines`."""
+    end = lines.lineno
+    first, rest = lines.raw[0], lines.raw[1:]
+    lines.push_back(rest, start)
+    reason = (
+        f"unclosed quote: the quoted cell opened on line {start} would swallow lines "
+        f"{start + 1}–{end} ({end - start} rows); line {start} is rejected and the "
+        "following lines are read as rows"
+    ) + (f" ({detail})" if detail else "")
+    return Rejected(f"{display}:{start}", "(row)", reason, first, "invalid_shape")
