@@ -67,11 +67,11 @@ def parse_iso_date(text: str, field: str) -> date:
     """A strict `YYYY-MM-DD` date, or `RejectedEntry` naming `field`."""
     value = text.strip()
     if not _DATE_RE.match(value):
-        raise RejectedEntry(field, f"not a YYYY-MM-DD date (got {value[:40]!r})")
+        raise RejectedEntry(field, f"not a YYYY-MM-DD date (got {value[:40]})")
     try:
         return date.fromisoformat(value)
     except ValueError as exc:
-        raise RejectedEntry(field, f"invalid date {value!r}: {exc}") from None
+        raise RejectedEntry(field, f"invalid date {value}: {exc}") from None
 
 
 def parse_iso_datetime(text: str, field: str, zone: str) -> datetime:
@@ -80,7 +80,7 @@ def parse_iso_datetime(text: str, field: str, zone: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise RejectedEntry(field, f"not an ISO 8601 date-time (got {value[:40]!r})") from None
+        raise RejectedEntry(field, f"not an ISO 8601 date-time (got {value[:40]})") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=local_zone(zone))
     return parsed.astimezone(UTC)
@@ -93,7 +93,7 @@ def amount_or_reject(text: str | None, field: str) -> Decimal:
     try:
         return parse_amount(text.strip(), field)
     except SchemaError as exc:
-        raise RejectedEntry(field, f"{exc.errors[0].reason} (got {text.strip()[:40]!r})") from None
+        raise RejectedEntry(field, f"{exc.errors[0].reason} (got {text.strip()[:40]})") from None
 
 
 _NO_REF = frozenset({"", "NONREF", "NOTPROVIDED", "NONE", "N/A", "NA"})

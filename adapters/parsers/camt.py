@@ -473,7 +473,7 @@ class _Reader:
                 except SchemaError as exc:
                     stmt.error = RejectedEntry(
                         f"{acct}/Ownr/Id/OrgId/Othr/Id",
-                        f"{exc.errors[0].reason} (got {value[:24]!r})",
+                        f"{exc.errors[0].reason} (got {value[:24]})",
                     )
                 return
         stmt.error = RejectedEntry(
@@ -516,7 +516,7 @@ class _Reader:
         cdi = entry.get("CdtDbtInd")
         direction = _DIRECTIONS.get(cdi or "")
         if direction is None:
-            raise RejectedEntry("CdtDbtInd", f"expected CRDT or DBIT (got {cdi!r})")
+            raise RejectedEntry("CdtDbtInd", f"expected CRDT or DBIT (got {cdi})")
         amount = amount_or_reject(entry.get("Amt"), "Amt")
         currency = entry.get("Amt/@Ccy", "")
         # BookgDt is optional in ISO 20022: fall back to the value date, then to the day
@@ -603,7 +603,7 @@ class _Reader:
         if day_text is not None:
             match = _XS_DATE.match(day_text)
             if match is None:
-                raise RejectedEntry(f"{name}/Dt", f"not a date (got {day_text[:30]!r})")
+                raise RejectedEntry(f"{name}/Dt", f"not a date (got {day_text[:30]})")
             try:
                 day = date.fromisoformat(match.group(1))
             except ValueError as exc:
@@ -616,7 +616,7 @@ class _Reader:
             stamp = datetime.fromisoformat(stamp_text)
         except ValueError:
             raise RejectedEntry(
-                f"{name}/DtTm", f"not a date-time (got {stamp_text[:40]!r})"
+                f"{name}/DtTm", f"not a date-time (got {stamp_text[:40]})"
             ) from None
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=local_zone(self.ctx.timezone))

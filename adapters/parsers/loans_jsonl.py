@@ -72,9 +72,7 @@ class LoansJsonlParser(Parser):
             model = LOAN_EVENT_CLASSES[LoanEventType(str(kind))]
         except ValueError:
             known = ", ".join(t.value for t in LoanEventType)
-            raise RejectedEntry(
-                "event_type", f"unknown loan event type {kind!r} ({known})"
-            ) from None
+            raise RejectedEntry("event_type", f"unknown loan event type {kind} ({known})") from None
         occurred = record.get("occurred_at")
         if not isinstance(occurred, str):
             raise RejectedEntry("occurred_at", "missing (ISO 8601 date-time)")

@@ -93,12 +93,12 @@ class ObieParser(Parser):
             self.skip(_NOT_BOOKED[status])
             return None
         if status not in _BOOKED:
-            raise RejectedEntry("Status", f"expected Booked or Pending (got {status!r})")
+            raise RejectedEntry("Status", f"expected Booked or Pending (got {status})")
         direction = _DIRECTIONS.get(entry.get("CreditDebitIndicator", ""))
         if direction is None:
             raise RejectedEntry(
                 "CreditDebitIndicator",
-                f"expected Credit or Debit (got {entry.get('CreditDebitIndicator')!r})",
+                f"expected Credit or Debit (got {entry.get('CreditDebitIndicator')})",
             )
         money = mapping_at(entry, "Amount")
         amount = json_amount(money.get("Amount"), "Amount.Amount")
