@@ -81,7 +81,7 @@ def account_candidates(raw: str, scheme: str | None = None) -> list[list[str]]:
     3. Fall-backs, only when no full form is mapped: the account number after the last
        `/` of `BIC/number` or `bankcode/number`, as written and without leading zeros.
     """
-    text = normalise_account(raw)
+    text = normalise_account(raw).lstrip("/")  # Polish banks write :25:/PL61…
     tiers: list[list[str]] = []
     if scheme:
         tiers.append([f"{normalise_account(scheme)}:{text}"])

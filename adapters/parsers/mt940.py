@@ -56,13 +56,14 @@ _TAG_RE = re.compile(r"^:(\d{2}[A-Z]?|NS):")
 # :61: = value date, [entry date], mark, [funds code], amount, [type], [customer ref]
 # [//bank ref] (first line); supplementary details on the next line.
 _LINE_61 = re.compile(
-    r"^(?P<vdate>\d{6})(?P<edate>\d{4}|    )?(?P<mark>R?[DC])(?P<funds>[A-Z])?"
+    r"^(?P<vdate>\d{6})(?P<edate>\d{4}|    )?(?P<mark>[Rr]?[DCdc])(?P<funds>[A-Z])?"
     r"(?P<amount>[0-9][0-9.,]*)(?P<rest>.*)$"
 )
 _TYPE = re.compile(r"^(?:(?P<swift>[NSF][A-Z0-9 ]{3})|(?P<bare>[A-Z0-9]{3})(?=NONREF|//| |$))")
 _SWIFT_AMOUNT = re.compile(r"^\d{1,15}(?:,\d*)?$")  # comma decimal; digits alone too
 _DOT_AMOUNT = re.compile(r"^\d{1,15}\.\d{1,2}$")  # old Rabobank layout: dot decimals
 _BALANCE = re.compile(r"^[DC](?P<date>\d{6})(?P<ccy>[A-Z]{3})")
+_CURRENCY_ALIASES = {"RUR": "RUB"}
 _FLOOR = re.compile(r"^(?P<ccy>[A-Z]{3})[DC]?\d")  # MT942 :34F: floor limit
 _SLASH_KEYS = re.compile(r"/([A-Z]{4})/")
 _FIELDS = {
@@ -257,8 +258,12 @@ class Mt940Parser(Parser):
             floor_match = _FLOOR.match(floor.value.strip()) if floor else None
             if match is not None:
                 stmt.currency, as_of = match.group("ccy"), match.group("date")
+                # Russian banks still write the pre-1998 code RUR for the rouble.
+                stmt.currency = _CURRENCY_ALIASES.get(stmt.currency, stmt.currency)
             elif floor_match is not None:
-                stmt.currency = floor_match.group("ccy")
+                stmt.currency = _CURRENCY_ALIASES.get(
+                    floor_match.group("ccy"), floor_match.group("ccy")
+                )
                 as_of = tags["13D"].value.strip() if "13D" in tags else ""
             else:
                 raise RejectedEntry(
@@ -300,14 +305,15 @@ class Mt940Parser(Parser):
         group.value_date = _yymmdd(match.group("vdate"), ":61: value date")
         entry = (match.group("edate") or "").strip()
         group.entry_date = _entry_date(entry, group.value_date) if entry else None
-        if match.group("mark").startswith("R"):
+        mark = match.group("mark").upper()
+        if mark.startswith("R"):
             raise RejectedEntry(
                 ":61: mark",
-                f"reversal ({match.group('mark')}) of an earlier booked entry: not booked "
+                f"reversal ({mark}) of an earlier booked entry: not booked "
                 "money; the original entry's event stands and must be reconciled",
                 "reversal",
             )
-        group.mark = match.group("mark")
+        group.mark = mark
         group.amount = _amount(match.group("amount"))
         rest = match.group("rest")
         kind = _TYPE.match(rest)

@@ -232,3 +232,9 @@ def test_dialect_fixtures_reject_nothing(parse) -> None:
         parsed = parse("mt940", name)
         assert not parsed.rejected, (name, [str(r) for r in parsed.rejected])
         assert parsed.parser.stats.entries == len(parsed.events)
+
+
+def test_lower_case_mark_and_rur_currency(tmp_path: Path, parse) -> None:
+    text = HEADER.replace("CNY1000,00", "RUR1000,00") + ":61:2403050305c10,00NTRFNONREF//B1\n"
+    [event] = parse("mt940", write(tmp_path, text)).events
+    assert (event.direction, event.currency) == (Direction.credit, "RUB")
