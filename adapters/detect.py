@@ -45,6 +45,14 @@ def sniff(path: Path) -> Sniffed:
     body = head.removeprefix(b"\xef\xbb\xbf").lstrip()
     if not body:
         return Sniffed(None, "an empty file")
+    if head.startswith(b"PK\x03\x04"):
+        from adapters.fx import is_workbook, looks_like_cfets, workbook_lines
+
+        if is_workbook(path):
+            if looks_like_cfets(workbook_lines(path)):
+                return Sniffed("fx-cfets", "a CFETS central parity table (Excel)")
+            return Sniffed(None, "an Excel workbook of no known kind")
+        return Sniffed(None, "a zip archive")
     if body.startswith(b"<"):
         return _xml(body)
     if (_MT_TAG.search(body) and b":61:" in body) or (_MT_TAG.search(body) and b":25:" in body):

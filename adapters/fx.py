@@ -3,7 +3,8 @@
 Both become `FxRate` events (CNY per one unit of a currency, for one day) on `dfip.fx`,
 which the stream uses to convert every non-CNY entry. Formats (docs/adapters.md):
 
-* `fx-cfets` — the CFETS 人民币汇率中间价 (central parity) history as exported (CSV):
+* `fx-cfets` — the CFETS 人民币汇率中间价 (central parity) history as exported (CSV or
+  the Excel .xlsx download, first sheet):
   a date column (`日期` / `Date`) and one column per quote. `USD/CNY 7.1064` is CNY per
   USD; `100JPY/CNY 4.7784` is CNY per 100 yen; `CNY/MYR 0.6602` is ringgit per yuan
   (inverted); Chinese titles (`美元/人民币`, `100日元/人民币`) work too.
@@ -20,19 +21,20 @@ carries on the wire.
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
-from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
+import openpyxl  # type: ignore[import-untyped]
 from lxml import etree
 
 from adapters.base import Parser, ParseResult, Rejected, RejectedEntry, build_model, register
 from adapters.encoding import detect_encoding
-from adapters.parsers._common import decoded_record, empty_file
+from adapters.parsers._common import empty_file
 from adapters.parsers._lines import DecodedLines
 from schemas import SUPPORTED_CURRENCIES, FxRate, make_event_id
 from schemas.money import MAX_FRACTION_DIGITS
@@ -118,38 +120,39 @@ def _fx_event(parser: Parser, currency: str, day: date, rate: Decimal, at: datet
 @register
 class CfetsParser(Parser):
     name: ClassVar[str] = "fx-cfets"
-    description: ClassVar[str] = "CFETS RMB central parity table (CSV export)"
+    description: ClassVar[str] = "CFETS RMB central parity table (CSV or .xlsx export)"
     topics: ClassVar[tuple[str, ...]] = ("dfip.fx",)
 
     def parse(self, path: Path) -> Iterator[ParseResult]:
         display = str(path)
-        encoding = self.context.encoding or detect_encoding(path)
         columns: list[tuple[int, str, Decimal, bool]] | None = None
         seen = False
-        with self.open(path) as fh:
-            lines = DecodedLines(fh, encoding)
-            while True:
-                lines.start_record()
-                try:
-                    text = next(lines)
-                except StopIteration:
-                    break
-                if not text.strip():
-                    continue
-                seen = True
-                cells = [cell.strip().strip('"') for cell in text.rstrip("\r\n").split(",")]
-                if columns is None:
-                    if cells[0].lower() in _DATE_TITLES:
-                        columns = [
-                            (i, *quote)
-                            for i, title in enumerate(cells)
-                            if i and (quote := _quote(title)) is not None
-                        ]
-                    continue  # title lines above the header
-                if not cells[0] or not cells[0][0].isdigit():
-                    continue  # notes and footers below the table
-                where = f"{display}:{lines.lineno}"
-                yield from self._row(lines, where, cells, columns)
+        for row in self._rows(path):
+            if isinstance(row, Rejected):
+                yield row
+                return
+            line, cells, original, undecodable = row
+            if not any(cells):
+                continue
+            seen = True
+            if columns is None:
+                if cells[0].lower() in _DATE_TITLES:
+                    columns = [
+                        (i, *quote)
+                        for i, title in enumerate(cells)
+                        if i and (quote := _quote(title)) is not None
+                    ]
+                continue  # title lines above the header
+            if not cells[0] or not cells[0][0].isdigit():
+                continue  # notes and footers below the table
+            where = f"{display}:{line}"
+            if undecodable:
+                self.stats.entries += 1
+                yield Rejected(
+                    where, "(encoding)", "row is not valid text", original, "undecodable"
+                )
+                continue
+            yield from self._row(where, cells, original, columns)
         if not seen:
             yield empty_file(display)
         elif columns is None:
@@ -161,31 +164,95 @@ class CfetsParser(Parser):
                 "invalid_shape",
             )
 
+    def _rows(self, path: Path) -> Iterator[tuple[int, list[str], bytes, bool] | Rejected]:
+        """(line or sheet row, cells, original bytes, undecodable) of a CSV or .xlsx export."""
+        if is_workbook(path):
+            yield from _sheet_rows(path)
+            return
+        encoding = self.context.encoding or detect_encoding(path)
+        with self.open(path) as fh:
+            lines = DecodedLines(fh, encoding)
+            while True:
+                lines.start_record()
+                try:
+                    text = next(lines)
+                except StopIteration:
+                    return
+                cells = [cell.strip().strip('"') for cell in text.rstrip("\r\n").split(",")]
+                yield lines.lineno, cells, lines.original, lines.undecodable
+
     def _row(
         self,
-        lines: DecodedLines,
         where: str,
         cells: list[str],
+        original: bytes,
         columns: list[tuple[int, str, Decimal, bool]],
     ) -> Iterator[ParseResult]:
         self.stats.entries += 1
         try:
             day = _date(cells[0])
         except RejectedEntry as rej:
-            yield rej.at(where, lines.original)
+            yield rej.at(where, original)
             return
         at = _published(day, CFETS_PUBLISHED, _BEIJING)
         for index, currency, units, inverted in columns:
             value = cells[index] if index < len(cells) else ""
             if not value or value in ("-", "--"):
                 continue  # no quote for that currency that day
-            build = partial(self._rate_event, currency, day, value, units, inverted, at)
-            yield decoded_record(lines, where, f"row is not valid {lines.encoding}", build)
+            try:
+                rate = _rate(_number(value), units, inverted)
+                yield _fx_event(self, currency, day, rate, at)
+            except RejectedEntry as rej:
+                yield rej.at(where, original)
 
-    def _rate_event(
-        self, currency: str, day: date, value: str, units: Decimal, inverted: bool, at: datetime
-    ) -> FxRate:
-        return _fx_event(self, currency, day, _rate(_number(value), units, inverted), at)
+
+def is_workbook(path: Path) -> bool:
+    """An Excel .xlsx workbook (a zip with an `xl/` part), e.g. the CFETS Excel export."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.startswith("xl/") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def workbook_lines(path: Path, limit: int = 10) -> list[str]:
+    """The first rows of the first sheet as comma-joined text (format detection)."""
+    rows: list[str] = []
+    for row in _sheet_rows(path):
+        if isinstance(row, Rejected) or len(rows) >= limit:
+            break
+        rows.append(",".join(row[1]))
+    return rows
+
+
+def _sheet_rows(path: Path) -> Iterator[tuple[int, list[str], bytes, bool] | Rejected]:
+    """Rows of the first sheet, cells as text: dates as YYYY-MM-DD, numbers as typed."""
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a damaged workbook
+        yield Rejected(
+            f"{path}:1", "(document)", f"not a readable .xlsx workbook: {exc}", b"", "invalid_shape"
+        )
+        return
+    try:
+        sheet = book.worksheets[0]
+        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            cells = [_cell_text(value) for value in values]
+            yield number, cells, ",".join(cells).encode("utf-8"), False
+    finally:
+        book.close()
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return repr(value)  # the shortest text that reads back as the typed number
+    return str(value).strip()
 
 
 def _date(text: str) -> date:

@@ -80,3 +80,30 @@ def test_fx_ids_unique_per_file_and_stable(parse) -> None:
         ids = [e.event_id for e in parse(fmt, name).events]
         assert len(ids) == len(set(ids))
         assert ids == [e.event_id for e in parse(fmt, name).events]
+
+
+def test_cfets_excel_export(tmp_path: Path, parse) -> None:
+    """The .xlsx download: a title row, typed dates and numbers, read like the CSV."""
+    import datetime as dt
+
+    import openpyxl
+
+    from adapters.detect import sniff
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["人民币汇率中间价"])
+    sheet.append(["日期", "USD/CNY", "100JPY/CNY", "CNY/MYR"])
+    sheet.append([dt.datetime(2024, 3, 5), 7.102, 4.7431, 0.65828])
+    sheet.append([dt.datetime(2024, 3, 6), 7.1009, 4.7398, None])
+    path = tmp_path / "cfets.xlsx"
+    book.save(path)
+    assert sniff(path).format == "fx-cfets"
+    parsed = parse("fx", path)
+    assert not parsed.rejected
+    got = rates(parsed.events)
+    assert got[("USD", "2024-03-05")] == Decimal("7.102")
+    assert got[("JPY", "2024-03-06")] == Decimal("0.047398")
+    assert got[("MYR", "2024-03-05")] == Decimal("1.51911041")
+    assert ("MYR", "2024-03-06") not in got
+    assert len(parsed.events) == 5
