@@ -60,6 +60,7 @@ class JsonStream:
         self.shapes = shapes
         self.counts: dict[str, int] = dict.fromkeys(count, 0)
         self.kinds: dict[str, str] = {}
+        self.built = 0  # complete values yielded so far (named in a fault's reason)
 
     def __iter__(self) -> Iterator[tuple[str, Any] | Rejected]:
         display = str(self.path)
@@ -89,6 +90,7 @@ class JsonStream:
                 builder.event(event, value)
                 if prefix == current and event in ("end_map", "end_array"):
                     if current in self.build:
+                        self.built += 1
                         yield current, builder.value
                     builder = None
                 continue
@@ -114,7 +116,7 @@ class JsonStream:
             f"{self.path}:1",
             "(document)",
             ("JSON must be UTF-8: " if undecodable else "invalid JSON: ")
-            + f"{message}; nothing after this point was ingested",
+            + f"{message}; nothing after the first {self.built} complete entries was ingested",
             _head(self.path),
             "undecodable" if undecodable else "invalid_json",
         )

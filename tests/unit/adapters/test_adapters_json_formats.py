@@ -163,4 +163,4 @@ def test_psd2_truncated_page_keeps_the_entries_before_the_fault(tmp_path: Path, 
     assert len(parsed.events) == 3
     [broken] = parsed.rejected
     assert broken.error_class == "invalid_json"
-    assert "nothing after this point" in broken.reason
+    assert "nothing after the first 3 complete entries" in broken.reason
