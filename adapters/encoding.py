@@ -1,20 +1,24 @@
 """Which text encoding a bank file is in, when neither the format nor `--encoding` says.
 
 Banks send MT940 (and other text exports) in UTF-8, in the Windows code page of their
-country (CP1252 western Europe, CP852 Poland and Czechia) or in GB18030
+country (CP1252 western Europe, CP852 Poland and Czechia, CP1251 Russia) or in GB18030
 (China). The file is UTF-8 if its sample decodes as UTF-8; otherwise charset-normalizer
 chooses among those code pages, judged on the lines that carry non-ASCII bytes.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from charset_normalizer import from_bytes
 
 __all__ = ["CANDIDATES", "SAMPLE_BYTES", "detect_encoding"]
 
-CANDIDATES = ("cp1252", "cp852", "gb18030")
+CANDIDATES = ("cp1252", "cp852", "gb18030", "cp1251")
+# A lone umlaut reads as one Cyrillic letter in CP1251 ("Müller" → "Mьller"); Russian text
+# has whole words of them. CP1251 is only believed with a run of Cyrillic letters.
+_CYRILLIC_WORD = re.compile(r"[\u0410-\u044f\u0401\u0451]{3,}")
 SAMPLE_BYTES = 1 << 20  # read at most this much of a file to decide
 _EVIDENCE_BYTES = 64 << 10  # non-ASCII lines handed to the detector
 
@@ -37,8 +41,11 @@ def detect_encoding(path: Path, default: str = "utf-8") -> str:
         pass
     evidence = b"".join(line for line in sample.splitlines(keepends=True) if not line.isascii())
     matches = from_bytes(evidence[:_EVIDENCE_BYTES], cp_isolation=list(CANDIDATES))
-    best = matches.best()
-    if best is None:
-        return default
-    name = best.encoding.replace("_", "")
-    return name if name in CANDIDATES else default
+    for match in matches:  # best first
+        name = match.encoding.replace("_", "")
+        if name not in CANDIDATES:
+            continue
+        if name == "cp1251" and not _CYRILLIC_WORD.search(str(match)):
+            continue
+        return name
+    return default

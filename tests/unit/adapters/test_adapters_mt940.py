@@ -238,3 +238,16 @@ def test_lower_case_mark_and_rur_currency(tmp_path: Path, parse) -> None:
     text = HEADER.replace("CNY1000,00", "RUR1000,00") + ":61:2403050305c10,00NTRFNONREF//B1\n"
     [event] = parse("mt940", write(tmp_path, text)).events
     assert (event.direction, event.currency) == (Direction.credit, "RUB")
+
+
+def test_cp1251_russian_statement_is_detected(tmp_path: Path, parse) -> None:
+    body = (
+        ":61:2403050305C1500,00NTRFNONREF//SB0001\n"
+        ":86:Оплата по счету 15 от 01.03.2024, НДС не облагается, ООО Ромашка\n"
+    )
+    path = tmp_path / "sber.sta"
+    path.write_bytes((HEADER.replace("CNY", "RUR") + body).encode("cp1251"))
+    parsed = parse("mt940", path)
+    assert not parsed.rejected
+    assert "ООО Ромашка" in (parsed.events[0].description or "")
+    assert parsed.events[0].currency == "RUB"
