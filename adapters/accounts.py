@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from schemas import SchemaError, normalize_uscc
 from schemas import pseudonymise_account as _schemas_pseudonymise
+from schemas.ids import normalise_account
 
 __all__ = [
     "KEY_ENV",
@@ -27,7 +29,9 @@ __all__ = [
     "MIN_KEY_BYTES",
     "AccountDirectory",
     "AccountMapError",
+    "AmbiguousAccount",
     "MissingKeyError",
+    "account_candidates",
     "account_hash_key",
     "pseudonymise_account",
 ]
@@ -43,6 +47,61 @@ class MissingKeyError(ValueError):
 
 class AccountMapError(ValueError):
     """An account mapping file cannot be used; the message names file, line and field."""
+
+
+class AmbiguousAccount(ValueError):
+    """Equally specific forms of one account map to different enterprises."""
+
+    def __init__(self, written_ref: str, candidates: list[str]) -> None:
+        self.written_ref = written_ref
+        self.candidates = candidates
+        super().__init__(
+            f"account {written_ref} is ambiguous: the account map has "
+            f"{' and '.join(candidates)} for it, owned by different enterprises; "
+            f"map {written_ref} itself to say which"
+        )
+
+
+_IBAN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
+_DE_BANK_ACCOUNT = re.compile(r"^([0-9]{8})/([0-9]{1,10})$")
+
+
+def _iban_check(country: str, bban: str) -> str:
+    digits = "".join(str(int(c, 36)) for c in bban + country + "00")
+    return f"{98 - int(digits) % 97:02d}"
+
+
+def account_candidates(raw: str, scheme: str | None = None) -> list[list[str]]:
+    """Tiers of forms to look a statement's account up with, most specific first.
+
+    1. With a scheme (camt `Acct/Id/Othr/SchmeNm`): `<scheme>:<id>`.
+    2. The identifier as written; an IBAN followed by its currency (`NL…0123456789EUR`,
+       as ING and Rabobank write `:25:`) also as the bare IBAN; a German
+       `bankcode/account` also as its IBAN (the same account either way).
+    3. Fall-backs, only when no full form is mapped: the account number after the last
+       `/` of `BIC/number` or `bankcode/number`, as written and without leading zeros.
+    """
+    text = normalise_account(raw).lstrip("/")  # Polish banks write :25:/PL61…
+    tiers: list[list[str]] = []
+    if scheme:
+        tiers.append([f"{normalise_account(scheme)}:{text}"])
+    exact = [text]
+    if len(text) > 3 and text[-3:].isalpha() and _IBAN.match(text[:-3]):
+        exact.append(text[:-3])
+    german = _DE_BANK_ACCOUNT.match(text)
+    if german:
+        bban = german.group(1) + german.group(2).rjust(10, "0")
+        exact.append(f"DE{_iban_check('DE', bban)}{bban}")
+    fallbacks: list[str] = []
+    if "/" in text:
+        tail = text.rsplit("/", 1)[1]
+        for form in (tail, tail.lstrip("0")):
+            if form and form not in exact and form not in fallbacks:
+                fallbacks.append(form)
+    tiers.append(exact)
+    if fallbacks:
+        tiers.append(fallbacks)
+    return tiers
 
 
 def account_hash_key(env: Mapping[str, str] | None = None) -> bytes:
@@ -101,6 +160,28 @@ class AccountDirectory:
     def uscc_for(self, raw_account: str) -> str | None:
         """USCC of the enterprise owning `raw_account`, or None if not mapped."""
         return self._by_ref.get(self.ref(raw_account))
+
+    def resolve(self, raw_account: str, scheme: str | None = None) -> tuple[str, str | None]:
+        """(account_ref, USCC or None) of a statement account, most specific form first.
+
+        The first tier of `account_candidates` with a mapped form decides; the ref is that
+        form's (or, if nothing is mapped, the ref of the account as written). Two forms of
+        one tier mapped to different enterprises raise `AmbiguousAccount`: never a guess.
+        """
+        written = self.ref(raw_account)
+        for tier in account_candidates(raw_account, scheme):
+            found: dict[str, str] = {}
+            for form in tier:
+                ref = self.ref(form)
+                uscc = self._by_ref.get(ref)
+                if uscc is not None:
+                    found.setdefault(ref, uscc)
+            if len(set(found.values())) > 1:
+                raise AmbiguousAccount(written, sorted(found))
+            if found:
+                ref, uscc = next(iter(found.items()))
+                return ref, uscc
+        return written, None
 
     def add(self, *, uscc: str, account: str | None = None, account_ref: str | None = None) -> None:
         if (account is None) == (account_ref is None):

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from adapters.accounts import AccountDirectory
 from schemas import (
     DigitalizationScore,
+    FxRate,
     InstitutionType,
     LoanEvent,
     SchemaError,
@@ -60,7 +61,7 @@ class Rejected:
         return f"{self.location}: {self.field}: {self.reason}"
 
 
-ParseResult: TypeAlias = TransactionEvent | LoanEvent | DigitalizationScore | Rejected
+ParseResult: TypeAlias = TransactionEvent | LoanEvent | DigitalizationScore | FxRate | Rejected
 
 
 class RejectedEntry(Exception):
@@ -172,18 +173,37 @@ def build_model(model: Callable[..., M], data: dict[str, Any], fields: Mapping[s
         error_class = exc.error_class
     path = problems[0][0]
     source_field = fields.get(path) or fields.get(path.split(".", 1)[0]) or path or "(entry)"
-    reason = "; ".join(_problem(p, msg, value) for p, msg, value in problems)
+    named = len(problems) > 1  # one problem: the field is named once, as the sender wrote it
+    reason = "; ".join(_problem(p, msg, value, named) for p, msg, value in problems)
     raise RejectedEntry(source_field, reason, error_class)
 
 
 _CHOICES = re.compile(r"^Input should be ('[^']*'(, | or )?){6,}$")
 
 
-def _problem(path: str, message: str, value: str) -> str:
+_QUOTED = re.compile(r"""^(['"])(.*)\1$""", re.DOTALL)
+_DECIMAL = re.compile(r"""^Decimal\((['"])(.*)\1\)$""")
+_DATE = re.compile(r"^datetime\.date\((\d+), (\d+), (\d+)\)$")
+
+
+def _plain(value: str) -> str:
+    """The text a value preview stands for, without Python's repr around it."""
+    for pattern in (_QUOTED, _DECIMAL):
+        match = pattern.match(value)
+        if match:
+            return match.group(2)
+    match = _DATE.match(value)
+    if match:
+        year, month, day = (int(part) for part in match.groups())
+        return f"{year:04d}-{month:02d}-{day:02d}"
+    return value
+
+
+def _problem(path: str, message: str, value: str, named: bool) -> str:
     if _CHOICES.match(message):  # a long enum list says less than a plain statement
         message = "not a supported currency" if path == "currency" else "not an allowed value"
-    text = f"{path}: {message}" if path else message
-    return f"{text} (got {value})" if value else text
+    text = f"{path}: {message}" if path and named else message
+    return f"{text} (got {_plain(value)})" if value else text
 
 
 _REGISTRY: dict[str, type[Parser]] = {}
@@ -201,13 +221,17 @@ def register(cls: type[P]) -> type[P]:
 
 
 def _load_builtin() -> None:
-    import adapters.parsers  # noqa: F401 - importing registers the built-in formats
+    # Importing registers the built-in formats: the parsers, FX rates, and `auto`.
+    import adapters.auto
+    import adapters.fx
+    import adapters.parsers  # noqa: F401
 
 
 def available_formats() -> dict[str, type[Parser]]:
     """Format name → parser class, for every registered format."""
     _load_builtin()
-    return dict(sorted(_REGISTRY.items()))
+    # `auto` last: the list reads as the formats, then the option to let content decide.
+    return dict(sorted(_REGISTRY.items(), key=lambda item: (item[0] == "auto", item[0])))
 
 
 def get_parser(name: str) -> type[Parser]:

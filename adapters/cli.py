@@ -23,6 +23,7 @@ from rich.table import Table
 
 from adapters.accounts import AccountDirectory, AccountMapError, MissingKeyError, account_hash_key
 from adapters.base import ParseContext, Parser, available_formats, get_parser
+from adapters.detect import format_mismatch
 from adapters.ingest import MAX_REJECTIONS_KEPT, DryRunSink, IngestSummary, KafkaSink, ingest_files
 from adapters.parsers._common import local_zone
 from adapters.parsers.csv_mapping import MappingError
@@ -54,7 +55,8 @@ def ingest_command(
     format: Annotated[
         str,
         typer.Argument(
-            help="Input format: camt, camt.052/053/054, mt940, psd2, obie, csv, loans, scores."
+            help="Input format: camt, camt.052/053/054, mt940, psd2, obie, csv, loans, "
+            "scores, fx (fx-cfets, fx-ecb), or auto (each file by its content)."
         ),
     ],
     paths: Annotated[list[Path], typer.Argument(help="Files to ingest.")],
@@ -175,6 +177,9 @@ def _parser(
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         _fail(EXIT_USAGE, f"no such file: {', '.join(missing)}")
+    for path in paths:  # a camt file or random text given as mt940: say what it is
+        if problem := format_mismatch(format, path):
+            _fail(EXIT_USAGE, problem)
     if encoding is not None:
         try:
             "".encode(encoding)

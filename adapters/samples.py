@@ -6,9 +6,20 @@ every `batch_every` entries) but their content is generated, so their size is fr
 
 from __future__ import annotations
 
+# ruff: noqa: UP031 - %-formatting keeps the JSON braces of the templates readable
 from pathlib import Path
 
-__all__ = ["SAMPLE_ACCOUNT", "SAMPLE_USCC", "write_camt053", "write_mt940"]
+__all__ = [
+    "SAMPLE_ACCOUNT",
+    "SAMPLE_USCC",
+    "write_camt053",
+    "write_camt053_balances",
+    "write_csv_hk",
+    "write_loans",
+    "write_mt940",
+    "write_obie",
+    "write_psd2",
+]
 
 SAMPLE_ACCOUNT = "1202021109900123456"
 SAMPLE_USCC = "91330106MA2H3K4P70"
@@ -225,4 +236,111 @@ def write_mt940(path: Path, entries: int, *, per_statement: int = 500) -> int:
                 )
             out.write("".join(lines))
             out.write(":62F:C240305CNY1000000,00\n-}\n")
+    return entries
+
+
+def write_camt053_balances(path: Path, balances: int, entries: int = 10) -> int:
+    """A camt.053 whose bulk is `balances` `Bal` siblings before a few entries (issue 19)."""
+    bal = (
+        "      <Bal><Tp><CdOrPrtry><Cd>ITBD</Cd></CdOrPrtry></Tp>"
+        '<Amt Ccy="CNY">{n}.00</Amt><CdtDbtInd>CRDT</CdtDbtInd>'
+        "<Dt><DtTm>2024-03-05T10:00:00+08:00</DtTm></Dt></Bal>\n"
+    )
+    with path.open("w", encoding="utf-8", newline="\n") as out:
+        out.write(_CAMT_HEAD.format(version=8, account=SAMPLE_ACCOUNT, uscc=SAMPLE_USCC))
+        for start in range(0, balances, 1000):
+            out.write("".join(bal.format(n=n) for n in range(start, min(start + 1000, balances))))
+        out.write("".join(_CAMT_BATCH.format(n=n) for n in range(1, entries + 1)))
+        out.write(_CAMT_TAIL)
+    return 2 * entries
+
+
+_REMITTANCE = "Invoice {n:08d} settlement for goods shipped from Yiwu, order PO-{n:08d}, lot {k}"
+
+
+def write_psd2(path: Path, entries: int) -> int:
+    """One NextGenPSD2 transaction list page with `entries` booked transactions."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write('{"account": {"iban": "%s"}, "transactions": {"booked": [\n' % SAMPLE_ACCOUNT)
+        for n in range(entries):
+            sign = "-" if n % 3 == 0 else ""
+            out.write(
+                ("," if n else "") + '{"transactionId": "T%012d", "entryReference": "E%012d", '
+                '"bookingDate": "2024-03-05", "valueDate": "2024-03-05", '
+                '"transactionAmount": {"amount": "%s%d.%02d", "currency": "EUR"}, '
+                '"debtorName": "Lyon Bazar SARL", '
+                '"debtorAccount": {"iban": "FR7630006000011234567890189"}, '
+                '"remittanceInformationUnstructured": "%s", '
+                '"bankTransactionCode": "PMNT-RCDT-ESCT"}\n'
+                % (n, n, sign, n % 100000 + 1, n % 100, _REMITTANCE.format(n=n, k=n % 7))
+            )
+        out.write('], "pending": []}}\n')
+    return entries
+
+
+def write_obie(path: Path, entries: int) -> int:
+    """One Open Banking OBReadTransaction6 page with `entries` booked transactions."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write('{"Data": {"Transaction": [\n')
+        for n in range(entries):
+            out.write(
+                ("," if n else "")
+                + '{"AccountId": "%s", "TransactionId": "T%012d", "Status": "Booked", '
+                '"CreditDebitIndicator": "%s", '
+                '"BookingDateTime": "2024-03-05T09:12:01+00:00", '
+                '"Amount": {"Amount": "%d.%02d", "Currency": "GBP"}, '
+                '"TransactionInformation": "%s", '
+                '"BankTransactionCode": {"Code": "ReceivedCreditTransfer", '
+                '"SubCode": "DomesticCreditTransfer"}}\n'
+                % (
+                    SAMPLE_ACCOUNT,
+                    n,
+                    "Debit" if n % 3 == 0 else "Credit",
+                    n % 100000 + 1,
+                    n % 100,
+                    _REMITTANCE.format(n=n, k=n % 7),
+                )
+            )
+        out.write(']}, "Links": {}, "Meta": {}}\n')
+    return entries
+
+
+def write_csv_hk(path: Path, entries: int) -> int:
+    """A `hk_utf8_signed` CSV export with `entries` rows."""
+    with path.open("w", encoding="utf-8", newline="\n") as out:
+        out.write(
+            "Account Number,Transaction Date,Value Date,Description,Bank Reference,Amount,"
+            "Currency,Balance,Counterparty Country\n"
+        )
+        rows = []
+        for n in range(entries):
+            sign = "-" if n % 3 == 0 else ""
+            rows.append(
+                f"{SAMPLE_ACCOUNT},05/03/2024,05/03/2024,"
+                f'"{_REMITTANCE.format(n=n, k=n % 7)}",HK{n:012d},'
+                f"{sign}{n % 100000 + 1}.{n % 100:02d},HKD,1000.00,HK\n"
+            )
+            if len(rows) >= 1000:
+                out.write("".join(rows))
+                rows.clear()
+        out.write("".join(rows))
+    return entries
+
+
+def write_loans(path: Path, entries: int) -> int:
+    """Loan repayment events as JSON lines (one loan per 100 lines)."""
+    with path.open("w", encoding="utf-8") as out:
+        lines = []
+        for n in range(entries):
+            lines.append(
+                '{"event_type": "repayment", "occurred_at": "2024-03-05T10:00:00+08:00", '
+                '"borrower_uscc": "%s", "loan_id": "L%08d", "event_ref": "R%012d", '
+                '"channel": "online", "principal_amount": "100.00", "interest_amount": "3.50", '
+                '"currency": "CNY", "days_past_due": 0, "officer": "%s"}\n'
+                % (SAMPLE_USCC, n // 100, n, _REMITTANCE.format(n=n, k=n % 7))
+            )
+            if len(lines) >= 1000:
+                out.write("".join(lines))
+                lines.clear()
+        out.write("".join(lines))
     return entries

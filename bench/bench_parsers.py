@@ -3,6 +3,8 @@
     .venv/bin/python bench/bench_parsers.py                 # default sizes, appends results
     .venv/bin/python bench/bench_parsers.py --gigabyte      # adds a ~1 GiB camt.053 run
     .venv/bin/python bench/bench_parsers.py --no-record     # print only
+    .venv/bin/python bench/bench_parsers.py --memory        # peak RSS of `dfip ingest
+                                                            #   --dry-run`, 200 MB per format
 
 Files are generated in a temporary folder (adapters.samples) and deleted afterwards. Each
 run parses the whole file through the registered parser, building and validating every
@@ -17,6 +19,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +31,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from adapters import AccountDirectory, ParseContext, Rejected, get_parser  # noqa: E402
-from adapters.samples import SAMPLE_ACCOUNT, SAMPLE_USCC, write_camt053, write_mt940  # noqa: E402
+from adapters.samples import (  # noqa: E402
+    SAMPLE_ACCOUNT,
+    SAMPLE_USCC,
+    write_camt053,
+    write_camt053_balances,
+    write_csv_hk,
+    write_loans,
+    write_mt940,
+    write_obie,
+    write_psd2,
+)
 
 RESULTS = REPO / "bench" / "RESULTS_adapters.md"
 KEY = b"bench-key-0123456789abcdef"
@@ -133,6 +146,88 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+# (label, format, file name, writer of ~1 MiB per unit, extra `dfip ingest` arguments)
+_MEMORY_INPUTS: list[tuple[str, str, str, Callable[[Path, int], object], list[str]]] = [
+    ("camt.053 (entries)", "camt", "camt053.xml", lambda p, mb: write_camt053(p, mb * 133), []),
+    (
+        "camt.053 (Bal siblings)",
+        "camt",
+        "camt053_bal.xml",
+        lambda p, mb: write_camt053_balances(p, mb * 6200),
+        [],
+    ),
+    ("MT940", "mt940", "statements.sta", lambda p, mb: write_mt940(p, mb * 8500), []),
+    ("PSD2 page", "psd2", "psd2.json", lambda p, mb: write_psd2(p, mb * 2400), []),
+    ("Open Banking page", "obie", "obie.json", lambda p, mb: write_obie(p, mb * 2450), []),
+    (
+        "CSV (hk_utf8_signed)",
+        "csv",
+        "statement.csv",
+        lambda p, mb: write_csv_hk(p, mb * 6400),
+        ["--mapping", "hk_utf8_signed"],
+    ),
+    ("loans JSONL", "loans", "loans.jsonl", lambda p, mb: write_loans(p, mb * 2850), []),
+]
+
+
+def memory(mib: int, folder: Path) -> list[dict[str, object]]:
+    """Peak RSS of `dfip ingest <format> <file> --dry-run` (events to /dev/null), per format."""
+    accounts = folder / "accounts.toml"
+    accounts.write_text(f'[[account]]\naccount = "{SAMPLE_ACCOUNT}"\nuscc = "{SAMPLE_USCC}"\n')
+    env = dict(os.environ, DFIP_ACCOUNT_HASH_KEY=KEY.decode())
+    dfip = Path(sys.executable).parent / "dfip"
+    rows = []
+    for label, fmt, name, write, extra in _MEMORY_INPUTS:
+        path = generated(folder, name, lambda p, write=write: write(p, mib))
+        command = [str(dfip), "ingest", fmt, str(path), "--dry-run", "-i", "BENCH"]
+        command += ["--accounts", str(accounts), *extra]
+        started = time.perf_counter()
+        with open(os.devnull, "wb") as sink:
+            done = subprocess.run(
+                ["/usr/bin/time", "-f", "%M", *command],
+                stdout=sink,
+                stderr=subprocess.PIPE,
+                env=env,
+                check=False,
+            )
+        wall = time.perf_counter() - started
+        peak_kib = int(done.stderr.decode().strip().splitlines()[-1])
+        row = {
+            "input": label,
+            "size_mib": path.stat().st_size / 2**20,
+            "exit": done.returncode,
+            "peak_rss_mib": peak_kib / 1024,
+            "wall_s": wall,
+        }
+        print(
+            f"{label:<26} {row['size_mib']:7.1f} MiB  exit {done.returncode}  "
+            f"peak RSS {row['peak_rss_mib']:6.1f} MiB  {wall:6.1f} s",
+            flush=True,
+        )
+        rows.append(row)
+        path.unlink()
+    return rows
+
+
+def record_memory(rows: list[dict[str, object]], command: str, started: str, host: str) -> None:
+    lines = [
+        f"\n## {started}: peak memory of `dfip ingest --dry-run`\n",
+        f"- command: `{command}`",
+        f"- machine: {host}",
+        "- peak RSS of the `dfip ingest <format> <file> --dry-run` process (`/usr/bin/time %M`),"
+        " events written to /dev/null; goal ≤ 150 MB whatever the input\n",
+        "| input | MiB | exit | peak RSS MiB | wall s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['input']} | {r['size_mib']:.1f} | {r['exit']} | {r['peak_rss_mib']:.0f} "
+            f"| {r['wall_s']:.0f} |"
+        )
+    with RESULTS.open("a", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--camt-entries", type=int, default=10_000)
@@ -140,10 +235,20 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--gigabyte", action="store_true", help="also parse a ~1 GiB camt.053 once")
     ap.add_argument("--no-record", action="store_true", help="do not append to RESULTS file")
+    ap.add_argument(
+        "--memory", type=int, nargs="?", const=200, metavar="MIB", help="peak RSS runs only"
+    )
     args = ap.parse_args()
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     host = machine()
     print(host)
+    if args.memory:
+        with tempfile.TemporaryDirectory(prefix="dfip-bench-") as tmp:
+            memory_rows = memory(args.memory, Path(tmp))
+        if not args.no_record:
+            command = "python bench/bench_parsers.py " + " ".join(sys.argv[1:])
+            record_memory(memory_rows, command.strip(), started, host)
+        return
     rows = []
     with tempfile.TemporaryDirectory(prefix="dfip-bench-") as tmp:
         folder = Path(tmp)

@@ -166,7 +166,7 @@ class TransactionEvent(EventEnvelope):
 
     kind: Literal["transaction"] = _required_on_wire("transaction")
     direction: Direction
-    amount: Amount
+    amount: NonNegativeAmount = Field(description="Zero where the statement entry says zero")
     currency: Currency
     booking_date: date
     value_date: date

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 
+import iso4217
+
 from schemas.errors import SchemaError, field_error
 
 __all__ = [
@@ -25,51 +27,20 @@ __all__ = [
 ]
 
 CURRENCY_EXPONENT: dict[str, int] = {
-    "CNY": 2,
-    "USD": 2,
-    "EUR": 2,
-    "HKD": 2,
-    "JPY": 0,
-    "GBP": 2,
-    "SGD": 2,
-    "KRW": 0,
-    "AUD": 2,
-    "CAD": 2,
-    "CHF": 2,
-    "TWD": 2,
-    "MOP": 2,
-    "NZD": 2,
-    "THB": 2,
-    "MYR": 2,
-    "RUB": 2,
-    "AED": 2,
-    "SEK": 2,
+    currency.code: currency.exponent
+    for currency in iso4217.Currency
+    if currency.exponent is not None  # gold, SDR, test codes: no minor unit, not money here
 }
-"""ISO 4217 minor-unit exponent per supported currency."""
+"""ISO 4217 minor-unit exponent of every active currency (List One as published by the
+ISO 4217 maintenance agency, via the `iso4217` package): `JPY` 0, `KWD` 3, `CLF` 4."""
 
 SUPPORTED_CURRENCIES: frozenset[str] = frozenset(CURRENCY_EXPONENT)
 """ISO 4217 alphabetic codes accepted in events (and in the FX reference topic)."""
 
 NUMERIC_CURRENCY: dict[str, str] = {
-    "156": "CNY",
-    "840": "USD",
-    "978": "EUR",
-    "344": "HKD",
-    "392": "JPY",
-    "826": "GBP",
-    "702": "SGD",
-    "410": "KRW",
-    "036": "AUD",
-    "124": "CAD",
-    "756": "CHF",
-    "901": "TWD",
-    "446": "MOP",
-    "554": "NZD",
-    "764": "THB",
-    "458": "MYR",
-    "643": "RUB",
-    "784": "AED",
-    "752": "SEK",
+    f"{currency.number:03d}": currency.code
+    for currency in iso4217.Currency
+    if currency.code in SUPPORTED_CURRENCIES
 }
 """ISO 4217 numeric → alphabetic (UnionPay `currencyCode` is numeric)."""
 

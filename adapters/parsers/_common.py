@@ -12,7 +12,7 @@ from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from adapters.accounts import AccountDirectory
+from adapters.accounts import AccountDirectory, AmbiguousAccount
 from adapters.base import ParseResult, Rejected, RejectedEntry
 from adapters.parsers._lines import DecodedLines
 from schemas import CustomsMode, SchemaError, TxChannel, make_event_id, parse_amount
@@ -28,7 +28,9 @@ __all__ = [
     "customs_mode_in",
     "decoded_record",
     "empty_file",
+    "entry_id_parts",
     "local_zone",
+    "lookup_account",
     "mapped_account",
     "parse_iso_date",
     "parse_iso_datetime",
@@ -65,11 +67,11 @@ def parse_iso_date(text: str, field: str) -> date:
     """A strict `YYYY-MM-DD` date, or `RejectedEntry` naming `field`."""
     value = text.strip()
     if not _DATE_RE.match(value):
-        raise RejectedEntry(field, f"not a YYYY-MM-DD date (got {value[:40]!r})")
+        raise RejectedEntry(field, f"not a YYYY-MM-DD date (got {value[:40]})")
     try:
         return date.fromisoformat(value)
     except ValueError as exc:
-        raise RejectedEntry(field, f"invalid date {value!r}: {exc}") from None
+        raise RejectedEntry(field, f"invalid date {value}: {exc}") from None
 
 
 def parse_iso_datetime(text: str, field: str, zone: str) -> datetime:
@@ -78,7 +80,7 @@ def parse_iso_datetime(text: str, field: str, zone: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise RejectedEntry(field, f"not an ISO 8601 date-time (got {value[:40]!r})") from None
+        raise RejectedEntry(field, f"not an ISO 8601 date-time (got {value[:40]})") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=local_zone(zone))
     return parsed.astimezone(UTC)
@@ -91,7 +93,7 @@ def amount_or_reject(text: str | None, field: str) -> Decimal:
     try:
         return parse_amount(text.strip(), field)
     except SchemaError as exc:
-        raise RejectedEntry(field, f"{exc.errors[0].reason} (got {text.strip()[:40]!r})") from None
+        raise RejectedEntry(field, f"{exc.errors[0].reason} (got {text.strip()[:40]})") from None
 
 
 _NO_REF = frozenset({"", "NONREF", "NOTPROVIDED", "NONE", "N/A", "NA"})
@@ -119,11 +121,16 @@ class EntryRefs:
         self._counts: OrderedDict[str, int] = OrderedDict()
         self._window = window
 
-    def unique(self, ref: str) -> str:
+    def occurrence(self, ref: str) -> int:
+        """1 the first time `ref` is seen, 2 the second time, …"""
         count = self._counts.pop(ref, 0) + 1
         self._counts[ref] = count
         if len(self._counts) > self._window:
             self._counts.popitem(last=False)
+        return count
+
+    def unique(self, ref: str) -> str:
+        count = self.occurrence(ref)
         return ref if count == 1 else f"{ref}#{count}"
 
 
@@ -135,37 +142,96 @@ def account_ref(accounts: AccountDirectory, raw: str, field: str) -> str:
         raise RejectedEntry(field, "account identification is empty", "invalid_shape") from None
 
 
-def mapped_account(accounts: AccountDirectory, raw: str, field: str) -> tuple[str, str]:
+def lookup_account(
+    accounts: AccountDirectory, raw: str, field: str, scheme: str | None = None
+) -> tuple[str, str | None]:
+    """(account_ref, uscc or None) by `AccountDirectory.resolve`: most specific form first.
+
+    `RejectedEntry` for a blank account or an ambiguous one (error class
+    `ambiguous_account`, naming the candidates by reference).
+    """
+    if not raw.strip():
+        raise RejectedEntry(field, "account identification is empty", "invalid_shape")
+    try:
+        return accounts.resolve(raw, scheme)
+    except AmbiguousAccount as exc:
+        raise RejectedEntry(field, str(exc), "ambiguous_account") from None
+
+
+def mapped_account(
+    accounts: AccountDirectory, raw: str, field: str, scheme: str | None = None
+) -> tuple[str, str]:
     """(account_ref, uscc) of a raw account the account map knows, or `RejectedEntry`."""
-    ref = account_ref(accounts, raw, field)
-    uscc = accounts.uscc_for_ref(ref)
+    ref, uscc = lookup_account(accounts, raw, field, scheme)
     if uscc is None:
         raise RejectedEntry(field, f"account {ref} is not in the account map", "unknown_account")
     return ref, uscc
 
 
-def transaction_event_id(
+def entry_id_parts(
     institution: str,
     *,
+    seen: EntryRefs,
     account_ref: str,
     servicer: str | None,
     statement_id: str,
     entry_ref: str,
-    tx_index: int | None,
-) -> str:
-    """The event id of a booked entry (or of one transaction of a batched entry).
+    direction: str,
+    amount: Decimal,
+    currency: str | None,
+) -> list[str]:
+    """The `make_event_id` parts of a booked entry.
 
     With the account servicer's entry reference (camt AcctSvcrRef, MT940 `//` bank
-    reference, PSD2 entryReference) the id is (institution, account, that reference): the
-    same booking reported in camt.052, .053, .054 or MT940 gets the same id and the stream
-    deduplicates it. Without one it is (institution, statement id, entry reference).
+    reference, PSD2 entryReference) they are (institution, account, that reference,
+    direction + amount + currency): the same booking reported in camt.052, .053, .054 or
+    MT940 gets the same id and the stream deduplicates it, while two bookings that share a
+    reference (banks reuse batch references) differ by their money, whatever order they
+    come in. Without one they are (institution, statement id, entry reference). `seen` is
+    the document's register: a key repeated inside one document gets `#2`, `#3` … so no
+    two entries of a file share an id, and a re-sent file gets the same ids again.
     """
-    parts = (
-        [institution, account_ref, servicer] if servicer else [institution, statement_id, entry_ref]
+    if servicer:
+        parts = [institution, account_ref, servicer, f"{direction}:{_plain(amount)}:{currency}"]
+    else:
+        parts = [institution, statement_id, entry_ref]
+    repeat = seen.occurrence("\x1f".join(parts))
+    if repeat > 1:
+        parts.append(f"#{repeat}")
+    return parts
+
+
+def transaction_event_id(
+    institution: str,
+    *,
+    seen: EntryRefs,
+    account_ref: str,
+    servicer: str | None,
+    statement_id: str,
+    entry_ref: str,
+    direction: str,
+    amount: Decimal,
+    currency: str | None,
+) -> str:
+    """The event id of a booked entry with one transaction (see `entry_id_parts`)."""
+    return make_event_id(
+        *entry_id_parts(
+            institution,
+            seen=seen,
+            account_ref=account_ref,
+            servicer=servicer,
+            statement_id=statement_id,
+            entry_ref=entry_ref,
+            direction=direction,
+            amount=amount,
+            currency=currency,
+        )
     )
-    if tx_index is not None:
-        parts.append(str(tx_index))
-    return make_event_id(*parts)
+
+
+def _plain(amount: Decimal) -> str:
+    """`800`, `800.5`: one spelling whatever the trailing zeros (`800,` vs `800.00`)."""
+    return format(amount.normalize(), "f")
 
 
 def clip(text: str | None) -> str | None:
@@ -262,6 +328,9 @@ def decoded_record(
         return rej.at(location, lines.original)
 
 
+MAX_QUOTED_LINES = 20  # a quoted cell (a multi-line remark) never spans more in practice
+
+
 def csv_records(
     lines: DecodedLines, reader: Iterator[list[str]], display: str
 ) -> Iterator[tuple[int, list[str] | Rejected]]:
@@ -269,6 +338,12 @@ def csv_records(
 
     A record the csv module cannot read comes as its rejection instead of its cells. While
     the caller handles a record, `lines.original` and `lines.undecodable` describe it.
+
+    An **unclosed quote** would make the csv module read every following line into one
+    cell, to the end of the file. A record whose quotes do not pair up, or whose quoted
+    cell runs over `MAX_QUOTED_LINES` lines, is therefore taken for one: its first line is
+    rejected (the reason names the lines it swallowed) and the other lines are read again
+    as rows of their own, so each is counted and ingested or rejected on its own.
     """
     while True:
         lines.start_record()
@@ -278,7 +353,28 @@ def csv_records(
         except StopIteration:
             return
         except csv.Error as exc:
+            if len(lines.raw) > 1:
+                yield start, _unclosed(lines, start, display, f"CSV: {exc}")
+                continue
             yield start, Rejected(f"{display}:{start}", "(row)", f"CSV: {exc}", lines.original)
+            continue
+        if len(lines.raw) > 1 and (
+            len(lines.raw) > MAX_QUOTED_LINES or lines.original.count(b'"') % 2
+        ):
+            yield start, _unclosed(lines, start, display, "")
             continue
         if any(cell.strip() for cell in row):
             yield start, row
+
+
+def _unclosed(lines: DecodedLines, start: int, display: str, detail: str) -> Rejected:
+    """Reject the first line of a runaway quoted record; give the rest back to `lines`."""
+    end = lines.lineno
+    first, rest = lines.raw[0], lines.raw[1:]
+    lines.push_back(rest, start)
+    reason = (
+        f"unclosed quote: the quoted cell opened on line {start} would swallow lines "
+        f"{start + 1}–{end} ({end - start} rows); line {start} is rejected and the "
+        "following lines are read as rows"
+    ) + (f" ({detail})" if detail else "")
+    return Rejected(f"{display}:{start}", "(row)", reason, first, "invalid_shape")

@@ -1,7 +1,8 @@
-"""Whole-document JSON loading and entry handling for the API formats (PSD2, Open Banking).
+"""Streamed JSON reading and entry handling for the API formats (PSD2, Open Banking).
 
-These documents are paginated API responses (one page per file), so reading one whole is
-fine; a broken page is rejected as one dead letter with its bytes.
+A page is read with `ijson` (the yajl2 C backend): only the entry being built is ever in
+memory, however large the page (`MAX_PAGE_BYTES` is the documented limit). A page that
+stops being valid JSON keeps the entries before the fault; the rest is one dead letter.
 """
 
 from __future__ import annotations
@@ -11,15 +12,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import ijson  # type: ignore[import-untyped]
 import orjson
 
 from adapters.base import Parser, ParseResult, Rejected, RejectedEntry
 from adapters.parsers._common import amount_or_reject, empty_file
 
 __all__ = [
+    "MAX_PAGE_BYTES",
     "ORIGINAL_CAP",
+    "JsonStream",
     "json_amount",
     "json_entries",
+    "json_entry",
     "json_entry_bytes",
     "json_str",
     "load_json_document",
@@ -28,6 +33,107 @@ __all__ = [
 ]
 
 ORIGINAL_CAP = 4 << 20  # bytes of a broken document kept as the dead letter's original
+MAX_PAGE_BYTES = 1 << 30  # a bigger page is refused whole: no API pages a gigabyte
+
+
+class JsonStream:
+    """One pass over a JSON page: the values at `build` prefixes (ijson notation, e.g.
+    `transactions.booked.item`) are built and yielded one at a time; the values at `count`
+    prefixes are only counted (`counts`); `kinds` records the JSON type first seen at each
+    of the `shapes` prefixes (`start_map`, `start_array`, `string`, …).
+
+    Iterating yields `(prefix, value)`, or one `Rejected` for an unreadable rest of file.
+    """
+
+    def __init__(
+        self,
+        parser: Parser,
+        path: Path,
+        build: frozenset[str],
+        count: frozenset[str] = frozenset(),
+        shapes: frozenset[str] = frozenset(),
+    ) -> None:
+        self.parser = parser
+        self.path = path
+        self.build = build
+        self.count = count
+        self.shapes = shapes
+        self.counts: dict[str, int] = dict.fromkeys(count, 0)
+        self.kinds: dict[str, str] = {}
+        self.built = 0  # complete values yielded so far (named in a fault's reason)
+
+    def __iter__(self) -> Iterator[tuple[str, Any] | Rejected]:
+        display = str(self.path)
+        size = self.path.stat().st_size
+        if size > MAX_PAGE_BYTES:
+            reason = f"page of {size} bytes is over the {MAX_PAGE_BYTES} byte limit"
+            yield Rejected(f"{display}:1", "(document)", reason, _head(self.path), "invalid_shape")
+            return
+        with self.path.open("rb") as peek:
+            start = peek.read(4096)
+        if not start.strip():
+            yield empty_file(display)
+            return
+        with self.parser.open(self.path) as fh:
+            if start.startswith(b"\xef\xbb\xbf"):
+                fh.read(3)
+            try:
+                yield from self._events(fh)
+            except (ijson.JSONError, ijson.IncompleteJSONError, UnicodeDecodeError) as exc:
+                yield self._broken(exc)
+
+    def _events(self, fh: Any) -> Iterator[tuple[str, Any]]:
+        builder: Any = None
+        current = ""
+        for prefix, event, value in ijson.parse(fh, use_float=False):
+            if builder is not None:
+                builder.event(event, value)
+                if prefix == current and event in ("end_map", "end_array"):
+                    if current in self.build:
+                        self.built += 1
+                        yield current, builder.value
+                    builder = None
+                continue
+            if prefix in self.shapes and prefix not in self.kinds:
+                self.kinds[prefix] = event
+            if event in ("end_map", "end_array", "map_key"):
+                continue
+            if prefix in self.count:
+                self.counts[prefix] += 1
+                if event in ("start_map", "start_array"):
+                    builder, current = _Skipper(), prefix
+            elif prefix in self.build:
+                if event in ("start_map", "start_array"):
+                    builder, current = ijson.ObjectBuilder(), prefix
+                    builder.event(event, value)
+                else:
+                    yield prefix, value
+
+    def _broken(self, exc: Exception) -> Rejected:
+        message = " ".join(str(exc).split())[:200]
+        undecodable = isinstance(exc, UnicodeDecodeError) or "utf" in message.lower()
+        return Rejected(
+            f"{self.path}:1",
+            "(document)",
+            ("JSON must be UTF-8: " if undecodable else "invalid JSON: ")
+            + f"{message}; nothing after the first {self.built} complete entries was ingested",
+            _head(self.path),
+            "undecodable" if undecodable else "invalid_json",
+        )
+
+
+class _Skipper:
+    """Stands in for a builder while a counted-only value streams past."""
+
+    value = None
+
+    def event(self, event: str, value: Any) -> None:
+        pass
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(ORIGINAL_CAP)
 
 
 def load_json_document(parser: Parser, path: Path) -> tuple[Any, Rejected | None]:
@@ -71,12 +177,34 @@ def mapping_at(value: Any, *keys: str) -> dict[str, Any]:
 
 def json_entry_bytes(entry: Any) -> bytes:
     """The entry as JSON bytes (re-serialised: JSON has no byte offsets worth keeping)."""
-    return orjson.dumps(entry)
+    return orjson.dumps(entry, default=_number)
+
+
+def _number(value: Any) -> Any:
+    """JSON numbers stream in as exact `Decimal`s; written back as numbers."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def shape_rejection(location: str, field: str, reason: str, value: Any) -> Rejected:
     """The rejection of a document whose `value` at `location` is not what the format needs."""
     return Rejected(location, field, reason, json_entry_bytes(value), "invalid_shape")
+
+
+def json_entry(
+    parser: Parser,
+    entry: Any,
+    index: int,
+    pointer: str,
+    build: Callable[[Any, int], ParseResult | None],
+) -> ParseResult | None:
+    """`build(entry, index)` for one streamed entry of the array at `pointer`, counted."""
+    parser.stats.entries += 1
+    try:
+        return build(entry, index)
+    except RejectedEntry as rej:
+        return rej.at(f"{pointer}/{index}", json_entry_bytes(entry))
 
 
 def json_entries(

@@ -21,6 +21,7 @@ class DecodedLines:
         self.lineno = 0
         self.raw: list[bytes] = []  # raw lines of the record being read
         self.undecodable = False
+        self._again: list[bytes] = []  # lines given back to be read again (reversed)
 
     def start_record(self) -> None:
         self.raw = []
@@ -33,8 +34,13 @@ class DecodedLines:
     def __iter__(self) -> Iterator[str]:
         return self
 
+    def push_back(self, raw_lines: list[bytes], lineno: int) -> None:
+        """Read `raw_lines` again next, as the lines after line `lineno`."""
+        self._again.extend(reversed(raw_lines))
+        self.lineno = lineno
+
     def __next__(self) -> str:
-        raw = self._fh.readline()
+        raw = self._again.pop() if self._again else self._fh.readline()
         if not raw:
             raise StopIteration
         self.lineno += 1

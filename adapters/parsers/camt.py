@@ -30,24 +30,24 @@ from adapters.base import (
 )
 from adapters.parsers._common import (
     EntryRefs,
-    account_ref,
     amount_or_reject,
     clip,
     country_from_bic,
     country_from_iban,
     customs_mode_in,
     empty_file,
+    entry_id_parts,
     local_zone,
+    lookup_account,
     servicer_ref,
     statement_channel,
-    transaction_event_id,
     utc_midnight,
 )
-from schemas import Direction, SchemaError, TransactionEvent, normalize_uscc
+from schemas import Direction, SchemaError, TransactionEvent, make_event_id, normalize_uscc
 
 __all__ = ["Camt052Parser", "Camt053Parser", "Camt054Parser", "CamtParser"]
 
-MIN_VERSION, MAX_VERSION = 2, 13
+MIN_VERSION, MAX_VERSION = 1, 13
 _NS_RE = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:camt\.(05[234])\.001\.(\d{2})$")
 _MESSAGES = {  # message number → (message element, statement element)
     "052": ("BkToCstmrAcctRpt", "Rpt"),
@@ -120,7 +120,8 @@ class _Fields:
         spaces = {"c": ns}
         self.entry = etree.XPath(_concat(ENTRY_FIELDS), namespaces=spaces)
         self.tx = etree.XPath(_concat(TX_FIELDS), namespaces=spaces)
-        self.txs = etree.XPath("c:NtryDtls/c:TxDtls", namespaces=spaces)
+        # .001.01 has TxDtls directly in Ntry; later versions wrap them in NtryDtls.
+        self.txs = etree.XPath("c:NtryDtls/c:TxDtls | c:TxDtls", namespaces=spaces)
 
     def read_entry(self, el: Any) -> dict[str, str]:
         return _pairs(ENTRY_FIELDS, self.entry(el))
@@ -197,8 +198,9 @@ class _Statement:
     index: int
     id: str | None = None
     account: str | None = None  # raw: used for lookup and hashing, never emitted
+    account_scheme: str | None = None  # Othr/SchmeNm: `<scheme>:<id>` is looked up first
+    created: str | None = None  # CreDtTm of the statement (else of the message)
     owner_ids: list[tuple[str, str]] = field(default_factory=list)  # (scheme, id)
-    refs: EntryRefs = field(default_factory=EntryRefs)
     header_read: bool = False
     resolved: bool = False
     uscc: str = ""
@@ -242,16 +244,34 @@ class Camt054Parser(CamtParser):
     message = "054"
 
 
-_ACCOUNT_PATHS = _paths("Id/IBAN", "Id/Othr/Id")
+_ACCOUNT_PATHS = _paths(
+    "Id/IBAN",
+    "Id/Othr/Id",
+    "Id/Othr/SchmeNm/Cd",
+    "Id/Othr/SchmeNm/Prtry",
+    "Id/BBAN",  # .001.01: BBAN, UPIC or PrtryAcct/Id instead of Othr
+    "Id/UPIC",
+    "Id/PrtryAcct/Id",
+)
 _OTHER_ID_PATHS = _paths("Id", "SchmeNm/Cd", "SchmeNm/Prtry")
 # The only elements iterparse reports: everything else is read from the entry subtree.
 _WATCHED = [
     "{*}Document",
-    *(f"{{*}}{message}" for message, _ in _MESSAGES.values()),
+    *(f"{{*}}{message}{suffix}" for message, _ in _MESSAGES.values() for suffix in ("", "V01")),
     *(f"{{*}}{statement}" for _, statement in _MESSAGES.values()),
     "{*}Ntry",
+    *(f"{{*}}{name}" for name in ("Bal", "TxsSummry", "Intrst", "RltdAcct", "FrToDt")),
+    *(f"{{*}}{name}" for name in ("AddtlStmtInf", "AddtlRptInf", "AddtlNtfctnInf")),
+    *(f"{{*}}{name}" for name in ("StmtPgntn", "RptPgntn", "NtfctnPgntn", "RptgSrc")),
+    "{*}SplmtryData",
 ]
-_MESSAGE_NAMES = frozenset(message for message, _ in _MESSAGES.values())
+# Statement- and message-level siblings of the entries, freed as soon as they end, so 100 MB
+# of balances (or of anything else the standard puts there) never pile up in memory.
+_FREED = frozenset(tag[3:] for tag in _WATCHED[-13:])
+# Version .001.01 (2008) names its message element with the version: BkToCstmrStmtV01.
+_MESSAGE_NAMES = frozenset(
+    name for message, _ in _MESSAGES.values() for name in (message, f"{message}V01")
+)
 
 
 class _Reader:
@@ -267,6 +287,7 @@ class _Reader:
         self.stmt_el = ""
         self.entry_line: int | None = None  # start line of the entry being read
         self.fields: _Fields | None = None
+        self.seen = EntryRefs()  # event-id keys of this document: a repeat gets #2, #3 …
 
     def run(self, fh: Any) -> Iterator[ParseResult]:
         events = etree.iterparse(
@@ -309,6 +330,16 @@ class _Reader:
                 elif local == self.stmt_el:
                     stmt = None
                     _release(el)
+                elif local in _FREED:
+                    parent = el.getparent()
+                    owner = _local(parent) if parent is not None else ""
+                    if owner == self.stmt_el and stmt is not None:
+                        if not stmt.header_read:  # before its Id and Acct are freed
+                            self._header(parent, stmt)
+                        _release(el)
+                    elif owner == self.msg_el:
+                        _release(el)
+                    # the same names inside an entry go with the entry
         except etree.XMLSyntaxError as exc:
             yield self._broken(exc)
             return
@@ -358,6 +389,8 @@ class _Reader:
                     "unsupported_version",
                 )
             self.msg_el, self.stmt_el = _MESSAGES[number]
+            if version == 1:
+                self.msg_el += "V01"
             self.fields = _fields_for(ns)
             return None
         if local != self.msg_el:
@@ -381,11 +414,28 @@ class _Reader:
             local = _local(child)
             if local == "Id":
                 stmt.id = (child.text or "").strip() or None
+            elif local == "CreDtTm":
+                stmt.created = (child.text or "").strip() or None
             elif local == "Acct":
                 acct = _flatten(child, _ACCOUNT_PATHS)
-                stmt.account = acct.get("Id/IBAN") or acct.get("Id/Othr/Id")
+                stmt.account = (
+                    acct.get("Id/IBAN")
+                    or acct.get("Id/Othr/Id")
+                    or acct.get("Id/BBAN")
+                    or acct.get("Id/UPIC")
+                    or acct.get("Id/PrtryAcct/Id")
+                )
+                if "Id/Othr/Id" in acct and "Id/IBAN" not in acct:
+                    stmt.account_scheme = acct.get("Id/Othr/SchmeNm/Cd") or acct.get(
+                        "Id/Othr/SchmeNm/Prtry"
+                    )
+                elif "Id/BBAN" in acct or "Id/UPIC" in acct:
+                    stmt.account_scheme = "BBAN" if "Id/BBAN" in acct else "UPIC"
                 for owner in _children(child, "Ownr"):
                     for org in owner.iter("{*}OrgId"):
+                        for tax in _children(org, "TaxIdNb"):  # .001.01
+                            if tax.text and tax.text.strip():
+                                stmt.owner_ids.append(("TXID", tax.text.strip()))
                         for othr in _children(org, "Othr"):
                             other = _flatten(othr, _OTHER_ID_PATHS)
                             scheme = other.get("SchmeNm/Cd") or other.get("SchmeNm/Prtry") or ""
@@ -393,6 +443,11 @@ class _Reader:
                                 stmt.owner_ids.append((scheme.upper(), other["Id"]))
             elif local == "Ntry":
                 break  # the header comes before the entries
+        if stmt.created is None:  # optional in some versions: the message's creation time
+            message = statement.getparent()
+            for header in _children(message, "GrpHdr") if message is not None else ():
+                for created in _children(header, "CreDtTm"):
+                    stmt.created = (created.text or "").strip() or None
 
     def _resolve(self, stmt: _Statement) -> None:
         """Find the enterprise of the statement account, once, at its first entry."""
@@ -402,11 +457,12 @@ class _Reader:
             stmt.error = RejectedEntry(f"{acct}/Id", "statement has no account identification")
             return
         try:
-            stmt.account_ref = account_ref(self.ctx.accounts, stmt.account, f"{acct}/Id")
+            stmt.account_ref, mapped = lookup_account(
+                self.ctx.accounts, stmt.account, f"{acct}/Id", stmt.account_scheme
+            )
         except RejectedEntry as rej:
             stmt.error = rej
             return
-        mapped = self.ctx.accounts.uscc_for_ref(stmt.account_ref)
         if mapped is not None:
             stmt.uscc = mapped
             return
@@ -417,7 +473,7 @@ class _Reader:
                 except SchemaError as exc:
                     stmt.error = RejectedEntry(
                         f"{acct}/Ownr/Id/OrgId/Othr/Id",
-                        f"{exc.errors[0].reason} (got {value[:24]!r})",
+                        f"{exc.errors[0].reason} (got {value[:24]})",
                     )
                 return
         stmt.error = RejectedEntry(
@@ -460,14 +516,20 @@ class _Reader:
         cdi = entry.get("CdtDbtInd")
         direction = _DIRECTIONS.get(cdi or "")
         if direction is None:
-            raise RejectedEntry("CdtDbtInd", f"expected CRDT or DBIT (got {cdi!r})")
+            raise RejectedEntry("CdtDbtInd", f"expected CRDT or DBIT (got {cdi})")
         amount = amount_or_reject(entry.get("Amt"), "Amt")
         currency = entry.get("Amt/@Ccy", "")
+        # BookgDt is optional in ISO 20022: fall back to the value date, then to the day
+        # the statement was created (an entry is booked by the time it is reported).
         booked = self._when(entry, "BookgDt")
-        if booked is None:
-            raise RejectedEntry("BookgDt", "booked entry without a booking date")
-        booking_date, occurred_at = booked
         valued = self._when(entry, "ValDt")
+        if booked is None:
+            booked = valued or self._created(stmt)
+        if booked is None:
+            raise RejectedEntry(
+                "BookgDt", "booked entry without BookgDt, ValDt or statement CreDtTm"
+            )
+        booking_date, occurred_at = booked
         value_date = valued[0] if valued else booking_date
         if stmt.id is None:
             raise RejectedEntry(f"{self.stmt_el}/Id", "statement has no Id")
@@ -477,10 +539,21 @@ class _Reader:
             raise stmt.error
         servicer = servicer_ref(entry.get("AcctSvcrRef"))
         # Only without the servicer's reference does the id need a statement-local one.
-        entry_ref = "" if servicer else stmt.refs.unique(entry.get("NtryRef") or f"#{ordinal}")
+        entry_ref = "" if servicer else entry.get("NtryRef") or f"#{ordinal}"
         assert self.fields is not None
         txs = [self.fields.read_tx(tx) for tx in self.fields.txs(el)]
         amounts = _batch_amounts(txs, amount, currency, direction)
+        id_parts = entry_id_parts(
+            self.ctx.institution,
+            seen=self.seen,
+            account_ref=stmt.account_ref,
+            servicer=servicer,
+            statement_id=stmt.id,
+            entry_ref=entry_ref,
+            direction=direction,
+            amount=amount,
+            currency=currency,
+        )
         base = {
             "source": self.ctx.institution,
             "institution_type": self.ctx.institution_type,
@@ -495,15 +568,9 @@ class _Reader:
         results: list[ParseResult] = []
         entry_bytes: bytes | None = None
         for k, tx_amount in enumerate(amounts):
-            event_id = transaction_event_id(
-                self.ctx.institution,
-                account_ref=stmt.account_ref,
-                servicer=servicer,
-                statement_id=stmt.id,
-                entry_ref=entry_ref,
-                tx_index=k if len(amounts) > 1 else None,
-            )
-            details = _details(entry, txs[k] if txs else {}, direction)
+            event_id = make_event_id(*id_parts, *((str(k),) if len(amounts) > 1 else ()))
+            # A batch reported as one amount has no per-transaction details to pick from.
+            details = _details(entry, txs[k] if len(txs) == len(amounts) else {}, direction)
             data = base | details | {"event_id": event_id, "amount": tx_amount}
             try:
                 results.append(build_model(TransactionEvent, data, _FIELDS))
@@ -515,13 +582,28 @@ class _Reader:
                 results.append(rej.at(f"{location}/NtryDtls/TxDtls[{k + 1}]", entry_bytes))
         return results
 
+    def _created(self, stmt: _Statement) -> tuple[date, datetime] | None:
+        """(date as written, 00:00 UTC that day) of the statement's creation time."""
+        if stmt.created is None:
+            return None
+        match = _XS_DATE.match(stmt.created[:10])
+        try:
+            day = date.fromisoformat(stmt.created[:10]) if match else None
+        except ValueError:
+            day = None
+        if day is None:
+            raise RejectedEntry(
+                f"{self.stmt_el}/CreDtTm", f"not a date-time (got {stmt.created[:40]})"
+            )
+        return day, utc_midnight(day)
+
     def _when(self, entry: dict[str, str], name: str) -> tuple[date, datetime] | None:
         """(date as written, event time in UTC) of a `Dt` or `DtTm` choice element."""
         day_text = entry.get(f"{name}/Dt")
         if day_text is not None:
             match = _XS_DATE.match(day_text)
             if match is None:
-                raise RejectedEntry(f"{name}/Dt", f"not a date (got {day_text[:30]!r})")
+                raise RejectedEntry(f"{name}/Dt", f"not a date (got {day_text[:30]})")
             try:
                 day = date.fromisoformat(match.group(1))
             except ValueError as exc:
@@ -534,7 +616,7 @@ class _Reader:
             stamp = datetime.fromisoformat(stamp_text)
         except ValueError:
             raise RejectedEntry(
-                f"{name}/DtTm", f"not a date-time (got {stamp_text[:40]!r})"
+                f"{name}/DtTm", f"not a date-time (got {stamp_text[:40]})"
             ) from None
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=local_zone(self.ctx.timezone))
@@ -568,8 +650,13 @@ _XS_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:\d{2})?$")
 def _batch_amounts(
     txs: list[dict[str, str]], amount: Decimal, currency: str, direction: Direction
 ) -> list[Decimal]:
-    """One amount per event: the entry's, or each batched transaction's."""
-    if len(txs) <= 1:
+    """One amount per event: the entry's, or each batched transaction's.
+
+    A batch whose transactions carry no amount in the entry currency (camt.054 batch
+    bookings often list only references) is one event for the entry amount; a batch
+    where only some carry one cannot be split and is rejected.
+    """
+    if len(txs) <= 1 or not any(_tx_amount_path(tx, currency) for tx in txs):
         return [amount]
     amounts: list[Decimal] = []
     for k, tx in enumerate(txs, start=1):
@@ -577,14 +664,13 @@ def _batch_amounts(
         tx_cdi = tx.get("CdtDbtInd")
         if tx_cdi is not None and _DIRECTIONS.get(tx_cdi) != direction:
             raise RejectedEntry(f"{where}/CdtDbtInd", "batch mixes credits and debits")
-        for path in ("Amt", "AmtDtls/TxAmt/Amt"):
-            if tx.get(f"{path}/@Ccy") == currency and path in tx:
-                amounts.append(amount_or_reject(tx[path], f"{where}/{path}"))
-                break
-        else:
+        path = _tx_amount_path(tx, currency)
+        if path is None:
             raise RejectedEntry(
-                f"{where}/Amt", f"batched transaction has no amount in {currency or '?'}"
+                f"{where}/Amt",
+                f"batched transaction has no amount in {currency or '?'} while others have",
             )
+        amounts.append(amount_or_reject(tx[path], f"{where}/{path}"))
     total = sum(amounts, Decimal(0))
     if total != amount:
         raise RejectedEntry(
@@ -592,6 +678,13 @@ def _batch_amounts(
             f"batched amounts sum to {total} {currency}, entry amount is {amount} {currency}",
         )
     return amounts
+
+
+def _tx_amount_path(tx: dict[str, str], currency: str) -> str | None:
+    for path in ("Amt", "AmtDtls/TxAmt/Amt"):
+        if tx.get(f"{path}/@Ccy") == currency and path in tx:
+            return path
+    return None
 
 
 def _details(entry: dict[str, str], tx: dict[str, str], direction: Direction) -> dict[str, Any]:

@@ -232,10 +232,13 @@ class CsvStatementParser(Parser):
             "event_id": transaction_event_id(
                 self.context.institution,
                 account_ref=table.account_ref,
+                seen=table.refs,
                 servicer=reference,
                 statement_id=table.account_ref,
-                entry_ref=table.refs.unique(f"row:{digest}"),
-                tx_index=None,
+                entry_ref=f"row:{digest}",
+                direction=direction,
+                amount=amount,
+                currency=currency,
             ),
             "source": self.context.institution,
             "institution_type": self.context.institution_type,
@@ -271,7 +274,7 @@ class CsvStatementParser(Parser):
             ref, text = (c.debit, debit) if has_debit else (c.credit, credit)
             amount = self._number(text, ref)
             if amount <= 0:
-                raise RejectedEntry(_name(ref), f"must be > 0 (got {text!r})")
+                raise RejectedEntry(_name(ref), f"must be > 0 (got {text})")
             return (Direction.debit if has_debit else Direction.credit), amount
         assert c.amount is not None
         text = get(c.amount, "amount")
@@ -284,9 +287,9 @@ class CsvStatementParser(Parser):
         flag = get(c.indicator, "indicator")
         side = m.indicator_values.get(flag)
         if side is None:
-            raise RejectedEntry(_name(c.indicator), f"unknown debit/credit indicator {flag!r}")
+            raise RejectedEntry(_name(c.indicator), f"unknown debit/credit indicator {flag}")
         if amount <= 0:
-            raise RejectedEntry(_name(c.amount), f"must be > 0 (got {text!r})")
+            raise RejectedEntry(_name(c.amount), f"must be > 0 (got {text})")
         return Direction(side), amount
 
     def _number(self, text: str, ref: ColumnRef) -> Decimal:
@@ -299,7 +302,7 @@ class CsvStatementParser(Parser):
             integer = body.split(point, 1)[0]
             groups = integer.split(sep)
             if not (1 <= len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:])):
-                raise RejectedEntry(_name(ref), f"misplaced thousands separator (got {text!r})")
+                raise RejectedEntry(_name(ref), f"misplaced thousands separator (got {text})")
             value = value.replace(sep, "")
         if m.decimal_separator == "," and "," in value:
             value = value.replace(",", ".")
@@ -310,7 +313,7 @@ class CsvStatementParser(Parser):
             return datetime.strptime(text.strip(), self._m.date_format).date()
         except ValueError:
             raise RejectedEntry(
-                _name(ref), f"not a date in format {self._m.date_format} (got {text[:30]!r})"
+                _name(ref), f"not a date in format {self._m.date_format} (got {text[:30]})"
             ) from None
 
     def _time(self, day: date, text: str, ref: ColumnRef) -> datetime:
@@ -318,7 +321,7 @@ class CsvStatementParser(Parser):
             clock = datetime.strptime(text.strip(), self._m.time_format).time()
         except ValueError:
             raise RejectedEntry(
-                _name(ref), f"not a time in format {self._m.time_format} (got {text[:20]!r})"
+                _name(ref), f"not a time in format {self._m.time_format} (got {text[:20]})"
             ) from None
         local = datetime.combine(day, clock, local_zone(self._m.timezone))
         return local.astimezone(UTC)
@@ -359,7 +362,7 @@ class CsvStatementParser(Parser):
                 except ValueError:
                     raise RejectedEntry(
                         _name(c.customs_mode),
-                        f"unknown customs mode {text!r} (9610/9710/9810/1210)",
+                        f"unknown customs mode {text} (9610/9710/9810/1210)",
                     ) from None
         return customs_mode_in(description)
 

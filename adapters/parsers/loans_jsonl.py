@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any, ClassVar, cast
 
 from adapters.base import Parser, ParseResult, RejectedEntry, build_model, register
-from adapters.parsers._common import decoded_record, empty_file, parse_iso_datetime
+from adapters.parsers._common import (
+    EntryRefs,
+    decoded_record,
+    empty_file,
+    parse_iso_datetime,
+)
 from adapters.parsers._lines import DecodedLines
 from schemas import LOAN_EVENT_CLASSES, LoanEvent, LoanEventType, make_event_id, utc_iso
 
@@ -34,6 +39,7 @@ class LoansJsonlParser(Parser):
     def parse(self, path: Path) -> Iterator[ParseResult]:
         display = str(path)
         seen = False
+        self._seen = EntryRefs()
         with self.open(path) as fh:
             lines = DecodedLines(fh, self.context.encoding or "utf-8")
             undecodable = f"line is not valid {lines.encoding}"
@@ -66,9 +72,7 @@ class LoansJsonlParser(Parser):
             model = LOAN_EVENT_CLASSES[LoanEventType(str(kind))]
         except ValueError:
             known = ", ".join(t.value for t in LoanEventType)
-            raise RejectedEntry(
-                "event_type", f"unknown loan event type {kind!r} ({known})"
-            ) from None
+            raise RejectedEntry("event_type", f"unknown loan event type {kind} ({known})") from None
         occurred = record.get("occurred_at")
         if not isinstance(occurred, str):
             raise RejectedEntry("occurred_at", "missing (ISO 8601 date-time)")
@@ -89,11 +93,13 @@ class LoansJsonlParser(Parser):
         if not isinstance(loan_id, str) or not loan_id:
             raise RejectedEntry("loan_id", "missing (and no application_id to use instead)")
         ref = record.get("event_ref")
-        entry_ref = (
-            str(ref)
-            if isinstance(ref, str | int) and ref != ""
-            else (f"{kind}@{utc_iso(occurred_at)}")
-        )
+        if isinstance(ref, str | int) and ref != "":
+            entry_ref = str(ref)  # the loan system's own id: a repeat is the same event
+        else:
+            # Two events of one loan, type and second in one file are two events (e.g. two
+            # repayments): the second gets #2, the same in a re-sent file.
+            entry_ref = self._seen.unique(f"{loan_id}\x1f{kind}@{utc_iso(occurred_at)}")
+            entry_ref = entry_ref.split("\x1f", 1)[1]
         data["event_id"] = make_event_id(self.context.institution, loan_id, entry_ref)
         event = build_model(model, data, _FIELDS)
         return cast("LoanEvent", event)  # the class was picked by event_type

@@ -1,10 +1,11 @@
-"""SWIFT MT940 customer statements (with or without the FIN envelope), via `mt-940`.
+"""SWIFT MT940 statements and MT942 interim reports (FIN envelope optional), streamed.
 
 The file is read line by line and cut into statements (`:20:`) and, within a statement,
-into entry groups (`:61:` + its `:86:`). Each `:61:` line is checked strictly here first —
-the library would read `1,234.00` as 1.234 — and bad groups are rejected on their own; the
-good ones are handed to `mt940` in chunks of a few hundred with the statement header, so
-memory stays constant and one bad line never costs the rest of the statement.
+into entry groups (`:61:` + its `:86:`). The `:61:` statement line is parsed here, not by
+the `mt-940` library: banks write it in more ways than the library reads (type codes with
+spaces or without `N`, dot decimals, amounts without a comma, entry dates of spaces, long
+customer references), and the library reads `1,234.00` as 1.234. The library's `:86:`
+post-processor still splits German `?20…?32` sub-fields. A bad group is rejected alone.
 """
 
 from __future__ import annotations
@@ -20,24 +21,26 @@ from typing import Any, ClassVar
 
 import mt940
 
-from adapters.base import Parser, ParseResult, Rejected, RejectedEntry, build_model, register
+from adapters.base import Parser, ParseResult, RejectedEntry, build_model, register
+from adapters.encoding import detect_encoding
 from adapters.parsers._common import (
-    account_ref,
+    EntryRefs,
     amount_or_reject,
     clip,
     country_from_bic,
     country_from_iban,
     customs_mode_in,
     empty_file,
+    lookup_account,
     servicer_ref,
     transaction_event_id,
     utc_midnight,
 )
-from schemas import Direction, TransactionEvent, TxChannel
+from schemas import CURRENCY_EXPONENT, Direction, TransactionEvent, TxChannel
 
 __all__ = ["Mt940Parser"]
 
-CHUNK = 256  # entry groups handed to the library at once
+CHUNK = 256  # entry groups held before they are converted
 # mt-940 logs every tag it cannot match at ERROR level; this parser reports those lines
 # itself (as rejections naming file and line), so the library's copies would be noise.
 logging.getLogger("mt940").setLevel(logging.CRITICAL)
@@ -50,13 +53,18 @@ _OPTIONS = mt940.Options(
     non_swift_free_text=True,
 )
 _TAG_RE = re.compile(r"^:(\d{2}[A-Z]?|NS):")
+# :61: = value date, [entry date], mark, [funds code], amount, [type], [customer ref]
+# [//bank ref] (first line); supplementary details on the next line.
 _LINE_61 = re.compile(
-    r"^(?P<vdate>\d{6})(?P<edate>\d{4})?(?P<mark>R?[DC])(?P<funds>[A-Z])?"
-    r"(?P<amount>[0-9][0-9.,]*)(?P<type>[NSF][A-Z0-9]{3})?(?P<rest>.*)$",
-    re.DOTALL,
+    r"^(?P<vdate>\d{6})(?P<edate>\d{4}|    )?(?P<mark>[Rr]?[DCdc])(?P<funds>[A-Z])?"
+    r"(?P<amount>[0-9][0-9.,]*)(?P<rest>.*)$"
 )
-_SWIFT_AMOUNT = re.compile(r"^\d{1,14},\d{0,3}$")
+_TYPE = re.compile(r"^(?:(?P<swift>[NSF][A-Z0-9 ]{3})|(?P<bare>[A-Z0-9]{3})(?=NONREF|//| |$))")
+_SWIFT_AMOUNT = re.compile(r"^\d{1,15}(?:,\d*)?$")  # comma decimal; digits alone too
+_DOT_AMOUNT = re.compile(r"^\d{1,15}\.\d{1,2}$")  # old Rabobank layout: dot decimals
 _BALANCE = re.compile(r"^[DC](?P<date>\d{6})(?P<ccy>[A-Z]{3})")
+_CURRENCY_ALIASES = {"RUR": "RUB"}
+_FLOOR = re.compile(r"^(?P<ccy>[A-Z]{3})[DC]?\d")  # MT942 :34F: floor limit
 _SLASH_KEYS = re.compile(r"/([A-Z]{4})/")
 _FIELDS = {
     "amount": ":61: amount",
@@ -96,6 +104,10 @@ class _Group:
     tags: list[_Tag]
     amount: Decimal = Decimal(0)
     mark: str = ""
+    value_date: date | None = None
+    entry_date: date | None = None
+    type_code: str | None = None
+    bank_ref: str | None = None
 
     @property
     def line(self) -> int:
@@ -132,7 +144,10 @@ class Mt940Parser(Parser):
     def parse(self, path: Path) -> Iterator[ParseResult]:
         display = str(path)
         self._display = display
-        encoding = self.context.encoding or "utf-8"
+        self._seen = EntryRefs()  # event-id keys of this file: a repeat gets #2, #3 …
+        # --encoding wins; else the file's own (UTF-8, CP1252, CP852 or GB18030).
+        encoding = self.context.encoding or detect_encoding(path)
+        self._encoding = encoding
         stmt: _Statement | None = None
         seen_any = False
         with self.open(path) as fh:
@@ -187,7 +202,7 @@ class Mt940Parser(Parser):
                 yield from self._flush(stmt)
         elif tag.tag in ("86", "NS") and stmt.group is not None and not stmt.in_trailer:
             stmt.group.tags.append(tag)
-        elif tag.tag[:2] in ("62", "64", "65") or tag.tag == "90":
+        elif tag.tag[:2] in ("62", "64", "65", "90"):
             self._close_group(stmt)
             stmt.in_trailer = True
         elif not stmt.in_trailer and stmt.group is None:
@@ -209,21 +224,15 @@ class Mt940Parser(Parser):
             return
         if not stmt.checked:
             self._check_header(stmt)
-        results: list[tuple[int, ParseResult]] = []
-        good: list[_Group] = []
         for group in groups:
             self.stats.entries += 1
             try:
                 if stmt.error is not None:
                     raise stmt.error
                 self._check_line(group)
-                good.append(group)
+                yield self._build(stmt, group)
             except RejectedEntry as rej:
-                results.append((group.ordinal, rej.at(self._where(group), group.original)))
-        results.extend(self._convert(stmt, good))
-        results.sort(key=lambda item: item[0])  # file order, whatever failed where
-        for _, result in results:
-            yield result
+                yield rej.at(self._where(group), group.original)
 
     def _check_header(self, stmt: _Statement) -> None:
         """Validate :20:/:25:/:60F: once and resolve the enterprise of the account."""
@@ -233,7 +242,7 @@ class Mt940Parser(Parser):
             if any(tag.undecodable for tag in stmt.header):
                 raise RejectedEntry(
                     "(encoding)",
-                    f"statement header is not valid {self.context.encoding or 'utf-8'}",
+                    f"statement header is not valid {self._encoding}",
                     "undecodable",
                 )
             if "20" not in tags:
@@ -245,9 +254,21 @@ class Mt940Parser(Parser):
                 )
             opening = tags.get("60F") or tags.get("60M") or tags.get("60")
             match = _BALANCE.match(opening.value.strip()) if opening else None
-            if match is None:
-                raise RejectedEntry(":60F:", "no valid opening balance, so no statement currency")
-            stmt.currency = match.group("ccy")
+            floor = tags.get("34F")  # MT942 interim report: no balance, a floor limit
+            floor_match = _FLOOR.match(floor.value.strip()) if floor else None
+            if match is not None:
+                stmt.currency, as_of = match.group("ccy"), match.group("date")
+                # Russian banks still write the pre-1998 code RUR for the rouble.
+                stmt.currency = _CURRENCY_ALIASES.get(stmt.currency, stmt.currency)
+            elif floor_match is not None:
+                stmt.currency = _CURRENCY_ALIASES.get(
+                    floor_match.group("ccy"), floor_match.group("ccy")
+                )
+                as_of = tags["13D"].value.strip() if "13D" in tags else ""
+            else:
+                raise RejectedEntry(
+                    ":60F:", "no valid opening balance (nor MT942 :34F:), so no currency"
+                )
             stmt.account_ref, uscc = self._account(account)
             if uscc is None:
                 raise RejectedEntry(
@@ -260,124 +281,82 @@ class Mt940Parser(Parser):
                 tags["28C"].value.strip() if "28C" in tags else tags.get("28", tags["20"]).value
             )
             stmt.statement_id = "/".join(
-                (stmt.account_ref, tags["20"].value.strip(), number.strip(), match.group("date"))
+                (stmt.account_ref, tags["20"].value.strip(), number.strip(), as_of)
             )
         except RejectedEntry as rej:
             stmt.error = rej
 
     def _account(self, account: str) -> tuple[str, str | None]:
-        """(account_ref, uscc): `BIC/number` and `bankcode/number` are looked up both ways."""
-        accounts = self.context.accounts
-        candidates = [account.rsplit("/", 1)[1], account] if "/" in account else [account]
-        candidates = [c for c in candidates if c.strip()]
-        for candidate in candidates:
-            uscc = accounts.uscc_for(candidate)
-            if uscc is not None:
-                return account_ref(accounts, candidate, ":25:"), uscc
-        if not candidates:
-            raise RejectedEntry(":25:", "account identification is empty", "invalid_shape")
-        return account_ref(accounts, candidates[0], ":25:"), None
+        """(account_ref, uscc): the whole `:25:` first, then `BIC/number`'s number alone."""
+        return lookup_account(self.context.accounts, account, ":25:")
 
     def _check_line(self, group: _Group) -> None:
-        """Strict :61: checks the library is lenient about (amount format, dates, marks)."""
+        """Parse the :61: statement line (first line; the second is supplementary)."""
         if any(tag.undecodable for tag in group.tags):
             raise RejectedEntry(
                 "(encoding)",
-                f"entry is not valid {self.context.encoding or 'utf-8'}",
+                f"entry is not valid {self._encoding}",
                 "undecodable",
             )
-        value = group.tags[0].value
-        match = _LINE_61.match(value)
+        first = group.tags[0].lines[0].rstrip()
+        match = _LINE_61.match(first)
         if match is None:
-            raise RejectedEntry(
-                ":61:", f"not a statement line (got {value[:40]!r})", "invalid_shape"
-            )
-        amount = match.group("amount")
-        if not _SWIFT_AMOUNT.match(amount):
-            raise RejectedEntry(
-                ":61: amount",
-                f"expected digits with one comma as decimal mark, no thousands separators "
-                f"(got {amount!r})",
-            )
-        if match.group("type") is None:
-            raise RejectedEntry(":61: transaction type", "missing N/S/F type code after the amount")
-        _yymmdd(match.group("vdate"), ":61: value date")
-        if match.group("mark").startswith("R"):
+            raise RejectedEntry(":61:", f"not a statement line (got {first[:40]})", "invalid_shape")
+        group.value_date = _yymmdd(match.group("vdate"), ":61: value date")
+        entry = (match.group("edate") or "").strip()
+        group.entry_date = _entry_date(entry, group.value_date) if entry else None
+        mark = match.group("mark").upper()
+        if mark.startswith("R"):
             raise RejectedEntry(
                 ":61: mark",
-                f"reversal ({match.group('mark')}) of an earlier booked entry: not booked "
+                f"reversal ({mark}) of an earlier booked entry: not booked "
                 "money; the original entry's event stands and must be reconciled",
                 "reversal",
             )
-        group.mark = match.group("mark")
-        group.amount = amount_or_reject(amount.rstrip(",").replace(",", "."), ":61: amount")
+        group.mark = mark
+        group.amount = _amount(match.group("amount"))
+        rest = match.group("rest")
+        kind = _TYPE.match(rest)
+        if kind is not None:
+            group.type_code = (kind.group("swift") or kind.group("bare")).rstrip() or None
+            rest = rest[kind.end() :]
+        if "//" in rest:
+            group.bank_ref = servicer_ref(rest.split("//", 1)[1].strip()[:35])
 
     # -- conversion ----------------------------------------------------------------------
 
-    def _convert(self, stmt: _Statement, groups: list[_Group]) -> list[tuple[int, ParseResult]]:
-        if not groups:
-            return []
-        header = "\n".join(tag.text() for tag in stmt.header)
-        try:
-            parsed = _library_parse(header + "\n" + "\n".join(g.text() for g in groups))
-        except Exception:
-            parsed = []
-        if len(parsed) == len(groups):
-            return [
-                (group.ordinal, self._event(stmt, group, tx.data))
-                for group, tx in zip(groups, parsed, strict=True)
-            ]
-        # Isolate the group the library cannot read; the others still go through.
-        out: list[tuple[int, ParseResult]] = []
-        for group in groups:
-            try:
-                single = _library_parse(header + "\n" + group.text())
-                if len(single) != 1:
-                    raise RuntimeError("statement line not recognised")
-            except Exception as exc:
-                reason = f"mt940 library: {exc}"[:300]
-                out.append(
-                    (group.ordinal, Rejected(self._where(group), ":61:", reason, group.original))
-                )
-                continue
-            out.append((group.ordinal, self._event(stmt, group, single[0].data)))
-        return out
-
-    def _event(self, stmt: _Statement, group: _Group, data: dict[str, Any]) -> ParseResult:
-        try:
-            return self._build(stmt, group, data)
-        except RejectedEntry as rej:
-            return rej.at(self._where(group), group.original)
-
-    def _build(self, stmt: _Statement, group: _Group, data: dict[str, Any]) -> TransactionEvent:
-        value_date = _as_date(data.get("date"))
-        booking_date = _as_date(data.get("entry_date")) or value_date
-        if value_date is None or booking_date is None:
-            raise RejectedEntry(":61: value date", "no value date")
+    def _build(self, stmt: _Statement, group: _Group) -> TransactionEvent:
+        assert group.value_date is not None  # set by _check_line
+        value_date = group.value_date
+        booking_date = group.entry_date or value_date
+        data = _details(group)
         details = _details_text(data)
         slash = _slash_fields(details)
-        bank_ref = servicer_ref(data.get("bank_reference"))
         entry_ref = f"#{group.ordinal}"  # the position: :61: has no statement-local reference
+        amount = _to_minor_units(group.amount, stmt.currency)
         direction = Direction.debit if group.mark == "D" else Direction.credit
         event = {
             "event_id": transaction_event_id(
                 self.context.institution,
                 account_ref=stmt.account_ref,
-                servicer=bank_ref,
+                seen=self._seen,
+                servicer=group.bank_ref,
                 statement_id=stmt.statement_id,
                 entry_ref=entry_ref,
-                tx_index=None,
+                direction=direction,
+                amount=group.amount,
+                currency=stmt.currency,
             ),
             "source": self.context.institution,
             "institution_type": self.context.institution_type,
             "occurred_at": utc_midnight(booking_date),
             "enterprise_uscc": stmt.uscc,
             "direction": direction,
-            "amount": group.amount,
+            "amount": amount,
             "currency": stmt.currency,
             "booking_date": booking_date,
             "value_date": value_date,
-            "bank_tx_code": data.get("id") or None,
+            "bank_tx_code": group.type_code,
             "counterparty_country": _country(data, slash),
             "channel": TxChannel.other,
             "customs_mode": customs_mode_in(details),
@@ -396,9 +375,54 @@ _PROCESSORS: dict[str, list[Callable[..., dict[str, Any]]]] = {
 }
 
 
-def _library_parse(text: str) -> list[Any]:
-    transactions = mt940.models.Transactions(processors=_PROCESSORS, options=_OPTIONS)
-    return list(transactions.parse(text))
+_TRANSACTIONS = mt940.models.Transactions(processors=_PROCESSORS, options=_OPTIONS)
+
+
+def _details(group: _Group) -> dict[str, Any]:
+    """The :86: information to account owner, German `?NN` sub-fields split (by mt-940)."""
+    text = "\n".join(tag.value for tag in group.tags if tag.tag == "86")
+    data: dict[str, Any] = {"transaction_details": text}
+    if text:
+        for processor in _PROCESSORS["post_transaction_details"]:
+            data = processor(_TRANSACTIONS, None, {"transaction_details": text}, data)
+    return data
+
+
+def _amount(text: str) -> Decimal:
+    """`1234,56`, `1234,`, `1234` (SWIFT) or `1234.56` (old Rabobank); never `1,234.00`."""
+    if _SWIFT_AMOUNT.match(text):
+        whole, _, fraction = text.partition(",")
+    elif _DOT_AMOUNT.match(text):
+        whole, _, fraction = text.partition(".")
+    else:
+        raise RejectedEntry(
+            ":61: amount",
+            f"expected digits with one decimal comma, no thousands separators (got {text})",
+        )
+    number = whole.lstrip("0") or "0"
+    return amount_or_reject(f"{number}.{fraction}" if fraction else number, ":61: amount")
+
+
+def _to_minor_units(amount: Decimal, currency: str) -> Decimal:
+    """`250` → `250.00` in EUR (exact: only ever adds zeros), so amounts read alike."""
+    exponent = CURRENCY_EXPONENT.get(currency)
+    places = -int(amount.as_tuple().exponent)
+    if exponent is None or places >= exponent:
+        return amount
+    return amount.quantize(Decimal(1).scaleb(-exponent))
+
+
+def _entry_date(mmdd: str, value_date: date) -> date:
+    """The entry (booking) date MMDD, in the year that puts it nearest the value date."""
+    candidates = []
+    for year in (value_date.year - 1, value_date.year, value_date.year + 1):
+        try:
+            candidates.append(date(year, int(mmdd[:2]), int(mmdd[2:])))
+        except ValueError:
+            continue  # 29 February outside a leap year, or no such day at all
+    if not candidates:
+        raise RejectedEntry(":61: entry date", f"not a valid MMDD date (got {mmdd})")
+    return min(candidates, key=lambda day: abs((day - value_date).days))
 
 
 def _strip_envelope(text: str) -> str | None:
@@ -432,7 +456,7 @@ def _yymmdd(text: str, field: str) -> date:
     try:
         return date(2000 + int(text[:2]), int(text[2:4]), int(text[4:6]))
     except ValueError:
-        raise RejectedEntry(field, f"not a valid YYMMDD date (got {text!r})") from None
+        raise RejectedEntry(field, f"not a valid YYMMDD date (got {text})") from None
 
 
 def _as_date(value: Any) -> date | None:

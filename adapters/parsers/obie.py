@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-from adapters.base import Parser, ParseResult, RejectedEntry, build_model, register
+from adapters.base import Parser, ParseResult, Rejected, RejectedEntry, build_model, register
 from adapters.parsers._common import (
     EntryRefs,
     clip,
@@ -26,12 +26,11 @@ from adapters.parsers._common import (
     transaction_event_id,
 )
 from adapters.parsers._json import (
+    JsonStream,
     json_amount,
-    json_entries,
+    json_entry,
     json_str,
-    load_json_document,
     mapping_at,
-    shape_rejection,
 )
 from schemas import Direction, TransactionEvent, TxChannel
 
@@ -66,18 +65,25 @@ class ObieParser(Parser):
 
     def parse(self, path: Path) -> Iterator[ParseResult]:
         display = str(path)
-        doc, problem = load_json_document(self, path)
-        if problem is not None:
-            yield problem
-            return
         pointer = f"{display}#/Data/Transaction"
-        entries = mapping_at(doc, "Data").get("Transaction")
-        if not isinstance(entries, list):
-            reason = "not an OBReadTransaction6 document (no Data.Transaction array)"
-            yield shape_rejection(pointer, "Data.Transaction", reason, doc)
-            return
+        stream = JsonStream(
+            self,
+            path,
+            build=frozenset({"Data.Transaction.item"}),
+            shapes=frozenset({"Data.Transaction"}),
+        )
         refs = EntryRefs()
-        yield from json_entries(self, entries, pointer, partial(self._event, refs=refs))
+        build = partial(self._event, refs=refs)
+        for index, item in enumerate(stream):
+            if isinstance(item, Rejected):
+                yield item
+                return
+            result = json_entry(self, item[1], index, pointer, build)
+            if result is not None:
+                yield result
+        if stream.kinds.get("Data.Transaction") != "start_array":
+            reason = "not an OBReadTransaction6 document (no Data.Transaction array)"
+            yield Rejected(pointer, "Data.Transaction", reason, b"", "invalid_shape")
 
     def _event(self, entry: Any, index: int, refs: EntryRefs) -> TransactionEvent | None:
         if not isinstance(entry, dict):
@@ -87,12 +93,12 @@ class ObieParser(Parser):
             self.skip(_NOT_BOOKED[status])
             return None
         if status not in _BOOKED:
-            raise RejectedEntry("Status", f"expected Booked or Pending (got {status!r})")
+            raise RejectedEntry("Status", f"expected Booked or Pending (got {status})")
         direction = _DIRECTIONS.get(entry.get("CreditDebitIndicator", ""))
         if direction is None:
             raise RejectedEntry(
                 "CreditDebitIndicator",
-                f"expected Credit or Debit (got {entry.get('CreditDebitIndicator')!r})",
+                f"expected Credit or Debit (got {entry.get('CreditDebitIndicator')})",
             )
         money = mapping_at(entry, "Amount")
         amount = json_amount(money.get("Amount"), "Amount.Amount")
@@ -115,10 +121,13 @@ class ObieParser(Parser):
             "event_id": transaction_event_id(
                 self.context.institution,
                 account_ref=account_ref,
+                seen=refs,
                 servicer=servicer_ref(json_str(entry.get("TransactionId"))),
                 statement_id=account_ref,
-                entry_ref=refs.unique(json_str(entry.get("TransactionReference")) or f"#{index}"),
-                tx_index=None,
+                entry_ref=json_str(entry.get("TransactionReference")) or f"#{index}",
+                direction=direction,
+                amount=amount,
+                currency=json_str(money.get("Currency")),
             ),
             "source": self.context.institution,
             "institution_type": self.context.institution_type,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from adapters.base import Parser, ParseResult, RejectedEntry, build_model, register
+from adapters.base import Parser, ParseResult, Rejected, RejectedEntry, build_model, register
 from adapters.parsers._common import (
     EntryRefs,
     clip,
@@ -25,12 +25,11 @@ from adapters.parsers._common import (
     utc_midnight,
 )
 from adapters.parsers._json import (
+    JsonStream,
     json_amount,
-    json_entries,
+    json_entry,
     json_str,
-    load_json_document,
     mapping_at,
-    shape_rejection,
 )
 from schemas import Direction, TransactionEvent
 
@@ -51,6 +50,13 @@ _FIELDS = {
 }
 
 
+_BOOKED = "transactions.booked.item"
+_NOT_BOOKED = {
+    "transactions.pending.item": "pending",
+    "transactions.information.item": "information",
+}
+
+
 @register
 class Psd2Parser(Parser):
     name: ClassVar[str] = "psd2"
@@ -58,29 +64,27 @@ class Psd2Parser(Parser):
 
     def parse(self, path: Path) -> Iterator[ParseResult]:
         display = str(path)
-        doc, problem = load_json_document(self, path)
-        if problem is not None:
-            yield problem
-            return
-        transactions = mapping_at(doc, "transactions")
-        if not transactions:
+        # Pass 1: the account (it may come after the transactions) and the page's shape.
+        head = JsonStream(
+            self, path, build=frozenset({"account"}), shapes=frozenset({"transactions"})
+        )
+        account: dict[str, Any] = {}
+        for item in head:
+            if isinstance(item, Rejected):
+                if account and "transactions" in head.kinds:
+                    break  # the entries before the fault still count: pass 2 reports it
+                yield item
+                return
+            if isinstance(item[1], dict) and not account:
+                account = item[1]
+        if head.kinds.get("transactions") != "start_map":
             reason = "not a NextGenPSD2 transaction list (no transactions object)"
-            yield shape_rejection(f"{display}#/transactions", "transactions", reason, doc)
-            return
-        for kind in ("pending", "information"):
-            entries = transactions.get(kind)
-            for _ in entries if isinstance(entries, list) else ():
-                self.stats.entries += 1
-                self.skip(kind)
-        pointer = f"{display}#/transactions/booked"
-        booked = transactions.get("booked", [])
-        if not isinstance(booked, list):
-            yield shape_rejection(pointer, "booked", "expected an array", booked)
+            yield Rejected(f"{display}#/transactions", "transactions", reason, b"", "invalid_shape")
             return
         account_error: RejectedEntry | None = None
         account_ref = uscc = ""
         try:
-            account_ref, uscc = self._account(mapping_at(doc, "account"))
+            account_ref, uscc = self._account(account)
         except RejectedEntry as rej:
             account_error = rej
         refs = EntryRefs()
@@ -90,7 +94,29 @@ class Psd2Parser(Parser):
                 raise account_error
             return self._event(entry, index, account_ref, uscc, refs)
 
-        yield from json_entries(self, booked, pointer, event)
+        # Pass 2: the booked entries one at a time; pending/information only counted.
+        pointer = f"{display}#/transactions/booked"
+        body = JsonStream(
+            self,
+            path,
+            build=frozenset({_BOOKED}),
+            count=frozenset(_NOT_BOOKED),
+            shapes=frozenset({"transactions.booked"}),
+        )
+        for index, item in enumerate(body):
+            if isinstance(item, Rejected):
+                yield item
+                break
+            result = json_entry(self, item[1], index, pointer, event)
+            if result is not None:
+                yield result
+        for prefix, kind in _NOT_BOOKED.items():
+            for _ in range(body.counts[prefix]):
+                self.stats.entries += 1
+                self.skip(kind)
+        shape = body.kinds.get("transactions.booked", "start_array")
+        if shape != "start_array":
+            yield Rejected(pointer, "booked", "expected an array", b"", "invalid_shape")
 
     def _account(self, account: dict[str, Any]) -> tuple[str, str]:
         raw = next((str(account[k]) for k in _ACCOUNT_KEYS if account.get(k)), None)
@@ -123,10 +149,13 @@ class Psd2Parser(Parser):
             "event_id": transaction_event_id(
                 self.context.institution,
                 account_ref=account_ref,
+                seen=refs,
                 servicer=servicer_ref(json_str(entry.get("entryReference"))),
                 statement_id=account_ref,
-                entry_ref=refs.unique(transaction_id or f"#{index}"),
-                tx_index=None,
+                entry_ref=transaction_id or f"#{index}",
+                direction=direction,
+                amount=abs(signed),
+                currency=json_str(money.get("currency")),
             ),
             "source": self.context.institution,
             "institution_type": self.context.institution_type,

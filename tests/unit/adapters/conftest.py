@@ -58,3 +58,8 @@ def parse(accounts: AccountDirectory) -> Callable[..., Parsed]:
         return Parsed(events, rejected, parser, results)
 
     return run
+
+
+def money(event: object) -> str:
+    """The direction/amount/currency part of a servicer-reference event id."""
+    return f"{event.direction}:{event.amount.normalize():f}:{event.currency}"  # type: ignore[attr-defined]

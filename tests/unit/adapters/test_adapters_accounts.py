@@ -106,3 +106,90 @@ def test_shipped_example_map_loads() -> None:
         Path(__file__).resolve().parents[3] / "adapters" / "mappings" / "accounts.example.toml"
     )
     assert len(AccountDirectory.load(example, KEY)) == 2
+
+
+OTHER = "91330302MA2CXW5D79"
+
+
+def directory(**mapping: str) -> AccountDirectory:
+    d = AccountDirectory(KEY)
+    for account, uscc in mapping.items():
+        d.add(account=account.replace("_", "/"), uscc=uscc)
+    return d
+
+
+def test_full_identifier_wins_over_the_bare_number() -> None:
+    """Issue 12: :25:87052000/123456789 must not go to another bank's bare 123456789."""
+    d = AccountDirectory(KEY)
+    d.add(account="87052000/123456789", uscc=USCC)
+    d.add(account="123456789", uscc=OTHER)
+    assert d.resolve("87052000/123456789") == (d.ref("87052000/123456789"), USCC)
+    # Only the bare number is mapped: the documented fall-back finds it.
+    assert d.resolve("11111111/123456789") == (d.ref("123456789"), OTHER)
+    assert d.resolve("11111111/0123456789") == (d.ref("123456789"), OTHER)
+
+
+def test_equivalent_full_forms() -> None:
+    d = AccountDirectory(KEY)
+    d.add(account="NL69INGB0123456789", uscc=USCC)
+    d.add(account="DE89370400440532013000", uscc=OTHER)
+    assert d.resolve("NL69INGB0123456789EUR")[1] == USCC  # ING/Rabobank :25: IBAN + currency
+    assert d.resolve("37040044/532013000")[1] == OTHER  # German bankcode/account = its IBAN
+    assert d.resolve("37040044/0532013000")[1] == OTHER
+
+
+def test_ambiguous_forms_are_refused_naming_both_by_reference() -> None:
+    from adapters.accounts import AmbiguousAccount
+
+    d = AccountDirectory(KEY)
+    d.add(account="NL69INGB0123456789", uscc=USCC)
+    d.add(account="NL69INGB0123456789EUR", uscc=OTHER)
+    with pytest.raises(AmbiguousAccount) as info:
+        d.resolve("NL69INGB0123456789EUR")
+    message = str(info.value)
+    assert d.ref("NL69INGB0123456789") in message
+    assert d.ref("NL69INGB0123456789EUR") in message
+    assert "0123456789" not in message.replace(d.ref("NL69INGB0123456789"), "")
+
+
+def test_scheme_qualified_other_id_comes_first() -> None:
+    d = AccountDirectory(KEY)
+    d.add(account="BBAN:12345678", uscc=USCC)
+    d.add(account="12345678", uscc=OTHER)
+    assert d.resolve("12345678", "BBAN")[1] == USCC
+    assert d.resolve("12345678", "CUID")[1] == OTHER
+    assert d.resolve("12345678")[1] == OTHER
+
+
+MT940 = """:20:S1
+:25:87052000/123456789
+:28C:1/1
+:60F:C240304EUR0,00
+:61:2403050305C10,00NTRFNONREF//A1
+:62F:C240305EUR10,00
+"""
+
+
+def test_mt940_statement_goes_to_the_full_account(tmp_path: Path, parse) -> None:
+    d = AccountDirectory(KEY)
+    d.add(account="87052000/123456789", uscc=USCC)
+    d.add(account="123456789", uscc=OTHER)
+    path = tmp_path / "s.sta"
+    path.write_text(MT940, encoding="utf-8")
+    [event] = parse("mt940", path, accounts=d).events
+    assert event.enterprise_uscc == USCC
+    assert event.account_ref == d.ref("87052000/123456789")
+
+
+def test_mt940_ambiguous_account_is_a_rejection(tmp_path: Path, parse) -> None:
+    d = AccountDirectory(KEY)
+    d.add(account="123456789", uscc=USCC)
+    d.add(account="0123456789", uscc=OTHER)  # the same number with and without a zero
+    path = tmp_path / "s.sta"
+    path.write_text(MT940.replace("87052000/123456789", "BANKDEFF/0123456789"), "utf-8")
+    [rejected] = parse("mt940", path, accounts=d).rejected
+    assert rejected.error_class == "ambiguous_account"
+    assert rejected.field == ":25:"
+    assert rejected.location.endswith("s.sta:5")
+    assert d.ref("123456789") in rejected.reason
+    assert d.ref("0123456789") in rejected.reason

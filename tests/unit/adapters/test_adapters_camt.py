@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import money
 from lxml import etree
 
 from adapters import get_parser
@@ -74,11 +75,14 @@ def test_batched_entry_ids_follow_the_servicer_reference(parse, accounts) -> Non
     parsed = parse("camt", "camt053_v02_icbc.xml")
     account_ref = accounts.ref("1202021109900123456")
     batch = parsed.events[1:4]
+    entry_money = f"debit:{sum(e.amount for e in batch).normalize():f}:CNY"
     assert [e.event_id for e in batch] == [
-        make_event_id("TEST-BANK", account_ref, "ICBC24030500000245", str(i)) for i in range(3)
+        make_event_id("TEST-BANK", account_ref, "ICBC24030500000245", entry_money, str(i))
+        for i in range(3)
     ]
-    assert parsed.events[0].event_id == make_event_id(
-        "TEST-BANK", account_ref, "ICBC24030500000117"
+    first = parsed.events[0]
+    assert first.event_id == make_event_id(
+        "TEST-BANK", account_ref, "ICBC24030500000117", money(first)
     )
 
 
@@ -134,7 +138,7 @@ def test_every_version_from_02_to_13(tmp_path: Path, parse, version: int) -> Non
 @pytest.mark.parametrize(
     ("namespace", "message"),
     [
-        ("urn:iso:std:iso:20022:tech:xsd:camt.053.001.01", "not supported"),
+        ("urn:iso:std:iso:20022:tech:xsd:camt.053.001.00", "not supported"),
         ("urn:iso:std:iso:20022:tech:xsd:camt.053.001.14", "not supported"),
         ("urn:iso:std:iso:20022:tech:xsd:pain.001.001.09", "not an ISO 20022 camt"),
     ],
@@ -155,8 +159,8 @@ def test_bad_entries_are_rejected_alone(parse) -> None:
     parsed = parse("camt", "camt053_v08_bad_entries.xml")
     assert [e.amount for e in parsed.events] == [Decimal("5000.00"), Decimal("880.00")]
     fields = [(r.field, r.reason) for r in parsed.rejected]
-    assert fields[0] == ("Amt", "not a plain decimal string like '1234.56' (got '1,234.00')")
-    assert fields[1] == ("Amt/@Ccy", "currency: not a supported currency (got 'XYZ')")
+    assert fields[0] == ("Amt", "not a plain decimal string like '1234.56' (got 1,234.00)")
+    assert fields[1] == ("Amt/@Ccy", "not a supported currency (got XYZ)")
     assert fields[2][0] == "NtryDtls/TxDtls/Amt"
     assert "sum to 8500.00 CNY, entry amount is 9000.00 CNY" in fields[2][1]
 
@@ -238,10 +242,50 @@ def test_reversal_pending_and_info_are_not_booked(tmp_path: Path, parse) -> None
     assert [r.error_class for r in parsed.rejected] == ["reversal"]
 
 
-def test_booked_entry_needs_a_booking_date(tmp_path: Path, parse) -> None:
-    text = camt(8, entry().replace("<BookgDt><Dt>2024-03-05</Dt></BookgDt>", ""))
+NO_BOOKING = "<BookgDt><Dt>2024-03-05</Dt></BookgDt>"
+
+
+def test_booking_date_falls_back_to_the_value_date(tmp_path: Path, parse) -> None:
+    text = camt(8, entry().replace(NO_BOOKING, "<ValDt><Dt>2024-03-04</Dt></ValDt>"))
+    [event] = parse("camt", write(tmp_path, text)).events
+    assert event.booking_date.isoformat() == event.value_date.isoformat() == "2024-03-04"
+    assert event.occurred_at.isoformat() == "2024-03-04T00:00:00+00:00"
+
+
+def test_booking_date_falls_back_to_the_statement_creation(tmp_path: Path, parse) -> None:
+    text = camt(8, entry().replace(NO_BOOKING, "")).replace(
+        "<Id>S1</Id>", "<Id>S1</Id><CreDtTm>2024-03-06T01:00:00+08:00</CreDtTm>"
+    )
+    [event] = parse("camt", write(tmp_path, text)).events
+    assert event.booking_date.isoformat() == "2024-03-06"  # the date as the bank wrote it
+    # Without Stmt/CreDtTm: the message's GrpHdr/CreDtTm (2024-03-05T18:00:00+08:00).
+    text = camt(8, entry().replace(NO_BOOKING, ""))
+    [event] = parse("camt", write(tmp_path, text)).events
+    assert event.booking_date.isoformat() == "2024-03-05"
+
+
+def test_booked_entry_without_any_date_is_rejected(tmp_path: Path, parse) -> None:
+    text = camt(8, entry().replace(NO_BOOKING, ""))
+    text = text.replace("<CreDtTm>2024-03-05T18:00:00+08:00</CreDtTm>", "")
     [rejected] = parse("camt", write(tmp_path, text)).rejected
     assert rejected.field == "BookgDt"
+
+
+def test_batch_without_transaction_amounts_is_one_event(tmp_path: Path, parse) -> None:
+    details = (
+        "<NtryDtls><Btch><NbOfTxs>3</NbOfTxs></Btch>"
+        + "".join(f"<TxDtls><Refs><EndToEndId>E{i}</EndToEndId></Refs></TxDtls>" for i in range(3))
+        + "</NtryDtls>"
+    )
+    text = camt(8, entry("300.00", ref="B1", extra=details))
+    parsed = parse("camt", write(tmp_path, text))
+    assert not parsed.rejected
+    [event] = parsed.events
+    assert event.amount == Decimal("300.00")
+    # Some with an amount, some without: cannot be split, rejected.
+    partial = details.replace("<TxDtls><Refs>", '<TxDtls><Amt Ccy="CNY">100.00</Amt><Refs>', 1)
+    [rejected] = parse("camt", write(tmp_path, camt(8, entry("300.00", extra=partial)))).rejected
+    assert rejected.field.endswith("TxDtls[2]/Amt")
 
 
 def test_one_bad_transaction_of_a_batch(tmp_path: Path, parse) -> None:

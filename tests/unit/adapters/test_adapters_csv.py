@@ -6,7 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, money
 
 from adapters import ParseContext, get_parser
 from adapters.parsers.csv_mapping import MappingError, load_mapping, shipped_mappings
@@ -36,7 +36,7 @@ def test_gb18030_debit_credit_export(parse, accounts) -> None:
     assert first.occurred_at.isoformat() == "2024-03-01T01:15:22+00:00"  # 09:15:22 Beijing
     assert first.description == "货款 坯布 PO-0301"
     ref = accounts.ref("33001616781059000123")
-    assert first.event_id == make_event_id("TEST-BANK", ref, "310620240301000118")
+    assert first.event_id == make_event_id("TEST-BANK", ref, "310620240301000118", money(first))
     assert [e.channel for e in parsed.events] == [
         TxChannel.online,
         TxChannel.online,
@@ -192,3 +192,36 @@ def test_fixture_is_really_gb18030() -> None:
     with pytest.raises(UnicodeDecodeError):
         data.decode("utf-8")
     assert "交易日期" in data.decode("gb18030")
+
+
+def test_unclosed_quote_rejects_one_row_and_reads_the_rest(tmp_path: Path, parse) -> None:
+    """Issue 19: an unclosed quote folded 2,003 rows into one rejection and undercounted."""
+    header = (
+        "Account Number,Transaction Date,Value Date,Description,Bank Reference,Amount,"
+        "Currency,Balance,Counterparty Country\n"
+    )
+    row = "012-345678-001,04/03/2024,04/03/2024,PAYMENT {i},HK{i:010d},10.00,HKD,0.00,HK\n"
+    bad = '012-345678-001,04/03/2024,04/03/2024,"BROKEN REMARK,HKX,10.00,HKD,0.00,HK\n'
+    rows = [row.format(i=i) for i in range(2003)]
+    path = tmp_path / "runaway.csv"
+    path.write_text(header + rows[0] + bad + "".join(rows[1:]), encoding="utf-8")
+    parsed = parse("csv", path, mapping=Path("hk_utf8_signed"))
+    [rejected] = parsed.rejected
+    assert rejected.location.endswith("runaway.csv:3")
+    assert "unclosed quote" in rejected.reason
+    assert rejected.original.startswith(b'012-345678-001,04/03/2024,04/03/2024,"BROKEN')
+    assert len(parsed.events) == 2003
+    assert parsed.parser.stats.entries == 2004  # every row is counted, the bad one too
+
+
+def test_multi_line_quoted_cell_is_still_one_row(tmp_path: Path, parse) -> None:
+    text = (
+        "Account Number,Transaction Date,Value Date,Description,Bank Reference,Amount,"
+        "Currency,Balance,Counterparty Country\n"
+        '012-345678-001,04/03/2024,04/03/2024,"TWO\nLINES",HK1,10.00,HKD,0.00,HK\n'
+    )
+    path = tmp_path / "multi.csv"
+    path.write_text(text, encoding="utf-8")
+    parsed = parse("csv", path, mapping=Path("hk_utf8_signed"))
+    assert not parsed.rejected
+    assert parsed.events[0].description == "TWO LINES"

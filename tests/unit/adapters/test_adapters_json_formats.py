@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import money
 
 from schemas import Direction, TxChannel, make_event_id
 
@@ -25,8 +26,12 @@ def test_psd2_booked_and_pending(parse, accounts) -> None:
         (Direction.debit, Decimal("64.20")),
     ]
     ref = accounts.ref("NL91ABNA0417164300")
-    assert parsed.events[0].event_id == make_event_id("TEST-BANK", ref, "ABN2403050001")
-    assert parsed.events[2].event_id == make_event_id("TEST-BANK", ref, "1234571")
+    assert parsed.events[0].event_id == make_event_id(
+        "TEST-BANK", ref, "ABN2403050001", money(parsed.events[0])
+    )
+    assert parsed.events[2].event_id == make_event_id(
+        "TEST-BANK", ref, "1234571"
+    )  # no entryReference
     assert parsed.events[1].value_date.isoformat() == "2024-03-06"
     assert parsed.events[1].counterparty_country == "NL"
     assert parsed.events[2].channel is TxChannel.pos
@@ -92,7 +97,7 @@ def test_obie_transactions(parse, accounts) -> None:
     first, card, warehouse = parsed.events
     assert first.occurred_at.isoformat() == "2024-03-05T09:12:01+00:00"
     assert first.counterparty_country == "GB"  # sort code
-    assert first.event_id == make_event_id("TEST-BANK", accounts.ref("22289"), "123")
+    assert first.event_id == make_event_id("TEST-BANK", accounts.ref("22289"), "123", money(first))
     assert card.channel is TxChannel.pos
     assert warehouse.customs_mode == "9810"
     assert warehouse.value_date.isoformat() == "2024-03-06"
@@ -124,3 +129,38 @@ def test_obie_bad_fields(tmp_path: Path, parse, change: dict, field: str) -> Non
     parsed = parse("obie", write(tmp_path, doc))
     assert [r.field for r in parsed.rejected] == [field]
     assert len(parsed.events) == 1
+
+
+def test_psd2_page_is_streamed_account_may_come_last(tmp_path: Path, parse) -> None:
+    entry = {
+        "transactionId": "T1",
+        "bookingDate": "2024-03-05",
+        "transactionAmount": {"amount": "10.00", "currency": "EUR"},
+    }
+    doc = {
+        "transactions": {"booked": [entry, entry | {"transactionId": "T2"}], "pending": [{}]},
+        "account": {"iban": "NL91ABNA0417164300"},
+    }
+    parsed = parse("psd2", write(tmp_path, doc))
+    assert not parsed.rejected
+    assert len(parsed.events) == 2
+    assert parsed.parser.stats.not_booked == {"pending": 1}
+
+
+def test_psd2_truncated_page_keeps_the_entries_before_the_fault(tmp_path: Path, parse) -> None:
+    entry = (
+        '{"transactionId": "T%d", "bookingDate": "2024-03-05", '
+        '"transactionAmount": {"amount": "10.00", "currency": "EUR"}}'
+    )
+    text = (
+        '{"account": {"iban": "NL91ABNA0417164300"}, "transactions": {"booked": ['
+        + ", ".join(entry % i for i in range(3))
+        + ', {"transactionId": "T9", "bookingDa'
+    )
+    path = tmp_path / "page.json"
+    path.write_text(text, encoding="utf-8")
+    parsed = parse("psd2", path)
+    assert len(parsed.events) == 3
+    [broken] = parsed.rejected
+    assert broken.error_class == "invalid_json"
+    assert "nothing after the first 3 complete entries" in broken.reason

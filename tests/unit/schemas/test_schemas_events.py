@@ -77,7 +77,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("TransactionEvent", {"enterprise_uscc": None}, "enterprise_uscc"),
     # transaction fields
     ("TransactionEvent", {"direction": "sideways"}, "direction"),
-    ("TransactionEvent", {"amount": "0"}, "amount"),
+    ("TransactionEvent", {"amount": "-0.01"}, "amount"),  # zero is allowed: the entry says so
     ("TransactionEvent", {"amount": "-5.00"}, "amount"),
     ("TransactionEvent", {"amount": 12.5}, "amount"),
     ("TransactionEvent", {"amount": "1e3"}, "amount"),

@@ -137,7 +137,15 @@ def test_currency_tables_are_consistent():
     assert set(CURRENCY_EXPONENT) == SUPPORTED_CURRENCIES
     assert CURRENCY_EXPONENT["JPY"] == 0
     assert CURRENCY_EXPONENT["KRW"] == 0
-    assert {c for c, e in CURRENCY_EXPONENT.items() if e != 2} == {"JPY", "KRW"}
+    # Every active ISO 4217 currency, with its own minor unit (issue 12: PLN, HUF, MKD …).
+    assert {"PLN", "HUF", "MKD", "CZK", "RUB", "TWD", "MOP"} <= SUPPORTED_CURRENCIES
+    assert (CURRENCY_EXPONENT["KWD"], CURRENCY_EXPONENT["CLF"], CURRENCY_EXPONENT["VND"]) == (
+        3,
+        4,
+        0,
+    )
+    assert not {"XAU", "XDR", "XTS", "XXX", "RMB", "CNH"} & SUPPORTED_CURRENCIES
+    assert len(SUPPORTED_CURRENCIES) > 150
     assert set(NUMERIC_CURRENCY.values()) == SUPPORTED_CURRENCIES
     assert NUMERIC_CURRENCY["156"] == "CNY"
     assert NUMERIC_CURRENCY["840"] == "USD"
