@@ -8,7 +8,6 @@ from conftest import FIXTURES
 from typer.testing import CliRunner
 
 from adapters import cli as cli_module
-from adapters import producer as producer_module
 from adapters.cli import ingest_command
 from schemas import decode
 
@@ -111,7 +110,7 @@ def test_missing_institution_and_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_kafka_unreachable_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(producer_module, "BOOTSTRAP_TIMEOUT_MS", 300)
+    monkeypatch.setenv("DFIP_KAFKA_CONNECT_TIMEOUT_MS", "300")
     monkeypatch.setenv("DFIP_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
     result = run("camt", str(FIXTURES / "camt053_v08_ccb_usd.xml"), "-i", "CCB-NB")
     assert result.exit_code == 1
