@@ -322,16 +322,17 @@ def _print_summary(summary: IngestSummary, *, ledger: bool = True) -> None:
     table.add_column("file", overflow="fold")
     for column in ("entries read", "events produced", "not booked", "rejected"):
         table.add_column(column, justify="right")
-    if ledger:
-        table.add_column("ledger (dfip.ingested)", overflow="fold")
     for f in summary.files:
         skipped = ", ".join(f"{n} {why}" for why, n in sorted(f.not_booked.items())) or "0"
-        row = [f.path, str(f.entries), str(f.events), skipped, str(f.rejected)]
-        table.add_row(*row, *([_ledger_state(f)] if ledger else []))
+        table.add_row(f.path, str(f.entries), str(f.events), skipped, str(f.rejected))
     if len(summary.files) > 1:
-        row = ["total", str(summary.entries), str(summary.events), "", str(summary.rejected)]
-        table.add_row(*row, *([""] if ledger else []))
+        table.add_row("total", str(summary.entries), str(summary.events), "", str(summary.rejected))
     _err.print(table)
+    if ledger:  # what dfip.ingested now says of each document
+        for f in summary.files:
+            _err.print(
+                f"ledger: {Path(f.path).name} {_ledger_state(f)}", markup=False, soft_wrap=True
+            )
     if not summary.rejected:
         return
     reasons = Table(title="rejected, by reason", title_justify="left")

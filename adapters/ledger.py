@@ -86,7 +86,7 @@ class LedgerEntry:
         complete: bool,
         now: datetime | None = None,
     ) -> LedgerEntry:
-        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        moment = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
         return cls(
             doc.institution,
             doc.sha256,

@@ -288,6 +288,14 @@ class EventProducer:
             raise DeliveryError(report, errors, pending)
         return report
 
+    def raise_if_failed(self) -> None:
+        """Raise `DeliveryError` now if a record since the last flush already failed (a
+        long-running producer notices an outage without waiting for its next flush)."""
+        with self._lock:
+            failed = self._failed
+        if failed:
+            self.flush(timeout=0)
+
     @property
     def bootstrap_servers(self) -> str:
         return self._settings.bootstrap_servers
