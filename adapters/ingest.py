@@ -333,6 +333,10 @@ def _document(
     for n, result in enumerate(parser.parse(path), start=1):
         if n <= resume.skip:
             continue  # committed by an earlier run: parsed again only to find the place
+        if n > resume.skip + 1 and (n - 1 - resume.skip) % checkpoint_every == 0:
+            # a full chunk is out and more follows (the last chunk commits as complete)
+            sink.checkpoint(n - 1, sent_events, sent_rejected, complete=False)
+            file.committed = n - 1
         if isinstance(result, Rejected):
             file.rejected += 1
             sent_rejected += 1
@@ -344,9 +348,6 @@ def _document(
             file.events += 1
             sent_events += 1
             sink.event(result)
-        if (n - resume.skip) % checkpoint_every == 0:
-            sink.checkpoint(n, sent_events, sent_rejected, complete=False)
-            file.committed = n
         if progress is not None and n % 512 == 0:
             progress(done + parser.bytes_read)
     n = max(n, resume.skip)

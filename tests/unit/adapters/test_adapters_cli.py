@@ -154,3 +154,23 @@ def test_bad_kafka_settings_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
     result = run("camt", str(FIXTURES / "camt053_v08_ccb_usd.xml"), "-i", "CCB-NB")
     assert result.exit_code == 2
     assert "Kafka settings (DFIP_KAFKA_*): security_protocol" in result.stderr
+
+
+def test_missing_password_file_is_one_line_and_exit_2(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DFIP_KAFKA_SASL_PASSWORD_FILE", str(tmp_path / "absent"))
+    result = run("camt", str(FIXTURES / "camt053_v08_ccb_usd.xml"), "-i", "CCB-NB")
+    assert result.exit_code == 2
+    assert "DFIP_KAFKA_SASL_PASSWORD_FILE: cannot read" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_unreachable_broker_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DFIP_KAFKA_CONNECT_TIMEOUT_MS", "300")
+    monkeypatch.setenv("DFIP_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    result = run("camt", str(FIXTURES / "camt053_v08_ccb_usd.xml"), "-i", "CCB-NB")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "dfip ingest: Kafka is unreachable at 127.0.0.1:1 (start it with `dfip kafka up` or set "
+        "DFIP_KAFKA_BOOTSTRAP_SERVERS)"
+    ]
