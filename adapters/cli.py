@@ -11,10 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 import sys
-from collections.abc import Iterable
-from contextlib import ExitStack
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, NoReturn
 
 import typer
@@ -159,12 +162,15 @@ def ingest_command(
                 force=force,
                 documents=documents,
             )
+        stack.enter_context(_terminate_as_interrupt())
         try:
             summary = _run(parser, paths, sink, checkpoint_every)
         except BrokenPipeError:  # `dfip ingest … --dry-run | head`: the reader left
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(EXIT_OK) from None
         except IngestAborted as exc:
+            if exc.interrupted and isinstance(sink, KafkaSink):
+                sink.producer.close(timeout=0.5)  # the user wants out: do not wait 5 s
             stack.close()  # bounded: the producer is stopped before anything is printed
             _aborted(exc)
         if dry_run:
@@ -179,6 +185,24 @@ def ingest_command(
             soft_wrap=True,
         )
     raise typer.Exit(EXIT_REJECTED if summary.rejected else EXIT_OK)
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a Kubernetes Job, `kill`) stops the ingest as Ctrl-C does: the open
+    transaction is aborted and the summary says what is committed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _aborted(exc: IngestAborted) -> NoReturn:
