@@ -69,9 +69,10 @@ class DeliveryError(RuntimeError):
         self.report = report
         self.errors = errors
         self.pending = pending
-        what = f"{report.failed} record(s) not delivered"
+        parts = [f"{report.failed} record(s) not delivered"] if report.failed or not pending else []
         if pending:
-            what += f", {pending} still in flight at the flush timeout"
+            parts.append(f"{pending} record(s) not acknowledged within the flush timeout")
+        what = ", ".join(parts)
         first = f" (first error: {errors[0]})" if errors else ""
         super().__init__(what + first)
 

@@ -217,6 +217,7 @@ def test_outage_past_the_delivery_timeout_then_rerun_is_exact(
     assert "ingest summary" in first.stderr
     assert f"ledger: hk_march.csv committed up to entry {3 * CHECKPOINT}" in first.stderr
     print(f"\nbroker down after 3 checkpoints: the ingest gave up after {took:.1f}s")
+    print("\n".join(first.stderr.splitlines()[-2:]))
 
     # 2. the broker is back: the same command resumes after the last checkpoint
     broker.up()
