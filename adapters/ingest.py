@@ -25,7 +25,13 @@ from kafka.errors import KafkaError
 
 from adapters.base import Parser, ParseResult, Rejected
 from adapters.ledger import LEDGER_TOPIC, Document, LedgerEntry
-from adapters.producer import DeliveryError, DeliveryReport, EventProducer, TransactionError
+from adapters.producer import (
+    DeliveryError,
+    DeliveryReport,
+    EventProducer,
+    KafkaUnavailable,
+    TransactionError,
+)
 from schemas import DeadLetter, DeadLetterStage, dead_letter_id, encode
 from schemas.catalog import DEADLETTER_MAX_BYTES
 
@@ -45,6 +51,7 @@ __all__ = [
 ]
 
 MAX_REJECTIONS_KEPT = 200  # detailed rejections kept for the summary; all are counted
+DOCUMENT_RETRIES: Final = 1  # a failed document is retried once with a fresh producer
 CHECKPOINT_EVERY: Final = 10_000  # parse results per transaction (and ledger checkpoint)
 # The original bytes a dead letter keeps: base64 makes them 4/3 larger, and the rest of the
 # record (reason, location, ids) needs far less than the 64 KiB left for it.
@@ -66,6 +73,7 @@ class Sink(Protocol):
     def open_document(self, path: Path) -> Resume: ...
     def checkpoint(self, results: int, events: int, rejected: int, *, complete: bool) -> None: ...
     def abort(self, timeout: float) -> None: ...
+    def restart(self) -> bool: ...
 
 
 @dataclass
@@ -231,6 +239,15 @@ class KafkaSink:
             self._in_transaction = False
             self.producer.abort(timeout)
 
+    def restart(self) -> bool:
+        """After a failed transaction: abort it and start over with a fresh producer (the
+        same transactional id fences the old one). False without transactions."""
+        if not self.transactional:
+            return False
+        self.abort(5.0)
+        self.producer.renew()
+        return True
+
 
 def _add(a: DeliveryReport, b: DeliveryReport) -> DeliveryReport:
     topics = Counter(a.by_topic)
@@ -260,6 +277,9 @@ class DryRunSink:
     def abort(self, timeout: float) -> None:
         pass
 
+    def restart(self) -> bool:
+        return False
+
 
 def ingest_files(
     parser: Parser,
@@ -278,6 +298,7 @@ def ingest_files(
     try:
         _ingest(parser, paths, sink, progress, summary, checkpoint_every)
     except (DeliveryError, TransactionError, KafkaError, KeyboardInterrupt) as exc:
+        # (KafkaUnavailable cannot come from here: a failed restart re-raises its cause)
         sink.abort(1.0 if isinstance(exc, KeyboardInterrupt) else abort_timeout)
         raise IngestAborted(summary, exc) from exc
     return summary
@@ -303,18 +324,75 @@ def _ingest(
             if progress is not None:
                 progress(done)
             continue
-        before_entries = parser.stats.entries
-        before_skips = Counter(parser.stats.not_booked)
-        parser.stats.bytes_read = 0
-        file.committed = resume.skip
-        try:
-            _document(parser, path, sink, progress, summary, file, resume, checkpoint_every, done)
-        finally:
-            file.entries = parser.stats.entries - before_entries
-            file.not_booked = parser.stats.not_booked - before_skips
+        retries = DOCUMENT_RETRIES
+        while True:
+            before_entries = parser.stats.entries
+            before_skips = Counter(parser.stats.not_booked)
+            parser.stats.bytes_read = 0
+            file.committed = resume.skip
+            mark = _Mark.of(summary, file)
+            try:
+                _document(
+                    parser,
+                    path,
+                    sink,
+                    progress,
+                    summary,
+                    file,
+                    resume,
+                    checkpoint_every,
+                    done,
+                    mark,
+                )
+                break
+            except (DeliveryError, TransactionError) as exc:
+                if retries == 0:
+                    raise
+                retries -= 1
+                # kafka-python cannot recover a producer whose batch expired mid-retry: a
+                # fresh one, then on from the last checkpoint (the ledger entry just written)
+                try:
+                    restarted = sink.restart()
+                except (KafkaUnavailable, TransactionError, KafkaError):
+                    raise exc from None
+                if not restarted:
+                    raise
+                mark.restore(summary, file)
+                resume = sink.open_document(path)
+                file.status += " (retried with a fresh producer)"
+            finally:
+                # each attempt parses the whole document: its counts are the document's
+                file.entries = parser.stats.entries - before_entries
+                file.not_booked = parser.stats.not_booked - before_skips
         done += parser.bytes_read
         if progress is not None:
             progress(done)
+
+
+@dataclass
+class _Mark:
+    """The summary's counts at a document's last checkpoint (restored before a retry)."""
+
+    events: int
+    rejected: int
+    reasons: Counter[tuple[str, str]]
+    rejections: int
+
+    @classmethod
+    def of(cls, summary: IngestSummary, file: FileSummary) -> _Mark:
+        mark = cls(0, 0, Counter(), 0)
+        mark.take(summary, file)
+        return mark
+
+    def take(self, summary: IngestSummary, file: FileSummary) -> None:
+        self.events, self.rejected = file.events, file.rejected
+        self.reasons = Counter(summary.reasons)
+        self.rejections = len(summary.rejections)
+
+    def restore(self, summary: IngestSummary, file: FileSummary) -> None:
+        file.events, file.rejected = self.events, self.rejected
+        summary.reasons = Counter(self.reasons)
+        del summary.rejections[self.rejections :]
 
 
 def _document(
@@ -327,6 +405,7 @@ def _document(
     resume: Resume,
     checkpoint_every: int,
     done: int,
+    mark: _Mark,
 ) -> None:
     n = resume.skip
     sent_events = sent_rejected = 0  # since the document was opened in this run
@@ -337,6 +416,7 @@ def _document(
             # a full chunk is out and more follows (the last chunk commits as complete)
             sink.checkpoint(n - 1, sent_events, sent_rejected, complete=False)
             file.committed = n - 1
+            mark.take(summary, file)
         if isinstance(result, Rejected):
             file.rejected += 1
             sent_rejected += 1

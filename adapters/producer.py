@@ -137,6 +137,7 @@ class EventProducer:
         self._errors: list[str] = []
         self._total_sent = 0
         self._total_failed = 0
+        self._generation = 0
         self._producer = self._connect()
 
     def _connect(self) -> KafkaProducer:
@@ -199,17 +200,19 @@ class EventProducer:
             # ValueError): a failed delivery.
             self._done(topic, exc)
             return
-        future.add_callback(self._delivered, topic)
-        future.add_errback(self._undelivered, topic)
+        future.add_callback(self._delivered, topic, self._generation)
+        future.add_errback(self._undelivered, topic, self._generation)
 
-    def _delivered(self, topic: str, _metadata: Any) -> None:
-        self._done(topic, None)
+    def _delivered(self, topic: str, generation: int, _metadata: Any) -> None:
+        self._done(topic, None, generation)
 
-    def _undelivered(self, topic: str, exc: BaseException) -> None:
-        self._done(topic, exc)
+    def _undelivered(self, topic: str, generation: int, exc: BaseException) -> None:
+        self._done(topic, exc, generation)
 
-    def _done(self, topic: str, exc: BaseException | None) -> None:
+    def _done(self, topic: str, exc: BaseException | None, generation: int | None = None) -> None:
         with self._lock:
+            if generation is not None and generation != self._generation:
+                return  # a record of a client replaced by renew(): already written off
             self._pending -= 1
             if exc is None:
                 self._sent += 1
@@ -264,9 +267,13 @@ class EventProducer:
 
         kafka-python cannot recover a producer whose batch expired during retries; this is
         the way back after a fatal transaction or delivery error."""
-        _close_bounded(self._producer, 0.5)
         with self._lock:
-            self._pending = 0
+            # the old client's records belong to the aborted transaction, already reported
+            # by the flush or commit that failed: its late callbacks are ignored
+            self._generation += 1
+            self._pending = self._sent = self._failed = 0
+            self._by_topic, self._errors = Counter(), []
+        _close_bounded(self._producer, 0.5)
         self._producer = self._connect()
 
     # -- accounting ----------------------------------------------------------------------

@@ -307,7 +307,9 @@ class FakeTxProducer:
 
     transactional = True
 
-    def __init__(self, fail_commit: int | None = None) -> None:
+    def __init__(self, fail_commit: int | None = None, *, recovers: bool = False) -> None:
+        self.recovers = recovers
+        self.renewed = 0
         self.open: list[tuple[str, bytes]] = []
         self.committed: list[list[tuple[str, bytes]]] = []
         self.aborted = 0
@@ -343,6 +345,12 @@ class FakeTxProducer:
         self.aborted += 1
         self.open, self.in_txn = [], False
         return True
+
+    def renew(self) -> None:
+        self.renewed += 1
+        if not self.recovers:
+            raise KafkaUnavailable("Kafka is unreachable at 127.0.0.1:9")
+        self.fail_commit = None
 
 
 def csv_parser() -> Any:
@@ -399,7 +407,8 @@ def test_a_failed_commit_aborts_and_the_rerun_resumes_after_the_last_checkpoint(
     sink = KafkaSink(failing, "HK", ledger=ledger, format="csv")  # type: ignore[arg-type]
     with pytest.raises(IngestAborted) as caught:
         ingest_files(csv_parser(), [STATEMENT], sink, checkpoint_every=2)
-    assert isinstance(caught.value.cause, DeliveryError)
+    assert isinstance(caught.value.cause, DeliveryError)  # the cause, not the failed renew
+    assert failing.renewed == 1
     assert failing.aborted == 1
     [file] = caught.value.summary.files
     assert (file.committed, file.complete) == (2, False)
@@ -442,3 +451,24 @@ def test_ctrl_c_aborts_the_open_transaction() -> None:
         ingest_files(csv_parser(), [STATEMENT], sink)
     assert caught.value.interrupted
     assert producer.aborted == 1
+
+
+def test_a_failed_commit_is_retried_once_with_a_fresh_producer() -> None:
+    ledger: dict[str, LedgerEntry] = {}
+    producer = FakeTxProducer(fail_commit=1, recovers=True)
+    sink = KafkaSink(producer, "HK", ledger=ledger, format="csv")  # type: ignore[arg-type]
+    summary = ingest_files(csv_parser(), [STATEMENT], sink, checkpoint_every=2)
+    assert (producer.renewed, producer.aborted) == (1, 1)
+    sent = [v for txn in producer.committed for kind, v in txn if kind != LEDGER_TOPIC]
+    assert len(sent) == len(set(sent)) == 6  # the aborted chunk once, after the retry
+    [file] = summary.files
+    assert file.status == "new (retried with a fresh producer)"
+    assert (file.events + file.rejected, file.entries) == (6, 6)
+    assert sum(summary.reasons.values()) == file.rejected == len(summary.rejections)
+    [entry] = ledger.values()
+    assert (entry.results, entry.events, entry.rejected, entry.complete) == (
+        6,
+        file.events,
+        file.rejected,
+        True,
+    )
