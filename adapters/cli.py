@@ -172,7 +172,7 @@ def ingest_command(
             if exc.interrupted and isinstance(sink, KafkaSink):
                 sink.producer.close(timeout=0.5)  # the user wants out: do not wait 5 s
             stack.close()  # bounded: the producer is stopped before anything is printed
-            _aborted(exc)
+            _aborted(exc, len(paths))
         if dry_run:
             typer.get_binary_stream("stdout").flush()
     _print_summary(summary, ledger=not dry_run)
@@ -205,7 +205,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _aborted(exc: IngestAborted) -> NoReturn:
+def _aborted(exc: IngestAborted, documents: int) -> NoReturn:
     """The summary, then one line: why, what is committed, what to do."""
     _print_summary(exc.summary)
     complete = [f for f in exc.summary.files if f.complete]
@@ -214,6 +214,8 @@ def _aborted(exc: IngestAborted) -> NoReturn:
     if partial:
         f = partial[0]
         state += f"; {Path(f.path).name} committed up to entry {f.committed}, the rest not"
+    if (not_started := documents - len(exc.summary.files)) > 0:
+        state += f"; {not_started} document(s) not started"
     if exc.interrupted:
         _fail(EXIT_INTERRUPTED, f"interrupted; {state} (run the same command to resume)")
     cause = exc.cause
