@@ -298,7 +298,6 @@ def ingest_files(
     try:
         _ingest(parser, paths, sink, progress, summary, checkpoint_every)
     except (DeliveryError, TransactionError, KafkaError, KeyboardInterrupt) as exc:
-        # (KafkaUnavailable cannot come from here: a failed restart re-raises its cause)
         sink.abort(1.0 if isinstance(exc, KeyboardInterrupt) else abort_timeout)
         raise IngestAborted(summary, exc) from exc
     return summary
