@@ -13,11 +13,17 @@ DFIP_KAFKA_DELIVERY_TIMEOUT_MS:
 - a third run skips the document (the ledger has it), `--force` sends it all again (the
   stream's duplicate memory then drops the copies by event id);
 - the simulator's producer through the same outage raises `DeliveryError` instead of
-  hanging.
+  hanging;
+- Ctrl-C during an outage stops `dfip ingest` (a process of its own, default 120 s delivery
+  timeout) at once: exit 130 and the "interrupted" line, long before the delivery timeout.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -280,6 +286,44 @@ def test_simulator_through_a_long_outage_raises_instead_of_hanging(
         assert not thread.is_alive(), "the simulator hung through the outage"
         assert isinstance(holder.get("e"), DeliveryError), holder
     finally:
-        # the module's last test: its broker stays down (the fixture's `down` is a no-op)
         stop.set()
         thread.join(timeout=30)
+        broker.up()  # for the next test
+
+
+def test_ctrl_c_during_an_outage_stops_the_ingest(
+    broker: PrivateBroker, env: KafkaSettings, tmp_path: Path
+) -> None:
+    """The module's last test: it leaves the broker down (the fixture's `down` is a no-op)."""
+    path = tmp_path / "long.csv"
+    lines = [HEADER]
+    for n in range(1, 200_001):  # long enough to still be running on any machine
+        lines.append(f"012-345678-001,01/03/2025,01/03/2025,R {n},HK{n:09d},1.00,HKD,1.00,HK\n")
+    path.write_text("".join(lines), encoding="utf-8")
+    child_env = {**os.environ, "DFIP_KAFKA_DELIVERY_TIMEOUT_MS": "120000"}
+    args = [
+        sys.executable, "-m", "dfip.cli", "ingest", "csv", str(path), "-i", INSTITUTION,
+        "--mapping", "hk_utf8_signed", "--accounts", str(FIXTURES / "accounts.toml"),
+        "--checkpoint-every", str(CHECKPOINT),
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, env=child_env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not read_ledger(env):  # the first checkpoint is in: the ingest is mid-way
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "no checkpoint within 240 s"
+            time.sleep(0.5)
+        broker.down()
+        time.sleep(2)  # records are now waiting for a broker that is gone
+        proc.send_signal(signal.SIGINT)
+        # a bound for a hang only: without the fix the wait is the 120 s delivery timeout
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    [line] = [x for x in err.splitlines() if x.startswith("dfip ingest:")]
+    assert line.startswith("dfip ingest: interrupted; 0 document(s) committed completely; ")
+    assert "long.csv committed up to entry" in line
+    assert "Traceback" not in err
