@@ -1,17 +1,23 @@
 """`dfip ingest <format> <path>...`: parse bank files and put their events on Kafka.
 
 Exit codes: 0 all entries ingested, 3 some entries rejected (they are on the dead-letter
-topic), 2 usage or configuration error, 1 Kafka unreachable or deliveries failed.
-Expected errors are one line on stderr, never a traceback.
+topic), 2 usage or configuration error, 1 Kafka unreachable or deliveries failed, 130
+interrupted (Ctrl-C). Expected errors are one line on stderr, never a traceback; after a
+failure the summary says what was committed, and running the same command again resumes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import signal
 import sys
-from contextlib import ExitStack
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, NoReturn
 
 import typer
@@ -24,7 +30,17 @@ from rich.table import Table
 from adapters.accounts import AccountDirectory, AccountMapError, MissingKeyError, account_hash_key
 from adapters.base import ParseContext, Parser, available_formats, get_parser
 from adapters.detect import format_mismatch
-from adapters.ingest import MAX_REJECTIONS_KEPT, DryRunSink, IngestSummary, KafkaSink, ingest_files
+from adapters.ingest import (
+    CHECKPOINT_EVERY,
+    MAX_REJECTIONS_KEPT,
+    DryRunSink,
+    FileSummary,
+    IngestAborted,
+    IngestSummary,
+    KafkaSink,
+    ingest_files,
+)
+from adapters.ledger import LEDGER_TOPIC, Document, LedgerError, read_ledger
 from adapters.parsers._common import local_zone
 from adapters.parsers.csv_mapping import MappingError
 from adapters.producer import (
@@ -32,13 +48,16 @@ from adapters.producer import (
     DeliveryError,
     EventProducer,
     KafkaUnavailable,
+    TransactionError,
 )
+from dfip.errors import DfipError
 from dfip.kafka_config import KafkaSettings
+from dfip.topics import _client_log, _ClientLog
 from schemas import InstitutionType
 
 __all__ = ["EXIT_KAFKA", "EXIT_OK", "EXIT_REJECTED", "EXIT_USAGE", "ingest_command"]
 
-EXIT_OK, EXIT_KAFKA, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
+EXIT_OK, EXIT_KAFKA, EXIT_USAGE, EXIT_REJECTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 PROGRESS_MIN_BYTES = 8 << 20  # show a progress bar for inputs at least this large
 REJECTIONS_SHOWN = 20
 _INSTITUTION = re.compile(r"^[A-Za-z0-9][\w.:/\-]{0,63}$")
@@ -90,19 +109,41 @@ def ingest_command(
     timezone: Annotated[
         str, typer.Option("--timezone", help="Zone of local times without a UTC offset.")
     ] = "Asia/Shanghai",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Send documents again that the ledger (dfip.ingested) has as in."
+        ),
+    ] = False,
+    checkpoint_every: Annotated[
+        int,
+        typer.Option(
+            "--checkpoint-every",
+            min=1,
+            help="Entries per Kafka transaction; a failed run resumes after the last one.",
+        ),
+    ] = CHECKPOINT_EVERY,
 ) -> None:
-    """Parse bank and fintech files into canonical events and send them to Kafka."""
+    """Parse bank and fintech files into canonical events and send them to Kafka.
+
+    Each document is committed in transactions with a checkpoint in the ledger topic
+    (dfip.ingested): running the same command again skips what is in and resumes the rest.
+    """
     parser = _parser(
         format, paths, institution, institution_type, accounts, mapping, encoding, timezone
     )
     with ExitStack() as stack:
         if dry_run:
             sink: DryRunSink | KafkaSink = DryRunSink()
-            producer = None
         else:
-            producer = stack.enter_context(_producer())
+            # kafka-python logs every refused connection and retry at WARNING/ERROR; what
+            # matters is said here in one line, so its records go to a collector instead
+            client_log = stack.enter_context(_client_log())
+            documents = {p: Document.of(p, institution) for p in paths}
+            producer = stack.enter_context(_producer(institution, documents.values(), client_log))
+            topics = (*parser.topics, DEAD_LETTER_TOPIC, LEDGER_TOPIC)
             try:
-                missing = producer.missing_topics((*parser.topics, DEAD_LETTER_TOPIC))
+                missing = producer.missing_topics(topics)
             except KafkaError as exc:
                 _fail(EXIT_KAFKA, f"cannot list topics on {producer.bootstrap_servers}: {exc}")
             if missing:
@@ -111,46 +152,123 @@ def ingest_command(
                     f"topic(s) {', '.join(missing)} do not exist on "
                     f"{producer.bootstrap_servers} (create them with `dfip topics create`)",
                 )
-            sink = KafkaSink(producer, institution)
+            try:
+                ledger = read_ledger(producer.settings)
+            except (LedgerError, KafkaError) as exc:
+                _fail(EXIT_KAFKA, f"cannot read the ledger {LEDGER_TOPIC}: {exc}")
+            sink = KafkaSink(
+                producer,
+                institution,
+                ledger=ledger,
+                format=parser.name,
+                force=force,
+                documents=documents,
+            )
+        stack.enter_context(_terminate_as_interrupt())
         try:
-            summary = _run(parser, paths, sink)
+            summary = _run(parser, paths, sink, checkpoint_every)
         except BrokenPipeError:  # `dfip ingest … --dry-run | head`: the reader left
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(EXIT_OK) from None
-        delivered = None
-        if producer is not None:
-            try:
-                delivered = producer.flush()
-            except DeliveryError as exc:
-                _print_summary(summary)
-                _fail(EXIT_KAFKA, f"Kafka delivery failed: {exc}")
+        except IngestAborted as exc:
+            if exc.interrupted and isinstance(sink, KafkaSink):
+                sink.producer.close(timeout=0.5)  # the user wants out: do not wait 5 s
+            stack.close()  # bounded: the producer is stopped before anything is printed
+            _aborted(exc, len(paths))
         if dry_run:
             typer.get_binary_stream("stdout").flush()
-    _print_summary(summary)
-    if delivered is not None:
-        topics = ", ".join(f"{t} {n}" for t, n in sorted(delivered.by_topic.items()))
+    _print_summary(summary, ledger=not dry_run)
+    if isinstance(sink, KafkaSink):
+        delivered = sink.delivered
+        per_topic = ", ".join(f"{t} {n}" for t, n in sorted(delivered.by_topic.items()))
         _err.print(
-            f"delivered {delivered.sent} record(s): {topics or 'none'}",
+            f"delivered {delivered.sent} record(s): {per_topic or 'none'}",
             markup=False,
             soft_wrap=True,
         )
     raise typer.Exit(EXIT_REJECTED if summary.rejected else EXIT_OK)
 
 
-def _producer() -> EventProducer:
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a Kubernetes Job, `kill`) stops the ingest as Ctrl-C does: the open
+    transaction is aborted and the summary says what is committed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _aborted(exc: IngestAborted, documents: int) -> NoReturn:
+    """The summary, then one line: why, what is committed, what to do."""
+    _print_summary(exc.summary)
+    complete = [f for f in exc.summary.files if f.complete]
+    partial = [f for f in exc.summary.files if not f.complete]
+    state = f"{len(complete)} document(s) committed completely"
+    if partial:
+        f = partial[0]
+        state += f"; {Path(f.path).name} committed up to entry {f.committed}, the rest not"
+    if (not_started := documents - len(exc.summary.files)) > 0:
+        state += f"; {not_started} document(s) not started"
+    if exc.interrupted:
+        _fail(EXIT_INTERRUPTED, f"interrupted; {state} (run the same command to resume)")
+    cause = exc.cause
+    what = (
+        f"Kafka delivery failed: {cause}"
+        if isinstance(cause, DeliveryError)
+        else f"Kafka failed: {cause}"
+        if isinstance(cause, TransactionError)
+        else f"Kafka failed: {type(cause).__name__}: {cause}"
+    )
+    _fail(EXIT_KAFKA, f"{what}; {state} (run the same command again once Kafka is back)")
+
+
+def _producer(
+    institution: str, documents: Iterable[Document], client_log: _ClientLog
+) -> EventProducer:
     try:
         settings = KafkaSettings()
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         _fail(EXIT_USAGE, f"Kafka settings (DFIP_KAFKA_*): {where}: {first['msg']}")
+    except DfipError as exc:
+        _fail(exc.exit_code, str(exc))
     try:
-        return EventProducer(settings)
+        return EventProducer(
+            settings, transactional_id=transactional_id(settings, institution, documents)
+        )
     except KafkaUnavailable as exc:
+        if client_log.auth_failure is not None:
+            _fail(
+                EXIT_KAFKA,
+                f"Kafka authentication failed for user {settings.sasl_username} at "
+                f"{settings.bootstrap_servers} (check DFIP_KAFKA_SASL_USERNAME and the password)",
+            )
         _fail(
             EXIT_KAFKA,
             f"{exc} (start it with `dfip kafka up` or set DFIP_KAFKA_BOOTSTRAP_SERVERS)",
         )
+    except TransactionError as exc:
+        _fail(EXIT_KAFKA, str(exc))
+
+
+def transactional_id(
+    settings: KafkaSettings, institution: str, documents: Iterable[Document]
+) -> str:
+    """The same for a re-run of the same documents, so that it fences (and aborts the open
+    transaction of) a run that was killed; different for other documents, so ingests of
+    other files can run at the same time."""
+    digest = hashlib.sha256("\n".join(sorted(d.sha256 for d in documents)).encode()).hexdigest()
+    return f"{settings.topic_prefix}dfip-ingest-{institution}-{digest[:16]}"
 
 
 def _parser(
@@ -202,10 +320,12 @@ def _parser(
         _fail(EXIT_USAGE, str(exc))
 
 
-def _run(parser: Parser, paths: list[Path], sink: DryRunSink | KafkaSink) -> IngestSummary:
+def _run(
+    parser: Parser, paths: list[Path], sink: DryRunSink | KafkaSink, checkpoint_every: int
+) -> IngestSummary:
     total = sum(p.stat().st_size for p in paths)
     if total < PROGRESS_MIN_BYTES:
-        return ingest_files(parser, paths, sink)
+        return ingest_files(parser, paths, sink, checkpoint_every=checkpoint_every)
     columns = (
         TextColumn("[bold]ingest[/bold]"),
         BarColumn(),
@@ -214,10 +334,21 @@ def _run(parser: Parser, paths: list[Path], sink: DryRunSink | KafkaSink) -> Ing
     )
     with Progress(*columns, console=_err, transient=True) as bar:
         task = bar.add_task("ingest", total=total)
-        return ingest_files(parser, paths, sink, lambda done: bar.update(task, completed=done))
+        return ingest_files(
+            parser,
+            paths,
+            sink,
+            lambda done: bar.update(task, completed=done),
+            checkpoint_every=checkpoint_every,
+        )
 
 
-def _print_summary(summary: IngestSummary) -> None:
+def _ledger_state(f: FileSummary) -> str:
+    done = "complete" if f.complete else f"committed up to entry {f.committed}"
+    return done if f.status == "new" else f"{f.status}; {done}"
+
+
+def _print_summary(summary: IngestSummary, *, ledger: bool = True) -> None:
     table = Table(title="ingest summary", title_justify="left")
     table.add_column("file", overflow="fold")
     for column in ("entries read", "events produced", "not booked", "rejected"):
@@ -228,6 +359,11 @@ def _print_summary(summary: IngestSummary) -> None:
     if len(summary.files) > 1:
         table.add_row("total", str(summary.entries), str(summary.events), "", str(summary.rejected))
     _err.print(table)
+    if ledger:  # what dfip.ingested now says of each document
+        for f in summary.files:
+            _err.print(
+                f"ledger: {Path(f.path).name} {_ledger_state(f)}", markup=False, soft_wrap=True
+            )
     if not summary.rejected:
         return
     reasons = Table(title="rejected, by reason", title_justify="left")

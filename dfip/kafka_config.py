@@ -13,6 +13,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dfip.errors import DfipError
+
 __all__ = ["KafkaSettings"]
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -50,11 +52,38 @@ class KafkaSettings(BaseSettings):
     ssl_check_hostname: bool = Field(
         default=True, description="Verify the broker certificate's host name."
     )
+    connect_timeout_ms: int = Field(
+        default=3_000,
+        ge=100,
+        description="How long producers wait for an unreachable cluster at start before "
+        "giving up with one line.",
+    )
+    request_timeout_ms: int = Field(
+        default=30_000, ge=100, description="Producers' per-request timeout (then a retry)."
+    )
+    delivery_timeout_ms: int = Field(
+        default=120_000,
+        ge=500,
+        description="How long adapters and the simulator keep retrying a record before it "
+        "counts as undelivered; also bounds every flush, close and transaction step, so a "
+        "longer broker outage ends an ingest instead of hanging it.",
+    )
 
     @model_validator(mode="after")
     def _load_secret_file(self) -> KafkaSettings:
         if self.sasl_password_file is not None:
-            secret = self.sasl_password_file.read_text(encoding="utf-8").strip()
+            # DfipError is not a ValueError, so pydantic lets it through: one line from every
+            # command, not a validation traceback
+            try:
+                secret = self.sasl_password_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise DfipError(
+                    f"DFIP_KAFKA_SASL_PASSWORD_FILE: cannot read {self.sasl_password_file}: "
+                    f"{reason}",
+                    hint="point it at the file holding the SASL password",
+                    exit_code=2,
+                ) from None
             self.sasl_password = SecretStr(secret)
         return self
 

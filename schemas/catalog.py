@@ -23,6 +23,7 @@ from schemas.events import (
 
 __all__ = [
     "DAY_MS",
+    "DEADLETTER_MAX_BYTES",
     "TOPICS",
     "USCC_PARTITIONS",
     "CleanupPolicy",
@@ -40,6 +41,10 @@ score and the events of one enterprise in the same task) depends on every such t
 having exactly this count, so it is a constant, not an environment setting."""
 
 DAY_MS: Final = 24 * 60 * 60 * 1000
+
+DEADLETTER_MAX_BYTES: Final = 4 * 1024 * 1024
+"""`max.message.bytes` of `dfip.deadletter`; producers that write dead letters allow requests
+this large, and adapters cap the original they keep so that a dead letter always fits."""
 
 CleanupPolicy = Literal["delete", "compact", "compact,delete"]
 
@@ -129,7 +134,7 @@ DEADLETTER = TopicSpec(
     "Records that failed at any stage, kept with the reason; never dropped.",
     # a dead letter holds its record in base64 (4/3 of the size): a record at the broker's
     # default 1 MiB limit needs about 1.4 MiB here
-    config={"max.message.bytes": str(4 * 1024 * 1024)},
+    config={"max.message.bytes": str(DEADLETTER_MAX_BYTES)},
 )
 LATE = TopicSpec(
     "dfip.late",
@@ -151,7 +156,28 @@ METRICS = TopicSpec(
     "Closed event-time window figures (WindowFigure records defined by streams).",
 )
 
-TOPICS: tuple[TopicSpec, ...] = (TRANSACTIONS, LOANS, SCORES, FX, DEADLETTER, LATE, METRICS)
+INGESTED = TopicSpec(
+    "dfip.ingested",
+    "{institution}|{document sha256}",
+    None,
+    1,
+    "compact",
+    None,
+    "Ledger of ingested documents (JSON written by `dfip ingest` in the same transaction as "
+    "the document's records): how far each document is committed, so a re-run skips or "
+    "resumes it.",
+)
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TRANSACTIONS,
+    LOANS,
+    SCORES,
+    FX,
+    DEADLETTER,
+    LATE,
+    METRICS,
+    INGESTED,
+)
 
 
 def topic_by_name(name: str) -> TopicSpec:

@@ -192,6 +192,8 @@ def run_simulation(
                 end = at
             if record.barrier:
                 delivered += sink.flush().sent
+            elif n % 1000 == 0 and (check := getattr(sink, "raise_if_failed", None)):
+                check()  # records already failed (a long outage): stop now, not at a barrier
             if progress is not None and n % 500 == 0:
                 progress(n)
         delivered += sink.flush().sent

@@ -182,7 +182,10 @@ def test_cli_ingest_against_the_broker(kafka_settings: KafkaSettings, monkeypatc
     ]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 3, result.output  # one reversal, one bad amount
-    assert "delivered 7 record(s): dfip.deadletter 2, dfip.transactions 5" in result.stderr
+    assert (
+        "delivered 8 record(s): dfip.deadletter 2, dfip.ingested 1, dfip.transactions 5"
+        in result.stderr
+    )
     expected = [
         line["event"]
         for line in expected_results({"file": "mt940_boc_envelope.sta"})
@@ -199,5 +202,5 @@ def test_cli_refuses_missing_topics(kafka_settings: KafkaSettings, monkeypatch) 
     args = ["ingest", "scores", str(FIXTURES / "scores.csv"), "-i", INSTITUTION]
     result = CliRunner().invoke(cli_app(), args)
     assert result.exit_code == 1
-    assert "dfip.scores, dfip.deadletter do not exist" in result.stderr
+    assert "dfip.scores, dfip.deadletter, dfip.ingested do not exist" in result.stderr
     assert "Traceback" not in result.output

@@ -111,7 +111,7 @@ def test_missing_institution_and_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_kafka_unreachable_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(producer_module, "BOOTSTRAP_TIMEOUT_MS", 300)
+    monkeypatch.setenv("DFIP_KAFKA_CONNECT_TIMEOUT_MS", "300")
     monkeypatch.setenv("DFIP_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
     result = run("camt", str(FIXTURES / "camt053_v08_ccb_usd.xml"), "-i", "CCB-NB")
     assert result.exit_code == 1
@@ -155,3 +155,92 @@ def test_bad_kafka_settings_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
     result = run("camt", str(FIXTURES / "camt053_v08_ccb_usd.xml"), "-i", "CCB-NB")
     assert result.exit_code == 2
     assert "Kafka settings (DFIP_KAFKA_*): security_protocol" in result.stderr
+
+
+def test_missing_password_file_is_one_line_and_exit_2(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DFIP_KAFKA_SASL_PASSWORD_FILE", str(tmp_path / "absent"))
+    result = run("camt", str(FIXTURES / "camt053_v08_ccb_usd.xml"), "-i", "CCB-NB")
+    assert result.exit_code == 2
+    assert "DFIP_KAFKA_SASL_PASSWORD_FILE: cannot read" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_unreachable_broker_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DFIP_KAFKA_CONNECT_TIMEOUT_MS", "300")
+    monkeypatch.setenv("DFIP_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    result = run("camt", str(FIXTURES / "camt053_v08_ccb_usd.xml"), "-i", "CCB-NB")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "dfip ingest: Kafka is unreachable at 127.0.0.1:1 (start it with `dfip kafka up` or set "
+        "DFIP_KAFKA_BOOTSTRAP_SERVERS)"
+    ]
+
+
+class FailingProducer:
+    """A transactional producer whose second commit fails and whose broker stays away."""
+
+    transactional = True
+    bootstrap_servers = "127.0.0.1:9"
+
+    def __init__(self, settings: object, **_: object) -> None:
+        self.settings = settings
+        self.commits = 0
+        self.closed: list[float | None] = []
+
+    def missing_topics(self, names: object) -> list[str]:
+        return []
+
+    def begin(self) -> None:
+        pass
+
+    def send(self, event: object) -> None:
+        pass
+
+    def send_dead_letter(self, letter: object) -> None:
+        pass
+
+    def send_raw(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def commit(self) -> producer_module.DeliveryReport:
+        self.commits += 1
+        if self.commits == 2:
+            report = producer_module.DeliveryReport(0, 0)
+            raise producer_module.DeliveryError(report, [], pending=3)
+        return producer_module.DeliveryReport(1, 0, {"dfip.transactions": 1})
+
+    def abort(self, timeout: float | None = None) -> bool:
+        return False
+
+    def renew(self) -> None:
+        raise producer_module.KafkaUnavailable("Kafka is unreachable at 127.0.0.1:9")
+
+    def close(self, timeout: float | None = None) -> None:
+        self.closed.append(timeout)
+
+    def __enter__(self) -> FailingProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def test_a_kafka_failure_mid_ingest_is_the_summary_and_one_line(monkeypatch) -> None:
+    monkeypatch.setattr(cli_module, "EventProducer", FailingProducer)
+    monkeypatch.setattr(cli_module, "read_ledger", lambda settings: {})
+    statement = str(FIXTURES / "hk_utf8_statement.csv")
+    other = str(FIXTURES / "cn_gb18030_statement.csv")
+    args = ["csv", statement, other, "-i", "HK", "--mapping", "hk_utf8_signed"]
+    result = run(*args, "--accounts", ACCOUNTS, "--checkpoint-every", "2")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "ingest summary" in result.stderr
+    assert "ledger: hk_utf8_statement.csv committed up to entry 2" in result.stderr
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("dfip ingest:")]
+    assert line == (
+        "dfip ingest: Kafka delivery failed: 3 record(s) not acknowledged within the flush "
+        "timeout; 0 document(s) committed completely; hk_utf8_statement.csv committed up to "
+        "entry 2, the rest not; 1 document(s) not started (run the same command again once "
+        "Kafka is back)"
+    )

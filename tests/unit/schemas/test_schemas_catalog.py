@@ -39,6 +39,7 @@ def test_catalog_matches_the_contract():
         "dfip.deadletter": ("original key or none", DeadLetter, 3, "delete", 30 * DAY_MS),
         "dfip.late": ("uscc", None, 12, "delete", 30 * DAY_MS),
         "dfip.metrics": ("window id", None, 3, "compact", None),
+        "dfip.ingested": ("{institution}|{document sha256}", None, 1, "compact", None),
     }
     assert [t.name for t in TOPICS] == list(expected)
     for spec in TOPICS:
