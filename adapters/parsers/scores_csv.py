@@ -128,6 +128,10 @@ class ScoresCsvParser(Parser):
         valid = cell.get("valid_until", "")
         uscc = cell["uscc"].upper()
         framework = cell["framework"]
+        for name, value in (("uscc", uscc), ("framework", framework)):
+            # both go into the event id, whose parts are joined with U+001F
+            if "\x1f" in value:
+                raise RejectedEntry(titles[name], "contains the control character U+001F")
         data: dict[str, Any] = {
             "event_id": make_event_id(
                 self.context.institution, uscc, f"{framework}@{utc_iso(assessed_at)}"
