@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from adapters.base import Parser, ParseResult, Rejected, get_parser, register
 from adapters.detect import sniff
+from adapters.parsers._common import document_head
 
 __all__ = ["AutoParser"]
 
@@ -31,7 +32,7 @@ class AutoParser(Parser):
                 f"{path}:1",
                 "(document)",
                 f"cannot tell the format: it looks like {found.looks_like}",
-                b"",
+                document_head(path),
                 "invalid_shape",
             )
             return

@@ -23,11 +23,16 @@ from typing import Any, Final
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.codec import has_lz4
-from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+from kafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+)
 
 from dfip.kafka_config import KafkaSettings
 from schemas import DeadLetter, Event, encode, message_key, partition_for
-from schemas.catalog import DEADLETTER_MAX_BYTES
+from schemas.catalog import DEADLETTER_MAX_BYTES, topic_by_name
 
 __all__ = [
     "DEAD_LETTER_TOPIC",
@@ -49,6 +54,20 @@ TOPIC_BY_KIND: Final[dict[str, str]] = {
 _USCC_KINDS: Final = frozenset({"transaction", "loan", "digitalization_score"})
 DEAD_LETTER_TOPIC: Final = "dfip.deadletter"
 _MAX_ERRORS_KEPT = 20
+BROKER_MAX_MESSAGE_BYTES: Final = 1_048_588
+"""Kafka's default `message.max.bytes`: the limit of a topic that sets no `max.message.bytes`."""
+_RECORD_OVERHEAD: Final = 128  # batch and record headers around one value (generous)
+
+
+def _topic_limit(topic: str) -> int:
+    """`max.message.bytes` of catalog topic `topic` (unprefixed), else the broker default."""
+    try:
+        configured = topic_by_name(topic).config.get("max.message.bytes")
+    except KeyError:
+        configured = None
+    return int(configured) if configured else BROKER_MAX_MESSAGE_BYTES
+
+
 _LINGER_MS: Final = 5
 _MAX_TRANSACTION_TIMEOUT_MS: Final = 900_000  # the broker's default transaction.max.timeout.ms
 
@@ -190,6 +209,13 @@ class EventProducer:
     def _send(self, topic: str, value: bytes, key: bytes | None, partition: int | None) -> None:
         with self._lock:
             self._pending += 1
+        limit = _topic_limit(topic)
+        if len(value) + len(key or b"") + _RECORD_OVERHEAD > limit:
+            # The client allows requests as large as a dead letter may be; a record over its
+            # own topic's limit would be refused by the broker, and kafka-python treats that
+            # refusal as fatal for every batch in flight. Refuse it here, as one failure.
+            self._done(topic, MessageSizeTooLargeError(f"record over {topic}'s {limit} bytes"))
+            return
         try:
             future = self._producer.send(
                 self._settings.topic(topic), value=value, key=key, partition=partition

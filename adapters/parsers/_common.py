@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
 from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from adapters.accounts import AccountDirectory, AmbiguousAccount
@@ -18,6 +19,7 @@ from adapters.parsers._lines import DecodedLines
 from schemas import CustomsMode, SchemaError, TxChannel, make_event_id, parse_amount
 
 __all__ = [
+    "ORIGINAL_CAP",
     "EntryRefs",
     "account_ref",
     "amount_or_reject",
@@ -27,6 +29,7 @@ __all__ = [
     "csv_records",
     "customs_mode_in",
     "decoded_record",
+    "document_head",
     "empty_file",
     "entry_id_parts",
     "local_zone",
@@ -378,3 +381,13 @@ def _unclosed(lines: DecodedLines, start: int, display: str, detail: str) -> Rej
         "following lines are read as rows"
     ) + (f" ({detail})" if detail else "")
     return Rejected(f"{display}:{start}", "(row)", reason, first, "invalid_shape")
+
+
+ORIGINAL_CAP = 4 << 20  # bytes of a broken document kept as the dead letter's original
+
+
+def document_head(path: Path) -> bytes:
+    """The first `ORIGINAL_CAP` bytes of a document: the original kept with a rejection of
+    the whole document (streamed documents are not held in memory)."""
+    with path.open("rb") as fh:
+        return fh.read(ORIGINAL_CAP)

@@ -16,12 +16,13 @@ import ijson  # type: ignore[import-untyped]
 import orjson
 
 from adapters.base import Parser, ParseResult, Rejected, RejectedEntry
-from adapters.parsers._common import amount_or_reject, empty_file
+from adapters.parsers._common import ORIGINAL_CAP, amount_or_reject, document_head, empty_file
 
 __all__ = [
     "MAX_PAGE_BYTES",
     "ORIGINAL_CAP",
     "JsonStream",
+    "document_head",
     "json_amount",
     "json_entries",
     "json_entry",
@@ -32,7 +33,6 @@ __all__ = [
     "shape_rejection",
 ]
 
-ORIGINAL_CAP = 4 << 20  # bytes of a broken document kept as the dead letter's original
 MAX_PAGE_BYTES = 1 << 30  # a bigger page is refused whole: no API pages a gigabyte
 
 
@@ -67,7 +67,9 @@ class JsonStream:
         size = self.path.stat().st_size
         if size > MAX_PAGE_BYTES:
             reason = f"page of {size} bytes is over the {MAX_PAGE_BYTES} byte limit"
-            yield Rejected(f"{display}:1", "(document)", reason, _head(self.path), "invalid_shape")
+            yield Rejected(
+                f"{display}:1", "(document)", reason, document_head(self.path), "invalid_shape"
+            )
             return
         with self.path.open("rb") as peek:
             start = peek.read(4096)
@@ -117,7 +119,7 @@ class JsonStream:
             "(document)",
             ("JSON must be UTF-8: " if undecodable else "invalid JSON: ")
             + f"{message}; nothing after the first {self.built} complete entries was ingested",
-            _head(self.path),
+            document_head(self.path),
             "undecodable" if undecodable else "invalid_json",
         )
 
@@ -129,11 +131,6 @@ class _Skipper:
 
     def event(self, event: str, value: Any) -> None:
         pass
-
-
-def _head(path: Path) -> bytes:
-    with path.open("rb") as fh:
-        return fh.read(ORIGINAL_CAP)
 
 
 def load_json_document(parser: Parser, path: Path) -> tuple[Any, Rejected | None]:

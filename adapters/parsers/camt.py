@@ -35,6 +35,7 @@ from adapters.parsers._common import (
     country_from_bic,
     country_from_iban,
     customs_mode_in,
+    document_head,
     empty_file,
     entry_id_parts,
     local_zone,
@@ -348,7 +349,7 @@ class _Reader:
                 f"{self.display}:1",
                 "(document)",
                 "no ISO 20022 Document element",
-                b"",
+                document_head(self.path),
                 "invalid_shape",
             )
 
@@ -366,7 +367,7 @@ class _Reader:
                     where,
                     "/Document/@xmlns",
                     f"not an ISO 20022 camt.052/053/054 document (namespace {ns or 'none'!r})",
-                    b"",
+                    document_head(self.path),
                     "unsupported_version",
                 )
             number, version = match.group(1), int(match.group(2))
@@ -376,7 +377,7 @@ class _Reader:
                     where,
                     "/Document/@xmlns",
                     f"format {self.p.name} expects camt.{wanted}, this is camt.{number}",
-                    b"",
+                    document_head(self.path),
                     "unsupported_version",
                 )
             if not MIN_VERSION <= version <= MAX_VERSION:
@@ -385,7 +386,7 @@ class _Reader:
                     "/Document/@xmlns",
                     f"camt.{number}.001.{version:02d} is not supported "
                     f"(.001.{MIN_VERSION:02d} to .001.{MAX_VERSION:02d} are)",
-                    b"",
+                    document_head(self.path),
                     "unsupported_version",
                 )
             self.msg_el, self.stmt_el = _MESSAGES[number]
@@ -398,7 +399,7 @@ class _Reader:
                 where,
                 f"/Document/{local}",
                 f"expected {self.msg_el or 'a camt Document root'} here",
-                b"",
+                document_head(self.path),
                 "invalid_shape",
             )
         return None

@@ -27,6 +27,7 @@ from adapters.parsers._common import (
 )
 from adapters.parsers._json import (
     JsonStream,
+    document_head,
     json_amount,
     json_entry,
     json_str,
@@ -83,7 +84,9 @@ class ObieParser(Parser):
                 yield result
         if stream.kinds.get("Data.Transaction") != "start_array":
             reason = "not an OBReadTransaction6 document (no Data.Transaction array)"
-            yield Rejected(pointer, "Data.Transaction", reason, b"", "invalid_shape")
+            yield Rejected(
+                pointer, "Data.Transaction", reason, document_head(path), "invalid_shape"
+            )
 
     def _event(self, entry: Any, index: int, refs: EntryRefs) -> TransactionEvent | None:
         if not isinstance(entry, dict):

@@ -26,6 +26,7 @@ from adapters.parsers._common import (
 )
 from adapters.parsers._json import (
     JsonStream,
+    document_head,
     json_amount,
     json_entry,
     json_str,
@@ -79,7 +80,13 @@ class Psd2Parser(Parser):
                 account = item[1]
         if head.kinds.get("transactions") != "start_map":
             reason = "not a NextGenPSD2 transaction list (no transactions object)"
-            yield Rejected(f"{display}#/transactions", "transactions", reason, b"", "invalid_shape")
+            yield Rejected(
+                f"{display}#/transactions",
+                "transactions",
+                reason,
+                document_head(path),
+                "invalid_shape",
+            )
             return
         account_error: RejectedEntry | None = None
         account_ref = uscc = ""
@@ -116,7 +123,9 @@ class Psd2Parser(Parser):
                 self.skip(kind)
         shape = body.kinds.get("transactions.booked", "start_array")
         if shape != "start_array":
-            yield Rejected(pointer, "booked", "expected an array", b"", "invalid_shape")
+            yield Rejected(
+                pointer, "booked", "expected an array", document_head(path), "invalid_shape"
+            )
 
     def _account(self, account: dict[str, Any]) -> tuple[str, str]:
         raw = next((str(account[k]) for k in _ACCOUNT_KEYS if account.get(k)), None)

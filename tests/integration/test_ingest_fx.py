@@ -1,8 +1,8 @@
 """FX in, on the real broker: a USD entry is converted once its day's rate is ingested.
 
 `dfip ingest fx` puts the CFETS central parity on `dfip.fx`; a worker then converts a USD
-statement entry of the same day at that rate (the rate is dated the transaction's day on
-purpose: the lookup rule for other days is the stream's business, not this test's).
+statement entry at the rate in force (docs/metrics.md): the entry is booked on 5 March
+(midnight Beijing time, before that day's 09:15 fixing), so the 4 March parity applies.
 """
 
 from __future__ import annotations
@@ -22,7 +22,11 @@ from tests.support.workers import WorkerProcess, scrape, total, wait_for, wait_r
 
 KEY = b"test-key-dfip-adapters-0123456789"
 USCC = "91330106MA2H3K4P70"
-RATES = "日期,USD/CNY,100JPY/CNY,CNY/MYR\n2024-03-05,7.1020,4.7431,0.65828\n"
+RATES = (
+    "日期,USD/CNY,100JPY/CNY,CNY/MYR\n"
+    "2024-03-04,7.1020,4.7431,0.65828\n"
+    "2024-03-05,7.1050,4.7402,0.65811\n"
+)
 STATEMENT = """:20:FXTEST1
 :25:NL69INGB0123456789EUR
 :28C:00001
