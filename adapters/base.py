@@ -223,7 +223,6 @@ def register(cls: type[P]) -> type[P]:
 def _load_builtin() -> None:
     # Importing registers the built-in formats: the parsers, FX rates, and `auto`.
     import adapters.auto
-    import adapters.fx
     import adapters.parsers  # noqa: F401
 
 

@@ -46,7 +46,7 @@ def sniff(path: Path) -> Sniffed:
     if not body:
         return Sniffed(None, "an empty file")
     if head.startswith(b"PK\x03\x04"):
-        from adapters.fx import is_workbook, looks_like_cfets, workbook_lines
+        from adapters.parsers.fx_rates import is_workbook, looks_like_cfets, workbook_lines
 
         if is_workbook(path):
             if looks_like_cfets(workbook_lines(path)):
@@ -120,7 +120,9 @@ def _csv(head: bytes) -> Sniffed:
     names = {SCORE_ALIASES.get(cell, cell) for cell in first}
     if set(SCORE_REQUIRED) <= names:
         return Sniffed("scores", "a digitalisation assessment CSV")
-    from adapters.fx import looks_like_cfets  # late: fx imports this module's neighbours
+    from adapters.parsers.fx_rates import (
+        looks_like_cfets,  # late: fx imports this module's neighbours
+    )
 
     if looks_like_cfets(lines):
         return Sniffed("fx-cfets", "a CFETS central parity table (CSV)")

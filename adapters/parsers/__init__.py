@@ -2,6 +2,7 @@
 
 from adapters.parsers.camt import Camt052Parser, Camt053Parser, Camt054Parser, CamtParser
 from adapters.parsers.csv_statement import CsvStatementParser
+from adapters.parsers.fx_rates import CfetsParser, EcbParser, FxParser
 from adapters.parsers.loans_jsonl import LoansJsonlParser
 from adapters.parsers.mt940 import Mt940Parser
 from adapters.parsers.obie import ObieParser
@@ -13,7 +14,10 @@ __all__ = [
     "Camt053Parser",
     "Camt054Parser",
     "CamtParser",
+    "CfetsParser",
     "CsvStatementParser",
+    "EcbParser",
+    "FxParser",
     "LoansJsonlParser",
     "Mt940Parser",
     "ObieParser",
