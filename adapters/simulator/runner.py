@@ -58,7 +58,7 @@ class SimulationConfig:
     enterprises: int = 2000
     score_round_seconds: int = 6 * 3600
     loan_month_seconds: int = 3600
-    dedup_horizon_hours: int = 48
+    dedup_retention_days: int = 45
 
     def feed_config(self) -> FeedConfig:
         return FeedConfig(
@@ -161,7 +161,7 @@ def run_simulation(
             raise ValueError("settings are required without a sink")
         sink = EventProducer(settings, client_id="dfip-simulator")
     oracle = Oracle(
-        grace_seconds=config.grace_seconds, dedup_horizon_hours=config.dedup_horizon_hours
+        grace_seconds=config.grace_seconds, dedup_retention_days=config.dedup_retention_days
     )
     bucket = TokenBucket(config.rate) if config.rate > 0 else None
     limit = config.events

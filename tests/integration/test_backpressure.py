@@ -62,7 +62,7 @@ def enterprises(n: int) -> list[str]:
 def burst() -> tuple[list[tuple[int, bytes, bytes]], Oracle]:
     """(partition, key, value) of every record, and the oracle fed with the same facts."""
     ents = enterprises(300)
-    oracle = Oracle(grace_seconds=600, dedup_horizon_hours=48)
+    oracle = Oracle(grace_seconds=600)
     records = []
     for i in range(BURST):
         uscc = ents[i % len(ents)]
