@@ -27,13 +27,34 @@ Semantics (the simulator's oracle implements the same rules independently):
 * A transaction or loan event is *joined as of its event time*: the enterprise's band is that
   of the newest DigitalizationScore with ``assessed_at <= occurred_at``; none → ``unscored``.
   ``sector`` likewise comes from that score's ``industry_section`` (``unknown`` if unscored).
-  The join uses the assessments read so far: the worker reads ``dfip.scores`` to its end
-  before each batch, so an assessment written before the event is always used; one written
-  after the event was processed does not restate it (restatement is not implemented yet).
-  Two assessments of one enterprise with the same ``assessed_at``: the one read last wins;
-  the newest ``DFIP_WORKER_SCORE_HISTORY`` (8) assessments per enterprise are kept.
+  The worker reads ``dfip.scores`` to its end before each batch, so an assessment written
+  before the event is always used; one read after the event was counted restates it as
+  below (transactions only). Two assessments of one enterprise with the same
+  ``assessed_at``: the one read last wins; the newest ``DFIP_WORKER_SCORE_HISTORY`` (8)
+  assessments per enterprise are kept.
   ``dfip_enterprises_scored`` counts each enterprise once, under the band and sector of its
   assessment with the latest ``assessed_at``.
+* Restatement (transaction figures only). When an assessment of enterprise E with
+  ``assessed_at`` A is read (not a duplicate), let W be the ``dfip.transactions`` watermark of
+  E's home partition at that moment and the *restatement floor* F = W -
+  ``DFIP_WORKER_RESTATE_HORIZON_DAYS`` (default 120 days; no watermark yet → no floor). Every
+  transaction of E already counted with ``occurred_at >= max(A, F)`` is joined again with
+  all of E's assessments read so far; if its band or sector changes, its count and CNY amount
+  move from the old labels to the new ones in ``dfip_transactions_total``,
+  ``dfip_transaction_amount_yuan_total`` and ``dfip_transactions_by_sector_total``, and (if it
+  was not late) in its hourly and daily window, provided the watermark W is still before
+  that window's end + grace + 24 h (the windows the worker holds); an amended window that
+  had already been emitted is emitted again (same record key, so the compacted
+  ``dfip.metrics`` keeps the amended one). Each moved event adds 1 to
+  ``dfip_restated_events_total{topic="dfip.transactions"}``. A < F adds 1 to
+  ``dfip_scores_beyond_restatement_total``: the assessment applies from F on (transactions
+  counted earlier than F keep their band; transactions counted after it is read join with
+  it normally). Hence, for a transaction that was counted at most the horizon behind the
+  watermark, its band and sector are those of the documented as-of join whatever the order
+  in which the assessment and the transaction were read. NOT restated (they keep the band of
+  the join made when the event was counted): loan applications, decisions, disbursements and
+  everything of a loan's vintage band (disbursed, rate-weighted, repaid, written-off
+  principal, outstanding and active gauges); the cross-border series have no band.
 * Amounts are converted to CNY fen with ``schemas.money.to_fen`` at the FX rate *in force* at
   ``occurred_at`` (CNY needs no rate), as the central bank publishes it: among the
   ``dfip.fx`` rates of the currency with ``published_at <= occurred_at``, the one with the
@@ -275,6 +296,20 @@ HEALTH_FIGURES: tuple[Figure, ...] = (
         "counter",
         ("topic",),
         "Events older than the partition watermark minus the grace period (also on dfip.late).",
+    ),
+    Figure(
+        "dfip_restated_events_total",
+        "counter",
+        ("topic",),
+        "Counted events moved to another band or sector by a later-read assessment "
+        "(each move counts; see Restatement).",
+    ),
+    Figure(
+        "dfip_scores_beyond_restatement_total",
+        "counter",
+        (),
+        "Assessments read with assessed_at before the restatement floor: they restate "
+        "only from the floor on.",
     ),
 )
 

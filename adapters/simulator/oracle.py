@@ -78,6 +78,8 @@ _LABELS: dict[str, tuple[str, ...]] = {
     "dfip_events_duplicate_total": ("topic",),
     "dfip_events_deadlettered_total": ("topic", "error_class"),
     "dfip_events_late_total": ("topic",),
+    "dfip_restated_events_total": ("topic",),
+    "dfip_scores_beyond_restatement_total": (),
 }
 _DECLARED = {f.name: f.labels for f in (*FIGURES, *HEALTH_FIGURES)}
 if _DECLARED != _LABELS:
@@ -150,6 +152,8 @@ class _Window:
 
 
 _DAY_MS = 86_400_000
+# the worker keeps a closed window this long (event time) so that it can still be amended
+_RETAIN_CLOSED = timedelta(hours=24)
 
 
 class _Dedup:
@@ -187,7 +191,12 @@ class Oracle:
         dedup_retention_days: int = 45,
         dedup_horizon_hours: int | None = None,  # the old event-time horizon: no longer used
         fx_max_age_days: int = 10,
+        restate_horizon_days: int = 120,
     ) -> None:
+        self.restate_horizon = timedelta(days=restate_horizon_days)
+        # uscc → counted transactions, each [occurred_at, inst, direction, windowed, band,
+        # sector, fen, home partition]: the oracle keeps them all (no memory bound)
+        self._counted: dict[str, list[list[Any]]] = {}
         self.grace = timedelta(seconds=grace_seconds)
         self.retention_days = dedup_retention_days
         self.records = 0
@@ -254,6 +263,48 @@ class Oracle:
         insort(history, (fact.assessed_at, fact.overall_score, fact.sector))
         self._remember(record.topic, record.home_partition, fact.event_id)
         self._add("dfip_events_processed_total", (record.topic,), 1)
+        self._restate(fact.uscc, fact.assessed_at, record.home_partition)
+
+    def _restate(self, uscc: str, assessed_at: datetime, home: int) -> None:
+        """Move counted transactions of ``uscc`` at or after max(assessed_at, floor) whose
+        as-of join the new assessment changes; floor = the home partition's transactions
+        watermark minus the restatement horizon."""
+        wm = self._wm.get((TRANSACTIONS, home))
+        floor = None if wm is None else wm - self.restate_horizon
+        if floor is not None and assessed_at < floor:
+            self._add("dfip_scores_beyond_restatement_total", (), 1)
+        start = assessed_at if floor is None else max(assessed_at, floor)
+        for tx in self._counted.get(uscc, ()):
+            at, inst, direction, windowed, band, sector, fen, partition = tx
+            if at < start:
+                continue
+            new_band, new_sector = self._as_of(uscc, at)
+            if (new_band, new_sector) == (band, sector):
+                continue
+            region = _region(uscc)
+            self._add("dfip_transactions_total", (inst, band, region, direction), -1)
+            self._add("dfip_transactions_total", (inst, new_band, region, direction), 1)
+            self._add("dfip_transaction_amount_yuan_total", (inst, band, region, direction), -fen)
+            self._add(
+                "dfip_transaction_amount_yuan_total", (inst, new_band, region, direction), fen
+            )
+            self._add("dfip_transactions_by_sector_total", (sector, band), -1)
+            self._add("dfip_transactions_by_sector_total", (new_sector, new_band), 1)
+            if windowed and new_band != band:
+                # windows the worker still holds: open, or closed less than a day ago
+                for size, width in WINDOW_SIZES.items():
+                    start_w = _EPOCH + width * ((at - _EPOCH) // width)
+                    win = self._windows.get((TRANSACTIONS, partition, size, start_w))
+                    if win is None or wm is None:
+                        continue
+                    if wm >= start_w + width + self.grace + _RETAIN_CLOSED:
+                        continue
+                    win.tx_count[(inst, band)] -= 1
+                    win.tx_amount_fen[(inst, band)] -= fen
+                    win.tx_count[(inst, new_band)] += 1
+                    win.tx_amount_fen[(inst, new_band)] += fen
+            tx[4], tx[5] = new_band, new_sector
+            self._add("dfip_restated_events_total", (TRANSACTIONS,), 1)
 
     def _event(self, record: Record, fact: TxFact | LoanFact) -> None:
         topic, home, at = record.topic, record.home_partition, fact.occurred_at
@@ -350,6 +401,9 @@ class Oracle:
             for win in self._window(TRANSACTIONS, partition, fact.occurred_at):
                 win.tx_count[(inst, band)] += 1
                 win.tx_amount_fen[(inst, band)] += fen
+        self._counted.setdefault(fact.uscc, []).append(
+            [fact.occurred_at, inst, fact.direction, windowed, band, sector, fen, partition]
+        )
         return None
 
     def _loan(self, fact: LoanFact, band: str, partition: int, *, windowed: bool) -> str | None:

@@ -88,7 +88,8 @@ def apply_transaction(
     *,
     topic: str,
     windowed: bool,
-) -> None:
+) -> int:
+    """Count a transaction; returns its CNY fen."""
     fen = to_fen(ev.amount, _rate(rates, ev.currency, ev.occurred_at))
     it = ev.institution_type.value
     labels = (it, join.band, join.region, ev.direction.value)
@@ -105,6 +106,7 @@ def apply_transaction(
         window_add(
             state, topic, to_us(ev.occurred_at), (("tx_count", ib, 1), ("tx_amount_fen", ib, fen))
         )
+    return fen
 
 
 def _rate_units(rate: Decimal) -> int:

@@ -12,9 +12,11 @@ from typing import Any
 
 from streams.state.dedup import DedupMemory
 
-__all__ = ["Counters", "LoanState", "PartitionState", "Window", "WindowKey"]
+__all__ = ["ContribLabels", "Counters", "LoanState", "PartitionState", "Window", "WindowKey"]
 
 Labels = tuple[str, ...]
+# (institution_type, direction, windowed, band, sector) of a restatement contribution
+ContribLabels = tuple[str, str, bool, str, str]
 
 
 class Counters:
@@ -137,6 +139,15 @@ class PartitionState:
     # duplicate memory per topic (catalog name) of this partition number: never shared, so
     # one topic's progress can never prune another's (streams/state/dedup.py)
     dedup: dict[str, DedupMemory] = field(default_factory=dict)
+    # uscc → counted transaction contributions kept for restatement, packed
+    # (streams/aggregate/restate.py); labels by index into contrib_labels (not persisted:
+    # the changelog spells the labels out)
+    contributions: dict[str, bytes] = field(default_factory=dict)
+    contrib_labels: list[ContribLabels] = field(default_factory=list)
+    contrib_index: dict[ContribLabels, int] = field(default_factory=dict)
+    dirty_contributions: set[str] = field(default_factory=set)
+    # UTC day of the restatement floor at the last sweep (not persisted)
+    swept_day: int | None = None
     dirty_loans: set[str] = field(default_factory=set)
     dirty_windows: set[WindowKey] = field(default_factory=set)
     # (topic, arrival day, seq) of dedup changelog records to tombstone at the next commit

@@ -1,0 +1,192 @@
+"""Restatement of the as-of join for transaction figures (docs/metrics.md, "Restatement").
+
+Per enterprise, a partition keeps its counted transactions' contributions at or after the
+restatement floor (the partition's ``dfip.transactions`` watermark minus the horizon): for each
+(occurred_at µs, labels) with labels = (institution type, direction, windowed, band, sector),
+the count and CNY fen. They are packed into one ``bytes`` per enterprise (22 bytes an entry;
+the labels are an index into the partition's small table of label tuples), because a dict of
+tuples per enterprise costs ~500 bytes for a single entry and the score table alone nearly
+fills the 500 MB budget at a million enterprises (bench/RESULTS.md). Entries are appended as
+transactions are counted; a restatement or the daily sweep merges equal keys and drops those
+older than the floor.
+
+When an assessment arrives (counted pass only), every kept entry at or after
+max(assessed_at, floor) is joined again with the enterprise's score versions; entries whose
+band or sector changes move from the old labels to the new ones, in the live counters and in
+the event-time windows still held. The band and sector an entry was counted under are part of
+its labels, so a move never depends on which versions the score table still keeps.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from typing import Any
+
+from streams.aggregate.windows import amend_windows
+from streams.reference.scores import ScoreTable
+from streams.state.partition import ContribLabels, PartitionState
+
+__all__ = ["entries_of", "floor_of", "from_json", "record", "restate", "sweep", "to_json"]
+
+TX_TOPIC = "dfip.transactions"
+RESTATED = "dfip_restated_events_total"
+BEYOND = "dfip_scores_beyond_restatement_total"
+# occurred µs, label index, count, fen
+_ENTRY = struct.Struct("<qHiq")
+
+Entries = dict[tuple[int, int], tuple[int, int]]  # (occurred µs, label index) → (count, fen)
+
+
+def floor_of(state: PartitionState, horizon_us: int) -> int | None:
+    """The restatement floor (µs): the transactions watermark minus the horizon; None before
+    the partition has a transactions watermark."""
+    wm = state.watermarks.get(TX_TOPIC)
+    return None if wm is None else wm - horizon_us
+
+
+def _label_index(state: PartitionState, labels: ContribLabels) -> int:
+    idx = state.contrib_index.get(labels)
+    if idx is None:
+        idx = state.contrib_index[labels] = len(state.contrib_labels)
+        state.contrib_labels.append(labels)
+    return idx
+
+
+def _unpack(packed: bytes, floor: int | None) -> Entries:
+    out: Entries = {}
+    for occ, idx, n, fen in _ENTRY.iter_unpack(packed):
+        if floor is not None and occ < floor:
+            continue
+        key = (occ, idx)
+        pn, pf = out.get(key, (0, 0))
+        out[key] = (pn + n, pf + fen)
+    return out
+
+
+def _pack(entries: Entries) -> bytes:
+    pack = _ENTRY.pack
+    return b"".join(pack(occ, idx, n, f) for (occ, idx), (n, f) in sorted(entries.items()) if n)
+
+
+def _store(state: PartitionState, uscc: str, entries: Entries) -> None:
+    packed = _pack(entries)
+    if packed:
+        state.contributions[uscc] = packed
+    else:
+        state.contributions.pop(uscc, None)
+    state.dirty_contributions.add(uscc)
+
+
+def record(
+    state: PartitionState,
+    uscc: str,
+    occurred_us: int,
+    labels: ContribLabels,
+    fen: int,
+    floor: int | None,
+) -> None:
+    """Remember one counted transaction's contribution (if not older than the floor)."""
+    if floor is not None and occurred_us < floor:
+        return
+    entry = _ENTRY.pack(occurred_us, _label_index(state, labels), 1, fen)
+    state.contributions[uscc] = state.contributions.get(uscc, b"") + entry
+    state.dirty_contributions.add(uscc)
+
+
+def restate(
+    state: PartitionState,
+    table: ScoreTable,
+    uscc: str,
+    region: str,
+    assessed_us: int,
+    floor: int | None,
+    grace_us: int,
+) -> int:
+    """Move the contributions a new assessment changes; returns the events moved.
+
+    Call after the assessment was added to ``table``."""
+    c = state.counters
+    if floor is not None and assessed_us < floor:
+        c.add(BEYOND, (), 1)
+    packed = state.contributions.get(uscc)
+    if packed is None:
+        return 0
+    entries = _unpack(packed, floor)
+    start = assessed_us if floor is None else max(assessed_us, floor)
+    moved = 0
+    for occ, idx in sorted(k for k in entries if k[0] >= start):
+        it, direction, windowed, band, sector = state.contrib_labels[idx]
+        new_band, new_sector = table.as_of(uscc, occ)
+        if (new_band, new_sector) == (band, sector):
+            continue
+        n, fen = entries.pop((occ, idx))
+        old_labels = (it, band, region, direction)
+        new_labels = (it, new_band, region, direction)
+        c.add("dfip_transactions_total", old_labels, -n)
+        c.add("dfip_transactions_total", new_labels, n)
+        c.add("dfip_transaction_amount_yuan_total", old_labels, -fen)
+        c.add("dfip_transaction_amount_yuan_total", new_labels, fen)
+        c.add("dfip_transactions_by_sector_total", (sector, band), -n)
+        c.add("dfip_transactions_by_sector_total", (new_sector, new_band), n)
+        if windowed and new_band != band:
+            amend_windows(
+                state,
+                TX_TOPIC,
+                grace_us,
+                occ,
+                (
+                    ("tx_count", (it, band), -n),
+                    ("tx_amount_fen", (it, band), -fen),
+                    ("tx_count", (it, new_band), n),
+                    ("tx_amount_fen", (it, new_band), fen),
+                ),
+            )
+        new_key = (occ, _label_index(state, (it, direction, windowed, new_band, new_sector)))
+        pn, pf = entries.get(new_key, (0, 0))
+        entries[new_key] = (pn + n, pf + fen)
+        moved += n
+    if moved:
+        c.add(RESTATED, (TX_TOPIC,), moved)
+    new_packed = _pack(entries)
+    if new_packed != packed:
+        _store(state, uscc, entries)
+    return moved
+
+
+def sweep(state: PartitionState, floor: int | None) -> None:
+    """Forget every contribution older than the floor (run when the floor enters a new day)."""
+    if floor is None:
+        return
+    for uscc, packed in list(state.contributions.items()):
+        if any(occ < floor for occ, _, _, _ in _ENTRY.iter_unpack(packed)):
+            _store(state, uscc, _unpack(packed, floor))
+
+
+def entries_of(
+    state: PartitionState, uscc: str
+) -> dict[tuple[int, ContribLabels], tuple[int, int]]:
+    """An enterprise's contributions with their labels (tests, changelog)."""
+    packed = state.contributions.get(uscc, b"")
+    return {(occ, state.contrib_labels[idx]): v for (occ, idx), v in _unpack(packed, None).items()}
+
+
+def to_json(state: PartitionState, uscc: str) -> list[list[Any]]:
+    return [
+        [occ, *labels, n, f] for (occ, labels), (n, f) in sorted(entries_of(state, uscc).items())
+    ]
+
+
+def from_json(state: PartitionState, uscc: str, rows: list[list[Any]]) -> None:
+    intern = sys.intern  # label strings shared by every entry, as when counted
+    entries: Entries = {}
+    for occ, it, direction, windowed, band, sector, n, f in rows:
+        labels = (intern(it), intern(direction), bool(windowed), intern(band), intern(sector))
+        key = (int(occ), _label_index(state, labels))
+        pn, pf = entries.get(key, (0, 0))
+        entries[key] = (pn + int(n), pf + int(f))
+    packed = _pack(entries)
+    if packed:
+        state.contributions[uscc] = packed
+    else:
+        state.contributions.pop(uscc, None)
