@@ -29,32 +29,38 @@ Semantics (the simulator's oracle implements the same rules independently):
   ``sector`` likewise comes from that score's ``industry_section`` (``unknown`` if unscored).
   The worker reads ``dfip.scores`` to its end before each batch, so an assessment written
   before the event is always used; one read after the event was counted restates it as
-  below (transactions only). Two assessments of one enterprise with the same
+  below (not a loan's vintage band). Two assessments of one enterprise with the same
   ``assessed_at``: the one read last wins; the newest ``DFIP_WORKER_SCORE_HISTORY`` (8)
   assessments per enterprise are kept.
   ``dfip_enterprises_scored`` counts each enterprise once, under the band and sector of its
   assessment with the latest ``assessed_at``.
-* Restatement (transaction figures only). When an assessment of enterprise E with
-  ``assessed_at`` A is read (not a duplicate), let W be the ``dfip.transactions`` watermark of
-  E's home partition at that moment and the *restatement floor* F = W -
-  ``DFIP_WORKER_RESTATE_HORIZON_DAYS`` (default 120 days; no watermark yet → no floor). Every
-  transaction of E already counted with ``occurred_at >= max(A, F)`` is joined again with
-  all of E's assessments read so far; if its band or sector changes, its count and CNY amount
-  move from the old labels to the new ones in ``dfip_transactions_total``,
-  ``dfip_transaction_amount_yuan_total`` and ``dfip_transactions_by_sector_total``, and (if it
-  was not late) in its hourly and daily window, provided the watermark W is still before
-  that window's end + grace + 24 h (the windows the worker holds); an amended window that
-  had already been emitted is emitted again (same record key, so the compacted
-  ``dfip.metrics`` keeps the amended one). Each moved event adds 1 to
-  ``dfip_restated_events_total{topic="dfip.transactions"}``. A < F adds 1 to
-  ``dfip_scores_beyond_restatement_total``: the assessment applies from F on (transactions
-  counted earlier than F keep their band; transactions counted after it is read join with
-  it normally). Hence, for a transaction that was counted at most the horizon behind the
-  watermark, its band and sector are those of the documented as-of join whatever the order
-  in which the assessment and the transaction were read. NOT restated (they keep the band of
-  the join made when the event was counted): loan applications, decisions, disbursements and
-  everything of a loan's vintage band (disbursed, rate-weighted, repaid, written-off
-  principal, outstanding and active gauges); the cross-border series have no band.
+* Restatement (transactions, loan applications and loan decisions). When an assessment of
+  enterprise E with ``assessed_at`` A is read (not a duplicate), let W be the larger of the
+  ``dfip.transactions`` and ``dfip.loans`` watermarks of E's home partition at that moment
+  and the *restatement floor* F = W - ``DFIP_WORKER_RESTATE_HORIZON_DAYS`` (default 120
+  days; no watermark yet → no floor). Every transaction, ``application_submitted``,
+  ``approved``, ``rejected`` and ``withdrawn`` event of E already counted with
+  ``occurred_at >= max(A, F)`` is joined again with all of E's assessments read so far. A
+  transaction whose band or sector changes moves its count and CNY amount from the old
+  labels to the new ones in ``dfip_transactions_total``,
+  ``dfip_transaction_amount_yuan_total`` and ``dfip_transactions_by_sector_total``, and (if
+  it was not late) in its hourly and daily window, provided the transactions watermark is
+  still before that window's end + grace + 24 h (the windows the worker holds); an amended
+  window that had already been emitted is emitted again (same record key, so the compacted
+  ``dfip.metrics`` keeps the amended one). An application or decision whose band changes
+  moves in ``dfip_loan_applications_total`` / ``dfip_loan_decisions_total``. Each move of
+  an event adds 1 to ``dfip_restated_events_total`` with its topic (an event moved by two
+  assessments counts twice; a transaction whose sector alone changes counts too; a loan
+  event only when its band changes). A < F adds 1 to
+  ``dfip_scores_beyond_restatement_total``: the assessment applies from F on (events counted
+  earlier with ``occurred_at`` < F keep their band; events counted after it is read join with
+  it normally). Hence an event's band and sector are those of the as-of join above whatever
+  the order in which the assessment and the event were read, as long as every assessment
+  read after the event was read while the event's ``occurred_at`` was >= F. NOT restated
+  (they keep the band of the join made when the event was counted): everything of a loan's
+  vintage band, i.e. disbursements, disbursed, rate-weighted, repaid and written-off
+  principal, and the outstanding and active gauges; the cross-border and inclusive SME
+  series have no band.
 * Amounts are converted to CNY fen with ``schemas.money.to_fen`` at the FX rate *in force* at
   ``occurred_at`` (CNY needs no rate), as the central bank publishes it: among the
   ``dfip.fx`` rates of the currency with ``published_at <= occurred_at``, the one with the

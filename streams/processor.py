@@ -311,6 +311,11 @@ class Processor:
                 restate.record(state, event.enterprise_uscc, ts, labels, fen, floor)
             else:
                 apply_loan_event(state, event, join, self.fx, topic=rec.topic, windowed=not late)
+                kind = event.event_type.value
+                if kind in restate.BAND_ONLY_LOAN_EVENTS:
+                    labels = (event.institution_type.value, kind, False, band, sector)
+                    floor = restate.floor_of(state, self.restate_horizon_us)
+                    restate.record(state, event.enterprise_uscc, ts, labels, 0, floor)
         except Rejected as exc:
             self._dead_letter(
                 state, rec, stage="aggregate", error_class=exc.error_class, reason=exc.reason

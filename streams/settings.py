@@ -86,9 +86,10 @@ class WorkerSettings(BaseSettings):
         default=120,
         ge=0,
         description=(
-            "An assessment read after transactions it applies to moves them to its band and "
-            "sector back to the partition's dfip.transactions watermark minus this many days "
-            "(event time); 120 covers assessments published up to about four months late."
+            "An assessment read after transactions, loan applications or decisions it applies "
+            "to moves them to its band and sector back to the partition's newest "
+            "transactions/loans watermark minus this many days (event time); 120 covers "
+            "assessments published up to about four months late."
         ),
     )
     score_history: int = Field(

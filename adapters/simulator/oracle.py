@@ -270,7 +270,8 @@ class Oracle:
         as-of join the new assessment changes; floor = the home partition's transactions
         watermark minus the restatement horizon."""
         wm = self._wm.get((TRANSACTIONS, home))
-        floor = None if wm is None else wm - self.restate_horizon
+        wms = [w for t in (TRANSACTIONS, LOANS) if (w := self._wm.get((t, home))) is not None]
+        floor = max(wms) - self.restate_horizon if wms else None
         if floor is not None and assessed_at < floor:
             self._add("dfip_scores_beyond_restatement_total", (), 1)
         start = assessed_at if floor is None else max(assessed_at, floor)
@@ -280,6 +281,18 @@ class Oracle:
                 continue
             new_band, new_sector = self._as_of(uscc, at)
             if (new_band, new_sector) == (band, sector):
+                continue
+            if direction in ("application_submitted", "approved", "rejected", "withdrawn"):
+                tx[4], tx[5] = new_band, new_sector
+                if new_band == band:
+                    continue
+                if direction == "application_submitted":
+                    self._add("dfip_loan_applications_total", (inst, band), -1)
+                    self._add("dfip_loan_applications_total", (inst, new_band), 1)
+                else:
+                    self._add("dfip_loan_decisions_total", (inst, band, direction), -1)
+                    self._add("dfip_loan_decisions_total", (inst, new_band, direction), 1)
+                self._add("dfip_restated_events_total", (LOANS,), 1)
                 continue
             region = _region(uscc)
             self._add("dfip_transactions_total", (inst, band, region, direction), -1)
@@ -322,7 +335,7 @@ class Oracle:
         if isinstance(fact, TxFact):
             error = self._transaction(fact, band, sector, home, windowed=not late)
         else:
-            error = self._loan(fact, band, home, windowed=not late)
+            error = self._loan(fact, band, sector, home, windowed=not late)
         if error is not None:
             self._add("dfip_events_deadlettered_total", (topic, error), 1)
             return
@@ -406,13 +419,21 @@ class Oracle:
         )
         return None
 
-    def _loan(self, fact: LoanFact, band: str, partition: int, *, windowed: bool) -> str | None:
+    def _keep(self, uscc: str, at: datetime, inst: str, kind: str, band: str, sector: str) -> None:
+        """Remember a loan application or decision for restatement (by band only)."""
+        self._counted.setdefault(uscc, []).append([at, inst, kind, False, band, sector, 0, -1])
+
+    def _loan(
+        self, fact: LoanFact, band: str, sector: str, partition: int, *, windowed: bool
+    ) -> str | None:
         kind, inst = fact.event_type, fact.institution_type
         if kind == "application_submitted":
             self._add("dfip_loan_applications_total", (inst, band), 1)
+            self._keep(fact.uscc, fact.occurred_at, inst, kind, band, sector)
             return None
         if kind in ("approved", "rejected", "withdrawn"):
             self._add("dfip_loan_decisions_total", (inst, band, kind), 1)
+            self._keep(fact.uscc, fact.occurred_at, inst, kind, band, sector)
             return None
         if kind == "disbursed":
             return self._disbursed(fact, band, partition, windowed=windowed)

@@ -1,7 +1,7 @@
 """Restatement of the as-of join for transaction figures (docs/metrics.md, "Restatement").
 
 Per enterprise, a partition keeps its counted transactions' contributions at or after the
-restatement floor (the partition's ``dfip.transactions`` watermark minus the horizon): for each
+restatement floor (the partition's newest input watermark minus the horizon): for each
 (occurred_at µs, labels) with labels = (institution type, direction, windowed, band, sector),
 the count and CNY fen. They are packed into one ``bytes`` per enterprise (22 bytes an entry;
 the labels are an index into the partition's small table of label tuples), because a dict of
@@ -27,9 +27,23 @@ from streams.aggregate.windows import amend_windows
 from streams.reference.scores import ScoreTable
 from streams.state.partition import ContribLabels, PartitionState
 
-__all__ = ["entries_of", "floor_of", "from_json", "record", "restate", "sweep", "to_json"]
+__all__ = [
+    "BAND_ONLY_LOAN_EVENTS",
+    "entries_of",
+    "floor_of",
+    "from_json",
+    "record",
+    "restate",
+    "sweep",
+    "to_json",
+]
 
 TX_TOPIC = "dfip.transactions"
+LOANS_TOPIC = "dfip.loans"
+# loan events kept for restatement, in the "direction" slot of the labels (a transaction's
+# direction is credit or debit); their fen is 0 and they are never windowed
+APPLICATION = "application_submitted"
+BAND_ONLY_LOAN_EVENTS = frozenset((APPLICATION, "approved", "rejected", "withdrawn"))
 RESTATED = "dfip_restated_events_total"
 BEYOND = "dfip_scores_beyond_restatement_total"
 # occurred µs, label index, count, fen
@@ -39,10 +53,10 @@ Entries = dict[tuple[int, int], tuple[int, int]]  # (occurred µs, label index) 
 
 
 def floor_of(state: PartitionState, horizon_us: int) -> int | None:
-    """The restatement floor (µs): the transactions watermark minus the horizon; None before
-    the partition has a transactions watermark."""
-    wm = state.watermarks.get(TX_TOPIC)
-    return None if wm is None else wm - horizon_us
+    """The restatement floor (µs): the larger of the partition's dfip.transactions and
+    dfip.loans watermarks, minus the horizon; None before either has a watermark."""
+    wms = [w for t in (TX_TOPIC, LOANS_TOPIC) if (w := state.watermarks.get(t)) is not None]
+    return max(wms) - horizon_us if wms else None
 
 
 def _label_index(state: PartitionState, labels: ContribLabels) -> int:
@@ -103,7 +117,7 @@ def restate(
     floor: int | None,
     grace_us: int,
 ) -> int:
-    """Move the contributions a new assessment changes; returns the events moved.
+    """Move the contributions a new assessment changes; returns the transactions moved.
 
     Call after the assessment was added to ``table``."""
     c = state.counters
@@ -114,21 +128,34 @@ def restate(
         return 0
     entries = _unpack(packed, floor)
     start = assessed_us if floor is None else max(assessed_us, floor)
-    moved = 0
+    moved = loans_moved = 0
     for occ, idx in sorted(k for k in entries if k[0] >= start):
         it, direction, windowed, band, sector = state.contrib_labels[idx]
         new_band, new_sector = table.as_of(uscc, occ)
         if (new_band, new_sector) == (band, sector):
             continue
         n, fen = entries.pop((occ, idx))
-        old_labels = (it, band, region, direction)
-        new_labels = (it, new_band, region, direction)
-        c.add("dfip_transactions_total", old_labels, -n)
-        c.add("dfip_transactions_total", new_labels, n)
-        c.add("dfip_transaction_amount_yuan_total", old_labels, -fen)
-        c.add("dfip_transaction_amount_yuan_total", new_labels, fen)
-        c.add("dfip_transactions_by_sector_total", (sector, band), -n)
-        c.add("dfip_transactions_by_sector_total", (new_sector, new_band), n)
+        if direction in BAND_ONLY_LOAN_EVENTS:
+            # a loan application or decision: by band only; kept with its sector so that
+            # every entry is re-keyed the same way
+            if direction == APPLICATION:
+                c.add("dfip_loan_applications_total", (it, band), -n)
+                c.add("dfip_loan_applications_total", (it, new_band), n)
+            else:
+                c.add("dfip_loan_decisions_total", (it, band, direction), -n)
+                c.add("dfip_loan_decisions_total", (it, new_band, direction), n)
+            if new_band != band:
+                loans_moved += n
+        else:
+            old_labels = (it, band, region, direction)
+            new_labels = (it, new_band, region, direction)
+            c.add("dfip_transactions_total", old_labels, -n)
+            c.add("dfip_transactions_total", new_labels, n)
+            c.add("dfip_transaction_amount_yuan_total", old_labels, -fen)
+            c.add("dfip_transaction_amount_yuan_total", new_labels, fen)
+            c.add("dfip_transactions_by_sector_total", (sector, band), -n)
+            c.add("dfip_transactions_by_sector_total", (new_sector, new_band), n)
+            moved += n
         if windowed and new_band != band:
             amend_windows(
                 state,
@@ -145,9 +172,10 @@ def restate(
         new_key = (occ, _label_index(state, (it, direction, windowed, new_band, new_sector)))
         pn, pf = entries.get(new_key, (0, 0))
         entries[new_key] = (pn + n, pf + fen)
-        moved += n
     if moved:
         c.add(RESTATED, (TX_TOPIC,), moved)
+    if loans_moved:
+        c.add(RESTATED, (LOANS_TOPIC,), loans_moved)
     new_packed = _pack(entries)
     if new_packed != packed:
         _store(state, uscc, entries)

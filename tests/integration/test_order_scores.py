@@ -11,11 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from adapters.simulator.model import SCORES, TRANSACTIONS, Record, ScoreFact, TxFact
+from adapters.simulator.model import (
+    LOANS,
+    SCORES,
+    TRANSACTIONS,
+    LoanFact,
+    Record,
+    ScoreFact,
+    TxFact,
+)
 from adapters.simulator.oracle import Oracle
 from dfip.kafka_config import KafkaSettings
 from dfip.topics import create_topics
 from schemas.catalog import partition_for
+from schemas.events import LoanRejected
 from tests.integration.test_order_dedup import _Sender
 from tests.integration.test_stream_exact import assert_exact, assert_flow_identity
 from tests.support.workers import (
@@ -25,7 +34,7 @@ from tests.support.workers import (
     wait_converged,
     wait_ready,
 )
-from tests.unit.streams.helpers import HANGZHOU, NINGBO, score, tx
+from tests.unit.streams.helpers import HANGZHOU, NINGBO, loan_common, score, tx
 
 BASE = datetime(2026, 10, 1, 2, 0, tzinfo=UTC)
 RESTATED = "dfip_restated_events_total"
@@ -56,6 +65,20 @@ PAYMENTS = [
     for i in range(20)
     for k, uscc in enumerate((HANGZHOU, NINGBO))
 ]
+
+
+def _rejection(uscc: str, at: datetime, loan_id: str) -> Record:
+    ev = LoanRejected(**loan_common(at, loan_id, uscc), reason=None)
+    p = partition_for(uscc)
+    fact = LoanFact(ev.event_id, uscc, at, "fintech", "rejected", loan_id)
+    return Record(LOANS, p, p, fact, ev)
+
+
+PAYMENTS += [
+    _rejection(uscc, BASE + timedelta(days=5), f"L-{uscc[-4:]}") for uscc in (HANGZHOU, NINGBO)
+]
+
+
 # assessed in October, published later: each applies from its assessed_at on
 SCORES_ = [
     _assessment(HANGZHOU, BASE + timedelta(days=2, hours=5), "45", "C"),  # l2
@@ -115,17 +138,21 @@ def test_scores_written_after_the_events_restate_them(
         sender.send(PAYMENTS, _now_ms())
         counted = _check(worker, oracle_b)
         unscored = ("bank", "unscored")
-        assert sum(
-            v for k, v in counted["dfip_transactions_total"].items() if k[:2] == unscored
-        ) == len(PAYMENTS)
+        assert (
+            sum(v for k, v in counted["dfip_transactions_total"].items() if k[:2] == unscored)
+            == len(PAYMENTS) - 2
+        )
         sender.send(SCORES_, _now_ms())
         restated = _check(worker, oracle_b)
     finally:
         sender.close()
         worker.stop()
     assert restated[RESTATED][(TRANSACTIONS,)] > 0
+    # Hangzhou's rejection moves once (to l2), Ningbo's twice (to l0, then to l3): each move counts
+    assert restated[RESTATED][(LOANS,)] == 3
     for name in ("dfip_transactions_total", "dfip_transaction_amount_yuan_total",
-                 "dfip_transactions_by_sector_total", "dfip_enterprises_scored"):  # fmt: skip
+                 "dfip_transactions_by_sector_total", "dfip_enterprises_scored",
+                 "dfip_loan_decisions_total"):  # fmt: skip
         assert restated[name] == scores_first[name], name
     # nothing reached beyond the default 120-day horizon
     assert "dfip_scores_beyond_restatement_total" not in restated

@@ -5,6 +5,7 @@ are read (within the restatement horizon). No broker: the processor alone."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -13,18 +14,32 @@ from hypothesis import strategies as st
 
 from schemas.catalog import partition_for
 from schemas.codec import encode
+from schemas.events import LoanApplicationSubmitted, LoanRejected, LoanWithdrawn
 from streams.aggregate import restate
-from streams.processor import METRICS, SCORES, TRANSACTIONS, Processor
+from streams.processor import LOANS, METRICS, SCORES, TRANSACTIONS, Processor
 from streams.reference.scores import ScoreTable
 from streams.state.changelog import apply_record, dirty_records, finish_restore
 from streams.state.partition import PartitionState
-from tests.unit.streams.helpers import HANGZHOU, feed, processor, record, score, t, tx, value
+from tests.unit.streams.helpers import (
+    HANGZHOU,
+    disbursed,
+    feed,
+    loan_common,
+    processor,
+    record,
+    score,
+    t,
+    tx,
+    value,
+)
 
 P = partition_for(HANGZHOU)
 BAND_FIGURES = (
     "dfip_transactions_total",
     "dfip_transaction_amount_yuan_total",
     "dfip_transactions_by_sector_total",
+    "dfip_loan_applications_total",
+    "dfip_loan_decisions_total",
 )
 BASE = t("00:00", day=5)
 _BANDS = ((10, "l0"), (30, "l1"), (50, "l2"), (70, "l3"), (90, "l4"))
@@ -144,7 +159,8 @@ _tx_spec = st.tuples(
     st.integers(0, 20 * 60 - 1),  # minutes after BASE: within a day of windows held
     st.sampled_from(["1.00", "2.50", "100.00"]),
     st.sampled_from(["bank", "fintech"]),
-    st.sampled_from(["credit", "debit"]),
+    # a transaction's direction, or a loan application / decision (by band only)
+    st.sampled_from(["credit", "debit", "application_submitted", "rejected", "withdrawn"]),
 )
 _score_spec = st.tuples(
     st.integers(-600, 20 * 60),  # assessed_at, minutes after BASE
@@ -155,15 +171,36 @@ _scores = st.lists(_score_spec, min_size=1, max_size=4, unique_by=lambda s: s[0]
 _txs = st.lists(_tx_spec, min_size=1, max_size=8)
 
 
+def _loan_event(at: Any, kind: str, inst: str, i: int) -> Any:
+    common = {**loan_common(at, f"L{i}"), "institution_type": inst, "event_id": f"ln-{i}"}
+    if kind == "application_submitted":
+        return LoanApplicationSubmitted(
+            **common,
+            principal=Decimal("100.00"),
+            currency="CNY",
+            annual_rate=Decimal("0.04"),
+            term_months=12,
+            collateral="credit",
+            inclusive_sme=False,
+        )
+    if kind == "rejected":
+        return LoanRejected(**common, reason=None)
+    return LoanWithdrawn(**common)
+
+
 def _run(steps: list[tuple[str, Any]]) -> tuple[Processor, dict[bytes, Any]]:
     proc = processor(partitions=(P,))
     emitted: dict[bytes, Any] = {}
     for i, (kind, spec) in enumerate(steps):
         if kind == "tx":
             minute, amount, inst, direction = spec
-            ev = tx(BASE + timedelta(minutes=minute), amount, institution_type=inst,
-                    direction=direction, event_id=f"tx-{i}")  # fmt: skip
-            feed(proc, TRANSACTIONS, ev)
+            at = BASE + timedelta(minutes=minute)
+            if direction in ("credit", "debit"):
+                ev = tx(at, amount, institution_type=inst, direction=direction,
+                        event_id=f"tx-{i}")  # fmt: skip
+                feed(proc, TRANSACTIONS, ev)
+            else:
+                feed(proc, LOANS, _loan_event(at, direction, inst, i))
         else:
             minute, (overall, _), sector = spec
             ev = score(BASE + timedelta(minutes=minute), str(overall), sector=sector)
@@ -185,6 +222,12 @@ def _by_rule(txs: list[Any], scores: list[Any]) -> dict[str, dict[tuple[str, ...
         band, sector = "unscored", "unknown"
         if before:
             _, (_, band), sector = max(before)
+        if direction == "application_submitted":
+            add("dfip_loan_applications_total", (inst, band), 1)
+            continue
+        if direction in ("rejected", "withdrawn"):
+            add("dfip_loan_decisions_total", (inst, band, direction), 1)
+            continue
         labels = (inst, band, "hangzhou", direction)
         add("dfip_transactions_total", labels, 1)
         add("dfip_transaction_amount_yuan_total", labels, int(float(amount) * 100 + 0.5))
@@ -231,3 +274,43 @@ def test_windows_and_figures_do_not_depend_on_when_scores_are_read(
     assert {k: w.counters.values for k, w in first.states[P].windows.items()} == {
         k: w.counters.values for k, w in later.states[P].windows.items()
     }
+
+
+def test_applications_and_decisions_move_by_band_but_not_a_loan_vintage() -> None:
+    proc = processor()
+    feed(
+        proc,
+        LOANS,
+        LoanApplicationSubmitted(
+            **loan_common(t("10:00"), "L1"),
+            principal=Decimal("1000.00"),
+            currency="CNY",
+            annual_rate=Decimal("0.04"),
+            term_months=12,
+            collateral="credit",
+            inclusive_sme=True,
+        ),
+        LoanRejected(**loan_common(t("11:00"), "L1"), reason=None),
+        LoanApplicationSubmitted(
+            **loan_common(t("12:00"), "L2"),
+            principal=Decimal("500.00"),
+            currency="CNY",
+            annual_rate=Decimal("0.04"),
+            term_months=12,
+            collateral="credit",
+            inclusive_sme=True,
+        ),
+    )
+    feed(proc, LOANS, disbursed(t("13:00"), "L2", "500.00"))
+    proc.finish_batch()
+    _score(proc, t("10:30"), "85", sector="F")  # l4 from 10:30
+    assert value(proc, "dfip_loan_applications_total", ("fintech", "unscored")) == 1
+    assert value(proc, "dfip_loan_applications_total", ("fintech", "l4")) == 1
+    assert value(proc, "dfip_loan_decisions_total", ("fintech", "l4", "rejected")) == 1
+    assert value(proc, "dfip_restated_events_total", (LOANS,)) == 2
+    # the loan disbursed at 13:00 keeps the band joined when it was counted
+    assert value(proc, "dfip_loans_active", ("fintech", "unscored")) == 1
+    assert value(proc, "dfip_loan_disbursements_total", ("fintech", "unscored", "hangzhou")) == 1
+    # a second assessment of the same band moves no loan event
+    _score(proc, t("12:30"), "90", sector="G")
+    assert value(proc, "dfip_restated_events_total", (LOANS,)) == 2
