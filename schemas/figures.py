@@ -29,7 +29,7 @@ Semantics (the simulator's oracle implements the same rules independently):
   ``sector`` likewise comes from that score's ``industry_section`` (``unknown`` if unscored).
   The worker reads ``dfip.scores`` to its end before each batch, so an assessment written
   before the event is always used; one read after the event was counted restates it as
-  below (not a loan's vintage band). Two assessments of one enterprise with the same
+  below. Two assessments of one enterprise with the same
   ``assessed_at``: the one read last wins; the newest ``DFIP_WORKER_SCORE_HISTORY`` (8)
   assessments per enterprise are kept.
   ``dfip_enterprises_scored`` counts each enterprise once, under the band and sector of its
@@ -48,7 +48,13 @@ Semantics (the simulator's oracle implements the same rules independently):
   still before that window's end + grace + 24 h (the windows the worker holds); an amended
   window that had already been emitted is emitted again (same record key, so the compacted
   ``dfip.metrics`` keeps the amended one). An application or decision whose band changes
-  moves in ``dfip_loan_applications_total`` / ``dfip_loan_decisions_total``. Each move of
+  moves in ``dfip_loan_applications_total`` / ``dfip_loan_decisions_total``. A loan still
+  active when the assessment is read (disbursed, not closed or written off) whose
+  ``disbursed`` event has ``occurred_at >= max(A, F)`` and whose vintage band changes moves
+  entirely: its disbursement count, disbursed principal (by its frozen region), rate-weighted
+  principal, the principal repaid so far (= its CNY principal at the booked rate minus its
+  CNY outstanding) and its outstanding and active gauges; it counts 1 in
+  ``dfip_restated_events_total{topic="dfip.loans"}``. Each move of
   an event adds 1 to ``dfip_restated_events_total`` with its topic (an event moved by two
   assessments counts twice; a transaction whose sector alone changes counts too; a loan
   event only when its band changes). A < F adds 1 to
@@ -57,10 +63,10 @@ Semantics (the simulator's oracle implements the same rules independently):
   it normally). Hence an event's band and sector are those of the as-of join above whatever
   the order in which the assessment and the event were read, as long as every assessment
   read after the event was read while the event's ``occurred_at`` was >= F. NOT restated
-  (they keep the band of the join made when the event was counted): everything of a loan's
-  vintage band, i.e. disbursements, disbursed, rate-weighted, repaid and written-off
-  principal, and the outstanding and active gauges; the cross-border and inclusive SME
-  series have no band.
+  (they keep the band joined at disbursement): loans that had ended (closed or written off)
+  before the assessment was read, including their written-off principal, and loans restored
+  from a changelog written before restatement existed (their disbursement time was not
+  kept); the cross-border and inclusive SME series have no band.
 * Amounts are converted to CNY fen with ``schemas.money.to_fen`` at the FX rate *in force* at
   ``occurred_at`` (CNY needs no rate), as the central bank publishes it: among the
   ``dfip.fx`` rates of the currency with ``published_at <= occurred_at``, the one with the

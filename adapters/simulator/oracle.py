@@ -132,6 +132,8 @@ class _Loan:
     reported: str = "normal"
     defaulted: bool = False
     principal_fen: int = 0  # to_fen(principal, rate): the credit it takes of its borrower
+    disbursed_at: datetime | None = None  # for restating its vintage band
+    rate_units: int = 0  # round_half_even(annual_rate x RATE_SCALE)
 
     @property
     def outstanding_fen(self) -> int:
@@ -275,6 +277,26 @@ class Oracle:
         if floor is not None and assessed_at < floor:
             self._add("dfip_scores_beyond_restatement_total", (), 1)
         start = assessed_at if floor is None else max(assessed_at, floor)
+        # active loans disbursed at or after start: their vintage band
+        for loan in self._loans.values():
+            if loan.uscc != uscc or loan.disbursed_at is None or loan.disbursed_at < start:
+                continue
+            new_band = self._as_of(uscc, loan.disbursed_at)[0]
+            if new_band == loan.band:
+                continue
+            inst, region, fen = loan.institution_type, _region(uscc), loan.principal_fen
+            repaid = fen - loan.outstanding_fen
+            for b, sign in ((loan.band, -1), (new_band, 1)):
+                self._add("dfip_loan_disbursements_total", (inst, b, region), sign)
+                self._add("dfip_loan_disbursed_principal_yuan_total", (inst, b, region), sign * fen)
+                self._add(
+                    "dfip_loan_disbursed_rate_weighted_yuan_total",
+                    (inst, b),
+                    sign * fen * loan.rate_units,
+                )
+                self._add("dfip_loan_repaid_principal_yuan_total", (inst, b), sign * repaid)
+            loan.band = new_band
+            self._add("dfip_restated_events_total", (LOANS,), 1)
         for tx in self._counted.get(uscc, ()):
             at, inst, direction, windowed, band, sector, fen, partition = tx
             if at < start:
@@ -479,13 +501,14 @@ class Oracle:
             return "invalid_field"  # a second drawdown of an active loan id
         fen = to_fen(fact.amount, rate)
         inst, region = fact.institution_type, _region(fact.uscc)
-        self._loans[fact.loan_id] = _Loan(
-            fact.uscc, inst, band, fact.currency, rate, outstanding=fact.amount, principal_fen=fen
-        )
-        # total credit per borrower: the principal of all its active loans, this one included
-        credit = sum(x.principal_fen for x in self._loans.values() if x.uscc == fact.uscc)
         # the rate in units of 1/RATE_SCALE (basis points), rounded half to even
         rate_units = int((fact.annual_rate * RATE_SCALE).to_integral_value(ROUND_HALF_EVEN))
+        self._loans[fact.loan_id] = _Loan(
+            fact.uscc, inst, band, fact.currency, rate, outstanding=fact.amount, principal_fen=fen,
+            disbursed_at=fact.occurred_at, rate_units=rate_units,
+        )  # fmt: skip
+        # total credit per borrower: the principal of all its active loans, this one included
+        credit = sum(x.principal_fen for x in self._loans.values() if x.uscc == fact.uscc)
         self._add("dfip_loan_disbursements_total", (inst, band, region), 1)
         self._add("dfip_loan_disbursed_principal_yuan_total", (inst, band, region), fen)
         self._add("dfip_loan_disbursed_rate_weighted_yuan_total", (inst, band), fen * rate_units)

@@ -150,6 +150,8 @@ def apply_loan_event(
                 outstanding=str(ev.principal),
                 outstanding_fen=fen,
                 principal_fen=fen,
+                disbursed_us=to_us(ev.occurred_at),
+                rate_units=_rate_units(ev.annual_rate),
             ),
         )
         loan_labels = (it, join.band, join.region)
@@ -158,7 +160,7 @@ def apply_loan_event(
         c.add(
             "dfip_loan_disbursed_rate_weighted_yuan_total",
             (it, join.band),
-            fen * _rate_units(ev.annual_rate),
+            fen * state.loans[ev.loan_id].rate_units,
         )
         # the borrower's total credit: principal of its active loans here, this one included
         if (

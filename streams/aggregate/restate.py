@@ -23,6 +23,7 @@ import struct
 import sys
 from typing import Any
 
+from streams.aggregate import loans as book
 from streams.aggregate.windows import amend_windows
 from streams.reference.scores import ScoreTable
 from streams.state.partition import ContribLabels, PartitionState
@@ -123,11 +124,13 @@ def restate(
     c = state.counters
     if floor is not None and assessed_us < floor:
         c.add(BEYOND, (), 1)
+    start = assessed_us if floor is None else max(assessed_us, floor)
+    if uscc in state.borrower_loans:
+        _restate_loans(state, table, uscc, start)
     packed = state.contributions.get(uscc)
     if packed is None:
         return 0
     entries = _unpack(packed, floor)
-    start = assessed_us if floor is None else max(assessed_us, floor)
     moved = loans_moved = 0
     for occ, idx in sorted(k for k in entries if k[0] >= start):
         it, direction, windowed, band, sector = state.contrib_labels[idx]
@@ -180,6 +183,41 @@ def restate(
     if new_packed != packed:
         _store(state, uscc, entries)
     return moved
+
+
+def _restate_loans(state: PartitionState, table: ScoreTable, uscc: str, start: int) -> None:
+    """Move the vintage band of the enterprise's active loans disbursed at or after start."""
+    c = state.counters
+    moved = 0
+    for loan_id in list(state.borrower_loans.get(uscc, ())):
+        loan = state.loans[loan_id]
+        if loan.disbursed_us < 0 or loan.disbursed_us < start or loan.rate_units < 0:
+            continue
+        new_band, _ = table.as_of(uscc, loan.disbursed_us)
+        if new_band == loan.band:
+            continue
+        it, old_band, region = loan.institution_type, loan.band, loan.region
+        for name, labels, value in book.contributions(loan):  # gauges
+            c.add(name, labels, -value)
+        loan.band = new_band
+        for name, labels, value in book.contributions(loan):
+            c.add(name, labels, value)
+        state.dirty_loans.add(loan_id)
+        fen = loan.principal_fen
+        # repaid so far: the drops in its CNY value add up to principal - outstanding
+        repaid = fen - loan.outstanding_fen
+        for band, sign in ((old_band, -1), (new_band, 1)):
+            c.add("dfip_loan_disbursements_total", (it, band, region), sign)
+            c.add("dfip_loan_disbursed_principal_yuan_total", (it, band, region), sign * fen)
+            c.add(
+                "dfip_loan_disbursed_rate_weighted_yuan_total",
+                (it, band),
+                sign * fen * loan.rate_units,
+            )
+            c.add("dfip_loan_repaid_principal_yuan_total", (it, band), sign * repaid)
+        moved += 1
+    if moved:
+        c.add(RESTATED, (LOANS_TOPIC,), moved)
 
 
 def sweep(state: PartitionState, floor: int | None) -> None:

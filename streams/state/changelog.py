@@ -127,7 +127,9 @@ def finish_restore(state: PartitionState) -> None:
         state.legacy_dedup.clear()
     state.borrowers.clear()
     state.borrower_credit.clear()
-    for loan in state.loans.values():
+    state.borrower_loans.clear()
+    for loan_id, loan in state.loans.items():
+        state.borrower_loans.setdefault(loan.uscc, []).append(loan_id)
         state.borrowers[loan.uscc] = state.borrowers.get(loan.uscc, 0) + 1
         credit = state.borrower_credit
         credit[loan.uscc] = credit.get(loan.uscc, 0) + loan.principal_fen

@@ -87,6 +87,11 @@ class LoanState:
     defaulted: bool = False
     # to_fen(principal, book_rate): the credit this loan takes of its borrower's total
     principal_fen: int = -1
+    # for restating its vintage band: occurred_at (µs) of the disbursement and
+    # round_half_even(annual_rate x RATE_SCALE); -1 in changelogs written before (such a
+    # loan is not restated)
+    disbursed_us: int = -1
+    rate_units: int = -1
 
     def __post_init__(self) -> None:
         if self.principal_fen < 0:  # written before it was kept: the best value still known
@@ -134,6 +139,8 @@ class PartitionState:
     # event-time windows, open and recently closed (kept so late forwards can amend them)
     windows: dict[WindowKey, Window] = field(default_factory=dict)
     borrowers: dict[str, int] = field(default_factory=dict)  # uscc → active loans
+    # uscc → ids of its active loans (derived, like borrowers)
+    borrower_loans: dict[str, list[str]] = field(default_factory=dict)
     # uscc → Σ principal_fen of its active loans (the borrower's total credit here)
     borrower_credit: dict[str, int] = field(default_factory=dict)
     # duplicate memory per topic (catalog name) of this partition number: never shared, so

@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ from adapters.simulator.oracle import Oracle
 from dfip.kafka_config import KafkaSettings
 from dfip.topics import create_topics
 from schemas.catalog import partition_for
-from schemas.events import LoanRejected
+from schemas.events import LoanDisbursed, LoanRejected, LoanRepayment
 from tests.integration.test_order_dedup import _Sender
 from tests.integration.test_stream_exact import assert_exact, assert_flow_identity
 from tests.support.workers import (
@@ -74,6 +75,39 @@ def _rejection(uscc: str, at: datetime, loan_id: str) -> Record:
     return Record(LOANS, p, p, fact, ev)
 
 
+def _loan(uscc: str, at: datetime, loan_id: str, kind: str, amount: str) -> Record:
+    common = loan_common(at, loan_id, uscc)
+    ev: Any
+    if kind == "disbursed":
+        ev = LoanDisbursed(
+            **common,
+            principal=Decimal(amount),
+            currency="CNY",
+            annual_rate=Decimal("0.0385"),
+            term_months=12,
+            collateral="credit",
+            inclusive_sme=True,
+            repayment_method="equal_installment",
+        )
+        fact = LoanFact(ev.event_id, uscc, at, "fintech", kind, loan_id, Decimal(amount),
+                        "CNY", Decimal("0.0385"), True)  # fmt: skip
+    else:
+        ev = LoanRepayment(
+            **common,
+            principal_amount=Decimal(amount),
+            interest_amount=Decimal("1.00"),
+            currency="CNY",
+        )
+        fact = LoanFact(ev.event_id, uscc, at, "fintech", kind, loan_id, Decimal(amount), "CNY")
+    p = partition_for(uscc)
+    return Record(LOANS, p, p, fact, ev)
+
+
+# a loan disbursed on day 3 (Hangzhou: l2 once assessed) and partly repaid on day 8
+PAYMENTS += [
+    _loan(HANGZHOU, BASE + timedelta(days=3), "HZ-1", "disbursed", "5000.00"),
+    _loan(HANGZHOU, BASE + timedelta(days=8), "HZ-1", "repayment", "1234.56"),
+]
 PAYMENTS += [
     _rejection(uscc, BASE + timedelta(days=5), f"L-{uscc[-4:]}") for uscc in (HANGZHOU, NINGBO)
 ]
@@ -140,7 +174,7 @@ def test_scores_written_after_the_events_restate_them(
         unscored = ("bank", "unscored")
         assert (
             sum(v for k, v in counted["dfip_transactions_total"].items() if k[:2] == unscored)
-            == len(PAYMENTS) - 2
+            == len(PAYMENTS) - 4
         )
         sender.send(SCORES_, _now_ms())
         restated = _check(worker, oracle_b)
@@ -148,11 +182,16 @@ def test_scores_written_after_the_events_restate_them(
         sender.close()
         worker.stop()
     assert restated[RESTATED][(TRANSACTIONS,)] > 0
-    # Hangzhou's rejection moves once (to l2), Ningbo's twice (to l0, then to l3): each move counts
-    assert restated[RESTATED][(LOANS,)] == 3
+    # Hangzhou's rejection and loan move once (to l2), Ningbo's rejection twice (to l0, then
+    # to l3): each move counts
+    assert restated[RESTATED][(LOANS,)] == 4
     for name in ("dfip_transactions_total", "dfip_transaction_amount_yuan_total",
                  "dfip_transactions_by_sector_total", "dfip_enterprises_scored",
-                 "dfip_loan_decisions_total"):  # fmt: skip
+                 "dfip_loan_decisions_total", "dfip_loans_active",
+                 "dfip_loan_outstanding_principal_yuan", "dfip_loan_disbursements_total",
+                 "dfip_loan_disbursed_principal_yuan_total",
+                 "dfip_loan_disbursed_rate_weighted_yuan_total",
+                 "dfip_loan_repaid_principal_yuan_total"):  # fmt: skip
         assert restated[name] == scores_first[name], name
     # nothing reached beyond the default 120-day horizon
     assert "dfip_scores_beyond_restatement_total" not in restated

@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 
 from schemas.catalog import partition_for
 from schemas.codec import encode
-from schemas.events import LoanApplicationSubmitted, LoanRejected, LoanWithdrawn
+from schemas.events import (
+    LoanApplicationSubmitted,
+    LoanClosed,
+    LoanDisbursed,
+    LoanRejected,
+    LoanWithdrawn,
+)
 from streams.aggregate import restate
 from streams.processor import LOANS, METRICS, SCORES, TRANSACTIONS, Processor
 from streams.reference.scores import ScoreTable
@@ -27,6 +33,7 @@ from tests.unit.streams.helpers import (
     loan_common,
     processor,
     record,
+    repayment,
     score,
     t,
     tx,
@@ -40,6 +47,11 @@ BAND_FIGURES = (
     "dfip_transactions_by_sector_total",
     "dfip_loan_applications_total",
     "dfip_loan_decisions_total",
+    "dfip_loan_disbursements_total",
+    "dfip_loan_disbursed_principal_yuan_total",
+    "dfip_loan_disbursed_rate_weighted_yuan_total",
+    "dfip_loans_active",
+    "dfip_loan_outstanding_principal_yuan",
 )
 BASE = t("00:00", day=5)
 _BANDS = ((10, "l0"), (30, "l1"), (50, "l2"), (70, "l3"), (90, "l4"))
@@ -160,7 +172,9 @@ _tx_spec = st.tuples(
     st.sampled_from(["1.00", "2.50", "100.00"]),
     st.sampled_from(["bank", "fintech"]),
     # a transaction's direction, or a loan application / decision (by band only)
-    st.sampled_from(["credit", "debit", "application_submitted", "rejected", "withdrawn"]),
+    st.sampled_from(
+        ["credit", "debit", "application_submitted", "rejected", "withdrawn", "disbursed"]
+    ),
 )
 _score_spec = st.tuples(
     st.integers(-600, 20 * 60),  # assessed_at, minutes after BASE
@@ -171,8 +185,19 @@ _scores = st.lists(_score_spec, min_size=1, max_size=4, unique_by=lambda s: s[0]
 _txs = st.lists(_tx_spec, min_size=1, max_size=8)
 
 
-def _loan_event(at: Any, kind: str, inst: str, i: int) -> Any:
+def _loan_event(at: Any, kind: str, inst: str, i: int, amount: str) -> Any:
     common = {**loan_common(at, f"L{i}"), "institution_type": inst, "event_id": f"ln-{i}"}
+    if kind == "disbursed":
+        return LoanDisbursed(
+            **common,
+            principal=Decimal(amount),
+            currency="CNY",
+            annual_rate=Decimal("0.0435"),
+            term_months=12,
+            collateral="credit",
+            inclusive_sme=False,
+            repayment_method="equal_installment",
+        )
     if kind == "application_submitted":
         return LoanApplicationSubmitted(
             **common,
@@ -200,7 +225,7 @@ def _run(steps: list[tuple[str, Any]]) -> tuple[Processor, dict[bytes, Any]]:
                         event_id=f"tx-{i}")  # fmt: skip
                 feed(proc, TRANSACTIONS, ev)
             else:
-                feed(proc, LOANS, _loan_event(at, direction, inst, i))
+                feed(proc, LOANS, _loan_event(at, direction, inst, i, amount))
         else:
             minute, (overall, _), sector = spec
             ev = score(BASE + timedelta(minutes=minute), str(overall), sector=sector)
@@ -222,6 +247,14 @@ def _by_rule(txs: list[Any], scores: list[Any]) -> dict[str, dict[tuple[str, ...
         band, sector = "unscored", "unknown"
         if before:
             _, (_, band), sector = max(before)
+        fen = int(Decimal(amount) * 100)
+        if direction == "disbursed":
+            add("dfip_loan_disbursements_total", (inst, band, "hangzhou"), 1)
+            add("dfip_loan_disbursed_principal_yuan_total", (inst, band, "hangzhou"), fen)
+            add("dfip_loan_disbursed_rate_weighted_yuan_total", (inst, band), fen * 435)
+            add("dfip_loans_active", (inst, band), 1)
+            add("dfip_loan_outstanding_principal_yuan", (inst, band, "normal"), fen)
+            continue
         if direction == "application_submitted":
             add("dfip_loan_applications_total", (inst, band), 1)
             continue
@@ -230,7 +263,7 @@ def _by_rule(txs: list[Any], scores: list[Any]) -> dict[str, dict[tuple[str, ...
             continue
         labels = (inst, band, "hangzhou", direction)
         add("dfip_transactions_total", labels, 1)
-        add("dfip_transaction_amount_yuan_total", labels, int(float(amount) * 100 + 0.5))
+        add("dfip_transaction_amount_yuan_total", labels, fen)
         add("dfip_transactions_by_sector_total", (sector, band), 1)
     return out
 
@@ -276,7 +309,7 @@ def test_windows_and_figures_do_not_depend_on_when_scores_are_read(
     }
 
 
-def test_applications_and_decisions_move_by_band_but_not_a_loan_vintage() -> None:
+def test_applications_decisions_and_active_loans_move_by_band() -> None:
     proc = processor()
     feed(
         proc,
@@ -301,16 +334,33 @@ def test_applications_and_decisions_move_by_band_but_not_a_loan_vintage() -> Non
             inclusive_sme=True,
         ),
     )
-    feed(proc, LOANS, disbursed(t("13:00"), "L2", "500.00"))
+    feed(
+        proc,
+        LOANS,
+        disbursed(t("13:00"), "L2", "500.00", rate="0.0435"),
+        repayment(t("14:00"), "L2", "120.00"),
+        disbursed(t("13:30"), "L3", "80.00"),
+        LoanClosed(**loan_common(t("15:00"), "L3")),
+        disbursed(t("09:00"), "L4", "70.00"),  # before the assessment: stays unscored
+    )
     proc.finish_batch()
     _score(proc, t("10:30"), "85", sector="F")  # l4 from 10:30
     assert value(proc, "dfip_loan_applications_total", ("fintech", "unscored")) == 1
     assert value(proc, "dfip_loan_applications_total", ("fintech", "l4")) == 1
     assert value(proc, "dfip_loan_decisions_total", ("fintech", "l4", "rejected")) == 1
-    assert value(proc, "dfip_restated_events_total", (LOANS,)) == 2
-    # the loan disbursed at 13:00 keeps the band joined when it was counted
-    assert value(proc, "dfip_loans_active", ("fintech", "unscored")) == 1
-    assert value(proc, "dfip_loan_disbursements_total", ("fintech", "unscored", "hangzhou")) == 1
-    # a second assessment of the same band moves no loan event
+    # the active loan disbursed at 13:00 moves with everything it has counted; L3, closed
+    # before the assessment was read, keeps the band joined at its disbursement
+    l4, un = ("fintech", "l4"), ("fintech", "unscored")
+    assert value(proc, "dfip_restated_events_total", (LOANS,)) == 3
+    assert value(proc, "dfip_loans_active", l4) == 1
+    assert value(proc, "dfip_loans_active", un) == 1  # L4
+    assert value(proc, "dfip_loan_disbursements_total", (*l4, "hangzhou")) == 1
+    assert value(proc, "dfip_loan_disbursements_total", (*un, "hangzhou")) == 2
+    assert value(proc, "dfip_loan_disbursed_principal_yuan_total", (*l4, "hangzhou")) == 50000
+    assert value(proc, "dfip_loan_disbursed_rate_weighted_yuan_total", l4) == 50000 * 435
+    assert value(proc, "dfip_loan_repaid_principal_yuan_total", l4) == 12000
+    assert value(proc, "dfip_loan_repaid_principal_yuan_total", un) == 0
+    assert value(proc, "dfip_loan_outstanding_principal_yuan", (*l4, "normal")) == 38000
+    # a second assessment of the same band moves nothing of the loans
     _score(proc, t("12:30"), "90", sector="G")
-    assert value(proc, "dfip_restated_events_total", (LOANS,)) == 2
+    assert value(proc, "dfip_restated_events_total", (LOANS,)) == 3
