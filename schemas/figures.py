@@ -66,7 +66,10 @@ Semantics (the simulator's oracle implements the same rules independently):
   (they keep the band joined at disbursement): loans that had ended (closed or written off)
   before the assessment was read, including their written-off principal, and loans restored
   from a changelog written before restatement existed (their disbursement time was not
-  kept); the cross-border and inclusive SME series have no band.
+  kept); the cross-border and inclusive SME series have no band. Cap: per enterprise at most
+  10,000 distinct (``occurred_at``, institution type, direction or loan event type, late or
+  not, band, sector) combinations at or after F are kept; a transaction, application or
+  decision that would add another one is counted as usual but is never restated.
 * Amounts are converted to CNY fen with ``schemas.money.to_fen`` at the FX rate *in force* at
   ``occurred_at`` (CNY needs no rate), as the central bank publishes it: among the
   ``dfip.fx`` rates of the currency with ``published_at <= occurred_at``, the one with the

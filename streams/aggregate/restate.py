@@ -30,6 +30,7 @@ from streams.state.partition import ContribLabels, PartitionState
 
 __all__ = [
     "BAND_ONLY_LOAN_EVENTS",
+    "MAX_ENTRIES",
     "entries_of",
     "floor_of",
     "from_json",
@@ -50,6 +51,13 @@ BEYOND = "dfip_scores_beyond_restatement_total"
 # occurred µs, label index, count, fen
 _ENTRY = struct.Struct("<qHiq")
 
+# distinct (occurred_at, labels) entries kept per enterprise: its rs:<uscc> changelog record
+# (~60 bytes of JSON an entry) stays under ~600 kB, below Kafka's default 1 MB limit
+MAX_ENTRIES = 10_000
+# beyond this many bytes an enterprise's entries grow in a bytearray (in place) rather than
+# a bytes object copied on every append (the small case stays small: 33 vs 57 bytes header)
+_GROW_IN_PLACE = 2048
+
 Entries = dict[tuple[int, int], tuple[int, int]]  # (occurred µs, label index) → (count, fen)
 
 
@@ -68,7 +76,7 @@ def _label_index(state: PartitionState, labels: ContribLabels) -> int:
     return idx
 
 
-def _unpack(packed: bytes, floor: int | None) -> Entries:
+def _unpack(packed: bytes | bytearray, floor: int | None) -> Entries:
     out: Entries = {}
     for occ, idx, n, fen in _ENTRY.iter_unpack(packed):
         if floor is not None and occ < floor:
@@ -104,8 +112,29 @@ def record(
     """Remember one counted transaction's contribution (if not older than the floor)."""
     if floor is not None and occurred_us < floor:
         return
-    entry = _ENTRY.pack(occurred_us, _label_index(state, labels), 1, fen)
-    state.contributions[uscc] = state.contributions.get(uscc, b"") + entry
+    idx = _label_index(state, labels)
+    entry = _ENTRY.pack(occurred_us, idx, 1, fen)
+    packed = state.contributions.get(uscc)
+    if packed is not None and len(packed) >= MAX_ENTRIES * _ENTRY.size:
+        # at the cap: merge and prune, then keep the event only if it fits (its changelog
+        # record must stay well under Kafka's 1 MB message limit)
+        entries = _unpack(packed, floor)
+        key = (occurred_us, idx)
+        if key not in entries and len(entries) >= MAX_ENTRIES:
+            if len(entries) * _ENTRY.size < len(packed):
+                _store(state, uscc, entries)
+            return
+        n, f = entries.get(key, (0, 0))
+        entries[key] = (n + 1, f + fen)
+        _store(state, uscc, entries)
+        return
+    if packed is None:
+        state.contributions[uscc] = entry
+    elif isinstance(packed, bytearray):
+        packed += entry  # in place, amortised: a busy enterprise is not copied per event
+    else:
+        grown = packed + entry
+        state.contributions[uscc] = bytearray(grown) if len(grown) > _GROW_IN_PLACE else grown
     state.dirty_contributions.add(uscc)
 
 

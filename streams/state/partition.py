@@ -149,7 +149,7 @@ class PartitionState:
     # uscc → counted transaction contributions kept for restatement, packed
     # (streams/aggregate/restate.py); labels by index into contrib_labels (not persisted:
     # the changelog spells the labels out)
-    contributions: dict[str, bytes] = field(default_factory=dict)
+    contributions: dict[str, bytes | bytearray] = field(default_factory=dict)
     contrib_labels: list[ContribLabels] = field(default_factory=list)
     contrib_index: dict[ContribLabels, int] = field(default_factory=dict)
     dirty_contributions: set[str] = field(default_factory=set)

@@ -364,3 +364,42 @@ def test_applications_decisions_and_active_loans_move_by_band() -> None:
     # a second assessment of the same band moves nothing of the loans
     _score(proc, t("12:30"), "90", sector="G")
     assert value(proc, "dfip_restated_events_total", (LOANS,)) == 3
+
+
+def test_a_busy_enterprise_grows_in_place_and_restates_exactly() -> None:
+    proc = processor()
+    for i in range(300):  # 300 instants x 22 bytes: past the in-place threshold
+        feed(proc, TRANSACTIONS, tx(BASE + timedelta(minutes=i), "1.00"))
+    state = proc.states[P]
+    assert isinstance(state.contributions[HANGZHOU], bytearray)
+    assert len(restate.entries_of(state, HANGZHOU)) == 300
+    proc.finish_batch()
+    _score(proc, BASE + timedelta(minutes=100), "55")
+    assert value(proc, "dfip_transactions_total", ("bank", "l2", "hangzhou", "credit")) == 200
+    assert value(proc, "dfip_transactions_total", ("bank", "unscored", "hangzhou", "credit")) == 100
+    assert value(proc, "dfip_restated_events_total", (TRANSACTIONS,)) == 200
+
+
+def test_an_enterprise_keeps_at_most_max_entries(monkeypatch: Any) -> None:
+    monkeypatch.setattr(restate, "MAX_ENTRIES", 5)
+    proc = processor()
+    for i in range(8):
+        feed(proc, TRANSACTIONS, tx(BASE + timedelta(minutes=i), "1.00"))
+    feed(proc, TRANSACTIONS, tx(BASE + timedelta(minutes=2), "1.00"))  # an existing entry
+    state = proc.states[P]
+    entries = restate.entries_of(state, HANGZHOU)
+    assert sorted((occ - entries_base(entries), v) for (occ, _), v in entries.items()) == [
+        (0, (1, 100)),
+        (60_000_000, (1, 100)),
+        (120_000_000, (2, 200)),
+        (180_000_000, (1, 100)),
+        (240_000_000, (1, 100)),
+    ]
+    proc.finish_batch()
+    _score(proc, BASE, "55")  # the three events beyond the cap stay unscored
+    assert value(proc, "dfip_transactions_total", ("bank", "l2", "hangzhou", "credit")) == 6
+    assert value(proc, "dfip_transactions_total", ("bank", "unscored", "hangzhou", "credit")) == 3
+
+
+def entries_base(entries: dict[Any, Any]) -> int:
+    return min(occ for occ, _ in entries)
