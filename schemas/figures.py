@@ -27,13 +27,49 @@ Semantics (the simulator's oracle implements the same rules independently):
 * A transaction or loan event is *joined as of its event time*: the enterprise's band is that
   of the newest DigitalizationScore with ``assessed_at <= occurred_at``; none → ``unscored``.
   ``sector`` likewise comes from that score's ``industry_section`` (``unknown`` if unscored).
-  The join uses the assessments read so far: the worker reads ``dfip.scores`` to its end
-  before each batch, so an assessment written before the event is always used; one written
-  after the event was processed does not restate it (restatement is not implemented yet).
-  Two assessments of one enterprise with the same ``assessed_at``: the one read last wins;
-  the newest ``DFIP_WORKER_SCORE_HISTORY`` (8) assessments per enterprise are kept.
+  The worker reads ``dfip.scores`` to its end before each batch, so an assessment written
+  before the event is always used; one read after the event was counted restates it as
+  below. Two assessments of one enterprise with the same
+  ``assessed_at``: the one read last wins; the newest ``DFIP_WORKER_SCORE_HISTORY`` (8)
+  assessments per enterprise are kept.
   ``dfip_enterprises_scored`` counts each enterprise once, under the band and sector of its
   assessment with the latest ``assessed_at``.
+* Restatement (transactions, loan applications and loan decisions). When an assessment of
+  enterprise E with ``assessed_at`` A is read (not a duplicate), let W be the larger of the
+  ``dfip.transactions`` and ``dfip.loans`` watermarks of E's home partition at that moment
+  and the *restatement floor* F = W - ``DFIP_WORKER_RESTATE_HORIZON_DAYS`` (default 120
+  days; no watermark yet → no floor). Every transaction, ``application_submitted``,
+  ``approved``, ``rejected`` and ``withdrawn`` event of E already counted with
+  ``occurred_at >= max(A, F)`` is joined again with all of E's assessments read so far. A
+  transaction whose band or sector changes moves its count and CNY amount from the old
+  labels to the new ones in ``dfip_transactions_total``,
+  ``dfip_transaction_amount_yuan_total`` and ``dfip_transactions_by_sector_total``, and (if
+  it was not late) in its hourly and daily window, provided the transactions watermark is
+  still before that window's end + grace + 24 h (the windows the worker holds); an amended
+  window that had already been emitted is emitted again (same record key, so the compacted
+  ``dfip.metrics`` keeps the amended one). An application or decision whose band changes
+  moves in ``dfip_loan_applications_total`` / ``dfip_loan_decisions_total``. A loan still
+  active when the assessment is read (disbursed, not closed or written off) whose
+  ``disbursed`` event has ``occurred_at >= max(A, F)`` and whose vintage band changes moves
+  entirely: its disbursement count, disbursed principal (by its frozen region), rate-weighted
+  principal, the principal repaid so far (= its CNY principal at the booked rate minus its
+  CNY outstanding) and its outstanding and active gauges; it counts 1 in
+  ``dfip_restated_events_total{topic="dfip.loans"}``. Each move of
+  an event adds 1 to ``dfip_restated_events_total`` with its topic (an event moved by two
+  assessments counts twice; a transaction whose sector alone changes counts too; a loan
+  event only when its band changes). A < F adds 1 to
+  ``dfip_scores_beyond_restatement_total``: the assessment applies from F on (events counted
+  earlier with ``occurred_at`` < F keep their band; events counted after it is read join with
+  it normally). Hence an event's band and sector are those of the as-of join above whatever
+  the order in which the assessment and the event were read, as long as every assessment
+  read after the event was read while the event's ``occurred_at`` was >= F. NOT restated
+  (they keep the band joined at disbursement): loans that had ended (closed or written off)
+  before the assessment was read, including their written-off principal, and loans restored
+  from a changelog written before restatement existed (their disbursement time was not
+  kept); the cross-border and inclusive SME series have no band. Cap: per enterprise at most
+  10,000 distinct (``occurred_at``, institution type, direction or loan event type, late or
+  not, band, sector) combinations at or after F are kept; a transaction, application or
+  decision that would add another one is counted as usual but is never restated.
 * Amounts are converted to CNY fen with ``schemas.money.to_fen`` at the FX rate *in force* at
   ``occurred_at`` (CNY needs no rate), as the central bank publishes it: among the
   ``dfip.fx`` rates of the currency with ``published_at <= occurred_at``, the one with the
@@ -275,6 +311,20 @@ HEALTH_FIGURES: tuple[Figure, ...] = (
         "counter",
         ("topic",),
         "Events older than the partition watermark minus the grace period (also on dfip.late).",
+    ),
+    Figure(
+        "dfip_restated_events_total",
+        "counter",
+        ("topic",),
+        "Counted events moved to another band or sector by a later-read assessment "
+        "(each move counts; see Restatement).",
+    ),
+    Figure(
+        "dfip_scores_beyond_restatement_total",
+        "counter",
+        (),
+        "Assessments read with assessed_at before the restatement floor: they restate "
+        "only from the floor on.",
     ),
 )
 

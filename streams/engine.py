@@ -75,6 +75,7 @@ class Engine:
             grace_us=settings.grace_seconds * 1_000_000,
             dedup_retention_days=settings.dedup_retention_days,
             max_future_us=settings.max_future_seconds * 1_000_000,
+            restate_horizon_us=settings.restate_horizon_days * 86_400 * 1_000_000,
             fx=FxTable(settings.fx_max_age_days),
         )
         self.reader = ReferenceReader(

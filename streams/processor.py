@@ -36,6 +36,7 @@ from schemas.events import (
 )
 from schemas.ids import make_event_id
 from schemas.uscc import region_of
+from streams.aggregate import restate
 from streams.aggregate.apply import Join, Rejected, apply_loan_event, apply_transaction
 from streams.aggregate.windows import close_due, to_us, window_record
 from streams.reference.fx import FxTable
@@ -76,6 +77,8 @@ H_ORIGIN = "dfip-origin"
 
 FUTURE_DATED = "future_dated"
 DEFAULT_MAX_FUTURE_US = 86_400 * 1_000_000
+DEFAULT_RESTATE_HORIZON_US = 120 * 86_400 * 1_000_000
+_DAY_US = 86_400 * 1_000_000
 
 # FX lives on a single partition read by every worker; its flow accounting and dead letters
 # belong to the owner of this partition number so they are counted exactly once.
@@ -145,6 +148,9 @@ class Processor:
     dedup_retention_days: int = 45
     # an event dated more than this after its record's Kafka timestamp is dead-lettered
     max_future_us: int = DEFAULT_MAX_FUTURE_US
+    # counted transactions are restated by assessments back to the transactions watermark
+    # minus this (event time, µs; streams/aggregate/restate.py)
+    restate_horizon_us: int = DEFAULT_RESTATE_HORIZON_US
     states: dict[int, PartitionState] = field(default_factory=dict)
     scores: dict[int, ScoreTable] = field(default_factory=dict)
     fx: FxTable = field(default_factory=FxTable)
@@ -291,9 +297,25 @@ class Processor:
         join = Join(band=band, sector=sector, region=region_of(event.enterprise_uscc).value)
         try:
             if isinstance(event, TransactionEvent):
-                apply_transaction(state, event, join, self.fx, topic=rec.topic, windowed=not late)
+                fen = apply_transaction(
+                    state, event, join, self.fx, topic=rec.topic, windowed=not late
+                )
+                labels = (
+                    event.institution_type.value,
+                    event.direction.value,
+                    not late,
+                    band,
+                    sector,
+                )
+                floor = restate.floor_of(state, self.restate_horizon_us)
+                restate.record(state, event.enterprise_uscc, ts, labels, fen, floor)
             else:
                 apply_loan_event(state, event, join, self.fx, topic=rec.topic, windowed=not late)
+                kind = event.event_type.value
+                if kind in restate.BAND_ONLY_LOAN_EVENTS:
+                    labels = (event.institution_type.value, kind, False, band, sector)
+                    floor = restate.floor_of(state, self.restate_horizon_us)
+                    restate.record(state, event.enterprise_uscc, ts, labels, 0, floor)
         except Rejected as exc:
             self._dead_letter(
                 state, rec, stage="aggregate", error_class=exc.error_class, reason=exc.reason
@@ -356,10 +378,11 @@ class Processor:
             if counted:
                 self._count(state, "dfip_events_duplicate_total", rec.topic)
             return
+        assessed_us = to_us(event.assessed_at)
         table.add(
             uscc,
             ScoreVersion(
-                assessed_us=to_us(event.assessed_at),
+                assessed_us=assessed_us,
                 event_id=event.event_id,
                 band=event.band.value,
                 sector=event.industry_section.value,
@@ -367,6 +390,10 @@ class Processor:
         )
         if counted:
             self._count(state, "dfip_events_processed_total", rec.topic)
+            # the silent restore pass does not restate: the changelog holds restated figures
+            floor = restate.floor_of(state, self.restate_horizon_us)
+            region = region_of(uscc).value
+            restate.restate(state, table, uscc, region, assessed_us, floor, self.grace_us)
 
     def process_fx(self, rec: Record) -> None:
         """A record of the FX topic: applied by every worker, accounted by one."""
@@ -397,6 +424,11 @@ class Processor:
         """Close due windows and expire duplicate memory for every touched partition."""
         for p in sorted(self.touched):
             state = self.states[p]
+            floor = restate.floor_of(state, self.restate_horizon_us)
+            if floor is not None and floor // _DAY_US != state.swept_day:
+                # the floor entered a new UTC day: forget contributions it has passed
+                state.swept_day = floor // _DAY_US
+                restate.sweep(state, floor)
             for topic in INPUT_TOPICS:
                 for key in close_due(state, topic, self.grace_us):
                     rkey, value = window_record(p, key, state.windows[key])

@@ -82,6 +82,16 @@ class WorkerSettings(BaseSettings):
             "Festival and National Day closures of up to 9 days); none → fx_rate_missing."
         ),
     )
+    restate_horizon_days: int = Field(
+        default=120,
+        ge=0,
+        description=(
+            "An assessment read after transactions, loan applications or decisions it applies "
+            "to moves them to its band and sector back to the partition's newest "
+            "transactions/loans watermark minus this many days (event time); 120 covers "
+            "assessments published up to about four months late."
+        ),
+    )
     score_history: int = Field(
         default=8, ge=1, description="Assessment versions kept per enterprise for as-of joins."
     )

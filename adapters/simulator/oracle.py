@@ -78,6 +78,8 @@ _LABELS: dict[str, tuple[str, ...]] = {
     "dfip_events_duplicate_total": ("topic",),
     "dfip_events_deadlettered_total": ("topic", "error_class"),
     "dfip_events_late_total": ("topic",),
+    "dfip_restated_events_total": ("topic",),
+    "dfip_scores_beyond_restatement_total": (),
 }
 _DECLARED = {f.name: f.labels for f in (*FIGURES, *HEALTH_FIGURES)}
 if _DECLARED != _LABELS:
@@ -130,6 +132,8 @@ class _Loan:
     reported: str = "normal"
     defaulted: bool = False
     principal_fen: int = 0  # to_fen(principal, rate): the credit it takes of its borrower
+    disbursed_at: datetime | None = None  # for restating its vintage band
+    rate_units: int = 0  # round_half_even(annual_rate x RATE_SCALE)
 
     @property
     def outstanding_fen(self) -> int:
@@ -150,6 +154,8 @@ class _Window:
 
 
 _DAY_MS = 86_400_000
+# the worker keeps a closed window this long (event time) so that it can still be amended
+_RETAIN_CLOSED = timedelta(hours=24)
 
 
 class _Dedup:
@@ -187,7 +193,12 @@ class Oracle:
         dedup_retention_days: int = 45,
         dedup_horizon_hours: int | None = None,  # the old event-time horizon: no longer used
         fx_max_age_days: int = 10,
+        restate_horizon_days: int = 120,
     ) -> None:
+        self.restate_horizon = timedelta(days=restate_horizon_days)
+        # uscc → counted transactions, each [occurred_at, inst, direction, windowed, band,
+        # sector, fen, home partition]: the oracle keeps them all (no memory bound)
+        self._counted: dict[str, list[list[Any]]] = {}
         self.grace = timedelta(seconds=grace_seconds)
         self.retention_days = dedup_retention_days
         self.records = 0
@@ -254,6 +265,81 @@ class Oracle:
         insort(history, (fact.assessed_at, fact.overall_score, fact.sector))
         self._remember(record.topic, record.home_partition, fact.event_id)
         self._add("dfip_events_processed_total", (record.topic,), 1)
+        self._restate(fact.uscc, fact.assessed_at, record.home_partition)
+
+    def _restate(self, uscc: str, assessed_at: datetime, home: int) -> None:
+        """Move counted transactions of ``uscc`` at or after max(assessed_at, floor) whose
+        as-of join the new assessment changes; floor = the home partition's transactions
+        watermark minus the restatement horizon."""
+        wm = self._wm.get((TRANSACTIONS, home))
+        wms = [w for t in (TRANSACTIONS, LOANS) if (w := self._wm.get((t, home))) is not None]
+        floor = max(wms) - self.restate_horizon if wms else None
+        if floor is not None and assessed_at < floor:
+            self._add("dfip_scores_beyond_restatement_total", (), 1)
+        start = assessed_at if floor is None else max(assessed_at, floor)
+        # active loans disbursed at or after start: their vintage band
+        for loan in self._loans.values():
+            if loan.uscc != uscc or loan.disbursed_at is None or loan.disbursed_at < start:
+                continue
+            new_band = self._as_of(uscc, loan.disbursed_at)[0]
+            if new_band == loan.band:
+                continue
+            inst, region, fen = loan.institution_type, _region(uscc), loan.principal_fen
+            repaid = fen - loan.outstanding_fen
+            for b, sign in ((loan.band, -1), (new_band, 1)):
+                self._add("dfip_loan_disbursements_total", (inst, b, region), sign)
+                self._add("dfip_loan_disbursed_principal_yuan_total", (inst, b, region), sign * fen)
+                self._add(
+                    "dfip_loan_disbursed_rate_weighted_yuan_total",
+                    (inst, b),
+                    sign * fen * loan.rate_units,
+                )
+                self._add("dfip_loan_repaid_principal_yuan_total", (inst, b), sign * repaid)
+            loan.band = new_band
+            self._add("dfip_restated_events_total", (LOANS,), 1)
+        for tx in self._counted.get(uscc, ()):
+            at, inst, direction, windowed, band, sector, fen, partition = tx
+            if at < start:
+                continue
+            new_band, new_sector = self._as_of(uscc, at)
+            if (new_band, new_sector) == (band, sector):
+                continue
+            if direction in ("application_submitted", "approved", "rejected", "withdrawn"):
+                tx[4], tx[5] = new_band, new_sector
+                if new_band == band:
+                    continue
+                if direction == "application_submitted":
+                    self._add("dfip_loan_applications_total", (inst, band), -1)
+                    self._add("dfip_loan_applications_total", (inst, new_band), 1)
+                else:
+                    self._add("dfip_loan_decisions_total", (inst, band, direction), -1)
+                    self._add("dfip_loan_decisions_total", (inst, new_band, direction), 1)
+                self._add("dfip_restated_events_total", (LOANS,), 1)
+                continue
+            region = _region(uscc)
+            self._add("dfip_transactions_total", (inst, band, region, direction), -1)
+            self._add("dfip_transactions_total", (inst, new_band, region, direction), 1)
+            self._add("dfip_transaction_amount_yuan_total", (inst, band, region, direction), -fen)
+            self._add(
+                "dfip_transaction_amount_yuan_total", (inst, new_band, region, direction), fen
+            )
+            self._add("dfip_transactions_by_sector_total", (sector, band), -1)
+            self._add("dfip_transactions_by_sector_total", (new_sector, new_band), 1)
+            if windowed and new_band != band:
+                # windows the worker still holds: open, or closed less than a day ago
+                for size, width in WINDOW_SIZES.items():
+                    start_w = _EPOCH + width * ((at - _EPOCH) // width)
+                    win = self._windows.get((TRANSACTIONS, partition, size, start_w))
+                    if win is None or wm is None:
+                        continue
+                    if wm >= start_w + width + self.grace + _RETAIN_CLOSED:
+                        continue
+                    win.tx_count[(inst, band)] -= 1
+                    win.tx_amount_fen[(inst, band)] -= fen
+                    win.tx_count[(inst, new_band)] += 1
+                    win.tx_amount_fen[(inst, new_band)] += fen
+            tx[4], tx[5] = new_band, new_sector
+            self._add("dfip_restated_events_total", (TRANSACTIONS,), 1)
 
     def _event(self, record: Record, fact: TxFact | LoanFact) -> None:
         topic, home, at = record.topic, record.home_partition, fact.occurred_at
@@ -271,7 +357,7 @@ class Oracle:
         if isinstance(fact, TxFact):
             error = self._transaction(fact, band, sector, home, windowed=not late)
         else:
-            error = self._loan(fact, band, home, windowed=not late)
+            error = self._loan(fact, band, sector, home, windowed=not late)
         if error is not None:
             self._add("dfip_events_deadlettered_total", (topic, error), 1)
             return
@@ -350,15 +436,26 @@ class Oracle:
             for win in self._window(TRANSACTIONS, partition, fact.occurred_at):
                 win.tx_count[(inst, band)] += 1
                 win.tx_amount_fen[(inst, band)] += fen
+        self._counted.setdefault(fact.uscc, []).append(
+            [fact.occurred_at, inst, fact.direction, windowed, band, sector, fen, partition]
+        )
         return None
 
-    def _loan(self, fact: LoanFact, band: str, partition: int, *, windowed: bool) -> str | None:
+    def _keep(self, uscc: str, at: datetime, inst: str, kind: str, band: str, sector: str) -> None:
+        """Remember a loan application or decision for restatement (by band only)."""
+        self._counted.setdefault(uscc, []).append([at, inst, kind, False, band, sector, 0, -1])
+
+    def _loan(
+        self, fact: LoanFact, band: str, sector: str, partition: int, *, windowed: bool
+    ) -> str | None:
         kind, inst = fact.event_type, fact.institution_type
         if kind == "application_submitted":
             self._add("dfip_loan_applications_total", (inst, band), 1)
+            self._keep(fact.uscc, fact.occurred_at, inst, kind, band, sector)
             return None
         if kind in ("approved", "rejected", "withdrawn"):
             self._add("dfip_loan_decisions_total", (inst, band, kind), 1)
+            self._keep(fact.uscc, fact.occurred_at, inst, kind, band, sector)
             return None
         if kind == "disbursed":
             return self._disbursed(fact, band, partition, windowed=windowed)
@@ -404,13 +501,14 @@ class Oracle:
             return "invalid_field"  # a second drawdown of an active loan id
         fen = to_fen(fact.amount, rate)
         inst, region = fact.institution_type, _region(fact.uscc)
-        self._loans[fact.loan_id] = _Loan(
-            fact.uscc, inst, band, fact.currency, rate, outstanding=fact.amount, principal_fen=fen
-        )
-        # total credit per borrower: the principal of all its active loans, this one included
-        credit = sum(x.principal_fen for x in self._loans.values() if x.uscc == fact.uscc)
         # the rate in units of 1/RATE_SCALE (basis points), rounded half to even
         rate_units = int((fact.annual_rate * RATE_SCALE).to_integral_value(ROUND_HALF_EVEN))
+        self._loans[fact.loan_id] = _Loan(
+            fact.uscc, inst, band, fact.currency, rate, outstanding=fact.amount, principal_fen=fen,
+            disbursed_at=fact.occurred_at, rate_units=rate_units,
+        )  # fmt: skip
+        # total credit per borrower: the principal of all its active loans, this one included
+        credit = sum(x.principal_fen for x in self._loans.values() if x.uscc == fact.uscc)
         self._add("dfip_loan_disbursements_total", (inst, band, region), 1)
         self._add("dfip_loan_disbursed_principal_yuan_total", (inst, band, region), fen)
         self._add("dfip_loan_disbursed_rate_weighted_yuan_total", (inst, band), fen * rate_units)

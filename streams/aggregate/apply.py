@@ -88,7 +88,8 @@ def apply_transaction(
     *,
     topic: str,
     windowed: bool,
-) -> None:
+) -> int:
+    """Count a transaction; returns its CNY fen."""
     fen = to_fen(ev.amount, _rate(rates, ev.currency, ev.occurred_at))
     it = ev.institution_type.value
     labels = (it, join.band, join.region, ev.direction.value)
@@ -105,6 +106,7 @@ def apply_transaction(
         window_add(
             state, topic, to_us(ev.occurred_at), (("tx_count", ib, 1), ("tx_amount_fen", ib, fen))
         )
+    return fen
 
 
 def _rate_units(rate: Decimal) -> int:
@@ -148,6 +150,8 @@ def apply_loan_event(
                 outstanding=str(ev.principal),
                 outstanding_fen=fen,
                 principal_fen=fen,
+                disbursed_us=to_us(ev.occurred_at),
+                rate_units=_rate_units(ev.annual_rate),
             ),
         )
         loan_labels = (it, join.band, join.region)
@@ -156,7 +160,7 @@ def apply_loan_event(
         c.add(
             "dfip_loan_disbursed_rate_weighted_yuan_total",
             (it, join.band),
-            fen * _rate_units(ev.annual_rate),
+            fen * state.loans[ev.loan_id].rate_units,
         )
         # the borrower's total credit: principal of its active loans here, this one included
         if (

@@ -75,6 +75,7 @@ def add_loan(state: PartitionState, loan_id: str, loan: LoanState) -> None:
     _apply(state.counters, loan, +1)
     n = state.borrowers.get(loan.uscc, 0)
     state.borrowers[loan.uscc] = n + 1
+    state.borrower_loans.setdefault(loan.uscc, []).append(loan_id)
     credit = state.borrower_credit
     credit[loan.uscc] = credit.get(loan.uscc, 0) + loan.principal_fen
     if n == 0:
@@ -113,6 +114,11 @@ def end_loan(state: PartitionState, loan_id: str) -> LoanState:
     loan = state.loans.pop(loan_id)
     _apply(state.counters, loan, -1)
     state.dirty_loans.add(loan_id)
+    ids = state.borrower_loans.get(loan.uscc)
+    if ids is not None and loan_id in ids:
+        ids.remove(loan_id)
+        if not ids:
+            del state.borrower_loans[loan.uscc]
     n = state.borrowers.get(loan.uscc, 0) - 1
     credit = state.borrower_credit.get(loan.uscc, 0) - loan.principal_fen
     if credit > 0 and n > 0:

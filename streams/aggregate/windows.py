@@ -7,7 +7,7 @@ from typing import Any
 
 from streams.state.partition import PartitionState, Window, WindowKey
 
-__all__ = ["SIZES", "close_due", "to_us", "window_add", "window_record"]
+__all__ = ["SIZES", "amend_windows", "close_due", "to_us", "window_add", "window_record"]
 
 HOUR_US = 3_600_000_000
 SIZES: dict[str, int] = {"1h": HOUR_US, "1d": 24 * HOUR_US}
@@ -38,6 +38,29 @@ def window_add(
         add = win.counters.add
         for figure, labels, value in rows:
             add(figure, labels, value)
+        win.amended = win.closed
+        state.dirty_windows.add(key)
+
+
+def amend_windows(
+    state: PartitionState,
+    topic: str,
+    grace_us: int,
+    ts_us: int,
+    rows: tuple[tuple[str, tuple[str, ...], int], ...],
+) -> None:
+    """Add rows to the windows of ``ts_us`` that the watermark has not passed by more than
+    end + grace + RETAIN_CLOSED_US (the rule, whether or not a batch end dropped the window
+    yet); a dropped window is never re-created from a delta."""
+    wm = state.watermarks.get(topic)
+    for size, width in SIZES.items():
+        start = ts_us - ts_us % width
+        key: WindowKey = (topic, size, start)
+        win = state.windows.get(key)
+        if win is None or (wm is not None and wm >= start + width + grace_us + RETAIN_CLOSED_US):
+            continue
+        for figure, labels, value in rows:
+            win.counters.add(figure, labels, value)
         win.amended = win.closed
         state.dirty_windows.add(key)
 

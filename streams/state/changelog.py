@@ -1,7 +1,8 @@
 """Partition state ⇄ records of the compacted ``dfip.state`` changelog topic.
 
 A commit writes only what changed: the checkpoint (offsets and watermarks), the counters,
-each changed loan, the duplicate-memory ids added by this commit per (topic, arrival day)
+each changed loan, each enterprise's changed restatement contributions (``rs:<uscc>``), the
+duplicate-memory ids added by this commit per (topic, arrival day)
 (plus tombstones for expired days) and each changed window.
 
 Migration: changelogs written before duplicate memory went by arrival time hold
@@ -20,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from streams.aggregate import restate
 from streams.state.dedup import DAY_MS, id_hash, pack
 from streams.state.partition import Counters, LoanState, PartitionState, Window, WindowKey
 
@@ -47,6 +49,11 @@ def dirty_records(state: PartitionState) -> list[tuple[bytes, bytes | None]]:
         win = state.windows.get(key)
         out.append((_window_key(key), orjson.dumps(win.to_json()) if win else None))
     state.dirty_windows.clear()
+    for uscc in sorted(state.dirty_contributions):
+        rows = restate.to_json(state, uscc)
+        value = orjson.dumps(rows) if rows else None
+        out.append((f"rs:{uscc}".encode(), value))
+    state.dirty_contributions.clear()
     for topic, mem in sorted(state.dedup.items()):
         for day, seq, hashes in mem.seal():
             out.append((f"dd:{topic}:{day}:{seq}".encode(), pack(hashes)))
@@ -80,6 +87,8 @@ def apply_record(state: PartitionState, key: bytes, value: bytes | None) -> None
                 state.memory(t).clock_ms = int(clock)
     elif k == "ctr":
         state.counters = Counters.from_json(doc or [])
+    elif k.startswith("rs:"):
+        restate.from_json(state, k[3:], doc or [])
     elif k.startswith("loan:"):
         loan_id = k[5:]
         if doc is None:
@@ -118,10 +127,13 @@ def finish_restore(state: PartitionState) -> None:
         state.legacy_dedup.clear()
     state.borrowers.clear()
     state.borrower_credit.clear()
-    for loan in state.loans.values():
+    state.borrower_loans.clear()
+    for loan_id, loan in state.loans.items():
+        state.borrower_loans.setdefault(loan.uscc, []).append(loan_id)
         state.borrowers[loan.uscc] = state.borrowers.get(loan.uscc, 0) + 1
         credit = state.borrower_credit
         credit[loan.uscc] = credit.get(loan.uscc, 0) + loan.principal_fen
     state.counters.mark_clean()
     state.dirty_loans.clear()
     state.dirty_windows.clear()
+    state.dirty_contributions.clear()

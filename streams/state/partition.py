@@ -12,9 +12,11 @@ from typing import Any
 
 from streams.state.dedup import DedupMemory
 
-__all__ = ["Counters", "LoanState", "PartitionState", "Window", "WindowKey"]
+__all__ = ["ContribLabels", "Counters", "LoanState", "PartitionState", "Window", "WindowKey"]
 
 Labels = tuple[str, ...]
+# (institution_type, direction, windowed, band, sector) of a restatement contribution
+ContribLabels = tuple[str, str, bool, str, str]
 
 
 class Counters:
@@ -85,6 +87,11 @@ class LoanState:
     defaulted: bool = False
     # to_fen(principal, book_rate): the credit this loan takes of its borrower's total
     principal_fen: int = -1
+    # for restating its vintage band: occurred_at (µs) of the disbursement and
+    # round_half_even(annual_rate x RATE_SCALE); -1 in changelogs written before (such a
+    # loan is not restated)
+    disbursed_us: int = -1
+    rate_units: int = -1
 
     def __post_init__(self) -> None:
         if self.principal_fen < 0:  # written before it was kept: the best value still known
@@ -132,11 +139,22 @@ class PartitionState:
     # event-time windows, open and recently closed (kept so late forwards can amend them)
     windows: dict[WindowKey, Window] = field(default_factory=dict)
     borrowers: dict[str, int] = field(default_factory=dict)  # uscc → active loans
+    # uscc → ids of its active loans (derived, like borrowers)
+    borrower_loans: dict[str, list[str]] = field(default_factory=dict)
     # uscc → Σ principal_fen of its active loans (the borrower's total credit here)
     borrower_credit: dict[str, int] = field(default_factory=dict)
     # duplicate memory per topic (catalog name) of this partition number: never shared, so
     # one topic's progress can never prune another's (streams/state/dedup.py)
     dedup: dict[str, DedupMemory] = field(default_factory=dict)
+    # uscc → counted transaction contributions kept for restatement, packed
+    # (streams/aggregate/restate.py); labels by index into contrib_labels (not persisted:
+    # the changelog spells the labels out)
+    contributions: dict[str, bytes | bytearray] = field(default_factory=dict)
+    contrib_labels: list[ContribLabels] = field(default_factory=list)
+    contrib_index: dict[ContribLabels, int] = field(default_factory=dict)
+    dirty_contributions: set[str] = field(default_factory=set)
+    # UTC day of the restatement floor at the last sweep (not persisted)
+    swept_day: int | None = None
     dirty_loans: set[str] = field(default_factory=set)
     dirty_windows: set[WindowKey] = field(default_factory=set)
     # (topic, arrival day, seq) of dedup changelog records to tombstone at the next commit

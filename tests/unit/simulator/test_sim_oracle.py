@@ -332,6 +332,9 @@ EXPECTED = {
         (LOANS, "unknown_loan"): 1,
     },
     "dfip_events_late_total": {(TRANSACTIONS,): 1},
+    # every score of the scenario is read before the events it applies to
+    "dfip_restated_events_total": {},
+    "dfip_scores_beyond_restatement_total": {(): 0},
 }
 
 

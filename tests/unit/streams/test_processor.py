@@ -201,6 +201,7 @@ def test_changelog_round_trip_restores_the_same_state() -> None:
     assert restored.watermarks == original.watermarks
     assert restored.loans == original.loans
     assert restored.borrowers == original.borrowers
+    assert restored.borrower_loans == original.borrower_loans
     assert restored.memory(TRANSACTIONS).seen(id_hash("dup"))
     # records below the checkpoint are skipped after a restore
     proc.states[p] = restored

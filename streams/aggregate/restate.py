@@ -1,0 +1,287 @@
+"""Restatement of the as-of join for transaction figures (docs/metrics.md, "Restatement").
+
+Per enterprise, a partition keeps its counted transactions' contributions at or after the
+restatement floor (the partition's newest input watermark minus the horizon): for each
+(occurred_at µs, labels) with labels = (institution type, direction, windowed, band, sector),
+the count and CNY fen. They are packed into one ``bytes`` per enterprise (22 bytes an entry;
+the labels are an index into the partition's small table of label tuples), because a dict of
+tuples per enterprise costs ~500 bytes for a single entry and the score table alone nearly
+fills the 500 MB budget at a million enterprises (bench/RESULTS.md). Entries are appended as
+transactions are counted; a restatement or the daily sweep merges equal keys and drops those
+older than the floor.
+
+When an assessment arrives (counted pass only), every kept entry at or after
+max(assessed_at, floor) is joined again with the enterprise's score versions; entries whose
+band or sector changes move from the old labels to the new ones, in the live counters and in
+the event-time windows still held. The band and sector an entry was counted under are part of
+its labels, so a move never depends on which versions the score table still keeps.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from typing import Any
+
+from streams.aggregate import loans as book
+from streams.aggregate.windows import amend_windows
+from streams.reference.scores import ScoreTable
+from streams.state.partition import ContribLabels, PartitionState
+
+__all__ = [
+    "BAND_ONLY_LOAN_EVENTS",
+    "MAX_ENTRIES",
+    "entries_of",
+    "floor_of",
+    "from_json",
+    "record",
+    "restate",
+    "sweep",
+    "to_json",
+]
+
+TX_TOPIC = "dfip.transactions"
+LOANS_TOPIC = "dfip.loans"
+# loan events kept for restatement, in the "direction" slot of the labels (a transaction's
+# direction is credit or debit); their fen is 0 and they are never windowed
+APPLICATION = "application_submitted"
+BAND_ONLY_LOAN_EVENTS = frozenset((APPLICATION, "approved", "rejected", "withdrawn"))
+RESTATED = "dfip_restated_events_total"
+BEYOND = "dfip_scores_beyond_restatement_total"
+# occurred µs, label index, count, fen
+_ENTRY = struct.Struct("<qHiq")
+
+# distinct (occurred_at, labels) entries kept per enterprise: its rs:<uscc> changelog record
+# (~60 bytes of JSON an entry) stays under ~600 kB, below Kafka's default 1 MB limit
+MAX_ENTRIES = 10_000
+# beyond this many bytes an enterprise's entries grow in a bytearray (in place) rather than
+# a bytes object copied on every append (the small case stays small: 33 vs 57 bytes header)
+_GROW_IN_PLACE = 2048
+
+Entries = dict[tuple[int, int], tuple[int, int]]  # (occurred µs, label index) → (count, fen)
+
+
+def floor_of(state: PartitionState, horizon_us: int) -> int | None:
+    """The restatement floor (µs): the larger of the partition's dfip.transactions and
+    dfip.loans watermarks, minus the horizon; None before either has a watermark."""
+    wms = [w for t in (TX_TOPIC, LOANS_TOPIC) if (w := state.watermarks.get(t)) is not None]
+    return max(wms) - horizon_us if wms else None
+
+
+def _label_index(state: PartitionState, labels: ContribLabels) -> int:
+    idx = state.contrib_index.get(labels)
+    if idx is None:
+        idx = state.contrib_index[labels] = len(state.contrib_labels)
+        state.contrib_labels.append(labels)
+    return idx
+
+
+def _unpack(packed: bytes | bytearray, floor: int | None) -> Entries:
+    out: Entries = {}
+    for occ, idx, n, fen in _ENTRY.iter_unpack(packed):
+        if floor is not None and occ < floor:
+            continue
+        key = (occ, idx)
+        pn, pf = out.get(key, (0, 0))
+        out[key] = (pn + n, pf + fen)
+    return out
+
+
+def _pack(entries: Entries) -> bytes:
+    pack = _ENTRY.pack
+    return b"".join(pack(occ, idx, n, f) for (occ, idx), (n, f) in sorted(entries.items()) if n)
+
+
+def _store(state: PartitionState, uscc: str, entries: Entries) -> None:
+    packed = _pack(entries)
+    if packed:
+        state.contributions[uscc] = packed
+    else:
+        state.contributions.pop(uscc, None)
+    state.dirty_contributions.add(uscc)
+
+
+def record(
+    state: PartitionState,
+    uscc: str,
+    occurred_us: int,
+    labels: ContribLabels,
+    fen: int,
+    floor: int | None,
+) -> None:
+    """Remember one counted transaction's contribution (if not older than the floor)."""
+    if floor is not None and occurred_us < floor:
+        return
+    idx = _label_index(state, labels)
+    entry = _ENTRY.pack(occurred_us, idx, 1, fen)
+    packed = state.contributions.get(uscc)
+    if packed is not None and len(packed) >= MAX_ENTRIES * _ENTRY.size:
+        # at the cap: merge and prune, then keep the event only if it fits (its changelog
+        # record must stay well under Kafka's 1 MB message limit)
+        entries = _unpack(packed, floor)
+        key = (occurred_us, idx)
+        if key not in entries and len(entries) >= MAX_ENTRIES:
+            if len(entries) * _ENTRY.size < len(packed):
+                _store(state, uscc, entries)
+            return
+        n, f = entries.get(key, (0, 0))
+        entries[key] = (n + 1, f + fen)
+        _store(state, uscc, entries)
+        return
+    if packed is None:
+        state.contributions[uscc] = entry
+    elif isinstance(packed, bytearray):
+        packed += entry  # in place, amortised: a busy enterprise is not copied per event
+    else:
+        grown = packed + entry
+        state.contributions[uscc] = bytearray(grown) if len(grown) > _GROW_IN_PLACE else grown
+    state.dirty_contributions.add(uscc)
+
+
+def restate(
+    state: PartitionState,
+    table: ScoreTable,
+    uscc: str,
+    region: str,
+    assessed_us: int,
+    floor: int | None,
+    grace_us: int,
+) -> int:
+    """Move the contributions a new assessment changes; returns the transactions moved.
+
+    Call after the assessment was added to ``table``."""
+    c = state.counters
+    if floor is not None and assessed_us < floor:
+        c.add(BEYOND, (), 1)
+    start = assessed_us if floor is None else max(assessed_us, floor)
+    if uscc in state.borrower_loans:
+        _restate_loans(state, table, uscc, start)
+    packed = state.contributions.get(uscc)
+    if packed is None:
+        return 0
+    entries = _unpack(packed, floor)
+    moved = loans_moved = 0
+    for occ, idx in sorted(k for k in entries if k[0] >= start):
+        it, direction, windowed, band, sector = state.contrib_labels[idx]
+        new_band, new_sector = table.as_of(uscc, occ)
+        if (new_band, new_sector) == (band, sector):
+            continue
+        n, fen = entries.pop((occ, idx))
+        if direction in BAND_ONLY_LOAN_EVENTS:
+            # a loan application or decision: by band only; kept with its sector so that
+            # every entry is re-keyed the same way
+            if direction == APPLICATION:
+                c.add("dfip_loan_applications_total", (it, band), -n)
+                c.add("dfip_loan_applications_total", (it, new_band), n)
+            else:
+                c.add("dfip_loan_decisions_total", (it, band, direction), -n)
+                c.add("dfip_loan_decisions_total", (it, new_band, direction), n)
+            if new_band != band:
+                loans_moved += n
+        else:
+            old_labels = (it, band, region, direction)
+            new_labels = (it, new_band, region, direction)
+            c.add("dfip_transactions_total", old_labels, -n)
+            c.add("dfip_transactions_total", new_labels, n)
+            c.add("dfip_transaction_amount_yuan_total", old_labels, -fen)
+            c.add("dfip_transaction_amount_yuan_total", new_labels, fen)
+            c.add("dfip_transactions_by_sector_total", (sector, band), -n)
+            c.add("dfip_transactions_by_sector_total", (new_sector, new_band), n)
+            moved += n
+        if windowed and new_band != band:
+            amend_windows(
+                state,
+                TX_TOPIC,
+                grace_us,
+                occ,
+                (
+                    ("tx_count", (it, band), -n),
+                    ("tx_amount_fen", (it, band), -fen),
+                    ("tx_count", (it, new_band), n),
+                    ("tx_amount_fen", (it, new_band), fen),
+                ),
+            )
+        new_key = (occ, _label_index(state, (it, direction, windowed, new_band, new_sector)))
+        pn, pf = entries.get(new_key, (0, 0))
+        entries[new_key] = (pn + n, pf + fen)
+    if moved:
+        c.add(RESTATED, (TX_TOPIC,), moved)
+    if loans_moved:
+        c.add(RESTATED, (LOANS_TOPIC,), loans_moved)
+    new_packed = _pack(entries)
+    if new_packed != packed:
+        _store(state, uscc, entries)
+    return moved
+
+
+def _restate_loans(state: PartitionState, table: ScoreTable, uscc: str, start: int) -> None:
+    """Move the vintage band of the enterprise's active loans disbursed at or after start."""
+    c = state.counters
+    moved = 0
+    for loan_id in list(state.borrower_loans.get(uscc, ())):
+        loan = state.loans[loan_id]
+        if loan.disbursed_us < 0 or loan.disbursed_us < start or loan.rate_units < 0:
+            continue
+        new_band, _ = table.as_of(uscc, loan.disbursed_us)
+        if new_band == loan.band:
+            continue
+        it, old_band, region = loan.institution_type, loan.band, loan.region
+        for name, labels, value in book.contributions(loan):  # gauges
+            c.add(name, labels, -value)
+        loan.band = new_band
+        for name, labels, value in book.contributions(loan):
+            c.add(name, labels, value)
+        state.dirty_loans.add(loan_id)
+        fen = loan.principal_fen
+        # repaid so far: the drops in its CNY value add up to principal - outstanding
+        repaid = fen - loan.outstanding_fen
+        for band, sign in ((old_band, -1), (new_band, 1)):
+            c.add("dfip_loan_disbursements_total", (it, band, region), sign)
+            c.add("dfip_loan_disbursed_principal_yuan_total", (it, band, region), sign * fen)
+            c.add(
+                "dfip_loan_disbursed_rate_weighted_yuan_total",
+                (it, band),
+                sign * fen * loan.rate_units,
+            )
+            c.add("dfip_loan_repaid_principal_yuan_total", (it, band), sign * repaid)
+        moved += 1
+    if moved:
+        c.add(RESTATED, (LOANS_TOPIC,), moved)
+
+
+def sweep(state: PartitionState, floor: int | None) -> None:
+    """Forget every contribution older than the floor (run when the floor enters a new day)."""
+    if floor is None:
+        return
+    for uscc, packed in list(state.contributions.items()):
+        if any(occ < floor for occ, _, _, _ in _ENTRY.iter_unpack(packed)):
+            _store(state, uscc, _unpack(packed, floor))
+
+
+def entries_of(
+    state: PartitionState, uscc: str
+) -> dict[tuple[int, ContribLabels], tuple[int, int]]:
+    """An enterprise's contributions with their labels (tests, changelog)."""
+    packed = state.contributions.get(uscc, b"")
+    return {(occ, state.contrib_labels[idx]): v for (occ, idx), v in _unpack(packed, None).items()}
+
+
+def to_json(state: PartitionState, uscc: str) -> list[list[Any]]:
+    return [
+        [occ, *labels, n, f] for (occ, labels), (n, f) in sorted(entries_of(state, uscc).items())
+    ]
+
+
+def from_json(state: PartitionState, uscc: str, rows: list[list[Any]]) -> None:
+    intern = sys.intern  # label strings shared by every entry, as when counted
+    entries: Entries = {}
+    for occ, it, direction, windowed, band, sector, n, f in rows:
+        labels = (intern(it), intern(direction), bool(windowed), intern(band), intern(sector))
+        key = (int(occ), _label_index(state, labels))
+        pn, pf = entries.get(key, (0, 0))
+        entries[key] = (pn + int(n), pf + int(f))
+    packed = _pack(entries)
+    if packed:
+        state.contributions[uscc] = packed
+    else:
+        state.contributions.pop(uscc, None)
