@@ -186,6 +186,12 @@ _CANDIDATES = (
 )
 
 
+# The simulator writes every assessment before the events it applies to, so nothing is ever
+# restated in its feeds (zero is the exact answer, compared below like every figure);
+# tests/integration/test_order_scores.py writes assessments late and fills these.
+_ORDER_ONLY = frozenset({"dfip_restated_events_total", "dfip_scores_beyond_restatement_total"})
+
+
 def pick_feed() -> SimulationConfig:
     """The first candidate feed whose oracle has data for every figure, ideally NPL too, so
     that every rule and panel query must return data. The oracle run costs a few seconds."""
@@ -193,7 +199,8 @@ def pick_feed() -> SimulationConfig:
     for config in _CANDIDATES:
         result = run_simulation(None, config, sink=_NullSink())
         figures = oracle_figures(result.oracle)
-        if any(not figures.get(f.name) for f in (*FIGURES, *HEALTH_FIGURES)):
+        wanted = (f for f in (*FIGURES, *HEALTH_FIGURES) if f.name not in _ORDER_ONLY)
+        if any(not figures.get(f.name) for f in wanted):
             continue
         outstanding = figures["dfip_loan_outstanding_principal_yuan"]
         if any(k[2] in NPL for k in outstanding):
@@ -321,8 +328,9 @@ def test_every_dashboard_panel_query_returns_data(stack: Stack) -> None:
 def test_alert_expressions_are_valid_promql(stack: Stack) -> None:
     for _, expr in alert_rules():
         stack.prometheus.query(expr)  # asserts status success
-    # the feed carries deliberate bad input, so this condition holds right now
-    assert stack.prometheus.query("dfip:events_deadlettered:rate5m_by_topic > 0")
+    # the feed carries deliberate bad input, so the dead-letter rule has a series per topic
+    # (its value may already be 0: the worker can finish the feed before the second scrape)
+    assert stack.prometheus.query("dfip:events_deadlettered:rate5m_by_topic")
 
 
 # --------------------------------------------------------------------------- exact figures
