@@ -6,7 +6,8 @@ processed + duplicate + dead-lettered:
 - topics created with replication 3 / min ISR 2, and an under-replicated catalog refused;
 - the node leading most input partitions SIGKILLed mid-stream, then brought back;
 - the node hosting both the group coordinator and the transaction coordinator of a worker
-  SIGKILLed mid-batch, then brought back;
+  SIGKILLed mid-batch and kept down for three times the worker's commit timeout, then
+  brought back;
 - a rolling restart (controlled stop, start, wait for in-sync replicas) of all three nodes
   while the simulator feeds two workers.
 """
@@ -14,6 +15,7 @@ processed + duplicate + dead-lettered:
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +34,9 @@ pytestmark = pytest.mark.cluster
 
 BASE_PORT = int(os.environ.get("DFIP_TEST_CLUSTER_PORT", "37092"))
 INPUTS = (TRANSACTIONS.name, LOANS.name, SCORES.name)
+#: A worker's commit timeout (seconds) far below the time a killed node stays down, so a
+#: transaction stuck on the dead coordinator fails and is redone (the default is 60 s).
+COMMIT_TIMEOUT = 5
 
 
 @pytest.fixture(autouse=True)
@@ -149,7 +154,9 @@ def test_coordinators_node_killed_mid_batch(cluster: LocalCluster, tmp_path: Pat
         for wid in (f"coord-{i}" for i in range(500))
         if len(set(cluster.coordinators(group, f"{group}-{wid}"))) == 1
     )
-    worker = WorkerProcess(settings, worker_id, tmp_path).start()
+    worker = WorkerProcess(
+        settings, worker_id, tmp_path, DFIP_WORKER_COMMIT_TIMEOUT_SECONDS=str(COMMIT_TIMEOUT)
+    ).start()
     feed: Feed | None = None
     try:
         wait_ready(worker, timeout=180)
@@ -158,9 +165,13 @@ def test_coordinators_node_killed_mid_batch(cluster: LocalCluster, tmp_path: Pat
         group_node, txn_node = cluster.coordinators(group, f"{group}-{worker_id}")
         assert group_node == txn_node, "the coordinators moved apart before the kill"
         cluster.kill(group_node)
+        killed = time.monotonic()
         seen = received(worker)
+        # down for several commit timeouts, and until the worker has gone on without it
         wait_for(
-            lambda: received(worker) > seen + 300,
+            lambda: (
+                received(worker) > seen + 300 and time.monotonic() - killed > 3 * COMMIT_TIMEOUT
+            ),
             timeout=180,
             what=f"records processed with the coordinators' node {group_node} dead",
         )

@@ -127,10 +127,20 @@ class LocalCluster:
         """Create __consumer_offsets and __transaction_state (Kafka makes them on first use)
         so coordinators can be located before a worker starts."""
         from kafka import KafkaProducer
+        from kafka.errors import CoordinatorNotAvailableError
 
         admin = self._admin()
         try:
-            admin._find_coordinator_id("dfip-test-probe")
+            # FindCoordinator creates the offsets topic; "not available" until it has leaders
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    admin.describe_groups(["dfip-test-probe"])
+                    break
+                except CoordinatorNotAvailableError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
         finally:
             admin.close()
         producer = KafkaProducer(
@@ -140,6 +150,18 @@ class LocalCluster:
             producer.init_transactions()
         finally:
             producer.close()
+        internal = ["__consumer_offsets", "__transaction_state"]
+        deadline = time.monotonic() + 120
+        while len(self._led(internal)) < 2 * INTERNAL_PARTITIONS:
+            if time.monotonic() > deadline:
+                raise AssertionError("Kafka's internal topics were not created")
+            time.sleep(0.5)
+
+    def _led(self, topics: list[str]) -> dict[tuple[str, int], int]:
+        try:
+            return {k: v for k, v in self.leaders(topics).items() if v >= 0}
+        except Exception:  # not created yet
+            return {}
 
     def log_tail(self, node: int, n: int = 40) -> str:
         path = self.home / f"node{node}" / "logs" / "server.log"
