@@ -15,6 +15,8 @@ processed + duplicate + dead-lettered:
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -110,6 +112,25 @@ def test_topics_replicated_three_ways_and_under_replication_refused(
         admin.close()
     made = create_topics(weak, [TRANSACTIONS], allow_under_replicated=True)
     assert made[0].created
+
+    # the command line says it in one line and exits 1; told to, it creates them
+    env = {
+        **os.environ,
+        "DFIP_KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap,
+        "DFIP_KAFKA_TOPIC_PREFIX": f"v{uuid.uuid4().hex[:8]}-",
+        "DFIP_KAFKA_REPLICATION_FACTOR": "2",
+        "COLUMNS": "200",
+    }
+    cmd = [sys.executable, "-m", "dfip.cli", "topics", "create"]
+    refused = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "replication factor 2 on a cluster of 3 brokers" in refused.stderr
+    assert "--allow-under-replicated" in refused.stderr
+    allowed = subprocess.run(
+        [*cmd, "--allow-under-replicated"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert allowed.returncode == 0, allowed.stderr
 
 
 def test_leader_of_busiest_inputs_killed_and_back(cluster: LocalCluster, tmp_path: Path) -> None:

@@ -280,3 +280,24 @@ def test_bad_node_settings_are_one_line(tmp_path: Path) -> None:
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1, (extra, proc.stderr)
         assert text in lines[0], (extra, proc.stderr)
+
+
+def test_cli_nodes_option_reaches_the_script(tmp_path: Path) -> None:
+    """`dfip kafka up --nodes 3` runs kafka.sh with DFIP_KAFKA_NODES=3 (its refusal of a
+    controller port among the three client ports shows it), and refuses more than 5."""
+    env = {**_base_env(tmp_path), "DFIP_KAFKA_PORT": "9092", "DFIP_KAFKA_CONTROLLER_PORT": "9094"}
+    env.pop("DFIP_KAFKA_NODES", None)
+    cli = [sys.executable, "-m", "dfip.cli", "kafka"]
+    proc = subprocess.run(
+        [*cli, "up", "--nodes", "3"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode != 0
+    assert "collides with a client port of the 3 nodes" in proc.stderr
+    single = subprocess.run(
+        [*cli, "status"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert single.returncode == 3, single.stderr  # one broker: port 9094 is fine, stopped
+    many = subprocess.run(
+        [*cli, "up", "--nodes", "9"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert many.returncode == 2
