@@ -169,12 +169,7 @@ def test_coordinators_node_killed_mid_batch(cluster: LocalCluster, tmp_path: Pat
     settings = _namespace(cluster)
     cluster.ensure_internal_topics()
     group = f"{settings.topic_prefix}dfip"  # as streams/engine.py names the group
-    # a worker id whose transaction coordinator sits on the same node as the group's
-    worker_id = next(
-        wid
-        for wid in (f"coord-{i}" for i in range(500))
-        if len(set(cluster.coordinators(group, f"{group}-{wid}"))) == 1
-    )
+    worker_id = cluster.colocated_worker_id(group)
     worker = WorkerProcess(
         settings, worker_id, tmp_path, DFIP_WORKER_COMMIT_TIMEOUT_SECONDS=str(COMMIT_TIMEOUT)
     ).start()

@@ -117,11 +117,29 @@ class LocalCluster:
     def coordinators(self, group_id: str, transactional_id: str) -> tuple[int, int]:
         """Nodes hosting the group coordinator of `group_id` and the transaction coordinator
         of `transactional_id` (leaders of their internal topics' partitions)."""
-        leaders = self.leaders(["__consumer_offsets", "__transaction_state"])
+        return self._coordinators(self.internal_leaders(), group_id, transactional_id)
+
+    def internal_leaders(self) -> dict[tuple[str, int], int]:
+        return self.leaders(["__consumer_offsets", "__transaction_state"])
+
+    @staticmethod
+    def _coordinators(
+        leaders: dict[tuple[str, int], int], group_id: str, transactional_id: str
+    ) -> tuple[int, int]:
         return (
             leaders[("__consumer_offsets", coordinator_partition(group_id))],
             leaders[("__transaction_state", coordinator_partition(transactional_id))],
         )
+
+    def colocated_worker_id(self, group_id: str, stem: str = "coord") -> str:
+        """A worker id whose transaction coordinator (transactional id `<group>-<worker>`, as
+        streams/engine.py names it) sits on the node of the group's coordinator."""
+        leaders = self.internal_leaders()
+        for i in range(1000):
+            wid = f"{stem}-{i}"
+            if len(set(self._coordinators(leaders, group_id, f"{group_id}-{wid}"))) == 1:
+                return wid
+        raise AssertionError("no worker id puts both coordinators on one node")
 
     def ensure_internal_topics(self) -> None:
         """Create __consumer_offsets and __transaction_state (Kafka makes them on first use)
