@@ -28,7 +28,9 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
 )
-kafka_app = typer.Typer(no_args_is_help=True, help="A local single-node Kafka broker (KRaft).")
+kafka_app = typer.Typer(
+    no_args_is_help=True, help="A local Kafka broker (KRaft), or a cluster of three."
+)
 topics_app = typer.Typer(no_args_is_help=True, help="Topics from the catalog.")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
@@ -58,31 +60,47 @@ REPO = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = REPO / "deploy" / "kafka" / "kafka.sh"
 
 
-def _kafka_script(action: str) -> int:
+def _kafka_script(action: str, nodes: int | None = None) -> int:
     if not KAFKA_SCRIPT.exists():
         raise DfipError(
             f"{KAFKA_SCRIPT} not found",
             hint="`dfip kafka` runs from a source checkout; use docker compose otherwise",
         )
-    return subprocess.call(["bash", str(KAFKA_SCRIPT), action], cwd=os.getcwd())
+    env = dict(os.environ)
+    if nodes is not None:
+        env["DFIP_KAFKA_NODES"] = str(nodes)
+    return subprocess.call(["bash", str(KAFKA_SCRIPT), action], cwd=os.getcwd(), env=env)
+
+
+# Unset: as the state folder was set up (kafka.sh counts its node folders), else one broker.
+NodesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--nodes",
+        min=1,
+        max=5,
+        help="Brokers (combined broker+controller, a quorum of all): 1, or 3 as production "
+        "runs Kafka. Default: as DFIP_KAFKA_HOME was set up, else 1.",
+    ),
+]
 
 
 @kafka_app.command("up")
-def kafka_up() -> None:
-    """Fetch (first time), format and start the broker; wait until it accepts requests."""
-    raise typer.Exit(_kafka_script("up"))
+def kafka_up(nodes: NodesOption = None) -> None:
+    """Fetch (first time), format and start the broker(s); wait until they accept requests."""
+    raise typer.Exit(_kafka_script("up", nodes))
 
 
 @kafka_app.command("down")
-def kafka_down() -> None:
-    """Stop the broker started by `dfip kafka up`."""
-    raise typer.Exit(_kafka_script("down"))
+def kafka_down(nodes: NodesOption = None) -> None:
+    """Stop the broker(s) started by `dfip kafka up`."""
+    raise typer.Exit(_kafka_script("down", nodes))
 
 
 @kafka_app.command("status")
-def kafka_status() -> None:
-    """Say whether the local broker runs."""
-    raise typer.Exit(_kafka_script("status"))
+def kafka_status(nodes: NodesOption = None) -> None:
+    """Say whether the local broker(s) run."""
+    raise typer.Exit(_kafka_script("status", nodes))
 
 
 @kafka_app.command("fetch")
@@ -92,11 +110,22 @@ def kafka_fetch() -> None:
 
 
 @topics_app.command("create")
-def topics_create() -> None:
-    """Create every catalog topic that is missing (idempotent)."""
+def topics_create(
+    allow_under_replicated: Annotated[
+        bool,
+        typer.Option(
+            "--allow-under-replicated",
+            help="On a cluster of several brokers, create topics with fewer copies than "
+            "production needs (3, 2 in sync) anyway.",
+        ),
+    ] = False,
+) -> None:
+    """Create every catalog topic that is missing (idempotent), replicated for the cluster:
+    DFIP_KAFKA_REPLICATION_FACTOR / DFIP_KAFKA_MIN_INSYNC_REPLICAS, else 3 and 2 on three
+    brokers or more, 1 and 1 on a single broker."""
     from dfip.topics import create_topics
 
-    results = create_topics(KafkaSettings())
+    results = create_topics(KafkaSettings(), allow_under_replicated=allow_under_replicated)
     table = Table("topic", "partitions", "created")
     for r in results:
         table.add_row(r.name, str(r.partitions), "yes" if r.created else "existed")

@@ -52,6 +52,18 @@ class KafkaSettings(BaseSettings):
     ssl_check_hostname: bool = Field(
         default=True, description="Verify the broker certificate's host name."
     )
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description="Copies of every topic `dfip topics create` makes; unset: 3 on a cluster "
+        "of three brokers or more, else the number of brokers.",
+    )
+    min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="min.insync.replicas of every topic created; unset: 2 where the "
+        "replication factor is 3 or more, else 1.",
+    )
     connect_timeout_ms: int = Field(
         default=3_000,
         ge=100,

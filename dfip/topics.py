@@ -23,7 +23,15 @@ from dfip.errors import DfipError
 from dfip.kafka_config import KafkaSettings
 from schemas.catalog import TOPICS, TopicSpec
 
-__all__ = ["CONNECT_TIMEOUT", "TopicResult", "admin_client", "all_topics", "create_topics"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "Replication",
+    "TopicResult",
+    "admin_client",
+    "all_topics",
+    "create_topics",
+    "replication_for",
+]
 
 #: Seconds a command waits for the cluster before saying it is unreachable: a CLI user wants
 #: one line within a few seconds, not half a minute of silence.
@@ -44,8 +52,63 @@ def all_topics() -> tuple[TopicSpec, ...]:
     return (*TOPICS, *INTERNAL_TOPICS)
 
 
-def _topic_config(spec: TopicSpec) -> dict[str, str]:
+@dataclass(frozen=True)
+class Replication:
+    """Copies and in-sync minimum for the topics created on a cluster of `brokers`."""
+
+    brokers: int
+    factor: int
+    min_insync: int
+
+
+#: Production runs three brokers: three copies, two in sync, so one broker may be lost
+#: (drained, upgraded, crashed) without stopping acks=all producers or transactions.
+PRODUCTION_FACTOR = 3
+PRODUCTION_MIN_INSYNC = 2
+
+
+def replication_for(
+    settings: KafkaSettings, brokers: int, *, allow_under_replicated: bool = False
+) -> Replication:
+    """The replication to create topics with on `brokers` brokers, or a DfipError saying in
+    one line why the settings do not fit that cluster."""
+    factor = settings.replication_factor or min(PRODUCTION_FACTOR, brokers)
+    min_insync = settings.min_insync_replicas or (
+        PRODUCTION_MIN_INSYNC if factor >= PRODUCTION_FACTOR else 1
+    )
+    if factor > brokers:
+        raise DfipError(
+            f"replication factor {factor} needs {factor} brokers, the cluster at "
+            f"{settings.bootstrap_servers} has {brokers}",
+            hint="lower DFIP_KAFKA_REPLICATION_FACTOR or start more brokers",
+        )
+    if min_insync > factor:
+        raise DfipError(
+            f"min.insync.replicas {min_insync} is above the replication factor {factor}: "
+            "every acks=all write would fail",
+            hint="lower DFIP_KAFKA_MIN_INSYNC_REPLICAS",
+        )
+    wanted = min(PRODUCTION_FACTOR, brokers)
+    if brokers > 1 and not allow_under_replicated:
+        if factor < wanted:
+            raise DfipError(
+                f"refusing to create topics with replication factor {factor} on a cluster of "
+                f"{brokers} brokers: losing one broker would lose data (want {wanted})",
+                hint="unset DFIP_KAFKA_REPLICATION_FACTOR, or pass --allow-under-replicated",
+            )
+        if min_insync < 2 and factor >= PRODUCTION_FACTOR:
+            raise DfipError(
+                f"refusing to create topics with min.insync.replicas {min_insync} on a cluster "
+                f"of {brokers} brokers: an acknowledged write could live on one broker only",
+                hint="unset DFIP_KAFKA_MIN_INSYNC_REPLICAS, or pass --allow-under-replicated",
+            )
+    return Replication(brokers, factor, min_insync)
+
+
+def _topic_config(spec: TopicSpec, replication: Replication | None = None) -> dict[str, str]:
     cfg: dict[str, str] = {"cleanup.policy": spec.cleanup_policy}
+    if replication is not None:
+        cfg["min.insync.replicas"] = str(replication.min_insync)
     if spec.retention_ms is not None:
         cfg["retention.ms"] = str(spec.retention_ms)
     cfg.update({k: str(v) for k, v in (spec.config or {}).items()})
@@ -181,29 +244,46 @@ def create_topics(
     specs: Iterable[TopicSpec] | None = None,
     *,
     connect_timeout: float = CONNECT_TIMEOUT,
+    allow_under_replicated: bool = False,
 ) -> list[TopicResult]:
-    """Create missing topics; verify existing ones have the catalog's partition count."""
+    """Create missing topics with the cluster's replication (`replication_for`); verify
+    existing ones have the catalog's partition count."""
     specs = tuple(specs if specs is not None else all_topics())
     with _client_log():
-        return _create(settings, specs, connect_timeout)
+        return _create(settings, specs, connect_timeout, allow_under_replicated)
+
+
+def _broker_count(admin: KafkaAdminClient) -> int:
+    return len(admin.describe_cluster()["brokers"])
 
 
 def _create(
-    settings: KafkaSettings, specs: tuple[TopicSpec, ...], connect_timeout: float
+    settings: KafkaSettings,
+    specs: tuple[TopicSpec, ...],
+    connect_timeout: float,
+    allow_under_replicated: bool,
 ) -> list[TopicResult]:
     admin = admin_client(settings, timeout=connect_timeout)
     try:
         existing = set(admin.list_topics())
         wanted = {settings.topic(s.name): s for s in specs}
+        absent = [name for name in wanted if name not in existing]
+        replication = (
+            replication_for(
+                settings, _broker_count(admin), allow_under_replicated=allow_under_replicated
+            )
+            if absent
+            else None
+        )
         missing = [
             NewTopic(
                 name=name,
-                num_partitions=s.partitions,
-                replication_factor=-1,  # broker default: 1 locally, 3 on a real cluster
-                topic_configs=_topic_config(s),
+                num_partitions=wanted[name].partitions,
+                replication_factor=replication.factor,
+                topic_configs=_topic_config(wanted[name], replication),
             )
-            for name, s in wanted.items()
-            if name not in existing
+            for name in absent
+            if replication is not None
         ]
         if missing:
             # a concurrent creator may win; partition counts are checked below either way

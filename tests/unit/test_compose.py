@@ -482,3 +482,72 @@ def test_every_image_has_an_exact_version_tag(services: dict[str, Service]) -> N
             continue  # built from the Dockerfile
         tag = service["image"].partition(":")[2]
         assert re.fullmatch(r"v?\d+\.\d+\.\d+(@sha256:[0-9a-f]{64})?", tag), (name, tag)
+
+
+# --------------------------------------------------------------------------- three-node override
+
+CLUSTER_FILE = REPO / "docker-compose.cluster.yml"
+KAFKA_NODES = ("kafka", "kafka-2", "kafka-3")
+
+
+@pytest.fixture(scope="module")
+def cluster_services(compose_home: Path) -> dict[str, Service]:
+    """docker-compose.yml with docker-compose.cluster.yml over it, as Compose merges them."""
+    cmd = [compose_binary(), "-f", COMPOSE_FILE, "-f", CLUSTER_FILE, "config"]
+    quiet = run([*cmd, "--quiet"], env=hermetic_env(compose_home))
+    assert quiet.returncode == 0, describe(quiet)
+    assert quiet.stderr.strip() == "", describe(quiet)
+    result = run([*cmd, "--format", "json"], env=hermetic_env(compose_home))
+    assert result.returncode == 0, describe(result)
+    found = json.loads(result.stdout)["services"]
+    assert isinstance(found, dict)
+    return found
+
+
+def test_cluster_override_matches_compose_spec_schema() -> None:
+    tool = Path(sys.executable).with_name("check-jsonschema")
+    command = str(tool) if tool.exists() else shutil.which("check-jsonschema")
+    assert command, "check-jsonschema (a dev dependency) is not installed"
+    result = run([command, "--builtin-schema", "vendor.compose-spec", CLUSTER_FILE])
+    assert result.returncode == 0, describe(result)
+
+
+def test_cluster_has_three_kraft_nodes_in_one_quorum(cluster_services: dict[str, Service]) -> None:
+    assert set(cluster_services) == PLATFORM_SERVICES | {*KAFKA_NODES, "prometheus", "grafana"}
+    envs = {
+        n: {k: str(v) for k, v in cluster_services[n]["environment"].items()} for n in KAFKA_NODES
+    }
+    voters = "1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"
+    assert {e["CLUSTER_ID"] for e in envs.values()} == {envs["kafka"]["CLUSTER_ID"]}
+    assert sorted(e["KAFKA_NODE_ID"] for e in envs.values()) == ["1", "2", "3"]
+    volumes = set()
+    for name, env in envs.items():
+        node = cluster_services[name]
+        assert node["image"] == f"apache/kafka:{kafka_version_from_pom()}"
+        assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == voters
+        voter = voters.split(",")[int(env["KAFKA_NODE_ID"]) - 1]
+        assert voter.split("@")[1].split(":")[0] == name, "node id matches its voter entry"
+        assert env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{name}:9092"
+        for key in (
+            "KAFKA_DEFAULT_REPLICATION_FACTOR",
+            "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+            "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+        ):
+            assert env[key] == "3", (name, key)
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
+        assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+        assert "kafka-broker-api-versions.sh" in " ".join(node["healthcheck"]["test"])
+        data = [v["source"] for v in node["volumes"] if v["type"] == "volume"]
+        assert len(data) == 1
+        volumes.add(data[0])
+    assert len(volumes) == 3, "every node keeps its own log folder"
+
+
+def test_cluster_clients_bootstrap_from_every_node(cluster_services: dict[str, Service]) -> None:
+    for name in PLATFORM_SERVICES:
+        service = cluster_services[name]
+        servers = service["environment"]["DFIP_KAFKA_BOOTSTRAP_SERVERS"].split(",")
+        assert servers == [f"{n}:9092" for n in KAFKA_NODES], name
+        for node in KAFKA_NODES:
+            assert service["depends_on"][node]["condition"] == "service_healthy", (name, node)
+    assert cluster_services["worker"]["environment"]["DFIP_WORKER_STORE"] == "rocksdb://"

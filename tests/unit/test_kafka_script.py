@@ -85,7 +85,9 @@ server = socket.socket()
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 server.bind(("127.0.0.1", port))
 server.listen()
-with open(os.path.join(os.environ["DFIP_KAFKA_HOME"], "logs", "server.log"), "a") as f:
+# the node's own folder (DFIP_KAFKA_HOME itself for a single broker): log.dirs is <node>/data
+node_home = os.path.dirname(props["log.dirs"])
+with open(os.path.join(node_home, "logs", "server.log"), "a") as f:
     f.write("[now] INFO Registered kafka:type=kafka.Log4jController MBean\\n")
     if os.environ.get("FAKE_KAFKA_STARTS") == "1":
         f.write("[now] INFO [KafkaRaftServer nodeId=1] Kafka Server started\\n")
@@ -160,3 +162,142 @@ def test_a_port_that_is_not_a_number_is_one_line(tmp_path: Path) -> None:
         lines = proc.stderr.strip().splitlines()
         assert lines == [f"dfip kafka: DFIP_KAFKA_PORT={value} is not a number from 1 to 65535"]
         assert not (tmp_path / "home").exists()  # nothing formatted or started
+
+
+def _consecutive_free_ports(n: int) -> int:
+    """A base port with `n` free ports after it (a fake cluster's listeners)."""
+    for base in range(41200, 64000, 97):
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError("no free port range")
+
+
+def _fake_cluster_env(tmp_path: Path) -> dict[str, str]:
+    env = _fake_kafka_env(tmp_path, starts=True)
+    home = Path(env["DFIP_KAFKA_HOME"])
+    (home / "cluster.id").write_text("fake-cluster-id\n")
+    for i in (1, 2, 3):
+        (home / f"node{i}" / "data").mkdir(parents=True)
+        (home / f"node{i}" / "data" / "meta.properties").touch()
+    base = _consecutive_free_ports(6)
+    return {
+        **env,
+        "DFIP_KAFKA_NODES": "3",
+        "DFIP_KAFKA_PORT": str(base),
+        "DFIP_KAFKA_CONTROLLER_PORT": str(base + 1),
+    }
+
+
+def _props(path: Path) -> dict[str, str]:
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def test_three_nodes_up_status_node_actions_and_down(tmp_path: Path) -> None:
+    env = _fake_cluster_env(tmp_path)
+    home, base = Path(env["DFIP_KAFKA_HOME"]), int(env["DFIP_KAFKA_PORT"])
+    try:
+        up = _run(env, "up")
+        assert up.returncode == 0, up.stderr
+        assert "cluster of 3 ready" in up.stderr
+        status = _run(env, "status")
+        assert status.returncode == 0
+        assert status.stdout.count("pid=") == 3
+        assert f"bootstrap=127.0.0.1:{base},127.0.0.1:{base + 2},127.0.0.1:{base + 4}" in (
+            status.stdout
+        )
+        node2 = _props(home / "node2" / "server.properties")
+        assert node2["node.id"] == "2"
+        assert node2["listeners"] == (
+            f"PLAINTEXT://127.0.0.1:{base + 2},CONTROLLER://127.0.0.1:{base + 3}"
+        )
+        assert node2["controller.quorum.voters"] == ",".join(
+            f"{i}@127.0.0.1:{base + 1 + 2 * (i - 1)}" for i in (1, 2, 3)
+        )
+        for key in ("default.replication.factor", "offsets.topic.replication.factor"):
+            assert node2[key] == "3"
+        assert node2["transaction.state.log.replication.factor"] == "3"
+        assert node2["min.insync.replicas"] == node2["transaction.state.log.min.isr"] == "2"
+
+        killed = _run(env, "kill-node", "2")
+        assert "node 2 killed" in killed.stderr
+        degraded = _run(env, "status")
+        assert degraded.returncode == 1
+        assert degraded.stdout.startswith("degraded 2/3")
+        assert "node2=stopped" in degraded.stdout
+        again = _run(env, "start-node", "2")
+        assert again.returncode == 0, again.stderr
+        assert _run(env, "status").returncode == 0
+
+        # without DFIP_KAFKA_NODES the script finds the cluster from its folders
+        plain = {k: v for k, v in env.items() if k != "DFIP_KAFKA_NODES"}
+        assert _run(plain, "status").stdout.count("pid=") == 3
+    finally:
+        down = _run(env, "down")
+    assert "stopped" in down.stderr
+    assert _run(env, "status").returncode == 3
+
+
+def test_single_broker_keeps_replication_one(tmp_path: Path) -> None:
+    env = _fake_kafka_env(tmp_path, starts=True)
+    try:
+        assert _run(env, "up").returncode == 0
+    finally:
+        _run(env, "down")
+    props = _props(Path(env["DFIP_KAFKA_HOME"]) / "server.properties")
+    assert props["controller.quorum.bootstrap.servers"].endswith(env["DFIP_KAFKA_CONTROLLER_PORT"])
+    assert props["offsets.topic.replication.factor"] == props["min.insync.replicas"] == "1"
+
+
+def test_bad_node_settings_are_one_line(tmp_path: Path) -> None:
+    cases = [
+        ({"DFIP_KAFKA_NODES": "9"}, ("up",), "DFIP_KAFKA_NODES=9"),
+        (
+            {
+                "DFIP_KAFKA_NODES": "3",
+                "DFIP_KAFKA_PORT": "9092",
+                "DFIP_KAFKA_CONTROLLER_PORT": "9094",
+            },
+            ("up",),
+            "collides",
+        ),
+        ({"DFIP_KAFKA_NODES": "3"}, ("kill-node", "4"), "node 4 does not exist"),
+        ({"DFIP_KAFKA_HEAP": "lots"}, ("up",), "DFIP_KAFKA_HEAP=lots"),
+    ]
+    for extra, args, text in cases:
+        proc = _run({**_base_env(tmp_path), **extra}, *args)
+        assert proc.returncode != 0, (extra, args)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, (extra, proc.stderr)
+        assert text in lines[0], (extra, proc.stderr)
+
+
+def test_cli_nodes_option_reaches_the_script(tmp_path: Path) -> None:
+    """`dfip kafka up --nodes 3` runs kafka.sh with DFIP_KAFKA_NODES=3 (its refusal of a
+    controller port among the three client ports shows it), and refuses more than 5."""
+    env = {**_base_env(tmp_path), "DFIP_KAFKA_PORT": "9092", "DFIP_KAFKA_CONTROLLER_PORT": "9094"}
+    env.pop("DFIP_KAFKA_NODES", None)
+    cli = [sys.executable, "-m", "dfip.cli", "kafka"]
+    proc = subprocess.run(
+        [*cli, "up", "--nodes", "3"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode != 0
+    assert "collides with a client port of the 3 nodes" in proc.stderr
+    single = subprocess.run(
+        [*cli, "status"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert single.returncode == 3, single.stderr  # one broker: port 9094 is fine, stopped
+    many = subprocess.run(
+        [*cli, "up", "--nodes", "9"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert many.returncode == 2
