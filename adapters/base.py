@@ -124,6 +124,7 @@ class Parser(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     topics: ClassVar[tuple[str, ...]] = ("dfip.transactions",)  # catalog topics it feeds
+    reads_accounts: ClassVar[bool] = True  # False: no account to pseudonymise, no key needed
 
     def __init__(self, context: ParseContext) -> None:
         self.context = context

@@ -305,7 +305,8 @@ def _parser(
             _fail(EXIT_USAGE, f"--encoding {encoding!r}: unknown encoding")
     try:
         local_zone(timezone)
-        key = account_hash_key()
+        # rate tables name no account: they need no pseudonymisation key
+        key = account_hash_key() if parser_class.reads_accounts else os.urandom(32)
         directory = AccountDirectory.load(accounts, key) if accounts else AccountDirectory(key)
         context = ParseContext(
             institution=institution,

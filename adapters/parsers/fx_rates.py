@@ -120,6 +120,7 @@ def _fx_event(parser: Parser, currency: str, day: date, rate: Decimal, at: datet
 @register
 class CfetsParser(Parser):
     name: ClassVar[str] = "fx-cfets"
+    reads_accounts: ClassVar[bool] = False
     description: ClassVar[str] = "CFETS RMB central parity table (CSV or .xlsx export)"
     topics: ClassVar[tuple[str, ...]] = ("dfip.fx",)
 
@@ -277,6 +278,7 @@ def _number(text: str) -> Decimal:
 @register
 class EcbParser(Parser):
     name: ClassVar[str] = "fx-ecb"
+    reads_accounts: ClassVar[bool] = False
     description: ClassVar[str] = "ECB euro foreign exchange reference rates (XML)"
     topics: ClassVar[tuple[str, ...]] = ("dfip.fx",)
 
@@ -344,6 +346,7 @@ class EcbParser(Parser):
 @register
 class FxParser(Parser):
     name: ClassVar[str] = "fx"
+    reads_accounts: ClassVar[bool] = False
     description: ClassVar[str] = "FX reference rates: CFETS central parity CSV or ECB XML"
     topics: ClassVar[tuple[str, ...]] = ("dfip.fx",)
 

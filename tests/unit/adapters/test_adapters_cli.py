@@ -244,3 +244,15 @@ def test_a_kafka_failure_mid_ingest_is_the_summary_and_one_line(monkeypatch) -> 
         "entry 2, the rest not; 1 document(s) not started (run the same command again once "
         "Kafka is back)"
     )
+
+
+def test_fx_rates_need_no_account_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a rate table names no account: nothing to pseudonymise, so no key is asked for
+    monkeypatch.delenv("DFIP_ACCOUNT_HASH_KEY", raising=False)
+    monkeypatch.delenv("DFIP_ACCOUNT_HASH_KEY_FILE", raising=False)
+    result = run("fx", str(FIXTURES / "fx_cfets_central_parity.csv"), "-i", "cfets", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert '"kind":"fx_rate"' in result.stdout
+    statement = run("mt940", str(FIXTURES / "mt940_triodos.sta"), "-i", "x", "--dry-run")
+    assert statement.exit_code == 2
+    assert "DFIP_ACCOUNT_HASH_KEY" in statement.output
