@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import ConsumerStoppedError
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as FaustAIOKafkaConsumer
 from prometheus_client import CollectorRegistry, generate_latest
@@ -82,6 +83,7 @@ class Worker:
         self.metrics = WorkerMetrics(self.registry)
         self.app = self._build()
         self._started = False
+        self._stopping = False  # set when shutdown begins: a restore cut short is expected
         self.engine.commit_offsets = self._commit_offsets
         self.engine.on_commit.append(self._observe)
         self._recovering = asyncio.Lock()
@@ -159,8 +161,16 @@ class Worker:
             self.metrics.rebalances.inc()
             self.metrics.ready.set(0)
             self.metrics.lag.clear()  # partitions that moved away must not keep a lag
-            await engine.assign(mine)
-            await worker.seek(engine.positions())
+            try:
+                await engine.assign(mine)
+                await worker.seek(engine.positions())
+            except ConsumerStoppedError:
+                if not worker._stopping:
+                    raise
+                # SIGTERM while restoring: the reference consumer is closed already; the next
+                # owner restores these partitions from the committed checkpoint.
+                log.info("assignment left unfinished: the worker is stopping")
+                return
             self.metrics.assigned.set(len(mine))
             self.metrics.ready.set(1)
             if "last_restore_seconds" in engine.stats:
@@ -168,6 +178,7 @@ class Worker:
 
         @app.on_before_shutdown.connect
         async def on_shutdown(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            worker._stopping = True
             if worker._started:
                 await engine.stop()
 
