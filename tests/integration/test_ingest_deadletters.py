@@ -27,7 +27,7 @@ from adapters.cli import ingest_command
 from adapters.ingest import MAX_ORIGINAL_KEPT
 from dfip.kafka_config import KafkaSettings
 from schemas import DeadLetter, decode_as
-from tests.integration.test_ingest_outage import committed
+from tests.support.workers import read_topic
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "adapters"
 KEY = "test-key-dfip-adapters-0123456789"
@@ -71,7 +71,7 @@ def ingest(*args: str) -> object:
 
 
 def letters(settings: KafkaSettings) -> list[DeadLetter]:
-    return [decode_as(r.value, DeadLetter) for r in committed(settings, "dfip.deadletter")]
+    return [decode_as(r.value, DeadLetter) for r in read_topic(settings, "dfip.deadletter")]
 
 
 def test_large_rejections_all_reach_the_dead_letter_topic(

@@ -35,7 +35,6 @@ from typing import Any
 import orjson
 import pytest
 import typer
-from kafka import KafkaConsumer, TopicPartition
 from typer.testing import CliRunner
 
 from adapters import AccountDirectory, ParseContext, Rejected, get_parser
@@ -48,6 +47,7 @@ from dfip.kafka_config import KafkaSettings
 from dfip.topics import create_topics
 from schemas import DeadLetter, decode_as
 from tests.integration.test_faults import PrivateBroker
+from tests.support.workers import read_topic
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "adapters"
 KEY = "test-key-dfip-adapters-0123456789"
@@ -103,41 +103,14 @@ def expected(path: Path) -> tuple[list[str], int]:
     return ids, rejected
 
 
-def committed(settings: KafkaSettings, name: str) -> list[Any]:
-    """Every committed record of a topic (read_committed), up to its end now."""
-    topic = settings.topic(name)
-    consumer = KafkaConsumer(
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        **settings.kafka_python_config(),
-    )
-    try:
-        deadline = time.monotonic() + 60
-        partitions = consumer.partitions_for_topic(topic)
-        while not partitions:
-            assert time.monotonic() < deadline, f"no metadata for {topic}"
-            time.sleep(0.2)
-            partitions = consumer.partitions_for_topic(topic)
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(assigned)
-        consumer.seek_to_beginning(*assigned)
-        end = consumer.end_offsets(assigned)
-        records: list[Any] = []
-        while any(consumer.position(tp) < end[tp] for tp in assigned):
-            assert time.monotonic() < deadline, f"timed out reading {topic}"
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
-
-
 def event_ids(settings: KafkaSettings) -> list[str]:
-    return [orjson.loads(r.value)["event_id"] for r in committed(settings, "dfip.transactions")]
+    return [orjson.loads(r.value)["event_id"] for r in read_topic(settings, "dfip.transactions")]
 
 
 def letter_ids(settings: KafkaSettings) -> list[str]:
-    return [decode_as(r.value, DeadLetter).event_id for r in committed(settings, "dfip.deadletter")]
+    return [
+        decode_as(r.value, DeadLetter).event_id for r in read_topic(settings, "dfip.deadletter")
+    ]
 
 
 def cli_app() -> typer.Typer:

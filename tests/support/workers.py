@@ -216,12 +216,17 @@ def read_topic(kafka: KafkaSettings, name: str, *, isolation: str = "read_commit
     consumer = KafkaConsumer(isolation_level=isolation, **kafka.kafka_python_config())
     try:
         topic = kafka.topic(name)
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        deadline = time.monotonic() + 60
+        # a fresh client may not have the topic's metadata yet: an empty list would be wrong
+        while not (partitions := consumer.partitions_for_topic(topic)):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no metadata for {topic}")
+            time.sleep(0.2)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         ends = consumer.end_offsets(tps)
         out: list[Any] = []
-        deadline = time.monotonic() + 60
         while any(consumer.position(tp) < ends[tp] for tp in tps):
             if time.monotonic() > deadline:
                 raise AssertionError(f"could not read {topic} to its end")
