@@ -18,6 +18,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from types import TracebackType
 from typing import Any, Final
 
@@ -59,6 +60,7 @@ BROKER_MAX_MESSAGE_BYTES: Final = 1_048_588
 _RECORD_OVERHEAD: Final = 128  # batch and record headers around one value (generous)
 
 
+@cache  # called for every record sent: the catalog does not change
 def _topic_limit(topic: str) -> int:
     """`max.message.bytes` of catalog topic `topic` (unprefixed), else the broker default."""
     try:
