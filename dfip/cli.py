@@ -356,8 +356,10 @@ def _register_optional() -> None:
     """Commands whose code lives in adapters/ (kept out of the import path of `worker`)."""
     from adapters.cli import ingest_command
     from adapters.simulator.cli import simulate_command
+    from dfip.query import query_app
     from dfip.top import top_command
 
+    app.add_typer(query_app, name="query")
     app.command("ingest")(ingest_command)
     app.command("simulate")(simulate_command)
     app.command("top")(top_command)

@@ -30,6 +30,8 @@ from schemas.catalog import USCC_PARTITIONS
 from streams.engine import Engine, NeedsRecovery, Positions
 from streams.export.collector import FiguresCollector, WorkerMetrics
 from streams.processor import INPUT_TOPICS, Record
+from streams.query.http import advertised_url
+from streams.query.http import register as register_query_api
 from streams.settings import WorkerSettings
 
 __all__ = ["Worker", "auth_status", "create_app"]
@@ -82,6 +84,7 @@ class Worker:
         self.registry.register(FiguresCollector(self.engine.view))
         self.metrics = WorkerMetrics(self.registry)
         self.app = self._build()
+        register_query_api(self)  # /v1/enterprises/{uscc} (streams/query/)
         self._started = False
         self._stopping = False  # set when shutdown begins: a restore cut short is expected
         self.engine.commit_offsets = self._commit_offsets
@@ -106,6 +109,7 @@ class Worker:
             web_enabled=True,
             web_bind=settings.web_host,
             web_port=settings.web_port,
+            canonical_url=advertised_url(settings),  # where other workers forward queries
             web_in_thread=False,
             # Faust's own introspection pages (router, tables, graph, stats) would expose
             # internals without authentication; DFIP serves its own endpoints only.

@@ -39,6 +39,7 @@ from schemas.uscc import region_of
 from streams.aggregate import restate
 from streams.aggregate.apply import Join, Rejected, apply_loan_event, apply_transaction
 from streams.aggregate.windows import close_due, to_us, window_record
+from streams.query import recent
 from streams.reference.fx import FxTable
 from streams.reference.scores import ScoreTable, ScoreVersion
 from streams.state.dedup import DedupMemory, id_hash
@@ -309,6 +310,7 @@ class Processor:
                 )
                 floor = restate.floor_of(state, self.restate_horizon_us)
                 restate.record(state, event.enterprise_uscc, ts, labels, fen, floor)
+                recent.record(state, event.enterprise_uscc, ts, event.direction.value, fen)
             else:
                 apply_loan_event(state, event, join, self.fx, topic=rec.topic, windowed=not late)
                 kind = event.event_type.value

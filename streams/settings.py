@@ -110,4 +110,28 @@ class WorkerSettings(BaseSettings):
         default=None,
         description="Bearer token for HTTP endpoints beyond /metrics, /health and /ready.",
     )
+    advertised_url: str | None = Field(
+        default=None,
+        description=(
+            "URL other workers use to reach this worker's HTTP port (forwarded enterprise "
+            "queries); default http://<web_host>:<web_port>, or the host name when bound "
+            "to all interfaces."
+        ),
+    )
+    audit_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key of the keyed hash (HMAC-SHA256) that pseudonymises enterprise ids in the "
+            "query audit log (at least 16 bytes); unset: the API token is the key, so "
+            "pseudonyms change when the token is rotated."
+        ),
+    )
+    query_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "An enterprise query waits at most this long for the partition's state (a batch "
+            "committing) or for the owning worker; then it answers 503 with Retry-After."
+        ),
+    )
     log_level: Literal["debug", "info", "warn", "error"] = "info"

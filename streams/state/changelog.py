@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from streams.aggregate import restate
+from streams.query import recent
 from streams.state.dedup import DAY_MS, id_hash, pack
 from streams.state.partition import Counters, LoanState, PartitionState, Window, WindowKey
 
@@ -54,6 +55,7 @@ def dirty_records(state: PartitionState) -> list[tuple[bytes, bytes | None]]:
         value = orjson.dumps(rows) if rows else None
         out.append((f"rs:{uscc}".encode(), value))
     state.dirty_contributions.clear()
+    out.extend(recent.changelog_records(state))
     for topic, mem in sorted(state.dedup.items()):
         for day, seq, hashes in mem.seal():
             out.append((f"dd:{topic}:{day}:{seq}".encode(), pack(hashes)))
@@ -77,6 +79,8 @@ def apply_record(state: PartitionState, key: bytes, value: bytes | None) -> None
     if k.startswith("dd:"):  # binary value: hashes, not JSON
         topic, day_s, seq_s = k[3:].rsplit(":", 2)
         state.memory(topic).restore(int(day_s), int(seq_s), value)
+        return
+    if recent.restore(state, k, value):  # binary value: packed day entries
         return
     doc: Any = orjson.loads(value) if value is not None else None
     if k == "ck":
@@ -137,3 +141,4 @@ def finish_restore(state: PartitionState) -> None:
     state.dirty_loans.clear()
     state.dirty_windows.clear()
     state.dirty_contributions.clear()
+    state.dirty_recent.clear()

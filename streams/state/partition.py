@@ -155,6 +155,11 @@ class PartitionState:
     dirty_contributions: set[str] = field(default_factory=set)
     # UTC day of the restatement floor at the last sweep (not persisted)
     swept_day: int | None = None
+    # uscc → its counted transactions of the last 30 Beijing days, packed; the day floor at
+    # the last sweep (not persisted); changed enterprises (streams/query/recent.py)
+    recent_flows: dict[str, bytes] = field(default_factory=dict)
+    recent_floor: int | None = None
+    dirty_recent: set[str] = field(default_factory=set)
     dirty_loans: set[str] = field(default_factory=set)
     dirty_windows: set[WindowKey] = field(default_factory=set)
     # (topic, arrival day, seq) of dedup changelog records to tombstone at the next commit

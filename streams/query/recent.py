@@ -1,0 +1,168 @@
+"""Recent flows per enterprise: counted transactions by Beijing day, for the last 30 days.
+
+The exposure query (streams/query/answer.py) reports an enterprise's flows of the last
+:data:`KEEP_DAYS` Beijing (Asia/Shanghai, UTC+8 all year) days. The partition keeps, per
+enterprise, one packed ``bytes`` of day entries (:data:`ENTRY`: day, credit count, credit
+fen, debit count, debit fen; 28 bytes a day, sorted by day), so an enterprise that transacts
+every day costs at most 30 entries (bench/RESULTS.md, "Recent flows").
+
+Days before the *floor* (the Beijing day of the partition's transactions watermark, minus
+29) are not kept: a transaction dated before it is not recorded, and held days are swept
+when the floor moves. The floor only rises, so every counted transaction dated on a day in
+an answer's range [to - 29, to] (to: the later of the watermark's day and the enterprise's
+newest day) is in it: the answer is exact for the range it states.
+
+Changed enterprises are written to the changelog as ``rf:<uscc>`` (the packed bytes; a
+tombstone when none are left) in the batch's transaction (streams/state/changelog.py).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from streams.state.partition import PartitionState
+
+__all__ = [
+    "ENTRY",
+    "KEEP_DAYS",
+    "FlowTotals",
+    "beijing_day",
+    "changelog_records",
+    "record",
+    "restore",
+    "totals",
+]
+
+KEEP_DAYS = 30
+# China has kept UTC+8 all year since 1991: a Beijing day is a fixed offset from UTC
+BEIJING_OFFSET_US = 8 * 3_600_000_000
+DAY_US = 86_400_000_000
+ENTRY = struct.Struct("<iIqIq")  # day, credit count, credit fen, debit count, debit fen
+_TOPIC = "dfip.transactions"
+_EPOCH_DAY = date(1970, 1, 1)
+_PREFIX = "rf:"
+
+
+def beijing_day(ts_us: int) -> int:
+    """Days since 1970-01-01 of the Beijing date of an instant (µs since the epoch)."""
+    return (ts_us + BEIJING_OFFSET_US) // DAY_US
+
+
+def day_date(day: int) -> date:
+    return _EPOCH_DAY + timedelta(days=day)
+
+
+def _floor(state: PartitionState) -> int | None:
+    wm = state.watermarks.get(_TOPIC)
+    return None if wm is None else beijing_day(wm) - KEEP_DAYS + 1
+
+
+def record(state: PartitionState, uscc: str, ts_us: int, direction: str, fen: int) -> None:
+    """Count one transaction (``direction`` credit or debit, CNY fen) of ``uscc``."""
+    day = beijing_day(ts_us)
+    floor = _floor(state)
+    if floor is not None:
+        if day < floor:
+            return  # before the kept days: no answer's range can include it
+        if state.recent_floor is None or floor > state.recent_floor:
+            _sweep(state, floor)
+    credit = direction == "credit"
+    flows = state.recent_flows
+    packed = flows.get(uscc)
+    if packed is not None and len(packed) >= ENTRY.size:
+        last = len(packed) - ENTRY.size
+        d, cc, cf, dc, df = ENTRY.unpack_from(packed, last)
+        if d == day:  # the common case: the enterprise's newest day
+            entry = (d, cc + 1, cf + fen, dc, df) if credit else (d, cc, cf, dc + 1, df + fen)
+            flows[uscc] = packed[:last] + ENTRY.pack(*entry)
+            state.dirty_recent.add(uscc)
+            return
+        if d < day:  # a new newest day: append
+            c = 1 if credit else 0
+            flows[uscc] = packed + ENTRY.pack(day, c, fen * c, 1 - c, fen * (1 - c))
+            state.dirty_recent.add(uscc)
+            return
+    entries: dict[int, list[int]] = (
+        {e[0]: list(e) for e in ENTRY.iter_unpack(packed)} if packed else {}
+    )
+    row = entries.setdefault(day, [day, 0, 0, 0, 0])
+    if credit:
+        row[1] += 1
+        row[2] += fen
+    else:
+        row[3] += 1
+        row[4] += fen
+    flows[uscc] = b"".join(ENTRY.pack(*entries[d]) for d in sorted(entries))
+    state.dirty_recent.add(uscc)
+
+
+def _sweep(state: PartitionState, floor: int) -> None:
+    """Drop every enterprise's days before ``floor`` (the floor entered a new day)."""
+    state.recent_floor = floor
+    flows = state.recent_flows
+    for uscc in list(flows):
+        packed = flows[uscc]
+        if ENTRY.unpack_from(packed, 0)[0] >= floor:
+            continue
+        kept = b"".join(ENTRY.pack(*e) for e in ENTRY.iter_unpack(packed) if e[0] >= floor)
+        if kept:
+            flows[uscc] = kept
+        else:
+            del flows[uscc]
+        state.dirty_recent.add(uscc)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowTotals:
+    """Counted transactions of one enterprise on Beijing days ``first``..``last``."""
+
+    first: date
+    last: date
+    credit_count: int
+    credit_fen: int
+    debit_count: int
+    debit_fen: int
+
+
+def totals(state: PartitionState, uscc: str) -> FlowTotals | None:
+    """The last :data:`KEEP_DAYS` Beijing days of ``uscc`` (None: the partition has counted
+    no transaction yet)."""
+    wm = state.watermarks.get(_TOPIC)
+    packed = state.recent_flows.get(uscc, b"")
+    days = [e[0] for e in ENTRY.iter_unpack(packed)]
+    ends = [*days[-1:], *([beijing_day(wm)] if wm is not None else [])]
+    if not ends:
+        return None
+    last = max(ends)
+    first = last - KEEP_DAYS + 1
+    cc = cf = dc = df = 0
+    for d, c1, f1, c2, f2 in ENTRY.iter_unpack(packed):
+        if first <= d <= last:
+            cc, cf, dc, df = cc + c1, cf + f1, dc + c2, df + f2
+    return FlowTotals(day_date(first), day_date(last), cc, cf, dc, df)
+
+
+def changelog_records(state: PartitionState) -> list[tuple[bytes, bytes | None]]:
+    """``rf:<uscc>`` records of the enterprises changed since the last commit."""
+    out = [
+        ((_PREFIX + uscc).encode(), bytes(state.recent_flows[uscc]) or None)
+        if uscc in state.recent_flows
+        else ((_PREFIX + uscc).encode(), None)
+        for uscc in sorted(state.dirty_recent)
+    ]
+    state.dirty_recent.clear()
+    return out
+
+
+def restore(state: PartitionState, key: str, value: bytes | None) -> bool:
+    """Apply a changelog record if it is one of ours (``rf:``); False otherwise."""
+    if not key.startswith(_PREFIX):
+        return False
+    uscc = key[len(_PREFIX) :]
+    if value:
+        state.recent_flows[uscc] = value
+    else:
+        state.recent_flows.pop(uscc, None)
+    return True
