@@ -125,10 +125,14 @@ Semantics (the simulator's oracle implements the same rules independently):
   right partition, where duplicates are detected and the figures are updated. Window records
   already closed on the right partition are re-emitted (the metrics topic is compacted, so
   the amended record replaces the first).
-* Event-time windows: hourly and daily, ``[start, start + size)`` in UTC, per topic-partition,
-  closed when the watermark passes ``end + grace``; one record per (size, start, topic,
-  partition) on ``dfip.metrics`` with the window's transaction count and CNY amount by
-  (institution_type, digitalization_band) and disbursed principal by (institution_type,).
+* Event-time windows: hourly and daily, per topic-partition, on the calendar of
+  ``DFIP_WORKER_WINDOW_ZONE`` (default Asia/Shanghai, UTC+8 all year): a daily window is
+  ``[local midnight, next local midnight)`` — for Beijing 16:00 to 16:00 UTC — and an hourly
+  one a local clock hour (for Beijing the UTC hours); each record names its ``zone`` and
+  ``local_date``. A window is closed when the watermark passes ``end + grace``; one record
+  per (size, start, topic, partition) on ``dfip.metrics`` with the window's transaction
+  count and CNY amount by (institution_type, digitalization_band) and disbursed principal by
+  (institution_type,).
 * Duplicate detection is per *topic-partition* (the home partition of the event: the key is
   the enterprise USCC, so re-sends of a document land there) on ``event_id``, and its horizon
   is ARRIVAL time, never event time. Each topic-partition has an arrival clock: the largest

@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from dfip.kafka_config import KafkaSettings
 from schemas.catalog import USCC_PARTITIONS
+from streams.aggregate.windows import configure_zone
 from streams.engine import Engine, NeedsRecovery, Positions
 from streams.export.collector import FiguresCollector, WorkerMetrics
 from streams.processor import INPUT_TOPICS, Record
@@ -83,6 +84,7 @@ class Worker:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(FiguresCollector(self.engine.view))
         self.metrics = WorkerMetrics(self.registry)
+        configure_zone(settings.window_zone)  # the calendar of the event-time windows
         self.app = self._build()
         register_query_api(self)  # /v1/enterprises/{uscc} (streams/query/)
         self._started = False

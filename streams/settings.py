@@ -9,8 +9,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["WorkerSettings"]
@@ -110,6 +111,14 @@ class WorkerSettings(BaseSettings):
         default=None,
         description="Bearer token for HTTP endpoints beyond /metrics, /health and /ready.",
     )
+    window_zone: str = Field(
+        default="Asia/Shanghai",
+        description=(
+            "IANA time zone whose calendar the event-time windows follow: daily windows run "
+            "from local midnight to local midnight (Asia/Shanghai: 16:00 to 16:00 UTC), "
+            "hourly ones are local clock hours."
+        ),
+    )
     advertised_url: str | None = Field(
         default=None,
         description=(
@@ -135,3 +144,12 @@ class WorkerSettings(BaseSettings):
         ),
     )
     log_level: Literal["debug", "info", "warn", "error"] = "info"
+
+    @field_validator("window_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r} (e.g. Asia/Shanghai)") from None
+        return value

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from adapters.simulator.model import (
     LOANS,
@@ -36,7 +37,7 @@ from schemas.figures import FIGURES, HEALTH_FIGURES, RATE_SCALE
 __all__ = ["WINDOW_SIZES", "Oracle"]
 
 WINDOW_SIZES = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+WINDOW_ZONE = "Asia/Shanghai"  # windows follow the Beijing calendar (docs/metrics.md)
 _ONE = Decimal(1)
 
 # GB/T 2260 prefecture prefix (USCC characters 3-6) of Zhejiang's 11 cities.
@@ -194,7 +195,9 @@ class Oracle:
         dedup_horizon_hours: int | None = None,  # the old event-time horizon: no longer used
         fx_max_age_days: int = 10,
         restate_horizon_days: int = 120,
+        window_zone: str = WINDOW_ZONE,
     ) -> None:
+        self.zone = ZoneInfo(window_zone)
         self.restate_horizon = timedelta(days=restate_horizon_days)
         # uscc → counted transactions, each [occurred_at, inst, direction, windowed, band,
         # sector, fen, home partition]: the oracle keeps them all (no memory bound)
@@ -327,12 +330,12 @@ class Oracle:
             self._add("dfip_transactions_by_sector_total", (new_sector, new_band), 1)
             if windowed and new_band != band:
                 # windows the worker still holds: open, or closed less than a day ago
-                for size, width in WINDOW_SIZES.items():
-                    start_w = _EPOCH + width * ((at - _EPOCH) // width)
+                for size in WINDOW_SIZES:
+                    start_w, end_w = self._bounds(size, at)
                     win = self._windows.get((TRANSACTIONS, partition, size, start_w))
                     if win is None or wm is None:
                         continue
-                    if wm >= start_w + width + self.grace + _RETAIN_CLOSED:
+                    if wm >= end_w + self.grace + _RETAIN_CLOSED:
                         continue
                     win.tx_count[(inst, band)] -= 1
                     win.tx_amount_fen[(inst, band)] -= fen
@@ -402,10 +405,24 @@ class Oracle:
         ]
         return max(candidates)[1] if candidates else None
 
+    def _bounds(self, size: str, at: datetime) -> tuple[datetime, datetime]:
+        """[start, end) in UTC of the ``size`` window of ``at``: a clock hour, or the day
+        from local midnight to local midnight, in the windows' zone."""
+        local = at.astimezone(self.zone)
+        if size == "1h":
+            start = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+            return start, start + WINDOW_SIZES[size]
+        day = local.date()
+        after = day + timedelta(days=1)
+        return (
+            datetime(day.year, day.month, day.day, tzinfo=self.zone).astimezone(UTC),
+            datetime(after.year, after.month, after.day, tzinfo=self.zone).astimezone(UTC),
+        )
+
     def _window(self, topic: str, partition: int, at: datetime) -> list[_Window]:
         out = []
-        for size, width in WINDOW_SIZES.items():
-            start = _EPOCH + width * ((at - _EPOCH) // width)
+        for size in WINDOW_SIZES:
+            start = self._bounds(size, at)[0]
             key = (topic, partition, size, start)
             win = self._windows.get(key)
             if win is None:
@@ -571,7 +588,7 @@ class Oracle:
         `closed` is whether the partition's final watermark passed end + grace."""
         out = []
         for (topic, partition, size, start), win in sorted(self._windows.items()):
-            end = start + WINDOW_SIZES[size]
+            end = self._bounds(size, start)[1]
             wm = self._wm.get((topic, partition))
             figures: dict[str, list[dict[str, Any]]] = {}
             if topic == TRANSACTIONS:
@@ -584,6 +601,7 @@ class Oracle:
                     "size": size,
                     "window_start": start.isoformat(),
                     "window_end": end.isoformat(),
+                    "local_date": start.astimezone(self.zone).date().isoformat(),
                     "topic": topic,
                     "partition": partition,
                     "closed": wm is not None and wm >= end + self.grace,

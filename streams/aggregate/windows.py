@@ -1,20 +1,101 @@
-"""Event-time windows (hourly, daily) per input topic-partition, closed by the watermark."""
+"""Event-time windows (hourly, daily) per input topic-partition, closed by the watermark.
+
+Windows follow the local calendar of one time zone (``DFIP_WORKER_WINDOW_ZONE``, default
+Asia/Shanghai: every report in China is by Beijing date): a daily window is
+[local midnight, next local midnight) and an hourly one a local clock hour, both as UTC
+instants. Asia/Shanghai is UTC+8 all year, so its daily windows start at 16:00 UTC and its
+hourly windows are the UTC hours. A zone with daylight saving time gets 23- and 25-hour
+days. The bounds of an instant are cached by quarter hour (every zone's offset is a
+multiple of 15 minutes, so a quarter hour never straddles a window boundary).
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from streams.state.partition import PartitionState, Window, WindowKey
 
-__all__ = ["SIZES", "amend_windows", "close_due", "to_us", "window_add", "window_record"]
+__all__ = [
+    "DEFAULT_ZONE",
+    "SIZES",
+    "amend_windows",
+    "bounds",
+    "close_due",
+    "configure_zone",
+    "local_date",
+    "to_us",
+    "window_add",
+    "window_record",
+    "zone_name",
+]
 
 HOUR_US = 3_600_000_000
-SIZES: dict[str, int] = {"1h": HOUR_US, "1d": 24 * HOUR_US}
+SIZES: dict[str, int] = {"1h": HOUR_US, "1d": 24 * HOUR_US}  # nominal widths
 # Closed windows stay in state this long past closing, so a forwarded (repartitioned) event
 # can still amend them; afterwards they are dropped.
 RETAIN_CLOSED_US = 24 * HOUR_US
+DEFAULT_ZONE = "Asia/Shanghai"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_QUARTER_US = 900_000_000
+_CACHE_MAX = 100_000
+
+
+class _Calendar:
+    """Window bounds in one zone, cached by (size, quarter hour)."""
+
+    def __init__(self, zone: str) -> None:
+        self.name = zone
+        self.zone = ZoneInfo(zone)
+        self._cache: dict[tuple[str, int], tuple[int, int]] = {}
+
+    def bounds(self, size: str, ts_us: int) -> tuple[int, int]:
+        key = (size, ts_us // _QUARTER_US)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        local = (_EPOCH + timedelta(microseconds=ts_us)).astimezone(self.zone)
+        if size == "1h":
+            start = to_us(local.replace(minute=0, second=0, microsecond=0))
+            end = start + HOUR_US
+        else:
+            start = self._midnight(local.date())
+            end = self._midnight(local.date() + timedelta(days=1))
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        self._cache[key] = (start, end)
+        return start, end
+
+    def _midnight(self, day: date) -> int:
+        return to_us(datetime(day.year, day.month, day.day, tzinfo=self.zone))
+
+    def local_date(self, ts_us: int) -> date:
+        return (_EPOCH + timedelta(microseconds=ts_us)).astimezone(self.zone).date()
+
+
+_calendar = _Calendar(DEFAULT_ZONE)
+
+
+def configure_zone(zone: str) -> None:
+    """Set the zone whose calendar the windows follow (the worker does, at start-up)."""
+    global _calendar
+    if zone != _calendar.name:
+        _calendar = _Calendar(zone)
+
+
+def zone_name() -> str:
+    return _calendar.name
+
+
+def bounds(size: str, ts_us: int) -> tuple[int, int]:
+    """[start, end) in µs of the ``size`` window holding ``ts_us``."""
+    return _calendar.bounds(size, ts_us)
+
+
+def local_date(ts_us: int) -> date:
+    """The date of ``ts_us`` in the windows' zone."""
+    return _calendar.local_date(ts_us)
 
 
 def to_us(ts: datetime) -> int:
@@ -30,8 +111,8 @@ def window_add(
     rows: tuple[tuple[str, tuple[str, ...], int], ...],
 ) -> None:
     """Add ``(figure, labels, value)`` rows to the hourly and daily window of ``ts_us``."""
-    for size, width in SIZES.items():
-        key: WindowKey = (topic, size, ts_us - ts_us % width)
+    for size in SIZES:
+        key: WindowKey = (topic, size, bounds(size, ts_us)[0])
         win = state.windows.get(key)
         if win is None:
             win = state.windows[key] = Window()
@@ -53,11 +134,11 @@ def amend_windows(
     end + grace + RETAIN_CLOSED_US (the rule, whether or not a batch end dropped the window
     yet); a dropped window is never re-created from a delta."""
     wm = state.watermarks.get(topic)
-    for size, width in SIZES.items():
-        start = ts_us - ts_us % width
+    for size in SIZES:
+        start, end = bounds(size, ts_us)
         key: WindowKey = (topic, size, start)
         win = state.windows.get(key)
-        if win is None or (wm is not None and wm >= start + width + grace_us + RETAIN_CLOSED_US):
+        if win is None or (wm is not None and wm >= end + grace_us + RETAIN_CLOSED_US):
             continue
         for figure, labels, value in rows:
             win.counters.add(figure, labels, value)
@@ -78,7 +159,7 @@ def close_due(state: PartitionState, topic: str, grace_us: int) -> list[WindowKe
         t, size, start = key
         if t != topic:
             continue
-        end = start + SIZES[size]
+        end = bounds(size, start)[1]
         win = state.windows[key]
         if wm >= end + grace_us + RETAIN_CLOSED_US and win.closed:
             del state.windows[key]
@@ -96,7 +177,7 @@ def window_record(partition: int, key: WindowKey, win: Window) -> tuple[bytes, d
     """(key, value) of the metrics-topic record for a closed window."""
     topic, size, start = key
     start_dt = datetime.fromtimestamp(start / 1_000_000, tz=UTC)
-    end_dt = datetime.fromtimestamp((start + SIZES[size]) / 1_000_000, tz=UTC)
+    end_dt = datetime.fromtimestamp(bounds(size, start)[1] / 1_000_000, tz=UTC)
     rkey = f"{size}:{start_dt.isoformat()}:{topic}:{partition}".encode()
     figures: dict[str, list[dict[str, Any]]] = {}
     for name, series in win.counters.values.items():
@@ -108,6 +189,8 @@ def window_record(partition: int, key: WindowKey, win: Window) -> tuple[bytes, d
         "size": size,
         "window_start": start_dt.isoformat(),
         "window_end": end_dt.isoformat(),
+        "zone": _calendar.name,
+        "local_date": local_date(start).isoformat(),
         "topic": topic,
         "partition": partition,
         "figures": figures,

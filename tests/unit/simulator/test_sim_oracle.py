@@ -349,6 +349,8 @@ def _window(size, start, topic, partition, closed, **figures):
         "size": size,
         "window_start": start.isoformat(),
         "window_end": end.isoformat(),
+        # Beijing date (UTC+8) of the window
+        "local_date": (start + timedelta(hours=8)).date().isoformat(),
         "topic": topic,
         "partition": partition,
         "closed": closed,
@@ -375,14 +377,15 @@ def _tx_window(size, start, partition, closed, values):
 
 
 def _expected_windows():
-    day3, day4 = _t(3, 0), _t(4, 0)
+    # Beijing days (Asia/Shanghai, UTC+8): 03-03 runs from 03-02 16:00 UTC to 03-03 16:00 UTC
+    day3, day4 = _t(2, 16), _t(3, 16)
     # Final transaction watermarks: A 03-03 01:00 (the forwarded event does not move it),
     # B 01:30 (dead letters do not move it), C 03-04 00:30 (moved by the misplaced event).
     # Loan watermarks: A 03-03 05:10, B 03-04 02:00.
     windows = [
         _tx_window("1h", _t(3, 1), PA, False, {("bank", "l2"): (1, 100_000)}),
         _tx_window("1d", day3, PA, False, {("bank", "l2"): (1, 100_000)}),
-        _tx_window("1h", day4, PA, False, {("bank", "l2"): (1, 5_000)}),
+        _tx_window("1h", _t(4, 0), PA, False, {("bank", "l2"): (1, 5_000)}),
         _tx_window("1d", day4, PA, False, {("bank", "l2"): (1, 5_000)}),
         _tx_window("1h", _t(3, 1), PB, False, {("fintech", "unscored"): (1, 71_036)}),
         _tx_window("1d", day3, PB, False, {("fintech", "unscored"): (1, 71_036)}),

@@ -89,7 +89,7 @@ def test_a_back_dated_assessment_moves_events_already_counted() -> None:
     _tx(proc, t("12:00"), "50.00")
     _tx(proc, t("08:00", day=6), "7.00")  # closes day 5's windows (emitted unscored)
     emitted = _windows(proc, {})
-    key = b"1d:2026-01-05T00:00:00+00:00:dfip.transactions:%d" % P
+    key = b"1d:2026-01-04T16:00:00+00:00:dfip.transactions:%d" % P  # Beijing 5 Jan
     assert emitted[key]["figures"]["tx_count"] == [{"labels": ["bank", "unscored"], "value": 2}]
     # assessed on day 5 at 11:00, read afterwards: only the 12:00 transaction and day 6 move
     _score(proc, t("11:00"), "65", sector="F")
