@@ -357,9 +357,11 @@ def _register_optional() -> None:
     from adapters.cli import ingest_command
     from adapters.simulator.cli import simulate_command
     from dfip.query import query_app
+    from dfip.report.cli import report_command
     from dfip.top import top_command
 
     app.add_typer(query_app, name="query")
+    app.command("report")(report_command)
     app.command("ingest")(ingest_command)
     app.command("simulate")(simulate_command)
     app.command("top")(top_command)

@@ -1,0 +1,1 @@
+"""Period reports from the closed event-time windows on ``dfip.metrics`` (docs/reports.md)."""

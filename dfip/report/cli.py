@@ -1,0 +1,62 @@
+"""``dfip report --month 2026-11`` (or ``--day`` / ``--quarter``): read ``dfip.metrics``, print
+the period's figures and write them as CSV and Excel (docs/reports.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from dfip.errors import DfipError
+from dfip.i18n import Lang
+from dfip.kafka_config import KafkaSettings
+from dfip.report.build import build_rows, daily_figures, latest_windows
+from dfip.report.periods import parse_period
+from dfip.report.write import render_table, write_csv, write_xlsx
+
+__all__ = ["read_metrics", "report_command"]
+
+
+def read_metrics(settings: KafkaSettings) -> list[Any]:
+    """Every committed record of dfip.metrics, as (key, value) in topic order per partition."""
+    from dfip.peek import _connected, _partitions, _read
+
+    records: list[tuple[bytes | None, bytes | None]] = []
+    with _connected(settings) as consumer:
+        tps = _partitions(consumer, settings.topic("dfip.metrics"))
+        begins = consumer.beginning_offsets(tps)
+        _read(consumer, tps, begins, follow=False, emit=lambda r: records.append((r.key, r.value)))
+    return records
+
+
+def report_command(
+    day: Annotated[str | None, typer.Option(help="A Beijing date, YYYY-MM-DD.")] = None,
+    month: Annotated[str | None, typer.Option(help="A month, YYYY-MM.")] = None,
+    quarter: Annotated[str | None, typer.Option(help="A quarter, YYYY-Qn.")] = None,
+    out: Annotated[
+        Path, typer.Option(help="Folder for dfip-report-<period>.csv and .xlsx.")
+    ] = Path("."),
+    lang: Annotated[
+        str, typer.Option(help="zh: Chinese labels, amounts in 万元/亿元; en: English, yuan.")
+    ] = "zh",
+) -> None:
+    """Daily, monthly or quarterly figures by Beijing date from the closed windows."""
+    if lang not in ("zh", "en"):
+        raise DfipError(f"--lang {lang}: expected zh or en")
+    language: Lang = "zh" if lang == "zh" else "en"
+    try:
+        period = parse_period(day=day, month=month, quarter=quarter)
+    except ValueError as exc:
+        raise DfipError(str(exc)) from None
+    # compacted topic: the last record per window key is the (possibly amended) window
+    windows = latest_windows(read_metrics(KafkaSettings()))
+    rows = build_rows(daily_figures(windows.values()), period)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"dfip-report-{period.label}"
+    write_csv(rows, stem.with_suffix(".csv"))
+    write_xlsx(rows, stem.with_suffix(".xlsx"), language)
+    console = Console(soft_wrap=True)
+    render_table(rows, period, console, language)
+    console.print(f"{stem.with_suffix('.csv')}  {stem.with_suffix('.xlsx')}")
