@@ -14,10 +14,13 @@ import orjson
 from adapters.simulator.enterprise_oracle import enterprise_view, province_usccs, replay
 from adapters.simulator.runner import SimulationConfig, run_simulation
 from dfip.kafka_config import KafkaSettings
+from dfip.report.build import latest_windows
+from dfip.report.cli import read_metrics
 from schemas.catalog import partition_for
 from tests.support.workers import (
     WorkerProcess,
     oracle_figures,
+    oracle_windows,
     wait_converged,
     wait_for,
     wait_ready,
@@ -98,6 +101,10 @@ def test_every_enterprise_through_the_other_worker(
         status, body = ask(workers[0], bad)
         assert status == 400
         assert "check character" in body["error"]
+        # `dfip report` reads the closed windows from the broker: the oracle's, exactly
+        latest = latest_windows(read_metrics(kafka_settings)).values()
+        got = {(w["size"], w["window_start"], w["topic"], w["partition"]): w for w in latest}
+        assert {k: w["figures"] for k, w in got.items()} == oracle_windows(result.oracle)
         status, spec = workers[0].get("/v1/openapi.json")
         assert status == 200
         assert b"/v1/enterprises/{uscc}" in spec
