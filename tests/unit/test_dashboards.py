@@ -25,6 +25,7 @@ from deploy.grafana.dashboards_src import (  # noqa: E402  (after the importorsk
 from deploy.grafana.dashboards_src.financial_centre import (  # noqa: E402
     PROVINCE_DIGITAL_ECONOMY_TARGET,
 )
+from deploy.grafana.dashboards_src.zh import zh_file_name  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 PROVISIONING = REPO / "deploy" / "grafana" / "provisioning"
@@ -60,12 +61,14 @@ def test_generated_files_are_current() -> None:
 
 
 def test_no_stale_dashboard_files() -> None:
-    assert set(committed()) == {spec.file_name for spec in dashboards()}
+    names = {spec.file_name for spec in dashboards()}
+    assert set(committed()) == names | {zh_file_name(n) for n in names}
 
 
 def test_the_two_dashboards() -> None:
     boards = {b["uid"]: b for b in committed().values()}
-    assert set(boards) == {"dfip-financial-centre", "dfip-platform-health"}
+    english = {"dfip-financial-centre", "dfip-platform-health"}
+    assert set(boards) == english | {f"{uid}-zh" for uid in english}
     for board in boards.values():
         assert board["schemaVersion"] >= 39  # Grafana 11
         assert "dfip" in board["tags"]
@@ -132,7 +135,9 @@ def test_the_province_target_is_a_reference_line() -> None:
 
 def test_docs_list_every_panel_and_query() -> None:
     text = (REPO / "docs" / "dashboards.md").read_text(encoding="utf-8")
-    for board in committed().values():
+    for name, board in committed().items():
+        if name.endswith(".zh.json"):
+            continue  # the Chinese set: test_the_chinese_set_shows_the_same_queries
         for panel in panels(board):
             assert f"#### {panel['title']}" in text
             for target in panel["targets"]:
@@ -182,3 +187,41 @@ def test_filter_variables_apply_to_every_breakdown_by_their_label() -> None:
             ):
                 if re.fullmatch(rf"dfip:\w+:\w+_by_{label}(\{{.*\}})?", expr):
                     assert f'{label}=~"${name}"' in expr, (panel["title"], expr)
+
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_the_chinese_set_shows_the_same_queries_in_chinese() -> None:
+    """Each *.zh.json is its English dashboard with Chinese texts, amounts in 万元 (the same
+    query / 10000), region names from GB/T 2260 and Beijing time; analysts.md lists it."""
+    boards = committed()
+    analysts = (REPO / "docs" / "analysts.md").read_text(encoding="utf-8")
+    for name in ("financial-centre.json", "platform-health.json"):
+        en, zh = boards[name], boards[zh_file_name(name)]
+        assert zh["timezone"] == "Asia/Shanghai"
+        assert CJK.search(zh["title"])
+        pairs = list(zip(panels(en), panels(zh), strict=True))
+        for p_en, p_zh in pairs:
+            assert CJK.search(p_zh["title"]), p_en["title"]
+            unit = p_en["fieldConfig"]["defaults"].get("unit", "")
+            for t_en, t_zh in zip(p_en["targets"], p_zh["targets"], strict=True):
+                if unit.startswith("currency:¥"):
+                    assert t_zh["expr"] == f"({t_en['expr']}) / 10000"
+                    assert "万元" in p_zh["fieldConfig"]["defaults"]["unit"]
+                else:
+                    assert t_zh["expr"] == t_en["expr"]
+            if name == "financial-centre.json":
+                assert CJK.search(p_zh["description"]), p_en["title"]
+                assert f"#### {p_zh['title']} · {p_en['title']}" in analysts
+                for t_en in p_en["targets"]:
+                    assert t_en["expr"] in analysts
+    (regions,) = [
+        p for p in panels(boards["financial-centre.zh.json"]) if p["title"] == "按地区的支付金额"
+    ]
+    names = {
+        o["matcher"]["options"]: o["properties"][0]["value"]
+        for o in regions["fieldConfig"]["overrides"]
+    }
+    assert names["hangzhou"] == "杭州市"
+    assert names["lishui"] == "丽水市"

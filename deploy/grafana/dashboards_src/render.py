@@ -13,7 +13,7 @@ import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard, Panel, RowPanel
 
-from deploy.grafana.dashboards_src import financial_centre, platform_health
+from deploy.grafana.dashboards_src import analysts, financial_centre, platform_health, zh
 from deploy.grafana.dashboards_src.layout import DashboardSpec, assemble
 
 __all__ = [
@@ -38,9 +38,10 @@ def dashboards() -> list[DashboardSpec]:
     return [financial_centre.dashboard(), platform_health.dashboard()]
 
 
-def render_dashboard_json(spec: DashboardSpec) -> str:
+def render_dashboard_json(spec: DashboardSpec, *, lang: str = "en") -> str:
+    board = zh.localise(spec) if lang == "zh" else assemble(spec)
     # sort_keys + a trailing newline keep the committed JSON byte-stable across runs
-    return json.dumps(assemble(spec), cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
+    return json.dumps(board, cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
 
 
 def _panels(board: Dashboard) -> Iterator[tuple[str, Panel]]:
@@ -98,6 +99,11 @@ def render_docs(specs: Sequence[DashboardSpec]) -> str:
         "which take the maximum per `partition` before summing (see `docs/metrics.md`).",
         "Amounts are in yuan (CNY); ratios are fractions shown as percentages.",
         "",
+        "Each dashboard also exists in Chinese (`*.zh.json`, uid `…-zh`, tag `zh`): the same",
+        "queries with Chinese titles, descriptions and label values (regions from GB/T 2260),",
+        "amounts in 万元 (the query divided by 10,000) and the Asia/Shanghai time zone",
+        "(`deploy/grafana/dashboards_src/zh.py`); docs/analysts.md lists its figures.",
+        "",
     ]
     used: set[str] = set()
     for spec in specs:
@@ -147,7 +153,13 @@ def render_docs(specs: Sequence[DashboardSpec]) -> str:
 def rendered_files() -> dict[Path, str]:
     specs = dashboards()
     files = {DASHBOARDS_DIR / spec.file_name: render_dashboard_json(spec) for spec in specs}
+    # the Chinese set: the same dashboards in Chinese (deploy/grafana/dashboards_src/zh.py)
+    for spec in specs:
+        files[DASHBOARDS_DIR / zh.zh_file_name(spec.file_name)] = render_dashboard_json(
+            spec, lang="zh"
+        )
     files[DOCS_PATH] = render_docs(specs)
+    files[analysts.DOCS_PATH] = analysts.render(specs)
     return files
 
 
