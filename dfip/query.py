@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dfip.errors import DfipError
+from dfip.i18n import Lang, amount, label, region_name
 
 __all__ = ["fetch_enterprise", "query_app", "render_enterprise"]
 
@@ -70,43 +71,67 @@ def fetch_enterprise(
             raise DfipError(f"{base_url}: {reason}", hint="is a worker running there?") from None
 
 
-def render_enterprise(body: dict[str, Any], console: Console) -> None:
-    """The answer as rich tables: bands, loans, totals by institution type, flows."""
+def render_enterprise(body: dict[str, Any], console: Console, lang: Lang = "zh") -> None:
+    """The answer as rich tables: bands, loans, totals by institution type, flows; labels
+    and amounts (万元/亿元) in Chinese, or English with yuan."""
+    zh = lang == "zh"
     current = body.get("current") or {}
+    band = current.get("band", "unscored")
     console.print(
-        f"[bold]{body['uscc']}[/]  region {body['region']}  partition {body['partition']}  "
-        f"band {current.get('band', 'unscored')}  sector {current.get('sector', 'unknown')}  "
-        f"(served by {body.get('served_by', '?')})"
+        f"[bold]{body['uscc']}[/]  {'地区' if zh else 'region'} "
+        f"{region_name(body['region'], lang)}  {'分区' if zh else 'partition'} "
+        f"{body['partition']}  {label('digitalization_band', lang)} {label(band, lang)}  "
+        f"{'行业' if zh else 'sector'} {current.get('sector', 'unknown')}  "
+        f"({'应答节点' if zh else 'served by'} {body.get('served_by', '?')})"
     )
-    scores = Table(title="Assessments (as-of join history)")
-    for col in ("assessed at (UTC)", "band", "sector"):
+    scores = Table(title="数字化评估（历史）" if zh else "Assessments (as-of join history)")
+    for col in ("评估时间 (UTC)", "数字化水平", "行业") if zh else ("assessed at (UTC)", "band",
+                                                              "sector"):  # fmt: skip
         scores.add_column(col)
     for s in body["scores"]:
-        scores.add_row(s["assessed_at"], s["band"], s["sector"])
+        scores.add_row(s["assessed_at"], label(s["band"], lang), s["sector"])
     console.print(scores)
-    loans = Table(title="Active loans")
-    for col in ("loan", "institution", "band", "currency", "outstanding", "CNY yuan", "DPD",
-                "risk class"):  # fmt: skip
-        loans.add_column(col, justify="right" if col in ("CNY yuan", "DPD") else "left")
+    cols = (
+        ("贷款编号", "机构类型", "发放时水平", "币种", "余额（原币）", "余额", "逾期天数",
+         "五级分类")
+        if zh
+        else ("loan", "institution", "band", "currency", "outstanding", "CNY", "DPD",
+              "risk class")
+    )  # fmt: skip
+    loans = Table(title="存续贷款" if zh else "Active loans")
+    for i, col in enumerate(cols):
+        loans.add_column(col, justify="right" if i in (4, 5, 6) else "left")
     for ln in body["loans"]:
         loans.add_row(
-            ln["loan_id"], ln["institution_type"], ln["vintage_band"], ln["currency"],
-            ln["outstanding"], ln["outstanding_yuan"], str(ln["days_past_due"]), ln["risk_class"],
+            ln["loan_id"], label(ln["institution_type"], lang), label(ln["vintage_band"], lang),
+            ln["currency"], ln["outstanding"], amount(ln["outstanding_fen"], lang),
+            str(ln["days_past_due"]), label(ln["risk_class"], lang),
         )  # fmt: skip
     console.print(loans)
-    totals = Table(title="Active loans by institution type")
-    for col in ("institution", "loans", "outstanding yuan", "past due yuan"):
-        totals.add_column(col, justify="left" if col == "institution" else "right")
+    totals = Table(title="按机构类型的存续贷款" if zh else "Active loans by institution type")
+    for i, col in enumerate(
+        ("机构类型", "笔数", "余额", "逾期余额") if zh else
+        ("institution", "loans", "outstanding", "past due")
+    ):  # fmt: skip
+        totals.add_column(col, justify="left" if i == 0 else "right")
     for it, t in body["loan_totals"].items():
-        totals.add_row(it, str(t["loans"]), t["outstanding_yuan"], t["past_due_yuan"])
+        totals.add_row(
+            label(it, lang), str(t["loans"]),
+            amount(t["outstanding_fen"], lang), amount(t["past_due_fen"], lang),
+        )  # fmt: skip
     console.print(totals)
     flows = body.get("flows")
     if flows:
-        table = Table(title=f"Flows {flows['first_day']} .. {flows['last_day']} (Beijing days)")
-        for col in ("direction", "transactions", "yuan"):
-            table.add_column(col, justify="left" if col == "direction" else "right")
+        span = f"{flows['first_day']} .. {flows['last_day']}"
+        table = Table(
+            title=f"资金流水 {span}（北京时间日期）" if zh else f"Flows {span} (Beijing days)"
+        )
+        for i, col in enumerate(
+            ("方向", "笔数", "金额") if zh else ("direction", "transactions", "amount")
+        ):
+            table.add_column(col, justify="left" if i == 0 else "right")
         for d in ("credit", "debit"):
-            table.add_row(d, str(flows[d]["count"]), flows[d]["yuan"])
+            table.add_row(label(d, lang), str(flows[d]["count"]), amount(flows[d]["fen"], lang))
         console.print(table)
 
 
@@ -120,8 +145,13 @@ def enterprise(
     wait: Annotated[
         float, typer.Option(min=0, help="Keep asking this many seconds while answered 503.")
     ] = 10.0,
+    lang: Annotated[
+        str, typer.Option(help="zh: Chinese labels, amounts in 万元/亿元; en: English, yuan.")
+    ] = "zh",
 ) -> None:
     """Bands, active loans, loan totals and 30-day flows of one enterprise."""
+    if lang not in ("zh", "en"):
+        raise DfipError(f"--lang {lang}: expected zh or en")
     base = url or os.environ.get("DFIP_QUERY_URL") or DEFAULT_URL
     status, body = fetch_enterprise(base, uscc, _token(), wait=wait)
     out = Console(soft_wrap=True)
@@ -130,4 +160,4 @@ def enterprise(
     if as_json:
         out.print_json(data=body)
     else:
-        render_enterprise(body, out)
+        render_enterprise(body, out, "zh" if lang == "zh" else "en")

@@ -87,9 +87,17 @@ def test_prints_the_answer_after_a_503(server: tuple[str, list[Any]]) -> None:
         env={"DFIP_QUERY_TOKEN": "tok", "COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output
-    assert "special_mention" in result.output
-    assert "749.50" in result.output
-    assert len(seen) == 2
+    assert "关注" in result.output  # special mention, in Chinese by default
+    assert "0.07万元" in result.output  # 749.50 yuan
+    assert "杭州市" in result.output
+    english = CliRunner().invoke(
+        query_app,
+        ["enterprise", "91330106MA2B3C4D5E", "--url", url, "--lang", "en"],
+        env={"DFIP_QUERY_TOKEN": "tok", "COLUMNS": "200"},
+    )
+    assert "special mention" in english.output
+    assert "749.50" in english.output
+    assert len(seen) == 3
     assert seen[-1] == ("/v1/enterprises/91330106MA2B3C4D5E", "Bearer tok")
 
 
