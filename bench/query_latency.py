@@ -20,21 +20,25 @@ import uuid
 from pathlib import Path
 
 import aiohttp
+import orjson
 
 from adapters.simulator.province import build_province
 from bench.broker import drop_namespace, namespace, private_broker
 from bench.feed import EVENT_TOPICS, capture, produce
 from bench.pipeline import start_workers, stop_workers, wait_all_ready
 from bench.report import percentile
+from schemas.catalog import partition_for
 from tests.support.workers import scrape, total
 
 TOKEN = "bench-query-token-0123456789"
 
 
 async def _clients(
-    port: int, usccs: list[str], clients: int, until: float
-) -> tuple[list[float], dict[int, int]]:
+    port: int, usccs: list[str], clients: int, until: float, local: set[int]
+) -> tuple[list[float], list[float], dict[int, int]]:
+    """(latencies of all answers, of those forwarded to another worker, statuses)."""
     latencies: list[float] = []
+    forwarded: list[float] = []
     statuses: dict[int, int] = {}
     headers = {"Authorization": f"Bearer {TOKEN}"}
     rng = random.Random(7)
@@ -51,11 +55,13 @@ async def _clients(
             statuses[resp.status] = statuses.get(resp.status, 0) + 1
             if resp.status in (200, 404):
                 latencies.append(took)
+                if partition_for(uscc) not in local:
+                    forwarded.append(took)
 
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         await asyncio.gather(*(client(session) for _ in range(clients)))
-    return latencies, statuses
+    return latencies, forwarded, statuses
 
 
 def run(workers: int, rate: float, seconds: float, clients: int, log_dir: Path) -> dict[str, str]:
@@ -82,18 +88,22 @@ def run(workers: int, rate: float, seconds: float, clients: int, log_dir: Path) 
                 time.sleep(1)
             rest = feed.records[warm:]
 
-            async def both() -> tuple[tuple[list[float], dict[int, int]], float]:
+            _, body = procs[0].get("/ready")
+            local = set(orjson.loads(body)["partitions"])
+
+            async def both() -> tuple[tuple[list[float], list[float], dict[int, int]], float]:
                 until = time.monotonic() + seconds
                 load = asyncio.ensure_future(produce(settings, rest, rate=rate))
-                answers = await _clients(procs[0].port, usccs, clients, until)
+                answers = await _clients(procs[0].port, usccs, clients, until, local)
                 stats = await load
                 return answers, stats.rate
 
-            (lat, statuses), offered = asyncio.run(both())
+            (lat, fwd, statuses), offered = asyncio.run(both())
         finally:
             stop_workers(procs)
             drop_namespace(settings)
     lat.sort()
+    fwd.sort()
     answered = len(lat)
     return {
         "workers": str(workers),
@@ -103,6 +113,9 @@ def run(workers: int, rate: float, seconds: float, clients: int, log_dir: Path) 
         "p50 ms": f"{1000 * (percentile(lat, 0.5) or 0):.1f}",
         "p99 ms": f"{1000 * (percentile(lat, 0.99) or 0):.1f}",
         "max ms": f"{1000 * (lat[-1] if lat else 0):.1f}",
+        "forwarded answers": str(len(fwd)),
+        "forwarded p50 ms": f"{1000 * (percentile(fwd, 0.5) or 0):.1f}",
+        "forwarded p99 ms": f"{1000 * (percentile(fwd, 0.99) or 0):.1f}",
         "statuses": ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())),
     }
 

@@ -78,6 +78,9 @@ class EnterpriseQueries:
         self._key = key.get_secret_value().encode("utf-8") if key is not None else b""
         self._self_url = advertised_url(self.settings)
         self._topic = worker.kafka.topic(_ROUTED_TOPIC)
+        # queries waiting for the partition state, answered together (_read_waiting)
+        self._waiting: list[tuple[str, int, asyncio.Future[dict[str, Any] | None]]] = []
+        self._reader: asyncio.Future[None] | None = None
 
     def _auth(self, header: str) -> int:
         from streams.app import auth_status  # not at import: streams.app registers us
@@ -128,34 +131,56 @@ class EnterpriseQueries:
         engine = self.worker.engine
         if not engine.ready.is_set() or engine.broken:
             raise _Unavailable("partition state is being restored (rebalance in progress)")
+        fut: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((uscc, partition, fut))
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.ensure_future(self._read_waiting())
         try:
             async with asyncio.timeout(self.settings.query_timeout_seconds):
-                await engine.lock.acquire()
+                body = await asyncio.shield(fut)
         except TimeoutError:
+            fut.cancel()  # the reader skips it
             raise _Unavailable("partition state busy") from None
-        try:
-            if (
-                not engine.ready.is_set()
-                or engine.broken
-                or partition not in engine.processor.states
-            ):
-                raise _Unavailable("partition moved (rebalance in progress)")
-            try:
-                # the batch applied last must be committed: answer committed state only
-                await engine._settle_or_break()
-            except Exception:
-                raise _Unavailable("last batch did not commit; recovering") from None
-            state = engine.processor.states[partition]
-            body = enterprise_answer(uscc, state, engine.processor.scores[partition])
-            flows = body["flows"]
-            recent = flows is not None and flows["credit"]["count"] + flows["debit"]["count"]
-            known = bool(body["scores"] or body["loans"] or recent)
-        finally:
-            engine.lock.release()
-        if not known:
-            return None
-        body["served_by"] = self.settings.worker_id
+        if body is not None:
+            body = {**body, "served_by": self.settings.worker_id}
         return body
+
+    async def _read_waiting(self) -> None:
+        """Answer every query waiting, in one hold of the engine's lock after the batch in
+        flight has committed (so concurrent queries share one wait instead of queueing
+        behind each other and the batches)."""
+        engine = self.worker.engine
+        while self._waiting:
+            waiting, self._waiting = self._waiting, []
+            try:
+                async with asyncio.timeout(self.settings.query_timeout_seconds):
+                    await engine.lock.acquire()
+            except TimeoutError:
+                _fail(waiting, "partition state busy")
+                continue
+            try:
+                if not engine.ready.is_set() or engine.broken:
+                    _fail(waiting, "partition moved (rebalance in progress)")
+                    continue
+                try:
+                    # the batch applied last must be committed: answer committed state only
+                    await engine._settle_or_break()
+                except Exception:
+                    _fail(waiting, "last batch did not commit; recovering")
+                    continue
+                for uscc, partition, fut in waiting:
+                    if fut.done():
+                        continue  # its client gave up
+                    if partition not in engine.processor.states:
+                        fut.set_exception(_Unavailable("partition moved (rebalance in progress)"))
+                        continue
+                    try:
+                        fut.set_result(_answer(uscc, engine, partition))
+                    except Exception as exc:  # never leave a client waiting; no identifier
+                        log.error("building an enterprise answer failed: %s", type(exc).__name__)
+                        fut.set_exception(_Unavailable("answer could not be built"))
+            finally:
+                engine.lock.release()
 
     async def _forward(self, request: Any, partition: int) -> tuple[int, Any]:
         engine = self.worker.engine
@@ -182,6 +207,21 @@ class EnterpriseQueries:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.info("forwarding an enterprise query failed: %s", type(exc).__name__)
             raise _Unavailable("owner of the partition not reachable") from None
+
+
+def _answer(uscc: str, engine: Any, partition: int) -> dict[str, Any] | None:
+    """The answer from the partition's state; None when nothing is held for ``uscc``."""
+    state = engine.processor.states[partition]
+    body = enterprise_answer(uscc, state, engine.processor.scores[partition])
+    flows = body["flows"]
+    recent = flows is not None and flows["credit"]["count"] + flows["debit"]["count"]
+    return body if body["scores"] or body["loans"] or recent else None
+
+
+def _fail(waiting: list[tuple[str, int, asyncio.Future[Any]]], why: str) -> None:
+    for _, _, fut in waiting:
+        if not fut.done():
+            fut.set_exception(_Unavailable(why))
 
 
 def register(worker: Worker) -> None:

@@ -121,7 +121,6 @@ def test_every_enterprise_through_the_other_worker(
                     body.pop("served_by")
                     assert body == want, uscc
                 seen.append(status)
-        print("statuses during the rebalance:", {c: seen.count(c) for c in set(seen)})
         wait_for(
             lambda: all(ask(workers[0], u)[0] == 200 for u in views),
             timeout=120,
