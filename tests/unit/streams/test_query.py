@@ -261,3 +261,49 @@ def test_rebalance_and_unknown_owner_are_503_with_retry_after() -> None:
 
 def test_openapi_is_current() -> None:
     assert openapi.main(["--check"]) == 0, "run `python -m streams.query.openapi`"
+
+
+def test_queries_waiting_together_share_one_wait_for_the_commit() -> None:
+    w = _worker()
+    settles = []
+
+    async def settle() -> None:
+        settles.append(1)
+        await asyncio.sleep(0.01)
+
+    w.engine._settle_or_break = settle
+    feed(w.engine.processor, TRANSACTIONS, tx(at(5, 1), "10.00"))
+    queries = EnterpriseQueries(w)
+    request = SimpleNamespace(
+        headers={"Authorization": "Bearer tok"}, remote="127.0.0.1", path="/v1/x"
+    )
+
+    async def run() -> list[Any]:
+        async with w.engine.lock:  # a batch is being applied: the queries queue up
+            asks = [
+                asyncio.ensure_future(queries.handle(_Web(), request, HANGZHOU)) for _ in range(5)
+            ]
+            await asyncio.sleep(0.01)
+        return list(await asyncio.gather(*asks))
+
+    answers = asyncio.run(run())
+    assert [a[0] for a in answers] == [200] * 5
+    assert len(settles) == 1
+
+
+def test_a_query_that_cannot_get_the_state_in_time_is_503() -> None:
+    w = _worker()
+    w.settings.query_timeout_seconds = 0.05
+    request = SimpleNamespace(
+        headers={"Authorization": "Bearer tok"}, remote="127.0.0.1", path="/v1/x"
+    )
+
+    async def run() -> Any:
+        async with w.engine.lock:  # held longer than the query may wait
+            answer = await EnterpriseQueries(w).handle(_Web(), request, HANGZHOU)
+        await asyncio.sleep(0.01)  # the reader gets the lock afterwards and skips it
+        return answer
+
+    status, _, headers = asyncio.run(run())
+    assert status == 503
+    assert headers["Retry-After"] == "2"
