@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.reference.fx_state import FxBook
 from streams.state.dedup import DedupMemory
 
 __all__ = ["ContribLabels", "Counters", "LoanState", "PartitionState", "Window", "WindowKey"]
@@ -153,6 +154,8 @@ class PartitionState:
     contrib_labels: list[ContribLabels] = field(default_factory=list)
     contrib_index: dict[ContribLabels, int] = field(default_factory=dict)
     dirty_contributions: set[str] = field(default_factory=set)
+    # FX: counted foreign-currency transactions and parked events (streams/aggregate/fx_book.py)
+    fx_book: FxBook = field(default_factory=FxBook)
     # UTC day of the restatement floor at the last sweep (not persisted)
     swept_day: int | None = None
     dirty_loans: set[str] = field(default_factory=set)

@@ -1,0 +1,217 @@
+"""FX order independence (issue 20): events with no rate in force wait (parked), counted
+events are restated when a rate read later changes the rate in force, so the figures do not
+depend on whether a rate or an event was read first. No broker: the processor alone.
+
+2026-02-13 is a Friday; the Spring Festival closure of 2026 runs 15-23 February.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas.catalog import partition_for
+from schemas.codec import encode
+from schemas.events import FxRate
+from schemas.money import to_fen
+from streams.processor import DEADLETTER, FX, METRICS, SCORES, TRANSACTIONS, Processor
+from streams.reference.fx import FxTable
+from streams.reference.scores import ScoreTable
+from streams.state.changelog import apply_record, dirty_records, finish_restore
+from streams.state.partition import PartitionState
+from tests.unit.streams.helpers import HANGZHOU, feed, processor, record, score, tx, value
+
+P = partition_for(HANGZHOU)
+AMOUNT = "dfip_transaction_amount_yuan_total"
+CROSS = "dfip_crossborder_ecommerce_amount_yuan_total"
+PENDING = "dfip_fx_pending_events"
+RESTATED = "dfip_restated_events_total"
+
+
+def _at(day: int, hh: int, mm: int = 0) -> datetime:
+    return datetime(2026, 2, day, hh, mm, tzinfo=UTC)
+
+
+def _rate(day: int, rate: str, published: datetime | None = None, n: int = 0) -> FxRate:
+    return FxRate(
+        event_id=f"fx-{day}-{rate}-{n}",
+        source="cfets",
+        currency="USD",
+        rate_date=date(2026, 2, day),
+        rate_to_cny=Decimal(rate),
+        published_at=published or _at(day, 1, 15),  # 09:15 Beijing
+    )
+
+
+RATES = [
+    _rate(12, "6.9000"),
+    _rate(13, "7.0000"),
+    # a correction of Friday's parity, published later the same day
+    _rate(13, "7.0500", _at(13, 8), n=1),
+    _rate(24, "7.2000"),
+]
+# (occurred_at, USD amount, customs mode)
+PAYMENTS = [
+    (_at(12, 20), "3.00", None),  # Fri 04:00 Beijing: Thursday's rate
+    (_at(14, 4), "1.00", "9610"),  # Saturday: Friday's (corrected) rate
+    (_at(18, 3), "2.00", None),  # in the closure: Friday's
+    (_at(23, 15), "4.00", "9710"),  # 23:00 Beijing 23 Feb: Friday's, 10 days old
+    (_at(24, 0, 30), "8.00", None),  # 08:30 Beijing 24 Feb: none in force, ever (waits)
+    (_at(24, 2), "16.00", None),  # 10:00 Beijing: Tuesday's
+]
+
+
+def _in_force(at: datetime) -> Decimal | None:
+    table = FxTable()
+    for r in RATES:
+        table.put(r.currency, r.rate_date, r.rate_to_cny, r.published_at)
+    return table.rate_at("USD", at)
+
+
+def _feed_rate(proc: Processor, ev: FxRate) -> None:
+    proc.process_fx(record(FX, encode(ev), partition=0))
+    proc.finish_batch()
+
+
+def _feed_payment(proc: Processor, i: int) -> None:
+    at, amount, cm = PAYMENTS[i]
+    kw: dict[str, Any] = {} if cm is None else {"customs_mode": cm}
+    feed(proc, TRANSACTIONS, tx(at, amount, currency="USD", event_id=f"pay-{i}", **kw))
+    proc.finish_batch()
+
+
+def _restart(proc: Processor, changelog: list[tuple[bytes, bytes | None]]) -> Processor:
+    """A new worker restores P from the changelog written so far (its FX table has read every
+    rate the old one had, as a real restore reads dfip.fx to its end)."""
+    for p, state in proc.states.items():
+        if p == P:
+            changelog.extend(dirty_records(state))
+    fresh = processor(partitions=tuple(q for q in proc.states if q != P))
+    state = PartitionState(P)
+    for key, val in changelog:
+        apply_record(state, key, val)
+    finish_restore(state)
+    # a restore rebuilds the score table silently; the same table stands in for that here
+    fresh.states[P], fresh.scores[P] = state, proc.scores.get(P, ScoreTable())
+    fresh.fx = proc.fx
+    fresh.restored(P)
+    return fresh
+
+
+def _figures(proc: Processor) -> dict[str, dict[tuple[str, ...], int]]:
+    c = proc.states[P].counters.values
+    return {n: dict(s) for n, s in c.items() if n != RESTATED}
+
+
+def _windows(proc: Processor) -> dict[Any, Any]:
+    return {k: w.counters.values for k, w in proc.states[P].windows.items()}
+
+
+def _run(rate_slots: list[int], restart_at: int | None) -> Processor:
+    """Payments in order; rate i read just before payment rate_slots[i] (len: after all)."""
+    proc = processor()
+    changelog: list[tuple[bytes, bytes | None]] = []
+    proc.process_score(record(SCORES, encode(score(_at(1, 0), "85"))), counted=True)
+    for slot in range(len(PAYMENTS) + 1):
+        for i, r in enumerate(RATES):
+            if rate_slots[i] == slot:
+                _feed_rate(proc, r)
+        if slot == restart_at:
+            proc = _restart(proc, changelog)
+        if slot < len(PAYMENTS):
+            _feed_payment(proc, slot)
+    return proc
+
+
+def _by_rule() -> dict[tuple[str, ...], int]:
+    total = sum(
+        to_fen(Decimal(amount), rate)
+        for at, amount, _ in PAYMENTS
+        if (rate := _in_force(at)) is not None
+    )
+    return {("bank", "l4", "hangzhou", "credit"): total}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.integers(0, len(PAYMENTS)), min_size=len(RATES), max_size=len(RATES)),
+    st.one_of(st.none(), st.integers(0, len(PAYMENTS))),
+)
+def test_figures_do_not_depend_on_when_rates_are_read(
+    slots: list[int], restart_at: int | None
+) -> None:
+    # rates are read in dfip.fx order (one partition): the slots only interleave them
+    slots = sorted(slots)
+    got = _run(slots, restart_at)
+    first = _run([0] * len(RATES), None)
+    assert _figures(got) == _figures(first)
+    assert _windows(got) == _windows(first)
+    assert got.states[P].counters.values[AMOUNT] == _by_rule()
+    # the 08:30 payment of 24 Feb never has a rate in force: it waits, in every order
+    assert value(got, PENDING) == 1
+
+
+def test_a_rate_read_after_the_events_restates_them_and_releases_parked_ones() -> None:
+    proc = processor()
+    _feed_rate(proc, RATES[0])  # Thursday only
+    for i in range(3):
+        _feed_payment(proc, i)
+    # Thursday's rate is in force (10-day bound) for all three until Friday's is read
+    assert value(proc, AMOUNT) == to_fen(Decimal("6.00"), Decimal("6.9"))
+    _feed_payment(proc, 3)  # 23 Feb 23:00 Beijing: Thursday's is 11 days old → parked
+    assert value(proc, PENDING) == 1
+    _feed_rate(proc, RATES[1])  # Friday: restates two, releases the parked one
+    assert value(proc, PENDING) == 0
+    assert value(proc, RESTATED, (TRANSACTIONS,)) == 2
+    assert value(proc, AMOUNT) == 2070 + 700 + 1400 + 2800
+    assert value(proc, CROSS) == 700 + 2800
+    _feed_rate(proc, RATES[2])  # the correction: 7.05 from Friday's first publication
+    assert value(proc, AMOUNT) == 2070 + 705 + 1410 + 2820
+    assert value(proc, CROSS) == 705 + 2820
+    assert value(proc, RESTATED, (TRANSACTIONS,)) == 5
+    # flow accounting holds with the parked event applied
+    assert value(proc, "dfip_events_processed_total", (TRANSACTIONS,)) == 4
+    assert not [o for o in proc.take_outputs() if o.topic == DEADLETTER]
+
+
+def test_a_re_sent_parked_event_is_a_duplicate() -> None:
+    proc = processor()
+    _feed_payment(proc, 1)
+    _feed_payment(proc, 1)
+    assert value(proc, PENDING) == 1
+    assert value(proc, "dfip_events_duplicate_total", (TRANSACTIONS,)) == 1
+    _feed_rate(proc, RATES[1])
+    assert value(proc, AMOUNT) == 700
+    assert value(proc, "dfip_events_processed_total", (TRANSACTIONS,)) == 1
+
+
+def test_a_closed_window_amended_by_a_rate_is_emitted_again() -> None:
+    proc = processor()
+    _feed_rate(proc, RATES[1])
+    _feed_payment(proc, 1)  # Saturday 04:00 UTC
+    feed(proc, TRANSACTIONS, tx(_at(14, 6), "1.00", event_id="cny-1"))  # closes the 04:00 hour
+    proc.finish_batch()
+    first = {o.key: o for o in proc.take_outputs() if o.topic == METRICS}
+    assert any(k is not None and k.startswith(b"1h:") for k in first)
+    _feed_rate(proc, RATES[2])
+    again = [o for o in proc.take_outputs() if o.topic == METRICS]
+    assert again, "the amended hourly window is emitted again"
+    doc = orjson.loads(again[0].value or b"{}")
+    amounts = {tuple(r["labels"]): r["value"] for r in doc["figures"]["tx_amount_fen"]}
+    assert amounts[("bank", "unscored")] == 705
+
+
+def test_parked_events_survive_a_restore() -> None:
+    proc = processor()
+    _feed_payment(proc, 1)
+    assert value(proc, PENDING) == 1
+    restored = _restart(proc, [])
+    assert value(restored, PENDING) == 1
+    _feed_rate(restored, RATES[1])
+    assert value(restored, AMOUNT) == 700
+    assert value(restored, PENDING) == 0
