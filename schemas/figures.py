@@ -114,22 +114,30 @@ Semantics (the simulator's oracle implements the same rules independently):
     change. Each such change of a transaction's amount (difference not 0) adds 1 to
     ``dfip_restated_events_total{topic="dfip.transactions"}``. Later restatements by an
     assessment move the amended amount.
-  - *NOT restated: loans.* A ``disbursed`` event counted with a rate in force keeps that
-    rate as its book rate for its whole life, even if a rate read later would change the rate
-    in force at its ``occurred_at``: its principal, rate-weighted principal, inclusive SME
-    principal, repayments, outstanding and written-off amounts all stay at that book rate.
-    So loan figures in a foreign currency are order independent only when every rate in
-    force for a disbursement is read before it, or none is (it then waits, as above).
+  - *Restated (loans).* A loan still active when a rate is read (disbursed, not closed or
+    written off), in a foreign currency, whose ``disbursed`` event has ``occurred_at >= F``
+    and whose rate in force at that ``occurred_at`` changes is re-booked at the new rate:
+    with ``P = to_fen(principal, rate)`` and ``O = to_fen(outstanding, rate)`` before and
+    after, its disbursed principal moves by ``P' - P`` (by its vintage band and region),
+    rate-weighted principal by ``(P' - P) x rate units``, inclusive SME principal by
+    ``P' - P`` if it was counted there, repaid principal by ``(P' - O') - (P - O)``, and
+    its outstanding and past-due gauges and its borrower's total credit take the new values;
+    if its disbursement was windowed, ``disbursed_fen`` moves in the windows still held. It
+    counts 1 in ``dfip_restated_events_total{topic="dfip.loans"}`` (when an amount
+    changes). NOT restated: loans that had ended before the rate was read (their repaid and
+    written-off principal keep the old book rate), and the inclusive SME *eligibility*, which
+    is decided once, at disbursement, with the borrower's total credit known then.
   Each worker reads every rate but restates only the partitions it owns; the changelog
   records the rate each kept transaction was counted at, so a restart or a move restates
-  exactly what the rates read by then require, once. Hence a transaction's CNY amount is
-  ``to_fen(amount, rate in force over all rates read)`` whatever the order, as long as each
-  rate was read while the transaction's ``occurred_at`` was >= F.
+  exactly what the rates read by then require, once. Hence a transaction's CNY amount and an
+  active loan's book rate are those of the rate in force over all rates read, whatever the
+  order, as long as each rate was read while the event's ``occurred_at`` was >= F.
 * A loan's band, region and institution type are frozen at disbursement (origination vintage:
   the band and region of the ``disbursed`` event's join, the institution type on it; later
   events of the loan are counted under these, whatever their own fields say). Its
   outstanding principal is kept exactly in the loan currency; its CNY value is
-  ``to_fen(outstanding, book_rate)`` with ``book_rate`` the rate in force at disbursement.
+  ``to_fen(outstanding, book_rate)`` with ``book_rate`` the rate in force at disbursement
+  (re-booked while it is active if a later-read rate changes that, see FX rate in force).
   The repaid CNY principal of a repayment (``principal_amount``; interest is not counted)
   is the *drop* in that CNY value, so disbursed = repaid + written off + outstanding holds
   to the fen for loans that end by repayment or write-off. A repayment larger than the

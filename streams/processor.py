@@ -31,6 +31,7 @@ from schemas.events import (
     DeadLetter,
     DigitalizationScore,
     FxRate,
+    LoanDisbursed,
     LoanEventBase,
     TransactionEvent,
 )
@@ -342,6 +343,8 @@ class Processor:
                     )  # fmt: skip
             else:
                 apply_loan_event(state, event, join, self.fx, topic=rec.topic, windowed=windowed)
+                if isinstance(event, LoanDisbursed):
+                    fx_book.record_loan(state, event, windowed=windowed)
                 kind = event.event_type.value
                 if kind in restate.BAND_ONLY_LOAN_EVENTS:
                     labels = (event.institution_type.value, kind, False, band, sector)

@@ -135,6 +135,11 @@ class _Loan:
     principal_fen: int = 0  # to_fen(principal, rate): the credit it takes of its borrower
     disbursed_at: datetime | None = None  # for restating its vintage band
     rate_units: int = 0  # round_half_even(annual_rate x RATE_SCALE)
+    # for re-booking it when a later-read FX rate changes the rate in force at disbursement
+    principal: Decimal = Decimal(0)
+    inclusive_counted: bool = False
+    windowed: bool = False
+    home: int = -1
 
     @property
     def outstanding_fen(self) -> int:
@@ -519,7 +524,10 @@ class Oracle(FxRules):
         self._add("dfip_loan_disbursements_total", (inst, band, region), 1)
         self._add("dfip_loan_disbursed_principal_yuan_total", (inst, band, region), fen)
         self._add("dfip_loan_disbursed_rate_weighted_yuan_total", (inst, band), fen * rate_units)
+        loan = self._loans[fact.loan_id]
+        loan.principal, loan.windowed, loan.home = fact.amount, windowed, partition
         if fact.inclusive_sme and credit <= _INCLUSIVE_SME_LIMIT_FEN:
+            loan.inclusive_counted = True
             self._add("dfip_loan_inclusive_sme_disbursed_principal_yuan_total", (inst,), fen)
         if windowed:
             for win in self._window(LOANS, partition, fact.occurred_at):

@@ -59,6 +59,7 @@ class FxRules:
     restate_horizon: timedelta
     fx_max_age_days: int
     _fx: dict[tuple[str, date], tuple[Decimal, datetime]]
+    _loans: dict[str, Any]
 
     def _fx_init(self) -> None:
         self._parked: dict[int, list[_Parked]] = {}  # home partition → arrival order
@@ -92,8 +93,10 @@ class FxRules:
         old = self._fx.get(key)
         published = fact.published_at if old is None else min(old[1], fact.published_at)
         self._fx[key] = (fact.rate_to_cny, published)
-        for home in sorted(set(self._counted_fx) | set(self._parked)):
+        homes = {loan.home for loan in self._loans.values()}
+        for home in sorted(set(self._counted_fx) | set(self._parked) | homes):
             self._fx_restate(home)
+            self._fx_restate_loans(home)
             self._fx_drain(home)
 
     # ---- parked events -------------------------------------------------------------------
@@ -213,6 +216,45 @@ class FxRules:
                         continue
                     win.tx_amount_fen[(inst, band)] += delta
             self._add("dfip_restated_events_total", (TRANSACTIONS,), 1)
+
+    def _fx_restate_loans(self, home: int) -> None:
+        """Re-book active foreign-currency loans of ``home`` disbursed at or after the floor
+        at the rate now in force at their disbursement (ended loans keep theirs)."""
+        floor = self._floor(home)
+        wm = self._wm.get((LOANS, home))
+        for loan_id in sorted(self._loans):
+            loan = self._loans[loan_id]
+            if loan.home != home or loan.currency == "CNY" or loan.disbursed_at is None:
+                continue
+            if floor is not None and loan.disbursed_at < floor:
+                continue
+            rate = self._rate(loan.currency, loan.disbursed_at)
+            assert rate is not None
+            p0, o0 = loan.principal_fen, loan.outstanding_fen
+            loan.rate = rate
+            loan.principal_fen = p1 = to_fen(loan.principal, rate)
+            o1 = loan.outstanding_fen
+            dp, dr = p1 - p0, (p1 - o1) - (p0 - o0)
+            if dp == 0 and dr == 0:
+                continue
+            inst, band, region = loan.institution_type, loan.band, self._region(loan.uscc)
+            self._add("dfip_loan_disbursed_principal_yuan_total", (inst, band, region), dp)
+            self._add(
+                "dfip_loan_disbursed_rate_weighted_yuan_total", (inst, band), dp * loan.rate_units
+            )
+            self._add("dfip_loan_repaid_principal_yuan_total", (inst, band), dr)
+            if loan.inclusive_counted:
+                self._add("dfip_loan_inclusive_sme_disbursed_principal_yuan_total", (inst,), dp)
+            if loan.windowed:
+                for size, width in _SIZES.items():
+                    start = _EPOCH + width * ((loan.disbursed_at - _EPOCH) // width)
+                    win = self._windows.get((LOANS, home, size, start))
+                    if win is None:
+                        continue
+                    if wm is not None and wm >= start + width + self.grace + _RETAIN_CLOSED:
+                        continue
+                    win.disbursed_fen[(inst,)] += dp
+            self._add("dfip_restated_events_total", (LOANS,), 1)
 
     @staticmethod
     def _region(uscc: str) -> str:

@@ -25,17 +25,19 @@ import base64
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
 from schemas.events import LoanDisbursed, LoanEventBase, TransactionEvent
 from schemas.money import to_fen
 from schemas.uscc import region_of
+from streams.aggregate import loans as book_keeping
 from streams.aggregate import restate
+from streams.aggregate.apply import INCLUSIVE_SME_LIMIT_FEN
 from streams.aggregate.windows import amend_windows
 from streams.reference.fx import FxTable
-from streams.reference.fx_state import Counted, FxBook, Parked, local_day
+from streams.reference.fx_state import Counted, Parked, local_day
 from streams.state.partition import PartitionState
 
 __all__ = [
@@ -48,10 +50,13 @@ __all__ = [
     "park_if_needed",
     "reconcile",
     "record_counted",
+    "record_loan",
     "sweep",
 ]
 
 TX_TOPIC = "dfip.transactions"
+LOANS_TOPIC = "dfip.loans"
+_K = TypeVar("_K")
 PENDING = "dfip_fx_pending_events"
 FX_RATE_MISSING = "fx_rate_missing"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -141,13 +146,70 @@ def park_if_needed(
     return True
 
 
-def _affected(book: FxBook, fx: FxTable, changes: Iterable[tuple[str, date]]) -> set[int]:
-    seqs: set[int] = set()
+def record_loan(state: PartitionState, event: LoanDisbursed, *, windowed: bool) -> None:
+    """Keep what restating a just-disbursed foreign-currency loan's book rate needs."""
+    loan = state.loans.get(event.loan_id)
+    if loan is None or event.currency == "CNY":
+        return
+    loan.principal = str(event.principal)
+    loan.windowed = windowed
+    # the same test apply.py has just made: nothing changed the credit in between
+    loan.inclusive_counted = bool(
+        event.inclusive_sme and state.borrower_credit.get(loan.uscc, 0) <= INCLUSIVE_SME_LIMIT_FEN
+    )
+    key = (loan.currency, local_day(loan.disbursed_us))
+    state.fx_book.loans_by_day.setdefault(key, set()).add(event.loan_id)
+
+
+def _affected(
+    index: dict[tuple[str, int], set[_K]], fx: FxTable, changes: Iterable[tuple[str, date]]
+) -> set[_K]:
+    out: set[_K] = set()
     for currency, day in set(changes):
         first = day.toordinal()
         for d in range(first, first + fx.max_age_days + 1):
-            seqs |= book.by_day.get((currency, d), set())
-    return seqs
+            out |= index.get((currency, d), set())
+    return out
+
+
+def _restate_loan(proc: Parker, state: PartitionState, loan_id: str, floor: int | None) -> bool:
+    """Re-book an active foreign-currency loan at the rate in force at its disbursement."""
+    loan = state.loans.get(loan_id)
+    if loan is None or not loan.principal or loan.disbursed_us < 0:
+        return False
+    if floor is not None and loan.disbursed_us < floor:
+        return False
+    new_rate = proc.fx.rate_at(loan.currency, _at(loan.disbursed_us))
+    if new_rate is None or str(new_rate) == loan.book_rate:
+        return False
+    p0, o0 = loan.principal_fen, loan.outstanding_fen
+    p1 = to_fen(Decimal(loan.principal), new_rate)
+    o1 = to_fen(Decimal(loan.outstanding), new_rate)
+    c = state.counters
+    for name, labels, v in book_keeping.contributions(loan):  # the gauges
+        c.add(name, labels, -v)
+    loan.book_rate, loan.principal_fen, loan.outstanding_fen = str(new_rate), p1, o1
+    for name, labels, v in book_keeping.contributions(loan):
+        c.add(name, labels, v)
+    state.dirty_loans.add(loan_id)
+    dp, dr = p1 - p0, (p1 - o1) - (p0 - o0)
+    if dp == 0 and dr == 0:
+        return False
+    it, band, region = loan.institution_type, loan.band, loan.region
+    c.add("dfip_loan_disbursed_principal_yuan_total", (it, band, region), dp)
+    c.add("dfip_loan_disbursed_rate_weighted_yuan_total", (it, band), dp * loan.rate_units)
+    c.add("dfip_loan_repaid_principal_yuan_total", (it, band), dr)
+    if loan.inclusive_counted:
+        c.add("dfip_loan_inclusive_sme_disbursed_principal_yuan_total", (it,), dp)
+    credit = state.borrower_credit
+    credit[loan.uscc] = credit.get(loan.uscc, 0) + dp
+    if loan.windowed:
+        amend_windows(
+            state, LOANS_TOPIC, proc.grace_us, loan.disbursed_us,
+            (("disbursed_fen", (it,), dp),),
+        )  # fmt: skip
+    c.add(restate.RESTATED, (LOANS_TOPIC,), 1)
+    return True
 
 
 def _restate_one(proc: Parker, state: PartitionState, seq: int, entry: Counted) -> bool:
@@ -193,13 +255,17 @@ def reconcile(proc: Parker, state: PartitionState) -> None:
     if book.fx_version != fx.version:
         if book.fx_version < 0:
             seqs: Iterable[int] = list(book.counted)
+            loan_ids: Iterable[str] = [i for ids in book.loans_by_day.values() for i in ids]
         else:
-            seqs = _affected(book, fx, fx.changes[book.fx_version :])
+            seqs = _affected(book.by_day, fx, fx.changes[book.fx_version :])
+            loan_ids = _affected(book.loans_by_day, fx, fx.changes[book.fx_version :])
         for seq in sorted(seqs):
             entry = book.counted.get(seq)
             if entry is None or (floor is not None and entry.occurred_us < floor):
                 continue
             changed |= _restate_one(proc, state, seq, entry)
+        for loan_id in sorted(loan_ids):
+            changed |= _restate_loan(proc, state, loan_id, floor)
         book.fx_version = fx.version
     if book.parked:
         changed |= _drain(proc, state, floor)
@@ -247,6 +313,10 @@ def sweep(state: PartitionState, floor: int | None) -> None:
     book = state.fx_book
     for seq in [s for s, e in book.counted.items() if e.occurred_us < floor]:
         book.drop_counted(seq)
+    for key, ids in list(book.loans_by_day.items()):
+        ids.intersection_update(state.loans)  # ended loans are not restated
+        if not ids:
+            del book.loans_by_day[key]
 
 
 # ---- changelog (``fx:<seq>`` records of dfip.state) ---------------------------------------
@@ -311,6 +381,11 @@ def finish_restore(state: PartitionState) -> None:
     """Rebuild the indexes; the partition is reconciled after its score table is read."""
     book = state.fx_book
     book.parked = dict(sorted(book.parked.items()))
+    book.loans_by_day.clear()
+    for loan_id, loan in state.loans.items():
+        if loan.principal and loan.disbursed_us >= 0:
+            key = (loan.currency, local_day(loan.disbursed_us))
+            book.loans_by_day.setdefault(key, set()).add(loan_id)
     book.by_day.clear()
     for seq, entry in book.counted.items():
         book.by_day.setdefault((entry.currency, local_day(entry.occurred_us)), set()).add(seq)

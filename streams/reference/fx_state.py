@@ -67,6 +67,9 @@ class FxBook:
     parked: dict[int, Parked] = field(default_factory=dict)  # seq → event, arrival order
     # (currency, local day ordinal) → seqs of counted transactions of that day
     by_day: dict[tuple[str, int], set[int]] = field(default_factory=dict)
+    # (currency, local day ordinal of the disbursement) → ids of foreign-currency loans
+    # (derived from the loans on restore; ended loans are dropped lazily)
+    loans_by_day: dict[tuple[str, int], set[str]] = field(default_factory=dict)
     parked_hashes: set[int] = field(default_factory=set)
     parked_loans: set[str] = field(default_factory=set)  # loans with a parked event
     next_seq: int = 0

@@ -93,6 +93,13 @@ class LoanState:
     # loan is not restated)
     disbursed_us: int = -1
     rate_units: int = -1
+    # for restating its book rate when a later-read FX rate changes the rate in force at
+    # disbursement (streams/aggregate/fx_book.py): the principal as sent, whether it counted
+    # as inclusive SME and whether it entered its windows; "" in changelogs written before
+    # (such a loan is not restated)
+    principal: str = ""
+    inclusive_counted: bool = False
+    windowed: bool = False
 
     def __post_init__(self) -> None:
         if self.principal_fen < 0:  # written before it was kept: the best value still known

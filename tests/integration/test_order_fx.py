@@ -58,11 +58,13 @@ def _payment(at: datetime, amount: str) -> Record:
     return Record(TRANSACTIONS, HOME, HOME, fact, ev)
 
 
-def _loan(ev: object, kind: str, amount: str, annual: str | None = None) -> Record:
+def _loan(
+    ev: object, kind: str, amount: str, annual: str | None = None, currency: str = "EUR"
+) -> Record:
     assert hasattr(ev, "event_id")
     fact = LoanFact(
         ev.event_id, HANGZHOU, ev.occurred_at, "fintech", kind, ev.loan_id,  # type: ignore[attr-defined]
-        amount=Decimal(amount), currency="EUR",
+        amount=Decimal(amount), currency=currency,
         annual_rate=Decimal(annual) if annual else None,
         inclusive_sme=True if kind == "disbursed" else None,
     )  # fmt: skip
@@ -88,6 +90,20 @@ EVENTS = [
         disbursed(_at(14, 5), "L-EUR", "1000.00", currency="EUR"), "disbursed", "1000.00", "0.0435"
     ),
     _loan(repayment(_at(17, 5), "L-EUR", "400.00", currency="EUR"), "repayment", "400.00"),
+    # a USD loan booked at Thursday's rate until Friday's (then its correction) is read
+    _loan(
+        disbursed(_at(14, 6), "L-USD", "500.00", currency="USD"),
+        "disbursed",
+        "500.00",
+        "0.0435",
+        "USD",
+    ),
+    _loan(
+        repayment(_at(17, 6), "L-USD", "100.00", currency="USD"),
+        "repayment",
+        "100.00",
+        currency="USD",
+    ),
 ]
 
 
@@ -128,7 +144,7 @@ def test_rates_read_after_the_events_and_a_kill_give_the_rates_first_figures(
     assert sum(amounts.values()) == 2070 + 4935 + 11520
     assert rates_first[PENDING] == {(TRANSACTIONS,): 1}
     assert rates_first["dfip_loan_disbursed_principal_yuan_total"] == {
-        ("fintech", "unscored", "hangzhou"): 780000
+        ("fintech", "unscored", "hangzhou"): 780000 + 352500
     }
 
     # B: Thursday's rate and the events first, the rest only after a kill -9 and a restart
@@ -150,6 +166,6 @@ def test_rates_read_after_the_events_and_a_kill_give_the_rates_first_figures(
         sender.close()
         worker.stop()
     assert _business(late) == _business(rates_first)
-    # Saturday's and the closure's payments moved twice (Friday's rate, then its correction),
-    # the 23 Feb one once (released at Friday's rate, then corrected)
-    assert late[RESTATED] == {(TRANSACTIONS,): 5}
+    # Saturday's and the closure's payments and the USD loan moved twice (Friday's rate, then
+    # its correction), the 23 Feb payment once (released at Friday's rate, then corrected)
+    assert late[RESTATED] == {(TRANSACTIONS,): 5, (LOANS,): 2}

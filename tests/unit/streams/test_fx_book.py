@@ -19,12 +19,22 @@ from schemas.catalog import partition_for
 from schemas.codec import encode
 from schemas.events import FxRate
 from schemas.money import to_fen
-from streams.processor import DEADLETTER, FX, METRICS, SCORES, TRANSACTIONS, Processor
+from streams.processor import DEADLETTER, FX, LOANS, METRICS, SCORES, TRANSACTIONS, Processor
 from streams.reference.fx import FxTable
 from streams.reference.scores import ScoreTable
 from streams.state.changelog import apply_record, dirty_records, finish_restore
 from streams.state.partition import PartitionState
-from tests.unit.streams.helpers import HANGZHOU, feed, processor, record, score, tx, value
+from tests.unit.streams.helpers import (
+    HANGZHOU,
+    disbursed,
+    feed,
+    processor,
+    record,
+    repayment,
+    score,
+    tx,
+    value,
+)
 
 P = partition_for(HANGZHOU)
 AMOUNT = "dfip_transaction_amount_yuan_total"
@@ -78,7 +88,17 @@ def _feed_rate(proc: Processor, ev: FxRate) -> None:
     proc.finish_batch()
 
 
+# a USD loan disbursed on the Saturday, partly repaid in the closure (fed after payment 2)
+LOAN = [
+    disbursed(_at(14, 5), "L-USD", "1000.00", currency="USD"),
+    repayment(_at(17, 5), "L-USD", "400.00", currency="USD"),
+]
+
+
 def _feed_payment(proc: Processor, i: int) -> None:
+    if i == 2:
+        for ev in LOAN:
+            feed(proc, LOANS, ev)
     at, amount, cm = PAYMENTS[i]
     kw: dict[str, Any] = {} if cm is None else {"customs_mode": cm}
     feed(proc, TRANSACTIONS, tx(at, amount, currency="USD", event_id=f"pay-{i}", **kw))
@@ -152,6 +172,15 @@ def test_figures_do_not_depend_on_when_rates_are_read(
     assert _figures(got) == _figures(first)
     assert _windows(got) == _windows(first)
     assert got.states[P].counters.values[AMOUNT] == _by_rule()
+    # the loan is booked at Friday's corrected rate whatever the order
+    fen = to_fen(Decimal("1000.00"), Decimal("7.05"))
+    assert value(got, "dfip_loan_disbursed_principal_yuan_total") == fen
+    assert value(got, "dfip_loan_repaid_principal_yuan_total") == fen - to_fen(
+        Decimal("600.00"), Decimal("7.05")
+    )
+    assert value(got, "dfip_loan_outstanding_principal_yuan") == to_fen(
+        Decimal("600.00"), Decimal("7.05")
+    )
     # the 08:30 payment of 24 Feb never has a rate in force: it waits, in every order
     assert value(got, PENDING) == 1
 
