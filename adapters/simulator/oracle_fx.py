@@ -95,9 +95,9 @@ class FxRules:
         self._fx[key] = (fact.rate_to_cny, published)
         homes = {loan.home for loan in self._loans.values()}
         for home in sorted(set(self._counted_fx) | set(self._parked) | homes):
-            self._fx_restate(home)
-            self._fx_restate_loans(home)
-            self._fx_drain(home)
+            self._fx_restate(home, key)
+            self._fx_restate_loans(home, key)
+            self._fx_drain(home, rates_changed=True)
 
     # ---- parked events -------------------------------------------------------------------
 
@@ -127,13 +127,17 @@ class FxRules:
             _Parked(record, fact, late, forwarded, waits, loan_id)
         )
 
-    def _fx_drain(self, home: int) -> None:
+    def _fx_drain(self, home: int, *, rates_changed: bool = False) -> None:
         """Apply, in arrival order, parked events that now have a rate (and the events of
         their loans behind them); dead-letter those the restatement floor has passed."""
         parked = self._parked.get(home)
         if not parked:
             return
         floor = self._floor(home)
+        if not rates_changed and (
+            floor is None or all(p.fact.occurred_at >= floor for p in parked)
+        ):
+            return  # nothing can have changed (a rate in force never goes away)
         blocked: set[str] = set()
         keep: list[_Parked] = []
         for p in parked:
@@ -186,11 +190,19 @@ class FxRules:
             )
         )  # fmt: skip
 
-    def _fx_restate(self, home: int) -> None:
+    def _concerns(self, currency: str, at: datetime, key: tuple[str, date]) -> bool:
+        """Can the rate of ``key`` be in force at ``at`` (same currency, dated within the
+        staleness bound before the Beijing date)? Only a shortcut: the rule is _rate."""
+        beijing = (at.astimezone(UTC) + timedelta(hours=8)).date()
+        return key[0] == currency and 0 <= (beijing - key[1]).days <= self.fx_max_age_days
+
+    def _fx_restate(self, home: int, key: tuple[str, date]) -> None:
         floor = self._floor(home)
         wm = self._wm.get((TRANSACTIONS, home))
         for c in self._counted_fx.get(home, ()):
             if floor is not None and c.at < floor:
+                continue
+            if not self._concerns(c.currency, c.at, key):
                 continue
             rate = self._rate(c.currency, c.at)
             assert rate is not None  # a rate in force never goes away
@@ -217,7 +229,7 @@ class FxRules:
                     win.tx_amount_fen[(inst, band)] += delta
             self._add("dfip_restated_events_total", (TRANSACTIONS,), 1)
 
-    def _fx_restate_loans(self, home: int) -> None:
+    def _fx_restate_loans(self, home: int, key: tuple[str, date]) -> None:
         """Re-book active foreign-currency loans of ``home`` disbursed at or after the floor
         at the rate now in force at their disbursement (ended loans keep theirs)."""
         floor = self._floor(home)
@@ -227,6 +239,8 @@ class FxRules:
             if loan.home != home or loan.currency == "CNY" or loan.disbursed_at is None:
                 continue
             if floor is not None and loan.disbursed_at < floor:
+                continue
+            if not self._concerns(loan.currency, loan.disbursed_at, key):
                 continue
             rate = self._rate(loan.currency, loan.disbursed_at)
             assert rate is not None

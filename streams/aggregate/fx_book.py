@@ -252,7 +252,8 @@ def reconcile(proc: Parker, state: PartitionState) -> None:
     fx = proc.fx
     floor = restate.floor_of(state, proc.restate_horizon_us)
     changed = False
-    if book.fx_version != fx.version:
+    rates_changed = book.fx_version != fx.version
+    if rates_changed:
         if book.fx_version < 0:
             seqs: Iterable[int] = list(book.counted)
             loan_ids: Iterable[str] = [i for ids in book.loans_by_day.values() for i in ids]
@@ -267,7 +268,11 @@ def reconcile(proc: Parker, state: PartitionState) -> None:
         for loan_id in sorted(loan_ids):
             changed |= _restate_loan(proc, state, loan_id, floor)
         book.fx_version = fx.version
-    if book.parked:
+    # without a new rate, a parked event can only have been passed by the floor
+    if book.parked and (
+        rates_changed
+        or (floor is not None and any(p.occurred_us < floor for p in book.parked.values()))
+    ):
         changed |= _drain(proc, state, floor)
     if changed or book.dirty:
         proc.touched.add(state.partition)
