@@ -481,7 +481,8 @@ class Processor:
                     state, rec, stage="ingress", error_class=exc.error_class, reason=str(exc)
                 )
             return
-        if self.fx.put(event.currency, event.rate_date, event.rate_to_cny, event.published_at):
+        rate = (event.currency, event.rate_date, event.rate_to_cny, event.published_at)
+        if self.fx.put(*rate, offset=rec.offset):
             for owned in self.states.values():  # each worker restates the partitions it owns
                 fx_book.reconcile(self, owned)
         if state is not None and counted:

@@ -36,6 +36,7 @@ class FxTable:
         # every (currency, rate_date) whose entry changed, in reading order: a partition that
         # has reconciled with the first n changes looks only at the ones after
         self.changes: list[tuple[str, date]] = []
+        self._offsets: dict[tuple[str, date], int] = {}  # last dfip.fx offset applied
 
     def __len__(self) -> int:
         return len(self._rates)
@@ -44,9 +45,25 @@ class FxTable:
     def version(self) -> int:
         return len(self.changes)
 
-    def put(self, currency: str, day: date, rate: Decimal, published_at: datetime) -> bool:
-        """Add or correct a rate; True if the table changed (a re-sent record does not)."""
+    def put(
+        self,
+        currency: str,
+        day: date,
+        rate: Decimal,
+        published_at: datetime,
+        offset: int | None = None,
+    ) -> bool:
+        """Add or correct a rate; True if the table changed (a re-sent record does not).
+
+        ``offset``: the record's dfip.fx offset. A record at or before the last one applied
+        for this currency and date is a re-read (a restore rewinds the reader) and changes
+        nothing: re-applying an older publication would flip a corrected rate back and forth.
+        """
         key = (currency, day)
+        if offset is not None:
+            if offset <= self._offsets.get(key, -1):
+                return False
+            self._offsets[key] = offset
         old = self._rates.get(key)
         if old is not None:
             published_at = min(old[1], published_at)

@@ -244,3 +244,19 @@ def test_parked_events_survive_a_restore() -> None:
     _feed_rate(restored, RATES[1])
     assert value(restored, AMOUNT) == 700
     assert value(restored, PENDING) == 0
+
+
+def test_re_reading_rates_after_a_rewind_restates_nothing() -> None:
+    """A restore of the FX accounting partition rewinds dfip.fx: re-reading the original
+    and then the corrected Friday rate must not flip counted events back and forth."""
+    proc = processor()
+    records = [record(FX, encode(r), partition=0) for r in RATES[1:3]]
+    for r in records:
+        proc.process_fx(r)
+    _feed_payment(proc, 1)
+    before = _figures(proc)
+    for r in records:  # the same records again, at their offsets
+        proc.process_fx(r)
+    proc.finish_batch()
+    assert _figures(proc) == before
+    assert value(proc, RESTATED) == 0
