@@ -492,6 +492,8 @@ class Processor:
 
     def finish_batch(self) -> None:
         """Close due windows and expire duplicate memory for every touched partition."""
+        # an FX rate read during a restore can touch a partition a later rebalance dropped
+        self.touched &= self.states.keys()
         for p in sorted(self.touched):
             state = self.states[p]
             fx_book.reconcile(self, state)  # parked events the floor has passed: dead letters

@@ -260,3 +260,12 @@ def test_re_reading_rates_after_a_rewind_restates_nothing() -> None:
     proc.finish_batch()
     assert _figures(proc) == before
     assert value(proc, RESTATED) == 0
+
+
+def test_a_partition_dropped_after_a_rate_touched_it_is_not_committed() -> None:
+    proc = processor()
+    _feed_payment(proc, 1)  # parked on P
+    proc.process_fx(record(FX, encode(RATES[1]), partition=0))  # touches P
+    del proc.states[P]  # a rebalance dropped it before the batch ended
+    proc.finish_batch()
+    assert P not in proc.touched
