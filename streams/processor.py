@@ -332,7 +332,9 @@ class Processor:
                     band,
                     sector,
                 )
-                restate.record(state, event.enterprise_uscc, ts, labels, fen, floor)
+                # keyed by the score table's own USCC string: one copy per enterprise
+                uscc = self.scores[state.partition].canonical(event.enterprise_uscc)
+                restate.record(state, uscc, ts, labels, fen, floor)
                 if event.currency != "CNY":
                     rate = self.fx.rate_at(event.currency, event.occurred_at)
                     assert rate is not None  # apply_transaction found it
@@ -348,7 +350,8 @@ class Processor:
                 kind = event.event_type.value
                 if kind in restate.BAND_ONLY_LOAN_EVENTS:
                     labels = (event.institution_type.value, kind, False, band, sector)
-                    restate.record(state, event.enterprise_uscc, ts, labels, 0, floor)
+                    uscc = self.scores[state.partition].canonical(event.enterprise_uscc)
+                    restate.record(state, uscc, ts, labels, 0, floor)
         except Rejected as exc:
             self._dead_letter(
                 state, rec, stage="aggregate", error_class=exc.error_class, reason=exc.reason
@@ -391,9 +394,11 @@ class Processor:
         )
 
     def restored(self, partition: int) -> None:
-        """A restore has rebuilt the partition and its score table: reconcile it with the FX
-        rates read so far (restating or applying what rates read meanwhile change)."""
+        """A restore has rebuilt the partition and its score table: key the restatement store
+        by the table's USCC strings, and reconcile with the FX rates read so far (restating or
+        applying what rates read meanwhile change)."""
         state = self.states[partition]
+        restate.share_keys(state, self.scores[partition])
         state.fx_book.ready = True
         fx_book.reconcile(self, state)
 
@@ -441,7 +446,8 @@ class Processor:
             return
         self._take_origin(state.memory(rec.topic), origin)
         uscc = event.enterprise_uscc
-        if table.has(uscc, event.event_id):
+        score_id = id_hash(event.event_id)  # 64-bit hash: 48 bytes an assessment, not ~80
+        if table.has(uscc, score_id):
             if counted:
                 self._count(state, "dfip_events_duplicate_total", rec.topic)
             return
@@ -450,7 +456,7 @@ class Processor:
             uscc,
             ScoreVersion(
                 assessed_us=assessed_us,
-                event_id=event.event_id,
+                event_id=score_id,
                 band=event.band.value,
                 sector=event.industry_section.value,
             ),

@@ -37,6 +37,7 @@ __all__ = [
     "from_json",
     "record",
     "restate",
+    "share_keys",
     "sweep",
     "to_json",
 ]
@@ -273,6 +274,16 @@ def adjust_fen(
             band, sector = labels_of[idx][3:]
             return band, sector
     return None
+
+
+def share_keys(state: PartitionState, table: ScoreTable) -> None:
+    """Re-key restored contributions by the score table's own USCC strings (a restore reads
+    both from different records, so each enterprise's key would otherwise exist twice)."""
+    contributions = state.contributions
+    for uscc in list(contributions):
+        canon = table.canonical(uscc)
+        if canon is not uscc:
+            contributions[canon] = contributions.pop(uscc)
 
 
 def sweep(state: PartitionState, floor: int | None) -> None:
