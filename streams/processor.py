@@ -5,8 +5,9 @@ join, aggregate. It mutates partition state and collects outgoing records; the w
 Order for an input record at (topic, partition q, offset o):
   skip if o was already applied → count received → decode/validate (else dead letter) →
   dated too far after its Kafka timestamp? (dead letter) → wrong partition? judge lateness
-  at q, forward to the right partition → duplicate? → lateness → as-of join → apply (else
-  dead letter) → watermark, dedup memory, windows.
+  at q, forward to the right partition → duplicate? → lateness → no FX rate in force yet?
+  (park it: streams/aggregate/fx_book.py) → as-of join → apply (else dead letter) →
+  watermark, dedup memory, windows.
 
 A forwarded copy carries its origin (topic, partition, offset) in a header. The home
 partition remembers the origins it has taken (in its dedup memory, persisted with it) and
