@@ -22,6 +22,7 @@ import orjson
 from schemas.uscc import make_uscc
 from streams.aggregate import restate
 from streams.reference.scores import ScoreTable, ScoreVersion
+from streams.state.dedup import id_hash
 from streams.state.partition import PartitionState
 
 _DIVISIONS = ("330106", "330203", "330302", "330402", "330502", "330602", "330702")
@@ -44,7 +45,9 @@ def measure(n: int, per: int) -> dict[str, float]:
     rss0 = _rss_mb()
     table = ScoreTable()
     for i, u in enumerate(usccs):
-        table.add(u, ScoreVersion(_T0 - 200 * _DAY_US, f"sc-{i:020d}", "l2", "C"))
+        # a fresh key string per record, as decoding gives the worker; the id as its hash
+        sid = id_hash(f"sc-{i:020d}")
+        table.add(u[:9] + u[9:], ScoreVersion(_T0 - 200 * _DAY_US, sid, "l2", "C"))
     gc.collect()
     rss_scores = _rss_mb()
     state = PartitionState(0)
@@ -53,7 +56,9 @@ def measure(n: int, per: int) -> dict[str, float]:
     for k in range(per):
         for u in usccs:
             # a fresh key string per event, as decoding gives the worker
-            restate.record(state, u[:9] + u[9:], _T0 + k * 3_600_000_000, labels, 12_345, None)
+            # keyed by the score table's string, as the worker does (streams/processor.py)
+            key = table.canonical(u[:9] + u[9:])
+            restate.record(state, key, _T0 + k * 3_600_000_000, labels, 12_345, None)
     record_ns = (time.perf_counter() - t0) / (n * per) * 1e9
     state.dirty_contributions.clear()
     gc.collect()

@@ -136,7 +136,8 @@ def render_metrics() -> str:
         "|---|---|---|---|---|",
         *(_figure_row(f) for f in FIGURES),
         "",
-        "## Flow accounting (received = processed + duplicate + dead-lettered, per topic)",
+        "## Flow accounting (received = processed + duplicate + dead-lettered + waiting for FX, "
+        "per topic)",
         "",
         "| metric | type | labels | unit | meaning |",
         "|---|---|---|---|---|",

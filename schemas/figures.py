@@ -70,23 +70,74 @@ Semantics (the simulator's oracle implements the same rules independently):
   10,000 distinct (``occurred_at``, institution type, direction or loan event type, late or
   not, band, sector) combinations at or after F are kept; a transaction, application or
   decision that would add another one is counted as usual but is never restated.
-* Amounts are converted to CNY fen with ``schemas.money.to_fen`` at the FX rate *in force* at
-  ``occurred_at`` (CNY needs no rate), as the central bank publishes it: among the
-  ``dfip.fx`` rates of the currency with ``published_at <= occurred_at``, the one with the
-  latest ``rate_date`` on or before the event's calendar date in Asia/Shanghai (UTC+8:
-  ``(occurred_at + 8 h).date()``), provided that ``rate_date`` is at most
+* FX rate in force. Amounts are converted to CNY fen with ``schemas.money.to_fen`` at the
+  rate *in force* at ``occurred_at`` (CNY needs no rate), as the central bank publishes it:
+  among the ``dfip.fx`` rates of the currency with ``published_at <= occurred_at``, the one
+  with the latest ``rate_date`` on or before the event's calendar date in Asia/Shanghai
+  (UTC+8: ``(occurred_at + 8 h).date()``), provided that ``rate_date`` is at most
   ``DFIP_WORKER_FX_MAX_AGE_DAYS`` (default 10) days before it. A weekend, a Monday before
   09:15 Beijing time or the Spring Festival / National Day closure therefore takes the last
-  business day's rate. A re-published rate (same currency and ``rate_date``) replaces the
-  earlier one. No rate in force → the event is dead-lettered ``fx_rate_missing`` when it is
-  processed (no waiting). A rate must be on ``dfip.fx`` before any event it is in force for
-  is written (the worker reads ``dfip.fx`` to its end before each batch); one written later
-  is not applied to events already counted (no restatement).
+  business day's rate. A re-published rate (same currency and ``rate_date``) is a
+  correction: the value read last on ``dfip.fx`` replaces the earlier one, and it is in force
+  from the EARLIEST ``published_at`` of that currency and date (so a correction never leaves
+  an event without a rate). The rule is evaluated over ALL rates read, whatever the order in
+  which rates and events were read:
+  - *Waiting (parked).* A ``transaction`` or ``disbursed`` event in a foreign currency with no
+    rate in force when it is processed is not counted yet: it waits in the partition's state
+    (changelogged; it survives a restart or a move) and adds 1 to
+    ``dfip_fx_pending_events{topic}``. Every later event of a loan whose ``disbursed`` event
+    waits (other than application_submitted / approved / rejected / withdrawn, which need no
+    loan) waits behind it, so a loan's events apply in the order they were read. Parked
+    events are judged on arrival like any other: duplicate detection (a re-send of a parked
+    event is a duplicate), lateness, and they move the watermark as if processed. As soon as
+    a rate in force for it is read, a parked event is counted as if it had just been
+    processed (as-of join with the assessments read by then, loan lifecycle, processed and,
+    if it was late on arrival, late counters; its id is remembered from then on), in arrival
+    order, and enters its hourly and daily windows only if it was not late and the
+    topic-partition watermark is then still before ``occurred_at`` + grace + 24 h (else only
+    the live figures). A parked event is dead-lettered ``fx_rate_missing`` (``stage``
+    aggregate) once the partition's restatement floor F (see Restatement: the larger of the
+    partition's transactions and loans watermarks minus ``DFIP_WORKER_RESTATE_HORIZON_DAYS``,
+    event time) passes its ``occurred_at``, checked at the end of each batch; loan events
+    waiting behind it are then applied (usually ``unknown_loan``). Safety cap: at most
+    10,000 events wait per partition; beyond it a transaction or disbursement with no rate
+    in force is dead-lettered ``fx_rate_missing`` at once. Flow accounting: received =
+    processed + duplicate + dead-lettered + ``dfip_fx_pending_events``, per topic.
+  - *Restated (transactions).* A foreign-currency transaction already counted with
+    ``occurred_at >= F`` whose rate in force changes when a rate is read (a newer
+    ``rate_date`` published by its ``occurred_at``, or a correction) is converted again: the
+    difference ``to_fen(amount, new) - to_fen(amount, old)`` moves its CNY amount in
+    ``dfip_transaction_amount_yuan_total`` (under its current band) and
+    ``dfip_crossborder_ecommerce_amount_yuan_total`` (if it has a customs mode) and, if it was
+    windowed, its hourly and daily ``tx_amount_fen`` in the windows still held (watermark
+    before window end + grace + 24 h; an emitted window is emitted again). Counts do not
+    change. Each such change of a transaction's amount (difference not 0) adds 1 to
+    ``dfip_restated_events_total{topic="dfip.transactions"}``. Later restatements by an
+    assessment move the amended amount.
+  - *Restated (loans).* A loan still active when a rate is read (disbursed, not closed or
+    written off), in a foreign currency, whose ``disbursed`` event has ``occurred_at >= F``
+    and whose rate in force at that ``occurred_at`` changes is re-booked at the new rate:
+    with ``P = to_fen(principal, rate)`` and ``O = to_fen(outstanding, rate)`` before and
+    after, its disbursed principal moves by ``P' - P`` (by its vintage band and region),
+    rate-weighted principal by ``(P' - P) x rate units``, inclusive SME principal by
+    ``P' - P`` if it was counted there, repaid principal by ``(P' - O') - (P - O)``, and
+    its outstanding and past-due gauges and its borrower's total credit take the new values;
+    if its disbursement was windowed, ``disbursed_fen`` moves in the windows still held. It
+    counts 1 in ``dfip_restated_events_total{topic="dfip.loans"}`` (when an amount
+    changes). NOT restated: loans that had ended before the rate was read (their repaid and
+    written-off principal keep the old book rate), and the inclusive SME *eligibility*, which
+    is decided once, at disbursement, with the borrower's total credit known then.
+  Each worker reads every rate but restates only the partitions it owns; the changelog
+  records the rate each kept transaction was counted at, so a restart or a move restates
+  exactly what the rates read by then require, once. Hence a transaction's CNY amount and an
+  active loan's book rate are those of the rate in force over all rates read, whatever the
+  order, as long as each rate was read while the event's ``occurred_at`` was >= F.
 * A loan's band, region and institution type are frozen at disbursement (origination vintage:
   the band and region of the ``disbursed`` event's join, the institution type on it; later
   events of the loan are counted under these, whatever their own fields say). Its
   outstanding principal is kept exactly in the loan currency; its CNY value is
-  ``to_fen(outstanding, book_rate)`` with ``book_rate`` the rate in force at disbursement.
+  ``to_fen(outstanding, book_rate)`` with ``book_rate`` the rate in force at disbursement
+  (re-booked while it is active if a later-read rate changes that, see FX rate in force).
   The repaid CNY principal of a repayment (``principal_amount``; interest is not counted)
   is the *drop* in that CNY value, so disbursed = repaid + written off + outstanding holds
   to the fen for loans that end by repayment or write-off. A repayment larger than the
@@ -320,8 +371,8 @@ HEALTH_FIGURES: tuple[Figure, ...] = (
         "dfip_restated_events_total",
         "counter",
         ("topic",),
-        "Counted events moved to another band or sector by a later-read assessment "
-        "(each move counts; see Restatement).",
+        "Counted events moved to another band or sector by a later-read assessment, or "
+        "whose CNY amount a later-read FX rate changed (each move counts; see Restatement).",
     ),
     Figure(
         "dfip_scores_beyond_restatement_total",
@@ -329,6 +380,13 @@ HEALTH_FIGURES: tuple[Figure, ...] = (
         (),
         "Assessments read with assessed_at before the restatement floor: they restate "
         "only from the floor on.",
+    ),
+    Figure(
+        "dfip_fx_pending_events",
+        "gauge",
+        ("topic",),
+        "Events waiting for an FX rate in force (parked; see FX rate in force): received, "
+        "not yet processed or dead-lettered.",
     ),
 )
 

@@ -268,6 +268,8 @@ class Engine:
                     self.processor.process_fx(rec)
                 else:
                     self.processor.process_score(rec, counted=False)
+        # FX rates read since the checkpoint: restate/apply now that the scores are rebuilt
+        self.processor.restored(p)
         self.view.figures[p] = state.counters.snapshot()
         self.view.scored[p] = dict(self.processor.scores[p].scored)
 

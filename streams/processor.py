@@ -5,8 +5,9 @@ join, aggregate. It mutates partition state and collects outgoing records; the w
 Order for an input record at (topic, partition q, offset o):
   skip if o was already applied → count received → decode/validate (else dead letter) →
   dated too far after its Kafka timestamp? (dead letter) → wrong partition? judge lateness
-  at q, forward to the right partition → duplicate? → lateness → as-of join → apply (else
-  dead letter) → watermark, dedup memory, windows.
+  at q, forward to the right partition → duplicate? → lateness → no FX rate in force yet?
+  (park it: streams/aggregate/fx_book.py) → as-of join → apply (else dead letter) →
+  watermark, dedup memory, windows.
 
 A forwarded copy carries its origin (topic, partition, offset) in a header. The home
 partition remembers the origins it has taken (in its dedup memory, persisted with it) and
@@ -31,16 +32,18 @@ from schemas.events import (
     DeadLetter,
     DigitalizationScore,
     FxRate,
+    LoanDisbursed,
     LoanEventBase,
     TransactionEvent,
 )
 from schemas.ids import make_event_id
 from schemas.uscc import region_of
-from streams.aggregate import restate
+from streams.aggregate import fx_book, restate
 from streams.aggregate.apply import Join, Rejected, apply_loan_event, apply_transaction
-from streams.aggregate.windows import close_due, to_us, window_record
+from streams.aggregate.windows import RETAIN_CLOSED_US, close_due, to_us, window_record
 from streams.query import recent
 from streams.reference.fx import FxTable
+from streams.reference.fx_state import Parked
 from streams.reference.scores import ScoreTable, ScoreVersion
 from streams.state.dedup import DedupMemory, id_hash
 from streams.state.partition import PartitionState
@@ -286,7 +289,7 @@ class Processor:
             return
         self._take_origin(mem, origin)
         eid = id_hash(event.event_id)
-        if mem.seen(eid):
+        if mem.seen(eid) or eid in state.fx_book.parked_hashes:
             self._count(state, "dfip_events_duplicate_total", rec.topic)
             return
         if forwarded:
@@ -294,43 +297,113 @@ class Processor:
         else:
             wm = state.watermarks.get(rec.topic)
             late = wm is not None and ts < wm - self.grace_us
-        band, sector = self.scores[rec.partition].as_of(event.enterprise_uscc, ts)
+        # FX order independence: an event with no rate in force yet waits in partition state
+        parked = fx_book.park_if_needed(
+            state, self.fx, rec, event, eid, ts, late=late, forwarded=forwarded
+        )
+        if not parked and not self._apply(state, rec, event, eid, ts, late=late, windowed=not late):
+            return
+        if not late and not forwarded:
+            wm = state.watermarks.get(rec.topic)
+            state.watermarks[rec.topic] = ts if wm is None else max(wm, ts)
+
+    def _apply(
+        self,
+        state: PartitionState,
+        rec: Record,
+        event: TransactionEvent | LoanEventBase,
+        eid: int,
+        ts: int,
+        *,
+        late: bool,
+        windowed: bool,
+    ) -> bool:
+        """Join and count one first-seen event; False if it was dead-lettered."""
+        band, sector = self.scores[state.partition].as_of(event.enterprise_uscc, ts)
         join = Join(band=band, sector=sector, region=region_of(event.enterprise_uscc).value)
+        floor = restate.floor_of(state, self.restate_horizon_us)
         try:
             if isinstance(event, TransactionEvent):
                 fen = apply_transaction(
-                    state, event, join, self.fx, topic=rec.topic, windowed=not late
+                    state, event, join, self.fx, topic=rec.topic, windowed=windowed
                 )
                 labels = (
                     event.institution_type.value,
                     event.direction.value,
-                    not late,
+                    windowed,
                     band,
                     sector,
                 )
-                floor = restate.floor_of(state, self.restate_horizon_us)
-                restate.record(state, event.enterprise_uscc, ts, labels, fen, floor)
-                recent.record(state, event.enterprise_uscc, ts, event.direction.value, fen)
+                # keyed by the score table's own USCC string: one copy per enterprise
+                uscc = self.scores[state.partition].canonical(event.enterprise_uscc)
+                restate.record(state, uscc, ts, labels, fen, floor)
+                recent.record(state, uscc, ts, event.direction.value, fen)
+                if event.currency != "CNY":
+                    rate = self.fx.rate_at(event.currency, event.occurred_at)
+                    assert rate is not None  # apply_transaction found it
+                    cm = event.customs_mode.value if event.customs_mode is not None else None
+                    fx_book.record_counted(
+                        state, event.enterprise_uscc, ts, event.currency, event.amount, rate,
+                        labels, cm, floor,
+                    )  # fmt: skip
             else:
-                apply_loan_event(state, event, join, self.fx, topic=rec.topic, windowed=not late)
+                apply_loan_event(state, event, join, self.fx, topic=rec.topic, windowed=windowed)
+                if isinstance(event, LoanDisbursed):
+                    fx_book.record_loan(state, event, windowed=windowed)
                 kind = event.event_type.value
                 if kind in restate.BAND_ONLY_LOAN_EVENTS:
                     labels = (event.institution_type.value, kind, False, band, sector)
-                    floor = restate.floor_of(state, self.restate_horizon_us)
-                    restate.record(state, event.enterprise_uscc, ts, labels, 0, floor)
+                    uscc = self.scores[state.partition].canonical(event.enterprise_uscc)
+                    restate.record(state, uscc, ts, labels, 0, floor)
         except Rejected as exc:
             self._dead_letter(
                 state, rec, stage="aggregate", error_class=exc.error_class, reason=exc.reason
             )
-            return
+            return False
         self._count(state, "dfip_events_processed_total", rec.topic)
-        mem.add(eid)
+        state.memory(rec.topic).add(eid)
         if late:
             self._count(state, "dfip_events_late_total", rec.topic)
-            self.outputs.append(Output(LATE, rec.key, rec.value, partition=rec.partition))
-        elif not forwarded:
-            wm = state.watermarks.get(rec.topic)
-            state.watermarks[rec.topic] = ts if wm is None else max(wm, ts)
+            self.outputs.append(Output(LATE, rec.key, rec.value, partition=state.partition))
+        return True
+
+    # ---- parked events (streams/aggregate/fx_book.py) ----------------------------------
+
+    def apply_parked(self, state: PartitionState, entry: Parked) -> None:
+        """Count a parked event now that its rate (or its loan's disbursement) is known. It
+        enters its windows only while they are surely still held (watermark before
+        occurred_at + grace + RETAIN_CLOSED_US), so a dropped window is never re-created."""
+        rec = Record(
+            entry.topic, state.partition, entry.offset, entry.key, entry.value,
+            timestamp_ms=entry.timestamp_ms,
+        )  # fmt: skip
+        event = decode(entry.value)
+        assert isinstance(event, TransactionEvent | LoanEventBase)
+        wm = state.watermarks.get(entry.topic)
+        held = wm is None or wm < entry.occurred_us + self.grace_us + RETAIN_CLOSED_US
+        windowed = not entry.late and held
+        self._apply(
+            state, rec, event, entry.event_hash, entry.occurred_us, late=entry.late,
+            windowed=windowed,
+        )  # fmt: skip
+
+    def dead_letter_parked(self, state: PartitionState, entry: Parked, reason: str) -> None:
+        rec = Record(
+            entry.topic, state.partition, entry.offset, entry.key, entry.value,
+            timestamp_ms=entry.timestamp_ms,
+        )  # fmt: skip
+        self._dead_letter(
+            state, rec, stage="aggregate", error_class=fx_book.FX_RATE_MISSING, reason=reason
+        )
+
+    def restored(self, partition: int) -> None:
+        """A restore has rebuilt the partition and its score table: key the restatement store
+        by the table's USCC strings, and reconcile with the FX rates read so far (restating or
+        applying what rates read meanwhile change)."""
+        state = self.states[partition]
+        restate.share_keys(state, self.scores[partition])
+        state.fx_book.ready = True
+        fx_book.reconcile(self, state)
 
     # ---- reference topics --------------------------------------------------------------
 
@@ -376,7 +449,8 @@ class Processor:
             return
         self._take_origin(state.memory(rec.topic), origin)
         uscc = event.enterprise_uscc
-        if table.has(uscc, event.event_id):
+        score_id = id_hash(event.event_id)  # 64-bit hash: 48 bytes an assessment, not ~80
+        if table.has(uscc, score_id):
             if counted:
                 self._count(state, "dfip_events_duplicate_total", rec.topic)
             return
@@ -385,7 +459,7 @@ class Processor:
             uscc,
             ScoreVersion(
                 assessed_us=assessed_us,
-                event_id=event.event_id,
+                event_id=score_id,
                 band=event.band.value,
                 sector=event.industry_section.value,
             ),
@@ -416,7 +490,10 @@ class Processor:
                     state, rec, stage="ingress", error_class=exc.error_class, reason=str(exc)
                 )
             return
-        self.fx.put(event.currency, event.rate_date, event.rate_to_cny, event.published_at)
+        rate = (event.currency, event.rate_date, event.rate_to_cny, event.published_at)
+        if self.fx.put(*rate, offset=rec.offset):
+            for owned in self.states.values():  # each worker restates the partitions it owns
+                fx_book.reconcile(self, owned)
         if state is not None and counted:
             self._count(state, "dfip_events_processed_total", rec.topic)
 
@@ -424,13 +501,17 @@ class Processor:
 
     def finish_batch(self) -> None:
         """Close due windows and expire duplicate memory for every touched partition."""
+        # an FX rate read during a restore can touch a partition a later rebalance dropped
+        self.touched &= self.states.keys()
         for p in sorted(self.touched):
             state = self.states[p]
+            fx_book.reconcile(self, state)  # parked events the floor has passed: dead letters
             floor = restate.floor_of(state, self.restate_horizon_us)
             if floor is not None and floor // _DAY_US != state.swept_day:
                 # the floor entered a new UTC day: forget contributions it has passed
                 state.swept_day = floor // _DAY_US
                 restate.sweep(state, floor)
+                fx_book.sweep(state, floor)
             for topic in INPUT_TOPICS:
                 for key in close_due(state, topic, self.grace_us):
                     rkey, value = window_record(p, key, state.windows[key])

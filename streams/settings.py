@@ -80,7 +80,8 @@ class WorkerSettings(BaseSettings):
         description=(
             "An event takes the newest FX rate published by its time and dated on or before "
             "its Asia/Shanghai date, at most this many days before it (10: the Spring "
-            "Festival and National Day closures of up to 9 days); none → fx_rate_missing."
+            "Festival and National Day closures of up to 9 days); none yet → the event waits "
+            "for one (docs/metrics.md)."
         ),
     )
     restate_horizon_days: int = Field(

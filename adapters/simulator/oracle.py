@@ -31,6 +31,7 @@ from adapters.simulator.model import (
     ScoreFact,
     TxFact,
 )
+from adapters.simulator.oracle_fx import FxRules
 from schemas import to_fen
 from schemas.figures import FIGURES, HEALTH_FIGURES, RATE_SCALE
 
@@ -38,7 +39,6 @@ __all__ = ["WINDOW_SIZES", "Oracle"]
 
 WINDOW_SIZES = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
 WINDOW_ZONE = "Asia/Shanghai"  # windows follow the Beijing calendar (docs/metrics.md)
-_ONE = Decimal(1)
 
 # GB/T 2260 prefecture prefix (USCC characters 3-6) of Zhejiang's 11 cities.
 _PREFECTURES = {
@@ -81,6 +81,7 @@ _LABELS: dict[str, tuple[str, ...]] = {
     "dfip_events_late_total": ("topic",),
     "dfip_restated_events_total": ("topic",),
     "dfip_scores_beyond_restatement_total": (),
+    "dfip_fx_pending_events": ("topic",),
 }
 _DECLARED = {f.name: f.labels for f in (*FIGURES, *HEALTH_FIGURES)}
 if _DECLARED != _LABELS:
@@ -135,6 +136,11 @@ class _Loan:
     principal_fen: int = 0  # to_fen(principal, rate): the credit it takes of its borrower
     disbursed_at: datetime | None = None  # for restating its vintage band
     rate_units: int = 0  # round_half_even(annual_rate x RATE_SCALE)
+    # for re-booking it when a later-read FX rate changes the rate in force at disbursement
+    principal: Decimal = Decimal(0)
+    inclusive_counted: bool = False
+    windowed: bool = False
+    home: int = -1
 
     @property
     def outstanding_fen(self) -> int:
@@ -184,7 +190,7 @@ class _Dedup:
         self.ids.setdefault(event_id, 0 if self.clock is None else self.clock // _DAY_MS)
 
 
-class Oracle:
+class Oracle(FxRules):
     """Feed it every record in produce order with `observe`; read `result()` at the end."""
 
     def __init__(
@@ -214,6 +220,7 @@ class Oracle:
         self.fx_max_age_days = fx_max_age_days
         self._loans: dict[str, _Loan] = {}
         self._windows: dict[tuple[str, int, str, datetime], _Window] = {}
+        self._fx_init()
 
     # ---- replay --------------------------------------------------------------------------
 
@@ -233,8 +240,8 @@ class Oracle:
             assert record.anomaly is not None
             self._add("dfip_events_deadlettered_total", (topic, record.anomaly), 1)
         elif isinstance(fact, FxFact):
-            self._fx[(fact.currency, fact.rate_date)] = (fact.rate_to_cny, fact.published_at)
             self._add("dfip_events_processed_total", (topic,), 1)
+            self._fx_read(fact)  # adapters/simulator/oracle_fx.py
         elif isinstance(fact, ScoreFact):
             self._score(record, fact)
         else:
@@ -354,22 +361,42 @@ class Oracle:
                 self._move(topic, record.partition, at)
         if not self._first_seen(topic, home, fact.event_id):
             return
+        if self._fx_parked_id(home, fact.event_id):
+            self._add("dfip_events_duplicate_total", (topic,), 1)
+            return
         if not forwarded:
             late = self._is_late(topic, home, at)
+        # no FX rate in force yet (or its loan's disbursement waits): the event waits
+        park, waits = self._fx_must_park(home, fact)
+        if park:
+            self._fx_park(record, fact, late, forwarded, waits)
+        elif not self._apply(record, fact, late=late, windowed=not late):
+            return
+        if not late and not forwarded:
+            self._move(topic, home, at)
+        self._fx_drain(home)  # parked events the restatement floor has passed: dead letters
+
+    def _apply(
+        self, record: Record, fact: TxFact | LoanFact, *, late: bool, windowed: bool
+    ) -> bool:
+        topic, home, at = record.topic, record.home_partition, fact.occurred_at
         band, sector = self._as_of(fact.uscc, at)
         if isinstance(fact, TxFact):
-            error = self._transaction(fact, band, sector, home, windowed=not late)
+            error = self._transaction(fact, band, sector, home, windowed=windowed)
         else:
-            error = self._loan(fact, band, sector, home, windowed=not late)
+            error = self._loan(fact, band, sector, home, windowed=windowed)
         if error is not None:
             self._add("dfip_events_deadlettered_total", (topic, error), 1)
-            return
+            return False
         self._add("dfip_events_processed_total", (topic,), 1)
         self._remember(topic, home, fact.event_id)
         if late:
             self._add("dfip_events_late_total", (topic,), 1)
-        elif not forwarded:
-            self._move(topic, home, at)
+        return True
+
+    @staticmethod
+    def _region(uscc: str) -> str:
+        return _region(uscc)
 
     def _is_late(self, topic: str, partition: int, at: datetime) -> bool:
         wm = self._wm.get((topic, partition))
@@ -389,21 +416,6 @@ class Oracle:
                 _, score, sector = history[i - 1]
                 return _band(score), sector
         return "unscored", "unknown"
-
-    def _rate(self, currency: str, at: datetime) -> Decimal | None:
-        """The rate in force at ``at``: published by then, dated on or before ``at``'s date in
-        Beijing (UTC+8), the latest such date and at most fx_max_age_days before it."""
-        if currency == "CNY":
-            return _ONE
-        beijing = (at.astimezone(UTC) + timedelta(hours=8)).date()
-        candidates = [
-            (day, rate)
-            for (cur, day), (rate, published) in self._fx.items()
-            if cur == currency
-            and published <= at
-            and beijing - timedelta(days=self.fx_max_age_days) <= day <= beijing
-        ]
-        return max(candidates)[1] if candidates else None
 
     def _bounds(self, size: str, at: datetime) -> tuple[datetime, datetime]:
         """[start, end) in UTC of the ``size`` window of ``at``: a clock hour, or the day
@@ -453,9 +465,9 @@ class Oracle:
             for win in self._window(TRANSACTIONS, partition, fact.occurred_at):
                 win.tx_count[(inst, band)] += 1
                 win.tx_amount_fen[(inst, band)] += fen
-        self._counted.setdefault(fact.uscc, []).append(
-            [fact.occurred_at, inst, fact.direction, windowed, band, sector, fen, partition]
-        )
+        row = [fact.occurred_at, inst, fact.direction, windowed, band, sector, fen, partition]
+        self._counted.setdefault(fact.uscc, []).append(row)
+        self._fx_keep(fact, rate, row, partition, self._floor(partition))
         return None
 
     def _keep(self, uscc: str, at: datetime, inst: str, kind: str, band: str, sector: str) -> None:
@@ -529,7 +541,10 @@ class Oracle:
         self._add("dfip_loan_disbursements_total", (inst, band, region), 1)
         self._add("dfip_loan_disbursed_principal_yuan_total", (inst, band, region), fen)
         self._add("dfip_loan_disbursed_rate_weighted_yuan_total", (inst, band), fen * rate_units)
+        loan = self._loans[fact.loan_id]
+        loan.principal, loan.windowed, loan.home = fact.amount, windowed, partition
         if fact.inclusive_sme and credit <= _INCLUSIVE_SME_LIMIT_FEN:
+            loan.inclusive_counted = True
             self._add("dfip_loan_inclusive_sme_disbursed_principal_yuan_total", (inst,), fen)
         if windowed:
             for win in self._window(LOANS, partition, fact.occurred_at):
@@ -547,8 +562,10 @@ class Oracle:
                 "dfip_loans_active",
                 "dfip_borrowers_active",
                 "dfip_enterprises_scored",
+                "dfip_fx_pending_events",
             )
         }
+        out["dfip_fx_pending_events"].update(self._fx_pending())
         borrowers: set[str] = set()
         for loan in self._loans.values():
             ib = (loan.institution_type, loan.band)

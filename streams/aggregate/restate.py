@@ -31,11 +31,13 @@ from streams.state.partition import ContribLabels, PartitionState
 __all__ = [
     "BAND_ONLY_LOAN_EVENTS",
     "MAX_ENTRIES",
+    "adjust_fen",
     "entries_of",
     "floor_of",
     "from_json",
     "record",
     "restate",
+    "share_keys",
     "sweep",
     "to_json",
 ]
@@ -247,6 +249,41 @@ def _restate_loans(state: PartitionState, table: ScoreTable, uscc: str, start: i
         moved += 1
     if moved:
         c.add(RESTATED, (LOANS_TOPIC,), moved)
+
+
+def adjust_fen(
+    state: PartitionState,
+    uscc: str,
+    occurred_us: int,
+    kind: tuple[str, str, bool],
+    delta: int,
+) -> tuple[str, str] | None:
+    """Add ``delta`` fen to a kept transaction contribution (an FX restatement, see
+    streams/aggregate/fx_book.py); ``kind`` is (institution type, direction, windowed).
+    Returns the (band, sector) it is counted under now, None if it is not kept."""
+    packed = state.contributions.get(uscc)
+    if packed is None:
+        return None
+    entries = _unpack(packed, None)
+    labels_of = state.contrib_labels
+    for occ, idx in entries:
+        if occ == occurred_us and labels_of[idx][:3] == kind:
+            n, fen = entries[(occ, idx)]
+            entries[(occ, idx)] = (n, fen + delta)
+            _store(state, uscc, entries)
+            band, sector = labels_of[idx][3:]
+            return band, sector
+    return None
+
+
+def share_keys(state: PartitionState, table: ScoreTable) -> None:
+    """Re-key restored contributions by the score table's own USCC strings (a restore reads
+    both from different records, so each enterprise's key would otherwise exist twice)."""
+    contributions = state.contributions
+    for uscc in list(contributions):
+        canon = table.canonical(uscc)
+        if canon is not uscc:
+            contributions[canon] = contributions.pop(uscc)
 
 
 def sweep(state: PartitionState, floor: int | None) -> None:

@@ -6,7 +6,11 @@ date in Asia/Shanghai (UTC+8, no daylight saving since 1991), provided that date
 ``max_age_days`` before it. So a Saturday, a Monday morning before 09:15 or a holiday week
 takes the last business day's rate, and the result does not depend on whether a rate that was
 published after the event was read before or after it. A re-published rate (same currency and
-date) replaces the earlier one.
+date) is a correction: its value replaces the earlier one, in force from the *first*
+publication's ``published_at`` (so a correction never leaves an event without a rate).
+
+Every change is logged (``changes``), so each partition can restate exactly the events a new
+rate concerns (streams/aggregate/fx_book.py).
 """
 
 from __future__ import annotations
@@ -27,14 +31,47 @@ _ONE = Decimal(1)
 class FxTable:
     def __init__(self, max_age_days: int = DEFAULT_MAX_AGE_DAYS) -> None:
         self.max_age_days = max_age_days
-        # (currency, rate_date) → (rate, published_at)
+        # (currency, rate_date) → (rate, published_at of its first publication)
         self._rates: dict[tuple[str, date], tuple[Decimal, datetime]] = {}
+        # every (currency, rate_date) whose entry changed, in reading order: a partition that
+        # has reconciled with the first n changes looks only at the ones after
+        self.changes: list[tuple[str, date]] = []
+        self._offsets: dict[tuple[str, date], int] = {}  # last dfip.fx offset applied
 
     def __len__(self) -> int:
         return len(self._rates)
 
-    def put(self, currency: str, day: date, rate: Decimal, published_at: datetime) -> None:
-        self._rates[(currency, day)] = (rate, published_at)
+    @property
+    def version(self) -> int:
+        return len(self.changes)
+
+    def put(
+        self,
+        currency: str,
+        day: date,
+        rate: Decimal,
+        published_at: datetime,
+        offset: int | None = None,
+    ) -> bool:
+        """Add or correct a rate; True if the table changed (a re-sent record does not).
+
+        ``offset``: the record's dfip.fx offset. A record at or before the last one applied
+        for this currency and date is a re-read (a restore rewinds the reader) and changes
+        nothing: re-applying an older publication would flip a corrected rate back and forth.
+        """
+        key = (currency, day)
+        if offset is not None:
+            if offset <= self._offsets.get(key, -1):
+                return False
+            self._offsets[key] = offset
+        old = self._rates.get(key)
+        if old is not None:
+            published_at = min(old[1], published_at)
+            if old[0] == rate and old[1] == published_at:
+                return False
+        self._rates[key] = (rate, published_at)
+        self.changes.append(key)
+        return True
 
     def rate_at(self, currency: str, at: datetime) -> Decimal | None:
         """The rate in force at ``at`` (timezone-aware), or None."""

@@ -8,7 +8,6 @@ read at all: see streams/reference/reader.py).
 from __future__ import annotations
 
 from bisect import bisect_right, insort
-from dataclasses import dataclass
 
 from schemas.enums import DigitalizationBand
 
@@ -16,14 +15,54 @@ __all__ = ["ScoreTable", "ScoreVersion"]
 
 UNSCORED = DigitalizationBand.unscored.value
 UNKNOWN_SECTOR = "unknown"
+_NONE = (UNSCORED, UNKNOWN_SECTOR)
 
 
-@dataclass(frozen=True, slots=True, order=True)
+_LABELS: dict[tuple[str, str], tuple[str, str]] = {}  # (band, sector), one shared tuple each
+
+
 class ScoreVersion:
-    assessed_us: int
-    event_id: str
-    band: str
-    sector: str
+    """One assessment: when, which (its event id, as a 64-bit hash in the worker), and the
+    (band, sector) it gives. Four slots, so an object fits a 64-byte block: the (band, sector)
+    pair is one shared tuple, and ``uscc`` is the score table's own key string, which the
+    restatement store shares (streams/aggregate/restate.py) instead of a second copy of each
+    enterprise's USCC (bench/RESULTS.md, "Restatement state at 1 million")."""
+
+    __slots__ = ("assessed_us", "event_id", "labels", "uscc")
+
+    def __init__(
+        self, assessed_us: int, event_id: int | str, band: str, sector: str, uscc: str = ""
+    ) -> None:
+        self.assessed_us = assessed_us
+        self.event_id = event_id
+        pair = (band, sector)
+        self.labels = _LABELS.setdefault(pair, pair)
+        self.uscc = uscc
+
+    @property
+    def band(self) -> str:
+        return self.labels[0]
+
+    @property
+    def sector(self) -> str:
+        return self.labels[1]
+
+    def _key(self) -> tuple[int, str, str, str]:
+        return (self.assessed_us, str(self.event_id), *self.labels)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ScoreVersion) and self._key() == other._key()
+
+    def __lt__(self, other: ScoreVersion) -> bool:
+        return self._key() < other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"ScoreVersion({self.assessed_us}, {self.event_id!r}, {self.band!r}, {self.sector!r})"
+        )
 
 
 class ScoreTable:
@@ -43,7 +82,15 @@ class ScoreTable:
     def __len__(self) -> int:
         return len(self.versions)
 
-    def has(self, uscc: str, event_id: str) -> bool:
+    def canonical(self, uscc: str) -> str:
+        """The table's own key string for ``uscc`` if it is scored, else ``uscc``: stores
+        keyed by enterprise share it rather than hold another copy."""
+        entry = self.versions.get(uscc)
+        if entry is None:
+            return uscc
+        return (entry if isinstance(entry, ScoreVersion) else entry[0]).uscc or uscc
+
+    def has(self, uscc: str, event_id: int | str) -> bool:
         entry = self.versions.get(uscc)
         if entry is None:
             return False
@@ -54,10 +101,12 @@ class ScoreTable:
     def add(self, uscc: str, version: ScoreVersion) -> None:
         entry = self.versions.get(uscc)
         if entry is None:
+            version.uscc = uscc
             self.versions[uscc] = version
             self._count(version, +1)
             return
         versions = [entry] if isinstance(entry, ScoreVersion) else entry
+        version.uscc = versions[0].uscc or uscc
         old_newest = versions[-1]
         # one version per assessment time: a re-assessment at the same instant replaces it
         versions = [v for v in versions if v.assessed_us != version.assessed_us]
@@ -85,10 +134,9 @@ class ScoreTable:
             return UNSCORED, UNKNOWN_SECTOR
         if isinstance(entry, ScoreVersion):
             if entry.assessed_us <= ts_us:
-                return entry.band, entry.sector
-            return UNSCORED, UNKNOWN_SECTOR
+                return entry.labels
+            return _NONE
         i = bisect_right(entry, ts_us, key=lambda v: v.assessed_us)
         if i == 0:
-            return UNSCORED, UNKNOWN_SECTOR
-        v = entry[i - 1]
-        return v.band, v.sector
+            return _NONE
+        return entry[i - 1].labels

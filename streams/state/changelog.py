@@ -1,9 +1,10 @@
 """Partition state ⇄ records of the compacted ``dfip.state`` changelog topic.
 
 A commit writes only what changed: the checkpoint (offsets and watermarks), the counters,
-each changed loan, each enterprise's changed restatement contributions (``rs:<uscc>``), the
-duplicate-memory ids added by this commit per (topic, arrival day)
-(plus tombstones for expired days) and each changed window.
+each changed loan, each enterprise's changed restatement contributions (``rs:<uscc>``), each
+changed FX entry (``fx:<seq>``: a counted foreign-currency transaction with the rate it was
+counted at, or a parked event), the duplicate-memory ids added by this commit per (topic,
+arrival day) (plus tombstones for expired days) and each changed window.
 
 Migration: changelogs written before duplicate memory went by arrival time hold
 ``dedup:<seq>`` records (JSON ids, shared by all topics). A restore loads their ids into the
@@ -21,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from streams.aggregate import restate
+from streams.aggregate import fx_book, restate
 from streams.query import recent
 from streams.state.dedup import DAY_MS, id_hash, pack
 from streams.state.partition import Counters, LoanState, PartitionState, Window, WindowKey
@@ -56,6 +57,7 @@ def dirty_records(state: PartitionState) -> list[tuple[bytes, bytes | None]]:
         out.append((f"rs:{uscc}".encode(), value))
     state.dirty_contributions.clear()
     out.extend(recent.changelog_records(state))
+    out.extend(fx_book.dirty_records(state))
     for topic, mem in sorted(state.dedup.items()):
         for day, seq, hashes in mem.seal():
             out.append((f"dd:{topic}:{day}:{seq}".encode(), pack(hashes)))
@@ -93,6 +95,8 @@ def apply_record(state: PartitionState, key: bytes, value: bytes | None) -> None
         state.counters = Counters.from_json(doc or [])
     elif k.startswith("rs:"):
         restate.from_json(state, k[3:], doc or [])
+    elif k.startswith("fx:"):
+        fx_book.from_json(state, int(k[3:]), doc)
     elif k.startswith("loan:"):
         loan_id = k[5:]
         if doc is None:
@@ -142,3 +146,4 @@ def finish_restore(state: PartitionState) -> None:
     state.dirty_windows.clear()
     state.dirty_contributions.clear()
     state.dirty_recent.clear()
+    fx_book.finish_restore(state)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.reference.fx_state import FxBook
 from streams.state.dedup import DedupMemory
 
 __all__ = ["ContribLabels", "Counters", "LoanState", "PartitionState", "Window", "WindowKey"]
@@ -92,6 +93,13 @@ class LoanState:
     # loan is not restated)
     disbursed_us: int = -1
     rate_units: int = -1
+    # for restating its book rate when a later-read FX rate changes the rate in force at
+    # disbursement (streams/aggregate/fx_book.py): the principal as sent, whether it counted
+    # as inclusive SME and whether it entered its windows; "" in changelogs written before
+    # (such a loan is not restated)
+    principal: str = ""
+    inclusive_counted: bool = False
+    windowed: bool = False
 
     def __post_init__(self) -> None:
         if self.principal_fen < 0:  # written before it was kept: the best value still known
@@ -153,6 +161,8 @@ class PartitionState:
     contrib_labels: list[ContribLabels] = field(default_factory=list)
     contrib_index: dict[ContribLabels, int] = field(default_factory=dict)
     dirty_contributions: set[str] = field(default_factory=set)
+    # FX: counted foreign-currency transactions and parked events (streams/aggregate/fx_book.py)
+    fx_book: FxBook = field(default_factory=FxBook)
     # UTC day of the restatement floor at the last sweep (not persisted)
     swept_day: int | None = None
     # uscc → its counted transactions of the last 30 Beijing days, packed; the day floor at

@@ -191,6 +191,7 @@ def wait_converged(
                 "dfip_events_processed_total",
                 "dfip_events_duplicate_total",
                 "dfip_events_deadlettered_total",
+                "dfip_fx_pending_events",  # waiting for an FX rate (docs/metrics.md)
             )
         )
         return (

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import orjson
+import pytest
 
 from schemas.catalog import partition_for
 from schemas.codec import encode
@@ -298,8 +299,10 @@ def test_the_origin_memory_survives_a_restore() -> None:
     assert flow(proc, TRANSACTIONS) == (1, 1, 0, 0)
 
 
-def test_a_dead_lettered_forward_is_counted_once() -> None:
-    raw = encode(tx(t("10:00"), "5.00", uscc=NINGBO, currency="USD"))  # no USD rate: rejected
+def test_a_dead_lettered_forward_is_counted_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # no USD rate and no room to park it (streams/aggregate/fx_book.py): rejected
+    monkeypatch.setattr("streams.reference.fx_state.MAX_PARKED", 0)
+    raw = encode(tx(t("10:00"), "5.00", uscc=NINGBO, currency="USD"))
     first = processor()
     (copy1,) = first_run(first, [raw])
     first.process(as_record(copy1, 0))

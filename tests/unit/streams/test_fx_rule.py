@@ -11,10 +11,11 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schemas.catalog import partition_for
 from schemas.codec import encode
 from streams.processor import DEADLETTER, FX, TRANSACTIONS
 from streams.reference.fx import FxTable
-from tests.unit.streams.helpers import feed, fx, processor, record, tx, value
+from tests.unit.streams.helpers import HANGZHOU, feed, fx, processor, record, tx, value
 
 AMOUNT = "dfip_transaction_amount_yuan_total"
 
@@ -50,14 +51,22 @@ def test_the_date_is_beijings_and_a_rate_applies_from_its_publication() -> None:
 
 
 def test_a_holiday_week_takes_the_last_rate_before_it_within_the_bound() -> None:
-    proc = processor()
+    proc = processor(partitions=(0, partition_for(HANGZHOU)))
+    proc.restate_horizon_us = 2 * 86_400 * 1_000_000
     _publish(proc, date(2026, 2, 13), "7.0000")
     feed(proc, TRANSACTIONS, tx(_at(23, 12), "1.00", currency="USD"))  # 10 days later: in
     feed(proc, TRANSACTIONS, tx(_at(24, 0), "1.00", currency="USD"))  # 24 Feb Beijing: 11 days
     assert value(proc, AMOUNT) == 700
+    # no rate in force: the event waits (parked), it is not lost
+    assert value(proc, "dfip_fx_pending_events") == 1
+    assert not [o for o in proc.take_outputs() if o.topic == DEADLETTER]
+    # ... until the restatement floor (watermark - horizon) passes it: then a dead letter
+    feed(proc, TRANSACTIONS, tx(_at(26, 12), "1.00"))
+    proc.finish_batch()
+    assert value(proc, "dfip_fx_pending_events") == 0
     letters = [o for o in proc.take_outputs() if o.topic == DEADLETTER]
     assert len(letters) == 1
-    assert b"2026-02-14..2026-02-24" in letters[0].value
+    assert b"fx_rate_missing" in letters[0].value
 
 
 @given(st.permutations(range(4)), st.integers(min_value=0, max_value=23 * 60))

@@ -56,8 +56,12 @@ def test_fx_conversion_to_fen_and_missing_rate_is_dead_lettered() -> None:
     proc = processor()
     proc.process_fx(record(FX, encode(fx(t("00:00").date(), "USD", "7.1234")), partition=0))
     feed(proc, TRANSACTIONS, tx(t("10:00"), "10.01", currency="USD"))
-    # 11 days after the only rate: beyond DFIP_WORKER_FX_MAX_AGE_DAYS (10)
+    # 11 days after the only rate: beyond DFIP_WORKER_FX_MAX_AGE_DAYS (10); it waits for a
+    # rate (parked) until the restatement floor passes it (here at once: no horizon)
+    proc.restate_horizon_us = 0
     feed(proc, TRANSACTIONS, tx(t("10:00", day=16), "5.00", currency="USD"))
+    feed(proc, TRANSACTIONS, tx(t("11:00", day=16), "0.00"))
+    proc.finish_batch()
     # 10.01 x 7.1234 = 71.305234 yuan → 7130.5234 fen → 7131
     assert value(proc, "dfip_transaction_amount_yuan_total") == 7131
     letters = [o for o in proc.take_outputs() if o.topic == DEADLETTER]
