@@ -1,0 +1,232 @@
+"""The rule engine of one partition: keeps each enterprise's recent transactions, decides
+the rules as event time becomes final, and turns hits into `Alert` records.
+
+Bounded: transactions are kept for the longest rule window (at least a Beijing day) before
+the final time, hourly counts for the velocity baseline; an enterprise without any keeps
+only the time of its last transaction (for dormancy).
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from schemas.alerts import MAX_ALERT_EVENTS, Alert, RuleSet
+from schemas.events import TransactionEvent
+from schemas.ids import make_event_id
+from schemas.txcodes import is_cash
+from schemas.uscc import region_of
+from schemas.workdays import add_working_days
+from streams.rules.base import (
+    CASH,
+    CASH_LARGE,
+    CREDIT,
+    HOUR_US,
+    LARGE,
+    ROUND,
+    Enterprise,
+    Hit,
+    Rule,
+    Tx,
+)
+from streams.rules.cash import CashDaily
+from streams.rules.dormant import DormantReactivation
+from streams.rules.large_value import LargeValueDaily, LargeValueSingle
+from streams.rules.pass_through import PassThrough
+from streams.rules.round_amounts import RoundAmounts
+from streams.rules.structuring import Structuring
+from streams.rules.velocity import Velocity
+
+__all__ = ["RuleEngine", "RulesState", "build_alert", "flags_of"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SHANGHAI = timedelta(hours=8)
+
+
+def _at(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def flags_of(config: RuleSet, ev: TransactionEvent, fen: int) -> int:
+    """What the rules need to know of one transaction beyond its time and CNY amount."""
+    flags = CREDIT if ev.direction.value == "credit" else 0
+    usd = ev.currency == "USD"
+    cents = int(ev.amount * 100) if usd else 0
+    if is_cash(ev.bank_tx_code):
+        flags |= CASH
+        if fen >= config.cash.cny_fen or (usd and cents >= config.cash.usd_cents):
+            flags |= CASH_LARGE
+    if fen >= config.large_value.cny_fen or (usd and cents >= config.large_value.usd_cents):
+        flags |= LARGE
+    amount: Decimal = ev.amount
+    if amount > 0 and amount % config.round_amounts.unit == 0:
+        flags |= ROUND
+    return flags
+
+
+class RulesState:
+    """Rule state of one partition: enterprise → its `Enterprise`, plus a due-time heap."""
+
+    def __init__(self) -> None:
+        self.enterprises: dict[str, Enterprise] = {}
+        self.due: dict[str, int] = {}
+        self.heap: list[tuple[int, str]] = []
+        self.dirty: set[str] = set()
+        self.upto = 0  # event time before which everything is decided
+        self.skipped = 0  # on-time for figures but already decided here (see observe)
+
+    def schedule(self, uscc: str, due: int | None) -> None:
+        if due is None:
+            self.due.pop(uscc, None)
+            return
+        if self.due.get(uscc) != due:
+            self.due[uscc] = due
+            heapq.heappush(self.heap, (due, uscc))
+
+    # ---- changelog (`al:<uscc>` records of dfip.state) ----------------------------------
+
+    def to_json(self, uscc: str) -> dict[str, Any] | None:
+        ent = self.enterprises.get(uscc)
+        if ent is None:
+            return None
+        return {
+            "t": [list(tx) for tx in ent.txs],
+            "d": ent.decided,
+            "c": ent.cursors,
+            "h": [[h, n] for h, n in ent.hours.items()],
+            "a": ent.last_active,
+        }
+
+    def load(self, uscc: str, doc: dict[str, Any] | None) -> None:
+        if doc is None:
+            self.enterprises.pop(uscc, None)
+            return
+        self.enterprises[uscc] = Enterprise(
+            txs=[Tx(*row) for row in doc["t"]],
+            decided=int(doc["d"]),
+            cursors={k: int(v) for k, v in doc["c"].items()},
+            hours={int(h): int(n) for h, n in doc["h"]},
+            last_active=doc["a"],
+        )
+
+
+class RuleEngine:
+    """The rules of one rule set, applied to the partitions' `RulesState`s."""
+
+    def __init__(self, config: RuleSet) -> None:
+        self.config = config
+        self.velocity = Velocity(config)
+        every: list[Rule] = [
+            LargeValueSingle(config),
+            LargeValueDaily(config),
+            CashDaily(config),
+            Structuring(config),
+            self.velocity,
+            PassThrough(config),
+            RoundAmounts(config),
+            DormantReactivation(config),
+        ]
+        self.rules = [r for r in every if config.enabled(r.rule)]
+        self.lookback_us = max((r.lookback_us for r in every), default=0) + HOUR_US
+
+    def observe(self, rs: RulesState, ev: TransactionEvent, ts: int, fen: int, band: str) -> None:
+        """Keep one counted, on-time transaction (the processor calls it once per event)."""
+        if ts < rs.upto:
+            # only a record forwarded from a partition whose watermark was behind this one's:
+            # its time is already decided here, so no rule may take it (deterministic)
+            rs.skipped += 1
+            return
+        uscc = ev.enterprise_uscc
+        ent = rs.enterprises.get(uscc)
+        if ent is None:
+            ent = rs.enterprises[uscc] = Enterprise()
+        tx = Tx(
+            ts, ev.event_id, fen, flags_of(self.config, ev, fen), ev.institution_type.value, band
+        )
+        if not ent.txs or ent.txs[-1] < tx:
+            ent.txs.append(tx)
+        else:
+            bisect.insort(ent.txs, tx)
+        hour = ts // HOUR_US
+        ent.hours[hour] = ent.hours.get(hour, 0) + 1
+        rs.dirty.add(uscc)
+        current = rs.due.get(uscc)
+        if current is None or ts + 1 < current:
+            rs.schedule(uscc, ts + 1)
+
+    def advance(self, rs: RulesState, upto: int) -> list[tuple[str, Hit]]:
+        """Decide everything whose window closed by `upto` (watermark - grace)."""
+        hits: list[tuple[str, Hit]] = []
+        if upto <= rs.upto:
+            return hits
+        rs.upto = upto
+        heap = rs.heap
+        while heap and heap[0][0] <= upto:
+            due, uscc = heapq.heappop(heap)
+            if rs.due.get(uscc) != due:
+                continue  # superseded
+            del rs.due[uscc]
+            ent = rs.enterprises[uscc]
+            for rule in self.rules:
+                hits.extend((uscc, h) for h in rule.decide(ent, upto))
+            decided = ent.between(ent.decided, upto)
+            if decided:
+                ent.last_active = decided[-1].ts
+            ent.decided = upto
+            self._prune(ent, upto)
+            rs.dirty.add(uscc)
+            rs.schedule(uscc, self.next_due(ent, upto))
+        hits.sort(key=lambda h: (h[1].window_start, h[0], h[1].rule.value))
+        return hits
+
+    def next_due(self, ent: Enterprise, upto: int) -> int | None:
+        dues = [d for r in self.rules if (d := r.next_due(ent, upto)) is not None]
+        return max(min(dues), upto + 1) if dues else None
+
+    def _prune(self, ent: Enterprise, upto: int) -> None:
+        keep_from = upto - self.lookback_us
+        if ent.txs and ent.txs[0].ts < keep_from:
+            ent.txs = ent.between(keep_from, 1 << 62)
+        low = self.velocity.keep_hours_from(upto)
+        for h in [h for h in ent.hours if h < low]:
+            del ent.hours[h]
+        for key, cursor in list(ent.cursors.items()):
+            if cursor < keep_from:
+                del ent.cursors[key]
+
+    def restore(self, rs: RulesState) -> None:
+        """Rebuild the due-time heap after the enterprises were loaded from the changelog."""
+        rs.heap.clear()
+        rs.due.clear()
+        for uscc, ent in rs.enterprises.items():
+            rs.schedule(uscc, self.next_due(ent, ent.decided))
+        rs.upto = max((ent.decided for ent in rs.enterprises.values()), default=0)
+        rs.dirty.clear()
+
+
+def build_alert(config: RuleSet, uscc: str, hit: Hit, detected_at: datetime) -> Alert:
+    """The `dfip.alerts` record of one hit; its id is the same whenever it is decided."""
+    txs = hit.txs[:MAX_ALERT_EVENTS]
+    first, last = hit.txs[0], hit.txs[-1]
+    alert_id = make_event_id("alert", hit.rule.value, uscc, str(hit.window_start), first.event_id)
+    last_day = (_at(last.ts) + _SHANGHAI).date()
+    return Alert(
+        event_id=alert_id,
+        rule=hit.rule,
+        ruleset_version=config.version,
+        enterprise_uscc=uscc,
+        institution_type=first.institution_type,
+        band=first.band,
+        region=region_of(uscc).value,
+        event_ids=[tx.event_id for tx in txs],
+        amounts_fen=[tx.fen for tx in txs],
+        event_count=len(hit.txs),
+        total_fen=sum(tx.fen for tx in hit.txs),
+        window_start=_at(hit.window_start),
+        window_end=_at(hit.window_end),
+        detected_at=detected_at,
+        report_due=add_working_days(last_day),
+    )

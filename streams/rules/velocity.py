@@ -1,0 +1,47 @@
+"""Velocity: an hour with at least `min_count` transactions and more than `factor` times the
+enterprise's average hour over the `baseline_hours` before it."""
+
+from __future__ import annotations
+
+from schemas.alerts import AlertRule, RuleSet
+from streams.rules.base import HOUR_US, Enterprise, Hit, Rule
+
+__all__ = ["Velocity"]
+
+
+class Velocity(Rule):
+    rule = AlertRule.velocity
+
+    def __init__(self, config: RuleSet) -> None:
+        super().__init__(config)
+        self.baseline = config.velocity.baseline_hours
+
+    def decide(self, ent: Enterprise, upto: int) -> list[Hit]:
+        c = self.config.velocity
+        hits = []
+        for hour in sorted(ent.hours):
+            start = hour * HOUR_US
+            if not ent.decided < start + HOUR_US <= upto:
+                continue
+            count = ent.hours[hour]
+            if count < c.min_count:
+                continue
+            base = sum(ent.hours.get(h, 0) for h in range(hour - self.baseline, hour))
+            if count * self.baseline > c.factor * base:
+                hits.append(
+                    Hit(
+                        self.rule,
+                        tuple(ent.between(start, start + HOUR_US)),
+                        start,
+                        start + HOUR_US,
+                    )
+                )
+        return hits
+
+    def next_due(self, ent: Enterprise, upto: int) -> int | None:
+        pending = [h for h in ent.hours if (h + 1) * HOUR_US > upto]
+        return (min(pending) + 1) * HOUR_US if pending else None
+
+    def keep_hours_from(self, upto: int) -> int:
+        """Hour index below which no decision will need a count again."""
+        return upto // HOUR_US - self.baseline
