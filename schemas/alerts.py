@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.events import Record, _required_on_wire
 from schemas.fields import EventId, Identifier, Uscc, UtcDatetime
@@ -172,6 +172,12 @@ def load_ruleset(path: Path | None = None) -> RuleSet:
     path = path or DEFAULT_RULESET
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        return RuleSet.model_validate(doc)
-    except (tomllib.TOMLDecodeError, ValueError) as exc:
+    except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"{path}: {exc}") from None
+    try:
+        return RuleSet.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ValueError(f"{path}: {where}: {first['msg']}{more}") from None

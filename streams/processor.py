@@ -41,10 +41,12 @@ from streams.aggregate.apply import Join, Rejected, apply_loan_event, apply_tran
 from streams.aggregate.windows import close_due, to_us, window_record
 from streams.reference.fx import FxTable
 from streams.reference.scores import ScoreTable, ScoreVersion
+from streams.rules import RuleEngine, build_alert
 from streams.state.dedup import DedupMemory, id_hash
 from streams.state.partition import PartitionState
 
 __all__ = [
+    "ALERTS",
     "DEADLETTER",
     "FUTURE_DATED",
     "FX",
@@ -68,6 +70,7 @@ FX = "dfip.fx"
 DEADLETTER = "dfip.deadletter"
 LATE = "dfip.late"
 METRICS = "dfip.metrics"
+ALERTS = "dfip.alerts"
 INPUT_TOPICS = (TRANSACTIONS, LOANS)
 
 H_FORWARDED = "dfip-forwarded"
@@ -151,6 +154,8 @@ class Processor:
     # counted transactions are restated by assessments back to the transactions watermark
     # minus this (event time, µs; streams/aggregate/restate.py)
     restate_horizon_us: int = DEFAULT_RESTATE_HORIZON_US
+    # the rules over the transaction stream (streams/rules/); None: off
+    rules: RuleEngine | None = None
     states: dict[int, PartitionState] = field(default_factory=dict)
     scores: dict[int, ScoreTable] = field(default_factory=dict)
     fx: FxTable = field(default_factory=FxTable)
@@ -309,6 +314,9 @@ class Processor:
                 )
                 floor = restate.floor_of(state, self.restate_horizon_us)
                 restate.record(state, event.enterprise_uscc, ts, labels, fen, floor)
+                if self.rules is not None and not late and not forwarded:
+                    # forwarded copies are left out: when one arrives depends on timing
+                    self.rules.observe(state.rules, event, ts, fen, band)
             else:
                 apply_loan_event(state, event, join, self.fx, topic=rec.topic, windowed=not late)
                 kind = event.event_type.value
@@ -429,6 +437,8 @@ class Processor:
                 # the floor entered a new UTC day: forget contributions it has passed
                 state.swept_day = floor // _DAY_US
                 restate.sweep(state, floor)
+            if self.rules is not None:
+                self._decide_rules(state)
             for topic in INPUT_TOPICS:
                 for key in close_due(state, topic, self.grace_us):
                     rkey, value = window_record(p, key, state.windows[key])
@@ -442,6 +452,26 @@ class Processor:
                         state.dedup_max_entries,
                     )
                     self._expire(state, topic, mem)
+
+    def _decide_rules(self, state: PartitionState) -> None:
+        """Decide the rules up to the final event time; each hit goes out once, in this
+        batch's transaction, together with the rule state that decided it."""
+        assert self.rules is not None
+        wm = state.watermarks.get(TRANSACTIONS)
+        if wm is None:
+            return
+        hits = self.rules.advance(state.rules, wm - self.grace_us)
+        if not hits:
+            return
+        now = datetime.now(tz=UTC)
+        for uscc, hit in hits:
+            alert = build_alert(self.rules.config, uscc, hit, now)
+            labels = (alert.rule.value, alert.region, alert.institution_type, alert.band)
+            state.counters.add("dfip_alerts_total", labels, 1)
+            state.counters.add("dfip_alert_amount_yuan_total", labels, alert.total_fen)
+            self.outputs.append(
+                Output(ALERTS, uscc.encode(), encode(alert), partition=state.partition)
+            )
 
     def take_outputs(self) -> list[Output]:
         out, self.outputs = self.outputs, []

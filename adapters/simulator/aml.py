@@ -10,18 +10,20 @@ final watermark minus the grace period), as in the stream.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from schemas.alerts import AlertRule, RuleSet
+from schemas.catalog import USCC_PARTITIONS, partition_for
 from schemas.events import TransactionEvent
 from schemas.ids import make_event_id
 from schemas.txcodes import is_cash
 from schemas.uscc import make_uscc
 
-__all__ = ["ExpectedHit", "Plant", "expected_hits", "plant_feed"]
+__all__ = ["ExpectedHit", "Plant", "RTx", "expected_hits", "plant_feed", "rule_input"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _H = 3_600 * 1_000_000
@@ -44,6 +46,9 @@ class ExpectedHit:
     rule: str
     uscc: str
     event_ids: tuple[str, ...]
+    total_fen: int
+    institution_type: str  # of the first event
+    band: str
 
 
 def _us(at: datetime) -> int:
@@ -94,8 +99,8 @@ def plant_feed(
     start: datetime = datetime(2025, 9, 1, tzinfo=UTC), seed: int = 1
 ) -> tuple[list[TransactionEvent], list[Plant], datetime]:
     """Events (sorted by time) planting each pattern of the default rule set once, and a
-    near miss of each; the last event is a clock tick two days after the others so that
-    every planted window closes. Returns (events, plants, tick time)."""
+    near miss of each; the last events are a clock tick on every partition, days after the
+    others, so that every planted window closes. Returns (events, plants, tick time)."""
     p = _Planter(seed)
     h = timedelta(hours=1)
     # `start` is 00:00 UTC = 08:00 Beijing; day 1 of the plants
@@ -160,125 +165,161 @@ def plant_feed(
     p.tx(u, start - timedelta(days=179), "777.77")
     p.tx(u, start + 4 * h, "666.66")
 
+    # the clock tick: one event on every partition (rules decide per partition)
     tick_at = start + timedelta(days=4)
-    p.tx(p.enterprise(E.large_value, True), tick_at, "1.00")
-    p.plants.pop()  # the clock tick is no plant
+    ticked: set[int] = set()
+    n = 0
+    while len(ticked) < USCC_PARTITIONS:
+        n += 1
+        uscc = make_uscc("330106", f"T{seed % 1000:03d}{n:04d}")
+        if partition_for(uscc) not in ticked:
+            ticked.add(partition_for(uscc))
+            p.tx(uscc, tick_at, "1.00")
     p.events.sort(key=lambda e: (e.occurred_at, e.event_id))
     return p.events, p.plants, tick_at
 
 
-def _cny_fen(ev: TransactionEvent) -> int:
-    if ev.currency != "CNY":
-        raise ValueError("the reference oracle converts CNY only; pass fen_of")
-    return int(ev.amount * 100)
+class RTx(NamedTuple):
+    """A counted, on-time transaction as the reference oracle needs it."""
+
+    ts: int  # µs
+    event_id: str
+    uscc: str
+    fen: int
+    credit: bool
+    cash: bool
+    amount: Decimal
+    currency: str
+    institution_type: str
+    band: str
+
+
+def rule_input(ev: TransactionEvent, fen: int | None = None, band: str = "unscored") -> RTx:
+    """The oracle's view of one event (fen defaults to a CNY amount's)."""
+    if fen is None:
+        if ev.currency != "CNY":
+            raise ValueError("pass the fen of a non-CNY transaction")
+        fen = int(ev.amount * 100)
+    return RTx(
+        _us(ev.occurred_at),
+        ev.event_id,
+        ev.enterprise_uscc,
+        fen,
+        ev.direction == "credit",
+        is_cash(ev.bank_tx_code),
+        ev.amount,
+        ev.currency,
+        ev.institution_type.value,
+        band,
+    )
 
 
 def _day(ts: int) -> int:
     return (ts + _BJ) // _D * _D - _BJ
 
 
-def expected_hits(
-    events: Iterable[TransactionEvent],
-    config: RuleSet,
-    upto: int,
-    fen_of: Callable[[TransactionEvent], int] = _cny_fen,
-) -> list[ExpectedHit]:
-    """Every hit of `config` over `events` whose window closed by `upto` (µs)."""
-    by_ent: dict[str, list[tuple[int, str, int, TransactionEvent]]] = defaultdict(list)
-    for ev in events:
-        by_ent[ev.enterprise_uscc].append((_us(ev.occurred_at), ev.event_id, fen_of(ev), ev))
+def expected_hits(txs: Iterable[RTx], config: RuleSet, upto: int) -> list[ExpectedHit]:
+    """Every hit of `config` over `txs` whose window closed by `upto` (µs)."""
+    by_ent: dict[str, list[RTx]] = defaultdict(list)
+    for t in txs:
+        by_ent[t.uscc].append(t)
     out: list[ExpectedHit] = []
-
-    def hit(
-        rule: AlertRule,
-        uscc: str,
-        txs: Iterable[tuple[int, str, int, TransactionEvent]],
-        s: int,
-        e: int,
-    ) -> None:
-        if e <= upto and config.enabled(rule):
-            out.append(ExpectedHit(s, e, rule.value, uscc, tuple(t[1] for t in txs)))
-
-    lv, cash_cfg = config.large_value, config.cash
-    for uscc, txs in by_ent.items():
-        txs.sort(key=lambda t: (t[0], t[1]))
-
-        def usd_cents(ev: TransactionEvent) -> int:
-            return int(ev.amount * 100) if ev.currency == "USD" else 0
-
-        def large(t: tuple[int, str, int, TransactionEvent]) -> bool:
-            return t[2] >= lv.cny_fen or usd_cents(t[3]) >= lv.usd_cents
-
-        # large value, one by one; dormant reactivation
-        for i, t in enumerate(txs):
-            if large(t) and not is_cash(t[3].bank_tx_code):
-                hit(AlertRule.large_value, uscc, [t], t[0], t[0] + 1)
-            if i and t[0] - txs[i - 1][0] >= config.dormant.days * _D:
-                hit(AlertRule.dormant_reactivation, uscc, [t], txs[i - 1][0], t[0] + 1)
-        # Beijing days
-        days: dict[int, list[tuple[int, str, int, TransactionEvent]]] = defaultdict(list)
-        for t in txs:
-            days[_day(t[0])].append(t)
-        for d, day in sorted(days.items()):
-            transfers = [t for t in day if not is_cash(t[3].bank_tx_code)]
-            cash = [t for t in day if is_cash(t[3].bank_tx_code)]
-            credit = sum(t[2] for t in transfers if t[3].direction == "credit")
-            debit = sum(t[2] for t in transfers if t[3].direction != "credit")
-            if not any(large(t) for t in transfers) and max(credit, debit) >= lv.cny_fen:
-                hit(AlertRule.large_value_daily, uscc, transfers, d, d + _D)
-            if cash and (
-                sum(t[2] for t in cash) >= cash_cfg.cny_fen
-                or any(
-                    t[2] >= cash_cfg.cny_fen or usd_cents(t[3]) >= cash_cfg.usd_cents for t in cash
+    for uscc, mine in by_ent.items():
+        mine.sort(key=lambda t: (t.ts, t.event_id))
+        for rule, inside, start, end in _hits(mine, config):
+            if end <= upto and config.enabled(rule):
+                first = inside[0]
+                out.append(
+                    ExpectedHit(
+                        start,
+                        end,
+                        rule.value,
+                        uscc,
+                        tuple(t.event_id for t in inside),
+                        sum(t.fen for t in inside),
+                        first.institution_type,
+                        first.band,
+                    )
                 )
-            ):
-                hit(AlertRule.cash, uscc, cash, d, d + _D)
-            unit = config.round_amounts.unit
-            rounds = [t for t in day if t[3].amount > 0 and t[3].amount % unit == 0]
-            if len(rounds) >= config.round_amounts.min_count:
-                hit(AlertRule.round_amounts, uscc, rounds, d, d + _D)
-        # hours
-        hours: dict[int, list[tuple[int, str, int, TransactionEvent]]] = defaultdict(list)
-        for t in txs:
-            hours[t[0] // _H].append(t)
-        vc = config.velocity
-        for hr, inside in sorted(hours.items()):
-            base = sum(len(hours.get(k, ())) for k in range(hr - vc.baseline_hours, hr))
-            if len(inside) >= vc.min_count and len(inside) * vc.baseline_hours > vc.factor * base:
-                hit(AlertRule.velocity, uscc, inside, hr * _H, (hr + 1) * _H)
-        # structuring: windows anchored at the first unused near-threshold transaction
-        sc = config.structuring
-        near = [
-            t
-            for t in txs
-            if sc.threshold_fen * sc.band_low_pct
-            <= t[2] * 100
-            < sc.threshold_fen * sc.band_high_pct
-        ]
-        cursor = 0
-        for a in near:
-            if a[0] < cursor:
-                continue
-            end = a[0] + sc.window_hours * _H
-            inside = [t for t in near if a[0] <= t[0] < end]
-            if len(inside) >= sc.min_count and sum(t[2] for t in inside) >= sc.threshold_fen:
-                hit(AlertRule.structuring, uscc, inside, a[0], end)
-                cursor = end
-            else:
-                cursor = a[0] + 1
-        # pass-through: windows anchored at the first unused credit
-        pc = config.pass_through
-        cursor = 0
-        for a in txs:
-            if a[0] < cursor or a[3].direction != "credit":
-                continue
-            end = a[0] + pc.window_hours * _H
-            inside = [t for t in txs if a[0] <= t[0] < end]
-            c = sum(t[2] for t in inside if t[3].direction == "credit")
-            d_ = sum(t[2] for t in inside if t[3].direction != "credit")
-            if c >= pc.min_credit_fen and abs(d_ - c) * 100 <= pc.tolerance_pct * c:
-                hit(AlertRule.pass_through, uscc, inside, a[0], end)
-                cursor = end
-            else:
-                cursor = a[0] + 1
     return sorted(out)
+
+
+_Found = tuple[AlertRule, list[RTx], int, int]
+
+
+def _usd_cents(t: RTx) -> int:
+    return int(t.amount * 100) if t.currency == "USD" else 0
+
+
+def _hits(txs: list[RTx], config: RuleSet) -> list[_Found]:
+    out: list[_Found] = []
+    lv, cc = config.large_value, config.cash
+
+    def large(t: RTx) -> bool:
+        return t.fen >= lv.cny_fen or _usd_cents(t) >= lv.usd_cents
+
+    # large value one by one; dormant reactivation
+    for i, t in enumerate(txs):
+        if large(t) and not t.cash:
+            out.append((AlertRule.large_value, [t], t.ts, t.ts + 1))
+        if i and t.ts - txs[i - 1].ts >= config.dormant.days * _D:
+            out.append((AlertRule.dormant_reactivation, [t], txs[i - 1].ts, t.ts + 1))
+    # Beijing days
+    days: dict[int, list[RTx]] = defaultdict(list)
+    for t in txs:
+        days[_day(t.ts)].append(t)
+    for d, day in sorted(days.items()):
+        transfers = [t for t in day if not t.cash]
+        cash = [t for t in day if t.cash]
+        credit = sum(t.fen for t in transfers if t.credit)
+        debit = sum(t.fen for t in transfers if not t.credit)
+        if not any(large(t) for t in transfers) and max(credit, debit) >= lv.cny_fen:
+            out.append((AlertRule.large_value_daily, transfers, d, d + _D))
+        if sum(t.fen for t in cash) >= cc.cny_fen or any(
+            _usd_cents(t) >= cc.usd_cents for t in cash
+        ):
+            out.append((AlertRule.cash, cash, d, d + _D))
+        unit = config.round_amounts.unit
+        rounds = [t for t in day if t.amount > 0 and t.amount % unit == 0]
+        if len(rounds) >= config.round_amounts.min_count:
+            out.append((AlertRule.round_amounts, rounds, d, d + _D))
+    # hours against the hours before
+    hours: dict[int, list[RTx]] = defaultdict(list)
+    for t in txs:
+        hours[t.ts // _H].append(t)
+    vc = config.velocity
+    for hr, inside in sorted(hours.items()):
+        base = sum(len(hours.get(k, ())) for k in range(hr - vc.baseline_hours, hr))
+        if len(inside) >= vc.min_count and len(inside) * vc.baseline_hours > vc.factor * base:
+            out.append((AlertRule.velocity, inside, hr * _H, (hr + 1) * _H))
+    # structuring: windows anchored at the first unused near-threshold transaction
+    sc = config.structuring
+    low, high = sc.threshold_fen * sc.band_low_pct, sc.threshold_fen * sc.band_high_pct
+    near = [t for t in txs if low <= t.fen * 100 < high]
+    cursor = 0
+    for a in near:
+        if a.ts < cursor:
+            continue
+        end = a.ts + sc.window_hours * _H
+        inside = [t for t in near if a.ts <= t.ts < end]
+        if len(inside) >= sc.min_count and sum(t.fen for t in inside) >= sc.threshold_fen:
+            out.append((AlertRule.structuring, inside, a.ts, end))
+            cursor = end
+        else:
+            cursor = a.ts + 1
+    # pass-through: windows anchored at the first unused credit
+    pc = config.pass_through
+    cursor = 0
+    for a in txs:
+        if a.ts < cursor or not a.credit:
+            continue
+        end = a.ts + pc.window_hours * _H
+        inside = [t for t in txs if a.ts <= t.ts < end]
+        c = sum(t.fen for t in inside if t.credit)
+        dr = sum(t.fen for t in inside if not t.credit)
+        if c >= pc.min_credit_fen and abs(dr - c) * 100 <= pc.tolerance_pct * c:
+            out.append((AlertRule.pass_through, inside, a.ts, end))
+            cursor = end
+        else:
+            cursor = a.ts + 1
+    return out

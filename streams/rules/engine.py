@@ -77,6 +77,7 @@ class RulesState:
         self.dirty: set[str] = set()
         self.upto = 0  # event time before which everything is decided
         self.skipped = 0  # on-time for figures but already decided here (see observe)
+        self.stale = False  # loaded from the changelog: the heap is rebuilt before use
 
     def schedule(self, uscc: str, due: int | None) -> None:
         if due is None:
@@ -111,6 +112,8 @@ class RulesState:
             hours={int(h): int(n) for h, n in doc["h"]},
             last_active=doc["a"],
         )
+        self.upto = max(self.upto, int(doc["d"]))
+        self.stale = True
 
 
 class RuleEngine:
@@ -160,6 +163,8 @@ class RuleEngine:
     def advance(self, rs: RulesState, upto: int) -> list[tuple[str, Hit]]:
         """Decide everything whose window closed by `upto` (watermark - grace)."""
         hits: list[tuple[str, Hit]] = []
+        if rs.stale:
+            self.reschedule(rs)
         if upto <= rs.upto:
             return hits
         rs.upto = upto
@@ -197,14 +202,13 @@ class RuleEngine:
             if cursor < keep_from:
                 del ent.cursors[key]
 
-    def restore(self, rs: RulesState) -> None:
-        """Rebuild the due-time heap after the enterprises were loaded from the changelog."""
+    def reschedule(self, rs: RulesState) -> None:
+        """Rebuild the due-time heap after enterprises were loaded from the changelog."""
         rs.heap.clear()
         rs.due.clear()
         for uscc, ent in rs.enterprises.items():
             rs.schedule(uscc, self.next_due(ent, ent.decided))
-        rs.upto = max((ent.decided for ent in rs.enterprises.values()), default=0)
-        rs.dirty.clear()
+        rs.stale = False
 
 
 def build_alert(config: RuleSet, uscc: str, hit: Hit, detected_at: datetime) -> Alert:

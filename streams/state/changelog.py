@@ -1,8 +1,8 @@
 """Partition state ⇄ records of the compacted ``dfip.state`` changelog topic.
 
 A commit writes only what changed: the checkpoint (offsets and watermarks), the counters,
-each changed loan, each enterprise's changed restatement contributions (``rs:<uscc>``), the
-duplicate-memory ids added by this commit per (topic, arrival day)
+each changed loan, each enterprise's changed restatement contributions (``rs:<uscc>``) and
+rule state (``al:<uscc>``), the duplicate-memory ids added by this commit per (topic, arrival day)
 (plus tombstones for expired days) and each changed window.
 
 Migration: changelogs written before duplicate memory went by arrival time hold
@@ -54,6 +54,10 @@ def dirty_records(state: PartitionState) -> list[tuple[bytes, bytes | None]]:
         value = orjson.dumps(rows) if rows else None
         out.append((f"rs:{uscc}".encode(), value))
     state.dirty_contributions.clear()
+    for uscc in sorted(state.rules.dirty):
+        doc = state.rules.to_json(uscc)
+        out.append((f"al:{uscc}".encode(), orjson.dumps(doc) if doc is not None else None))
+    state.rules.dirty.clear()
     for topic, mem in sorted(state.dedup.items()):
         for day, seq, hashes in mem.seal():
             out.append((f"dd:{topic}:{day}:{seq}".encode(), pack(hashes)))
@@ -87,6 +91,8 @@ def apply_record(state: PartitionState, key: bytes, value: bytes | None) -> None
                 state.memory(t).clock_ms = int(clock)
     elif k == "ctr":
         state.counters = Counters.from_json(doc or [])
+    elif k.startswith("al:"):
+        state.rules.load(k[3:], doc)
     elif k.startswith("rs:"):
         restate.from_json(state, k[3:], doc or [])
     elif k.startswith("loan:"):
