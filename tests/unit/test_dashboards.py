@@ -63,9 +63,9 @@ def test_no_stale_dashboard_files() -> None:
     assert set(committed()) == {spec.file_name for spec in dashboards()}
 
 
-def test_the_two_dashboards() -> None:
+def test_the_dashboards() -> None:
     boards = {b["uid"]: b for b in committed().values()}
-    assert set(boards) == {"dfip-financial-centre", "dfip-platform-health"}
+    assert set(boards) == {"dfip-financial-centre", "dfip-platform-health", "dfip-aml"}
     for board in boards.values():
         assert board["schemaVersion"] >= 39  # Grafana 11
         assert "dfip" in board["tags"]
