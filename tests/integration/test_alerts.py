@@ -91,6 +91,26 @@ def test_planted_patterns_fire_exactly_once_across_a_kill(
     )
     assert got == want
     _check_plants(alerts, plants)
+    _check_cli(ns, alerts)
+
+
+def _check_cli(ns: KafkaSettings, alerts: list[Alert]) -> None:
+    """`dfip alerts tail` with a filter prints exactly the matching hits."""
+    from typer.testing import CliRunner
+
+    from dfip.cli import app
+
+    env = {
+        "DFIP_KAFKA_BOOTSTRAP_SERVERS": ns.bootstrap_servers,
+        "DFIP_KAFKA_TOPIC_PREFIX": ns.topic_prefix,
+    }
+    result = CliRunner().invoke(app, ["alerts", "tail", "--rule", "structuring"], env=env)
+    assert result.exit_code == 0, result.output
+    (structuring,) = [a for a in alerts if a.rule.value == "structuring"]
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert structuring.event_id in lines[0]
+    assert structuring.enterprise_uscc in lines[0]
 
 
 def _check_plants(alerts: list[Alert], plants: list[Plant]) -> None:
