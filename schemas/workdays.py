@@ -9,6 +9,7 @@ pin when the State Council publishes the next year's arrangements (usually in No
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import lru_cache
 
 import chinese_calendar
 
@@ -25,6 +26,7 @@ def is_working_day(day: date) -> bool:
         return day.weekday() < 5
 
 
+@lru_cache(maxsize=4096)
 def add_working_days(day: date, n: int = REPORT_WORKING_DAYS) -> date:
     """The n-th working day after `day` (`day` itself does not count)."""
     left = n

@@ -214,6 +214,11 @@ def rule_input(ev: TransactionEvent, fen: int | None = None, band: str = "unscor
     )
 
 
+def _hour_end(ts: int) -> int:
+    """One-event rules are decided once the event's hour is final (as in the stream)."""
+    return (ts // _H + 1) * _H
+
+
 def _day(ts: int) -> int:
     return (ts + _BJ) // _D * _D - _BJ
 
@@ -226,8 +231,8 @@ def expected_hits(txs: Iterable[RTx], config: RuleSet, upto: int) -> list[Expect
     out: list[ExpectedHit] = []
     for uscc, mine in by_ent.items():
         mine.sort(key=lambda t: (t.ts, t.event_id))
-        for rule, inside, start, end in _hits(mine, config):
-            if end <= upto and config.enabled(rule):
+        for rule, inside, start, end, decided_at in _hits(mine, config):
+            if decided_at <= upto and config.enabled(rule):
                 first = inside[0]
                 out.append(
                     ExpectedHit(
@@ -244,7 +249,7 @@ def expected_hits(txs: Iterable[RTx], config: RuleSet, upto: int) -> list[Expect
     return sorted(out)
 
 
-_Found = tuple[AlertRule, list[RTx], int, int]
+_Found = tuple[AlertRule, list[RTx], int, int, int]  # rule, events, window, decided at
 
 
 def _usd_cents(t: RTx) -> int:
@@ -261,9 +266,11 @@ def _hits(txs: list[RTx], config: RuleSet) -> list[_Found]:
     # large value one by one; dormant reactivation
     for i, t in enumerate(txs):
         if large(t) and not t.cash:
-            out.append((AlertRule.large_value, [t], t.ts, t.ts + 1))
+            out.append((AlertRule.large_value, [t], t.ts, t.ts + 1, _hour_end(t.ts)))
         if i and t.ts - txs[i - 1].ts >= config.dormant.days * _D:
-            out.append((AlertRule.dormant_reactivation, [t], txs[i - 1].ts, t.ts + 1))
+            out.append(
+                (AlertRule.dormant_reactivation, [t], txs[i - 1].ts, t.ts + 1, _hour_end(t.ts))
+            )
     # Beijing days
     days: dict[int, list[RTx]] = defaultdict(list)
     for t in txs:
@@ -274,15 +281,15 @@ def _hits(txs: list[RTx], config: RuleSet) -> list[_Found]:
         credit = sum(t.fen for t in transfers if t.credit)
         debit = sum(t.fen for t in transfers if not t.credit)
         if not any(large(t) for t in transfers) and max(credit, debit) >= lv.cny_fen:
-            out.append((AlertRule.large_value_daily, transfers, d, d + _D))
+            out.append((AlertRule.large_value_daily, transfers, d, d + _D, d + _D))
         if sum(t.fen for t in cash) >= cc.cny_fen or any(
             _usd_cents(t) >= cc.usd_cents for t in cash
         ):
-            out.append((AlertRule.cash, cash, d, d + _D))
+            out.append((AlertRule.cash, cash, d, d + _D, d + _D))
         unit = config.round_amounts.unit
         rounds = [t for t in day if t.amount > 0 and t.amount % unit == 0]
         if len(rounds) >= config.round_amounts.min_count:
-            out.append((AlertRule.round_amounts, rounds, d, d + _D))
+            out.append((AlertRule.round_amounts, rounds, d, d + _D, d + _D))
     # hours against the hours before
     hours: dict[int, list[RTx]] = defaultdict(list)
     for t in txs:
@@ -291,7 +298,7 @@ def _hits(txs: list[RTx], config: RuleSet) -> list[_Found]:
     for hr, inside in sorted(hours.items()):
         base = sum(len(hours.get(k, ())) for k in range(hr - vc.baseline_hours, hr))
         if len(inside) >= vc.min_count and len(inside) * vc.baseline_hours > vc.factor * base:
-            out.append((AlertRule.velocity, inside, hr * _H, (hr + 1) * _H))
+            out.append((AlertRule.velocity, inside, hr * _H, (hr + 1) * _H, (hr + 1) * _H))
     # structuring: windows anchored at the first unused near-threshold transaction
     sc = config.structuring
     low, high = sc.threshold_fen * sc.band_low_pct, sc.threshold_fen * sc.band_high_pct
@@ -303,7 +310,7 @@ def _hits(txs: list[RTx], config: RuleSet) -> list[_Found]:
         end = a.ts + sc.window_hours * _H
         inside = [t for t in near if a.ts <= t.ts < end]
         if len(inside) >= sc.min_count and sum(t.fen for t in inside) >= sc.threshold_fen:
-            out.append((AlertRule.structuring, inside, a.ts, end))
+            out.append((AlertRule.structuring, inside, a.ts, end, end))
             cursor = end
         else:
             cursor = a.ts + 1
@@ -318,7 +325,7 @@ def _hits(txs: list[RTx], config: RuleSet) -> list[_Found]:
         c = sum(t.fen for t in inside if t.credit)
         dr = sum(t.fen for t in inside if not t.credit)
         if c >= pc.min_credit_fen and abs(dr - c) * 100 <= pc.tolerance_pct * c:
-            out.append((AlertRule.pass_through, inside, a.ts, end))
+            out.append((AlertRule.pass_through, inside, a.ts, end, end))
             cursor = end
         else:
             cursor = a.ts + 1

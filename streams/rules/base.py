@@ -32,6 +32,7 @@ __all__ = [
     "Tx",
     "day_end",
     "day_start",
+    "hour_floor",
 ]
 
 HOUR_US = 3_600 * 1_000_000
@@ -76,6 +77,12 @@ class Enterprise:
     hours: dict[int, int] = field(default_factory=dict)  # hour index → transactions
     last_active: int | None = None  # newest decided transaction (dormancy)
 
+    def first_from(self, start: int) -> Tx | None:
+        """The first transaction at or after `start` (no copy of the list)."""
+        txs = self.txs
+        i = bisect_left(txs, (start,))
+        return txs[i] if i < len(txs) else None
+
     def between(self, start: int, end: int) -> list[Tx]:
         """Transactions with start ≤ ts < end."""
         txs = self.txs
@@ -114,12 +121,23 @@ class Rule(ABC):
         """The smallest `upto` (> the given one) at which the rule has something to decide."""
 
 
+def hour_floor(ts: int) -> int:
+    return ts // HOUR_US * HOUR_US
+
+
 class PerEventRule(Rule):
-    """Decides each transaction once its time is final."""
+    """Decides each transaction once its hour is final (deciding by the hour, not the
+    instant, halves how often an enterprise is looked at; the hour is the same whatever
+    the batches)."""
+
+    @staticmethod
+    def pending(ent: Enterprise, upto: int) -> list[Tx]:
+        """The transactions this call decides: those whose hour closed in (decided, upto]."""
+        return ent.between(hour_floor(ent.decided), hour_floor(upto))
 
     def next_due(self, ent: Enterprise, upto: int) -> int | None:
-        pending = ent.between(upto, 1 << 62)
-        return pending[0].ts + 1 if pending else None
+        first = ent.first_from(hour_floor(upto))
+        return (first.ts // HOUR_US + 1) * HOUR_US if first is not None else None
 
 
 class DailyRule(Rule):
@@ -129,9 +147,12 @@ class DailyRule(Rule):
     def decide_day(self, day: list[Tx], start: int) -> Hit | None: ...
 
     def decide(self, ent: Enterprise, upto: int) -> list[Hit]:
-        hits = []
-        start = day_start(ent.decided) if ent.decided > 0 else None
-        txs = ent.txs if start is None else ent.between(start, upto)
+        hits: list[Hit] = []
+        start = day_start(ent.decided) if ent.decided > 0 else 0
+        first = ent.first_from(start)
+        if first is None or day_end(first.ts) > upto:
+            return hits  # no day with transactions closed (the common case)
+        txs = ent.between(start, upto)
         days: dict[int, list[Tx]] = {}
         for tx in txs:
             d = day_start(tx.ts)
@@ -144,8 +165,8 @@ class DailyRule(Rule):
         return hits
 
     def next_due(self, ent: Enterprise, upto: int) -> int | None:
-        pending = ent.between(day_start(upto), 1 << 62)
-        return day_end(pending[0].ts) if pending else None
+        first = ent.first_from(day_start(upto))
+        return day_end(first.ts) if first is not None else None
 
 
 class AnchoredRule(Rule):
@@ -168,8 +189,9 @@ class AnchoredRule(Rule):
     def _anchor(self, ent: Enterprise) -> Tx | None:
         cursor = ent.cursors.get(self.rule.value, 0)
         txs = ent.txs
+        is_anchor = self.is_anchor
         for i in range(bisect_left(txs, (cursor,)), len(txs)):
-            if self.is_anchor(txs[i]):
+            if is_anchor(txs[i]):
                 return txs[i]
         return None
 
@@ -184,6 +206,12 @@ class AnchoredRule(Rule):
                 ent.cursors[key] = end
             else:
                 ent.cursors[key] = anchor.ts + 1
+        # skip what cannot anchor any more: anything arriving from now on is at or after
+        # `upto` (else it is late), so the next anchor is the one found or at `upto`
+        cursor = ent.cursors.get(key, 0)
+        floor = min(anchor.ts, upto) if anchor is not None else upto
+        if floor > cursor:
+            ent.cursors[key] = floor
         return hits
 
     def next_due(self, ent: Enterprise, upto: int) -> int | None:

@@ -20,7 +20,7 @@ class DormantReactivation(PerEventRule):
         # reads last_active; the engine moves it after every rule has decided
         hits = []
         last = ent.last_active
-        for tx in ent.between(ent.decided, upto):
+        for tx in self.pending(ent, upto):
             if last is not None and tx.ts - last >= self.gap_us:
                 hits.append(Hit(self.rule, (tx,), last, tx.ts + 1))
             last = tx.ts

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+from array import array
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -29,6 +30,7 @@ from streams.rules.base import (
     ROUND,
     Enterprise,
     Hit,
+    PerEventRule,
     Rule,
     Tx,
 )
@@ -67,11 +69,26 @@ def flags_of(config: RuleSet, ev: TransactionEvent, fen: int) -> int:
     return flags
 
 
+def _pack(hours: dict[int, int]) -> bytes:
+    return array("q", [x for h in sorted(hours) for x in (h, hours[h])]).tobytes()
+
+
+def _unpack(packed: bytes) -> dict[int, int]:
+    flat = array("q")
+    flat.frombytes(packed)
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
 class RulesState:
-    """Rule state of one partition: enterprise → its `Enterprise`, plus a due-time heap."""
+    """Rule state of one partition: enterprise → its `Enterprise`, plus a due-time heap.
+    An enterprise with nothing left to decide keeps only its last transaction time (`idle`,
+    for dormancy)."""
 
     def __init__(self) -> None:
         self.enterprises: dict[str, Enterprise] = {}
+        # uscc → (last transaction µs, its recent hourly counts packed): ~100 bytes instead of
+        # an `Enterprise` (~800) for the many enterprises with nothing left to decide
+        self.idle: dict[str, tuple[int, bytes]] = {}
         self.due: dict[str, int] = {}
         self.heap: list[tuple[int, str]] = []
         self.dirty: set[str] = set()
@@ -92,7 +109,10 @@ class RulesState:
     def to_json(self, uscc: str) -> dict[str, Any] | None:
         ent = self.enterprises.get(uscc)
         if ent is None:
-            return None
+            idle = self.idle.get(uscc)
+            if idle is None:
+                return None
+            return {"a": idle[0], "h": [list(p) for p in _unpack(idle[1]).items()]}
         return {
             "t": [list(tx) for tx in ent.txs],
             "d": ent.decided,
@@ -104,7 +124,13 @@ class RulesState:
     def load(self, uscc: str, doc: dict[str, Any] | None) -> None:
         if doc is None:
             self.enterprises.pop(uscc, None)
+            self.idle.pop(uscc, None)
             return
+        if "t" not in doc:
+            self.enterprises.pop(uscc, None)
+            self.idle[uscc] = (int(doc["a"]), _pack({int(h): int(n) for h, n in doc["h"]}))
+            return
+        self.idle.pop(uscc, None)
         self.enterprises[uscc] = Enterprise(
             txs=[Tx(*row) for row in doc["t"]],
             decided=int(doc["d"]),
@@ -145,7 +171,10 @@ class RuleEngine:
         uscc = ev.enterprise_uscc
         ent = rs.enterprises.get(uscc)
         if ent is None:
-            ent = rs.enterprises[uscc] = Enterprise()
+            idle = rs.idle.pop(uscc, None)
+            ent = rs.enterprises[uscc] = Enterprise(decided=rs.upto)
+            if idle is not None:
+                ent.last_active, ent.hours = idle[0], _unpack(idle[1])
         tx = Tx(
             ts, ev.event_id, fen, flags_of(self.config, ev, fen), ev.institution_type.value, band
         )
@@ -177,13 +206,18 @@ class RuleEngine:
             ent = rs.enterprises[uscc]
             for rule in self.rules:
                 hits.extend((uscc, h) for h in rule.decide(ent, upto))
-            decided = ent.between(ent.decided, upto)
+            decided = PerEventRule.pending(ent, upto)
             if decided:
                 ent.last_active = decided[-1].ts
             ent.decided = upto
             self._prune(ent, upto)
             rs.dirty.add(uscc)
-            rs.schedule(uscc, self.next_due(ent, upto))
+            next_due = self.next_due(ent, upto)
+            last = ent.last_active
+            if next_due is None and not ent.txs and last is not None:
+                del rs.enterprises[uscc]  # nothing left to decide: keep it compact
+                rs.idle[uscc] = (last, _pack(ent.hours))
+            rs.schedule(uscc, next_due)
         hits.sort(key=lambda h: (h[1].window_start, h[0], h[1].rule.value))
         return hits
 
@@ -194,7 +228,7 @@ class RuleEngine:
     def _prune(self, ent: Enterprise, upto: int) -> None:
         keep_from = upto - self.lookback_us
         if ent.txs and ent.txs[0].ts < keep_from:
-            ent.txs = ent.between(keep_from, 1 << 62)
+            ent.txs = ent.txs[bisect.bisect_left(ent.txs, (keep_from,)) :]
         low = self.velocity.keep_hours_from(upto)
         for h in [h for h in ent.hours if h < low]:
             del ent.hours[h]

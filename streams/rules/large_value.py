@@ -26,7 +26,7 @@ class LargeValueSingle(PerEventRule):
     def decide(self, ent: Enterprise, upto: int) -> list[Hit]:
         return [
             Hit(self.rule, (tx,), tx.ts, tx.ts + 1)
-            for tx in ent.between(ent.decided, upto)
+            for tx in self.pending(ent, upto)
             if tx.flags & LARGE and not tx.flags & CASH
         ]
 

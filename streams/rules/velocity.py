@@ -18,7 +18,10 @@ class Velocity(Rule):
 
     def decide(self, ent: Enterprise, upto: int) -> list[Hit]:
         c = self.config.velocity
-        hits = []
+        hits: list[Hit] = []
+        first = ent.first_from(ent.decided // HOUR_US * HOUR_US)
+        if first is None or (first.ts // HOUR_US + 1) * HOUR_US > upto:
+            return hits  # no hour with transactions closed (the common case)
         for hour in sorted(ent.hours):
             start = hour * HOUR_US
             if not ent.decided < start + HOUR_US <= upto:
@@ -39,8 +42,9 @@ class Velocity(Rule):
         return hits
 
     def next_due(self, ent: Enterprise, upto: int) -> int | None:
-        pending = [h for h in ent.hours if (h + 1) * HOUR_US > upto]
-        return (min(pending) + 1) * HOUR_US if pending else None
+        # every hour still to decide has its transactions kept (upto - lookback < its start)
+        first = ent.first_from(upto // HOUR_US * HOUR_US)
+        return (first.ts // HOUR_US + 1) * HOUR_US if first is not None else None
 
     def keep_hours_from(self, upto: int) -> int:
         """Hour index below which no decision will need a count again."""
