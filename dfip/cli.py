@@ -267,6 +267,13 @@ def worker() -> None:
     settings = WorkerSettings()
     kafka = KafkaSettings()
     check_store(settings.store)
+    if settings.rules:  # a bad rule set stops the worker before it joins the group
+        from schemas.alerts import load_ruleset
+
+        try:
+            load_ruleset(settings.rules_file)
+        except ValueError as exc:
+            raise DfipError(str(exc), hint="fix the rule set (docs/aml-rules.md)") from None
     check_web_port(settings.web_host, settings.web_port)
     prepare_data_dir(settings.data_dir)
     group_id = f"{kafka.topic_prefix}{settings.app_id}"  # as streams/engine.py names them
