@@ -21,6 +21,7 @@ Sources:
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Final
 
 __all__ = ["CASH_FAMILIES", "CASH_PROPRIETARY", "CASH_SUBFAMILIES", "is_cash"]
@@ -36,6 +37,7 @@ CASH_PROPRIETARY: Final = frozenset(
 """Proprietary codes (MT940 `:61:` type, camt `Prtry/Cd`, CSV) that mean cash."""
 
 
+@lru_cache(maxsize=1024)  # a feed uses a handful of codes; this runs once per transaction
 def is_cash(code: str | None) -> bool:
     """True when `bank_tx_code` marks a cash deposit or withdrawal."""
     if not code:

@@ -23,6 +23,7 @@ __all__ = [
     "DAY_US",
     "HOUR_US",
     "LARGE",
+    "NEVER",
     "ROUND",
     "AnchoredRule",
     "DailyRule",
@@ -35,6 +36,7 @@ __all__ = [
     "hour_floor",
 ]
 
+NEVER = 1 << 62
 HOUR_US = 3_600 * 1_000_000
 DAY_US = 24 * HOUR_US
 _SHANGHAI_US = 8 * HOUR_US  # Asia/Shanghai has had no DST since 1991: a fixed +08:00
@@ -76,6 +78,8 @@ class Enterprise:
     cursors: dict[str, int] = field(default_factory=dict)  # anchored rules: next anchor ≥
     hours: dict[int, int] = field(default_factory=dict)  # hour index → transactions
     last_active: int | None = None  # newest decided transaction (dormancy)
+    # per rule of the engine: when it next has something to decide (NEVER: nothing); derived
+    dues: list[int] = field(default_factory=list)
 
     def first_from(self, start: int) -> Tx | None:
         """The first transaction at or after `start` (no copy of the list)."""
@@ -120,6 +124,10 @@ class Rule(ABC):
     def next_due(self, ent: Enterprise, upto: int) -> int | None:
         """The smallest `upto` (> the given one) at which the rule has something to decide."""
 
+    @abstractmethod
+    def due_of_new(self, tx: Tx) -> int | None:
+        """When a newly kept transaction gives the rule something to decide (None: never)."""
+
 
 def hour_floor(ts: int) -> int:
     return ts // HOUR_US * HOUR_US
@@ -138,6 +146,9 @@ class PerEventRule(Rule):
     def next_due(self, ent: Enterprise, upto: int) -> int | None:
         first = ent.first_from(hour_floor(upto))
         return (first.ts // HOUR_US + 1) * HOUR_US if first is not None else None
+
+    def due_of_new(self, tx: Tx) -> int | None:
+        return (tx.ts // HOUR_US + 1) * HOUR_US
 
 
 class DailyRule(Rule):
@@ -167,6 +178,9 @@ class DailyRule(Rule):
     def next_due(self, ent: Enterprise, upto: int) -> int | None:
         first = ent.first_from(day_start(upto))
         return day_end(first.ts) if first is not None else None
+
+    def due_of_new(self, tx: Tx) -> int | None:
+        return day_end(tx.ts)
 
 
 class AnchoredRule(Rule):
@@ -217,3 +231,6 @@ class AnchoredRule(Rule):
     def next_due(self, ent: Enterprise, upto: int) -> int | None:
         anchor = self._anchor(ent)
         return anchor.ts + self.window_us if anchor is not None else None
+
+    def due_of_new(self, tx: Tx) -> int | None:
+        return tx.ts + self.window_us if self.is_anchor(tx) else None

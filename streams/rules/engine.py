@@ -27,12 +27,16 @@ from streams.rules.base import (
     CREDIT,
     HOUR_US,
     LARGE,
+    NEVER,
     ROUND,
+    AnchoredRule,
+    DailyRule,
     Enterprise,
     Hit,
     PerEventRule,
     Rule,
     Tx,
+    day_end,
 )
 from streams.rules.cash import CashDaily
 from streams.rules.dormant import DormantReactivation
@@ -63,9 +67,14 @@ def flags_of(config: RuleSet, ev: TransactionEvent, fen: int) -> int:
             flags |= CASH_LARGE
     if fen >= config.large_value.cny_fen or (usd and cents >= config.large_value.usd_cents):
         flags |= LARGE
-    amount: Decimal = ev.amount
-    if amount > 0 and amount % config.round_amounts.unit == 0:
-        flags |= ROUND
+    unit = config.round_amounts.unit
+    if ev.currency == "CNY":  # integer arithmetic on fen (the amount itself, rate 1)
+        if fen > 0 and fen % (unit * 100) == 0:
+            flags |= ROUND
+    else:
+        amount: Decimal = ev.amount
+        if amount > 0 and amount % unit == 0:
+            flags |= ROUND
     return flags
 
 
@@ -159,6 +168,13 @@ class RuleEngine:
             DormantReactivation(config),
         ]
         self.rules = [r for r in every if config.enabled(r.rule)]
+        # a new transaction's due time per rule, by kind (one loop per kind, not a call per
+        # rule: observe runs once per transaction)
+        self._hourly = [
+            i for i, r in enumerate(self.rules) if isinstance(r, PerEventRule | Velocity)
+        ]
+        self._daily = [i for i, r in enumerate(self.rules) if isinstance(r, DailyRule)]
+        self._anchored = [(i, r) for i, r in enumerate(self.rules) if isinstance(r, AnchoredRule)]
         self.lookback_us = max((r.lookback_us for r in every), default=0) + HOUR_US
 
     def observe(self, rs: RulesState, ev: TransactionEvent, ts: int, fen: int, band: str) -> None:
@@ -184,10 +200,30 @@ class RuleEngine:
             bisect.insort(ent.txs, tx)
         hour = ts // HOUR_US
         ent.hours[hour] = ent.hours.get(hour, 0) + 1
+        dues = ent.dues
+        if not dues:
+            dues.extend([NEVER] * len(self.rules))
+        hour_end = (hour + 1) * HOUR_US
+        for i in self._hourly:
+            if hour_end < dues[i]:
+                dues[i] = hour_end
+        if self._daily:
+            end_of_day = day_end(ts)
+            for i in self._daily:
+                if end_of_day < dues[i]:
+                    dues[i] = end_of_day
+        for i, anchored in self._anchored:
+            if anchored.is_anchor(tx):
+                due_i = ts + anchored.window_us
+                if due_i < dues[i]:
+                    dues[i] = due_i
         rs.dirty.add(uscc)
+        # nothing about it can be decided before its hour is over (every rule's window ends
+        # at or after that: one-event rules go by the hour, the others by hour, day or W ≥ 1 h)
+        due = (hour + 1) * HOUR_US
         current = rs.due.get(uscc)
-        if current is None or ts + 1 < current:
-            rs.schedule(uscc, ts + 1)
+        if current is None or due < current:
+            rs.schedule(uscc, due)
 
     def advance(self, rs: RulesState, upto: int) -> list[tuple[str, Hit]]:
         """Decide everything whose window closed by `upto` (watermark - grace)."""
@@ -204,15 +240,19 @@ class RuleEngine:
                 continue  # superseded
             del rs.due[uscc]
             ent = rs.enterprises[uscc]
-            for rule in self.rules:
-                hits.extend((uscc, h) for h in rule.decide(ent, upto))
+            dues = ent.dues
+            for i, rule in enumerate(self.rules):
+                if dues[i] <= upto:  # the others have nothing in (decided, upto]
+                    hits.extend((uscc, h) for h in rule.decide(ent, upto))
+                    dues[i] = rule.next_due(ent, upto) or NEVER
             decided = PerEventRule.pending(ent, upto)
             if decided:
                 ent.last_active = decided[-1].ts
             ent.decided = upto
             self._prune(ent, upto)
             rs.dirty.add(uscc)
-            next_due = self.next_due(ent, upto)
+            soonest = min(dues)
+            next_due = None if soonest >= NEVER else max(soonest, upto + 1)
             last = ent.last_active
             if next_due is None and not ent.txs and last is not None:
                 del rs.enterprises[uscc]  # nothing left to decide: keep it compact
@@ -222,8 +262,10 @@ class RuleEngine:
         return hits
 
     def next_due(self, ent: Enterprise, upto: int) -> int | None:
-        dues = [d for r in self.rules if (d := r.next_due(ent, upto)) is not None]
-        return max(min(dues), upto + 1) if dues else None
+        """Every rule's next due time, kept on the enterprise; the soonest (None: none)."""
+        ent.dues = [r.next_due(ent, upto) or NEVER for r in self.rules]
+        soonest = min(ent.dues, default=NEVER)
+        return None if soonest >= NEVER else max(soonest, upto + 1)
 
     def _prune(self, ent: Enterprise, upto: int) -> None:
         keep_from = upto - self.lookback_us

@@ -4,7 +4,7 @@ enterprise's average hour over the `baseline_hours` before it."""
 from __future__ import annotations
 
 from schemas.alerts import AlertRule, RuleSet
-from streams.rules.base import HOUR_US, Enterprise, Hit, Rule
+from streams.rules.base import HOUR_US, Enterprise, Hit, Rule, Tx
 
 __all__ = ["Velocity"]
 
@@ -45,6 +45,9 @@ class Velocity(Rule):
         # every hour still to decide has its transactions kept (upto - lookback < its start)
         first = ent.first_from(upto // HOUR_US * HOUR_US)
         return (first.ts // HOUR_US + 1) * HOUR_US if first is not None else None
+
+    def due_of_new(self, tx: Tx) -> int | None:
+        return (tx.ts // HOUR_US + 1) * HOUR_US
 
     def keep_hours_from(self, upto: int) -> int:
         """Hour index below which no decision will need a count again."""
