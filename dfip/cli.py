@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dfip import __version__, log_filters
+from dfip.alerts_cli import alerts_app
 from dfip.config_errors import describe_os_error, describe_validation_error
 from dfip.errors import DfipError
 from dfip.kafka_config import KafkaSettings
@@ -34,6 +35,7 @@ kafka_app = typer.Typer(
 topics_app = typer.Typer(no_args_is_help=True, help="Topics from the catalog.")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
+app.add_typer(alerts_app, name="alerts")
 
 
 def _version(value: bool) -> None:
@@ -265,6 +267,13 @@ def worker() -> None:
     settings = WorkerSettings()
     kafka = KafkaSettings()
     check_store(settings.store)
+    if settings.rules:  # a bad rule set stops the worker before it joins the group
+        from schemas.alerts import load_ruleset
+
+        try:
+            load_ruleset(settings.rules_file)
+        except ValueError as exc:
+            raise DfipError(str(exc), hint="fix the rule set (docs/aml-rules.md)") from None
     check_web_port(settings.web_host, settings.web_port)
     prepare_data_dir(settings.data_dir)
     group_id = f"{kafka.topic_prefix}{settings.app_id}"  # as streams/engine.py names them

@@ -12,6 +12,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Final, Literal
 
+from schemas.alerts import Alert, AlertAck
 from schemas.events import (
     DeadLetter,
     DigitalizationScore,
@@ -168,6 +169,30 @@ INGESTED = TopicSpec(
     "resumes it.",
 )
 
+ALERTS = TopicSpec(
+    "dfip.alerts",
+    "uscc",
+    Alert,
+    USCC_PARTITIONS,
+    "delete",
+    400 * DAY_MS,
+    "Large-value and suspicious-pattern rule hits, each written once by the worker that "
+    "decided it. Names enterprises and events: readable by compliance staff only "
+    "(docs/aml-rules.md).",
+    uscc_partitioned=True,
+)
+ALERTS_ACK = TopicSpec(
+    "dfip.alerts.ack",
+    "uscc",
+    AlertAck,
+    USCC_PARTITIONS,
+    "delete",
+    400 * DAY_MS,
+    "Institutions' acknowledgements that a hit was reported or dismissed (key = the hit's "
+    "enterprise, so it co-partitions with dfip.alerts).",
+    uscc_partitioned=True,
+)
+
 TOPICS: tuple[TopicSpec, ...] = (
     TRANSACTIONS,
     LOANS,
@@ -177,6 +202,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     LATE,
     METRICS,
     INGESTED,
+    ALERTS,
+    ALERTS_ACK,
 )
 
 
@@ -223,7 +250,7 @@ def message_key(record: Any) -> str | None:
     """The message key a record is produced with, per the catalog."""
     if isinstance(record, DigitalizationScore):
         return score_key(record)
-    if isinstance(record, EventEnvelope):
+    if isinstance(record, EventEnvelope | Alert | AlertAck):
         return record.enterprise_uscc
     if isinstance(record, FxRate):
         return record.key

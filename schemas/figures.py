@@ -225,6 +225,7 @@ class Figure:
 
 
 _TX = ("institution_type", "digitalization_band", "region", "direction")
+_ALERT = ("rule", "region", "institution_type", "digitalization_band")
 _LOAN = ("institution_type", "digitalization_band", "region")
 
 FIGURES: tuple[Figure, ...] = (
@@ -331,6 +332,19 @@ FIGURES: tuple[Figure, ...] = (
         "gauge",
         ("digitalization_band", "sector"),
         "Enterprises by the band and sector of their newest assessment (by assessed_at).",
+    ),
+    Figure(
+        "dfip_alerts_total",
+        "counter",
+        _ALERT,
+        "Rule hits written to dfip.alerts (docs/aml-rules.md), by the hit's first event.",
+    ),
+    Figure(
+        "dfip_alert_amount_yuan_total",
+        "counter",
+        _ALERT,
+        "CNY amount of the events of rule hits.",
+        scale=100,
     ),
 )
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from schemas.alerts import Alert, AlertAck
 from schemas.events import (
     DeadLetter,
     DigitalizationScore,
@@ -38,6 +39,8 @@ SCHEMA_TARGETS: dict[str, Any] = {
     "DigitalizationScore": DigitalizationScore,
     "FxRate": FxRate,
     "DeadLetter": DeadLetter,
+    "Alert": Alert,
+    "AlertAck": AlertAck,
 }
 """File stem → model or union alias."""
 

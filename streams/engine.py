@@ -18,10 +18,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from dfip.kafka_config import KafkaSettings
+from schemas.alerts import load_ruleset
 from streams.processor import FX, FX_ACCOUNTING_PARTITION, INPUT_TOPICS, SCORES, Processor, Record
 from streams.reference.fx import FxTable
 from streams.reference.reader import ReferenceReader, read_to_end
 from streams.reference.scores import ScoreTable
+from streams.rules import RuleEngine
 from streams.settings import WorkerSettings
 from streams.state.changelog import apply_record, dirty_records, finish_restore
 from streams.state.local import open_store
@@ -77,6 +79,7 @@ class Engine:
             max_future_us=settings.max_future_seconds * 1_000_000,
             restate_horizon_us=settings.restate_horizon_days * 86_400 * 1_000_000,
             fx=FxTable(settings.fx_max_age_days),
+            rules=RuleEngine(load_ruleset(settings.rules_file)) if settings.rules else None,
         )
         self.reader = ReferenceReader(
             kafka, scores_topic=kafka.topic(SCORES), fx_topic=kafka.topic(FX)

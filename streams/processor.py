@@ -45,10 +45,12 @@ from streams.query import recent
 from streams.reference.fx import FxTable
 from streams.reference.fx_state import Parked
 from streams.reference.scores import ScoreTable, ScoreVersion
+from streams.rules import RuleEngine, build_alert
 from streams.state.dedup import DedupMemory, id_hash
 from streams.state.partition import PartitionState
 
 __all__ = [
+    "ALERTS",
     "DEADLETTER",
     "FUTURE_DATED",
     "FX",
@@ -72,6 +74,7 @@ FX = "dfip.fx"
 DEADLETTER = "dfip.deadletter"
 LATE = "dfip.late"
 METRICS = "dfip.metrics"
+ALERTS = "dfip.alerts"
 INPUT_TOPICS = (TRANSACTIONS, LOANS)
 
 H_FORWARDED = "dfip-forwarded"
@@ -155,6 +158,8 @@ class Processor:
     # counted transactions are restated by assessments back to the transactions watermark
     # minus this (event time, µs; streams/aggregate/restate.py)
     restate_horizon_us: int = DEFAULT_RESTATE_HORIZON_US
+    # the rules over the transaction stream (streams/rules/); None: off
+    rules: RuleEngine | None = None
     states: dict[int, PartitionState] = field(default_factory=dict)
     scores: dict[int, ScoreTable] = field(default_factory=dict)
     fx: FxTable = field(default_factory=FxTable)
@@ -301,7 +306,9 @@ class Processor:
         parked = fx_book.park_if_needed(
             state, self.fx, rec, event, eid, ts, late=late, forwarded=forwarded
         )
-        if not parked and not self._apply(state, rec, event, eid, ts, late=late, windowed=not late):
+        if not parked and not self._apply(
+            state, rec, event, eid, ts, late=late, windowed=not late, forwarded=forwarded
+        ):
             return
         if not late and not forwarded:
             wm = state.watermarks.get(rec.topic)
@@ -317,6 +324,7 @@ class Processor:
         *,
         late: bool,
         windowed: bool,
+        forwarded: bool = False,
     ) -> bool:
         """Join and count one first-seen event; False if it was dead-lettered."""
         band, sector = self.scores[state.partition].as_of(event.enterprise_uscc, ts)
@@ -338,6 +346,9 @@ class Processor:
                 uscc = self.scores[state.partition].canonical(event.enterprise_uscc)
                 restate.record(state, uscc, ts, labels, fen, floor)
                 recent.record(state, uscc, ts, event.direction.value, fen)
+                if self.rules is not None and not late and not forwarded:
+                    # forwarded copies are left out: when one arrives depends on timing
+                    self.rules.observe(state.rules, event, ts, fen, band)
                 if event.currency != "CNY":
                     rate = self.fx.rate_at(event.currency, event.occurred_at)
                     assert rate is not None  # apply_transaction found it
@@ -384,7 +395,7 @@ class Processor:
         windowed = not entry.late and held
         self._apply(
             state, rec, event, entry.event_hash, entry.occurred_us, late=entry.late,
-            windowed=windowed,
+            windowed=windowed, forwarded=entry.forwarded,
         )  # fmt: skip
 
     def dead_letter_parked(self, state: PartitionState, entry: Parked, reason: str) -> None:
@@ -512,6 +523,8 @@ class Processor:
                 state.swept_day = floor // _DAY_US
                 restate.sweep(state, floor)
                 fx_book.sweep(state, floor)
+            if self.rules is not None:
+                self._decide_rules(state)
             for topic in INPUT_TOPICS:
                 for key in close_due(state, topic, self.grace_us):
                     rkey, value = window_record(p, key, state.windows[key])
@@ -525,6 +538,26 @@ class Processor:
                         state.dedup_max_entries,
                     )
                     self._expire(state, topic, mem)
+
+    def _decide_rules(self, state: PartitionState) -> None:
+        """Decide the rules up to the final event time; each hit goes out once, in this
+        batch's transaction, together with the rule state that decided it."""
+        assert self.rules is not None
+        wm = state.watermarks.get(TRANSACTIONS)
+        if wm is None:
+            return
+        hits = self.rules.advance(state.rules, wm - self.grace_us)
+        if not hits:
+            return
+        now = datetime.now(tz=UTC)
+        for uscc, hit in hits:
+            alert = build_alert(self.rules.config, uscc, hit, now)
+            labels = (alert.rule.value, alert.region, alert.institution_type, alert.band)
+            state.counters.add("dfip_alerts_total", labels, 1)
+            state.counters.add("dfip_alert_amount_yuan_total", labels, alert.total_fen)
+            self.outputs.append(
+                Output(ALERTS, uscc.encode(), encode(alert), partition=state.partition)
+            )
 
     def take_outputs(self) -> list[Output]:
         out, self.outputs = self.outputs, []

@@ -108,6 +108,17 @@ class WorkerSettings(BaseSettings):
     idle_commit_ms: int = Field(
         default=1000, ge=50, description="How often reference topics are read when idle."
     )
+    rules: bool = Field(
+        default=True,
+        description=(
+            "Run the large-value and suspicious-pattern rules (docs/aml-rules.md) and write "
+            "their hits to dfip.alerts."
+        ),
+    )
+    rules_file: Path | None = Field(
+        default=None,
+        description="Rule-set TOML file (validated at start); default: schemas/aml_rules.toml.",
+    )
     api_token: SecretStr | None = Field(
         default=None,
         description="Bearer token for HTTP endpoints beyond /metrics, /health and /ready.",

@@ -8,7 +8,9 @@ __all__ = ["INTERNAL_TOPICS", "STATE_TOPIC"]
 
 STATE_TOPIC = TopicSpec(
     name="dfip.state",
-    key="state key within the partition (ck, ctr, loan:<id>, rs:<uscc>, dd:<…>, win:<…>)",
+    key=(
+        "state key within the partition (ck, ctr, loan:<id>, rs:<uscc>, al:<uscc>, dd:<…>, win:<…>)"
+    ),
     value_model=None,
     partitions=USCC_PARTITIONS,
     cleanup_policy="compact",

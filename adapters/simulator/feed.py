@@ -462,7 +462,7 @@ class Feed:
             account_ref=self._account(inst.id, ent.uscc),
             description=description,
         )
-        fact = TxFact(event_id, ent.uscc, at, inst.type, direction, amount, cur, customs)
+        fact = TxFact(event_id, ent.uscc, at, inst.type, direction, amount, cur, customs, code)
         return fact, event
 
     # ---- loans -------------------------------------------------------------------------

@@ -78,6 +78,7 @@ class TxFact:
     amount: Decimal
     currency: str
     customs_mode: str | None
+    bank_tx_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

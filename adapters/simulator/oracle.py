@@ -21,6 +21,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from adapters.simulator.aml import RTx, expected_hits
 from adapters.simulator.model import (
     LOANS,
     SCORES,
@@ -33,12 +34,15 @@ from adapters.simulator.model import (
 )
 from adapters.simulator.oracle_fx import FxRules
 from schemas import to_fen
+from schemas.alerts import RuleSet, load_ruleset
 from schemas.figures import FIGURES, HEALTH_FIGURES, RATE_SCALE
+from schemas.txcodes import is_cash
 
 __all__ = ["WINDOW_SIZES", "Oracle"]
 
 WINDOW_SIZES = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
 WINDOW_ZONE = "Asia/Shanghai"  # windows follow the Beijing calendar (docs/metrics.md)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # GB/T 2260 prefecture prefix (USCC characters 3-6) of Zhejiang's 11 cities.
 _PREFECTURES = {
@@ -55,6 +59,7 @@ _RISK_RANK = {r: i for i, r in enumerate(_RISK_ORDER)}
 _TX = ("institution_type", "digitalization_band", "region", "direction")
 _LOAN = ("institution_type", "digitalization_band", "region")
 _IB = ("institution_type", "digitalization_band")
+_ALERT = ("rule", "region", "institution_type", "digitalization_band")
 _LABELS: dict[str, tuple[str, ...]] = {
     "dfip_transactions_total": _TX,
     "dfip_transaction_amount_yuan_total": _TX,
@@ -74,6 +79,8 @@ _LABELS: dict[str, tuple[str, ...]] = {
     "dfip_loans_active": _IB,
     "dfip_borrowers_active": (),
     "dfip_enterprises_scored": ("digitalization_band", "sector"),
+    "dfip_alerts_total": _ALERT,
+    "dfip_alert_amount_yuan_total": _ALERT,
     "dfip_events_received_total": ("topic",),
     "dfip_events_processed_total": ("topic",),
     "dfip_events_duplicate_total": ("topic",),
@@ -202,8 +209,12 @@ class Oracle(FxRules):
         fx_max_age_days: int = 10,
         restate_horizon_days: int = 120,
         window_zone: str = WINDOW_ZONE,
+        rules: RuleSet | None = None,
     ) -> None:
         self.zone = ZoneInfo(window_zone)
+        # the stream's rule set (streams/rules/); the oracle's own pass is adapters/simulator/aml
+        self.rules = rules or load_ruleset()
+        self._rule_txs: dict[int, list[RTx]] = {}  # home partition → on-time, not forwarded
         self.restate_horizon = timedelta(days=restate_horizon_days)
         # uscc → counted transactions, each [occurred_at, inst, direction, windowed, band,
         # sector, fen, home partition]: the oracle keeps them all (no memory bound)
@@ -392,6 +403,9 @@ class Oracle(FxRules):
         self._remember(topic, home, fact.event_id)
         if late:
             self._add("dfip_events_late_total", (topic,), 1)
+        elif record.partition == home and isinstance(fact, TxFact):  # rules: on time, at home
+            fen, band = self._counted[fact.uscc][-1][6], self._counted[fact.uscc][-1][4]
+            self._rule_txs.setdefault(home, []).append(_rule_tx(fact, fen, band))
         return True
 
     @staticmethod
@@ -583,8 +597,27 @@ class Oracle(FxRules):
             out["dfip_enterprises_scored"][(_band(score), sector)] += 1
         return out
 
+    def alerts(self) -> list[Any]:
+        """Every rule hit the stream decides by the end (adapters.simulator.aml.ExpectedHit)."""
+        out = []
+        for p, txs in sorted(self._rule_txs.items()):
+            wm = self._wm.get((TRANSACTIONS, p))
+            if wm is not None:
+                upto = (wm - self.grace - _EPOCH) // timedelta(microseconds=1)
+                out.extend(expected_hits(txs, self.rules, upto))
+        return sorted(out)
+
+    def _alert_figures(self) -> dict[str, Counter[tuple[str, ...]]]:
+        hits: Counter[tuple[str, ...]] = Counter()
+        amounts: Counter[tuple[str, ...]] = Counter()
+        for hit in self.alerts():
+            labels = (hit.rule, _region(hit.uscc), hit.institution_type, hit.band)
+            hits[labels] += 1
+            amounts[labels] += hit.total_fen
+        return {"dfip_alerts_total": hits, "dfip_alert_amount_yuan_total": amounts}
+
     def figures(self) -> dict[str, list[dict[str, Any]]]:
-        values = {**self._figures, **self._gauges()}
+        values = {**self._figures, **self._gauges(), **self._alert_figures()}
         out: dict[str, list[dict[str, Any]]] = {}
         for name, labels in _LABELS.items():
             series = [
@@ -642,3 +675,19 @@ def _series(labels: tuple[str, ...], values: Counter[tuple[str, ...]]) -> list[d
         for key, value in sorted(values.items())
         if value != 0
     ]
+
+
+def _rule_tx(fact: TxFact, fen: int, band: str) -> RTx:
+    at_us = (fact.occurred_at - _EPOCH) // timedelta(microseconds=1)
+    return RTx(
+        at_us,
+        fact.event_id,
+        fact.uscc,
+        fen,
+        fact.direction == "credit",
+        is_cash(fact.bank_tx_code),
+        fact.amount,
+        fact.currency,
+        fact.institution_type,
+        band,
+    )

@@ -1,10 +1,11 @@
 """Partition state ⇄ records of the compacted ``dfip.state`` changelog topic.
 
 A commit writes only what changed: the checkpoint (offsets and watermarks), the counters,
-each changed loan, each enterprise's changed restatement contributions (``rs:<uscc>``), each
-changed FX entry (``fx:<seq>``: a counted foreign-currency transaction with the rate it was
-counted at, or a parked event), the duplicate-memory ids added by this commit per (topic,
-arrival day) (plus tombstones for expired days) and each changed window.
+each changed loan, each enterprise's changed restatement contributions (``rs:<uscc>``),
+recent flows (``rf:<uscc>``) and rule state (``al:<uscc>``), each changed FX entry
+(``fx:<seq>``: a counted foreign-currency transaction with the rate it was counted at, or a
+parked event), the duplicate-memory ids added by this commit per (topic, arrival day) (plus
+tombstones for expired days) and each changed window.
 
 Migration: changelogs written before duplicate memory went by arrival time hold
 ``dedup:<seq>`` records (JSON ids, shared by all topics). A restore loads their ids into the
@@ -58,6 +59,10 @@ def dirty_records(state: PartitionState) -> list[tuple[bytes, bytes | None]]:
     state.dirty_contributions.clear()
     out.extend(recent.changelog_records(state))
     out.extend(fx_book.dirty_records(state))
+    for uscc in sorted(state.rules.dirty):
+        doc = state.rules.to_json(uscc)
+        out.append((f"al:{uscc}".encode(), orjson.dumps(doc) if doc is not None else None))
+    state.rules.dirty.clear()
     for topic, mem in sorted(state.dedup.items()):
         for day, seq, hashes in mem.seal():
             out.append((f"dd:{topic}:{day}:{seq}".encode(), pack(hashes)))
@@ -93,6 +98,8 @@ def apply_record(state: PartitionState, key: bytes, value: bytes | None) -> None
                 state.memory(t).clock_ms = int(clock)
     elif k == "ctr":
         state.counters = Counters.from_json(doc or [])
+    elif k.startswith("al:"):
+        state.rules.load(k[3:], doc)
     elif k.startswith("rs:"):
         restate.from_json(state, k[3:], doc or [])
     elif k.startswith("fx:"):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.reference.fx_state import FxBook
+from streams.rules.engine import RulesState
 from streams.state.dedup import DedupMemory
 
 __all__ = ["ContribLabels", "Counters", "LoanState", "PartitionState", "Window", "WindowKey"]
@@ -177,6 +178,8 @@ class PartitionState:
     # migration: ids of the pre-arrival-time format ("dedup:<seq>" records), by seq
     legacy_dedup: dict[int, list[str]] = field(default_factory=dict)
     legacy_tombstones: list[int] = field(default_factory=list)
+    # rule state per enterprise (streams/rules/), changelogged as `al:<uscc>`
+    rules: RulesState = field(default_factory=RulesState)
 
     def memory(self, topic: str) -> DedupMemory:
         """The duplicate memory of (topic, this partition)."""

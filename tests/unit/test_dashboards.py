@@ -65,9 +65,9 @@ def test_no_stale_dashboard_files() -> None:
     assert set(committed()) == names | {zh_file_name(n) for n in names}
 
 
-def test_the_two_dashboards() -> None:
+def test_the_dashboards() -> None:
     boards = {b["uid"]: b for b in committed().values()}
-    english = {"dfip-financial-centre", "dfip-platform-health"}
+    english = {"dfip-financial-centre", "dfip-platform-health", "dfip-aml"}
     assert set(boards) == english | {f"{uid}-zh" for uid in english}
     for board in boards.values():
         assert board["schemaVersion"] >= 39  # Grafana 11

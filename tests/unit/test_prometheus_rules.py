@@ -85,7 +85,12 @@ def unguarded_figures(expr: str) -> list[str]:
 
 
 def test_rule_files_exist() -> None:
-    assert [p.name for p in RULE_FILES] == ["10-figures.yml", "20-health.yml", "50-alerts.yml"]
+    assert [p.name for p in RULE_FILES] == [
+        "10-figures.yml",
+        "20-health.yml",
+        "50-alerts.yml",
+        "60-aml.yml",
+    ]
     assert RULE_TESTS
 
 

@@ -13,7 +13,7 @@ import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard, Panel, RowPanel
 
-from deploy.grafana.dashboards_src import analysts, financial_centre, platform_health, zh
+from deploy.grafana.dashboards_src import aml, analysts, financial_centre, platform_health, zh
 from deploy.grafana.dashboards_src.layout import DashboardSpec, assemble
 
 __all__ = [
@@ -35,7 +35,7 @@ _RECORDED = re.compile(r"\bdfip:[a-z0-9_]+:[a-z0-9_]+\b")
 
 
 def dashboards() -> list[DashboardSpec]:
-    return [financial_centre.dashboard(), platform_health.dashboard()]
+    return [financial_centre.dashboard(), platform_health.dashboard(), aml.dashboard()]
 
 
 def render_dashboard_json(spec: DashboardSpec, *, lang: str = "en") -> str:

@@ -26,6 +26,7 @@ from schemas import (
     topic_by_name,
     utc_iso,
 )
+from schemas.alerts import Alert, AlertAck
 from schemas.catalog import DAY_MS
 from schemas.examples import EXAMPLE_USCC, example_events
 
@@ -40,6 +41,8 @@ def test_catalog_matches_the_contract():
         "dfip.late": ("uscc", None, 12, "delete", 30 * DAY_MS),
         "dfip.metrics": ("window id", None, 3, "compact", None),
         "dfip.ingested": ("{institution}|{document sha256}", None, 1, "compact", None),
+        "dfip.alerts": ("uscc", Alert, 12, "delete", 400 * DAY_MS),
+        "dfip.alerts.ack": ("uscc", AlertAck, 12, "delete", 400 * DAY_MS),
     }
     assert [t.name for t in TOPICS] == list(expected)
     for spec in TOPICS:
@@ -61,6 +64,8 @@ def test_all_uscc_keyed_topics_share_one_partition_count():
         "dfip.loans",
         "dfip.scores",
         "dfip.late",
+        "dfip.alerts",
+        "dfip.alerts.ack",
     }
     assert {t.partitions for t in uscc_topics} == {USCC_PARTITIONS}
     assert USCC_PARTITIONS == 12

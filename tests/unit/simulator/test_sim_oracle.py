@@ -279,6 +279,9 @@ def _by_labels(series):
 
 
 EXPECTED = {
+    # no rule fires on the scenario (tests/unit/rules/ plant and check every rule)
+    "dfip_alerts_total": {},
+    "dfip_alert_amount_yuan_total": {},
     "dfip_transactions_total": {
         ("bank", "l2", "hangzhou", "credit"): 2,
         ("fintech", "unscored", "ningbo", "debit"): 1,

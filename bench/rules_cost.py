@@ -1,0 +1,150 @@
+"""Cost of the rules over the transaction stream (streams/rules/): throughput with the rules
+on and off, and memory per enterprise.
+
+``python -m bench.rules_cost [--events N] [--runs K] [--enterprises E]`` (no broker):
+
+1. Throughput: the worker's per-record pipeline (``streams.processor.Processor``: decode,
+   dedupe, join, aggregate, windows, restatement record, and with the rules on their observe,
+   decisions and the ``al:<uscc>`` changelog records) over the same simulator feed, batches of
+   2,000 with ``finish_batch`` and the changelog encoding (``dirty_records``) after each, as
+   the engine does; rules off and on alternate, best of K each, in the same process.
+2. Memory: E enterprises with transactions in the last Beijing day (the rules keep at most
+   about a day of them), measured as Python heap (tracemalloc) per enterprise, and the
+   ``al:<uscc>`` changelog bytes per enterprise; then the same after the time moved on and the
+   state was pruned (an enterprise without recent transactions keeps only its last time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import time
+import tracemalloc
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import orjson
+
+from adapters.simulator.feed import Feed, FeedConfig
+from adapters.simulator.model import FX, SCORES
+from schemas.alerts import load_ruleset
+from schemas.codec import encode
+from schemas.events import TransactionEvent
+from schemas.uscc import make_uscc
+from streams.processor import Processor, Record
+from streams.reference.scores import ScoreTable
+from streams.rules import RuleEngine, RulesState
+from streams.state.changelog import dirty_records
+from streams.state.partition import PartitionState
+
+_BATCH = 2000
+
+
+def _records(n: int) -> list[Record]:
+    now_ms = int(time.time() * 1000)
+    offsets: dict[tuple[str, int], itertools.count[int]] = {}
+    out = []
+    for r in itertools.islice(Feed(FeedConfig(seed=11, enterprises=2000)), n):
+        value = r.raw if r.raw is not None else encode(r.event) if r.event is not None else b""
+        offs = offsets.setdefault((r.topic, r.partition), itertools.count())
+        out.append(Record(r.topic, r.partition, next(offs), r.key, value, (), now_ms))
+    return out
+
+
+def _one_pass(records: list[Record], rules: bool) -> float:
+    proc = Processor(grace_us=600 * 1_000_000, rules=RuleEngine(load_ruleset()) if rules else None)
+    for p in range(12):
+        proc.states[p] = PartitionState(p)
+        proc.scores[p] = ScoreTable()
+    gc.collect()
+    # CPU time of this process: the machine is shared, wall time swings by 2x between runs
+    started = time.process_time()
+    for i, rec in enumerate(records):
+        if rec.topic == SCORES:
+            proc.process_score(rec, counted=True)
+        elif rec.topic == FX:
+            proc.process_fx(rec)
+        else:
+            proc.process(rec)
+        if (i + 1) % _BATCH == 0 or i + 1 == len(records):
+            proc.finish_batch()
+            proc.take_outputs()
+            for p in sorted(proc.touched):
+                dirty_records(proc.states[p])
+            proc.touched.clear()
+    return time.process_time() - started
+
+
+def throughput(events: int, runs: int) -> None:
+    records = _records(events)
+    best = {False: float("inf"), True: float("inf")}
+    for _ in range(runs):
+        for rules in (False, True):
+            best[rules] = min(best[rules], _one_pass(records, rules))
+    off, on = len(records) / best[False], len(records) / best[True]
+    print(f"records: {len(records):,} (simulator feed, seed 11, 2,000 enterprises)")
+    print(f"rules off: {off:,.0f} records/s   rules on: {on:,.0f} records/s")
+    print(f"cost of the rules: {100 * (1 - on / off):.1f} % of throughput (best of {runs} each)")
+
+
+def _tx(uscc: str, i: int, at_us: int) -> TransactionEvent:
+    at = datetime.fromtimestamp(at_us / 1e6, tz=UTC)
+    return TransactionEvent(
+        event_id=f"bench-{uscc}-{i}",
+        source="bank-a",
+        institution_type="bank",
+        occurred_at=at,
+        enterprise_uscc=uscc,
+        direction="credit" if i % 2 else "debit",
+        amount=Decimal("1234.56"),
+        currency="CNY",
+        booking_date=at.date(),
+        value_date=at.date(),
+    )
+
+
+def memory(enterprises: int, per_enterprise: int) -> None:
+    engine = RuleEngine(load_ruleset())
+    t0 = 1_790_000_000 * 1_000_000
+    usccs = [make_uscc("330106", f"{i:08d}") for i in range(enterprises)]
+    events = [
+        (_tx(u, k, t0 + k * 3_600_000_000), t0 + k * 3_600_000_000)
+        for u in usccs
+        for k in range(per_enterprise)
+    ]
+    gc.collect()
+    tracemalloc.start()
+    rs = RulesState()
+    base = tracemalloc.get_traced_memory()[0]
+    for ev, ts in events:
+        engine.observe(rs, ev, ts, 123456, "l2")
+    upto = t0 + per_enterprise * 3_600_000_000
+    engine.advance(rs, upto)
+    held = tracemalloc.get_traced_memory()[0] - base
+    changelog = sum(len(u) + 3 + len(orjson.dumps(rs.to_json(u))) for u in usccs)
+    rs.dirty.clear()
+    engine.advance(rs, upto + 3 * 86_400_000_000)  # three days later: pruned
+    pruned = tracemalloc.get_traced_memory()[0] - base
+    pruned_log = sum(len(u) + 3 + len(orjson.dumps(rs.to_json(u))) for u in usccs)
+    tracemalloc.stop()
+    print(f"enterprises: {enterprises:,}, {per_enterprise} transactions each in the last day")
+    print(f"heap per enterprise: {held / enterprises:,.0f} bytes while held, "
+          f"{pruned / enterprises:,.0f} bytes after pruning")  # fmt: skip
+    print(f"al: changelog bytes per enterprise: {changelog / enterprises:,.0f} while held, "
+          f"{pruned_log / enterprises:,.0f} after pruning")  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--events", type=int, default=60_000)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--enterprises", type=int, default=100_000)
+    ap.add_argument("--per-enterprise", type=int, default=5)
+    args = ap.parse_args()
+    memory(args.enterprises, args.per_enterprise)
+    throughput(args.events, args.runs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""Rules on the real broker (issue 15): every planted pattern fires exactly once on
+dfip.alerts, no near miss fires, the hits equal the oracle's list, also when the worker is
+killed (-9) halfway and its successor restores the rule state from the changelog, and after
+the whole feed is sent again. (Two workers and a rebalance: test_stream_exact compares the
+hit figures of the simulator's feed with the oracle.)"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from adapters.simulator.aml import Plant, _us, plant_feed
+from adapters.simulator.model import TRANSACTIONS, Record, TxFact
+from adapters.simulator.oracle import Oracle
+from dfip.kafka_config import KafkaSettings
+from dfip.topics import create_topics
+from schemas.alerts import Alert
+from schemas.catalog import partition_for
+from schemas.events import TransactionEvent
+from tests.integration.test_faults import FAST_FAILOVER
+from tests.integration.test_order_dedup import _Sender
+from tests.integration.test_stream_exact import assert_exact
+from tests.support.workers import (
+    WorkerProcess,
+    oracle_figures,
+    read_topic,
+    wait_converged,
+    wait_ready,
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+def _record(ev: TransactionEvent) -> Record:
+    p = partition_for(ev.enterprise_uscc)
+    fact = TxFact(ev.event_id, ev.enterprise_uscc, ev.occurred_at, "bank", ev.direction.value,
+                  ev.amount, ev.currency, None, ev.bank_tx_code)  # fmt: skip
+    return Record(TRANSACTIONS, p, p, fact, ev)
+
+
+def _now_ms() -> int:
+    return int(datetime.now(tz=UTC).timestamp() * 1000)
+
+
+def test_planted_patterns_fire_exactly_once_across_a_kill(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    ns = KafkaSettings(
+        bootstrap_servers=kafka_settings.bootstrap_servers,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}-",
+    )
+    create_topics(ns)
+    events, plants, tick = plant_feed()
+    records = [_record(ev) for ev in events]
+    cut = next(i for i, ev in enumerate(events) if ev.occurred_at >= tick)
+    oracle = Oracle()
+    sender = _Sender(ns, oracle)
+    first = WorkerProcess(ns, "al", tmp_path, **FAST_FAILOVER).start()
+    second: WorkerProcess | None = None
+    try:
+        wait_ready(first)
+        # everything but the clock ticks: some windows close, most stay open
+        sender.send(records[:cut], _now_ms())
+        wait_converged([first], oracle_figures(oracle.result({})))
+        first.kill()
+        # the same worker id: its transactional id fences anything the first left open
+        second = WorkerProcess(ns, "al", tmp_path, **FAST_FAILOVER).start()
+        wait_ready(second)
+        sender.send(records[cut:], _now_ms())  # closes every planted window
+        expected = oracle_figures(oracle.result({}))
+        assert_exact(wait_converged([second], expected), expected)
+        # a replay: a bank re-sends the whole feed; duplicates decide nothing again
+        sender.send(records, _now_ms())
+        expected = oracle_figures(oracle.result({}))
+        assert_exact(wait_converged([second], expected), expected)
+    finally:
+        sender.close()
+        first.stop()
+        if second is not None:
+            second.stop()
+
+    alerts = [Alert.model_validate_json(r.value) for r in read_topic(ns, "dfip.alerts")]
+    ids = [a.event_id for a in alerts]
+    assert len(ids) == len(set(ids)), "a hit was written twice"
+    got = sorted(
+        (_us(a.window_start), _us(a.window_end), a.rule.value, a.enterprise_uscc,
+         tuple(a.event_ids)) for a in alerts
+    )  # fmt: skip
+    want = sorted(
+        (h.window_start, h.window_end, h.rule, h.uscc, h.event_ids) for h in oracle.alerts()
+    )
+    assert got == want
+    _check_plants(alerts, plants)
+    _check_cli(ns, alerts)
+
+
+def _check_cli(ns: KafkaSettings, alerts: list[Alert]) -> None:
+    """`dfip alerts tail` with a filter prints exactly the matching hits."""
+    from typer.testing import CliRunner
+
+    from dfip.cli import app
+
+    env = {
+        "DFIP_KAFKA_BOOTSTRAP_SERVERS": ns.bootstrap_servers,
+        "DFIP_KAFKA_TOPIC_PREFIX": ns.topic_prefix,
+    }
+    result = CliRunner().invoke(app, ["alerts", "tail", "--rule", "structuring"], env=env)
+    assert result.exit_code == 0, result.output
+    (structuring,) = [a for a in alerts if a.rule.value == "structuring"]
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert structuring.event_id in lines[0]
+    assert structuring.enterprise_uscc in lines[0]
+
+
+def _check_plants(alerts: list[Alert], plants: list[Plant]) -> None:
+    fired = {a.enterprise_uscc: a.rule for a in alerts}
+    assert len(fired) == len(alerts) == sum(not p.near_miss for p in plants)
+    for plant in plants:
+        if plant.near_miss:
+            assert plant.uscc not in fired, plant
+        else:
+            assert fired[plant.uscc] is plant.rule, plant

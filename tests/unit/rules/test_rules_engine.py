@@ -1,0 +1,237 @@
+"""The rule engine against the independent reference oracle (adapters/simulator/aml.py):
+the planted patterns, random streams in random arrival orders, restores from the changelog."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.simulator.aml import ExpectedHit, _us, expected_hits, plant_feed, rule_input
+from schemas.alerts import Alert, AlertRule, RuleSet, load_ruleset
+from schemas.codec import encode
+from schemas.events import TransactionEvent
+from schemas.uscc import make_uscc
+from streams.rules import RuleEngine, RulesState, build_alert
+from streams.rules.base import DAY_US, HOUR_US
+
+GRACE = 600 * 1_000_000
+CONFIG = load_ruleset()
+START = datetime(2025, 9, 1, tzinfo=UTC)
+ENTS = [make_uscc("330106", f"P{i:07d}") for i in range(3)]
+
+
+def _key(uscc: str, hit: object) -> ExpectedHit:
+    txs = hit.txs  # type: ignore[attr-defined]
+    return ExpectedHit(
+        hit.window_start,  # type: ignore[attr-defined]
+        hit.window_end,  # type: ignore[attr-defined]
+        hit.rule.value,  # type: ignore[attr-defined]
+        uscc,
+        tuple(t.event_id for t in txs),
+        sum(t.fen for t in txs),
+        txs[0].institution_type,
+        txs[0].band,
+    )
+
+
+def run(
+    arrivals: list[TransactionEvent],
+    config: RuleSet = CONFIG,
+    *,
+    batch: int = 1,
+    restore_every: int = 0,
+) -> tuple[list[ExpectedHit], int]:
+    """Drive the engine as the processor does: observe on-time events, decide after each
+    batch; optionally restore from the changelog records written so far."""
+    engine = RuleEngine(config)
+    rs = RulesState()
+    changelog: dict[str, bytes | None] = {}
+    wm: int | None = None
+    hits = []
+    for i, ev in enumerate(arrivals):
+        ts = _us(ev.occurred_at)
+        assert wm is None or ts >= wm - GRACE, "the driver must not make events late"
+        engine.observe(rs, ev, ts, int(ev.amount * 100), "unscored")
+        wm = ts if wm is None else max(wm, ts)
+        if (i + 1) % batch == 0 or i + 1 == len(arrivals):
+            hits += [_key(u, h) for u, h in engine.advance(rs, wm - GRACE)]
+            for uscc in sorted(rs.dirty):
+                doc = rs.to_json(uscc)
+                changelog[uscc] = None if doc is None else orjson.dumps(doc)
+            rs.dirty.clear()
+            if restore_every and (i + 1) % restore_every == 0:
+                rs = RulesState()
+                for uscc, value in changelog.items():
+                    rs.load(uscc, None if value is None else orjson.loads(value))
+    assert wm is not None
+    return sorted(hits), wm - GRACE
+
+
+def test_each_planted_pattern_fires_once_and_no_near_miss_fires() -> None:
+    events, plants, tick = plant_feed(START)
+    hits, upto = run(events)
+    assert upto == _us(tick) - GRACE
+    assert hits == expected_hits([rule_input(e) for e in events], CONFIG, upto)
+    by_uscc = {h.uscc: h.rule for h in hits}
+    assert len(by_uscc) == len(hits)  # one hit per planted enterprise
+    for plant in plants:
+        if plant.near_miss:
+            assert plant.uscc not in by_uscc, plant
+        else:
+            assert by_uscc[plant.uscc] == plant.rule.value, plant
+    assert {p.rule for p in plants if not p.near_miss} == set(AlertRule)
+
+
+def test_disabled_rules_do_not_fire() -> None:
+    events, _, _ = plant_feed(START)
+    config = CONFIG.model_copy(update={"disabled": [AlertRule.velocity, AlertRule.cash]})
+    hits, _ = run(events, config)
+    assert {h.rule for h in hits} == {r.value for r in AlertRule} - {"velocity", "cash"}
+
+
+# ---- random streams in random orders ---------------------------------------------------
+
+_AMOUNTS = [
+    "46000.11", "48999.99", "45000.00", "49999.99", "30000.00", "20000.00", "10000.00",
+    "700000.12", "900000.34", "2000000.00", "1999999.99", "123.45", "512345.67",
+    "260000.00", "250000.01", "55.55",
+]  # fmt: skip
+_CODES = [None, "PMNT-RCDT-DMCT", "PMNT-CNTR-CDPT", "PMNT-CCRD-CWDL", "NTRF", "现金"]
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> list[TransactionEvent]:
+    n = draw(st.integers(1, 60))
+    out = []
+    t = START
+    for i in range(n):
+        # mostly minutes apart, sometimes hours or (dormancy) months
+        gap = draw(
+            st.sampled_from(
+                [timedelta(minutes=m) for m in (0, 1, 3, 7, 20)]
+                + [timedelta(hours=h) for h in (1, 3, 5, 9, 23)]
+                + [timedelta(days=181)]
+            )
+        )
+        t += gap
+        out.append(
+            TransactionEvent(
+                event_id=f"ev{i:03d}",
+                source="bank-a",
+                institution_type=draw(st.sampled_from(["bank", "fintech"])),
+                occurred_at=t,
+                enterprise_uscc=draw(st.sampled_from(ENTS)),
+                direction=draw(st.sampled_from(["credit", "debit"])),
+                amount=Decimal(draw(st.sampled_from(_AMOUNTS))),
+                currency="CNY",
+                booking_date=t.date(),
+                value_date=t.date(),
+                bank_tx_code=draw(st.sampled_from(_CODES)),
+            )
+        )
+    return out
+
+
+# lower thresholds so that random streams of a few dozen events hit every rule now and then
+SMALL = RuleSet.model_validate(
+    {
+        "version": "test-1",
+        "velocity": {"baseline_hours": 6, "min_count": 3, "factor": 2},
+        "round_amounts": {"min_count": 2},
+        "structuring": {"min_count": 2},
+        "pass_through": {"window_hours": 2, "tolerance_pct": 50},
+    }
+)
+
+
+def _shuffled(events: list[TransactionEvent], seed: int) -> list[TransactionEvent]:
+    """An arrival order in which no event is late: each arrives up to the grace period
+    after its time (so every earlier arrival is less than the grace period later)."""
+    rng = random.Random(seed)
+    jitter = {e.event_id: rng.randrange(GRACE) for e in events}
+    return sorted(events, key=lambda e: (_us(e.occurred_at) + jitter[e.event_id], e.event_id))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    events=streams(),
+    seed=st.integers(0, 2**32),
+    batch=st.integers(1, 7),
+    restore_every=st.sampled_from([0, 0, 3, 5]),
+)
+def test_hits_do_not_depend_on_arrival_order_or_restores(
+    events: list[TransactionEvent], seed: int, batch: int, restore_every: int
+) -> None:
+    in_order, upto = run(events, SMALL)
+    shuffled, upto2 = run(_shuffled(events, seed), SMALL, batch=batch, restore_every=restore_every)
+    assert upto2 == upto
+    assert shuffled == in_order
+    assert in_order == expected_hits([rule_input(e) for e in events], SMALL, upto)
+
+
+# ---- bounds, records ---------------------------------------------------------------------
+
+
+def test_state_is_pruned_by_event_time() -> None:
+    engine = RuleEngine(CONFIG)
+    rs = RulesState()
+    uscc = ENTS[0]
+    for i in range(24 * 20):  # twenty days, one an hour
+        at = START + timedelta(hours=i)
+        ev = TransactionEvent(
+            event_id=f"p{i}",
+            source="bank-a",
+            institution_type="bank",
+            occurred_at=at,
+            enterprise_uscc=uscc,
+            direction="credit",
+            amount=Decimal("10.01"),
+            currency="CNY",
+            booking_date=at.date(),
+            value_date=at.date(),
+        )
+        engine.observe(rs, ev, _us(at), 1001, "unscored")
+        engine.advance(rs, _us(at) - GRACE)
+    ent = rs.enterprises[uscc]
+    assert len(ent.txs) <= (engine.lookback_us + DAY_US) // HOUR_US + 2
+    assert len(ent.hours) <= CONFIG.velocity.baseline_hours + 2
+
+
+def test_alert_record_is_valid_and_its_id_stable() -> None:
+    events, _, _ = plant_feed(START)
+    engine = RuleEngine(CONFIG)
+    rs = RulesState()
+    for ev in events:
+        engine.observe(rs, ev, _us(ev.occurred_at), int(ev.amount * 100), "b3")
+    hits = engine.advance(rs, _us(events[-1].occurred_at))
+    now = datetime(2026, 12, 3, tzinfo=UTC)
+    alerts = [build_alert(CONFIG, u, h, now) for u, h in hits]
+    again = [build_alert(CONFIG, u, h, now + timedelta(hours=1)) for u, h in hits]
+    assert [a.event_id for a in alerts] == [a.event_id for a in again]
+    for alert in alerts:
+        assert Alert.model_validate_json(encode(alert)) == alert
+        assert alert.ruleset_version == CONFIG.version
+        assert alert.total_fen == sum(alert.amounts_fen)
+        assert alert.band == "b3"
+    large = next(a for a in alerts if a.rule is AlertRule.large_value)
+    assert large.total_fen == 200_000_000
+    # 2025-09-01 10:00 Beijing, a Monday: due the next Monday
+    assert large.report_due == date(2025, 9, 8)
+
+
+def test_a_bad_rule_set_names_its_file(tmp_path: object) -> None:
+    from pathlib import Path
+
+    bad = Path(str(tmp_path)) / "rules.toml"
+    bad.write_text('version = "x1"\n[structuring]\nband_low_pct = 100\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"rules\.toml: structuring: .*band_low_pct must be below"):
+        load_ruleset(bad)
+    bad.write_text('version = "x1"\n[cash]\ncny_fen = "lots"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"rules\.toml: cash\.cny_fen: "):
+        load_ruleset(bad)
