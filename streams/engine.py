@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +67,28 @@ class _Commit:
     started: float
 
 
+def _no_stage(stage: str, seconds: float) -> None:
+    pass
+
+
+def _hold(consumer: AIOKafkaConsumer) -> None:
+    """Stop a manually assigned consumer's background fetching until it is read again.
+
+    The reference reader and the restore consumer wait at most 5 ms per fetch (they read to
+    a known end); left assigned and unpaused, each sent ~200 empty fetches a second, costing
+    the worker's event loop (and the GIL, and the broker) while batches waited (issue 18).
+    """
+    parts = consumer.assignment()
+    if parts:
+        consumer.pause(*parts)
+
+
+def _release(consumer: AIOKafkaConsumer) -> None:
+    parts = consumer.assignment()
+    if parts:
+        consumer.resume(*parts)
+
+
 class Engine:
     def __init__(self, kafka: KafkaSettings, settings: WorkerSettings) -> None:
         self.kafka = kafka
@@ -106,6 +128,10 @@ class Engine:
         self.broken: str | None = None
         # the previous batch's transaction, still committing while the next batch is applied
         self._inflight: asyncio.Task[None] | None = None
+        # (stage, seconds) of each batch: the latency budget (dfip_worker_stage_seconds)
+        self.on_stage: Callable[[str, float], None] = _no_stage
+        # time.monotonic() when the last batch started (the idle tick stays out meanwhile)
+        self.last_batch = 0.0
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -136,6 +162,10 @@ class Engine:
             enable_idempotence=True,
             acks="all",
             linger_ms=5,
+            # the changelog is JSON rewritten per batch (~800 bytes per event on the bench
+            # feed): lz4 cuts what crosses the socket and the broker's disk several times
+            # over, for little CPU (issue 18: socket writes were ~15 % of the worker's time)
+            compression_type="lz4",
             max_request_size=MAX_REQUEST_BYTES,
             client_id=f"dfip-worker-{self.settings.worker_id}",
             **txn,
@@ -179,6 +209,7 @@ class Engine:
                     self._drop(p)
             # stop reading the scores of partitions that left; a returning one is re-read
             self.reader.set_partitions(sorted(self.processor.states), start_at={})
+            _hold(self.reader.consumer)
             new = sorted(wanted - set(self.processor.states))
             t0 = time.perf_counter()
             for p in new:
@@ -252,6 +283,7 @@ class Engine:
                 apply_record(state, key, value)
             # the local copy grows chunk by chunk; each save records how far it reaches
             self.store.save(p, rows, records[-1].offset + 1)
+        _hold(consumer)
         finish_restore(state)
         self.processor.states[p] = state
         self.processor.scores[p] = ScoreTable(self.settings.score_history)
@@ -268,6 +300,7 @@ class Engine:
                     self.processor.process_fx(rec)
                 else:
                     self.processor.process_score(rec, counted=False)
+        _hold(self.reader.consumer)
         self.view.figures[p] = state.counters.snapshot()
         self.view.scored[p] = dict(self.processor.scores[p].scored)
 
@@ -295,6 +328,8 @@ class Engine:
                 await asyncio.wait_for(read(), timeout=timeout)
             except TimeoutError:
                 return None
+            finally:
+                _hold(consumer)
             return counts
 
     # ---- processing --------------------------------------------------------------------
@@ -311,13 +346,17 @@ class Engine:
         )
 
     async def _read_reference(self, partitions: Iterable[int]) -> None:
-        async for tp, records in self.reader.catch_up(partitions):
-            for r in records:
-                rec = self._record(r)
-                if tp == self.reader.fx_tp:
-                    self.processor.process_fx(rec)
-                else:
-                    self.processor.process_score(rec, counted=True)
+        _release(self.reader.consumer)
+        try:
+            async for tp, records in self.reader.catch_up(partitions):
+                for r in records:
+                    rec = self._record(r)
+                    if tp == self.reader.fx_tp:
+                        self.processor.process_fx(rec)
+                    else:
+                        self.processor.process_score(rec, counted=True)
+        finally:
+            _hold(self.reader.consumer)
 
     async def process_batch(self, records: Sequence[Record]) -> None:
         """Apply a batch of event records and start its commit.
@@ -328,11 +367,13 @@ class Engine:
         call (or by the idle :meth:`tick`); the caller then recovers. Records of partitions
         this worker does not own (a rebalance raced the batch) are skipped.
         """
+        handed = time.perf_counter()
         while True:
             # wait outside the lock: assign() needs the lock to become ready
             await self.ready.wait()
             async with self.lock:
                 if self.ready.is_set():
+                    self.on_stage("lock_wait", time.perf_counter() - handed)
                     await self._process_locked(records)
                     return
 
@@ -373,9 +414,11 @@ class Engine:
 
     async def _apply_and_commit(self, records: Sequence[Record]) -> None:
         owned = self.processor.states
-        parts = sorted({r.partition for r in records if r.partition in owned})
         t0 = time.perf_counter()
-        await self._read_reference(parts)
+        self.last_batch = time.monotonic()
+        # every owned partition (as the idle tick does): the tick then has nothing to do
+        # while batches flow, and never holds a batch up with a reference read of its own
+        await self._read_reference(sorted(owned))
         t1 = time.perf_counter()
         process = self.processor.process
         for i, rec in enumerate(records):
@@ -398,12 +441,17 @@ class Engine:
         timing["reference"] += t1 - t0
         timing["apply"] += t2 - t1
         timing["commit"] += t3 - t2
+        self.on_stage("reference", t1 - t0)
+        self.on_stage("apply", t2 - t1)
+        self.on_stage("commit_wait", t3 - t2)
 
     async def tick(self) -> None:
         """Idle work: settle the last commit, read the reference topics for all owned
         partitions and commit if anything changed."""
         if self.lock.locked():
             return  # a batch is running: it reads the reference topics itself
+        if time.monotonic() - self.last_batch < self.settings.idle_commit_ms / 1000:
+            return  # batches are flowing and read the reference topics themselves
         async with self.lock:
             if self.broken or not self.ready.is_set():
                 return
@@ -452,9 +500,12 @@ class Engine:
         """
         last_offsets: dict[int, Any] = {}
         if c.outputs or c.changelog:
+            began = time.perf_counter()
             last_offsets = await asyncio.wait_for(
                 self._transaction(c), timeout=self.settings.commit_timeout_seconds
             )
+            if c.records:
+                self.on_stage("transaction", time.perf_counter() - began)
             # committed: the local copy may now include these records
             for p, offset in last_offsets.items():
                 self.store.save(p, c.changelog[p], offset + 1)
