@@ -12,7 +12,9 @@ from streams.export.collector import STAGES, FiguresCollector, WorkerMetrics
 
 _ALL = (*FIGURES, *HEALTH_FIGURES)
 # label values as they occur, plus the characters the exposition format escapes
-_VALUE = st.sampled_from(["A", "B", "state_owned", "东部", "", 'q"uote', "back\\slash", "new\nline"])
+_VALUE = st.sampled_from(
+    ["A", "B", "state_owned", "东部", "", 'q"uote', "back\\slash", "new\nline"]
+)
 
 
 @st.composite
