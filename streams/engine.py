@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.codec import has_lz4
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from dfip.kafka_config import KafkaSettings
@@ -38,6 +41,9 @@ Positions = dict[int, dict[str, int]]
 # the largest record the worker writes: a dead letter carries a record of up to the broker's
 # default limit (1 MiB) in base64; the dead-letter topic allows that size (schemas/catalog.py)
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
+# changelog record batches: size before compression (a first record always fits), codec
+_CHANGELOG_BATCH_BYTES = 256 * 1024
+_CHANGELOG_CODEC = DefaultRecordBatch.CODEC_LZ4 if has_lz4() else DefaultRecordBatch.CODEC_NONE
 # records applied between two returns to the event loop while a batch is applied
 YIELD_EVERY = 128
 
@@ -89,23 +95,37 @@ def _release(consumer: AIOKafkaConsumer) -> None:
         consumer.resume(*parts)
 
 
+def _changelog_batch(transactional: bool) -> BatchBuilder:
+    """An empty lz4-compressed record batch for changelog rows.
+
+    The changelog is JSON rewritten per batch (~800 bytes per event on the bench feed, the
+    bulk of what a worker writes): lz4 cuts what crosses the socket and the broker's disk
+    several times over for little CPU (issue 18: socket writes were ~15 % of the worker's
+    time). Only these batches are compressed: the outputs (dead letters, forwards, late
+    copies, windows) keep their plain size, against which their topics' limits are set.
+    """
+    return BatchBuilder(_CHANGELOG_BATCH_BYTES, _CHANGELOG_CODEC, is_transactional=transactional)
+
+
 async def _send_rows(
     producer: AIOKafkaProducer,
     topic: str,
     partition: int,
     rows: Sequence[tuple[bytes, bytes | None]],
     sent: list[asyncio.Future[Any]],
+    *,
+    transactional: bool,
 ) -> tuple[asyncio.Future[Any], int]:
     """Send one partition's changelog rows as whole record batches (built in aiokafka's C
     batch builder) instead of one ``send`` each: the per-record send path (partitioner,
     metadata lookups, a future per record) was a visible share of the worker's CPU.
     Returns the last batch's future and how many records it holds."""
-    batch = producer.create_batch()
+    batch = _changelog_batch(transactional)
     n = 0
     for key, value in rows:
         if batch.append(timestamp=None, key=key, value=value) is None:  # full: send it
             sent.append(await producer.send_batch(batch, topic, partition=partition))
-            batch = producer.create_batch()
+            batch = _changelog_batch(transactional)
             n = 0
             batch.append(timestamp=None, key=key, value=value)  # a first record always fits
         n += 1
@@ -187,11 +207,6 @@ class Engine:
             enable_idempotence=True,
             acks="all",
             linger_ms=5,
-            # the changelog is JSON rewritten per batch (~800 bytes per event on the bench
-            # feed): lz4 cuts what crosses the socket and the broker's disk several times
-            # over, for little CPU (issue 18: socket writes were ~15 % of the worker's time)
-            compression_type="lz4",
-            max_batch_size=256 * 1024,  # changelog batches (_send_rows), before compression
             max_request_size=MAX_REQUEST_BYTES,
             client_id=f"dfip-worker-{self.settings.worker_id}",
             **txn,
@@ -568,7 +583,9 @@ class Engine:
         counts: dict[int, int] = {}
         for p, rows in c.changelog.items():
             if rows:
-                last[p], counts[p] = await _send_rows(producer, state_topic, p, rows, sent)
+                last[p], counts[p] = await _send_rows(
+                    producer, state_topic, p, rows, sent, transactional=self.exactly_once
+                )
         if c.offsets and self.exactly_once:
             # the group's offsets commit atomically with the state they lead to
             await producer.send_offsets_to_transaction(c.offsets, self.group_id)
