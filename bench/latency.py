@@ -30,7 +30,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.broker import drop_namespace, namespace
@@ -55,6 +55,8 @@ class LatencyRun:
     worker_p99: float | None
     scrape_interval: float
     scrape_ms: float | None
+    # stage → (mean, p99) seconds from the worker's dfip_worker_stage_seconds (the budget)
+    stages: dict[str, tuple[float, float | None]] = field(default_factory=dict)
 
 
 def received_by_partition(text: str) -> Counts:
@@ -90,6 +92,27 @@ def _histogram(text: str) -> list[tuple[float, float]]:
         (float(dict(labels)["le"]), value)
         for labels, value in samples.get("dfip_event_latency_seconds_bucket", [])
     ]
+
+
+def stage_budget(text: str) -> dict[str, tuple[float, float | None]]:
+    """stage → (mean seconds, p99 seconds) of the worker's dfip_worker_stage_seconds."""
+    names = (
+        "dfip_worker_stage_seconds_bucket",
+        "dfip_worker_stage_seconds_sum",
+        "dfip_worker_stage_seconds_count",
+    )
+    samples = parse_samples(text, names)
+    sums = {dict(lb)["stage"]: v for lb, v in samples.get(names[1], [])}
+    counts = {dict(lb)["stage"]: v for lb, v in samples.get(names[2], [])}
+    buckets: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for lb, v in samples.get(names[0], []):
+        d = dict(lb)
+        buckets[d["stage"]].append((float(d["le"]), v))
+    return {
+        stage: (sums.get(stage, 0.0) / n, histogram_quantile(buckets[stage], 0.99))
+        for stage, n in counts.items()
+        if n > 0
+    }
 
 
 def run_latency(
@@ -143,6 +166,7 @@ def run_latency(
         thread.join(timeout=60)
         final = scraper.metrics()
         buckets = _histogram(final.text) if final is not None else []
+        stages = stage_budget(final.text) if final is not None else {}
     finally:
         stop.set()
         stop_workers([worker])
@@ -158,4 +182,5 @@ def run_latency(
         worker_p99=histogram_quantile(buckets, 0.99),
         scrape_interval=scrape_interval,
         scrape_ms=None if scraper.mean_seconds is None else 1000 * scraper.mean_seconds,
+        stages=stages,
     )

@@ -69,6 +69,7 @@ class _Measures:
         self.worker_p50 = Measure("latency p50, worker histogram (to commit)", "ms")
         self.worker_p99 = Measure("latency p99, worker histogram (to commit)", "ms")
         self.invisible = Measure(f"latency: events not visible {o.drain:.0f} s after", "count")
+        self.stages: dict[str, Measure] = {}
         e = f"{o.enterprises:,}"
         self.ent_produce = Measure(f"{e} scores: make (models + codec) and produce", "records/s")
         self.ent_ingest = Measure(f"{e} scores: worker ingest on empty state", "scores/s")
@@ -79,8 +80,15 @@ class _Measures:
         self.restore_rss = Measure(f"RSS after restore of {e}", "MB")
         self.restore_peak = Measure("peak RSS during that restore (VmHWM)", "MB")
 
+    def stage(self, name: str, run: int) -> Measure:
+        """A figure of the latency budget (one per stage, made when first seen)."""
+        if name not in self.stages:
+            self.stages[name] = Measure(name, "ms", [math.nan] * run)
+        return self.stages[name]
+
     def all(self) -> list[Measure]:
-        return [m for m in vars(self).values() if isinstance(m, Measure) and m.values]
+        found = [m for m in vars(self).values() if isinstance(m, Measure) and m.values]
+        return found + [m for m in self.stages.values() if m.values]
 
 
 def _pipeline_round(
@@ -257,6 +265,9 @@ def run_suite(o: SuiteOptions, command: str, log_dir: Path) -> SuiteReport:
             m.worker_p99.add(_ms(lat.worker_p99))
             m.invisible.add(lat.invisible)
             m.invisible.note = f"of {lat.events:,} events sent per run"
+            for stage, (mean, p99) in lat.stages.items():
+                m.stage(f"latency budget: {stage}, mean", i).add(1000 * mean)
+                m.stage(f"latency budget: {stage}, p99", i).add(_ms(p99))
             _say(
                 f"latency: offered {lat.offered_rate:,.0f}/s, scrape p50/p99 "
                 f"{lat.scrape_p50}/{lat.scrape_p99} s, worker {lat.worker_p50}/{lat.worker_p99}"

@@ -81,8 +81,10 @@ class Worker:
         self.kafka = kafka
         self.settings = settings
         self.engine = Engine(kafka, settings)
+        # /metrics = the committed figures (rendered by the collector itself, cached per
+        # committed snapshot) + the worker's own health metrics (prometheus_client)
+        self.figures = FiguresCollector(self.engine.view)
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(FiguresCollector(self.engine.view))
         self.metrics = WorkerMetrics(self.registry)
         configure_zone(settings.window_zone)  # the calendar of the event-time windows
         self.app = self._build()
@@ -91,7 +93,12 @@ class Worker:
         self._stopping = False  # set when shutdown begins: a restore cut short is expected
         self.engine.commit_offsets = self._commit_offsets
         self.engine.on_commit.append(self._observe)
+        self.engine.on_stage = self.observe_stage
         self._recovering = asyncio.Lock()
+        # dfip_consumer_lag: (position, end) per input partition at the last tick, and the
+        # records counted exactly in such a gap
+        self._lag_gaps: dict[Any, tuple[int, int]] = {}
+        self._lag_counts: dict[Any, tuple[tuple[int, int], int]] = {}
 
     def _build(self) -> faust.App:
         kafka, settings, engine = self.kafka, self.settings, self.engine
@@ -193,7 +200,9 @@ class Worker:
             # rendering every series takes ~150 ms while busy: in a thread, so batches and
             # their commits are not held up for it (the collectors read committed copies)
             loop = asyncio.get_running_loop()
-            body = await loop.run_in_executor(None, generate_latest, worker.registry)
+            began = time.perf_counter()
+            body = await loop.run_in_executor(None, worker.exposition)
+            worker.observe_stage("export", time.perf_counter() - began)
             return web.bytes(body, content_type=_EXPOSITION)
 
         @app.page("/health")
@@ -221,9 +230,25 @@ class Worker:
 
         return app
 
+    def exposition(self) -> bytes:
+        """The /metrics body: committed figures, then the worker's health metrics."""
+        return self.figures.render().encode() + generate_latest(self.registry)
+
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        self.metrics.stages[stage].observe(seconds)
+
+    def _observe_queue(self, records: Sequence[Record]) -> None:
+        """Record age when its batch reaches the engine (a sample keeps this cheap)."""
+        now = time.time()
+        observe = self.metrics.stages["queue"].observe
+        for r in records[:: max(1, len(records) // 50)]:
+            if r.timestamp_ms is not None:
+                observe(max(0.0, now - r.timestamp_ms / 1000))
+
     async def handle_batch(self, records: list[Record]) -> None:
         """One fetched batch: apply and commit it; on failure, recover the committed state
         and rewind the consumer, so nothing is lost or counted twice."""
+        self._observe_queue(records)
         await self._ensure_started()
         if self.engine.broken:
             await self.recover()
@@ -332,12 +357,26 @@ class Worker:
             pos = states[tp.partition].offsets.get(name, 0) if tp.partition in states else end
             gaps[tp] = (pos, max(pos, end))
         # the offset difference counts transaction markers (one after every transactional
-        # write, e.g. the worker's own forwarded copies): count the records themselves
-        # where the gap is small enough to read
-        small = {tp: r for tp, r in gaps.items() if 0 < r[1] - r[0] <= _LAG_EXACT_UP_TO}
+        # write, e.g. the worker's own forwarded copies): count the records themselves where
+        # the gap is small enough to read and the partition stands still (drained or stuck:
+        # where "0 when drained" matters). A partition in progress shows the offset
+        # difference: re-reading up to 1,000 records of every partition each tick, under
+        # the engine's lock, held batches up (issue 18).
+        previous, self._lag_gaps = self._lag_gaps, gaps
+        known = self._lag_counts
+        small = {
+            tp: r
+            for tp, r in gaps.items()
+            if 0 < r[1] - r[0] <= _LAG_EXACT_UP_TO
+            and previous.get(tp, (-1,))[0] == r[0]
+            and known.get(tp, (None,))[0] != r
+        }
         exact = await self.engine.count_records(small) if small else None
+        for tp, n in (exact or {}).items():
+            known[tp] = (gaps[tp], n)
         for tp, (pos, end) in gaps.items():
-            lag = exact[tp] if exact is not None and tp in exact else end - pos
+            seen = known.get(tp)
+            lag = seen[1] if seen is not None and seen[0] == (pos, end) else end - pos
             self.metrics.lag.labels(self.engine.name(tp.topic), str(tp.partition)).set(lag)
 
 
@@ -371,9 +410,11 @@ class _BatchConsumer(FaustAIOKafkaConsumer):
         fetcher_stopped = fetcher._stopped.is_set
         try:
             while not (stopped() or fetcher_stopped()):
+                began = time.perf_counter()
                 fetched, _active = await self._wait_next_records(timeout)
                 if not fetched or self.should_stop:
                     continue
+                worker.observe_stage("fetch_wait", time.perf_counter() - began)
                 records = [
                     Record(
                         topic=inputs[tp.topic],

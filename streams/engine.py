@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.codec import has_lz4
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from dfip.kafka_config import KafkaSettings
@@ -40,6 +43,9 @@ Positions = dict[int, dict[str, int]]
 # the largest record the worker writes: a dead letter carries a record of up to the broker's
 # default limit (1 MiB) in base64; the dead-letter topic allows that size (schemas/catalog.py)
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
+# changelog record batches: size before compression (a first record always fits), codec
+_CHANGELOG_BATCH_BYTES = 256 * 1024
+_CHANGELOG_CODEC = DefaultRecordBatch.CODEC_LZ4 if has_lz4() else DefaultRecordBatch.CODEC_NONE
 # records applied between two returns to the event loop while a batch is applied
 YIELD_EVERY = 128
 
@@ -67,6 +73,67 @@ class _Commit:
     scored: dict[int, dict[tuple[str, str], int]]
     records: Sequence[Record]
     started: float
+
+
+def _no_stage(stage: str, seconds: float) -> None:
+    pass
+
+
+def _hold(consumer: AIOKafkaConsumer) -> None:
+    """Stop a manually assigned consumer's background fetching until it is read again.
+
+    The reference reader and the restore consumer wait at most 5 ms per fetch (they read to
+    a known end); left assigned and unpaused, each sent ~200 empty fetches a second, costing
+    the worker's event loop (and the GIL, and the broker) while batches waited (issue 18).
+    """
+    parts = consumer.assignment()
+    if parts:
+        consumer.pause(*parts)
+
+
+def _release(consumer: AIOKafkaConsumer) -> None:
+    parts = consumer.assignment()
+    if parts:
+        consumer.resume(*parts)
+
+
+def _changelog_batch(transactional: bool) -> BatchBuilder:
+    """An empty lz4-compressed record batch for changelog rows.
+
+    The changelog is JSON rewritten per batch (~800 bytes per event on the bench feed, the
+    bulk of what a worker writes): lz4 cuts what crosses the socket and the broker's disk
+    several times over for little CPU (issue 18: socket writes were ~15 % of the worker's
+    time). Only these batches are compressed: the outputs (dead letters, forwards, late
+    copies, windows) keep their plain size, against which their topics' limits are set.
+    """
+    return BatchBuilder(_CHANGELOG_BATCH_BYTES, _CHANGELOG_CODEC, is_transactional=transactional)
+
+
+async def _send_rows(
+    producer: AIOKafkaProducer,
+    topic: str,
+    partition: int,
+    rows: Sequence[tuple[bytes, bytes | None]],
+    sent: list[asyncio.Future[Any]],
+    *,
+    transactional: bool,
+) -> tuple[asyncio.Future[Any], int]:
+    """Send one partition's changelog rows as whole record batches (built in aiokafka's C
+    batch builder) instead of one ``send`` each: the per-record send path (partitioner,
+    metadata lookups, a future per record) was a visible share of the worker's CPU.
+    Returns the last batch's future and how many records it holds."""
+    batch = _changelog_batch(transactional)
+    n = 0
+    for key, value in rows:
+        if batch.append(timestamp=None, key=key, value=value) is None:  # full: send it
+            sent.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = _changelog_batch(transactional)
+            n = 0
+            batch.append(timestamp=None, key=key, value=value)  # a first record always fits
+        n += 1
+    fut = await producer.send_batch(batch, topic, partition=partition)
+    sent.append(fut)
+    return fut, n
 
 
 class Engine:
@@ -109,6 +176,10 @@ class Engine:
         self.broken: str | None = None
         # the previous batch's transaction, still committing while the next batch is applied
         self._inflight: asyncio.Task[None] | None = None
+        # (stage, seconds) of each batch: the latency budget (dfip_worker_stage_seconds)
+        self.on_stage: Callable[[str, float], None] = _no_stage
+        # time.monotonic() when the last batch started (the idle tick stays out meanwhile)
+        self.last_batch = 0.0
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -182,6 +253,7 @@ class Engine:
                     self._drop(p)
             # stop reading the scores of partitions that left; a returning one is re-read
             self.reader.set_partitions(sorted(self.processor.states), start_at={})
+            _hold(self.reader.consumer)
             new = sorted(wanted - set(self.processor.states))
             t0 = time.perf_counter()
             for p in new:
@@ -255,6 +327,7 @@ class Engine:
                 apply_record(state, key, value)
             # the local copy grows chunk by chunk; each save records how far it reaches
             self.store.save(p, rows, records[-1].offset + 1)
+        _hold(consumer)
         finish_restore(state)
         self.processor.states[p] = state
         self.processor.scores[p] = ScoreTable(self.settings.score_history)
@@ -273,6 +346,7 @@ class Engine:
                     self.processor.process_score(rec, counted=False)
         # FX rates read since the checkpoint: restate/apply now that the scores are rebuilt
         self.processor.restored(p)
+        _hold(self.reader.consumer)
         self.view.figures[p] = state.counters.snapshot()
         self.view.scored[p] = dict(self.processor.scores[p].scored)
 
@@ -300,6 +374,8 @@ class Engine:
                 await asyncio.wait_for(read(), timeout=timeout)
             except TimeoutError:
                 return None
+            finally:
+                _hold(consumer)
             return counts
 
     # ---- processing --------------------------------------------------------------------
@@ -316,13 +392,17 @@ class Engine:
         )
 
     async def _read_reference(self, partitions: Iterable[int]) -> None:
-        async for tp, records in self.reader.catch_up(partitions):
-            for r in records:
-                rec = self._record(r)
-                if tp == self.reader.fx_tp:
-                    self.processor.process_fx(rec)
-                else:
-                    self.processor.process_score(rec, counted=True)
+        _release(self.reader.consumer)
+        try:
+            async for tp, records in self.reader.catch_up(partitions):
+                for r in records:
+                    rec = self._record(r)
+                    if tp == self.reader.fx_tp:
+                        self.processor.process_fx(rec)
+                    else:
+                        self.processor.process_score(rec, counted=True)
+        finally:
+            _hold(self.reader.consumer)
 
     async def process_batch(self, records: Sequence[Record]) -> None:
         """Apply a batch of event records and start its commit.
@@ -333,11 +413,13 @@ class Engine:
         call (or by the idle :meth:`tick`); the caller then recovers. Records of partitions
         this worker does not own (a rebalance raced the batch) are skipped.
         """
+        handed = time.perf_counter()
         while True:
             # wait outside the lock: assign() needs the lock to become ready
             await self.ready.wait()
             async with self.lock:
                 if self.ready.is_set():
+                    self.on_stage("lock_wait", time.perf_counter() - handed)
                     await self._process_locked(records)
                     return
 
@@ -378,9 +460,11 @@ class Engine:
 
     async def _apply_and_commit(self, records: Sequence[Record]) -> None:
         owned = self.processor.states
-        parts = sorted({r.partition for r in records if r.partition in owned})
         t0 = time.perf_counter()
-        await self._read_reference(parts)
+        self.last_batch = time.monotonic()
+        # every owned partition (as the idle tick does): the tick then has nothing to do
+        # while batches flow, and never holds a batch up with a reference read of its own
+        await self._read_reference(sorted(owned))
         t1 = time.perf_counter()
         process = self.processor.process
         for i, rec in enumerate(records):
@@ -403,12 +487,17 @@ class Engine:
         timing["reference"] += t1 - t0
         timing["apply"] += t2 - t1
         timing["commit"] += t3 - t2
+        self.on_stage("reference", t1 - t0)
+        self.on_stage("apply", t2 - t1)
+        self.on_stage("commit_wait", t3 - t2)
 
     async def tick(self) -> None:
         """Idle work: settle the last commit, read the reference topics for all owned
         partitions and commit if anything changed."""
         if self.lock.locked():
             return  # a batch is running: it reads the reference topics itself
+        if time.monotonic() - self.last_batch < self.settings.idle_commit_ms / 1000:
+            return  # batches are flowing and read the reference topics themselves
         async with self.lock:
             if self.broken or not self.ready.is_set():
                 return
@@ -457,9 +546,12 @@ class Engine:
         """
         last_offsets: dict[int, Any] = {}
         if c.outputs or c.changelog:
+            began = time.perf_counter()
             last_offsets = await asyncio.wait_for(
                 self._transaction(c), timeout=self.settings.commit_timeout_seconds
             )
+            if c.records:
+                self.on_stage("transaction", time.perf_counter() - began)
             # committed: the local copy may now include these records
             for p, offset in last_offsets.items():
                 self.store.save(p, c.changelog[p], offset + 1)
@@ -493,10 +585,12 @@ class Engine:
                     headers=list(out.headers) or None,
                 )
             )
+        counts: dict[int, int] = {}
         for p, rows in c.changelog.items():
-            for key, value in rows:
-                last[p] = await producer.send(state_topic, value, key=key, partition=p)
-                sent.append(last[p])
+            if rows:
+                last[p], counts[p] = await _send_rows(
+                    producer, state_topic, p, rows, sent, transactional=self.exactly_once
+                )
         if c.offsets and self.exactly_once:
             # the group's offsets commit atomically with the state they lead to
             await producer.send_offsets_to_transaction(c.offsets, self.group_id)
@@ -509,4 +603,5 @@ class Engine:
             await producer.commit_transaction()
         if c.offsets and not self.exactly_once and self.commit_offsets is not None:
             await self.commit_offsets(c.offsets)
-        return {p: fut.result().offset for p, fut in last.items()}
+        # a batch's future carries its first offset; its records follow one by one
+        return {p: fut.result().offset + counts[p] - 1 for p, fut in last.items()}

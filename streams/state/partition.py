@@ -57,17 +57,24 @@ class Counters:
         return {name: dict(series) for name, series in self.values.items()}
 
     def to_json(self) -> list[list[Any]]:
-        return [
-            [name, list(labels), value]
-            for name, series in self.values.items()
-            for labels, value in series.items()
-        ]
+        """``[[name, [[labels, value], ...]], ...]``: orjson writes the (labels tuple, value)
+        items as arrays itself, so no Python list is built per series (the whole counter
+        set is written per touched partition and batch; issue 18)."""
+        return [[name, list(series.items())] for name, series in self.values.items()]
 
     @classmethod
     def from_json(cls, rows: list[list[Any]]) -> Counters:
+        """Reads both layouts: the one above and the older ``[name, labels, value]`` rows."""
         c = cls()
-        for name, labels, value in rows:
-            c.values.setdefault(name, {})[tuple(labels)] = int(value)
+        for row in rows:
+            if len(row) == 2:
+                name, items = row
+                series = c.values.setdefault(name, {})
+                for labels, value in items:
+                    series[tuple(labels)] = int(value)
+            else:
+                name, labels, value = row
+                c.values.setdefault(name, {})[tuple(labels)] = int(value)
         return c
 
 
