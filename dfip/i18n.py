@@ -19,10 +19,31 @@ from stdnum import numdb
 
 from schemas.uscc import ZHEJIANG_PREFECTURES
 
-__all__ = ["LANGS", "Lang", "amount", "gbt2260_name", "label", "region_name"]
+__all__ = [
+    "LANGS",
+    "LANG_HELP",
+    "Lang",
+    "amount",
+    "gbt2260_name",
+    "label",
+    "parse_lang",
+    "region_name",
+]
 
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
+LANG_HELP = "zh: Chinese labels, amounts in 万元/亿元; en: English, yuan."
+
+
+def parse_lang(value: str) -> Lang:
+    """A ``--lang`` option's value; anything else is a one-line usage error."""
+    from dfip.errors import DfipError
+
+    if value == "zh":
+        return "zh"
+    if value == "en":
+        return "en"
+    raise DfipError(f"--lang {value}: expected zh or en")
 
 _LABELS: dict[str, tuple[str, str]] = {
     # report figures

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dfip.errors import DfipError
-from dfip.i18n import Lang, amount, label, region_name
+from dfip.i18n import LANG_HELP, Lang, amount, label, parse_lang, region_name
 
 __all__ = ["fetch_enterprise", "query_app", "render_enterprise"]
 
@@ -145,13 +145,10 @@ def enterprise(
     wait: Annotated[
         float, typer.Option(min=0, help="Keep asking this many seconds while answered 503.")
     ] = 10.0,
-    lang: Annotated[
-        str, typer.Option(help="zh: Chinese labels, amounts in 万元/亿元; en: English, yuan.")
-    ] = "zh",
+    lang: Annotated[str, typer.Option(help=LANG_HELP)] = "zh",
 ) -> None:
     """Bands, active loans, loan totals and 30-day flows of one enterprise."""
-    if lang not in ("zh", "en"):
-        raise DfipError(f"--lang {lang}: expected zh or en")
+    language = parse_lang(lang)
     base = url or os.environ.get("DFIP_QUERY_URL") or DEFAULT_URL
     status, body = fetch_enterprise(base, uscc, _token(), wait=wait)
     out = Console(soft_wrap=True)
@@ -160,4 +157,4 @@ def enterprise(
     if as_json:
         out.print_json(data=body)
     else:
-        render_enterprise(body, out, "zh" if lang == "zh" else "en")
+        render_enterprise(body, out, language)

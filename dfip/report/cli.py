@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from dfip.errors import DfipError
-from dfip.i18n import Lang
+from dfip.i18n import LANG_HELP, parse_lang
 from dfip.kafka_config import KafkaSettings
 from dfip.report.build import build_rows, daily_figures, latest_windows
 from dfip.report.periods import parse_period
@@ -38,14 +38,10 @@ def report_command(
     out: Annotated[
         Path, typer.Option(help="Folder for dfip-report-<period>.csv and .xlsx.")
     ] = Path("."),
-    lang: Annotated[
-        str, typer.Option(help="zh: Chinese labels, amounts in 万元/亿元; en: English, yuan.")
-    ] = "zh",
+    lang: Annotated[str, typer.Option(help=LANG_HELP)] = "zh",
 ) -> None:
     """Daily, monthly or quarterly figures by Beijing date from the closed windows."""
-    if lang not in ("zh", "en"):
-        raise DfipError(f"--lang {lang}: expected zh or en")
-    language: Lang = "zh" if lang == "zh" else "en"
+    language = parse_lang(lang)
     try:
         period = parse_period(day=day, month=month, quarter=quarter)
     except ValueError as exc:

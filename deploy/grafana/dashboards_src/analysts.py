@@ -5,13 +5,11 @@ texts, so the page cannot drift from what the dashboards show."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from grafana_foundation_sdk.models.dashboard import Dashboard, Panel, RowPanel
-
 from deploy.grafana.dashboards_src import zh
-from deploy.grafana.dashboards_src.layout import DashboardSpec, assemble
+from deploy.grafana.dashboards_src.layout import DashboardSpec, assemble, panels_of
 
 __all__ = ["DOCS_PATH", "render"]
 
@@ -74,17 +72,6 @@ stated schema, docs/reports.md) and Excel; `--lang en` for English.
 """
 
 
-def _panels(board: Dashboard) -> Iterator[tuple[str, Panel]]:
-    row = ""
-    for item in board.panels or []:
-        if isinstance(item, RowPanel):
-            row = item.title or ""
-            for nested in item.panels:
-                yield row, nested
-        elif isinstance(item, Panel):
-            yield row, item
-
-
 def _zh(text: str) -> str:
     return zh.TEXT.get(text, text)
 
@@ -95,7 +82,7 @@ def render(specs: Sequence[DashboardSpec]) -> str:
         if spec.uid != "dfip-financial-centre":
             continue  # the operators' dashboards: docs/dashboards.md
         current = None
-        for row, panel in _panels(assemble(spec)):
+        for row, panel in panels_of(assemble(spec)):
             if row != current:
                 lines += [f"### {_zh(row)} · {row}", ""]
                 current = row

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.models.dashboard import (
     Dashboard,
+    RowPanel,
     VariableOption,
     VariableRefresh,
     VariableSort,
 )
+from grafana_foundation_sdk.models.dashboard import Panel as PanelModel
 
 from deploy.grafana.dashboards_src.panels import (
     DATASOURCE_UID,
@@ -22,7 +24,7 @@ from deploy.grafana.dashboards_src.panels import (
     datasource,
 )
 
-__all__ = ["DashboardSpec", "Row", "assemble"]
+__all__ = ["DashboardSpec", "Row", "assemble", "panels_of"]
 
 
 @dataclass(frozen=True)
@@ -106,3 +108,15 @@ def assemble(spec: DashboardSpec) -> Dashboard:
             board = board.with_panel(panel.id(next_id))
             next_id += 1
     return board.build()
+
+
+def panels_of(board: Dashboard) -> Iterator[tuple[str, PanelModel]]:
+    """(row title, panel) in dashboard order, rows' nested panels included."""
+    row = ""
+    for item in board.panels or []:
+        if isinstance(item, RowPanel):
+            row = item.title or ""
+            for nested in item.panels:
+                yield row, nested
+        elif isinstance(item, PanelModel):
+            yield row, item

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models.dashboard import Dashboard, Panel, RowPanel
+from grafana_foundation_sdk.models.dashboard import Panel
 
 from deploy.grafana.dashboards_src import aml, analysts, financial_centre, platform_health, zh
-from deploy.grafana.dashboards_src.layout import DashboardSpec, assemble
+from deploy.grafana.dashboards_src.layout import DashboardSpec, assemble, panels_of
 
 __all__ = [
     "DASHBOARDS_DIR",
@@ -42,18 +42,6 @@ def render_dashboard_json(spec: DashboardSpec, *, lang: str = "en") -> str:
     board = zh.localise(spec) if lang == "zh" else assemble(spec)
     # sort_keys + a trailing newline keep the committed JSON byte-stable across runs
     return json.dumps(board, cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
-
-
-def _panels(board: Dashboard) -> Iterator[tuple[str, Panel]]:
-    """(row title, panel) in dashboard order."""
-    row = ""
-    for item in board.panels or []:
-        if isinstance(item, RowPanel):
-            row = item.title or ""
-            for nested in item.panels:
-                yield row, nested
-        elif isinstance(item, Panel):
-            yield row, item
 
 
 def _targets(panel: Panel) -> list[tuple[str, str]]:
@@ -118,7 +106,7 @@ def render_docs(specs: Sequence[DashboardSpec]) -> str:
             "",
         ]
         current_row = None
-        for row, panel in _panels(board):
+        for row, panel in panels_of(board):
             if row != current_row:
                 lines += [f"### {row}", ""]
                 current_row = row
