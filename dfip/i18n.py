@@ -45,6 +45,7 @@ def parse_lang(value: str) -> Lang:
         return "en"
     raise DfipError(f"--lang {value}: expected zh or en")
 
+
 _LABELS: dict[str, tuple[str, str]] = {
     # report figures
     "transactions": ("交易笔数", "transactions"),
