@@ -6,7 +6,6 @@ dfip.metrics gives the oracle's closed windows. (~18 s on the session broker.)""
 
 from __future__ import annotations
 
-import re
 import threading
 import urllib.error
 import urllib.request
@@ -21,6 +20,7 @@ from dfip.report.build import latest_windows
 from dfip.report.cli import read_metrics
 from schemas.catalog import partition_for
 from tests.support.workers import (
+    USCC_LIKE,
     WorkerProcess,
     oracle_figures,
     oracle_windows,
@@ -30,7 +30,6 @@ from tests.support.workers import (
 )
 
 TOKEN = "query-token-0123456789"
-USCC_LIKE = re.compile(r"\b[0-9A-HJ-NP-RTUW-Y]{2}[0-9]{6}[0-9A-HJ-NP-RTUW-Y]{10}\b")
 
 
 def ask(worker: WorkerProcess, uscc: str, token: str | None = TOKEN) -> tuple[int, dict]:  # type: ignore[type-arg]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import orjson
 
 from adapters.simulator.runner import SimulationConfig, run_simulation
 from dfip.kafka_config import KafkaSettings
-from tests.support.workers import WorkerProcess, oracle_figures, wait_converged, wait_ready
-
-USCC_LIKE = re.compile(r"\b[0-9A-HJ-NP-RTUW-Y]{2}[0-9]{6}[0-9A-HJ-NP-RTUW-Y]{10}\b")
+from tests.support.workers import (
+    USCC_LIKE,
+    WorkerProcess,
+    oracle_figures,
+    wait_converged,
+    wait_ready,
+)
 
 
 def test_endpoints_and_token(kafka_settings: KafkaSettings, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +19,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dfip.kafka_config import KafkaSettings
 from schemas.figures import FIGURES_BY_NAME
+
+# a USCC-shaped token (18 characters, check alphabet); not inside a number, so a float such as
+# 0.007729180000751512 in a histogram sum is not taken for one
+USCC_LIKE = re.compile(
+    r"(?<![0-9.])[0-9A-HJ-NP-RTUW-Y]{2}[0-9]{6}[0-9A-HJ-NP-RTUW-Y]{10}(?![0-9A-Z.])"
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
