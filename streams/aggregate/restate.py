@@ -8,7 +8,10 @@ the labels are an index into the partition's small table of label tuples), becau
 tuples per enterprise costs ~500 bytes for a single entry and the score table alone nearly
 fills the 500 MB budget at a million enterprises (bench/RESULTS.md). Entries are appended as
 transactions are counted; a restatement or the daily sweep merges equal keys and drops those
-older than the floor.
+older than the floor. An append remembers where the enterprise's entries ended before the
+batch (``PartitionState.contrib_base``), so the changelog can write only the entries after it
+(``appended_json``, restored by ``append_json``); a merge forgets it and the changelog writes
+all of them (``to_json`` / ``from_json``; streams/state/changelog.py).
 
 When an assessment arrives (counted pass only), every kept entry at or after
 max(assessed_at, floor) is joined again with the enterprise's score versions; entries whose

@@ -46,7 +46,7 @@ CK = b"ck"
 CTR = b"ctr"
 # an enterprise with fewer entries before a batch gets its whole rs:<uscc> record rewritten
 # (small anyway; no delta bookkeeping in memory for it)
-DELTA_MIN_ENTRIES = 16
+DELTA_MIN_ENTRIES = 8
 # delta records per enterprise before its whole record is rewritten
 MAX_DELTAS = 64
 _DELTA_MIN_BYTES = DELTA_MIN_ENTRIES * restate.ENTRY_SIZE
