@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ from streams.aggregate import restate
 from streams.reference.scores import ScoreTable, ScoreVersion
 from streams.state import changelog
 from streams.state.changelog import apply_record, dirty_records, finish_restore
+from streams.state.local import RocksStore
 from streams.state.partition import PartitionState
 
 Log = list[tuple[bytes, bytes | None]]
@@ -109,6 +111,25 @@ def test_a_rewrite_tombstones_the_deltas_it_supersedes() -> None:
     assert sum(1 for k, _ in compacted if k.startswith(f"rs:{U1}".encode())) == 3
     for replay in (log, compacted, _rocks(log)):
         assert _entries(_replay(replay)) == _entries(state)
+
+
+def test_the_rocksdb_copy_restores_deltas_and_their_rewrites(tmp_path: Path) -> None:
+    pytest.importorskip("rocksdict")
+    state = PartitionState(0)
+    store = RocksStore(tmp_path)
+    offset = 0
+    for m in range(40):
+        _record(state, U1, m)
+        if m % 7 == 6:
+            restate.sweep(state, (m - 30) * 60 * _S)
+        records = dirty_records(state)
+        offset += len(records)
+        store.save(0, records, offset)
+    assert U1 in state.contrib_deltas  # the last batches wrote deltas
+    items, next_offset = store.load(0)
+    assert next_offset == offset
+    assert _entries(_replay(list(items))) == _entries(state)
+    store.close()
 
 
 def test_a_record_from_before_deltas_restores_and_continues() -> None:
