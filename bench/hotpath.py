@@ -6,7 +6,9 @@ it through :class:`streams.processor.Processor` the way the engine does: scores 
 they come, events in batches of B, then per batch ``finish_batch``, the changelog records
 (``dirty_records``) and the committed snapshot. Forwarded copies are fed back as input of
 the next batch. Reports CPU µs per event (process time, best of R) split into the batch
-pass and the commit prep. No broker, no Faust: what the worker's own Python costs.
+pass and the commit prep, and the changelog bytes per event (keys + uncompressed values,
+with the share of the ``rs:`` and ``al:`` records). No broker, no Faust: what the worker's
+own Python costs.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from streams.reference.scores import ScoreTable
 from streams.state.changelog import dirty_records
 from streams.state.partition import PartitionState
 
-__all__ = ["feed_records", "run"]
+__all__ = ["ChangelogBytes", "feed_records", "run"]
 
 _BASE_MS = 1_767_225_600_000  # 2026-01-01, as record timestamps (arrival)
 
@@ -42,6 +44,20 @@ def feed_records(events: int, seed: int = 7) -> list[Record]:
     return out
 
 
+class ChangelogBytes:
+    """Changelog bytes (key + value, before compression) in total and by key prefix."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.by_prefix: dict[str, int] = defaultdict(int)
+
+    def add(self, records: list[tuple[bytes, bytes | None]]) -> None:
+        for key, value in records:
+            n = len(key) + (len(value) if value is not None else 0)
+            self.total += n
+            self.by_prefix[key.split(b":", 1)[0].decode()] += n
+
+
 def _processor() -> Processor:
     proc = Processor(grace_us=600 * 1_000_000, fx=FxTable(10))
     for p in range(12):
@@ -51,7 +67,11 @@ def _processor() -> Processor:
 
 
 def run(
-    records: list[Record], batch: int, *, process: Callable[[Processor, list[Record]], None]
+    records: list[Record],
+    batch: int,
+    *,
+    process: Callable[[Processor, list[Record]], None],
+    changelog: ChangelogBytes | None = None,
 ) -> tuple[float, float, int]:
     """(CPU seconds in the batch pass, CPU seconds in the commit prep, events)."""
     proc = _processor()
@@ -74,7 +94,9 @@ def run(
         t1 = time.process_time()
         proc.finish_batch()
         for p in sorted(proc.touched):
-            dirty_records(proc.states[p])
+            recs = dirty_records(proc.states[p])
+            if changelog is not None:
+                changelog.add(recs)
             proc.states[p].counters.snapshot()
         proc.touched.clear()
         outs = proc.take_outputs()
@@ -144,6 +166,12 @@ def main() -> None:
                 best = res
         assert best is not None
         apply_s, prep_s, n = best
+        log = ChangelogBytes()
+        run(records, args.batch, process=fn, changelog=log)
+        shares = ", ".join(
+            f"{p}: {100 * log.by_prefix[p] / log.total:.0f} %" for p in ("rs", "al", "ctr")
+        )
+        print(f"{name}: changelog {log.total / n:,.0f} bytes/event ({shares})")
         print(
             f"{name}: {n:,} events, {1e6 * (apply_s + prep_s) / n:.1f} µs/event CPU "
             f"(batch pass {1e6 * apply_s / n:.1f}, commit prep {1e6 * prep_s / n:.1f}); "

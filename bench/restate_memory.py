@@ -61,6 +61,7 @@ def measure(n: int, per: int) -> dict[str, float]:
             restate.record(state, key, _T0 + k * 3_600_000_000, labels, 12_345, None)
     record_ns = (time.perf_counter() - t0) / (n * per) * 1e9
     state.dirty_contributions.clear()
+    state.contrib_base.clear()
     gc.collect()
     rss_contrib = _rss_mb()
     sample = usccs[: min(n, 20_000)]

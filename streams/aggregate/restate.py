@@ -8,7 +8,10 @@ the labels are an index into the partition's small table of label tuples), becau
 tuples per enterprise costs ~500 bytes for a single entry and the score table alone nearly
 fills the 500 MB budget at a million enterprises (bench/RESULTS.md). Entries are appended as
 transactions are counted; a restatement or the daily sweep merges equal keys and drops those
-older than the floor.
+older than the floor. An append remembers where the enterprise's entries ended before the
+batch (``PartitionState.contrib_base``), so the changelog can write only the entries after it
+(``appended_json``, restored by ``append_json``); a merge forgets it and the changelog writes
+all of them (``to_json`` / ``from_json``; streams/state/changelog.py).
 
 When an assessment arrives (counted pass only), every kept entry at or after
 max(assessed_at, floor) is joined again with the enterprise's score versions; entries whose
@@ -30,8 +33,11 @@ from streams.state.partition import ContribLabels, PartitionState
 
 __all__ = [
     "BAND_ONLY_LOAN_EVENTS",
+    "ENTRY_SIZE",
     "MAX_ENTRIES",
     "adjust_fen",
+    "append_json",
+    "appended_json",
     "entries_of",
     "floor_of",
     "from_json",
@@ -52,6 +58,7 @@ RESTATED = "dfip_restated_events_total"
 BEYOND = "dfip_scores_beyond_restatement_total"
 # occurred µs, label index, count, fen
 _ENTRY = struct.Struct("<qHiq")
+ENTRY_SIZE = _ENTRY.size
 
 # distinct (occurred_at, labels) entries kept per enterprise: its rs:<uscc> changelog record
 # (~60 bytes of JSON an entry) stays under ~600 kB, below Kafka's default 1 MB limit
@@ -101,6 +108,7 @@ def _store(state: PartitionState, uscc: str, entries: Entries) -> None:
     else:
         state.contributions.pop(uscc, None)
     state.dirty_contributions.add(uscc)
+    state.contrib_base.pop(uscc, None)  # merged and sorted: the changelog gets it whole
 
 
 def record(
@@ -130,6 +138,9 @@ def record(
         entries[key] = (n + 1, f + fen)
         _store(state, uscc, entries)
         return
+    if uscc not in state.dirty_contributions:
+        # the first change this batch is an append: the changelog needs only what follows
+        state.contrib_base[uscc] = len(packed) if packed is not None else 0
     if packed is None:
         state.contributions[uscc] = entry
     elif isinstance(packed, bytearray):
@@ -284,6 +295,11 @@ def share_keys(state: PartitionState, table: ScoreTable) -> None:
         canon = table.canonical(uscc)
         if canon is not uscc:
             contributions[canon] = contributions.pop(uscc)
+    deltas = state.contrib_deltas
+    for uscc in list(deltas):
+        canon = table.canonical(uscc)
+        if canon is not uscc:
+            deltas[canon] = deltas.pop(uscc)
 
 
 def sweep(state: PartitionState, floor: int | None) -> None:
@@ -303,13 +319,24 @@ def entries_of(
     return {(occ, state.contrib_labels[idx]): v for (occ, idx), v in _unpack(packed, None).items()}
 
 
+def _rows(state: PartitionState, packed: bytes | bytearray) -> list[list[Any]]:
+    labels_of = state.contrib_labels
+    entries = {(occ, labels_of[idx]): v for (occ, idx), v in _unpack(packed, None).items()}
+    return [[occ, *labels, n, f] for (occ, labels), (n, f) in sorted(entries.items())]
+
+
 def to_json(state: PartitionState, uscc: str) -> list[list[Any]]:
-    return [
-        [occ, *labels, n, f] for (occ, labels), (n, f) in sorted(entries_of(state, uscc).items())
-    ]
+    """All of an enterprise's entries: its whole ``rs:<uscc>`` changelog record."""
+    return _rows(state, state.contributions.get(uscc, b""))
 
 
-def from_json(state: PartitionState, uscc: str, rows: list[list[Any]]) -> None:
+def appended_json(state: PartitionState, uscc: str, start: int) -> list[list[Any]]:
+    """The entries appended after the first ``start`` bytes of the enterprise's packed
+    entries (see PartitionState.contrib_base): an ``rs:<uscc>:<seq>`` delta record."""
+    return _rows(state, memoryview(state.contributions.get(uscc, b""))[start:].tobytes())
+
+
+def _packed_rows(state: PartitionState, rows: list[list[Any]]) -> bytes:
     intern = sys.intern  # label strings shared by every entry, as when counted
     entries: Entries = {}
     for occ, it, direction, windowed, band, sector, n, f in rows:
@@ -317,8 +344,23 @@ def from_json(state: PartitionState, uscc: str, rows: list[list[Any]]) -> None:
         key = (int(occ), _label_index(state, labels))
         pn, pf = entries.get(key, (0, 0))
         entries[key] = (pn + int(n), pf + int(f))
-    packed = _pack(entries)
+    return _pack(entries)
+
+
+def from_json(state: PartitionState, uscc: str, rows: list[list[Any]]) -> None:
+    """Restore from a whole record: replaces the enterprise's entries."""
+    packed = _packed_rows(state, rows)
     if packed:
         state.contributions[uscc] = packed
     else:
         state.contributions.pop(uscc, None)
+
+
+def append_json(state: PartitionState, uscc: str, rows: list[list[Any]]) -> int:
+    """Restore from a delta record: appends its entries; returns the bytes appended."""
+    added = _packed_rows(state, rows)
+    if added:
+        packed = state.contributions.get(uscc)
+        grown = added if packed is None else bytes(packed) + added
+        state.contributions[uscc] = bytearray(grown) if len(grown) > _GROW_IN_PLACE else grown
+    return len(added)

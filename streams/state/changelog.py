@@ -1,11 +1,23 @@
 """Partition state ⇄ records of the compacted ``dfip.state`` changelog topic.
 
 A commit writes only what changed: the checkpoint (offsets and watermarks), the counters,
-each changed loan, each enterprise's changed restatement contributions (``rs:<uscc>``),
-recent flows (``rf:<uscc>``) and rule state (``al:<uscc>``), each changed FX entry
+each changed loan, each enterprise's changed restatement contributions (``rs:<uscc>``, see
+below), recent flows (``rf:<uscc>``) and rule state (``al:<uscc>``), each changed FX entry
 (``fx:<seq>``: a counted foreign-currency transaction with the rate it was counted at, or a
 parked event), the duplicate-memory ids added by this commit per (topic, arrival day) (plus
 tombstones for expired days) and each changed window.
+
+Restatement contributions: when a batch only appended entries to an enterprise that already
+has at least ``DELTA_MIN_ENTRIES``, the commit writes just those entries as a delta record
+``rs:<uscc>:<seq>`` (seq 1, 2, … since its last whole record), not all its entries again.
+A whole ``rs:<uscc>`` record (the only form before deltas, so old changelogs restore as
+they are) is written when entries were merged, moved or swept (restatement, FX restatement,
+sweep, the entry cap), or once its deltas reach ``MAX_DELTAS`` records or hold as many
+bytes as the whole record they follow (so the bytes written stay linear in the entries
+appended); tombstones for its deltas go with it, keeping the compacted topic bounded. A
+restore applies the whole record and then the deltas after it, in any order (the RocksDB
+copy replays by key, where ``rs:<uscc>`` sorts before its deltas); a delta is at most as
+large as its whole record, so under the same message size limit.
 
 Migration: changelogs written before duplicate memory went by arrival time hold
 ``dedup:<seq>`` records (JSON ids, shared by all topics). A restore loads their ids into the
@@ -32,6 +44,13 @@ __all__ = ["apply_record", "dirty_records", "finish_restore"]
 
 CK = b"ck"
 CTR = b"ctr"
+# an enterprise with fewer entries before a batch gets its whole rs:<uscc> record rewritten
+# (small anyway; no delta bookkeeping in memory for it)
+DELTA_MIN_ENTRIES = 8
+# delta records per enterprise before its whole record is rewritten
+MAX_DELTAS = 64
+_DELTA_MIN_BYTES = DELTA_MIN_ENTRIES * restate.ENTRY_SIZE
+_COUNT_MASK = 0xFFFF  # PartitionState.contrib_deltas: count | bytes << 16
 # topics whose ids (and forwarded copies' origins) the pre-arrival-time format held
 _LEGACY_TOPICS = ("dfip.transactions", "dfip.loans", "dfip.scores")
 
@@ -53,10 +72,9 @@ def dirty_records(state: PartitionState) -> list[tuple[bytes, bytes | None]]:
         out.append((_window_key(key), orjson.dumps(win.to_json()) if win else None))
     state.dirty_windows.clear()
     for uscc in sorted(state.dirty_contributions):
-        rows = restate.to_json(state, uscc)
-        value = orjson.dumps(rows) if rows else None
-        out.append((f"rs:{uscc}".encode(), value))
+        out.extend(_contribution_records(state, uscc))
     state.dirty_contributions.clear()
+    state.contrib_base.clear()
     out.extend(recent.changelog_records(state))
     out.extend(fx_book.dirty_records(state))
     for uscc in sorted(state.rules.dirty):
@@ -80,6 +98,39 @@ def dirty_records(state: PartitionState) -> list[tuple[bytes, bytes | None]]:
     return out
 
 
+def _contribution_records(state: PartitionState, uscc: str) -> list[tuple[bytes, bytes | None]]:
+    """A delta record for what a batch appended, else the whole record and tombstones."""
+    packed = state.contributions.get(uscc)
+    start = state.contrib_base.get(uscc)
+    live = state.contrib_deltas.get(uscc, 0)
+    count, delta_bytes = live & _COUNT_MASK, live >> 16
+    if packed is not None and start is not None and start >= _DELTA_MIN_BYTES:
+        grown = delta_bytes + len(packed) - start
+        if count < MAX_DELTAS and grown <= start - delta_bytes:
+            state.contrib_deltas[uscc] = (count + 1) | grown << 16
+            rows = restate.appended_json(state, uscc, start)
+            return [(f"rs:{uscc}:{count + 1}".encode(), orjson.dumps(rows))]
+    state.contrib_deltas.pop(uscc, None)
+    rows = restate.to_json(state, uscc)
+    out: list[tuple[bytes, bytes | None]] = [
+        (f"rs:{uscc}".encode(), orjson.dumps(rows) if rows else None)
+    ]
+    out.extend((f"rs:{uscc}:{seq}".encode(), None) for seq in range(1, count + 1))
+    return out
+
+
+def _restore_contributions(state: PartitionState, key: str, doc: Any) -> None:
+    uscc, _, seq = key.partition(":")
+    if not seq:  # a whole record: replaces the entries and every delta before it
+        state.contrib_deltas.pop(uscc, None)
+        restate.from_json(state, uscc, doc or [])
+    elif doc is not None:  # a delta (a tombstoned one is superseded by a whole record)
+        added = restate.append_json(state, uscc, doc)
+        live = state.contrib_deltas.get(uscc, 0)
+        count = max(live & _COUNT_MASK, int(seq))
+        state.contrib_deltas[uscc] = count | ((live >> 16) + added) << 16
+
+
 def apply_record(state: PartitionState, key: bytes, value: bytes | None) -> None:
     """Apply one changelog record during a restore (later records win)."""
     k = key.decode()
@@ -101,7 +152,7 @@ def apply_record(state: PartitionState, key: bytes, value: bytes | None) -> None
     elif k.startswith("al:"):
         state.rules.load(k[3:], doc)
     elif k.startswith("rs:"):
-        restate.from_json(state, k[3:], doc or [])
+        _restore_contributions(state, k[3:], doc)
     elif k.startswith("fx:"):
         fx_book.from_json(state, int(k[3:]), doc)
     elif k.startswith("loan:"):
@@ -152,5 +203,6 @@ def finish_restore(state: PartitionState) -> None:
     state.dirty_loans.clear()
     state.dirty_windows.clear()
     state.dirty_contributions.clear()
+    state.contrib_base.clear()
     state.dirty_recent.clear()
     fx_book.finish_restore(state)

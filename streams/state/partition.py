@@ -169,6 +169,13 @@ class PartitionState:
     contrib_labels: list[ContribLabels] = field(default_factory=list)
     contrib_index: dict[ContribLabels, int] = field(default_factory=dict)
     dirty_contributions: set[str] = field(default_factory=set)
+    # changelog of the contributions (streams/state/changelog.py): uscc → length of its packed
+    # entries before this batch's first append (absent for a dirty enterprise whose entries
+    # were rewritten); cleared by each commit
+    contrib_base: dict[str, int] = field(default_factory=dict)
+    # uscc → its live rs:<uscc>:<seq> delta records since its last whole rs:<uscc> record,
+    # as count | delta bytes << 16 (only enterprises that have some)
+    contrib_deltas: dict[str, int] = field(default_factory=dict)
     # FX: counted foreign-currency transactions and parked events (streams/aggregate/fx_book.py)
     fx_book: FxBook = field(default_factory=FxBook)
     # UTC day of the restatement floor at the last sweep (not persisted)
