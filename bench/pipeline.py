@@ -48,6 +48,7 @@ FLOW = (
     "dfip_events_processed_total",
     "dfip_events_duplicate_total",
     "dfip_events_deadlettered_total",
+    "dfip_fx_pending_events",  # waiting for an FX rate in force (docs/metrics.md): settled too
 )
 
 
