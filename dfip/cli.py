@@ -326,6 +326,11 @@ def run(
     _align_local_broker(os.environ)
     KafkaSettings()  # a bad DFIP_KAFKA_* value is one line now, not after the broker started
     children: list[subprocess.Popen[bytes]] = []
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (kill, a service manager) stops it as Ctrl-C does
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         # inside the try: a Ctrl-C while the broker starts still stops it
         if _kafka_script("up") != 0:
@@ -350,9 +355,12 @@ def run(
     except KeyboardInterrupt:
         console.print("stopping…")
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for c in children:
             if c.poll() is None:
-                c.send_signal(signal.SIGINT)
+                # SIGTERM, not SIGINT: a platform started in the background has SIGINT ignored
+                # (and its children with it); the worker and the simulator stop cleanly on both
+                c.send_signal(signal.SIGTERM)
         for c in children:
             try:
                 c.wait(timeout=20)
