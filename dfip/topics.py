@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ __all__ = [
 #: Seconds a command waits for the cluster before saying it is unreachable: a CLI user wants
 #: one line within a few seconds, not half a minute of silence.
 CONNECT_TIMEOUT = 5.0
+
+#: Further seconds given to a broker that accepts TCP connections but has not finished the
+#: TLS handshake or the SASL login: a loaded broker (a JVM warming up its TLS and SCRAM) is
+#: slow, not unreachable, and a refused login must be reported as such, whatever the load.
+HANDSHAKE_GRACE = 25.0
 
 
 @dataclass(frozen=True)
@@ -193,15 +199,44 @@ def _unreachable(settings: KafkaSettings) -> DfipError:
     )
 
 
-def admin_client(settings: KafkaSettings, *, timeout: float = CONNECT_TIMEOUT) -> KafkaAdminClient:
+def _no_handshake(settings: KafkaSettings, waited: float) -> DfipError:
+    return DfipError(
+        f"Kafka at {settings.bootstrap_servers} accepts connections but did not complete "
+        f"the {settings.security_protocol} handshake within {waited:.0f} s",
+        hint="is this a Kafka listener for DFIP_KAFKA_SECURITY_PROTOCOL? see the broker log",
+    )
+
+
+def accepts_tcp(bootstrap_servers: str, timeout: float = 1.0) -> bool:
+    """Some bootstrap server accepts a TCP connection (so the broker is there, maybe slow)."""
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        except (OSError, ValueError):
+            continue
+        return True
+    return False
+
+
+def admin_client(
+    settings: KafkaSettings,
+    *,
+    timeout: float = CONNECT_TIMEOUT,
+    grace: float = HANDSHAKE_GRACE,
+) -> KafkaAdminClient:
     """A connected admin client, or a DfipError saying why not.
 
     kafka-python's bootstrap retries a refused login like an unreachable broker, until its
     bootstrap timeout; so the bootstrap runs in attempts of 2 s, 4 s, 8 s… up to `timeout`,
-    and a refused login (seen in the client's log) ends it after the first attempt."""
+    and a refused login (seen in the client's log) ends it after the first attempt. A broker
+    that accepts TCP but has not answered by then gets `grace` more seconds: under
+    load its TLS/SASL handshake alone can outlast `timeout`."""
     with _client_log() as log:
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         attempt = 2.0
+        graced = False
         while True:
             try:
                 return _admin_attempt(settings, attempt)
@@ -209,7 +244,13 @@ def admin_client(settings: KafkaSettings, *, timeout: float = CONNECT_TIMEOUT) -
                 if isinstance(exc, _AUTH_ERRORS) or (log.auth_failure and settings.uses_sasl):
                     raise _auth_error(settings) from exc
                 left = deadline - time.monotonic()
+                if left <= 0 and not graced and accepts_tcp(settings.bootstrap_servers):
+                    graced = True
+                    deadline += grace
+                    left = grace
                 if left <= 0:
+                    if graced:
+                        raise _no_handshake(settings, time.monotonic() - started) from exc
                     raise _unreachable(settings) from exc
                 attempt = min(attempt * 2, max(left, 0.5))
 
