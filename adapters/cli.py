@@ -78,7 +78,10 @@ def ingest_command(
             "scores, fx (fx-cfets, fx-ecb), or auto (each file by its content)."
         ),
     ],
-    paths: Annotated[list[Path], typer.Argument(help="Files to ingest.")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Files to ingest; a folder stands for the files in it (not below)."),
+    ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print events as JSON lines on stdout; no Kafka.")
     ] = False,
@@ -129,6 +132,7 @@ def ingest_command(
     Each document is committed in transactions with a checkpoint in the ledger topic
     (dfip.ingested): running the same command again skips what is in and resumes the rest.
     """
+    paths = _expand_folders(paths)
     parser = _parser(
         format, paths, institution, institution_type, accounts, mapping, encoding, timezone
     )
@@ -269,6 +273,24 @@ def transactional_id(
     other files can run at the same time."""
     digest = hashlib.sha256("\n".join(sorted(d.sha256 for d in documents)).encode()).hexdigest()
     return f"{settings.topic_prefix}dfip-ingest-{institution}-{digest[:16]}"
+
+
+def _expand_folders(paths: list[Path]) -> list[Path]:
+    """A folder given on the command line stands for its files, by name, without hidden
+    files and without descending: a bank's drop folder is ingested as one command."""
+    expanded: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            expanded.append(path)
+            continue
+        try:
+            files = sorted(f for f in path.iterdir() if f.is_file() and not f.name.startswith("."))
+        except OSError as exc:
+            _fail(EXIT_USAGE, f"folder {path} cannot be read: {exc.strerror}")
+        if not files:
+            _fail(EXIT_USAGE, f"folder {path} has no files to ingest (sub-folders are not read)")
+        expanded.extend(files)
+    return expanded
 
 
 def _parser(

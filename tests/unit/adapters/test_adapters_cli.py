@@ -256,3 +256,34 @@ def test_fx_rates_need_no_account_key(monkeypatch: pytest.MonkeyPatch) -> None:
     statement = run("mt940", str(FIXTURES / "mt940_triodos.sta"), "-i", "x", "--dry-run")
     assert statement.exit_code == 2
     assert "DFIP_ACCOUNT_HASH_KEY" in statement.output
+
+
+def test_a_folder_stands_for_its_files(tmp_path) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    for name in ("camt053_v08_ccb_usd.xml", "mt940_triodos.sta"):
+        (drop / name).write_bytes((FIXTURES / name).read_bytes())
+    (drop / ".partial").write_text("not yet complete")  # hidden: a transfer in progress
+    (drop / "archive").mkdir()  # not descended into
+    (drop / "archive" / "old.sta").write_text("garbage")
+    one_by_one = run(
+        "auto",
+        *(str(drop / n) for n in sorted(("camt053_v08_ccb_usd.xml", "mt940_triodos.sta"))),
+        "-i",
+        "B",
+        "--dry-run",
+    )
+    folder = run("auto", str(drop), "-i", "B", "--dry-run")
+    assert folder.exit_code == one_by_one.exit_code, folder.output  # 3: unmapped accounts
+    events = [line for line in folder.stdout.splitlines() if line.startswith("{")]
+    assert events and events == [
+        line for line in one_by_one.stdout.splitlines() if line.startswith("{")
+    ]
+    assert "garbage" not in folder.output and ".partial" not in folder.output
+
+
+def test_an_empty_folder_is_one_line(tmp_path) -> None:
+    result = run("auto", str(tmp_path), "-i", "B", "--dry-run")
+    assert result.exit_code == 2
+    assert f"folder {tmp_path} has no files to ingest" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
