@@ -276,10 +276,10 @@ def test_a_folder_stands_for_its_files(tmp_path) -> None:
     folder = run("auto", str(drop), "-i", "B", "--dry-run")
     assert folder.exit_code == one_by_one.exit_code, folder.output  # 3: unmapped accounts
     events = [line for line in folder.stdout.splitlines() if line.startswith("{")]
-    assert events and events == [
-        line for line in one_by_one.stdout.splitlines() if line.startswith("{")
-    ]
-    assert "garbage" not in folder.output and ".partial" not in folder.output
+    assert events
+    assert events == [line for line in one_by_one.stdout.splitlines() if line.startswith("{")]
+    assert "garbage" not in folder.output
+    assert ".partial" not in folder.output
 
 
 def test_an_empty_folder_is_one_line(tmp_path) -> None:
