@@ -24,6 +24,7 @@ RUN set -eu; \
     if [ -f constraints.txt ]; then set -- --constraint constraints.txt; else set --; fi; \
     /opt/dfip/bin/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["rocksdb"]))' > /tmp/requirements.txt; \
     /opt/dfip/bin/pip install "$@" --requirement /tmp/requirements.txt
+COPY core/ core/
 COPY dfip/ dfip/
 COPY schemas/ schemas/
 COPY streams/ streams/

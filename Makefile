@@ -29,9 +29,10 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 types: install
-	$(BIN)/mypy dfip schemas streams adapters
+	$(BIN)/mypy core dfip schemas streams adapters
 
 test: install prometheus
 	bash deploy/kafka/kafka.sh fetch

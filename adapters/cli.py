@@ -50,9 +50,9 @@ from adapters.producer import (
     KafkaUnavailable,
     TransactionError,
 )
-from dfip.errors import DfipError
-from dfip.kafka_config import KafkaSettings
-from dfip.topics import _client_log, _ClientLog
+from core.errors import DfipError
+from core.kafka_admin import ClientLog, client_log
+from core.kafka_config import KafkaSettings
 from schemas import InstitutionType
 
 __all__ = ["EXIT_KAFKA", "EXIT_OK", "EXIT_REJECTED", "EXIT_USAGE", "ingest_command"]
@@ -142,9 +142,9 @@ def ingest_command(
         else:
             # kafka-python logs every refused connection and retry at WARNING/ERROR; what
             # matters is said here in one line, so its records go to a collector instead
-            client_log = stack.enter_context(_client_log())
+            kafka_log = stack.enter_context(client_log())
             documents = {p: Document.of(p, institution) for p in paths}
-            producer = stack.enter_context(_producer(institution, documents.values(), client_log))
+            producer = stack.enter_context(_producer(institution, documents.values(), kafka_log))
             topics = (*parser.topics, DEAD_LETTER_TOPIC, LEDGER_TOPIC)
             try:
                 missing = producer.missing_topics(topics)
@@ -236,7 +236,7 @@ def _aborted(exc: IngestAborted, documents: int) -> NoReturn:
 
 
 def _producer(
-    institution: str, documents: Iterable[Document], client_log: _ClientLog
+    institution: str, documents: Iterable[Document], kafka_log: ClientLog
 ) -> EventProducer:
     try:
         settings = KafkaSettings()
@@ -251,7 +251,7 @@ def _producer(
             settings, transactional_id=transactional_id(settings, institution, documents)
         )
     except KafkaUnavailable as exc:
-        if client_log.auth_failure is not None:
+        if kafka_log.auth_failure is not None:
             _fail(
                 EXIT_KAFKA,
                 f"Kafka authentication failed for user {settings.sasl_username} at "

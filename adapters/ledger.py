@@ -18,7 +18,7 @@ from typing import Final
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 
 __all__ = [
     "LEDGER_TOPIC",

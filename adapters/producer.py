@@ -31,7 +31,7 @@ from kafka.errors import (
     MessageSizeTooLargeError,
 )
 
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from schemas import DeadLetter, Event, encode, message_key, partition_for
 from schemas.catalog import DEADLETTER_MAX_BYTES, topic_by_name
 

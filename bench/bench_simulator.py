@@ -32,10 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from adapters.producer import EventProducer
 from adapters.simulator.feed import Feed
 from adapters.simulator.runner import SimulationConfig, run_simulation
-from dfip.errors import DfipError
-from dfip.kafka_config import KafkaSettings
-from dfip.topics import admin_client, all_topics, create_topics
+from core.errors import DfipError
+from core.kafka_admin import admin_client, create_topics
+from core.kafka_config import KafkaSettings
 from schemas import Event
+from schemas.catalog import ALL_TOPICS
 
 
 class _NullReport:
@@ -76,7 +77,7 @@ def _fresh(bootstrap: str) -> KafkaSettings:
 def _drop(settings: KafkaSettings) -> None:
     admin = admin_client(settings)
     with contextlib.suppress(Exception):
-        admin.delete_topics([settings.topic(s.name) for s in all_topics()])
+        admin.delete_topics([settings.topic(s.name) for s in ALL_TOPICS])
     admin.close()
 
 

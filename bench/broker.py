@@ -11,9 +11,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from dfip.errors import DfipError
-from dfip.kafka_config import KafkaSettings
-from dfip.topics import admin_client, create_topics
+from core.errors import DfipError
+from core.kafka_admin import admin_client, create_topics
+from core.kafka_config import KafkaSettings
 
 __all__ = ["drop_namespace", "namespace", "private_broker"]
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from bench.feed import Produced, produce_stream
 from bench.pipeline import start_workers, stop_workers
 from bench.scrape import Scraper, parse_samples, rss_mb
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from schemas import (
     DigitalizationScore,
     DimensionScores,

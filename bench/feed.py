@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 
 from adapters.producer import TOPIC_BY_KIND
 from adapters.simulator.runner import SimulationConfig, run_simulation
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from schemas import Event, encode, message_key, partition_for
 from schemas.catalog import topic_by_name
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from bench.feed import EVENT_TOPICS, CapturedFeed
 from bench.scrape import Scrape, Scraper, parse_samples, rss_mb
-from dfip.kafka_config import KafkaSettings
-from streams.topics import STATE_TOPIC
+from core.kafka_config import KafkaSettings
+from schemas.catalog import STATE_TOPIC
 from tests.support.workers import (
     Figures,
     WorkerProcess,

@@ -17,7 +17,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from schemas.catalog import topic_by_name
 
 __all__ = ["RawRun", "raw_baseline"]

@@ -1,4 +1,5 @@
-"""DFIP composition root: shared Kafka connection settings and the `dfip` command line."""
+"""DFIP composition root: the `dfip` command line, which wires adapters and stream workers."""
+
+from core.version import __version__
 
 __all__ = ["__version__"]
-__version__ = "0.1.0"

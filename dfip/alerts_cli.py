@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dfip.errors import DfipError
+from core.errors import DfipError
 
 if TYPE_CHECKING:
     from schemas.alerts import Alert
@@ -104,7 +104,7 @@ def alerts_tail(
     as_json: Annotated[bool, typer.Option("--json", help="Print each hit as JSON.")] = False,
 ) -> None:
     """Print rule hits (committed only), oldest first, one line each, then follow."""
-    from dfip.kafka_config import KafkaSettings
+    from core.kafka_config import KafkaSettings
     from dfip.peek import tail
 
     keep = AlertFilter(_set(rule), _set(region), _set(institution_type), uscc)
@@ -133,7 +133,7 @@ def overdue(alerts: Sequence[Alert], acked: set[str], today: date) -> list[Alert
 def _read_all(topic: str) -> list[Any]:
     from kafka import KafkaConsumer, TopicPartition
 
-    from dfip.kafka_config import KafkaSettings
+    from core.kafka_config import KafkaSettings
 
     kafka = KafkaSettings()
     consumer = KafkaConsumer(

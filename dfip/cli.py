@@ -18,11 +18,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dfip import __version__, log_filters
+from core.errors import DfipError
+from core.kafka_config import KafkaSettings
+from core.version import __version__
+from dfip import log_filters
 from dfip.alerts_cli import alerts_app
 from dfip.config_errors import describe_os_error, describe_validation_error
-from dfip.errors import DfipError
-from dfip.kafka_config import KafkaSettings
 
 __all__ = ["app", "main"]
 
@@ -125,7 +126,7 @@ def topics_create(
     """Create every catalog topic that is missing (idempotent), replicated for the cluster:
     DFIP_KAFKA_REPLICATION_FACTOR / DFIP_KAFKA_MIN_INSYNC_REPLICAS, else 3 and 2 on three
     brokers or more, 1 and 1 on a single broker."""
-    from dfip.topics import create_topics
+    from core.kafka_admin import create_topics
 
     results = create_topics(KafkaSettings(), allow_under_replicated=allow_under_replicated)
     table = Table("topic", "partitions", "created")
@@ -143,9 +144,9 @@ def _group_id(kafka: KafkaSettings) -> str:
 
 def _topic_name(kafka: KafkaSettings, name: str) -> str:
     """A catalog name (the prefix is added) or an already prefixed one."""
-    from dfip.topics import all_topics
+    from schemas.catalog import ALL_TOPICS
 
-    catalog = [t.name for t in all_topics()]
+    catalog = [t.name for t in ALL_TOPICS]
     if name in catalog:
         return kafka.topic(name)
     if kafka.topic_prefix and name.startswith(kafka.topic_prefix):
@@ -161,11 +162,11 @@ def topics_list(
 ) -> None:
     """Every platform topic with its partitions, retained records, end offsets and the
     worker group's lag (committed records only)."""
-    from dfip.topics import all_topics
+    from schemas.catalog import ALL_TOPICS
 
     if catalog:
         table = Table("topic", "partitions", "cleanup", "key", "description")
-        for t in all_topics():
+        for t in ALL_TOPICS:
             table.add_row(t.name, str(t.partitions), t.cleanup_policy, t.key, t.description)
         Console().print(table)
         return
@@ -321,7 +322,7 @@ def run(
 
     Ctrl-C stops all of it.
     """
-    from dfip.topics import create_topics
+    from core.kafka_admin import create_topics
 
     _align_local_broker(os.environ)
     KafkaSettings()  # a bad DFIP_KAFKA_* value is one line now, not after the broker started

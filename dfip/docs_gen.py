@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from schemas.figures import FIGURES, HEALTH_FIGURES, Figure
 from streams.export.collector import WorkerMetrics
 from streams.settings import WorkerSettings

@@ -37,7 +37,7 @@ LANG_HELP = "zh: Chinese labels, amounts in 万元/亿元; en: English, yuan."
 
 def parse_lang(value: str) -> Lang:
     """A ``--lang`` option's value; anything else is a one-line usage error."""
-    from dfip.errors import DfipError
+    from core.errors import DfipError
 
     if value == "zh":
         return "zh"

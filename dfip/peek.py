@@ -20,9 +20,10 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from dfip.errors import DfipError
-from dfip.kafka_config import KafkaSettings
-from dfip.topics import CONNECT_TIMEOUT, _client_log, admin_client, all_topics
+from core.errors import DfipError
+from core.kafka_admin import CONNECT_TIMEOUT, admin_client, client_log
+from core.kafka_config import KafkaSettings
+from schemas.catalog import ALL_TOPICS
 
 __all__ = [
     "DeadLetterSummary",
@@ -59,7 +60,7 @@ def _consumer(settings: KafkaSettings) -> KafkaConsumer:
 def _connected(settings: KafkaSettings) -> Iterator[KafkaConsumer]:
     """A consumer on a cluster known to answer (checked first with the admin client's quick
     bootstrap, so an unreachable broker is one line within seconds)."""
-    with _client_log():
+    with client_log():
         admin_client(settings, timeout=CONNECT_TIMEOUT).close()
         consumer = _consumer(settings)
         try:
@@ -85,7 +86,7 @@ def _partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
 
 
 def _group_offsets(settings: KafkaSettings, group_id: str) -> dict[TopicPartition, int]:
-    with _client_log():
+    with client_log():
         admin = admin_client(settings, timeout=CONNECT_TIMEOUT)
         try:
             offsets = admin.list_group_offsets(group_id).get(group_id, {})
@@ -101,7 +102,7 @@ def topic_rows(settings: KafkaSettings, group_id: str) -> list[TopicRow]:
     committed = _group_offsets(settings, group_id)
     rows = []
     with _connected(settings) as consumer:
-        for spec in all_topics():
+        for spec in ALL_TOPICS:
             name = settings.topic(spec.name)
             tps = _partitions(consumer, name)
             ends = consumer.end_offsets(tps)

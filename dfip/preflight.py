@@ -15,9 +15,10 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
-from dfip.errors import DfipError
-from dfip.kafka_config import KafkaSettings
-from dfip.topics import CONNECT_TIMEOUT, _client_log, admin_client, all_topics
+from core.errors import DfipError
+from core.kafka_admin import CONNECT_TIMEOUT, admin_client, client_log
+from core.kafka_config import KafkaSettings
+from schemas.catalog import ALL_TOPICS
 
 __all__ = ["check_broker", "check_store", "check_web_port", "prepare_data_dir"]
 
@@ -85,7 +86,7 @@ def check_broker(
     first transaction does not meet a broker that is still electing them. On a fresh broker
     the first FindCoordinator creates __consumer_offsets / __transaction_state: waiting for
     them here keeps the worker's first minute free of coordinator errors and retries."""
-    with _client_log():
+    with client_log():
         admin = admin_client(settings, timeout=timeout)
         try:
             _wait_for_topics(admin, settings, topics_timeout)
@@ -100,7 +101,7 @@ def check_broker(
 
 
 def _wait_for_topics(admin: Any, settings: KafkaSettings, timeout: float) -> None:
-    wanted = [settings.topic(t.name) for t in all_topics()]
+    wanted = [settings.topic(t.name) for t in ALL_TOPICS]
     deadline = time.monotonic() + timeout
     while True:
         described = admin.describe_topics(wanted)

@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dfip.errors import DfipError
+from core.errors import DfipError
 from dfip.i18n import LANG_HELP, Lang, amount, label, parse_lang, region_name
 
 __all__ = ["fetch_enterprise", "query_app", "render_enterprise"]

@@ -1,7 +1,7 @@
 """The topic catalog: one declarative source for every DFIP topic.
 
 Topic creation, the Faust app and docs/events.md all read `TOPICS` (plus the stream
-layer's `streams.topics.INTERNAL_TOPICS`, declared with the same `TopicSpec`).
+layer's internal topics, `INTERNAL_TOPICS`, declared below with the same `TopicSpec`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,11 @@ from schemas.events import (
 )
 
 __all__ = [
+    "ALL_TOPICS",
     "DAY_MS",
     "DEADLETTER_MAX_BYTES",
+    "INTERNAL_TOPICS",
+    "STATE_TOPIC",
     "TOPICS",
     "USCC_PARTITIONS",
     "CleanupPolicy",
@@ -205,6 +208,30 @@ TOPICS: tuple[TopicSpec, ...] = (
     ALERTS,
     ALERTS_ACK,
 )
+
+
+STATE_TOPIC = TopicSpec(
+    name="dfip.state",
+    key=(
+        "state key within the partition (ck, ctr, loan:<id>, rs:<uscc>, al:<uscc>, dd:<…>, win:<…>)"
+    ),
+    value_model=None,
+    partitions=USCC_PARTITIONS,
+    cleanup_policy="compact",
+    retention_ms=None,
+    description=(
+        "Changelog of the workers' per-partition state; partition p holds the state of input "
+        "partition p. Written transactionally with each batch; read on restore."
+    ),
+    config={"min.compaction.lag.ms": "60000"},
+)
+
+INTERNAL_TOPICS: tuple[TopicSpec, ...] = (STATE_TOPIC,)
+"""Topics the stream workers own (not part of the public event catalog, not documented as
+events); created with the others so that any tool that creates topics creates all of them."""
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (*TOPICS, *INTERNAL_TOPICS)
+"""Every topic the platform uses: what `dfip topics create` creates and a worker waits for."""
 
 
 def topic_by_name(name: str) -> TopicSpec:

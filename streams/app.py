@@ -25,7 +25,7 @@ from faust.transport.drivers.aiokafka import Consumer as FaustAIOKafkaConsumer
 from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import SecretStr
 
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from schemas.catalog import USCC_PARTITIONS
 from streams.aggregate.windows import configure_zone
 from streams.engine import Engine, NeedsRecovery, Positions

@@ -20,8 +20,9 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from schemas.alerts import load_ruleset
+from schemas.catalog import STATE_TOPIC
 from streams.processor import FX, FX_ACCOUNTING_PARTITION, INPUT_TOPICS, SCORES, Processor, Record
 from streams.reference.fx import FxTable
 from streams.reference.reader import ReferenceReader, read_to_end
@@ -31,7 +32,6 @@ from streams.settings import WorkerSettings
 from streams.state.changelog import apply_record, dirty_records, finish_restore
 from streams.state.local import open_store
 from streams.state.partition import PartitionState
-from streams.topics import STATE_TOPIC
 
 __all__ = ["CommittedView", "Engine", "NeedsRecovery", "Positions"]
 

@@ -1,6 +1,6 @@
 """Worker configuration, from environment variables prefixed ``DFIP_WORKER_``.
 
-Kafka connection and security settings are separate (:class:`dfip.kafka_config.KafkaSettings`,
+Kafka connection and security settings are separate (:class:`core.kafka_config.KafkaSettings`,
 prefix ``DFIP_KAFKA_``) because adapters and the simulator share them.
 """
 

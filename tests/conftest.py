@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 
 # A suite started in the background by a non-interactive shell (`make test &`, nohup) inherits
 # SIGINT ignored (POSIX), and so would every child it starts; the tests that stop a child
@@ -66,7 +66,7 @@ def kafka_bootstrap() -> Iterator[str]:
 @pytest.fixture
 def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
     """Settings with a namespace of its own (every topic of the catalog created in it)."""
-    from dfip.topics import create_topics
+    from core.kafka_admin import create_topics
 
     settings = KafkaSettings(
         bootstrap_servers=kafka_bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:10]}-"

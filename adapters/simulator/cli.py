@@ -21,9 +21,9 @@ from rich.table import Table
 
 from adapters.producer import DeliveryError, KafkaUnavailable
 from adapters.simulator.runner import SimulationConfig, SimulationResult, run_simulation
-from dfip.errors import DfipError
-from dfip.kafka_config import KafkaSettings
-from dfip.topics import create_topics
+from core.errors import DfipError
+from core.kafka_admin import create_topics
+from core.kafka_config import KafkaSettings
 
 __all__ = ["parse_start", "simulate_command", "write_oracle"]
 

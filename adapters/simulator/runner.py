@@ -15,7 +15,7 @@ from adapters.producer import EventProducer
 from adapters.simulator.feed import SECOND_US, Feed, FeedConfig
 from adapters.simulator.model import FxFact, Record, ScoreFact
 from adapters.simulator.oracle import Oracle
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from schemas import Event
 
 __all__ = [

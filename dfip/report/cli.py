@@ -9,9 +9,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from dfip.errors import DfipError
+from core.errors import DfipError
+from core.kafka_config import KafkaSettings
 from dfip.i18n import LANG_HELP, parse_lang
-from dfip.kafka_config import KafkaSettings
 from dfip.report.build import build_rows, daily_figures, latest_windows
 from dfip.report.periods import parse_period
 from dfip.report.write import render_table, write_csv, write_xlsx

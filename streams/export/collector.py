@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from dfip import __version__
+from core.version import __version__
 from schemas.figures import FIGURES, HEALTH_FIGURES, Figure
 from streams.engine import CommittedView, Snapshot
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dfip import __version__
+from core.version import __version__
 from schemas.enums import DpdBucket, InstitutionType, Region, RiskClass
 from schemas.uscc import USCC_PATTERN
 

@@ -14,7 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 
 __all__ = ["ReferenceReader", "read_to_end"]
 

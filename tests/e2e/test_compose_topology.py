@@ -34,7 +34,7 @@ from typing import IO, Any
 import pytest
 import yaml
 
-from dfip import __version__
+from core.version import __version__
 from schemas.figures import FIGURES, FIGURES_BY_NAME, HEALTH_FIGURES
 from tests.support import netns
 from tests.support.workers import REPO, Figures, oracle_figures, wait_for

@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from adapters.simulator.runner import SimulationConfig, SimulationResult, run_simulation
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from dfip.top import build_frame, fetch
 from schemas.figures import FIGURES, FIGURES_BY_NAME, HEALTH_FIGURES, RATE_SCALE
 from tests.support.workers import (
@@ -226,7 +226,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    from dfip.topics import create_topics
+    from core.kafka_admin import create_topics
 
     workdir = tmp_path_factory.mktemp("prometheus-e2e")
     with pytest.MonkeyPatch.context() as mp:

@@ -15,8 +15,8 @@ import pytest
 from adapters.simulator.aml import Plant, _us, plant_feed
 from adapters.simulator.model import TRANSACTIONS, Record, TxFact
 from adapters.simulator.oracle import Oracle
-from dfip.kafka_config import KafkaSettings
-from dfip.topics import create_topics
+from core.kafka_admin import create_topics
+from core.kafka_config import KafkaSettings
 from schemas.alerts import Alert
 from schemas.catalog import partition_for
 from schemas.events import TransactionEvent

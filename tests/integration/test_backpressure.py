@@ -28,7 +28,7 @@ from stdnum.cn import uscc as stdnum_uscc
 
 from adapters.simulator.model import Record, TxFact
 from adapters.simulator.oracle import Oracle
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from schemas.catalog import USCC_PARTITIONS, partition_for
 from schemas.codec import decode
 from tests.integration.test_stream_exact import assert_exact, assert_flow_identity

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 
 
 def _new_topic(settings: KafkaSettings, partitions: int = 3) -> str:

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from dfip.errors import DfipError
-from dfip.kafka_config import KafkaSettings
-from dfip.topics import all_topics, create_topics
-from schemas.catalog import LOANS, SCORES, TRANSACTIONS
+from core.errors import DfipError
+from core.kafka_admin import create_topics
+from core.kafka_config import KafkaSettings
+from schemas.catalog import ALL_TOPICS, LOANS, SCORES, TRANSACTIONS
 from tests.integration.test_faults import Feed, assert_exact_end, owners, received
 from tests.support.cluster import LocalCluster
 from tests.support.workers import WorkerProcess, wait_for, wait_ready
@@ -65,7 +65,7 @@ def _namespace(cluster: LocalCluster) -> KafkaSettings:
 
 
 def _all_back(cluster: LocalCluster, settings: KafkaSettings) -> None:
-    names = [settings.topic(t.name) for t in all_topics()]
+    names = [settings.topic(t.name) for t in ALL_TOPICS]
     wait_for(
         lambda: cluster.fully_replicated([*names, "__consumer_offsets", "__transaction_state"]),
         timeout=180,

@@ -30,11 +30,10 @@ import orjson
 import pytest
 
 from adapters.simulator.runner import SimulationConfig, SimulationResult, run_simulation
-from dfip.errors import DfipError
-from dfip.kafka_config import KafkaSettings
-from dfip.topics import admin_client, create_topics
-from schemas.catalog import USCC_PARTITIONS
-from streams.topics import STATE_TOPIC
+from core.errors import DfipError
+from core.kafka_admin import admin_client, create_topics
+from core.kafka_config import KafkaSettings
+from schemas.catalog import STATE_TOPIC, USCC_PARTITIONS
 from tests.integration.test_stream_exact import (
     assert_exact,
     assert_flow_identity,

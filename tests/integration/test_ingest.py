@@ -26,7 +26,7 @@ from adapters import AccountDirectory, ParseContext, Rejected, get_parser
 from adapters.cli import ingest_command
 from adapters.ingest import KafkaSink, ingest_files
 from adapters.producer import EventProducer
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from schemas import DeadLetter, decode, decode_as, message_key, partition_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "adapters"

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from adapters.cli import ingest_command
 from adapters.ingest import MAX_ORIGINAL_KEPT
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from schemas import DeadLetter, decode_as
 from tests.support.workers import read_topic
 

@@ -16,7 +16,7 @@ import pytest
 from adapters import AccountDirectory, ParseContext, get_parser
 from adapters.ingest import KafkaSink, ingest_files
 from adapters.producer import EventProducer
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from schemas import to_fen
 from tests.support.workers import WorkerProcess, scrape, total, wait_for, wait_ready
 

@@ -43,8 +43,8 @@ from adapters.ingest import KafkaSink
 from adapters.ledger import read_ledger
 from adapters.producer import DeliveryError
 from adapters.simulator.runner import SimulationConfig, run_simulation
-from dfip.kafka_config import KafkaSettings
-from dfip.topics import create_topics
+from core.kafka_admin import create_topics
+from core.kafka_config import KafkaSettings
 from schemas import DeadLetter, decode_as
 from tests.integration.test_faults import PrivateBroker
 from tests.support.workers import read_topic

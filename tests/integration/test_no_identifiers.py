@@ -20,7 +20,7 @@ import pytest
 from adapters.simulator.feed import Feed
 from adapters.simulator.model import LoanFact, TxFact
 from adapters.simulator.runner import SimulationConfig
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from tests.integration.test_stream_exact import simulate
 from tests.support.workers import WorkerProcess, oracle_figures, wait_converged, wait_ready
 

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.simulator.feed import Feed, FeedConfig
 from adapters.simulator.model import FX, LOANS, SCORES, TRANSACTIONS, Record, TxFact
 from adapters.simulator.oracle import Oracle
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from schemas import encode, message_key
 from tests.integration.test_stream_exact import assert_exact, assert_flow_identity
 from tests.support.workers import (

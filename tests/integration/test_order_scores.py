@@ -22,8 +22,8 @@ from adapters.simulator.model import (
     TxFact,
 )
 from adapters.simulator.oracle import Oracle
-from dfip.kafka_config import KafkaSettings
-from dfip.topics import create_topics
+from core.kafka_admin import create_topics
+from core.kafka_config import KafkaSettings
 from schemas.catalog import partition_for
 from schemas.events import LoanDisbursed, LoanRejected, LoanRepayment
 from tests.integration.test_order_dedup import _Sender

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from dfip.peek import dead_letters, decode_bytes, tail, topic_rows
 from schemas.codec import encode
 from schemas.enums import DeadLetterStage

@@ -32,7 +32,7 @@ from adapters.producer import DeliveryError, EventProducer
 from adapters.simulator.feed import Feed
 from adapters.simulator.model import Record
 from adapters.simulator.runner import SimulationConfig, SimulationResult
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from schemas.catalog import partition_for
 from schemas.codec import encode
 from schemas.events import TransactionEvent

@@ -15,7 +15,7 @@ import orjson
 
 from adapters.simulator.enterprise_oracle import enterprise_view, province_usccs, replay
 from adapters.simulator.runner import SimulationConfig, run_simulation
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from dfip.report.build import latest_windows
 from dfip.report.cli import read_metrics
 from schemas.catalog import partition_for

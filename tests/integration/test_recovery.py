@@ -16,8 +16,8 @@ from pathlib import Path
 
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from dfip.kafka_config import KafkaSettings
-from dfip.topics import admin_client
+from core.kafka_admin import admin_client
+from core.kafka_config import KafkaSettings
 from tests.integration.test_poison import (
     Poison,
     add_expected,

@@ -6,7 +6,7 @@ SASL_SSL listener with SCRAM-SHA-512 and an SSL listener that requires a client 
 (mutual TLS), and the SCRAM user created at storage-format time. Its PLAINTEXT listener
 (inter-broker) is never given to a client here. The tests prove:
 
-1. topic creation (`dfip.topics.create_topics`) over SASL_SSL;
+1. topic creation (`core.kafka_admin.create_topics`) over SASL_SSL;
 2. the adapters' EventProducer, through the simulator, over SASL_SSL;
 3. a real `dfip worker` over SASL_SSL, configured only by DFIP_KAFKA_* variables (the
    password from a file), with every figure equal to the simulator's oracle;
@@ -34,10 +34,11 @@ from pathlib import Path
 import pytest
 
 from adapters.producer import EventProducer
+from core.errors import DfipError
+from core.kafka_admin import admin_client, create_topics
+from core.kafka_config import KafkaSettings
 from deploy.kafka.security import Ports, Prepared, prepare
-from dfip.errors import DfipError
-from dfip.kafka_config import KafkaSettings
-from dfip.topics import admin_client, all_topics, create_topics
+from schemas.catalog import ALL_TOPICS
 from tests.integration.test_faults import PrivateBroker, free_ports
 from tests.integration.test_stream_exact import assert_exact, assert_flow_identity, simulate
 from tests.support.workers import (
@@ -162,7 +163,7 @@ def test_topics_simulator_and_worker_over_sasl_ssl_scram(
 
     # (1) topic creation
     results = create_topics(settings)
-    assert {r.name for r in results} == {settings.topic(t.name) for t in all_topics()}
+    assert {r.name for r in results} == {settings.topic(t.name) for t in ALL_TOPICS}
     assert all(r.created for r in results)
 
     # (3) a worker configured by the environment only (the password never in a variable)

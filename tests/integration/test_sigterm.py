@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from adapters.simulator.runner import SimulationResult
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from schemas.catalog import USCC_PARTITIONS
 from tests.integration.test_stream_exact import (
     assert_exact,

@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, TopicPartition
 from adapters.simulator.feed import Feed
 from adapters.simulator.model import INPUT_TOPICS
 from adapters.simulator.runner import SimulationConfig, run_simulation
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from schemas import encode, message_key
 
 CONFIG = SimulationConfig(

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from adapters.simulator.runner import SimulationConfig, SimulationResult, run_simulation
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from tests.support.workers import (
     Figures,
     WorkerProcess,

@@ -7,9 +7,9 @@ import sys
 
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
-from dfip.kafka_config import KafkaSettings
-from dfip.topics import all_topics, create_topics
-from schemas.catalog import USCC_PARTITIONS
+from core.kafka_admin import create_topics
+from core.kafka_config import KafkaSettings
+from schemas.catalog import ALL_TOPICS, USCC_PARTITIONS
 
 
 def test_catalog_topics_exist_as_declared(kafka_settings: KafkaSettings) -> None:
@@ -19,7 +19,7 @@ def test_catalog_topics_exist_as_declared(kafka_settings: KafkaSettings) -> None
     by_name = {r.name: r for r in again}
     admin = KafkaAdminClient(**kafka_settings.kafka_python_config())
     try:
-        for spec in all_topics():
+        for spec in ALL_TOPICS:
             name = kafka_settings.topic(spec.name)
             assert by_name[name].partitions == spec.partitions
             if spec.key.startswith(("uscc", "enterprise")) or spec.name == "dfip.state":

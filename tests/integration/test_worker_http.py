@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 
 from adapters.simulator.runner import SimulationConfig, run_simulation
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from tests.support.workers import (
     USCC_LIKE,
     WorkerProcess,

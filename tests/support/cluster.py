@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from dfip.kafka_config import KafkaSettings
-from dfip.topics import admin_client
+from core.kafka_admin import admin_client
+from core.kafka_config import KafkaSettings
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = REPO / "deploy" / "kafka" / "kafka.sh"

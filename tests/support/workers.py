@@ -17,7 +17,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from schemas.figures import FIGURES_BY_NAME
 
 # a USCC-shaped token (18 characters, check alphabet); not inside a number, so a float such as

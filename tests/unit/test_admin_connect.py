@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from dfip.errors import DfipError
-from dfip.kafka_config import KafkaSettings
-from dfip.topics import accepts_tcp, admin_client
+from core.errors import DfipError
+from core.kafka_admin import accepts_tcp, admin_client
+from core.kafka_config import KafkaSettings
 
 
 @pytest.fixture

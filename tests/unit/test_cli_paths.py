@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from core.errors import DfipError
+from core.kafka_config import KafkaSettings
 from dfip.config_errors import describe_validation_error
-from dfip.errors import DfipError
-from dfip.kafka_config import KafkaSettings
 from dfip.preflight import check_store, prepare_data_dir
 
 DFIP = str(Path(sys.executable).parent / "dfip")
@@ -70,7 +70,7 @@ def one_line(proc: subprocess.Popen[str], what: str) -> tuple[int, str]:
 
 
 def test_version() -> None:
-    from dfip import __version__
+    from core.version import __version__
 
     out = subprocess.run([DFIP, "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"dfip {__version__}"

@@ -9,10 +9,10 @@ import pytest
 from kafka.errors import SaslAuthenticationFailedError
 from mode.utils.logging import setup_logging
 
+from core.errors import DfipError
+from core.kafka_admin import _auth_error, client_log
+from core.kafka_config import KafkaSettings
 from dfip import cli
-from dfip.errors import DfipError
-from dfip.kafka_config import KafkaSettings
-from dfip.topics import _auth_error, _client_log
 
 _OWN = ("dfip", "streams.engine", "adapters.producer")
 _CLIENTS = ("aiokafka.producer.sender", "kafka.net.connection", "faust.agents.agent", "mode")
@@ -50,7 +50,7 @@ def test_a_refused_login_is_noticed_and_kept_off_stderr(
 ) -> None:
     kafka_log = logging.getLogger("kafka.net.manager")
     caplog.set_level(logging.DEBUG)
-    with _client_log() as seen:
+    with client_log() as seen:
         kafka_log.warning("Bootstrap %s not ready; waiting %.2f secs", "bootstrap-0", 0.05)
         assert seen.auth_failure is None
         error = SaslAuthenticationFailedError("invalid credentials with SCRAM-SHA-512")

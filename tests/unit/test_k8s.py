@@ -28,7 +28,7 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from dfip.kafka_config import KafkaSettings
+from core.kafka_config import KafkaSettings
 from schemas.catalog import USCC_PARTITIONS
 from streams.settings import WorkerSettings
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dfip.errors import DfipError
-from dfip.kafka_config import KafkaSettings
-from dfip.topics import Replication, _topic_config, replication_for
+from core.errors import DfipError
+from core.kafka_admin import Replication, _topic_config, replication_for
+from core.kafka_config import KafkaSettings
 from schemas.catalog import TOPICS
 
 

@@ -19,8 +19,8 @@ from adapters.base import Rejected
 from adapters.ingest import MAX_ORIGINAL_KEPT, IngestAborted, KafkaSink, dead_letter, ingest_files
 from adapters.ledger import LEDGER_TOPIC, Document, LedgerEntry
 from adapters.producer import DeliveryError, DeliveryReport, EventProducer, KafkaUnavailable
-from dfip.errors import DfipError
-from dfip.kafka_config import KafkaSettings
+from core.errors import DfipError
+from core.kafka_config import KafkaSettings
 from schemas import (
     DeadLetter,
     DigitalizationScore,

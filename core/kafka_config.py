@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from dfip.errors import DfipError
+from core.errors import DfipError
 
 __all__ = ["KafkaSettings"]
 

@@ -1,4 +1,4 @@
-"""Creates the catalog's topics on the cluster, idempotently."""
+"""Kafka admin for every command: connect with one-line errors, create topics idempotently."""
 
 from __future__ import annotations
 
@@ -20,16 +20,18 @@ from kafka.errors import (
 )
 from kafka.net.compat import KafkaNetClient
 
-from dfip.errors import DfipError
-from dfip.kafka_config import KafkaSettings
-from schemas.catalog import TOPICS, TopicSpec
+from core.errors import DfipError
+from core.kafka_config import KafkaSettings
+from schemas.catalog import ALL_TOPICS, TopicSpec
 
 __all__ = [
     "CONNECT_TIMEOUT",
+    "ClientLog",
     "Replication",
     "TopicResult",
+    "accepts_tcp",
     "admin_client",
-    "all_topics",
+    "client_log",
     "create_topics",
     "replication_for",
 ]
@@ -49,13 +51,6 @@ class TopicResult:
     name: str
     partitions: int
     created: bool
-
-
-def all_topics() -> tuple[TopicSpec, ...]:
-    """Every topic the platform uses: the catalog plus the stream layer's internal topics."""
-    from streams.topics import INTERNAL_TOPICS
-
-    return (*TOPICS, *INTERNAL_TOPICS)
 
 
 @dataclass(frozen=True)
@@ -140,7 +135,7 @@ _AUTH_ERRORS: tuple[type[BaseException], ...] = (SaslAuthenticationFailedError,)
 _AUTH_TEXT = ("saslauthenticationfailed", "authentication failed")
 
 
-class _ClientLog(logging.Handler):
+class ClientLog(logging.Handler):
     """Takes kafka-python's log records while an admin client works, instead of stderr.
 
     A refused login is not raised by kafka-python's bootstrap: it logs the error and retries
@@ -165,11 +160,11 @@ class _ClientLog(logging.Handler):
 
 
 @contextlib.contextmanager
-def _client_log() -> Iterator[_ClientLog]:
-    """kafka-python's WARNING/ERROR records go to a `_ClientLog`, not to the root handlers
+def client_log() -> Iterator[ClientLog]:
+    """kafka-python's WARNING/ERROR records go to a `ClientLog`, not to the root handlers
     (a CLI user gets one line saying what failed, not dozens of retry messages)."""
     logger = logging.getLogger("kafka")
-    handler = _ClientLog()
+    handler = ClientLog()
     propagate, level = logger.propagate, logger.level
     logger.addHandler(handler)
     logger.propagate = False
@@ -232,7 +227,7 @@ def admin_client(
     and a refused login (seen in the client's log) ends it after the first attempt. A broker
     that accepts TCP but has not answered by then gets `grace` more seconds: under
     load its TLS/SASL handshake alone can outlast `timeout`."""
-    with _client_log() as log:
+    with client_log() as log:
         started = time.monotonic()
         deadline = started + timeout
         attempt = 2.0
@@ -282,16 +277,16 @@ def _admin_attempt(settings: KafkaSettings, bootstrap_timeout: float) -> KafkaAd
 
 def create_topics(
     settings: KafkaSettings,
-    specs: Iterable[TopicSpec] | None = None,
+    specs: Iterable[TopicSpec] = ALL_TOPICS,
     *,
     connect_timeout: float = CONNECT_TIMEOUT,
     allow_under_replicated: bool = False,
 ) -> list[TopicResult]:
-    """Create missing topics with the cluster's replication (`replication_for`); verify
-    existing ones have the catalog's partition count."""
-    specs = tuple(specs if specs is not None else all_topics())
-    with _client_log():
-        return _create(settings, specs, connect_timeout, allow_under_replicated)
+    """Create missing topics (by default every topic of the platform, `ALL_TOPICS`) with the
+    cluster's replication (`replication_for`); verify existing ones have the catalog's
+    partition count."""
+    with client_log():
+        return _create(settings, tuple(specs), connect_timeout, allow_under_replicated)
 
 
 def _broker_count(admin: KafkaAdminClient) -> int:
