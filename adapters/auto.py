@@ -10,6 +10,7 @@ from typing import ClassVar
 from adapters.base import Parser, ParseResult, Rejected, get_parser, register
 from adapters.detect import sniff
 from adapters.parsers._common import document_head
+from schemas.catalog import FX, LOANS, SCORES, TRANSACTIONS
 
 __all__ = ["AutoParser"]
 
@@ -18,12 +19,7 @@ __all__ = ["AutoParser"]
 class AutoParser(Parser):
     name: ClassVar[str] = "auto"
     description: ClassVar[str] = "any of the formats, told apart by content (CSV: shipped mappings)"
-    topics: ClassVar[tuple[str, ...]] = (
-        "dfip.transactions",
-        "dfip.loans",
-        "dfip.scores",
-        "dfip.fx",
-    )
+    topics: ClassVar[tuple[str, ...]] = (TRANSACTIONS.name, LOANS.name, SCORES.name, FX.name)
 
     def parse(self, path: Path) -> Iterator[ParseResult]:
         found = sniff(path)

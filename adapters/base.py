@@ -27,6 +27,7 @@ from schemas import (
     SchemaError,
     TransactionEvent,
 )
+from schemas.catalog import TRANSACTIONS
 
 __all__ = [
     "ParseContext",
@@ -123,7 +124,7 @@ class Parser(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
-    topics: ClassVar[tuple[str, ...]] = ("dfip.transactions",)  # catalog topics it feeds
+    topics: ClassVar[tuple[str, ...]] = (TRANSACTIONS.name,)  # catalog topics it feeds
     reads_accounts: ClassVar[bool] = True  # False: no account to pseudonymise, no key needed
 
     def __init__(self, context: ParseContext) -> None:

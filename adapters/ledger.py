@@ -19,6 +19,7 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 
 from core.kafka_config import KafkaSettings
+from schemas.catalog import INGESTED
 
 __all__ = [
     "LEDGER_TOPIC",
@@ -28,7 +29,7 @@ __all__ = [
     "read_ledger",
 ]
 
-LEDGER_TOPIC: Final = "dfip.ingested"
+LEDGER_TOPIC: Final = INGESTED.name
 _HASH_BLOCK = 1 << 20
 
 

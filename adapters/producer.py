@@ -33,7 +33,15 @@ from kafka.errors import (
 
 from core.kafka_config import KafkaSettings
 from schemas import DeadLetter, Event, encode, message_key, partition_for
-from schemas.catalog import DEADLETTER_MAX_BYTES, topic_by_name
+from schemas.catalog import (
+    DEADLETTER,
+    DEADLETTER_MAX_BYTES,
+    FX,
+    LOANS,
+    SCORES,
+    TRANSACTIONS,
+    topic_by_name,
+)
 
 __all__ = [
     "DEAD_LETTER_TOPIC",
@@ -47,13 +55,13 @@ __all__ = [
 ]
 
 TOPIC_BY_KIND: Final[dict[str, str]] = {
-    "transaction": "dfip.transactions",
-    "loan": "dfip.loans",
-    "digitalization_score": "dfip.scores",
-    "fx_rate": "dfip.fx",
+    "transaction": TRANSACTIONS.name,
+    "loan": LOANS.name,
+    "digitalization_score": SCORES.name,
+    "fx_rate": FX.name,
 }
 _USCC_KINDS: Final = frozenset({"transaction", "loan", "digitalization_score"})
-DEAD_LETTER_TOPIC: Final = "dfip.deadletter"
+DEAD_LETTER_TOPIC: Final = DEADLETTER.name
 _MAX_ERRORS_KEPT = 20
 BROKER_MAX_MESSAGE_BYTES: Final = 1_048_588
 """Kafka's default `message.max.bytes`: the limit of a topic that sets no `max.message.bytes`."""

@@ -124,24 +124,17 @@ class KafkaSettings(BaseSettings):
 
     def kafka_python_config(self) -> dict[str, Any]:
         """Keyword arguments for kafka-python clients (producer, consumer, admin)."""
-        cfg: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap_servers.split(","),
-            "security_protocol": self.security_protocol,
-        }
-        if self.uses_sasl:
-            cfg.update(
-                sasl_mechanism=self.sasl_mechanism or "SCRAM-SHA-512",
-                sasl_plain_username=self.sasl_username,
-                sasl_plain_password=self._password(),
-            )
-        if self.uses_ssl:
-            cfg["ssl_context"] = self.ssl_context()
-        return cfg
+        return self._client_config(self.bootstrap_servers.split(","))
 
     def aiokafka_config(self) -> dict[str, Any]:
         """Keyword arguments for aiokafka clients."""
+        return self._client_config(self.bootstrap_servers)
+
+    def _client_config(self, bootstrap_servers: str | list[str]) -> dict[str, Any]:
+        # The two client libraries take the same security keywords; only the bootstrap
+        # list differs (kafka-python wants a list, aiokafka a comma-separated string).
         cfg: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap_servers,
+            "bootstrap_servers": bootstrap_servers,
             "security_protocol": self.security_protocol,
         }
         if self.uses_sasl:

@@ -37,6 +37,7 @@ from adapters.encoding import detect_encoding
 from adapters.parsers._common import empty_file
 from adapters.parsers._lines import DecodedLines
 from schemas import SUPPORTED_CURRENCIES, FxRate, make_event_id
+from schemas.catalog import FX
 from schemas.money import MAX_FRACTION_DIGITS
 
 __all__ = ["CfetsParser", "EcbParser", "FxParser", "looks_like_cfets"]
@@ -122,7 +123,7 @@ class CfetsParser(Parser):
     name: ClassVar[str] = "fx-cfets"
     reads_accounts: ClassVar[bool] = False
     description: ClassVar[str] = "CFETS RMB central parity table (CSV or .xlsx export)"
-    topics: ClassVar[tuple[str, ...]] = ("dfip.fx",)
+    topics: ClassVar[tuple[str, ...]] = (FX.name,)
 
     def parse(self, path: Path) -> Iterator[ParseResult]:
         display = str(path)
@@ -280,7 +281,7 @@ class EcbParser(Parser):
     name: ClassVar[str] = "fx-ecb"
     reads_accounts: ClassVar[bool] = False
     description: ClassVar[str] = "ECB euro foreign exchange reference rates (XML)"
-    topics: ClassVar[tuple[str, ...]] = ("dfip.fx",)
+    topics: ClassVar[tuple[str, ...]] = (FX.name,)
 
     def parse(self, path: Path) -> Iterator[ParseResult]:
         display = str(path)
@@ -348,7 +349,7 @@ class FxParser(Parser):
     name: ClassVar[str] = "fx"
     reads_accounts: ClassVar[bool] = False
     description: ClassVar[str] = "FX reference rates: CFETS central parity CSV or ECB XML"
-    topics: ClassVar[tuple[str, ...]] = ("dfip.fx",)
+    topics: ClassVar[tuple[str, ...]] = (FX.name,)
 
     def parse(self, path: Path) -> Iterator[ParseResult]:
         from adapters.detect import sniff  # late: detect imports this module

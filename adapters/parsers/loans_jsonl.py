@@ -22,6 +22,7 @@ from adapters.parsers._common import (
 )
 from adapters.parsers._lines import DecodedLines
 from schemas import LOAN_EVENT_CLASSES, LoanEvent, LoanEventType, make_event_id, utc_iso
+from schemas.catalog import LOANS
 
 __all__ = ["LoansJsonlParser"]
 
@@ -34,7 +35,7 @@ _ONE = Decimal(1)
 class LoansJsonlParser(Parser):
     name: ClassVar[str] = "loans"
     description: ClassVar[str] = "Loan lifecycle events, JSON lines"
-    topics: ClassVar[tuple[str, ...]] = ("dfip.loans",)
+    topics: ClassVar[tuple[str, ...]] = (LOANS.name,)
 
     def parse(self, path: Path) -> Iterator[ParseResult]:
         display = str(path)

@@ -24,6 +24,7 @@ from adapters.parsers._common import (
 )
 from adapters.parsers._lines import DecodedLines
 from schemas import DigitalizationScore, make_event_id, utc_iso
+from schemas.catalog import SCORES
 
 __all__ = ["ScoresCsvParser"]
 
@@ -62,7 +63,7 @@ _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 class ScoresCsvParser(Parser):
     name: ClassVar[str] = "scores"
     description: ClassVar[str] = "Digitalisation assessments, CSV"
-    topics: ClassVar[tuple[str, ...]] = ("dfip.scores",)
+    topics: ClassVar[tuple[str, ...]] = (SCORES.name,)
 
     def parse(self, path: Path) -> Iterator[ParseResult]:
         display = str(path)
