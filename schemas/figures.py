@@ -7,6 +7,38 @@ Prometheus boundary. Labels are bounded enums only; never an enterprise, loan or
 
 Semantics (the simulator's oracle implements the same rules independently):
 
+* Exported values. Every series is an exact integer state per (labels, partition), exported
+  as one division ``state / scale`` (Python ``int / int``: the correctly rounded double) in
+  the Prometheus text format: fen / 100 for money, fen x rate units / 10^6 for the
+  rate-weighted principal (so ``1,200,000.00`` yuan at ``annual_rate`` ``0.0420`` exports
+  ``50400.0``), counts as they are. Compare per partition series with the integer sum divided
+  once, not with a sum of per-event yuan. A series whose state is 0 (never added, added 0, or
+  moved or ended back to 0: a zero-amount transaction's amount, a loan repaid to 0 but not
+  closed, a 0 % loan's rate-weighted principal, a label set a restatement emptied, a gauge
+  back at 0) has no sample: read an absent series as 0.
+* Money. A money amount is converted to CNY fen once per event as
+  ``round_half_even(amount x rate_to_cny x 100)``, computed exactly in decimal (no binary
+  floats); CNY uses rate 1, so a CNY amount with more than two decimals is rounded the same
+  way (``1.005`` → 100 fen). Figures sum these per-event integers.
+* Order of the checks. Each record read from ``dfip.transactions`` or ``dfip.loans`` gets
+  the first of these verdicts that applies: not decodable or not valid → dead letter
+  (``error_class`` below); dated too far ahead → dead letter ``future_dated``; on the wrong
+  partition → forwarded (counted at home, below); ``event_id`` already remembered or waiting
+  for a rate → duplicate; foreign currency with no rate in force → waits (see FX rate in
+  force); not applicable to the loan book (see loans) → dead letter; else processed, and
+  late or not. Only processed events are counted late: a late re-send is a duplicate only.
+* Dead-letter ``error_class`` values: ``undecodable`` (value not UTF-8, or a null value /
+  tombstone), ``invalid_json`` (not JSON, including an empty value), ``invalid_shape`` (JSON
+  that is not an object, a missing or unknown ``kind`` / ``event_type``, a missing or
+  non-integer ``schema_version``, a duplicate key, a kind that does not belong on the
+  topic), ``unsupported_version`` (a ``schema_version`` this worker does not read),
+  ``invalid_field`` (an unknown or missing field, a JSON float where a decimal string is
+  required, a bad USCC check character, an unknown currency, any other field rule of
+  docs/events.md; in the loan book: a repayment larger than the outstanding or in another
+  currency, a second ``disbursed`` of an active loan), ``future_dated``, ``unknown_loan``,
+  ``fx_rate_missing``. Dead letters from adapters (``dfip ingest``) carry the adapter's
+  classes as well (docs/adapters.md).
+
 * Label values. ``digitalization_band`` from the joined score's ``overall_score``: < 20
   ``l0``, [20, 40) ``l1``, [40, 60) ``l2``, [60, 80) ``l3``, >= 80 ``l4``; no score
   ``unscored``. ``region`` from the enterprise USCC's characters 3-6 (GB/T 2260 prefecture):
@@ -23,6 +55,9 @@ Semantics (the simulator's oracle implements the same rules independently):
   principal (``principal_fen x round_half_even(annual_rate x 10000)``), inclusive SME, and a
   new active loan; ``repayment``, ``delinquency_changed`` (days past due),
   ``risk_class_changed``, ``defaulted``, ``written_off`` and ``closed`` change the active loan.
+  Scores' ``valid_until``, ``framework``, ``institution_type`` and ``dimensions`` are not
+  used: the newest assessment (by ``assessed_at``) of any framework applies, expired or not.
+  Times are kept to the microsecond (further fraction digits are dropped).
 
 * A transaction or loan event is *joined as of its event time*: the enterprise's band is that
   of the newest DigitalizationScore with ``assessed_at <= occurred_at``; none → ``unscored``.
@@ -31,7 +66,10 @@ Semantics (the simulator's oracle implements the same rules independently):
   before the event is always used; one read after the event was counted restates it as
   below. Two assessments of one enterprise with the same
   ``assessed_at``: the one read last wins; the newest ``DFIP_WORKER_SCORE_HISTORY`` (8)
-  assessments per enterprise are kept.
+  assessments per enterprise (by ``assessed_at``) are kept, and the join uses only those: an
+  event older than the oldest kept assessment joins as ``unscored``, also when a
+  restatement re-joins it (a back-dated assessment older than the 8 kept is dropped at once,
+  and the events it re-joins take the kept versions).
   ``dfip_enterprises_scored`` counts each enterprise once, under the band and sector of its
   assessment with the latest ``assessed_at``.
 * Restatement (transactions, loan applications and loan decisions). When an assessment of
@@ -60,15 +98,21 @@ Semantics (the simulator's oracle implements the same rules independently):
   event only when its band changes). A < F adds 1 to
   ``dfip_scores_beyond_restatement_total``: the assessment applies from F on (events counted
   earlier with ``occurred_at`` < F keep their band; events counted after it is read join with
-  it normally). Hence an event's band and sector are those of the as-of join above whatever
+  it normally). ``dfip_restated_events_total`` and ``dfip_scores_beyond_restatement_total``
+  are diagnostics that depend on the order in which the worker happened to read an
+  assessment or rate relative to the events (consumer lag, restarts), not on the inputs
+  alone: compare them with no oracle; the business figures are the ones fixed by the inputs.
+  Hence an event's band and sector are those of the as-of join above whatever
   the order in which the assessment and the event were read, as long as every assessment
   read after the event was read while the event's ``occurred_at`` was >= F. NOT restated
   (they keep the band joined at disbursement): loans that had ended (closed or written off)
   before the assessment was read, including their written-off principal, and loans restored
   from a changelog written before restatement existed (their disbursement time was not
-  kept); the cross-border and inclusive SME series have no band. Cap: per enterprise at most
-  10,000 distinct (``occurred_at``, institution type, direction or loan event type, late or
-  not, band, sector) combinations at or after F are kept; a transaction, application or
+  kept); the cross-border and inclusive SME series have no band; rule hits
+  (``dfip_alerts_total``, ``dfip_alert_amount_yuan_total``) keep the band observed when the
+  hit was decided. Cap: per enterprise at most
+  10,000 distinct (``occurred_at``, institution type, direction or loan event type, windowed
+  or not, band, sector) combinations at or after F are kept; a transaction, application or
   decision that would add another one is counted as usual but is never restated.
 * FX rate in force. Amounts are converted to CNY fen with ``schemas.money.to_fen`` at the
   rate *in force* at ``occurred_at`` (CNY needs no rate), as the central bank publishes it:
@@ -78,7 +122,10 @@ Semantics (the simulator's oracle implements the same rules independently):
   ``DFIP_WORKER_FX_MAX_AGE_DAYS`` (default 10) days before it. A weekend, a Monday before
   09:15 Beijing time or the Spring Festival / National Day closure therefore takes the last
   business day's rate. A re-published rate (same currency and ``rate_date``) is a
-  correction: the value read last on ``dfip.fx`` replaces the earlier one, and it is in force
+  correction: the value read last on ``dfip.fx`` replaces the earlier one (FX records are not
+  deduplicated: ``dfip.fx`` is compacted by ``{currency}:{rate_date}``, so after compaction
+  only the record written last exists; a re-sent older record is therefore a re-publication
+  and wins as the one read last, both live and after a restart), and it is in force
   from the EARLIEST ``published_at`` of that currency and date (so a correction never leaves
   an event without a rate). The rule is evaluated over ALL rates read, whatever the order in
   which rates and events were read:
@@ -126,7 +173,9 @@ Semantics (the simulator's oracle implements the same rules independently):
     counts 1 in ``dfip_restated_events_total{topic="dfip.loans"}`` (when an amount
     changes). NOT restated: loans that had ended before the rate was read (their repaid and
     written-off principal keep the old book rate), and the inclusive SME *eligibility*, which
-    is decided once, at disbursement, with the borrower's total credit known then.
+    is decided once, at disbursement, with the borrower's total credit known then (for a
+    disbursement that waited for its rate, "at disbursement" is when it is applied, so its
+    eligibility depends on the borrower's loans active when its rate was read).
   Each worker reads every rate but restates only the partitions it owns; the changelog
   records the rate each kept transaction was counted at, so a restart or a move restates
   exactly what the rates read by then require, once. Hence a transaction's CNY amount and an
@@ -145,10 +194,21 @@ Semantics (the simulator's oracle implements the same rules independently):
   (``invalid_field``); loan events other than application_submitted / approved /
   rejected / withdrawn / disbursed for a loan not (or no longer) active are dead-lettered
   (``unknown_loan``); a second ``disbursed`` for an active loan id is ``invalid_field``.
+  A loan is identified by its ``loan_id`` on its home partition, whatever the
+  ``enterprise_uscc`` or ``lender_id`` of later events (loan ids must be unique among the
+  enterprises whose USCCs share a partition). Loan events apply in the order they are read
+  on the home topic-partition (Kafka order; a forwarded copy when it is read at home), not
+  in ``occurred_at`` order: "last reported" means last read, and an event that cannot apply
+  when read (a repayment read before its disbursement, any event after ``closed``) is
+  dead-lettered then and never retried; a ``disbursed`` of a loan id that has ended opens a
+  new loan.
 * A loan's effective risk class is the worse of the last reported ``risk_class`` and the class
   implied by days past due (1..90 → special_mention, 91..270 → substandard, 271..360 →
-  doubtful, > 360 → loss); ``defaulted`` makes it at least substandard.
+  doubtful, > 360 → loss); ``defaulted`` makes it at least substandard for the rest of the
+  loan's life. A new loan's reported class is ``normal`` with 0 days past due.
 * ``written_off`` and ``closed`` end a loan: its outstanding principal leaves every gauge.
+  ``written_off`` writes off the loan's whole outstanding principal (CNY at its book rate);
+  the event's ``amount`` and ``currency`` are the lender's record and are not used.
   ``closed`` with principal still outstanding is accepted as the lender's word: that remainder
   is neither repaid nor written off (it leaves the gauges only).
 * Inclusive SME principal (普惠型小微企业贷款, the regulator's definition: total credit per
@@ -165,25 +225,36 @@ Semantics (the simulator's oracle implements the same rules independently):
   dead-lettered (``future_dated``) where it lands, before it can move a watermark; records
   without a timestamp are not checked.
 * Watermark and lateness are per input *topic-partition* (the only order Kafka defines): the
-  watermark is the largest ``occurred_at`` of the events processed so far on that
-  topic-partition (duplicates and dead letters do not move it). An event is *late* when its
+  watermark is the largest ``occurred_at`` of the events that landed on that topic-partition
+  and were processed there or forwarded from it (duplicates and dead letters do not move it;
+  a forwarded copy moves the watermark of the partition it landed on, even if it proves a
+  duplicate at home, and never the home partition's). An event is *late* when its
   ``occurred_at < watermark - grace`` (default grace: 10 minutes, ``DFIP_WORKER_GRACE_SECONDS``).
   Late events still count in these live figures; they are excluded from event-time windows,
   counted in ``dfip_events_late_total`` and copied to ``dfip.late``.
 * An event that lands on the wrong partition (its key or explicit partition does not match
   ``partition_for(enterprise_uscc)``) is validated and judged late-or-not against the watermark
   of the partition it *landed* on (and moves that watermark), then forwarded unchanged to the
-  right partition, where duplicates are detected and the figures are updated. Window records
-  already closed on the right partition are re-emitted (the metrics topic is compacted, so
-  the amended record replaces the first).
+  right partition, where duplicates are detected and the figures are updated. At home it
+  enters the hourly and daily windows only if it was not late where it landed and the home
+  watermark is still before ``occurred_at`` + grace + 24 h (the windows the home partition
+  holds); a held window already emitted is emitted again (the metrics topic is compacted, so
+  the amended record replaces the first). The home partition's windows, restatement floor and
+  waiting deadline therefore follow the events that land there, not the forwarded ones.
 * Event-time windows: hourly and daily, per topic-partition, on the calendar of
   ``DFIP_WORKER_WINDOW_ZONE`` (default Asia/Shanghai, UTC+8 all year): a daily window is
   ``[local midnight, next local midnight)`` — for Beijing 16:00 to 16:00 UTC — and an hourly
   one a local clock hour (for Beijing the UTC hours); each record names its ``zone`` and
-  ``local_date``. A window is closed when the watermark passes ``end + grace``; one record
-  per (size, start, topic, partition) on ``dfip.metrics`` with the window's transaction
-  count and CNY amount by (institution_type, digitalization_band) and disbursed principal by
-  (institution_type,).
+  ``local_date``. A window is closed when, at the end of a batch, the watermark is
+  ``>= end + grace``; one record per (size, start, topic, partition) on ``dfip.metrics``
+  with the window's transaction count and CNY amount by (institution_type,
+  digitalization_band) and disbursed principal by (institution_type,). The record: key
+  ``{size}:{window_start ISO 8601 UTC}:{topic}:{partition}``, value
+  ``{"kind": "window_figures", "size": "1h"|"1d", "window_start", "window_end", "zone",
+  "local_date", "topic", "partition", "figures": {"tx_count" | "tx_amount_fen" |
+  "disbursed_fen": [{"labels": [...], "value": int}]}}``, amounts in integer FEN; label rows
+  at 0 are absent. A topic-partition has windows only for the hours and days in which it
+  counted an event (``dfip.loans``: a disbursement).
 * Duplicate detection is per *topic-partition* (the home partition of the event: the key is
   the enterprise USCC, so re-sends of a document land there) on ``event_id``, and its horizon
   is ARRIVAL time, never event time. Each topic-partition has an arrival clock: the largest
@@ -194,7 +265,11 @@ Semantics (the simulator's oracle implements the same rules independently):
   statement re-sent up to two weeks after month end counts once). A re-send does not extend
   the memory. Only processed events are remembered: a record that was dead-lettered can be
   corrected and sent again with the same id. Scores are deduplicated against the enterprise's
-  kept assessment versions (no time bound). Ids are held as 64-bit hashes (a false duplicate
+  kept assessment versions (no time bound): a re-send of a version that was replaced (same
+  ``assessed_at``) or dropped (beyond the 8 kept) is processed again. ``dfip.scores`` is
+  counted in the flow figures on its own partitions; ``dfip.fx`` (every worker reads every
+  rate) is counted once, by the owner of input partition 0, under ``partition="0"``, and every
+  valid FX record is processed (none is a duplicate, see FX rate in force). Ids are held as 64-bit hashes (a false duplicate
   needs a hash collision: probability about n^2 / 2^65 for n remembered ids).
 """
 

@@ -306,8 +306,14 @@ class Processor:
         parked = fx_book.park_if_needed(
             state, self.fx, rec, event, eid, ts, late=late, forwarded=forwarded
         )
+        windowed = not late
+        if forwarded and windowed:
+            # judged not late where it landed; the home partition may have dropped the window
+            # already, and re-creating it would replace the emitted record with a partial one
+            wm = state.watermarks.get(rec.topic)
+            windowed = wm is None or wm < ts + self.grace_us + RETAIN_CLOSED_US
         if not parked and not self._apply(
-            state, rec, event, eid, ts, late=late, windowed=not late, forwarded=forwarded
+            state, rec, event, eid, ts, late=late, windowed=windowed, forwarded=forwarded
         ):
             return
         if not late and not forwarded:

@@ -212,3 +212,33 @@ def test_changelog_round_trip_restores_the_same_state() -> None:
     before = value(proc, "dfip_events_received_total")
     proc.process(Record(TRANSACTIONS, p, 0, HANGZHOU.encode(), b"already applied"))
     assert value(proc, "dfip_events_received_total") == before
+
+
+def test_a_forwarded_event_never_recreates_a_window_its_home_has_dropped() -> None:
+    """A copy that landed on a partition with no watermark is "on time" there; at home the
+    hour it belongs to was emitted and dropped days ago. It counts live, and the emitted
+    window record (compacted by key) is not replaced by a window holding it alone."""
+    proc = processor()
+    home = partition_for(NINGBO)
+    wrong = (home + 1) % 12
+    feed(proc, TRANSACTIONS, *(tx(t(f"10:{m:02d}"), uscc=NINGBO) for m in (5, 10, 15)), uscc=NINGBO)
+    feed(proc, TRANSACTIONS, tx(t("10:00", day=8), uscc=NINGBO), uscc=NINGBO)  # 3 days on
+    proc.finish_batch()
+    feed(proc, TRANSACTIONS, tx(t("11:00", day=8), uscc=NINGBO), uscc=NINGBO)
+    proc.finish_batch()  # the emitted hour is dropped at a batch after the one emitting it
+    emitted = [orjson.loads(o.value) for o in proc.take_outputs() if o.topic == METRICS]
+    hour = [
+        w for w in emitted if w["size"] == "1h" and w["window_start"].startswith("2026-01-05T10")
+    ]
+    assert hour[0]["figures"]["tx_count"][0]["value"] == 3
+    proc.process(
+        record(TRANSACTIONS, encode(tx(t("10:30"), uscc=NINGBO)), uscc=NINGBO, partition=wrong)
+    )
+    (fwd,) = proc.take_outputs()
+    proc.process(
+        record(TRANSACTIONS, fwd.value, uscc=NINGBO, partition=home, headers=tuple(fwd.headers))
+    )
+    proc.finish_batch()
+    assert value(proc, "dfip_transactions_total", ("bank", "unscored", "ningbo", "credit")) == 6
+    assert value(proc, "dfip_events_late_total") == 0  # not late where it landed
+    assert not [o for o in proc.take_outputs() if o.topic == METRICS]
