@@ -269,8 +269,9 @@ Semantics (the simulator's oracle implements the same rules independently):
   ``assessed_at``) or dropped (beyond the 8 kept) is processed again. ``dfip.scores`` is
   counted in the flow figures on its own partitions; ``dfip.fx`` (every worker reads every
   rate) is counted once, by the owner of input partition 0, under ``partition="0"``, and every
-  valid FX record is processed (none is a duplicate, see FX rate in force). Ids are held as 64-bit hashes (a false duplicate
-  needs a hash collision: probability about n^2 / 2^65 for n remembered ids).
+  valid FX record is processed (none is a duplicate, see FX rate in force). Ids are held as
+  64-bit hashes (a false duplicate needs a hash collision: probability about n^2 / 2^65 for
+  n remembered ids).
 """
 
 from __future__ import annotations
