@@ -21,7 +21,7 @@ prometheus:
 	  if [ "$$(id -u)" = 0 ]; then \
 	    (apt-get install -y -q prometheus >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q prometheus >/dev/null; }) \
 	    && systemctl disable --now prometheus >/dev/null 2>&1 || true; \
-	  else echo "prometheus missing: apt-get install prometheus (as root)"; exit 1; fi; }
+	  else echo "prometheus missing (not root, so not installed): the end-to-end tests that need it are skipped; apt-get install prometheus to run them"; fi; }
 
 run: install
 	$(BIN)/dfip run

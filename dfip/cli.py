@@ -63,7 +63,7 @@ REPO = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = REPO / "deploy" / "kafka" / "kafka.sh"
 
 
-def _kafka_script(action: str, nodes: int | None = None) -> int:
+def _kafka_script(action: str, nodes: int | None = None, *, quiet: bool = False) -> int:
     if not KAFKA_SCRIPT.exists():
         raise DfipError(
             f"{KAFKA_SCRIPT} not found",
@@ -72,7 +72,10 @@ def _kafka_script(action: str, nodes: int | None = None) -> int:
     env = dict(os.environ)
     if nodes is not None:
         env["DFIP_KAFKA_NODES"] = str(nodes)
-    return subprocess.call(["bash", str(KAFKA_SCRIPT), action], cwd=os.getcwd(), env=env)
+    out = subprocess.DEVNULL if quiet else None
+    return subprocess.call(
+        ["bash", str(KAFKA_SCRIPT), action], cwd=os.getcwd(), env=env, stdout=out, stderr=out
+    )
 
 
 # Unset: as the state folder was set up (kafka.sh counts its node folders), else one broker.
@@ -331,6 +334,8 @@ def run(
     def terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM (kill, a service manager) stops it as Ctrl-C does
 
+    # a broker the user started before (`dfip kafka up`) is theirs: it is reused and left running
+    ours = _kafka_script("status", quiet=True) != 0
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
         # inside the try: a Ctrl-C while the broker starts still stops it
@@ -367,7 +372,10 @@ def run(
                 c.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 c.kill()
-        _kafka_script("down")
+        if ours:
+            _kafka_script("down")
+        else:
+            console.print("the Kafka broker was running before `dfip run`: left running")
 
 
 def _register_optional() -> None:

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from core.errors import DfipError
 from dfip.i18n import LANG_HELP, Lang, amount, label, parse_lang, region_name
+from schemas.uscc import check_uscc
 
 __all__ = ["fetch_enterprise", "query_app", "render_enterprise"]
 
@@ -149,6 +150,14 @@ def enterprise(
 ) -> None:
     """Bands, active loans, loan totals and 30-day flows of one enterprise."""
     language = parse_lang(lang)
+    try:  # a typo is said here, not as the worker's 400 (or a refused connection) later
+        uscc = check_uscc(uscc)
+    except ValueError as exc:
+        raise DfipError(
+            f"{uscc!r} is not a valid USCC: {exc}",
+            hint="18 characters, e.g. 91330106MA2CDL8K41",
+            exit_code=2,
+        ) from None
     base = url or os.environ.get("DFIP_QUERY_URL") or DEFAULT_URL
     status, body = fetch_enterprise(base, uscc, _token(), wait=wait)
     out = Console(soft_wrap=True)

@@ -57,6 +57,24 @@ def write_oracle(path: Path, oracle: dict[str, object]) -> None:
     tmp.replace(path)
 
 
+def check_oracle_path(path: Path) -> None:
+    """The oracle can be written there, checked before the feed is sent: afterwards the
+    feed is in Kafka and an oracle that cannot be written is lost."""
+    if path.is_dir():
+        raise DfipError(f"--oracle {path} is a folder", hint="give a file path", exit_code=2)
+    probe = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise DfipError(
+            f"--oracle {path}: cannot write there: {exc.strerror}",
+            hint="give a writable path",
+            exit_code=2,
+        ) from None
+
+
 def _summary(console: Console, result: SimulationResult, oracle_path: Path | None) -> None:
     table = Table(title="dfip simulate", show_header=True)
     table.add_column("topic")
@@ -120,6 +138,8 @@ def simulate_command(
     # clock or date field), so a feed's event time must not run far ahead of the wall clock.
     step = _step(step_seconds if step_seconds is not None else (1 / rate if rate else 1.0))
     moment = parse_start(start)
+    if oracle is not None:
+        check_oracle_path(oracle)
     if start.strip().lower() == "now" and not rate and events:
         moment -= timedelta(seconds=float(step * events))
     config = SimulationConfig(

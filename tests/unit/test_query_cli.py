@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from core.errors import DfipError
 from dfip.query import query_app
 
 ANSWER: dict[str, Any] = {
-    "uscc": "91330106MA2B3C4D5E",
+    "uscc": "91330106MA2B3C4D5D",
     "region": "hangzhou",
     "partition": 3,
     "scores": [{"assessed_at": "2026-01-01T00:00:00Z", "band": "l2", "sector": "C"}],
@@ -83,7 +84,7 @@ def test_prints_the_answer_after_a_503(server: tuple[str, list[Any]]) -> None:
     url, seen = server
     result = CliRunner().invoke(
         query_app,
-        ["enterprise", "91330106MA2B3C4D5E", "--url", url],
+        ["enterprise", "91330106MA2B3C4D5D", "--url", url],
         env={"DFIP_QUERY_TOKEN": "tok", "COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output
@@ -92,21 +93,31 @@ def test_prints_the_answer_after_a_503(server: tuple[str, list[Any]]) -> None:
     assert "杭州市" in result.output
     english = CliRunner().invoke(
         query_app,
-        ["enterprise", "91330106MA2B3C4D5E", "--url", url, "--lang", "en"],
+        ["enterprise", "91330106MA2B3C4D5D", "--url", url, "--lang", "en"],
         env={"DFIP_QUERY_TOKEN": "tok", "COLUMNS": "200"},
     )
     assert "special mention" in english.output
     assert "749.50" in english.output
     assert len(seen) == 3
-    assert seen[-1] == ("/v1/enterprises/91330106MA2B3C4D5E", "Bearer tok")
+    assert seen[-1] == ("/v1/enterprises/91330106MA2B3C4D5D", "Bearer tok")
 
 
 def test_a_refusal_is_one_line(server: tuple[str, list[Any]]) -> None:
     url, _ = server
     result = CliRunner().invoke(
         query_app,
-        ["enterprise", "91330106MA2B3C4D5E", "--url", url, "--json"],
+        ["enterprise", "91330106MA2B3C4D5D", "--url", url, "--json"],
         env={"DFIP_QUERY_TOKEN": "", "DFIP_WORKER_API_TOKEN": ""},
     )
     assert result.exit_code != 0
     assert "401" in str(result.exception)
+
+
+def test_an_invalid_uscc_is_one_line_before_any_request() -> None:
+    result = CliRunner().invoke(
+        query_app, ["enterprise", "91330106MA2B3C4D5E", "--url", "http://127.0.0.1:9"]
+    )
+    error = result.exception
+    assert isinstance(error, DfipError)
+    assert error.exit_code == 2
+    assert "'91330106MA2B3C4D5E' is not a valid USCC: USCC check character" in str(error)

@@ -7,12 +7,14 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
 import adapters.simulator.cli as cli
+from adapters.simulator.cli import check_oracle_path
 from adapters.simulator.runner import (
     SimulationConfig,
     TokenBucket,
@@ -198,3 +200,13 @@ def test_cli_writes_the_oracle_and_a_summary(tmp_path, monkeypatch):
     assert set(oracle) == {"figures", "windows", "meta"}
     assert "dfip.transactions" in result.output
     assert "oracle written" in result.output
+
+
+def test_an_unwritable_oracle_path_is_refused_before_anything_is_sent(tmp_path) -> None:
+    from core.errors import DfipError
+
+    check_oracle_path(tmp_path / "new" / "oracle.json")  # parents are created
+    for bad, said in ((tmp_path, "is a folder"), (Path("/proc/none/o.json"), "cannot write")):
+        with pytest.raises(DfipError, match=said) as refused:
+            check_oracle_path(bad)
+        assert refused.value.exit_code == 2
