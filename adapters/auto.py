@@ -11,6 +11,7 @@ from adapters.base import Parser, ParseResult, Rejected, get_parser, register
 from adapters.detect import sniff
 from adapters.parsers._common import document_head
 from schemas.catalog import FX, LOANS, SCORES, TRANSACTIONS
+from schemas.errors import ErrorClass
 
 __all__ = ["AutoParser"]
 
@@ -29,7 +30,7 @@ class AutoParser(Parser):
                 "(document)",
                 f"cannot tell the format: it looks like {found.looks_like}",
                 document_head(path),
-                "invalid_shape",
+                ErrorClass.invalid_shape,
             )
             return
         context = self.context

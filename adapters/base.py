@@ -28,6 +28,7 @@ from schemas import (
     TransactionEvent,
 )
 from schemas.catalog import TRANSACTIONS
+from schemas.errors import ErrorClass
 
 __all__ = [
     "ParseContext",
@@ -56,7 +57,7 @@ class Rejected:
     field: str
     reason: str
     original: bytes
-    error_class: str = "invalid_field"
+    error_class: ErrorClass = ErrorClass.invalid_field
 
     def __str__(self) -> str:
         return f"{self.location}: {self.field}: {self.reason}"
@@ -68,7 +69,9 @@ ParseResult: TypeAlias = TransactionEvent | LoanEvent | DigitalizationScore | Fx
 class RejectedEntry(Exception):
     """Raised inside a parser to turn the current entry into a `Rejected` record."""
 
-    def __init__(self, field: str, reason: str, error_class: str = "invalid_field") -> None:
+    def __init__(
+        self, field: str, reason: str, error_class: ErrorClass = ErrorClass.invalid_field
+    ) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
@@ -168,11 +171,11 @@ def build_model(model: Callable[..., M], data: dict[str, Any], fields: Mapping[s
             )
             for item in exc.errors(include_url=False)
         ]
-        error_class = "invalid_field"
+        error_class = ErrorClass.invalid_field
     except SchemaError as exc:
         # FieldError values are previews already masked for account numbers.
         problems = [(e.path, e.reason, e.value) for e in exc.errors] or [("", str(exc), "")]
-        error_class = exc.error_class
+        error_class = ErrorClass(exc.error_class)
     path = problems[0][0]
     source_field = fields.get(path) or fields.get(path.split(".", 1)[0]) or path or "(entry)"
     named = len(problems) > 1  # one problem: the field is named once, as the sender wrote it

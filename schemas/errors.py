@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
@@ -17,6 +18,7 @@ __all__ = [
     "ERROR_CLASSES",
     "MAX_FIELD_ERRORS",
     "VALUE_PREVIEW_CHARS",
+    "ErrorClass",
     "FieldError",
     "SchemaError",
     "field_error",
@@ -30,8 +32,37 @@ VALUE_PREVIEW_CHARS = 80
 MAX_FIELD_ERRORS = 20
 """Errors listed per `SchemaError` (a payload with 10,000 unknown keys gives 21 entries)."""
 
+
+class ErrorClass(StrEnum):
+    """Every dead-letter `error_class`: one list, so a misspelt class is a type error and
+    not a new dashboard series (docs/metrics.md and docs/adapters.md say what each means)."""
+
+    # the decode path (schemas.codec)
+    undecodable = "undecodable"
+    invalid_json = "invalid_json"
+    invalid_shape = "invalid_shape"
+    unsupported_version = "unsupported_version"
+    invalid_field = "invalid_field"
+    unencodable = "unencodable"
+    processing_error = "processing_error"
+    # the stream workers
+    future_dated = "future_dated"
+    unknown_loan = "unknown_loan"
+    fx_rate_missing = "fx_rate_missing"
+    # the adapters
+    unknown_account = "unknown_account"
+    ambiguous_account = "ambiguous_account"
+    reversal = "reversal"
+
+
 ERROR_CLASSES = frozenset(
-    {"undecodable", "invalid_json", "invalid_shape", "unsupported_version", "invalid_field"}
+    {
+        ErrorClass.undecodable,
+        ErrorClass.invalid_json,
+        ErrorClass.invalid_shape,
+        ErrorClass.unsupported_version,
+        ErrorClass.invalid_field,
+    }
 )
 """Codes the decode path uses; `unencodable` is added by `encode` for unserialisable models."""
 

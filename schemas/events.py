@@ -166,7 +166,9 @@ class TransactionEvent(EventEnvelope):
 
     kind: Literal["transaction"] = _required_on_wire("transaction")
     direction: Direction
-    amount: NonNegativeAmount = Field(description="(>= 0) Zero where the statement entry says zero; the sign is in `direction`")
+    amount: NonNegativeAmount = Field(
+        description="(>= 0) Zero where the statement entry says zero; the sign is in `direction`"
+    )
     currency: Currency
     booking_date: date
     value_date: date

@@ -17,6 +17,7 @@ from adapters.accounts import AccountDirectory, AmbiguousAccount
 from adapters.base import ParseResult, Rejected, RejectedEntry
 from adapters.parsers._lines import DecodedLines
 from schemas import CustomsMode, SchemaError, TxChannel, make_event_id, parse_amount
+from schemas.errors import ErrorClass
 
 __all__ = [
     "ORIGINAL_CAP",
@@ -142,7 +143,9 @@ def account_ref(accounts: AccountDirectory, raw: str, field: str) -> str:
     try:
         return accounts.ref(raw)
     except ValueError:
-        raise RejectedEntry(field, "account identification is empty", "invalid_shape") from None
+        raise RejectedEntry(
+            field, "account identification is empty", ErrorClass.invalid_shape
+        ) from None
 
 
 def lookup_account(
@@ -154,11 +157,11 @@ def lookup_account(
     `ambiguous_account`, naming the candidates by reference).
     """
     if not raw.strip():
-        raise RejectedEntry(field, "account identification is empty", "invalid_shape")
+        raise RejectedEntry(field, "account identification is empty", ErrorClass.invalid_shape)
     try:
         return accounts.resolve(raw, scheme)
     except AmbiguousAccount as exc:
-        raise RejectedEntry(field, str(exc), "ambiguous_account") from None
+        raise RejectedEntry(field, str(exc), ErrorClass.ambiguous_account) from None
 
 
 def mapped_account(
@@ -167,7 +170,9 @@ def mapped_account(
     """(account_ref, uscc) of a raw account the account map knows, or `RejectedEntry`."""
     ref, uscc = lookup_account(accounts, raw, field, scheme)
     if uscc is None:
-        raise RejectedEntry(field, f"account {ref} is not in the account map", "unknown_account")
+        raise RejectedEntry(
+            field, f"account {ref} is not in the account map", ErrorClass.unknown_account
+        )
     return ref, uscc
 
 
@@ -308,7 +313,7 @@ def statement_channel(bank_tx_code: str | None) -> TxChannel:
 
 def empty_file(display: str) -> Rejected:
     """The rejection of a file with nothing in it (`display` is the file as reported)."""
-    return Rejected(f"{display}:1", "(document)", "empty file", b"", "invalid_shape")
+    return Rejected(f"{display}:1", "(document)", "empty file", b"", ErrorClass.invalid_shape)
 
 
 def decoded_record(
@@ -325,7 +330,7 @@ def decoded_record(
     """
     try:
         if lines.undecodable:
-            raise RejectedEntry("(encoding)", undecodable, "undecodable")
+            raise RejectedEntry("(encoding)", undecodable, ErrorClass.undecodable)
         return build()
     except RejectedEntry as rej:
         return rej.at(location, lines.original)
@@ -380,7 +385,7 @@ def _unclosed(lines: DecodedLines, start: int, display: str, detail: str) -> Rej
         f"{start + 1}–{end} ({end - start} rows); line {start} is rejected and the "
         "following lines are read as rows"
     ) + (f" ({detail})" if detail else "")
-    return Rejected(f"{display}:{start}", "(row)", reason, first, "invalid_shape")
+    return Rejected(f"{display}:{start}", "(row)", reason, first, ErrorClass.invalid_shape)
 
 
 ORIGINAL_CAP = 4 << 20  # bytes of a broken document kept as the dead letter's original

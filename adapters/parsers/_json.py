@@ -17,6 +17,7 @@ import orjson
 
 from adapters.base import Parser, ParseResult, Rejected, RejectedEntry
 from adapters.parsers._common import ORIGINAL_CAP, amount_or_reject, document_head, empty_file
+from schemas.errors import ErrorClass
 
 __all__ = [
     "MAX_PAGE_BYTES",
@@ -68,7 +69,11 @@ class JsonStream:
         if size > MAX_PAGE_BYTES:
             reason = f"page of {size} bytes is over the {MAX_PAGE_BYTES} byte limit"
             yield Rejected(
-                f"{display}:1", "(document)", reason, document_head(self.path), "invalid_shape"
+                f"{display}:1",
+                "(document)",
+                reason,
+                document_head(self.path),
+                ErrorClass.invalid_shape,
             )
             return
         with self.path.open("rb") as peek:
@@ -120,7 +125,7 @@ class JsonStream:
             ("JSON must be UTF-8: " if undecodable else "invalid JSON: ")
             + f"{message}; nothing after the first {self.built} complete entries was ingested",
             document_head(self.path),
-            "undecodable" if undecodable else "invalid_json",
+            ErrorClass.undecodable if undecodable else ErrorClass.invalid_json,
         )
 
 
@@ -149,7 +154,7 @@ def load_json_document(parser: Parser, path: Path) -> tuple[Any, Rejected | None
             "(encoding)",
             f"JSON must be UTF-8; byte {exc.start} is not ({exc.reason})",
             data[:ORIGINAL_CAP],
-            "undecodable",
+            ErrorClass.undecodable,
         )
     try:
         return orjson.loads(data.removeprefix(b"\xef\xbb\xbf")), None
@@ -159,7 +164,7 @@ def load_json_document(parser: Parser, path: Path) -> tuple[Any, Rejected | None
             "(document)",
             f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
             data[:ORIGINAL_CAP],
-            "invalid_json",
+            ErrorClass.invalid_json,
         )
 
 
@@ -186,7 +191,7 @@ def _number(value: Any) -> Any:
 
 def shape_rejection(location: str, field: str, reason: str, value: Any) -> Rejected:
     """The rejection of a document whose `value` at `location` is not what the format needs."""
-    return Rejected(location, field, reason, json_entry_bytes(value), "invalid_shape")
+    return Rejected(location, field, reason, json_entry_bytes(value), ErrorClass.invalid_shape)
 
 
 def json_entry(

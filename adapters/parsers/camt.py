@@ -45,6 +45,7 @@ from adapters.parsers._common import (
     utc_midnight,
 )
 from schemas import Direction, SchemaError, TransactionEvent, make_event_id, normalize_uscc
+from schemas.errors import ErrorClass
 
 __all__ = ["Camt052Parser", "Camt053Parser", "Camt054Parser", "CamtParser"]
 
@@ -350,7 +351,7 @@ class _Reader:
                 "(document)",
                 "no ISO 20022 Document element",
                 document_head(self.path),
-                "invalid_shape",
+                ErrorClass.invalid_shape,
             )
 
     # -- document head -------------------------------------------------------------------
@@ -368,7 +369,7 @@ class _Reader:
                     "/Document/@xmlns",
                     f"not an ISO 20022 camt.052/053/054 document (namespace {ns or 'none'!r})",
                     document_head(self.path),
-                    "unsupported_version",
+                    ErrorClass.unsupported_version,
                 )
             number, version = match.group(1), int(match.group(2))
             wanted = self.p.message
@@ -378,7 +379,7 @@ class _Reader:
                     "/Document/@xmlns",
                     f"format {self.p.name} expects camt.{wanted}, this is camt.{number}",
                     document_head(self.path),
-                    "unsupported_version",
+                    ErrorClass.unsupported_version,
                 )
             if not MIN_VERSION <= version <= MAX_VERSION:
                 return Rejected(
@@ -387,7 +388,7 @@ class _Reader:
                     f"camt.{number}.001.{version:02d} is not supported "
                     f"(.001.{MIN_VERSION:02d} to .001.{MAX_VERSION:02d} are)",
                     document_head(self.path),
-                    "unsupported_version",
+                    ErrorClass.unsupported_version,
                 )
             self.msg_el, self.stmt_el = _MESSAGES[number]
             if version == 1:
@@ -400,7 +401,7 @@ class _Reader:
                 f"/Document/{local}",
                 f"expected {self.msg_el or 'a camt Document root'} here",
                 document_head(self.path),
-                "invalid_shape",
+                ErrorClass.invalid_shape,
             )
         return None
 
@@ -481,7 +482,7 @@ class _Reader:
             f"{acct}/Id",
             f"account {stmt.account_ref} is not in the account map and the account owner "
             "carries no USCC (Ownr/Id/OrgId/Othr with scheme USCC or TXID)",
-            "unknown_account",
+            ErrorClass.unknown_account,
         )
 
     # -- entries -------------------------------------------------------------------------
@@ -512,7 +513,7 @@ class _Reader:
                 "RvslInd",
                 "reversal of an earlier booked entry: not booked money; the original "
                 "entry's event stands and must be reconciled",
-                "reversal",
+                ErrorClass.reversal,
             )
         cdi = entry.get("CdtDbtInd")
         direction = _DIRECTIONS.get(cdi or "")
@@ -632,7 +633,9 @@ class _Reader:
         message = (exc.msg or str(exc)).strip()
         lowered = message.lower()
         error_class = (
-            "undecodable" if "encoding" in lowered or "utf-8" in lowered else "invalid_shape"
+            ErrorClass.undecodable
+            if "encoding" in lowered or "utf-8" in lowered
+            else ErrorClass.invalid_shape
         )
         if "document is empty" in lowered:
             return empty_file(self.display)

@@ -46,6 +46,7 @@ from adapters.parsers._common import (
 from adapters.parsers._lines import DecodedLines
 from adapters.parsers.csv_mapping import ColumnRef, CsvMapping, MappingError, load_mapping
 from schemas import CustomsMode, Direction, TransactionEvent, TxChannel
+from schemas.errors import ErrorClass
 
 __all__ = ["CsvStatementParser"]
 
@@ -136,7 +137,7 @@ class CsvStatementParser(Parser):
                 f"no header {what} in the first {m.max_preamble_lines} lines "
                 f"(mapping {m.name}, encoding {lines.encoding}: wrong mapping or encoding?)",
                 lines.original[:65536],
-                "invalid_shape",
+                ErrorClass.invalid_shape,
             )
         if lines.undecodable:
             return Rejected(
@@ -144,7 +145,7 @@ class CsvStatementParser(Parser):
                 "(encoding)",
                 f"header row is not valid {lines.encoding} (mapping {m.name})",
                 lines.original[:65536],
-                "undecodable",
+                ErrorClass.undecodable,
             )
         try:
             names = next(csv.reader([header_text], delimiter=m.delimiter))
@@ -154,7 +155,7 @@ class CsvStatementParser(Parser):
                 "(header)",
                 f"CSV: {exc}",
                 lines.original[:65536],
-                "invalid_shape",
+                ErrorClass.invalid_shape,
             )
         table = _Table({name.strip(): i for i, name in enumerate(names)}, width=len(names))
         for ref in _column_refs(m):
@@ -164,14 +165,16 @@ class CsvStatementParser(Parser):
                     f"(header) {ref}",
                     f"mapping {m.name} names column {ref!r}, which the header does not have",
                     lines.original[:65536],
-                    "invalid_shape",
+                    ErrorClass.invalid_shape,
                 )
         if m.account.preamble_pattern is not None:
             pattern = re.compile(m.account.preamble_pattern)
             found = next((mt for mt in map(pattern.search, preamble) if mt), None)
             if found is None:
                 table.account_error = RejectedEntry(
-                    "account", "no account number in the lines above the table", "invalid_shape"
+                    "account",
+                    "no account number in the lines above the table",
+                    ErrorClass.invalid_shape,
                 )
             else:
                 self._resolve(table, found.group("account"))
@@ -382,7 +385,7 @@ class _Getter:
             raise RejectedEntry(
                 _name(ref),
                 f"row has {len(self.row)} cells, the header {self.table.width}",
-                "invalid_shape",
+                ErrorClass.invalid_shape,
             )
         return self.row[index].strip()
 

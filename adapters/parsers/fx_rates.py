@@ -38,6 +38,7 @@ from adapters.parsers._common import empty_file
 from adapters.parsers._lines import DecodedLines
 from schemas import SUPPORTED_CURRENCIES, FxRate, make_event_id
 from schemas.catalog import FX
+from schemas.errors import ErrorClass
 from schemas.money import MAX_FRACTION_DIGITS
 
 __all__ = ["CfetsParser", "EcbParser", "FxParser", "looks_like_cfets"]
@@ -151,7 +152,7 @@ class CfetsParser(Parser):
             if undecodable:
                 self.stats.entries += 1
                 yield Rejected(
-                    where, "(encoding)", "row is not valid text", original, "undecodable"
+                    where, "(encoding)", "row is not valid text", original, ErrorClass.undecodable
                 )
                 continue
             yield from self._row(where, cells, original, columns)
@@ -163,7 +164,7 @@ class CfetsParser(Parser):
                 "(header)",
                 "no header row starting with 日期/Date and naming a quote like USD/CNY",
                 b"",
-                "invalid_shape",
+                ErrorClass.invalid_shape,
             )
 
     def _rows(self, path: Path) -> Iterator[tuple[int, list[str], bytes, bool] | Rejected]:
@@ -233,7 +234,11 @@ def _sheet_rows(path: Path) -> Iterator[tuple[int, list[str], bytes, bool] | Rej
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged workbook
         yield Rejected(
-            f"{path}:1", "(document)", f"not a readable .xlsx workbook: {exc}", b"", "invalid_shape"
+            f"{path}:1",
+            "(document)",
+            f"not a readable .xlsx workbook: {exc}",
+            b"",
+            ErrorClass.invalid_shape,
         )
         return
     try:
@@ -305,7 +310,7 @@ class EcbParser(Parser):
                     "(document)",
                     f"XML is not well-formed: {exc.msg}",
                     b"",
-                    "invalid_shape",
+                    ErrorClass.invalid_shape,
                 )
 
     def _day(self, display: str, cube: Any, day_text: str) -> Iterator[ParseResult]:
@@ -363,7 +368,7 @@ class FxParser(Parser):
                 f"not a CFETS central parity table or ECB rates document: "
                 f"it looks like {found.looks_like}",
                 b"",
-                "invalid_shape",
+                ErrorClass.invalid_shape,
             )
             return
         inner = (CfetsParser if kind == "fx-cfets" else EcbParser)(self.context)

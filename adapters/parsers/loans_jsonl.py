@@ -23,6 +23,7 @@ from adapters.parsers._common import (
 from adapters.parsers._lines import DecodedLines
 from schemas import LOAN_EVENT_CLASSES, LoanEvent, LoanEventType, make_event_id, utc_iso
 from schemas.catalog import LOANS
+from schemas.errors import ErrorClass
 
 __all__ = ["LoansJsonlParser"]
 
@@ -64,10 +65,10 @@ class LoansJsonlParser(Parser):
             record = json.loads(text, parse_float=Decimal)
         except json.JSONDecodeError as exc:
             raise RejectedEntry(
-                "(line)", f"invalid JSON: {exc.msg} (column {exc.colno})", "invalid_json"
+                "(line)", f"invalid JSON: {exc.msg} (column {exc.colno})", ErrorClass.invalid_json
             ) from None
         if not isinstance(record, dict):
-            raise RejectedEntry("(line)", "expected a JSON object", "invalid_shape")
+            raise RejectedEntry("(line)", "expected a JSON object", ErrorClass.invalid_shape)
         kind = record.get("event_type")
         try:
             model = LOAN_EVENT_CLASSES[LoanEventType(str(kind))]

@@ -37,6 +37,7 @@ from adapters.parsers._common import (
     utc_midnight,
 )
 from schemas import CURRENCY_EXPONENT, Direction, TransactionEvent, TxChannel
+from schemas.errors import ErrorClass
 
 __all__ = ["Mt940Parser"]
 
@@ -243,14 +244,16 @@ class Mt940Parser(Parser):
                 raise RejectedEntry(
                     "(encoding)",
                     f"statement header is not valid {self._encoding}",
-                    "undecodable",
+                    ErrorClass.undecodable,
                 )
             if "20" not in tags:
-                raise RejectedEntry(":20:", "statement has no :20: reference", "invalid_shape")
+                raise RejectedEntry(
+                    ":20:", "statement has no :20: reference", ErrorClass.invalid_shape
+                )
             account = tags["25"].value.strip() if "25" in tags else ""
             if not account:
                 raise RejectedEntry(
-                    ":25:", "statement has no account identification", "invalid_shape"
+                    ":25:", "statement has no account identification", ErrorClass.invalid_shape
                 )
             opening = tags.get("60F") or tags.get("60M") or tags.get("60")
             match = _BALANCE.match(opening.value.strip()) if opening else None
@@ -274,7 +277,7 @@ class Mt940Parser(Parser):
                 raise RejectedEntry(
                     ":25:",
                     f"account {stmt.account_ref} is not in the account map",
-                    "unknown_account",
+                    ErrorClass.unknown_account,
                 )
             stmt.uscc = uscc
             number = (
@@ -296,12 +299,14 @@ class Mt940Parser(Parser):
             raise RejectedEntry(
                 "(encoding)",
                 f"entry is not valid {self._encoding}",
-                "undecodable",
+                ErrorClass.undecodable,
             )
         first = group.tags[0].lines[0].rstrip()
         match = _LINE_61.match(first)
         if match is None:
-            raise RejectedEntry(":61:", f"not a statement line (got {first[:40]})", "invalid_shape")
+            raise RejectedEntry(
+                ":61:", f"not a statement line (got {first[:40]})", ErrorClass.invalid_shape
+            )
         group.value_date = _yymmdd(match.group("vdate"), ":61: value date")
         entry = (match.group("edate") or "").strip()
         group.entry_date = _entry_date(entry, group.value_date) if entry else None
@@ -311,7 +316,7 @@ class Mt940Parser(Parser):
                 ":61: mark",
                 f"reversal ({mark}) of an earlier booked entry: not booked "
                 "money; the original entry's event stands and must be reconciled",
-                "reversal",
+                ErrorClass.reversal,
             )
         group.mark = mark
         group.amount = _amount(match.group("amount"))

@@ -34,6 +34,7 @@ from adapters.parsers._json import (
     mapping_at,
 )
 from schemas import Direction, TransactionEvent, TxChannel
+from schemas.errors import ErrorClass
 
 __all__ = ["ObieParser"]
 
@@ -85,12 +86,14 @@ class ObieParser(Parser):
         if stream.kinds.get("Data.Transaction") != "start_array":
             reason = "not an OBReadTransaction6 document (no Data.Transaction array)"
             yield Rejected(
-                pointer, "Data.Transaction", reason, document_head(path), "invalid_shape"
+                pointer, "Data.Transaction", reason, document_head(path), ErrorClass.invalid_shape
             )
 
     def _event(self, entry: Any, index: int, refs: EntryRefs) -> TransactionEvent | None:
         if not isinstance(entry, dict):
-            raise RejectedEntry("(entry)", "expected a transaction object", "invalid_shape")
+            raise RejectedEntry(
+                "(entry)", "expected a transaction object", ErrorClass.invalid_shape
+            )
         status = entry.get("Status")
         if status in _NOT_BOOKED:
             self.skip(_NOT_BOOKED[status])
@@ -152,7 +155,7 @@ class ObieParser(Parser):
 
     def _account(self, account_id: Any) -> tuple[str, str]:
         if not isinstance(account_id, str) or not account_id.strip():
-            raise RejectedEntry("AccountId", "missing", "invalid_shape")
+            raise RejectedEntry("AccountId", "missing", ErrorClass.invalid_shape)
         return mapped_account(self.context.accounts, account_id, "AccountId")
 
 

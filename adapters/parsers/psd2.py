@@ -33,6 +33,7 @@ from adapters.parsers._json import (
     mapping_at,
 )
 from schemas import Direction, TransactionEvent
+from schemas.errors import ErrorClass
 
 __all__ = ["Psd2Parser"]
 
@@ -85,7 +86,7 @@ class Psd2Parser(Parser):
                 "transactions",
                 reason,
                 document_head(path),
-                "invalid_shape",
+                ErrorClass.invalid_shape,
             )
             return
         account_error: RejectedEntry | None = None
@@ -124,14 +125,18 @@ class Psd2Parser(Parser):
         shape = body.kinds.get("transactions.booked", "start_array")
         if shape != "start_array":
             yield Rejected(
-                pointer, "booked", "expected an array", document_head(path), "invalid_shape"
+                pointer,
+                "booked",
+                "expected an array",
+                document_head(path),
+                ErrorClass.invalid_shape,
             )
 
     def _account(self, account: dict[str, Any]) -> tuple[str, str]:
         raw = next((str(account[k]) for k in _ACCOUNT_KEYS if account.get(k)), None)
         if raw is None:
             raise RejectedEntry(
-                "account", "response names no account (iban/bban/pan)", "invalid_shape"
+                "account", "response names no account (iban/bban/pan)", ErrorClass.invalid_shape
             )
         return mapped_account(self.context.accounts, raw, "account")
 
@@ -139,7 +144,9 @@ class Psd2Parser(Parser):
         self, entry: Any, index: int, account_ref: str, uscc: str, refs: EntryRefs
     ) -> TransactionEvent:
         if not isinstance(entry, dict):
-            raise RejectedEntry("(entry)", "expected a transaction object", "invalid_shape")
+            raise RejectedEntry(
+                "(entry)", "expected a transaction object", ErrorClass.invalid_shape
+            )
         money = mapping_at(entry, "transactionAmount")
         signed = json_amount(money.get("amount"), "transactionAmount.amount")
         direction = Direction.debit if signed < 0 else Direction.credit

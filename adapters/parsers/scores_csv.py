@@ -25,6 +25,7 @@ from adapters.parsers._common import (
 from adapters.parsers._lines import DecodedLines
 from schemas import DigitalizationScore, make_event_id, utc_iso
 from schemas.catalog import SCORES
+from schemas.errors import ErrorClass
 
 __all__ = ["ScoresCsvParser"]
 
@@ -75,7 +76,11 @@ class ScoresCsvParser(Parser):
                 header_row = next(reader, None)
             except csv.Error as exc:
                 yield Rejected(
-                    f"{display}:1", "(header)", f"CSV: {exc}", lines.original, "invalid_shape"
+                    f"{display}:1",
+                    "(header)",
+                    f"CSV: {exc}",
+                    lines.original,
+                    ErrorClass.invalid_shape,
                 )
                 return
             if header_row is None or not any(c.strip() for c in header_row):
@@ -87,7 +92,7 @@ class ScoresCsvParser(Parser):
                     "(encoding)",
                     f"header is not valid {lines.encoding}",
                     lines.original,
-                    "undecodable",
+                    ErrorClass.undecodable,
                 )
                 return
             names = [ALIASES.get(c.strip(), c.strip()) for c in header_row]
@@ -98,7 +103,7 @@ class ScoresCsvParser(Parser):
                     "(header)",
                     f"missing columns: {', '.join(missing)}",
                     lines.original,
-                    "invalid_shape",
+                    ErrorClass.invalid_shape,
                 )
                 return
             titles = {name: raw.strip() for name, raw in zip(names, header_row, strict=True)}
@@ -117,7 +122,9 @@ class ScoresCsvParser(Parser):
     ) -> DigitalizationScore:
         if len(row) < len(index):
             raise RejectedEntry(
-                "(row)", f"row has {len(row)} cells, the header {len(index)}", "invalid_shape"
+                "(row)",
+                f"row has {len(row)} cells, the header {len(index)}",
+                ErrorClass.invalid_shape,
             )
         cell = {name: row[i].strip() for name, i in index.items() if name in COLUMNS}
         when = cell["assessed_at"]
