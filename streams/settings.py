@@ -45,6 +45,28 @@ class WorkerSettings(BaseSettings):
     batch_within_ms: int = Field(
         default=50, ge=1, description="Max wait for a batch to fill (latency bound)."
     )
+    fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=60_000,
+        description=(
+            "Longest a fetch of the input topics waits at the broker for new records. Reading "
+            "committed records only, a fetch was seen waiting out its whole wait while records "
+            "arrived (idle stalls of 1.0-1.5 s at Faust's fixed 1,500 ms, bench/RESULTS.md, "
+            "issue 18): this bounds how long a record can sit in the broker unseen. An idle "
+            "worker sends about 1000 / this many empty fetches a second."
+        ),
+    )
+    gc_freeze: bool = Field(
+        default=True,
+        description=(
+            "After start-up and each rebalance, move every object alive then (modules, "
+            "restored state) to Python's permanent GC generation, so a full collection scans "
+            "only what came later: gen-2 pauses of 110-220 ms held every record in flight "
+            "(bench/RESULTS.md, issue 18). Objects are still freed when unreferenced; frozen "
+            "cycles are collected at the next rebalance."
+        ),
+    )
     grace_seconds: int = Field(
         default=600, ge=0, description="Event-time grace before a window closes."
     )
