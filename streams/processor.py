@@ -100,6 +100,18 @@ FX_ACCOUNTING_PARTITION = 0
 
 
 _NO_HEADERS: dict[str, bytes] = {}
+
+
+class _FlowKeys(dict[str, tuple[str, tuple[str]]]):
+    """Tally keys of one per-topic flow counter for the event topics, made once."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__({t: (name, (t,)) for t in INPUT_TOPICS})
+        self.name = name
+
+
+_RECEIVED = _FlowKeys("dfip_events_received_total")
+_PROCESSED = _FlowKeys("dfip_events_processed_total")
 _EMPTY = SchemaError("undecodable", [FieldError("", "", "empty record value")])
 
 
@@ -186,6 +198,15 @@ class Processor:
             flow[key] = flow.get(key, 0) + 1
         else:
             state.counters.add(name, (topic, *extra), 1)
+
+    def _tick(self, state: PartitionState, keys: _FlowKeys, topic: str) -> None:
+        """``_count`` of a flow counter labelled by topic only, with its key made once."""
+        key = keys.get(topic)
+        if key is None or not self.batched:
+            self._count(state, keys.name, topic)
+            return
+        flow = state.tally.flow
+        flow[key] = flow.get(key, 0) + 1
 
     def _flush(self, state: PartitionState) -> None:
         """Apply the batch's summed figure updates before anything reads or moves figures."""
@@ -303,7 +324,7 @@ class Processor:
                 return  # another copy of a record already taken here (a replay forwarded it)
         else:
             origin = None
-            self._count(state, "dfip_events_received_total", topic)
+            self._tick(state, _RECEIVED, topic)
         value = rec.value
         try:
             if value is None:
@@ -428,7 +449,7 @@ class Processor:
                 state, rec, stage="aggregate", error_class=exc.error_class, reason=exc.reason
             )
             return False
-        self._count(state, "dfip_events_processed_total", rec.topic)
+        self._tick(state, _PROCESSED, rec.topic)
         state.memory(rec.topic).add(eid)
         if late:
             self._count(state, "dfip_events_late_total", rec.topic)
