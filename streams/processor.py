@@ -9,6 +9,13 @@ Order for an input record at (topic, partition q, offset o):
   (park it: streams/aggregate/fx_book.py) → as-of join → apply (else dead letter) →
   watermark, dedup memory, windows.
 
+Figure updates that commute (flow counts, transaction counters and their windows) are summed
+per group in the partition's tally and applied once (``flush_tally``): at the end of the batch
+and before anything reads or moves figures (a restatement, FX reconciliation, a restore).
+The order-dependent steps (offsets, dedup, watermarks, forwarding, parking, loan state,
+restatement contributions) stay in the one pass over the records. ``batched=False`` applies
+every update at once instead: the per-event reference path the tests compare with.
+
 A forwarded copy carries its origin (topic, partition, offset) in a header. The home
 partition remembers the origins it has taken (in its dedup memory, persisted with it) and
 ignores a second copy of the same origin without counting it: a replay from the start re-reads
