@@ -384,8 +384,11 @@ class Processor:
             wm = watermarks.get(topic)
             late = wm is not None and ts < wm - self.grace_us
         # FX order independence: an event with no rate in force yet waits in partition state
-        parked = fx_book.park_if_needed(
-            state, self.fx, rec, event, eid, ts, late=late, forwarded=forwarded
+        # (a CNY transaction never waits: park_if_needed's first test, without the call)
+        parked = not (type(event) is TransactionEvent and event.currency == "CNY") and (
+            fx_book.park_if_needed(
+                state, self.fx, rec, event, eid, ts, late=late, forwarded=forwarded
+            )
         )
         if not parked and not self._apply(
             state, rec, event, eid, ts, late=late, windowed=not late, forwarded=forwarded
