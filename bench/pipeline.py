@@ -12,6 +12,7 @@ hits its time limit, the rate is taken from the scrapes instead (marked incomple
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -65,6 +66,9 @@ class PipelineRun:
     scrape_ms: float | None = None  # mean duration of one /metrics request
     batch_size: float | None = None  # mean records per committed batch
     batch_ms: float | None = None  # mean time to process and commit one batch
+    # worker CPU (user + system, all workers) per event between the first progress scrape
+    # and completion: start-up and the restore are left out (issue 18)
+    cpu_us: float | None = None
 
     @property
     def rate(self) -> float:
@@ -131,6 +135,26 @@ def stop_workers(workers: Sequence[WorkerProcess]) -> None:
         w.stop(timeout=60)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (from /proc; None when gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # fields after the command: state is [0], utime [11], stime [12] (clock ticks)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_total(procs: Sequence[WorkerProcess]) -> float | None:
+    total = 0.0
+    for w in procs:
+        cpu = cpu_seconds(w.proc.pid) if w.proc is not None else None
+        if cpu is None:
+            return None
+        total += cpu
+    return total
+
+
 def _commit_span(settings: KafkaSettings) -> tuple[float, float] | None:
     """(first, last) CreateTime in seconds of the committed `dfip.state` records."""
     stamps = [r.timestamp for r in read_topic(settings, STATE_TOPIC.name) if r.timestamp]
@@ -158,6 +182,8 @@ def run_pipeline(
     texts: list[str] = []
     complete = False
     peaks: list[float] = []
+    cpu_from: tuple[float, int] | None = None  # (worker CPU s, events) at the first progress
+    cpu_us: float | None = None
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -173,12 +199,18 @@ def run_pipeline(
             received = counts["dfip_events_received_total"]
             if received > 0:
                 at = max(s.at for s in scrapes if s is not None)
-                if not progress and on_first_commit is not None:
-                    on_first_commit(procs)
+                if not progress:
+                    cpu = _cpu_total(procs)
+                    cpu_from = None if cpu is None else (cpu, received)
+                    if on_first_commit is not None:
+                        on_first_commit(procs)
                 progress.append((at, received))
             settled = received == sum(counts[n] for n in FLOW[1:])
             if received >= want and settled:
                 complete = True
+                cpu = _cpu_total(procs)
+                if cpu is not None and cpu_from is not None and received > cpu_from[1]:
+                    cpu_us = 1e6 * (cpu - cpu_from[0]) / (received - cpu_from[1])
                 break
         for w in procs:
             assert w.proc is not None
@@ -187,6 +219,7 @@ def run_pipeline(
                 peaks.append(mem[1])
         result = _result(settings, feed, procs, scrapers, progress, texts, complete, want)
         result.peak_rss_mb = peaks
+        result.cpu_us = cpu_us
         return result
     finally:
         stop_workers(procs)

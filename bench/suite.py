@@ -55,6 +55,7 @@ class _Measures:
         self.raw = Measure(f"raw baseline: aiokafka + orjson → dict ({n})", "events/s")
         self.one = Measure(f"pipeline, 1 worker process ({n})", "events/s")
         self.ratio_runs = Measure("pipeline / raw, per round", "×")
+        self.cpu = Measure("worker CPU per event after its first commit, 1 worker", "µs")
         self.rss = Measure("peak RSS of the worker (VmHWM), 1 worker", "MB")
         self.scrape = Measure("one /metrics request while busy (1 worker)", "ms")
         self.batch_size = Measure("mean batch size, 1 worker", "records")
@@ -320,6 +321,8 @@ def _enterprise_measures(m: _Measures, ent: EnterprisesResult, notes: list[str])
 
 def _record(m: _Measures, run: PipelineRun, notes: list[str], into: Measure) -> None:
     into.add(run.rate)
+    if into is m.one and run.cpu_us is not None:
+        m.cpu.add(run.cpu_us)
     if run.complete:
         m.lost.add(run.lost)
         m.diff.add(run.differing_series)

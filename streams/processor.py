@@ -9,6 +9,13 @@ Order for an input record at (topic, partition q, offset o):
   (park it: streams/aggregate/fx_book.py) → as-of join → apply (else dead letter) →
   watermark, dedup memory, windows.
 
+Figure updates that commute (flow counts, transaction counters and their windows) are summed
+per group in the partition's tally and applied once (``flush_tally``): at the end of the batch
+and before anything reads or moves figures (a restatement, FX reconciliation, a restore).
+The order-dependent steps (offsets, dedup, watermarks, forwarding, parking, loan state,
+restatement contributions) stay in the one pass over the records. ``batched=False`` applies
+every update at once instead: the per-event reference path the tests compare with.
+
 A forwarded copy carries its origin (topic, partition, offset) in a header. The home
 partition remembers the origins it has taken (in its dedup memory, persisted with it) and
 ignores a second copy of the same origin without counting it: a replay from the start re-reads
@@ -39,7 +46,14 @@ from schemas.events import (
 from schemas.ids import make_event_id
 from schemas.uscc import region_of
 from streams.aggregate import fx_book, restate
-from streams.aggregate.apply import Join, Rejected, apply_loan_event, apply_transaction
+from streams.aggregate.apply import (
+    Join,
+    Rejected,
+    apply_loan_event,
+    apply_transaction,
+    flush_tally,
+    tally_transaction,
+)
 from streams.aggregate.windows import RETAIN_CLOSED_US, close_due, to_us, window_record
 from streams.query import recent
 from streams.reference.fx import FxTable
@@ -92,6 +106,19 @@ _DAY_US = 86_400 * 1_000_000
 FX_ACCOUNTING_PARTITION = 0
 
 
+_NO_HEADERS: dict[str, bytes] = {}
+
+
+class _FlowKeys(dict[str, tuple[str, tuple[str]]]):
+    """Tally keys of one per-topic flow counter for the event topics, made once."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__({t: (name, (t,)) for t in INPUT_TOPICS})
+        self.name = name
+
+
+_RECEIVED = _FlowKeys("dfip_events_received_total")
+_PROCESSED = _FlowKeys("dfip_events_processed_total")
 _EMPTY = SchemaError("undecodable", [FieldError("", "", "empty record value")])
 
 
@@ -165,11 +192,42 @@ class Processor:
     fx: FxTable = field(default_factory=FxTable)
     outputs: list[Output] = field(default_factory=list)
     touched: set[int] = field(default_factory=set)
+    # False: every figure update goes to the counters and windows at once, event by event
+    # (the reference path the tests compare the batched one with)
+    batched: bool = True
 
     # ---- flow accounting helpers -------------------------------------------------------
 
     def _count(self, state: PartitionState, name: str, topic: str, *extra: str) -> None:
-        state.counters.add(name, (topic, *extra), 1)
+        if self.batched:  # summed in the batch's tally, applied once (flush_tally)
+            flow = state.tally.flow
+            key = (name, (topic, *extra))
+            flow[key] = flow.get(key, 0) + 1
+        else:
+            state.counters.add(name, (topic, *extra), 1)
+
+    def _tick(self, state: PartitionState, keys: _FlowKeys, topic: str) -> None:
+        """``_count`` of a flow counter labelled by topic only, with its key made once."""
+        key = keys.get(topic)
+        if key is None or not self.batched:
+            self._count(state, keys.name, topic)
+            return
+        flow = state.tally.flow
+        flow[key] = flow.get(key, 0) + 1
+
+    def _flush(self, state: PartitionState) -> None:
+        """Apply the batch's summed figure updates before anything reads or moves figures."""
+        if state.tally:
+            flush_tally(state)
+
+    def flush_figures(self) -> None:
+        """Apply every partition's summed figure updates now (``finish_batch`` does; call it
+        to read the counters or windows in the middle of a batch)."""
+        for state in self.states.values():
+            if state.tally:
+                flush_tally(state)
+
+    _flush_all = flush_figures
 
     def _dead_letter(
         self,
@@ -249,62 +307,88 @@ class Processor:
     # ---- event topics ------------------------------------------------------------------
 
     def process(self, rec: Record) -> None:
-        state = self.states[rec.partition]
-        if not self._begin(state, rec):
-            return
-        headers = dict(rec.headers) if rec.headers else {}
-        forwarded = headers.get(H_FORWARDED) == b"1"
-        origin = _origin_key(headers) if forwarded else None
-        mem = state.memory(rec.topic)
-        if origin is not None and mem.seen(id_hash(origin)):
-            return  # another copy of a record already taken here (a replay forwarded it again)
-        if not forwarded:
-            self._count(state, "dfip_events_received_total", rec.topic)
+        # the hot path: one call per event record; _begin and _count are inlined
+        topic = rec.topic
+        partition = rec.partition
+        state = self.states[partition]
+        offsets = state.offsets
+        if rec.offset < offsets.get(topic, 0):
+            return  # already applied before a restart
+        offsets[topic] = rec.offset + 1
+        mem = state.dedup.get(topic) or state.memory(topic)
+        if mem.observe(rec.timestamp_ms):
+            self._expire(state, topic, mem)  # a new arrival day: forget before looking up
+        self.touched.add(partition)
+        if rec.headers:
+            headers = dict(rec.headers)
+            forwarded = headers.get(H_FORWARDED) == b"1"
+        else:
+            headers = _NO_HEADERS
+            forwarded = False
+        if forwarded:
+            origin = _origin_key(headers)
+            if origin is not None and mem.seen(id_hash(origin)):
+                return  # another copy of a record already taken here (a replay forwarded it)
+        else:
+            origin = None
+            self._tick(state, _RECEIVED, topic)
+        value = rec.value
         try:
-            if rec.value is None:
+            if value is None:
                 raise _EMPTY
-            event = decode(rec.value)
+            event = decode(value)
         except SchemaError as exc:
             self._dead_letter(
                 state, rec, stage="ingress", error_class=exc.error_class, reason=str(exc)
             )
             return
-        expected = TransactionEvent if rec.topic == TRANSACTIONS else LoanEventBase
-        if not isinstance(event, expected):
-            err = _misplaced(event.kind, rec.topic)
+        if not isinstance(event, TransactionEvent if topic == TRANSACTIONS else LoanEventBase):
+            err = _misplaced(event.kind, topic)
             self._dead_letter(
                 state, rec, stage="ingress", error_class=err.error_class, reason=str(err)
             )
             return
         assert isinstance(event, TransactionEvent | LoanEventBase)
+        ts = to_us(event.occurred_at)
         # a forwarded copy was judged where it landed, against the original's timestamp
-        future = None if forwarded else self._future_dated(rec, "occurred_at", event.occurred_at)
-        if future is not None:
+        stamp = rec.timestamp_ms
+        if (
+            not forwarded
+            and stamp is not None
+            and stamp >= 0
+            and ts > stamp * 1000 + self.max_future_us
+        ):
+            future = self._future_dated(rec, "occurred_at", event.occurred_at)
+            assert future is not None
             self._dead_letter(state, rec, stage="ingress", error_class=FUTURE_DATED, reason=future)
             return
-        ts = to_us(event.occurred_at)
         home = partition_for(event.enterprise_uscc)
-        if home != rec.partition:
+        watermarks = state.watermarks
+        if home != partition:
             # judged here, where it landed (deterministic: the producer chose this order)
-            wm = state.watermarks.get(rec.topic)
+            wm = watermarks.get(topic)
             late = wm is not None and ts < wm - self.grace_us
             if not late:
-                state.watermarks[rec.topic] = max(wm or ts, ts)
+                watermarks[topic] = max(wm or ts, ts)
             self._forward(rec, home, late=late)
             return
-        self._take_origin(mem, origin)
+        if origin is not None:
+            mem.add(id_hash(origin))  # taken here (by arrival time, like an event id)
         eid = id_hash(event.event_id)
-        if mem.seen(eid) or eid in state.fx_book.parked_hashes:
-            self._count(state, "dfip_events_duplicate_total", rec.topic)
+        if eid in mem.ids or eid in state.fx_book.parked_hashes:
+            self._count(state, "dfip_events_duplicate_total", topic)
             return
         if forwarded:
             late = headers.get(H_LATE) == b"1"
         else:
-            wm = state.watermarks.get(rec.topic)
+            wm = watermarks.get(topic)
             late = wm is not None and ts < wm - self.grace_us
         # FX order independence: an event with no rate in force yet waits in partition state
-        parked = fx_book.park_if_needed(
-            state, self.fx, rec, event, eid, ts, late=late, forwarded=forwarded
+        # (a CNY transaction never waits: park_if_needed's first test, without the call)
+        parked = not (type(event) is TransactionEvent and event.currency == "CNY") and (
+            fx_book.park_if_needed(
+                state, self.fx, rec, event, eid, ts, late=late, forwarded=forwarded
+            )
         )
         windowed = not late
         if forwarded and windowed:
@@ -317,8 +401,8 @@ class Processor:
         ):
             return
         if not late and not forwarded:
-            wm = state.watermarks.get(rec.topic)
-            state.watermarks[rec.topic] = ts if wm is None else max(wm, ts)
+            wm = watermarks.get(topic)
+            watermarks[topic] = ts if wm is None else max(wm, ts)
 
     def _apply(
         self,
@@ -333,25 +417,28 @@ class Processor:
         forwarded: bool = False,
     ) -> bool:
         """Join and count one first-seen event; False if it was dead-lettered."""
-        band, sector = self.scores[state.partition].as_of(event.enterprise_uscc, ts)
-        join = Join(band=band, sector=sector, region=region_of(event.enterprise_uscc).value)
+        table = self.scores[state.partition]
+        band, sector = table.as_of(event.enterprise_uscc, ts)
+        region = region_of(event.enterprise_uscc)._value_
         floor = restate.floor_of(state, self.restate_horizon_us)
         try:
             if isinstance(event, TransactionEvent):
-                fen = apply_transaction(
-                    state, event, join, self.fx, topic=rec.topic, windowed=windowed
-                )
-                labels = (
-                    event.institution_type.value,
-                    event.direction.value,
-                    windowed,
-                    band,
-                    sector,
-                )
+                if self.batched:
+                    fen = tally_transaction(
+                        state, event, band, sector, region, self.fx,
+                        topic=rec.topic, ts_us=ts, windowed=windowed,
+                    )  # fmt: skip
+                else:
+                    join = Join(band=band, sector=sector, region=region)
+                    fen = apply_transaction(
+                        state, event, join, self.fx, topic=rec.topic, windowed=windowed
+                    )
+                direction = event.direction._value_
+                labels = (event.institution_type._value_, direction, windowed, band, sector)
                 # keyed by the score table's own USCC string: one copy per enterprise
-                uscc = self.scores[state.partition].canonical(event.enterprise_uscc)
+                uscc = table.canonical(event.enterprise_uscc)
                 restate.record(state, uscc, ts, labels, fen, floor)
-                recent.record(state, uscc, ts, event.direction.value, fen)
+                recent.record(state, uscc, ts, direction, fen)
                 if self.rules is not None and not late and not forwarded:
                     # forwarded copies are left out: when one arrives depends on timing
                     self.rules.observe(state.rules, event, ts, fen, band)
@@ -364,20 +451,21 @@ class Processor:
                         labels, cm, floor,
                     )  # fmt: skip
             else:
+                join = Join(band=band, sector=sector, region=region)
                 apply_loan_event(state, event, join, self.fx, topic=rec.topic, windowed=windowed)
                 if isinstance(event, LoanDisbursed):
                     fx_book.record_loan(state, event, windowed=windowed)
                 kind = event.event_type.value
                 if kind in restate.BAND_ONLY_LOAN_EVENTS:
                     labels = (event.institution_type.value, kind, False, band, sector)
-                    uscc = self.scores[state.partition].canonical(event.enterprise_uscc)
+                    uscc = table.canonical(event.enterprise_uscc)
                     restate.record(state, uscc, ts, labels, 0, floor)
         except Rejected as exc:
             self._dead_letter(
                 state, rec, stage="aggregate", error_class=exc.error_class, reason=exc.reason
             )
             return False
-        self._count(state, "dfip_events_processed_total", rec.topic)
+        self._tick(state, _PROCESSED, rec.topic)
         state.memory(rec.topic).add(eid)
         if late:
             self._count(state, "dfip_events_late_total", rec.topic)
@@ -418,6 +506,7 @@ class Processor:
         by the table's USCC strings, and reconcile with the FX rates read so far (restating or
         applying what rates read meanwhile change)."""
         state = self.states[partition]
+        self._flush(state)
         restate.share_keys(state, self.scores[partition])
         state.fx_book.ready = True
         fx_book.reconcile(self, state)
@@ -483,6 +572,7 @@ class Processor:
         )
         if counted:
             self._count(state, "dfip_events_processed_total", rec.topic)
+            self._flush(state)  # a restatement moves figures: the batch's sums first
             # the silent restore pass does not restate: the changelog holds restated figures
             floor = restate.floor_of(state, self.restate_horizon_us)
             region = region_of(uscc).value
@@ -509,6 +599,7 @@ class Processor:
             return
         rate = (event.currency, event.rate_date, event.rate_to_cny, event.published_at)
         if self.fx.put(*rate, offset=rec.offset):
+            self._flush_all()  # reconciling moves figures: the batches' sums first
             for owned in self.states.values():  # each worker restates the partitions it owns
                 fx_book.reconcile(self, owned)
         if state is not None and counted:
@@ -518,6 +609,9 @@ class Processor:
 
     def finish_batch(self) -> None:
         """Close due windows and expire duplicate memory for every touched partition."""
+        # every partition's sums (reconciling can count into one this batch did not touch:
+        # its figures then change without a commit, as they do event by event)
+        self._flush_all()
         # an FX rate read during a restore can touch a partition a later rebalance dropped
         self.touched &= self.states.keys()
         for p in sorted(self.touched):
@@ -531,6 +625,7 @@ class Processor:
                 fx_book.sweep(state, floor)
             if self.rules is not None:
                 self._decide_rules(state)
+            self._flush(state)  # what reconciling and the rules counted, before the windows close
             for topic in INPUT_TOPICS:
                 for key in close_due(state, topic, self.grace_us):
                     rkey, value = window_record(p, key, state.windows[key])

@@ -30,11 +30,19 @@ from schemas.events import (
 from schemas.figures import RATE_SCALE
 from schemas.money import to_fen
 from streams.aggregate import loans as book
-from streams.aggregate.windows import to_us, window_add
+from streams.aggregate.windows import QUARTER_US, to_us, window_add
 from streams.reference.fx import SHANGHAI_OFFSET
-from streams.state.partition import LoanState, PartitionState
+from streams.state.partition import LoanState, PartitionState, TxGroup, WindowGroup
 
-__all__ = ["Join", "RateSource", "Rejected", "apply_loan_event", "apply_transaction"]
+__all__ = [
+    "Join",
+    "RateSource",
+    "Rejected",
+    "apply_loan_event",
+    "apply_transaction",
+    "flush_tally",
+    "tally_transaction",
+]
 
 # NFRA/PBOC inclusive SME loan (普惠型小微企业贷款): total credit per borrower (单户授信总额)
 # of CNY 10 million or less, inclusive
@@ -63,6 +71,9 @@ class Join:
     band: str
     sector: str
     region: str
+
+
+_ONE = Decimal(1)
 
 
 def _rate(rates: RateSource, currency: str, at: datetime) -> Decimal:
@@ -107,6 +118,76 @@ def apply_transaction(
             state, topic, to_us(ev.occurred_at), (("tx_count", ib, 1), ("tx_amount_fen", ib, fen))
         )
     return fen
+
+
+def tally_transaction(
+    state: PartitionState,
+    ev: TransactionEvent,
+    band: str,
+    sector: str,
+    region: str,
+    rates: RateSource,
+    *,
+    topic: str,
+    ts_us: int,
+    windowed: bool,
+) -> int:
+    """:func:`apply_transaction` for the batch path: the same figures, summed into the
+    partition's :class:`~streams.state.partition.Tally` by group and applied by
+    :func:`flush_tally`; returns the transaction's CNY fen. ``ts_us`` is
+    ``to_us(ev.occurred_at)``."""
+    currency = ev.currency
+    fen = to_fen(ev.amount, _ONE if currency == "CNY" else _rate(rates, currency, ev.occurred_at))
+    cm = ev.customs_mode
+    # _value_: the plain attribute behind Enum.value (whose descriptor costs a call)
+    it = ev.institution_type._value_
+    tally = state.tally
+    key: TxGroup = (
+        it, band, region, ev.direction._value_, sector, None if cm is None else cm._value_
+    )  # fmt: skip
+    acc = tally.tx.get(key)
+    if acc is None:
+        tally.tx[key] = [1, fen]
+    else:
+        acc[0] += 1
+        acc[1] += fen
+    if windowed:
+        wkey: WindowGroup = (topic, ts_us // QUARTER_US, it, band)
+        acc = tally.windows.get(wkey)
+        if acc is None:
+            tally.windows[wkey] = [1, fen]
+        else:
+            acc[0] += 1
+            acc[1] += fen
+    return fen
+
+
+def flush_tally(state: PartitionState) -> None:
+    """Apply the batch's summed figure updates to the counters and windows (exactly what
+    applying each event in turn gives: every update is a sum)."""
+    tally = state.tally
+    if not tally:
+        return
+    add = state.counters.add
+    for (name, labels), n in tally.flow.items():
+        add(name, labels, n)
+    for (it, band, region, direction, sector, cm), (n, fen) in tally.tx.items():
+        labels = (it, band, region, direction)
+        add("dfip_transactions_total", labels, n)
+        add("dfip_transaction_amount_yuan_total", labels, fen)
+        add("dfip_transactions_by_sector_total", (sector, band), n)
+        if cm is not None:
+            add("dfip_crossborder_ecommerce_payments_total", (cm, it), n)
+            add("dfip_crossborder_ecommerce_amount_yuan_total", (cm, it), fen)
+    for (topic, quarter, it, band), (n, fen) in tally.windows.items():
+        ib = (it, band)
+        # the quarter hour's first instant lies in the same windows as every event of it
+        window_add(
+            state, topic, quarter * QUARTER_US, (("tx_count", ib, n), ("tx_amount_fen", ib, fen))
+        )
+    tally.flow.clear()
+    tally.tx.clear()
+    tally.windows.clear()
 
 
 def _rate_units(rate: Decimal) -> int:

@@ -19,6 +19,7 @@ from streams.state.partition import PartitionState, Window, WindowKey
 
 __all__ = [
     "DEFAULT_ZONE",
+    "QUARTER_US",
     "SIZES",
     "amend_windows",
     "bounds",
@@ -38,7 +39,9 @@ SIZES: dict[str, int] = {"1h": HOUR_US, "1d": 24 * HOUR_US}  # nominal widths
 RETAIN_CLOSED_US = 24 * HOUR_US
 DEFAULT_ZONE = "Asia/Shanghai"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_QUARTER_US = 900_000_000
+# every zone's offset is a multiple of a quarter hour: the instants of one quarter hour
+# (counted from the epoch) share all their windows
+QUARTER_US = _QUARTER_US = 900_000_000
 _CACHE_MAX = 100_000
 
 

@@ -14,11 +14,27 @@ from streams.reference.fx_state import FxBook
 from streams.rules.engine import RulesState
 from streams.state.dedup import DedupMemory
 
-__all__ = ["ContribLabels", "Counters", "LoanState", "PartitionState", "Window", "WindowKey"]
+__all__ = [
+    "ContribLabels",
+    "Counters",
+    "LoanState",
+    "PartitionState",
+    "Tally",
+    "TxGroup",
+    "Window",
+    "WindowGroup",
+    "WindowKey",
+]
 
 Labels = tuple[str, ...]
 # (institution_type, direction, windowed, band, sector) of a restatement contribution
 ContribLabels = tuple[str, str, bool, str, str]
+# what decides a counted transaction's live figures: (institution_type, band, region,
+# direction, sector, customs_mode or None)
+TxGroup = tuple[str, str, str, str, str, str | None]
+# what decides its window figures: (topic, quarter hour of occurred_at, institution_type,
+# band); a quarter hour never straddles a window boundary (streams/aggregate/windows.py)
+WindowGroup = tuple[str, int, str, str]
 
 
 class Counters:
@@ -76,6 +92,26 @@ class Counters:
                 name, labels, value = row
                 c.values.setdefault(name, {})[tuple(labels)] = int(value)
         return c
+
+
+class Tally:
+    """The order-independent figure updates of the batch so far, summed per group: flow
+    counts per (figure, labels), counted transactions per :data:`TxGroup` and windowed ones
+    per :data:`WindowGroup`, both as ``[count, fen]``. Sums commute, so applying them once
+    (``flush_tally`` in streams/aggregate/apply.py) gives exactly the figures of applying
+    each event in turn; they are applied before anything reads or moves figures (end of
+    batch, restatement, FX reconciliation). Not persisted: a tally never outlives its batch.
+    """
+
+    __slots__ = ("flow", "tx", "windows")
+
+    def __init__(self) -> None:
+        self.flow: dict[tuple[str, Labels], int] = {}
+        self.tx: dict[TxGroup, list[int]] = {}
+        self.windows: dict[WindowGroup, list[int]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.flow) or bool(self.tx) or bool(self.windows)
 
 
 @dataclass
@@ -194,6 +230,8 @@ class PartitionState:
     legacy_tombstones: list[int] = field(default_factory=list)
     # rule state per enterprise (streams/rules/), changelogged as `al:<uscc>`
     rules: RulesState = field(default_factory=RulesState)
+    # figure updates of the current batch not yet applied to counters and windows
+    tally: Tally = field(default_factory=Tally)
 
     def memory(self, topic: str) -> DedupMemory:
         """The duplicate memory of (topic, this partition)."""

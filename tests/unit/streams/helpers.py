@@ -163,6 +163,7 @@ def feed(proc: Processor, topic: str, *events: Any, uscc: str = HANGZHOU) -> Non
 
 
 def value(proc: Processor, name: str, labels: tuple[str, ...] | None = None) -> int:
+    proc.flush_figures()  # the batch's summed updates, as the end of a batch applies them
     total = 0
     for state in proc.states.values():
         for lab, v in state.counters.values.get(name, {}).items():
