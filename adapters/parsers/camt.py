@@ -494,9 +494,20 @@ class _Reader:
         assert self.fields is not None  # set by the Document check
         entry = self.fields.read_entry(el)
         status = entry.get("Sts/Cd") or entry.get("Sts/Prtry") or entry.get("Sts")
+        if not status and self.stmt_el == "Stmt":
+            # Sts is mandatory, yet some exports leave it out; a camt.053 statement reports
+            # booked entries only, so such an entry is booked, not silently dropped.
+            status = "BOOK"
+        if not status:
+            # camt.052/054 also report pending entries: guessing either way could lose or
+            # invent money, so the entry is rejected where it is, not counted as not booked.
+            yield RejectedEntry(
+                "Sts", "entry has no status (Sts): cannot tell booked from pending"
+            ).at(location, etree.tostring(el))
+            return
         if status != "BOOK":
             # Pending and information entries are not booked money (DESIGN.md).
-            self.p.skip(f"status {status or 'missing'}")
+            self.p.skip(f"status {status}")
             return
         try:
             results = self._booked(el, entry, stmt, ordinal, location)
