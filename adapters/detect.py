@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from adapters.encoding import bom_encoding
 from adapters.parsers.csv_mapping import MappingError, load_mapping, shipped_mappings
 from adapters.parsers.scores_csv import ALIASES as SCORE_ALIASES
 from adapters.parsers.scores_csv import REQUIRED as SCORE_REQUIRED
@@ -154,7 +155,9 @@ def _mapping_matches(path: Path, head: bytes) -> bool:
         m = load_mapping(path)
     except MappingError:
         return False
-    lines = head.decode(m.encoding, errors="replace").splitlines()[: m.max_preamble_lines]
+    # A UTF-8 byte-order mark wins over the mapping's encoding, as when the file is read.
+    encoding = "utf-8-sig" if bom_encoding(head) else m.encoding
+    lines = head.decode(encoding, errors="replace").splitlines()[: m.max_preamble_lines]
     header: str | None = None
     for number, line in enumerate(lines, start=1):
         if m.header_line is not None:

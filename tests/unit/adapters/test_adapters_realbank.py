@@ -30,15 +30,16 @@ LOCATED = re.compile(r"^.+(:\d+(#/\S+)?|#/\S+)$")
 def parse_real(parse: Callable[..., Parsed]) -> Callable[..., Parsed]:
     accounts = AccountDirectory.load(REAL / "accounts.toml", KEY)
 
-    def run(fmt: str, name: str) -> Parsed:
-        return parse(fmt, REAL / name, accounts=accounts)
+    def run(fmt: str, name: str, mapping: str | None = None) -> Parsed:
+        options = {"mapping": Path(mapping)} if mapping else {}
+        return parse(fmt, REAL / name, accounts=accounts, **options)
 
     return run
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["file"] for c in CASES])
 def test_real_sample_accounts_for_every_entry(case: dict, parse_real) -> None:
-    parsed = parse_real(case["format"], case["file"])
+    parsed = parse_real(case["format"], case["file"], case.get("mapping"))
     stats = parsed.parser.stats
     not_booked = sum(stats.not_booked.values())
     assert (stats.entries, len(parsed.events), not_booked, len(parsed.rejected)) == (
@@ -60,6 +61,7 @@ def test_real_sample_accounts_for_every_entry(case: dict, parse_real) -> None:
 def test_real_sample_is_recognised_by_auto(case: dict) -> None:
     found = sniff(REAL / case["file"])
     assert found.format == case["format"], found.looks_like
+    assert found.mapping == case.get("mapping")
 
 
 def amounts(parsed: Parsed) -> list[tuple[str, Decimal, str]]:
@@ -117,3 +119,24 @@ def test_camt054_entry_without_status_is_rejected_where_it_is(parse_real) -> Non
         ("Sts", "/Document/BkToCstmrDbtCdtNtfctn/Ntfctn[1]/Ntry[2]"),
     ]
     assert parsed.parser.stats.not_booked == {}
+
+
+def test_utf8_bom_wins_over_the_mapping_encoding(parse_real) -> None:
+    parsed = parse_real("csv", "cn_utf8_bom_export.csv", "cn_gb18030_split")
+    assert not parsed.rejected
+    assert "坯布" in (parsed.events[0].description or "")  # read as UTF-8, not GB18030
+
+
+def test_excel_text_formula_cells_read_as_their_value(parse_real) -> None:
+    guarded = parse_real("csv", "cn_gb18030_excel_text_cells.csv", "cn_gb18030_split")
+    plain = parse_real("csv", "cn_utf8_bom_export.csv", "cn_gb18030_split")
+    assert (
+        amounts(guarded)
+        == amounts(plain)
+        == [
+            ("credit", Decimal("86000.00"), "CNY"),
+            ("debit", Decimal("152300.00"), "CNY"),
+            ("debit", Decimal("25.00"), "CNY"),
+        ]
+    )
+    assert [e.booking_date for e in guarded.events] == [e.booking_date for e in plain.events]
