@@ -121,12 +121,15 @@ def _csv(head: bytes) -> Sniffed:
     names = {SCORE_ALIASES.get(cell, cell) for cell in first}
     if set(SCORE_REQUIRED) <= names:
         return Sniffed("scores", "a digitalisation assessment CSV")
-    from adapters.parsers.fx_rates import (
-        looks_like_cfets,  # late: fx imports this module's neighbours
+    from adapters.parsers.fx_rates import (  # late: fx imports this module's neighbours
+        looks_like_cfets,
+        looks_like_ecb_csv,
     )
 
     if looks_like_cfets(lines):
         return Sniffed("fx-cfets", "a CFETS central parity table (CSV)")
+    if looks_like_ecb_csv(lines):
+        return Sniffed("fx-ecb", "an ECB euro foreign exchange reference rates CSV")
     for name, path in shipped_mappings().items():
         if _mapping_matches(path, head):
             return Sniffed("csv", f"a CSV statement export (mapping {name})", name)
