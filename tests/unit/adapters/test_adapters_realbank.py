@@ -152,3 +152,9 @@ def test_ecb_csv_gives_the_rates_of_the_ecb_xml(parse_real, parse) -> None:
     assert {e.event_id for e in from_xml.events} <= {e.event_id for e in from_csv.events}
     (missing,) = from_csv.rejected
     assert (missing.location.rsplit(":", 1)[1], missing.field) == ("4", "CNY")
+
+
+def test_psd2_account_from_the_links_when_the_page_names_none(parse_real) -> None:
+    parsed = parse_real("psd2", "psd2_links_account_only.json")
+    assert amounts(parsed) == [("debit", Decimal("256.67"), "EUR")]
+    assert parsed.events[0].enterprise_uscc == "91330302MA2CXW5D79"
