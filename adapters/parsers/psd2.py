@@ -7,6 +7,7 @@ money and are only counted. The sign of `transactionAmount.amount` gives the dir
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,6 +20,7 @@ from adapters.parsers._common import (
     customs_mode_in,
     mapped_account,
     parse_iso_date,
+    parse_iso_datetime,
     servicer_ref,
     statement_channel,
     transaction_event_id,
@@ -169,9 +171,9 @@ class Psd2Parser(Parser):
         booking = entry.get("bookingDate")
         if not isinstance(booking, str):
             raise RejectedEntry("bookingDate", "booked transaction without a booking date")
-        booking_date = parse_iso_date(booking, "bookingDate")
+        booking_date = _date(booking, "bookingDate")
         value = entry.get("valueDate")
-        value_date = parse_iso_date(value, "valueDate") if isinstance(value, str) else booking_date
+        value_date = _date(value, "valueDate") if isinstance(value, str) else booking_date
         code = json_str(entry.get("bankTransactionCode")) or json_str(
             entry.get("proprietaryBankTransactionCode")
         )
@@ -230,3 +232,13 @@ def _counterparty_country(entry: dict[str, Any], direction: Direction) -> str | 
     return country_from_iban(json_str(account.get("iban"))) or country_from_bic(
         json_str(entry.get(f"{prefix}Agent"))
     )
+
+
+def _date(text: str, field: str) -> date:
+    """An ISODate; some ASPSPs write a date-time there (`2024-03-05T10:00:00`): its date
+    as written is the booking date, as for Open Banking's BookingDateTime."""
+    value = text.strip()
+    if len(value) > 10 and value[10] in "Tt ":
+        parse_iso_datetime(value, field, "UTC")  # still a valid date-time, or rejected
+        value = value[:10]
+    return parse_iso_date(value, field)

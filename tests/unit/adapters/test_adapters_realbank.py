@@ -158,3 +158,17 @@ def test_psd2_account_from_the_links_when_the_page_names_none(parse_real) -> Non
     parsed = parse_real("psd2", "psd2_links_account_only.json")
     assert amounts(parsed) == [("debit", Decimal("256.67"), "EUR")]
     assert parsed.events[0].enterprise_uscc == "91330302MA2CXW5D79"
+
+
+def test_psd2_booking_date_written_as_date_time(parse, tmp_path: Path) -> None:
+    text = (REAL / "psd2_links_account_only.json").read_text(encoding="utf-8")
+    path = tmp_path / "page.json"
+    path.write_text(text.replace('"2024-03-05"', '"2024-03-05T23:30:00+01:00"'), encoding="utf-8")
+    parsed = parse("psd2", path, accounts=AccountDirectory.load(REAL / "accounts.toml", KEY))
+    assert [str(e.booking_date) for e in parsed.events] == ["2024-03-05"]  # as written
+    bad = tmp_path / "bad.json"
+    bad.write_text(text.replace('"2024-03-05"', '"2024-03-05T25:00"'), encoding="utf-8")
+    (rejected,) = parse(
+        "psd2", bad, accounts=AccountDirectory.load(REAL / "accounts.toml", KEY)
+    ).rejected
+    assert rejected.field == "bookingDate"
