@@ -409,7 +409,9 @@ _TRANSACTIONS = mt940.models.Transactions(processors=_PROCESSORS, options=_OPTIO
 
 def _details(group: _Group) -> dict[str, Any]:
     """The :86: information to account owner, German `?NN` sub-fields split (by mt-940)."""
-    text = "\n".join(tag.value for tag in group.tags if tag.tag == "86")
+    # Polish banks (BPH) write a space after the tag (`:86: 020?00…`), which would hide the
+    # `?NN` sub-fields from the splitter.
+    text = "\n".join(tag.value for tag in group.tags if tag.tag == "86").lstrip(" ")
     data: dict[str, Any] = {"transaction_details": text}
     if text:
         for processor in _PROCESSORS["post_transaction_details"]:

@@ -172,3 +172,9 @@ def test_psd2_booking_date_written_as_date_time(parse, tmp_path: Path) -> None:
         "psd2", bad, accounts=AccountDirectory.load(REAL / "accounts.toml", KEY)
     ).rejected
     assert rejected.field == "bookingDate"
+
+
+def test_space_after_86_tag_still_splits_the_sub_fields(parse_real) -> None:
+    parsed = parse_real("mt940", "mt940_bph_pl_spaces_after_values.sta")
+    assert amounts(parsed)[-1] == ("credit", Decimal("40.00"), "PLN")
+    assert parsed.events[-1].description == "Odsetki od lokaty nr 101000 022086"
