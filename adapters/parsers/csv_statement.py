@@ -44,7 +44,7 @@ from adapters.parsers._common import (
     transaction_event_id,
     utc_midnight,
 )
-from adapters.parsers._lines import DecodedLines
+from adapters.parsers._lines import DecodedLines, text_lines
 from adapters.parsers.csv_mapping import ColumnRef, CsvMapping, MappingError, load_mapping
 from schemas import CustomsMode, Direction, TransactionEvent, TxChannel
 from schemas.errors import ErrorClass
@@ -90,7 +90,7 @@ class CsvStatementParser(Parser):
         with self.open(path) as fh:
             # --encoding wins; then a UTF-8 byte-order mark; then the mapping's encoding.
             encoding = self.context.encoding or _bom_encoding(path) or m.encoding
-            lines = DecodedLines(fh, encoding)
+            lines = DecodedLines(text_lines(fh, path), encoding)
             table_or_error = self._header(lines, display)
             if isinstance(table_or_error, Rejected):
                 yield table_or_error

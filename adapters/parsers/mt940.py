@@ -36,6 +36,7 @@ from adapters.parsers._common import (
     transaction_event_id,
     utc_midnight,
 )
+from adapters.parsers._lines import text_lines
 from schemas import CURRENCY_EXPONENT, Direction, TransactionEvent, TxChannel
 from schemas.errors import ErrorClass
 
@@ -161,7 +162,7 @@ class Mt940Parser(Parser):
         stmt: _Statement | None = None
         seen_any = False
         with self.open(path) as fh:
-            for lineno, raw in enumerate(fh, start=1):
+            for lineno, raw in enumerate(text_lines(fh, path), start=1):
                 try:
                     text = raw.decode(encoding).rstrip("\r\n")
                     undecodable = False

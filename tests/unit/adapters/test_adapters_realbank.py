@@ -178,3 +178,32 @@ def test_space_after_86_tag_still_splits_the_sub_fields(parse_real) -> None:
     parsed = parse_real("mt940", "mt940_bph_pl_spaces_after_values.sta")
     assert amounts(parsed)[-1] == ("credit", Decimal("40.00"), "PLN")
     assert parsed.events[-1].description == "Odsetki od lokaty nr 101000 022086"
+
+
+def test_cp852_hungarian_text_is_detected(parse_real) -> None:
+    parsed = parse_real("mt940", "mt940_raiffeisen_hu_currency_in_25.sta")
+    assert "összevont utánvét" in (parsed.events[0].description or "")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "mapping"),
+    [
+        ("mt940", "mt940_bph_pl_spaces_after_values.sta", None),
+        ("mt940", "mt940_raiffeisen_hu_currency_in_25.sta", None),
+        ("csv", "cn_utf8_bom_export.csv", "cn_gb18030_split"),
+    ],
+)
+def test_lone_cr_line_ends_read_like_lf(
+    fmt: str, name: str, mapping: str | None, parse_real, tmp_path: Path
+) -> None:
+    """Classic-Mac line ends (Excel "CSV (Macintosh)"): not one giant line, no entry lost."""
+    data = (REAL / name).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r")
+    path = tmp_path / name
+    path.write_bytes(data)
+    as_lf = parse_real(fmt, name, mapping)
+    as_cr = parse_real(fmt, str(path), mapping)
+    assert as_cr.parser.stats.entries == as_lf.parser.stats.entries > 0
+    assert [e.event_id for e in as_cr.events] == [e.event_id for e in as_lf.events]
+    assert [r.location.rsplit(":", 1)[-1] for r in as_cr.rejected] == [
+        r.location.rsplit(":", 1)[-1] for r in as_lf.rejected
+    ]
