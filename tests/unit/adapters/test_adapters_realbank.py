@@ -207,3 +207,12 @@ def test_lone_cr_line_ends_read_like_lf(
     assert [r.location.rsplit(":", 1)[-1] for r in as_cr.rejected] == [
         r.location.rsplit(":", 1)[-1] for r in as_lf.rejected
     ]
+
+
+def test_camt_zeros_beyond_minor_units_are_dropped(parse_real, tmp_path: Path) -> None:
+    parsed = parse_real("camt", "camt053_v02_three_decimal_amounts.xml")
+    assert [str(e.amount) for e in parsed.events] == ["8.85"]  # written 8.850
+    text = (REAL / "camt053_v02_three_decimal_amounts.xml").read_text(encoding="utf-8")
+    path = tmp_path / "sub_cent.xml"
+    path.write_text(text.replace(">8.850<", ">8.855<"), encoding="utf-8")
+    assert [str(e.amount) for e in parse_real("camt", str(path)).events] == ["8.855"]  # kept
