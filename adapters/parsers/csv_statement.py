@@ -315,11 +315,16 @@ class CsvStatementParser(Parser):
         return amount_or_reject(value, _name(ref))
 
     def _date(self, text: str, ref: ColumnRef | None) -> date:
-        try:
-            return datetime.strptime(text.strip(), self._m.date_format).date()
-        except ValueError:
+        formats = self._m.date_format
+        formats = [formats] if isinstance(formats, str) else formats
+        for pattern in formats:
+            try:
+                return datetime.strptime(text.strip(), pattern).date()
+            except ValueError:
+                continue
+        else:
             raise RejectedEntry(
-                _name(ref), f"not a date in format {self._m.date_format} (got {text[:30]})"
+                _name(ref), f"not a date in format {' or '.join(formats)} (got {text[:30]})"
             ) from None
 
     def _time(self, day: date, text: str, ref: ColumnRef) -> datetime:

@@ -216,3 +216,16 @@ def test_camt_zeros_beyond_minor_units_are_dropped(parse_real, tmp_path: Path) -
     path = tmp_path / "sub_cent.xml"
     path.write_text(text.replace(">8.850<", ">8.855<"), encoding="utf-8")
     assert [str(e.amount) for e in parse_real("camt", str(path)).events] == ["8.855"]  # kept
+
+
+@pytest.mark.parametrize("separator", ["-", "/", "."])
+def test_chinese_export_dates_with_separators(separator: str, parse_real, tmp_path: Path) -> None:
+    """CCB writes 20240301, ICBC 2024-03-01, BOC 2024/03/01: the shipped mapping reads all."""
+    text = (REAL / "cn_utf8_bom_export.csv").read_text(encoding="utf-8-sig")
+    dated = re.sub(r"^(\d{4})(\d{2})(\d{2}),", rf"\1{separator}\2{separator}\3,", text, flags=re.M)
+    path = tmp_path / "export.csv"
+    path.write_text(dated, encoding="utf-8-sig")
+    parsed = parse_real("csv", str(path), "cn_gb18030_split")
+    plain = parse_real("csv", "cn_utf8_bom_export.csv", "cn_gb18030_split")
+    assert not parsed.rejected
+    assert [e.booking_date for e in parsed.events] == [e.booking_date for e in plain.events]
