@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from adapters.encoding import bom_encoding
 from adapters.parsers.csv_mapping import MappingError, load_mapping, shipped_mappings
 from adapters.parsers.scores_csv import ALIASES as SCORE_ALIASES
 from adapters.parsers.scores_csv import REQUIRED as SCORE_REQUIRED
@@ -120,12 +121,15 @@ def _csv(head: bytes) -> Sniffed:
     names = {SCORE_ALIASES.get(cell, cell) for cell in first}
     if set(SCORE_REQUIRED) <= names:
         return Sniffed("scores", "a digitalisation assessment CSV")
-    from adapters.parsers.fx_rates import (
-        looks_like_cfets,  # late: fx imports this module's neighbours
+    from adapters.parsers.fx_rates import (  # late: fx imports this module's neighbours
+        looks_like_cfets,
+        looks_like_ecb_csv,
     )
 
     if looks_like_cfets(lines):
         return Sniffed("fx-cfets", "a CFETS central parity table (CSV)")
+    if looks_like_ecb_csv(lines):
+        return Sniffed("fx-ecb", "an ECB euro foreign exchange reference rates CSV")
     for name, path in shipped_mappings().items():
         if _mapping_matches(path, head):
             return Sniffed("csv", f"a CSV statement export (mapping {name})", name)
@@ -154,7 +158,9 @@ def _mapping_matches(path: Path, head: bytes) -> bool:
         m = load_mapping(path)
     except MappingError:
         return False
-    lines = head.decode(m.encoding, errors="replace").splitlines()[: m.max_preamble_lines]
+    # A UTF-8 byte-order mark wins over the mapping's encoding, as when the file is read.
+    encoding = "utf-8-sig" if bom_encoding(head) else m.encoding
+    lines = head.decode(encoding, errors="replace").splitlines()[: m.max_preamble_lines]
     header: str | None = None
     for number, line in enumerate(lines, start=1):
         if m.header_line is not None:

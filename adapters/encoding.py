@@ -13,7 +13,7 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
-__all__ = ["CANDIDATES", "SAMPLE_BYTES", "detect_encoding"]
+__all__ = ["CANDIDATES", "SAMPLE_BYTES", "bom_encoding", "detect_encoding"]
 
 CANDIDATES = ("cp1252", "cp852", "gb18030", "cp1251")
 # A lone umlaut reads as one Cyrillic letter in CP1251 ("Müller" → "Mьller"); Russian text
@@ -21,6 +21,18 @@ CANDIDATES = ("cp1252", "cp852", "gb18030", "cp1251")
 _CYRILLIC_WORD = re.compile(r"[\u0410-\u044f\u0401\u0451]{3,}")
 SAMPLE_BYTES = 1 << 20  # read at most this much of a file to decide
 _EVIDENCE_BYTES = 64 << 10  # non-ASCII lines handed to the detector
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def bom_encoding(head: bytes) -> str | None:
+    """`utf-8` for text that starts with the UTF-8 byte-order mark, else None.
+
+    A BOM is the file's own statement of its encoding: Chinese banks that moved their
+    exports from GB18030 to UTF-8 write one, so it wins over a mapping's `encoding`.
+    """
+    return "utf-8" if head.startswith(UTF8_BOM) else None
 
 
 def detect_encoding(path: Path, default: str = "utf-8") -> str:

@@ -7,9 +7,54 @@ its own record, and memory stays constant however large the file.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["DecodedLines"]
+_PROBE_BYTES = 64 << 10
+
+
+def cr_only(path: Path) -> bool:
+    """Whether `path` ends its lines with a lone CR (classic Mac, Excel "CSV (Macintosh)").
+
+    Read as usual such a file is one line: every record in it would be lost at once.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(_PROBE_BYTES)
+    return b"\r" in head and b"\n" not in head
+
+
+class CrLines:
+    """`readline()` and iteration over a binary file whose lines end in a lone CR."""
+
+    def __init__(self, fh: BinaryIO, chunk: int = _PROBE_BYTES) -> None:
+        self._fh = fh
+        self._chunk = chunk
+        self._buffer = b""
+        self._eof = False
+
+    def readline(self) -> bytes:
+        while True:
+            end = self._buffer.find(b"\r")
+            if end >= 0:
+                line, self._buffer = self._buffer[: end + 1], self._buffer[end + 1 :]
+                return line
+            if self._eof:
+                line, self._buffer = self._buffer, b""
+                return line
+            data = self._fh.read(self._chunk)
+            self._eof = not data
+            self._buffer += data
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
+
+
+def text_lines(fh: BinaryIO, path: Path) -> BinaryIO:
+    """`fh` itself, or a CR-splitting view of it for a file with lone-CR line ends."""
+    return CrLines(fh) if cr_only(path) else fh  # type: ignore[return-value]
+
+
+__all__ = ["CrLines", "DecodedLines", "cr_only", "text_lines"]
 
 
 class DecodedLines:

@@ -44,7 +44,14 @@ from adapters.parsers._common import (
     statement_channel,
     utc_midnight,
 )
-from schemas import Direction, SchemaError, TransactionEvent, make_event_id, normalize_uscc
+from schemas import (
+    CURRENCY_EXPONENT,
+    Direction,
+    SchemaError,
+    TransactionEvent,
+    make_event_id,
+    normalize_uscc,
+)
 from schemas.errors import ErrorClass
 
 __all__ = ["Camt052Parser", "Camt053Parser", "Camt054Parser", "CamtParser"]
@@ -494,9 +501,20 @@ class _Reader:
         assert self.fields is not None  # set by the Document check
         entry = self.fields.read_entry(el)
         status = entry.get("Sts/Cd") or entry.get("Sts/Prtry") or entry.get("Sts")
+        if not status and self.stmt_el == "Stmt":
+            # Sts is mandatory, yet some exports leave it out; a camt.053 statement reports
+            # booked entries only, so such an entry is booked, not silently dropped.
+            status = "BOOK"
+        if not status:
+            # camt.052/054 also report pending entries: guessing either way could lose or
+            # invent money, so the entry is rejected where it is, not counted as not booked.
+            yield RejectedEntry(
+                "Sts", "entry has no status (Sts): cannot tell booked from pending"
+            ).at(location, etree.tostring(el))
+            return
         if status != "BOOK":
             # Pending and information entries are not booked money (DESIGN.md).
-            self.p.skip(f"status {status or 'missing'}")
+            self.p.skip(f"status {status}")
             return
         try:
             results = self._booked(el, entry, stmt, ordinal, location)
@@ -573,7 +591,7 @@ class _Reader:
             event_id = make_event_id(*id_parts, *((str(k),) if len(amounts) > 1 else ()))
             # A batch reported as one amount has no per-transaction details to pick from.
             details = _details(entry, txs[k] if len(txs) == len(amounts) else {}, direction)
-            data = base | details | {"event_id": event_id, "amount": tx_amount}
+            data = base | details | {"event_id": event_id, "amount": _trimmed(tx_amount, currency)}
             try:
                 results.append(build_model(TransactionEvent, data, _FIELDS))
             except RejectedEntry as rej:
@@ -747,3 +765,14 @@ def _tail(path: Path, start_line: int) -> bytes:
             if not fh.readline():
                 return b""
         return fh.read(_TAIL_CAP)
+
+
+def _trimmed(amount: Decimal, currency: str) -> Decimal:
+    """`8.850` EUR → `8.85`, `5442.09000` RON → `5442.09`: zeros beyond the currency's
+    minor units (some banks write five decimals) dropped; never rounds a real digit."""
+    exponent = CURRENCY_EXPONENT.get(currency)
+    if exponent is None or -int(amount.as_tuple().exponent) <= exponent:
+        return amount
+    quantum = Decimal(1).scaleb(-exponent)
+    trimmed = amount.quantize(quantum)
+    return trimmed if trimmed == amount else amount

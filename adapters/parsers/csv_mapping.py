@@ -99,7 +99,7 @@ class CsvMapping(BaseModel):
     amount_mode: Literal["signed", "debit_credit", "indicator"]
     thousands_separator: Literal[",", "'", " ", "."] | None = None  # None: reject 1,234.00
     decimal_separator: Literal[".", ","] = "."
-    date_format: str = "%Y-%m-%d"
+    date_format: str | list[str] = "%Y-%m-%d"  # a list: tried in order (year-first only!)
     time_format: str = "%H:%M:%S"
     timezone: str = "Asia/Shanghai"
     currency: str | None = None  # when there is no currency column

@@ -26,6 +26,7 @@ from adapters.base import (
     build_model,
     register,
 )
+from adapters.encoding import bom_encoding
 from adapters.parsers._common import (
     EntryRefs,
     amount_or_reject,
@@ -43,7 +44,7 @@ from adapters.parsers._common import (
     transaction_event_id,
     utc_midnight,
 )
-from adapters.parsers._lines import DecodedLines
+from adapters.parsers._lines import DecodedLines, text_lines
 from adapters.parsers.csv_mapping import ColumnRef, CsvMapping, MappingError, load_mapping
 from schemas import CustomsMode, Direction, TransactionEvent, TxChannel
 from schemas.errors import ErrorClass
@@ -87,7 +88,9 @@ class CsvStatementParser(Parser):
         display = str(path)
         m = self._m
         with self.open(path) as fh:
-            lines = DecodedLines(fh, self.context.encoding or m.encoding)
+            # --encoding wins; then a UTF-8 byte-order mark; then the mapping's encoding.
+            encoding = self.context.encoding or _bom_encoding(path) or m.encoding
+            lines = DecodedLines(text_lines(fh, path), encoding)
             table_or_error = self._header(lines, display)
             if isinstance(table_or_error, Rejected):
                 yield table_or_error
@@ -312,11 +315,16 @@ class CsvStatementParser(Parser):
         return amount_or_reject(value, _name(ref))
 
     def _date(self, text: str, ref: ColumnRef | None) -> date:
-        try:
-            return datetime.strptime(text.strip(), self._m.date_format).date()
-        except ValueError:
+        formats = self._m.date_format
+        formats = [formats] if isinstance(formats, str) else formats
+        for pattern in formats:
+            try:
+                return datetime.strptime(text.strip(), pattern).date()
+            except ValueError:
+                continue
+        else:
             raise RejectedEntry(
-                _name(ref), f"not a date in format {self._m.date_format} (got {text[:30]})"
+                _name(ref), f"not a date in format {' or '.join(formats)} (got {text[:30]})"
             ) from None
 
     def _time(self, day: date, text: str, ref: ColumnRef) -> datetime:
@@ -387,7 +395,23 @@ class _Getter:
                 f"row has {len(self.row)} cells, the header {self.table.width}",
                 ErrorClass.invalid_shape,
             )
-        return self.row[index].strip()
+        return _unguard(self.row[index])
+
+
+# Exports meant for Excel wrap numbers and dates as text formulas (`="86000.00"`,
+# `="20240301"`) so Excel keeps leading zeros and digits; the cell's value is inside.
+_EXCEL_TEXT = re.compile(r'^="(?P<value>[^"]*)"$')
+
+
+def _bom_encoding(path: Path) -> str | None:
+    with path.open("rb") as fh:
+        return bom_encoding(fh.read(3))
+
+
+def _unguard(cell: str) -> str:
+    value = cell.strip()
+    match = _EXCEL_TEXT.match(value)
+    return match.group("value").strip() if match else value
 
 
 def _name(ref: ColumnRef | None) -> str:

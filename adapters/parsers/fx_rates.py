@@ -9,8 +9,10 @@ which the stream uses to convert every non-CNY entry. Formats (docs/adapters.md)
   USD; `100JPY/CNY 4.7784` is CNY per 100 yen; `CNY/MYR 0.6602` is ringgit per yuan
   (inverted); Chinese titles (`美元/人民币`, `100日元/人民币`) work too.
 * `fx-ecb` — the ECB euro foreign exchange reference rates XML (`eurofxref-daily.xml`,
-  `eurofxref-hist.xml`): units of each currency per EUR; EUR itself is CNY per EUR, every
-  other currency is crossed through EUR (CNY per EUR / currency per EUR).
+  `eurofxref-hist.xml`) or the CSV of the ECB's zip downloads (`eurofxref.csv`,
+  `eurofxref-hist.csv`: `Date, USD, JPY, …` with `N/A` for no rate): units of each
+  currency per EUR; EUR itself is CNY per EUR, every other currency is crossed through EUR
+  (CNY per EUR / currency per EUR).
 * `fx` — either of the two, told apart by content.
 
 Direct quotes are kept exactly as published; inverted and crossed rates are not exact
@@ -41,7 +43,7 @@ from schemas.catalog import FX
 from schemas.errors import ErrorClass
 from schemas.money import MAX_FRACTION_DIGITS
 
-__all__ = ["CfetsParser", "EcbParser", "FxParser", "looks_like_cfets"]
+__all__ = ["CfetsParser", "EcbParser", "FxParser", "looks_like_cfets", "looks_like_ecb_csv"]
 
 _QUANTUM = Decimal(1).scaleb(-MAX_FRACTION_DIGITS)
 _EXACT = Context(prec=60)
@@ -94,6 +96,35 @@ def looks_like_cfets(lines: list[str]) -> bool:
         if cells and cells[0].lower() in _DATE_TITLES and any(_quote(c) for c in cells[1:]):
             return True
     return False
+
+
+def _ecb_header(line: str) -> list[str] | None:
+    """The currency columns of an ECB CSV header (`Date, USD, JPY, …,`), else None."""
+    cells = [cell.strip().strip('"') for cell in line.split(",")]
+    if not cells or cells[0] != "Date":
+        return None
+    codes = [cell for cell in cells[1:] if cell]
+    if "CNY" in codes and all(len(code) == 3 and code.isalpha() for code in codes):
+        return cells[1:]
+    return None
+
+
+def looks_like_ecb_csv(lines: list[str]) -> bool:
+    """The ECB's own CSV: `Date` then bare currency codes, CNY among them."""
+    return bool(lines) and _ecb_header(lines[0]) is not None
+
+
+# eurofxref-hist.csv writes 2024-03-05; the daily eurofxref.csv writes 05 March 2024.
+_ECB_DATE_FORMATS = ("%Y-%m-%d", "%d %B %Y")
+
+
+def _ecb_date(text: str) -> date:
+    for pattern in _ECB_DATE_FORMATS:
+        try:
+            return datetime.strptime(text.strip(), pattern).date()
+        except ValueError:
+            continue
+    raise RejectedEntry("Date", f"not a date like 2024-03-05 (got {text[:20]})")
 
 
 def _rate(value: Decimal, units: Decimal, inverted: bool) -> Decimal:
@@ -285,13 +316,18 @@ def _number(text: str) -> Decimal:
 class EcbParser(Parser):
     name: ClassVar[str] = "fx-ecb"
     reads_accounts: ClassVar[bool] = False
-    description: ClassVar[str] = "ECB euro foreign exchange reference rates (XML)"
+    description: ClassVar[str] = "ECB euro foreign exchange reference rates (XML or CSV)"
     topics: ClassVar[tuple[str, ...]] = (FX.name,)
 
     def parse(self, path: Path) -> Iterator[ParseResult]:
         display = str(path)
         if path.stat().st_size == 0:
             yield empty_file(display)
+            return
+        with path.open("rb") as probe:
+            head = probe.read(512).removeprefix(b"\xef\xbb\xbf").lstrip()
+        if not head.startswith(b"<"):
+            yield from self._csv(path, display)
             return
         with self.open(path) as fh:
             days = etree.iterparse(
@@ -330,9 +366,23 @@ class EcbParser(Parser):
                     per_eur[currency.strip().upper()] = _number(value)
                 except RejectedEntry as rej:
                     yield rej.at(f"{where}/Cube[@currency='{currency}']", original)
+        yield from self._crossed(
+            day, per_eur, where, original, "Cube[@currency='CNY']", "/Cube[@currency='{}']"
+        )
+
+    def _crossed(
+        self,
+        day: date,
+        per_eur: dict[str, Decimal],
+        where: str,
+        original: bytes,
+        cny_field: str,
+        currency_suffix: str,
+    ) -> Iterator[ParseResult]:
+        """EUR (CNY per EUR) and every other currency crossed through EUR, for one day."""
         cny = per_eur.pop("CNY", None)
         if cny is None:
-            yield Rejected(where, "Cube[@currency='CNY']", "no CNY rate that day", original)
+            yield Rejected(where, cny_field, "no CNY rate that day", original)
             return
         at = _published(day, ECB_PUBLISHED, _FRANKFURT)
         try:
@@ -346,7 +396,52 @@ class EcbParser(Parser):
                 crossed = _EXACT.divide(cny, value)
                 yield _fx_event(self, currency, day, _rate(crossed, Decimal(1), False), at)
             except RejectedEntry as rej:
-                yield rej.at(f"{where}/Cube[@currency='{currency}']", original)
+                yield rej.at(where + currency_suffix.format(currency), original)
+
+    def _csv(self, path: Path, display: str) -> Iterator[ParseResult]:
+        """The ECB CSV: a `Date, USD, …` header, one row per day, `N/A` for no rate."""
+        with self.open(path) as fh:
+            lines = DecodedLines(fh, "utf-8")
+            columns: list[str] | None = None
+            for text in lines:
+                lines.start_record()
+                if not text.strip():
+                    continue
+                if columns is None:
+                    columns = _ecb_header(text)
+                    if columns is None:
+                        yield Rejected(
+                            f"{display}:{lines.lineno}",
+                            "(header)",
+                            "not an ECB rates CSV: no `Date, USD, …, CNY, …` header row",
+                            text.encode("utf-8"),
+                            ErrorClass.invalid_shape,
+                        )
+                        return
+                    continue
+                yield from self._csv_day(display, lines.lineno, text, columns)
+
+    def _csv_day(
+        self, display: str, lineno: int, text: str, columns: list[str]
+    ) -> Iterator[ParseResult]:
+        where = f"{display}:{lineno}"
+        original = text.encode("utf-8")
+        self.stats.entries += 1
+        cells = [cell.strip() for cell in text.split(",")]
+        try:
+            day = _ecb_date(cells[0])
+        except RejectedEntry as rej:
+            yield rej.at(where, original)
+            return
+        per_eur: dict[str, Decimal] = {}
+        for currency, value in zip(columns, cells[1:], strict=False):
+            if not currency or not value or value.upper() == "N/A":
+                continue  # no rate that day (a currency before its euro area entry, …)
+            try:
+                per_eur[currency.upper()] = _number(value)
+            except RejectedEntry as rej:
+                yield rej.at(f"{where}#{currency}", original)
+        yield from self._crossed(day, per_eur, where, original, "CNY", "#{}")
 
 
 @register

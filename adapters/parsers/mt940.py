@@ -36,6 +36,7 @@ from adapters.parsers._common import (
     transaction_event_id,
     utc_midnight,
 )
+from adapters.parsers._lines import text_lines
 from schemas import CURRENCY_EXPONENT, Direction, TransactionEvent, TxChannel
 from schemas.errors import ErrorClass
 
@@ -60,11 +61,20 @@ _LINE_61 = re.compile(
     r"^(?P<vdate>\d{6})(?P<edate>\d{4}|    )?(?P<mark>[Rr]?[DCdc])(?P<funds>[A-Z])?"
     r"(?P<amount>[0-9][0-9.,]*)(?P<rest>.*)$"
 )
-_TYPE = re.compile(r"^(?:(?P<swift>[NSF][A-Z0-9 ]{3})|(?P<bare>[A-Z0-9]{3})(?=NONREF|//| |$))")
+# `NONREF` straight after the amount is a customer reference, not type code `NONR` (Penta).
+_TYPE = re.compile(
+    r"^(?!NONREF)(?:(?P<swift>[NSF][A-Z0-9 ]{3})|(?P<bare>[A-Z0-9]{3})(?=NONREF|//| |$))"
+)
 _SWIFT_AMOUNT = re.compile(r"^\d{1,15}(?:,\d*)?$")  # comma decimal; digits alone too
 _DOT_AMOUNT = re.compile(r"^\d{1,15}\.\d{1,2}$")  # old Rabobank layout: dot decimals
 _BALANCE = re.compile(r"^[DC](?P<date>\d{6})(?P<ccy>[A-Z]{3})")
 _CURRENCY_ALIASES = {"RUR": "RUB"}
+# `:25:UBRTHUHB/123456789150ABCDEF002/HUF` (Raiffeisen Hungary): account, then currency.
+_TRAILING_CURRENCY = re.compile(r"^(?P<account>.+?)\s*/\s*(?P<ccy>[A-Z]{3})$")
+# Citibank writes its BAI balance reports as zero-amount :61: lines whose supplementary
+# details name the BAI status code: `/ABC/DEF/C 17376,67 BAI CD 010` (010 = opening
+# ledger). BAI codes below 100 are balances, not bookings.
+_BAI_BALANCE = re.compile(r"\bBAI CD 0\d\d\b")
 _FLOOR = re.compile(r"^(?P<ccy>[A-Z]{3})[DC]?\d")  # MT942 :34F: floor limit
 _SLASH_KEYS = re.compile(r"/([A-Z]{4})/")
 _FIELDS = {
@@ -152,7 +162,7 @@ class Mt940Parser(Parser):
         stmt: _Statement | None = None
         seen_any = False
         with self.open(path) as fh:
-            for lineno, raw in enumerate(fh, start=1):
+            for lineno, raw in enumerate(text_lines(fh, path), start=1):
                 try:
                     text = raw.decode(encoding).rstrip("\r\n")
                     undecodable = False
@@ -231,6 +241,9 @@ class Mt940Parser(Parser):
                 if stmt.error is not None:
                     raise stmt.error
                 self._check_line(group)
+                if _is_balance_line(group):
+                    self.skip("balance line")
+                    continue
                 yield self._build(stmt, group)
             except RejectedEntry as rej:
                 yield rej.at(self._where(group), group.original)
@@ -290,8 +303,20 @@ class Mt940Parser(Parser):
             stmt.error = rej
 
     def _account(self, account: str) -> tuple[str, str | None]:
-        """(account_ref, uscc): the whole `:25:` first, then `BIC/number`'s number alone."""
-        return lookup_account(self.context.accounts, account, ":25:")
+        """(account_ref, uscc): the whole `:25:` first, then `BIC/number`'s number alone.
+
+        A `:25:` ending in `/<currency>` that is not mapped as written is looked up again
+        without the currency, so `BIC/number/HUF` finds `number` (not the fall-back `HUF`).
+        """
+        ref, uscc = lookup_account(self.context.accounts, account, ":25:")
+        trailing = _TRAILING_CURRENCY.match(account.strip())
+        if uscc is None and trailing and trailing.group("ccy") in CURRENCY_EXPONENT:
+            bare_ref, bare_uscc = lookup_account(
+                self.context.accounts, trailing.group("account"), ":25:"
+            )
+            if bare_uscc is not None:
+                return bare_ref, bare_uscc
+        return ref, uscc
 
     def _check_line(self, group: _Group) -> None:
         """Parse the :61: statement line (first line; the second is supplementary)."""
@@ -385,12 +410,20 @@ _TRANSACTIONS = mt940.models.Transactions(processors=_PROCESSORS, options=_OPTIO
 
 def _details(group: _Group) -> dict[str, Any]:
     """The :86: information to account owner, German `?NN` sub-fields split (by mt-940)."""
-    text = "\n".join(tag.value for tag in group.tags if tag.tag == "86")
+    # Polish banks (BPH) write a space after the tag (`:86: 020?00…`), which would hide the
+    # `?NN` sub-fields from the splitter.
+    text = "\n".join(tag.value for tag in group.tags if tag.tag == "86").lstrip(" ")
     data: dict[str, Any] = {"transaction_details": text}
     if text:
         for processor in _PROCESSORS["post_transaction_details"]:
             data = processor(_TRANSACTIONS, None, {"transaction_details": text}, data)
     return data
+
+
+def _is_balance_line(group: _Group) -> bool:
+    """A zero `:61:` carrying a BAI balance code (Citibank): a balance, not a booking."""
+    supplementary = group.tags[0].lines[1:2]
+    return group.amount == 0 and bool(supplementary and _BAI_BALANCE.search(supplementary[0]))
 
 
 def _amount(text: str) -> Decimal:

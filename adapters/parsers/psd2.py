@@ -7,6 +7,7 @@ money and are only counted. The sign of `transactionAmount.amount` gives the dir
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,6 +20,7 @@ from adapters.parsers._common import (
     customs_mode_in,
     mapped_account,
     parse_iso_date,
+    parse_iso_datetime,
     servicer_ref,
     statement_channel,
     transaction_event_id,
@@ -38,6 +40,7 @@ from schemas.errors import ErrorClass
 __all__ = ["Psd2Parser"]
 
 _ACCOUNT_KEYS = ("iban", "bban", "pan", "maskedPan", "msisdn")
+_ACCOUNT_LINK = "transactions._links.account.href"
 _FIELDS = {
     "amount": "transactionAmount.amount",
     "currency": "transactionAmount.currency",
@@ -68,16 +71,22 @@ class Psd2Parser(Parser):
         display = str(path)
         # Pass 1: the account (it may come after the transactions) and the page's shape.
         head = JsonStream(
-            self, path, build=frozenset({"account"}), shapes=frozenset({"transactions"})
+            self,
+            path,
+            build=frozenset({"account", _ACCOUNT_LINK}),
+            shapes=frozenset({"transactions"}),
         )
         account: dict[str, Any] = {}
+        link: str | None = None
         for item in head:
             if isinstance(item, Rejected):
-                if account and "transactions" in head.kinds:
+                if (account or link) and "transactions" in head.kinds:
                     break  # the entries before the fault still count: pass 2 reports it
                 yield item
                 return
-            if isinstance(item[1], dict) and not account:
+            if item[0] == _ACCOUNT_LINK and isinstance(item[1], str):
+                link = item[1]
+            elif isinstance(item[1], dict) and not account:
                 account = item[1]
         if head.kinds.get("transactions") != "start_map":
             reason = "not a NextGenPSD2 transaction list (no transactions object)"
@@ -92,7 +101,7 @@ class Psd2Parser(Parser):
         account_error: RejectedEntry | None = None
         account_ref = uscc = ""
         try:
-            account_ref, uscc = self._account(account)
+            account_ref, uscc = self._account(account, link)
         except RejectedEntry as rej:
             account_error = rej
         refs = EntryRefs()
@@ -132,13 +141,22 @@ class Psd2Parser(Parser):
                 ErrorClass.invalid_shape,
             )
 
-    def _account(self, account: dict[str, Any]) -> tuple[str, str]:
+    def _account(self, account: dict[str, Any], link: str | None) -> tuple[str, str]:
+        """The page's account: `account.iban` (…), else the account resource id of
+        `transactions._links.account.href` (`/v1/accounts/3dc3…`), mapped like an Open
+        Banking AccountId; ASPSPs may leave `account` out of the response."""
         raw = next((str(account[k]) for k in _ACCOUNT_KEYS if account.get(k)), None)
-        if raw is None:
-            raise RejectedEntry(
-                "account", "response names no account (iban/bban/pan)", ErrorClass.invalid_shape
-            )
-        return mapped_account(self.context.accounts, raw, "account")
+        if raw is not None:
+            return mapped_account(self.context.accounts, raw, "account")
+        resource = link.rstrip("/").rsplit("/", 1)[-1] if link else ""
+        if resource:
+            return mapped_account(self.context.accounts, resource, "_links.account.href")
+        raise RejectedEntry(
+            "account",
+            "response names no account (account.iban/bban/pan/maskedPan/msisdn, nor "
+            "transactions._links.account.href)",
+            ErrorClass.invalid_shape,
+        )
 
     def _event(
         self, entry: Any, index: int, account_ref: str, uscc: str, refs: EntryRefs
@@ -153,9 +171,9 @@ class Psd2Parser(Parser):
         booking = entry.get("bookingDate")
         if not isinstance(booking, str):
             raise RejectedEntry("bookingDate", "booked transaction without a booking date")
-        booking_date = parse_iso_date(booking, "bookingDate")
+        booking_date = _date(booking, "bookingDate")
         value = entry.get("valueDate")
-        value_date = parse_iso_date(value, "valueDate") if isinstance(value, str) else booking_date
+        value_date = _date(value, "valueDate") if isinstance(value, str) else booking_date
         code = json_str(entry.get("bankTransactionCode")) or json_str(
             entry.get("proprietaryBankTransactionCode")
         )
@@ -214,3 +232,13 @@ def _counterparty_country(entry: dict[str, Any], direction: Direction) -> str | 
     return country_from_iban(json_str(account.get("iban"))) or country_from_bic(
         json_str(entry.get(f"{prefix}Agent"))
     )
+
+
+def _date(text: str, field: str) -> date:
+    """An ISODate; some ASPSPs write a date-time there (`2024-03-05T10:00:00`): its date
+    as written is the booking date, as for Open Banking's BookingDateTime."""
+    value = text.strip()
+    if len(value) > 10 and value[10] in "Tt ":
+        parse_iso_datetime(value, field, "UTC")  # still a valid date-time, or rejected
+        value = value[:10]
+    return parse_iso_date(value, field)

@@ -1,0 +1,231 @@
+"""Real-bank samples (tests/fixtures/adapters/realbank): every entry accounted for, no crash.
+
+Each sample is a small anonymised cut of a statement a real bank (or a public standard's
+example) produced, chosen for one quirk (see realbank/cases.toml and SOURCES.md). Every
+entry must end as an event, a located rejection or a counted "not booked", and `auto`
+must read the file as the same format.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, KEY, Parsed
+
+from adapters import AccountDirectory
+from adapters.detect import sniff
+
+REAL = FIXTURES / "realbank"
+CASES = tomllib.loads((REAL / "cases.toml").read_text(encoding="utf-8"))["case"]
+# The location of a rejection: file, then a line (text) or an XPath / JSON pointer.
+LOCATED = re.compile(r"^.+(:\d+(#/\S+)?|#/\S+)$")
+
+
+@pytest.fixture
+def parse_real(parse: Callable[..., Parsed]) -> Callable[..., Parsed]:
+    accounts = AccountDirectory.load(REAL / "accounts.toml", KEY)
+
+    def run(fmt: str, name: str, mapping: str | None = None) -> Parsed:
+        options = {"mapping": Path(mapping)} if mapping else {}
+        return parse(fmt, REAL / name, accounts=accounts, **options)
+
+    return run
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["file"] for c in CASES])
+def test_real_sample_accounts_for_every_entry(case: dict, parse_real) -> None:
+    parsed = parse_real(case["format"], case["file"], case.get("mapping"))
+    stats = parsed.parser.stats
+    not_booked = sum(stats.not_booked.values())
+    assert (stats.entries, len(parsed.events), not_booked, len(parsed.rejected)) == (
+        case["entries"],
+        case["events"],
+        case["not_booked"],
+        case["rejected"],
+    )
+    if not case["format"].startswith("fx"):  # an FX row (a day) gives one rate per currency
+        assert len(parsed.events) + not_booked + len(parsed.rejected) == stats.entries
+    for rejected in parsed.rejected:
+        assert LOCATED.match(rejected.location), rejected.location
+        assert rejected.field
+        assert "\n" not in rejected.reason
+        assert rejected.original  # the dead letter keeps the entry's bytes
+    assert len({event.event_id for event in parsed.events}) == len(parsed.events)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["file"] for c in CASES])
+def test_real_sample_is_recognised_by_auto(case: dict) -> None:
+    found = sniff(REAL / case["file"])
+    assert found.format == case["format"], found.looks_like
+    assert found.mapping == case.get("mapping")
+
+
+def amounts(parsed: Parsed) -> list[tuple[str, Decimal, str]]:
+    return [(e.direction.value, e.amount, e.currency) for e in parsed.events]
+
+
+def test_citibank_bai_balance_lines_are_not_bookings(parse_real) -> None:
+    parsed = parse_real("mt940", "mt940_citi_bai_balance_lines.txt")
+    assert parsed.parser.stats.not_booked == {"balance line": 2}
+    assert amounts(parsed) == [
+        ("debit", Decimal("212.39"), "USD"),
+        ("debit", Decimal("369.28"), "USD"),
+        ("debit", Decimal("561.08"), "USD"),
+    ]
+
+
+def test_zero_entry_without_bai_code_is_still_an_event(parse_real, tmp_path: Path) -> None:
+    text = (REAL / "mt940_citi_bai_balance_lines.txt").read_text(encoding="utf-8")
+    path = tmp_path / "citi.txt"
+    path.write_text(text.replace("BAI CD 025", "FEE WAIVED"), encoding="utf-8")
+    parsed = parse_real("mt940", str(path))
+    assert parsed.parser.stats.not_booked == {"balance line": 1}
+    assert Decimal("0.00") in [e.amount for e in parsed.events]
+
+
+def test_currency_after_account_in_25_finds_the_account(parse_real) -> None:
+    parsed = parse_real("mt940", "mt940_raiffeisen_hu_currency_in_25.sta")
+    assert not parsed.rejected
+    assert {e.currency for e in parsed.events} == {"HUF"}
+    assert amounts(parsed)[0] == ("credit", Decimal("2066637.00"), "HUF")
+
+
+def test_nonref_right_after_the_amount_is_no_type_code(parse_real) -> None:
+    parsed = parse_real("mt940", "mt940_penta_de_nonref_no_type.sta")
+    assert [e.bank_tx_code for e in parsed.events] == [None] * 4
+    assert amounts(parsed)[:2] == [
+        ("debit", Decimal("20.00"), "EUR"),
+        ("credit", Decimal("11.25"), "EUR"),
+    ]
+
+
+def test_camt053_entry_without_status_is_booked(parse_real) -> None:
+    parsed = parse_real("camt", "camt053_v04_no_sts_foreign_instructed.xml")
+    # The CHF entry amount counts, not the EUR instructed amount of its transaction.
+    assert amounts(parsed) == [
+        ("debit", Decimal("579.21"), "CHF"),
+        ("credit", Decimal("134.00"), "CHF"),
+    ]
+
+
+def test_camt054_entry_without_status_is_rejected_where_it_is(parse_real) -> None:
+    parsed = parse_real("camt", "camt054_v04_no_sts.xml")
+    assert [(r.field, r.location.split("#", 1)[1]) for r in parsed.rejected] == [
+        ("Sts", "/Document/BkToCstmrDbtCdtNtfctn/Ntfctn[1]/Ntry[1]"),
+        ("Sts", "/Document/BkToCstmrDbtCdtNtfctn/Ntfctn[1]/Ntry[2]"),
+    ]
+    assert parsed.parser.stats.not_booked == {}
+
+
+def test_utf8_bom_wins_over_the_mapping_encoding(parse_real) -> None:
+    parsed = parse_real("csv", "cn_utf8_bom_export.csv", "cn_gb18030_split")
+    assert not parsed.rejected
+    assert "坯布" in (parsed.events[0].description or "")  # read as UTF-8, not GB18030
+
+
+def test_excel_text_formula_cells_read_as_their_value(parse_real) -> None:
+    guarded = parse_real("csv", "cn_gb18030_excel_text_cells.csv", "cn_gb18030_split")
+    plain = parse_real("csv", "cn_utf8_bom_export.csv", "cn_gb18030_split")
+    assert (
+        amounts(guarded)
+        == amounts(plain)
+        == [
+            ("credit", Decimal("86000.00"), "CNY"),
+            ("debit", Decimal("152300.00"), "CNY"),
+            ("debit", Decimal("25.00"), "CNY"),
+        ]
+    )
+    assert [e.booking_date for e in guarded.events] == [e.booking_date for e in plain.events]
+
+
+def test_ecb_csv_gives_the_rates_of_the_ecb_xml(parse_real, parse) -> None:
+    from_csv = parse_real("fx-ecb", "ecb_eurofxref_hist.csv")
+    from_xml = parse("fx-ecb", "fx_ecb_eurofxref.xml")
+    key = lambda e: (e.rate_date, e.currency)  # noqa: E731
+    csv_rates = {key(e): e.rate_to_cny for e in from_csv.events}
+    assert csv_rates == {key(e): e.rate_to_cny for e in from_xml.events}
+    assert {e.event_id for e in from_xml.events} <= {e.event_id for e in from_csv.events}
+    (missing,) = from_csv.rejected
+    assert (missing.location.rsplit(":", 1)[1], missing.field) == ("4", "CNY")
+
+
+def test_psd2_account_from_the_links_when_the_page_names_none(parse_real) -> None:
+    parsed = parse_real("psd2", "psd2_links_account_only.json")
+    assert amounts(parsed) == [("debit", Decimal("256.67"), "EUR")]
+    assert parsed.events[0].enterprise_uscc == "91330302MA2CXW5D79"
+
+
+def test_psd2_booking_date_written_as_date_time(parse, tmp_path: Path) -> None:
+    text = (REAL / "psd2_links_account_only.json").read_text(encoding="utf-8")
+    path = tmp_path / "page.json"
+    path.write_text(text.replace('"2024-03-05"', '"2024-03-05T23:30:00+01:00"'), encoding="utf-8")
+    parsed = parse("psd2", path, accounts=AccountDirectory.load(REAL / "accounts.toml", KEY))
+    assert [str(e.booking_date) for e in parsed.events] == ["2024-03-05"]  # as written
+    bad = tmp_path / "bad.json"
+    bad.write_text(text.replace('"2024-03-05"', '"2024-03-05T25:00"'), encoding="utf-8")
+    (rejected,) = parse(
+        "psd2", bad, accounts=AccountDirectory.load(REAL / "accounts.toml", KEY)
+    ).rejected
+    assert rejected.field == "bookingDate"
+
+
+def test_space_after_86_tag_still_splits_the_sub_fields(parse_real) -> None:
+    parsed = parse_real("mt940", "mt940_bph_pl_spaces_after_values.sta")
+    assert amounts(parsed)[-1] == ("credit", Decimal("40.00"), "PLN")
+    assert parsed.events[-1].description == "Odsetki od lokaty nr 101000 022086"
+
+
+def test_cp852_hungarian_text_is_detected(parse_real) -> None:
+    parsed = parse_real("mt940", "mt940_raiffeisen_hu_currency_in_25.sta")
+    assert "összevont utánvét" in (parsed.events[0].description or "")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "mapping"),
+    [
+        ("mt940", "mt940_bph_pl_spaces_after_values.sta", None),
+        ("mt940", "mt940_raiffeisen_hu_currency_in_25.sta", None),
+        ("csv", "cn_utf8_bom_export.csv", "cn_gb18030_split"),
+    ],
+)
+def test_lone_cr_line_ends_read_like_lf(
+    fmt: str, name: str, mapping: str | None, parse_real, tmp_path: Path
+) -> None:
+    """Classic-Mac line ends (Excel "CSV (Macintosh)"): not one giant line, no entry lost."""
+    data = (REAL / name).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r")
+    path = tmp_path / name
+    path.write_bytes(data)
+    as_lf = parse_real(fmt, name, mapping)
+    as_cr = parse_real(fmt, str(path), mapping)
+    assert as_cr.parser.stats.entries == as_lf.parser.stats.entries > 0
+    assert [e.event_id for e in as_cr.events] == [e.event_id for e in as_lf.events]
+    assert [r.location.rsplit(":", 1)[-1] for r in as_cr.rejected] == [
+        r.location.rsplit(":", 1)[-1] for r in as_lf.rejected
+    ]
+
+
+def test_camt_zeros_beyond_minor_units_are_dropped(parse_real, tmp_path: Path) -> None:
+    parsed = parse_real("camt", "camt053_v02_three_decimal_amounts.xml")
+    assert [str(e.amount) for e in parsed.events] == ["8.85"]  # written 8.850
+    text = (REAL / "camt053_v02_three_decimal_amounts.xml").read_text(encoding="utf-8")
+    path = tmp_path / "sub_cent.xml"
+    path.write_text(text.replace(">8.850<", ">8.855<"), encoding="utf-8")
+    assert [str(e.amount) for e in parse_real("camt", str(path)).events] == ["8.855"]  # kept
+
+
+@pytest.mark.parametrize("separator", ["-", "/", "."])
+def test_chinese_export_dates_with_separators(separator: str, parse_real, tmp_path: Path) -> None:
+    """CCB writes 20240301, ICBC 2024-03-01, BOC 2024/03/01: the shipped mapping reads all."""
+    text = (REAL / "cn_utf8_bom_export.csv").read_text(encoding="utf-8-sig")
+    dated = re.sub(r"^(\d{4})(\d{2})(\d{2}),", rf"\1{separator}\2{separator}\3,", text, flags=re.M)
+    path = tmp_path / "export.csv"
+    path.write_text(dated, encoding="utf-8-sig")
+    parsed = parse_real("csv", str(path), "cn_gb18030_split")
+    plain = parse_real("csv", "cn_utf8_bom_export.csv", "cn_gb18030_split")
+    assert not parsed.rejected
+    assert [e.booking_date for e in parsed.events] == [e.booking_date for e in plain.events]
