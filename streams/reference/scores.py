@@ -178,9 +178,10 @@ class ScoreTable:
         if entry is None:
             return UNSCORED, UNKNOWN_SECTOR
         if isinstance(entry, ScoreVersion):
-            if entry.assessed_us <= ts_us:
-                return entry.labels
-            return _NONE
+            d = entry._data  # inline: this runs for every event
+            if type(d) is int:
+                return _LABEL_LIST[d & _IDX_MASK] if d >> _AT_SHIFT <= ts_us else _NONE
+            return entry.labels if entry.assessed_us <= ts_us else _NONE
         i = bisect_right(entry, ts_us, key=lambda v: v.assessed_us)
         if i == 0:
             return _NONE
