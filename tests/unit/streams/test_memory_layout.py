@@ -15,6 +15,7 @@ from streams.state.partition import PartitionState
 
 U = "913301020000000006"
 _DAY_US = 86_400_000_000
+BANDS = ("l1", "l2", "l3")
 
 
 @given(
@@ -67,3 +68,25 @@ def test_a_restore_shares_the_score_tables_usccs() -> None:
     state.recent_flows["X"] = b""
     restate.share_keys(state, table)
     assert "X" in state.recent_flows
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2**52), st.integers(0, 2**64 - 1), st.sampled_from(BANDS)),
+        max_size=12,
+    ),
+    st.lists(st.integers(-1, 2**52 + 1), max_size=12),
+)
+def test_packed_assessments_join_as_the_plain_ones(
+    adds: list[tuple[int, int, str]], queries: list[int]
+) -> None:
+    """The worker's packed versions (int ids) give the same as-of join as plain ones."""
+    packed, plain = ScoreTable(3), ScoreTable(3)
+    for at, eid, band in adds:
+        packed.add(U, ScoreVersion(at, eid, band, "C"))
+        plain.add(U, ScoreVersion(at, f"{eid}", band, "C"))
+        assert packed.scored == plain.scored
+    for ts in queries + [at for at, _, _ in adds]:
+        assert packed.as_of(U, ts) == plain.as_of(U, ts)
+    for _, eid, _ in adds:
+        assert packed.has(U, eid) == plain.has(U, f"{eid}")
