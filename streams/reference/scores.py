@@ -18,26 +18,71 @@ UNKNOWN_SECTOR = "unknown"
 _NONE = (UNSCORED, UNKNOWN_SECTOR)
 
 
-_LABELS: dict[tuple[str, str], tuple[str, str]] = {}  # (band, sector), one shared tuple each
+_LABELS: dict[tuple[str, str], int] = {}  # (band, sector) → index in _LABEL_LIST
+_LABEL_LIST: list[tuple[str, str]] = []  # one shared tuple per (band, sector)
+_ID_BITS = 64
+_IDX_BITS = 16
+_ID_MASK = (1 << _ID_BITS) - 1
+_IDX_MASK = (1 << _IDX_BITS) - 1
+_AT_SHIFT = _ID_BITS + _IDX_BITS
+
+
+def _label_index(band: str, sector: str) -> int:
+    pair = (band, sector)
+    idx = _LABELS.get(pair)
+    if idx is None:
+        idx = _LABELS[pair] = len(_LABEL_LIST)
+        _LABEL_LIST.append(pair)
+    return idx
 
 
 class ScoreVersion:
     """One assessment: when, which (its event id, as a 64-bit hash in the worker), and the
-    (band, sector) it gives. Four slots, so an object fits a 64-byte block: the (band, sector)
-    pair is one shared tuple, and ``uscc`` is the score table's own key string, which the
-    restatement store shares (streams/aggregate/restate.py) instead of a second copy of each
-    enterprise's USCC (bench/RESULTS.md, "Restatement state at 1 million")."""
+    (band, sector) it gives.
 
-    __slots__ = ("assessed_us", "event_id", "labels", "uscc")
+    Two slots, so an object is a 48-byte block: ``uscc`` is the score table's own key
+    string, which the other stores keyed by enterprise share (streams/aggregate/restate.py)
+    instead of a second copy of each enterprise's USCC; ``_data`` packs the assessed time,
+    the 64-bit event id hash and the index of the shared (band, sector) tuple into one int
+    (48 bytes, where two ints and a tuple slot took 80 more; bench/RESULTS.md, "1 million
+    scored enterprises: memory"). An event id that is not such a hash (tests, tools), or a
+    time before 1970, is kept as a plain (assessed_us, event_id, labels) tuple instead.
+    """
+
+    __slots__ = ("_data", "uscc")
+
+    _data: int | tuple[int, int | str, tuple[str, str]]
 
     def __init__(
         self, assessed_us: int, event_id: int | str, band: str, sector: str, uscc: str = ""
     ) -> None:
-        self.assessed_us = assessed_us
-        self.event_id = event_id
-        pair = (band, sector)
-        self.labels = _LABELS.setdefault(pair, pair)
+        idx = _label_index(band, sector)
+        if (
+            isinstance(event_id, int)
+            and 0 <= event_id <= _ID_MASK
+            and assessed_us >= 0
+            and idx <= _IDX_MASK
+        ):
+            self._data = (assessed_us << _AT_SHIFT) | (event_id << _IDX_BITS) | idx
+        else:
+            self._data = (assessed_us, event_id, _LABEL_LIST[idx])
         self.uscc = uscc
+
+    @property
+    def assessed_us(self) -> int:
+        d = self._data
+        return d >> _AT_SHIFT if isinstance(d, int) else d[0]
+
+    @property
+    def event_id(self) -> int | str:
+        d = self._data
+        return (d >> _IDX_BITS) & _ID_MASK if isinstance(d, int) else d[1]
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        """(band, sector): one shared tuple per pair."""
+        d = self._data
+        return _LABEL_LIST[d & _IDX_MASK] if isinstance(d, int) else d[2]
 
     @property
     def band(self) -> str:
@@ -133,9 +178,10 @@ class ScoreTable:
         if entry is None:
             return UNSCORED, UNKNOWN_SECTOR
         if isinstance(entry, ScoreVersion):
-            if entry.assessed_us <= ts_us:
-                return entry.labels
-            return _NONE
+            d = entry._data  # inline: this runs for every event
+            if type(d) is int:
+                return _LABEL_LIST[d & _IDX_MASK] if d >> _AT_SHIFT <= ts_us else _NONE
+            return entry.labels if entry.assessed_us <= ts_us else _NONE
         i = bisect_right(entry, ts_us, key=lambda v: v.assessed_us)
         if i == 0:
             return _NONE
