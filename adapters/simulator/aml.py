@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -22,6 +22,7 @@ from schemas.events import TransactionEvent
 from schemas.ids import make_event_id
 from schemas.txcodes import is_cash
 from schemas.uscc import make_uscc
+from schemas.workdays import add_working_days
 
 __all__ = ["ExpectedHit", "Plant", "RTx", "expected_hits", "plant_feed", "rule_input"]
 
@@ -49,6 +50,14 @@ class ExpectedHit:
     total_fen: int
     institution_type: str  # of the first event
     band: str
+    # the 5th China working day after the Beijing date of the last event
+    report_due: date = date.min
+
+    @property
+    def alert_id(self) -> str:
+        """The id the stream gives this hit on dfip.alerts."""
+        first = self.event_ids[0]
+        return make_event_id("alert", self.rule, self.uscc, str(self.window_start), first)
 
 
 def _us(at: datetime) -> int:
@@ -219,6 +228,10 @@ def _hour_end(ts: int) -> int:
     return (ts // _H + 1) * _H
 
 
+def _beijing_date(ts: int) -> date:
+    return (_EPOCH + timedelta(microseconds=ts + _BJ)).date()
+
+
 def _day(ts: int) -> int:
     return (ts + _BJ) // _D * _D - _BJ
 
@@ -244,6 +257,7 @@ def expected_hits(txs: Iterable[RTx], config: RuleSet, upto: int) -> list[Expect
                         sum(t.fen for t in inside),
                         first.institution_type,
                         first.band,
+                        add_working_days(_beijing_date(inside[-1].ts)),
                     )
                 )
     return sorted(out)

@@ -106,6 +106,9 @@ class RulesState:
         self.upto = 0  # event time before which everything is decided
         self.skipped = 0  # on-time for figures but already decided here (see observe)
         self.stale = False  # loaded from the changelog: the heap is rebuilt before use
+        # hits written and not yet acknowledged: uscc → alert id → (rule, region,
+        # institution type, band, report-due ISO date); streams/rules/overdue.py
+        self.open: dict[str, dict[str, tuple[str, ...]]] = {}
 
     def schedule(self, uscc: str, due: int | None) -> None:
         if due is None:
@@ -120,7 +123,15 @@ class RulesState:
     def to_json(self, uscc: str) -> dict[str, Any] | None:
         """The enterprise's `al:` record: transactions as six columns and hourly counts as
         packed base64, so that encoding is a few C-level passes (it runs for every
-        enterprise a batch touched)."""
+        enterprise a batch touched), and its open hits (`o`)."""
+        doc = self._rules_json(uscc)
+        hits = self.open.get(uscc)
+        if hits:
+            doc = doc or {}
+            doc["o"] = hits
+        return doc
+
+    def _rules_json(self, uscc: str) -> dict[str, Any] | None:
         ent = self.enterprises.get(uscc)
         if ent is None:
             idle = self.idle.get(uscc)
@@ -137,6 +148,15 @@ class RulesState:
 
     def load(self, uscc: str, doc: dict[str, Any] | None) -> None:
         if doc is None:
+            self.enterprises.pop(uscc, None)
+            self.idle.pop(uscc, None)
+            self.open.pop(uscc, None)
+            return
+        if "o" in doc:
+            self.open[uscc] = {k: tuple(v) for k, v in doc["o"].items()}
+        else:
+            self.open.pop(uscc, None)
+        if "h" not in doc:  # open hits only
             self.enterprises.pop(uscc, None)
             self.idle.pop(uscc, None)
             return

@@ -37,6 +37,7 @@ def _key(uscc: str, hit: object) -> ExpectedHit:
         sum(t.fen for t in txs),
         txs[0].institution_type,
         txs[0].band,
+        build_alert(CONFIG, uscc, hit, START).report_due,  # type: ignore[arg-type]
     )
 
 
