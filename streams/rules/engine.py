@@ -17,6 +17,8 @@ from decimal import Decimal
 from itertools import chain
 from typing import Any
 
+import orjson
+
 from schemas.alerts import MAX_ALERT_EVENTS, Alert, RuleSet
 from schemas.events import TransactionEvent
 from schemas.ids import make_event_id
@@ -48,7 +50,12 @@ from streams.rules.round_amounts import RoundAmounts
 from streams.rules.structuring import Structuring
 from streams.rules.velocity import Velocity
 
-__all__ = ["RuleEngine", "RulesState", "build_alert", "flags_of"]
+__all__ = ["DELTA_MIN_TXS", "MAX_DELTAS", "RuleEngine", "RulesState", "build_alert", "flags_of"]
+
+# `al:` delta records per enterprise before its whole record is written again
+MAX_DELTAS = 32
+# deltas may hold this many transactions even when the enterprise keeps fewer
+DELTA_MIN_TXS = 16
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SHANGHAI = timedelta(hours=8)
@@ -109,6 +116,13 @@ class RulesState:
         # hits written and not yet acknowledged: uscc → alert id → (rule, region,
         # institution type, band, report-due ISO date); streams/rules/overdue.py
         self.open: dict[str, dict[str, tuple[str, ...]]] = {}
+        # changelog deltas (changelog_records): uscc → [live deltas, their transactions]
+        # after its whole record; transactions kept since the last commit; enterprises whose
+        # next record must be whole; deltas read by a restore, applied by settle()
+        self.based: dict[str, list[int]] = {}
+        self.appended: dict[str, list[Tx]] = {}
+        self.rewrite: set[str] = set()
+        self._deltas: dict[str, dict[int, dict[str, Any]]] = {}
 
     def schedule(self, uscc: str, due: int | None) -> None:
         if due is None:
@@ -146,12 +160,99 @@ class RulesState:
             "a": ent.last_active,
         }
 
+    def changelog_records(self) -> list[tuple[bytes, bytes | None]]:
+        """The `al:` records of the enterprises changed since the last commit. An enterprise
+        whose state only moved on (transactions kept, time decided, old ones pruned) gets a
+        delta `al:<uscc>:<seq>`: its new transactions and its small fields. A whole record
+        (and tombstones for its deltas) when it has none yet, went idle or back, its open
+        hits changed, or its deltas reached MAX_DELTAS records or hold more transactions
+        than it keeps (so the bytes written stay linear in the transactions kept)."""
+        self.settle()
+        out: list[tuple[bytes, bytes | None]] = []
+        for uscc in sorted(self.dirty):
+            ent = self.enterprises.get(uscc)
+            base = self.based.get(uscc)
+            added = self.appended.get(uscc, ())
+            if (
+                ent is not None
+                and base is not None
+                and uscc not in self.rewrite
+                and base[0] < MAX_DELTAS
+                and base[1] + len(added) <= max(len(ent.txs), DELTA_MIN_TXS)
+            ):
+                base[0] += 1
+                base[1] += len(added)
+                delta = {
+                    "t": list(zip(*added, strict=True)),
+                    "d": ent.decided,
+                    "c": ent.cursors,
+                    "a": ent.last_active,
+                    "n": len(ent.txs),
+                    "hl": min(ent.hours) if ent.hours else None,
+                }
+                out.append((f"al:{uscc}:{base[0]}".encode(), orjson.dumps(delta)))
+                continue
+            doc = self.to_json(uscc)
+            out.append((f"al:{uscc}".encode(), orjson.dumps(doc) if doc is not None else None))
+            if base is not None:
+                out.extend((f"al:{uscc}:{seq}".encode(), None) for seq in range(1, base[0] + 1))
+            if doc is None:
+                self.based.pop(uscc, None)
+            else:
+                self.based[uscc] = [0, 0]
+        self.dirty.clear()
+        self.appended.clear()
+        self.rewrite.clear()
+        return out
+
+    def settle(self) -> None:
+        """Apply the deltas a restore read, in order, on their whole records (a restore
+        meets them in any order: the local copy replays by key)."""
+        if not self._deltas:
+            return
+        for uscc, deltas in self._deltas.items():
+            ent = self.enterprises.get(uscc)
+            if ent is None or not deltas:
+                continue  # tombstoned with its whole record
+            added = 0
+            for seq in sorted(deltas):
+                d = deltas[seq]
+                for row in zip(*d["t"], strict=True):
+                    tx = Tx(*row)
+                    bisect.insort(ent.txs, tx)
+                    hour = tx.ts // HOUR_US
+                    ent.hours[hour] = ent.hours.get(hour, 0) + 1
+                    added += 1
+                ent.decided = int(d["d"])
+                ent.cursors = {k: int(v) for k, v in d["c"].items()}
+                ent.last_active = d["a"]
+                excess = len(ent.txs) - int(d["n"])
+                if excess > 0:
+                    del ent.txs[:excess]  # pruning drops the oldest
+                low = d["hl"]
+                ent.hours = {h: n for h, n in ent.hours.items() if low is not None and h >= low}
+                self.upto = max(self.upto, ent.decided)
+            self.based[uscc] = [len(deltas), added]
+        self._deltas.clear()
+        self.stale = True
+
     def load(self, uscc: str, doc: dict[str, Any] | None) -> None:
+        uscc, delta, seq = uscc.partition(":")
+        if delta:
+            if doc is None:
+                self._deltas.get(uscc, {}).pop(int(seq), None)
+            else:
+                self._deltas.setdefault(uscc, {})[int(seq)] = doc
+            self.stale = True
+            return
         if doc is None:
             self.enterprises.pop(uscc, None)
             self.idle.pop(uscc, None)
             self.open.pop(uscc, None)
+            self.based.pop(uscc, None)
+            self._deltas.pop(uscc, None)
             return
+        self.based[uscc] = [0, 0]
         if "o" in doc:
             self.open[uscc] = {k: tuple(v) for k, v in doc["o"].items()}
         else:
@@ -205,6 +306,8 @@ class RuleEngine:
 
     def observe(self, rs: RulesState, ev: TransactionEvent, ts: int, fen: int, band: str) -> None:
         """Keep one counted, on-time transaction (the processor calls it once per event)."""
+        if rs.stale:  # restored: its deltas are applied before anything new is kept
+            self.reschedule(rs)
         if ts < rs.upto:
             # only a record forwarded from a partition whose watermark was behind this one's:
             # its time is already decided here, so no rule may take it (deterministic)
@@ -215,6 +318,7 @@ class RuleEngine:
         if ent is None:
             idle = rs.idle.pop(uscc, None)
             ent = rs.enterprises[uscc] = Enterprise(decided=rs.upto)
+            rs.rewrite.add(uscc)
             if idle is not None:
                 ent.last_active, ent.hours = idle[0], _unpack(idle[1])
         tx = Tx(
@@ -224,6 +328,11 @@ class RuleEngine:
             ent.txs.append(tx)
         else:
             bisect.insort(ent.txs, tx)
+        appended = rs.appended.get(uscc)
+        if appended is None:
+            rs.appended[uscc] = [tx]
+        else:
+            appended.append(tx)
         hour = ts // HOUR_US
         ent.hours[hour] = ent.hours.get(hour, 0) + 1
         dues = ent.dues
@@ -283,6 +392,7 @@ class RuleEngine:
             if next_due is None and not ent.txs and last is not None:
                 del rs.enterprises[uscc]  # nothing left to decide: keep it compact
                 rs.idle[uscc] = (last, _pack(ent.hours))
+                rs.rewrite.add(uscc)
             rs.schedule(uscc, next_due)
         hits.sort(key=lambda h: (h[1].window_start, h[0], h[1].rule.value))
         return hits
@@ -306,6 +416,7 @@ class RuleEngine:
 
     def reschedule(self, rs: RulesState) -> None:
         """Rebuild the due-time heap after enterprises were loaded from the changelog."""
+        rs.settle()
         rs.heap.clear()
         rs.due.clear()
         for uscc, ent in rs.enterprises.items():

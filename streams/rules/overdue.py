@@ -40,6 +40,7 @@ def open_hit(rs: RulesState, counters: Counters, alert: Alert) -> None:
         alert.band,
         alert.report_due.isoformat(),
     )
+    rs.rewrite.add(alert.enterprise_uscc)  # open hits are in the whole record only
     hits = rs.open.setdefault(alert.enterprise_uscc, {})
     if alert.event_id in hits:
         return  # decided again (cannot happen: a hit is decided once); never count twice
@@ -51,6 +52,7 @@ def open_hit(rs: RulesState, counters: Counters, alert: Alert) -> None:
 def acknowledge(rs: RulesState, counters: Counters, ack: AlertAck) -> bool:
     """Close the hit an acknowledgement names; False if it is not open here (unknown,
     already acknowledged, or keyed to another partition)."""
+    rs.settle()  # a restore's deltas first: the whole record written next holds them
     hits = rs.open.get(ack.enterprise_uscc)
     key = hits.pop(ack.alert_id, None) if hits is not None else None
     if key is None:
@@ -59,6 +61,7 @@ def acknowledge(rs: RulesState, counters: Counters, ack: AlertAck) -> bool:
         del rs.open[ack.enterprise_uscc]
     counters.add(OPEN, key, -1)
     rs.dirty.add(ack.enterprise_uscc)
+    rs.rewrite.add(ack.enterprise_uscc)
     return True
 
 

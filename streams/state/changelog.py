@@ -77,10 +77,7 @@ def dirty_records(state: PartitionState) -> list[tuple[bytes, bytes | None]]:
     state.contrib_base.clear()
     out.extend(recent.changelog_records(state))
     out.extend(fx_book.dirty_records(state))
-    for uscc in sorted(state.rules.dirty):
-        doc = state.rules.to_json(uscc)
-        out.append((f"al:{uscc}".encode(), orjson.dumps(doc) if doc is not None else None))
-    state.rules.dirty.clear()
+    out.extend(state.rules.changelog_records())  # al:<uscc>[:<seq>] (streams/rules/engine.py)
     for topic, mem in sorted(state.dedup.items()):
         for day, seq, hashes in mem.seal():
             out.append((f"dd:{topic}:{day}:{seq}".encode(), pack(hashes)))
