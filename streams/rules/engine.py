@@ -123,6 +123,7 @@ class RulesState:
         self.appended: dict[str, list[Tx]] = {}
         self.rewrite: set[str] = set()
         self._deltas: dict[str, dict[int, dict[str, Any]]] = {}
+        self.open_dirty: set[tuple[str, str]] = set()  # (uscc, hit id) opened or closed
 
     def schedule(self, uscc: str, due: int | None) -> None:
         if due is None:
@@ -137,15 +138,7 @@ class RulesState:
     def to_json(self, uscc: str) -> dict[str, Any] | None:
         """The enterprise's `al:` record: transactions as six columns and hourly counts as
         packed base64, so that encoding is a few C-level passes (it runs for every
-        enterprise a batch touched), and its open hits (`o`)."""
-        doc = self._rules_json(uscc)
-        hits = self.open.get(uscc)
-        if hits:
-            doc = doc or {}
-            doc["o"] = hits
-        return doc
-
-    def _rules_json(self, uscc: str) -> dict[str, Any] | None:
+        enterprise a batch touched). Its open hits have records of their own."""
         ent = self.enterprises.get(uscc)
         if ent is None:
             idle = self.idle.get(uscc)
@@ -164,11 +157,17 @@ class RulesState:
         """The `al:` records of the enterprises changed since the last commit. An enterprise
         whose state only moved on (transactions kept, time decided, old ones pruned) gets a
         delta `al:<uscc>:<seq>`: its new transactions and its small fields. A whole record
-        (and tombstones for its deltas) when it has none yet, went idle or back, its open
-        hits changed, or its deltas reached MAX_DELTAS records or hold more transactions
-        than it keeps (so the bytes written stay linear in the transactions kept)."""
+        (and tombstones for its deltas) when it has none yet, went idle or back, or its
+        deltas reached MAX_DELTAS records or hold more transactions than it keeps (so the
+        bytes written stay linear in the transactions kept). Each open hit is a record
+        `al:<uscc>#<hit id>`, tombstoned when acknowledged."""
         self.settle()
         out: list[tuple[bytes, bytes | None]] = []
+        for uscc, hit_id in sorted(self.open_dirty):
+            key = self.open.get(uscc, {}).get(hit_id)
+            value = orjson.dumps(key) if key is not None else None
+            out.append((f"al:{uscc}#{hit_id}".encode(), value))
+        self.open_dirty.clear()
         for uscc in sorted(self.dirty):
             ent = self.enterprises.get(uscc)
             base = self.based.get(uscc)
@@ -236,7 +235,18 @@ class RulesState:
         self._deltas.clear()
         self.stale = True
 
-    def load(self, uscc: str, doc: dict[str, Any] | None) -> None:
+    def load(self, uscc: str, doc: Any) -> None:
+        if "#" in uscc:  # an open hit
+            uscc, _, hit_id = uscc.partition("#")
+            if doc is None:
+                hits = self.open.get(uscc)
+                if hits is not None:
+                    hits.pop(hit_id, None)
+                    if not hits:
+                        del self.open[uscc]
+            else:
+                self.open.setdefault(uscc, {})[hit_id] = tuple(doc)
+            return
         uscc, delta, seq = uscc.partition(":")
         if delta:
             if doc is None:
@@ -248,19 +258,10 @@ class RulesState:
         if doc is None:
             self.enterprises.pop(uscc, None)
             self.idle.pop(uscc, None)
-            self.open.pop(uscc, None)
             self.based.pop(uscc, None)
             self._deltas.pop(uscc, None)
             return
         self.based[uscc] = [0, 0]
-        if "o" in doc:
-            self.open[uscc] = {k: tuple(v) for k, v in doc["o"].items()}
-        else:
-            self.open.pop(uscc, None)
-        if "h" not in doc:  # open hits only
-            self.enterprises.pop(uscc, None)
-            self.idle.pop(uscc, None)
-            return
         hours = b64decode(doc["h"])
         if "t" not in doc:
             self.enterprises.pop(uscc, None)

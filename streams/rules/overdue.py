@@ -1,8 +1,8 @@
 """Reports that are overdue: hits whose report-due date has passed without an
 acknowledgement on `dfip.alerts.ack` (docs/aml-rules.md, "Overdue reports").
 
-The worker that writes a hit keeps it *open* in the partition's rule state (in the
-enterprise's `al:<uscc>` changelog record) and counts it in the partition's counters under
+The worker that writes a hit keeps it *open* in the partition's rule state (changelog record
+`al:<uscc>#<hit id>`, tombstoned when acknowledged) and counts it in the partition's counters under
 `OPEN` by (rule, region, institution type, band, report-due date). It reads the partition's
 acknowledgements with the reference topics (before each batch and on idle ticks), with their
 offset in the partition checkpoint: an acknowledgement closes the hit in the same Kafka
@@ -40,19 +40,17 @@ def open_hit(rs: RulesState, counters: Counters, alert: Alert) -> None:
         alert.band,
         alert.report_due.isoformat(),
     )
-    rs.rewrite.add(alert.enterprise_uscc)  # open hits are in the whole record only
     hits = rs.open.setdefault(alert.enterprise_uscc, {})
     if alert.event_id in hits:
         return  # decided again (cannot happen: a hit is decided once); never count twice
     hits[alert.event_id] = key
     counters.add(OPEN, key, 1)
-    rs.dirty.add(alert.enterprise_uscc)
+    rs.open_dirty.add((alert.enterprise_uscc, alert.event_id))
 
 
 def acknowledge(rs: RulesState, counters: Counters, ack: AlertAck) -> bool:
     """Close the hit an acknowledgement names; False if it is not open here (unknown,
     already acknowledged, or keyed to another partition)."""
-    rs.settle()  # a restore's deltas first: the whole record written next holds them
     hits = rs.open.get(ack.enterprise_uscc)
     key = hits.pop(ack.alert_id, None) if hits is not None else None
     if key is None:
@@ -60,8 +58,7 @@ def acknowledge(rs: RulesState, counters: Counters, ack: AlertAck) -> bool:
     if not hits:
         del rs.open[ack.enterprise_uscc]
     counters.add(OPEN, key, -1)
-    rs.dirty.add(ack.enterprise_uscc)
-    rs.rewrite.add(ack.enterprise_uscc)
+    rs.open_dirty.add((ack.enterprise_uscc, ack.alert_id))
     return True
 
 
