@@ -41,6 +41,7 @@ from streams.rules.base import (
     Rule,
     Tx,
     day_end,
+    hour_floor,
 )
 from streams.rules.cash import CashDaily
 from streams.rules.dormant import DormantReactivation
@@ -381,9 +382,11 @@ class RuleEngine:
                 if dues[i] <= upto:  # the others have nothing in (decided, upto]
                     hits.extend((uscc, h) for h in rule.decide(ent, upto))
                     dues[i] = rule.next_due(ent, upto) or NEVER
-            decided = PerEventRule.pending(ent, upto)
-            if decided:
-                ent.last_active = decided[-1].ts
+            # the newest transaction decided now (PerEventRule.pending's last, without a slice)
+            txs = ent.txs
+            i = bisect.bisect_left(txs, (hour_floor(upto),))
+            if i and txs[i - 1].ts >= hour_floor(ent.decided):
+                ent.last_active = txs[i - 1].ts
             ent.decided = upto
             self._prune(ent, upto)
             rs.dirty.add(uscc)
