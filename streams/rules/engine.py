@@ -37,7 +37,6 @@ from streams.rules.base import (
     DailyRule,
     Enterprise,
     Hit,
-    PerEventRule,
     Rule,
     Tx,
     day_end,
@@ -299,9 +298,15 @@ class RuleEngine:
         self.rules = [r for r in every if config.enabled(r.rule)]
         # a new transaction's due time per rule, by kind (one loop per kind, not a call per
         # rule: observe runs once per transaction)
-        self._hourly = [
-            i for i, r in enumerate(self.rules) if isinstance(r, PerEventRule | Velocity)
-        ]
+        # one-event rules and velocity are due only when a transaction can fire them (a large
+        # transfer, a reactivation candidate, an hour reaching min_count), so an enterprise
+        # without any is looked at when its day or an anchored window closes, not hourly
+        index = {type(r): i for i, r in enumerate(self.rules)}
+        self._single = index.get(LargeValueSingle)
+        self._velocity_i = index.get(Velocity)
+        self._vmin = config.velocity.min_count
+        dormant = [(i, r) for i, r in enumerate(self.rules) if isinstance(r, DormantReactivation)]
+        self._dormant = dormant[0] if dormant else None
         self._daily = [i for i, r in enumerate(self.rules) if isinstance(r, DailyRule)]
         self._anchored = [(i, r) for i, r in enumerate(self.rules) if isinstance(r, AnchoredRule)]
         self.lookback_us = max((r.lookback_us for r in every), default=0) + HOUR_US
@@ -326,10 +331,13 @@ class RuleEngine:
         tx = Tx(
             ts, ev.event_id, fen, flags_of(self.config, ev, fen), ev.institution_type.value, band
         )
-        if not ent.txs or ent.txs[-1] < tx:
-            ent.txs.append(tx)
+        txs = ent.txs
+        if not txs or txs[-1] < tx:
+            pos = len(txs)
+            txs.append(tx)
         else:
-            bisect.insort(ent.txs, tx)
+            pos = bisect.bisect_left(txs, tx)
+            txs.insert(pos, tx)
         appended = rs.appended.get(uscc)
         if appended is None:
             rs.appended[uscc] = [tx]
@@ -341,9 +349,16 @@ class RuleEngine:
         if not dues:
             dues.extend([NEVER] * len(self.rules))
         hour_end = (hour + 1) * HOUR_US
-        for i in self._hourly:
-            if hour_end < dues[i]:
-                dues[i] = hour_end
+        k = self._single
+        if k is not None and tx.flags & LARGE and not tx.flags & CASH and hour_end < dues[k]:
+            dues[k] = hour_end
+        k = self._velocity_i
+        if k is not None and ent.hours[hour] >= self._vmin and hour_end < dues[k]:
+            dues[k] = hour_end
+        if self._dormant is not None:
+            k, dormant = self._dormant
+            if hour_end < dues[k] and dormant.candidate(ent, pos):
+                dues[k] = hour_end
         if self._daily:
             end_of_day = day_end(ts)
             for i in self._daily:
@@ -355,9 +370,11 @@ class RuleEngine:
                 if due_i < dues[i]:
                     dues[i] = due_i
         rs.dirty.add(uscc)
-        # nothing about it can be decided before its hour is over (every rule's window ends
-        # at or after that: one-event rules go by the hour, the others by hour, day or W ≥ 1 h)
-        due = (hour + 1) * HOUR_US
+        # the soonest rule due (never before the hour is over: one-event rules go by the
+        # hour, the others by hour, day or W ≥ 1 h)
+        due = min(dues)
+        if due >= NEVER:
+            due = day_end(ts)  # no rule due: looked at once a day all the same (pruning)
         current = rs.due.get(uscc)
         if current is None or due < current:
             rs.schedule(uscc, due)
