@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,10 +172,12 @@ def run_pipeline(
     poll: float = 2.0,
     timeout: float = 600.0,
     on_first_commit: Callable[[Sequence[WorkerProcess]], None] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> PipelineRun:
-    """Start `workers` worker processes on the pre-produced namespace and time them."""
+    """Start `workers` worker processes on the pre-produced namespace and time them (`env`:
+    extra DFIP_WORKER_* settings, e.g. the rules off)."""
     app_id = f"bench-{uuid.uuid4().hex[:6]}"
-    procs = start_workers(settings, workers, log_dir, app_id=app_id)
+    procs = start_workers(settings, workers, log_dir, app_id=app_id, **(env or {}))
     scrapers = [Scraper(w.port) for w in procs]
     want = feed.expected_received()
     progress: list[tuple[float, int]] = []

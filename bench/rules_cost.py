@@ -8,6 +8,11 @@ on and off, and memory per enterprise.
    decisions and the ``al:<uscc>`` changelog records) over the same simulator feed, batches of
    2,000 with ``finish_batch`` and the changelog encoding (``dirty_records``) after each, as
    the engine does; rules off and on alternate, best of K each, in the same process.
+3. End to end (``--pipeline``, a real broker: ``--bootstrap HOST:PORT`` or ``--start-broker``):
+   one ``dfip worker`` process over the same pre-produced simulator feed (``--events`` records,
+   seed 7, as ``python -m bench``), ``DFIP_WORKER_RULES=false`` and ``true`` in turn (the order
+   alternates by round), each in a fresh namespace; events/s from the commit times of the
+   changelog records (bench/pipeline.py). Prints each run and, per round, on / off.
 2. Memory: E enterprises with transactions in the last Beijing day (the rules keep at most
    about a day of them), measured as Python heap (tracemalloc) per enterprise, and the
    ``al:<uscc>`` changelog bytes per enterprise; then the same after the time moved on and the
@@ -121,10 +126,12 @@ def memory(enterprises: int, per_enterprise: int) -> None:
         engine.observe(rs, ev, ts, 123456, "l2")
     upto = t0 + per_enterprise * 3_600_000_000
     engine.advance(rs, upto)
+    del rs.changelog_records()[:]  # a commit: clears what it keeps for the next records
     held = tracemalloc.get_traced_memory()[0] - base
     changelog = sum(len(u) + 3 + len(orjson.dumps(rs.to_json(u))) for u in usccs)
     rs.dirty.clear()
     engine.advance(rs, upto + 3 * 86_400_000_000)  # three days later: pruned
+    del rs.changelog_records()[:]
     pruned = tracemalloc.get_traced_memory()[0] - base
     pruned_log = sum(len(u) + 3 + len(orjson.dumps(rs.to_json(u))) for u in usccs)
     tracemalloc.stop()
@@ -135,13 +142,69 @@ def memory(enterprises: int, per_enterprise: int) -> None:
           f"{pruned_log / enterprises:,.0f} after pruning")  # fmt: skip
 
 
+def pipeline(bootstrap: str, events: int, runs: int, timeout: float) -> None:
+    """The worker end to end with the rules off and on, alternating, in the same run."""
+    import asyncio
+    import statistics
+    import tempfile
+    from pathlib import Path
+
+    from bench.broker import drop_namespace, namespace
+    from bench.feed import capture, produce
+    from bench.pipeline import run_pipeline
+
+    feed = capture(events, seed=7)
+    print(f"feed: {len(feed.records):,} records ({feed.events:,} events), seed 7")
+    log_dir = Path(tempfile.mkdtemp(prefix="dfip-bench-rules-"))
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    ratios = []
+    for i in range(runs):
+        got: dict[bool, float] = {}
+        for rules in (False, True) if i % 2 == 0 else (True, False):
+            settings = namespace(bootstrap, f"rules-{'on' if rules else 'off'}")
+            try:
+                asyncio.run(produce(settings, feed.records))
+                env = {"DFIP_WORKER_RULES": "true" if rules else "false"}
+                run = run_pipeline(
+                    settings, feed, workers=1, log_dir=log_dir, poll=5.0, timeout=timeout, env=env
+                )
+            finally:
+                drop_namespace(settings)
+            state = "complete" if run.complete else "TIME LIMIT"
+            print(
+                f"round {i + 1}, rules {'on ' if rules else 'off'}: {run.events:,} events in "
+                f"{run.seconds:.2f} s = {run.rate:,.0f} events/s ({state}; lost {run.lost})"
+            )
+            got[rules] = run.rate
+            rates[rules].append(run.rate)
+        ratios.append(got[True] / got[False])
+        print(f"round {i + 1}: rules on / off = {ratios[-1]:.3f}")
+    off, on = statistics.median(rates[False]), statistics.median(rates[True])
+    print(f"median rules off: {off:,.0f} events/s   median rules on: {on:,.0f} events/s")
+    print(
+        f"cost of the rules: {100 * (1 - statistics.median(ratios)):.1f} % of throughput "
+        f"(median of the per-round on/off ratios: {', '.join(f'{r:.3f}' for r in ratios)})"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--events", type=int, default=60_000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--enterprises", type=int, default=100_000)
     ap.add_argument("--per-enterprise", type=int, default=5)
+    ap.add_argument("--pipeline", action="store_true", help="end to end with a broker (3.)")
+    ap.add_argument("--bootstrap", default="127.0.0.1:9092")
+    ap.add_argument("--start-broker", action="store_true", help="a private broker (bench.broker)")
+    ap.add_argument("--broker-port", type=int, default=39092)
+    ap.add_argument("--max-seconds", type=float, default=300.0, help="per pipeline run")
     args = ap.parse_args()
+    if args.pipeline:
+        from bench.cli import broker
+
+        with broker(args.bootstrap, args.start_broker, args.broker_port) as bootstrap:
+            pipeline(bootstrap, args.events, args.runs, args.max_seconds)
+        return
     memory(args.enterprises, args.per_enterprise)
     throughput(args.events, args.runs)
 

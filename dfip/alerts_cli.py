@@ -25,7 +25,7 @@ from core.errors import DfipError
 if TYPE_CHECKING:
     from schemas.alerts import Alert
 
-__all__ = ["AlertFilter", "alerts_app", "format_alert", "overdue"]
+__all__ = ["AlertFilter", "alerts_app", "format_alert", "make_ack", "overdue"]
 
 alerts_app = typer.Typer(
     no_args_is_help=True,
@@ -189,3 +189,49 @@ def alerts_overdue(
     if show:
         for alert in late:
             out.print(escape(format_alert(alert)))
+
+
+def make_ack(alert_id: str, uscc: str, outcome: str) -> tuple[int, bytes, bytes]:
+    """(partition, key, value) of an acknowledgement: keyed and placed like the hit, so the
+    worker owning the hit's partition reads it (docs/metrics.md, overdue reports)."""
+    from schemas.alerts import AlertAck
+    from schemas.catalog import partition_for
+    from schemas.codec import encode
+    from schemas.ids import make_event_id
+
+    ack = AlertAck(
+        event_id=make_event_id("alert-ack", alert_id, outcome),
+        alert_id=alert_id,
+        enterprise_uscc=uscc,
+        outcome=outcome,  # type: ignore[arg-type]  # checked by the model
+        acknowledged_at=datetime.now(tz=UTC),
+    )
+    return partition_for(uscc), uscc.encode(), encode(ack)
+
+
+@alerts_app.command("ack")
+def alerts_ack(
+    alert_id: Annotated[str, typer.Argument(help="The hit's id (last column of `tail`).")],
+    uscc: Annotated[str, typer.Option("--uscc", help="The hit's enterprise USCC.")],
+    outcome: Annotated[str, typer.Option("--outcome", help="reported or dismissed.")] = "reported",
+) -> None:
+    """Acknowledge a hit on dfip.alerts.ack: it no longer counts as overdue."""
+    from kafka import KafkaProducer
+
+    from dfip.kafka_config import KafkaSettings
+
+    if outcome not in ("reported", "dismissed"):
+        raise DfipError(f"--outcome: {outcome!r} is not reported or dismissed")
+    try:
+        partition, key, value = make_ack(alert_id, uscc, outcome)
+    except ValueError as exc:
+        raise DfipError(f"acknowledgement refused: {exc}") from exc
+    kafka = KafkaSettings()
+    producer = KafkaProducer(client_id="dfip-alerts", acks="all", **kafka.kafka_python_config())
+    try:
+        producer.send(
+            kafka.topic("dfip.alerts.ack"), key=key, value=value, partition=partition
+        ).get(timeout=30)
+    finally:
+        producer.close()
+    Console(highlight=False).print(f"acknowledged {escape(alert_id)} ({outcome})")

@@ -272,6 +272,28 @@ Semantics (the simulator's oracle implements the same rules independently):
   valid FX record is processed (none is a duplicate, see FX rate in force). Ids are held as
   64-bit hashes (a false duplicate needs a hash collision: probability about n^2 / 2^65 for
   n remembered ids).
+* Rule hits (docs/aml-rules.md: which rules, their thresholds and windows, decided once the
+  window's event time is final). Each committed record on ``dfip.alerts`` is one hit, counted
+  once on the partition it was written to: ``dfip_alerts_total`` +1 and
+  ``dfip_alert_amount_yuan_total`` + its ``total_fen``, with labels ``rule``, ``region``,
+  ``institution_type`` and ``digitalization_band`` = the record's ``rule``, ``region``,
+  ``institution_type`` and ``band`` fields (those of the hit's first event, the band as of
+  that event; a later assessment does not move a hit).
+* Overdue reports, ``dfip_alerts_overdue`` (a gauge, same labels): the hits on
+  ``dfip.alerts`` whose ``report_due`` date is strictly before *today*, the calendar date in
+  Beijing (UTC+8) on the exporting worker's clock at the scrape, and that are not
+  acknowledged. A hit is acknowledged by a committed record on ``dfip.alerts.ack`` whose
+  ``alert_id`` equals the hit's ``event_id`` and whose ``enterprise_uscc`` equals the hit's,
+  written to the same partition number as the hit (key = the USCC, as ``dfip alerts ack``
+  writes it) after the hit was committed; either ``outcome`` (reported, dismissed)
+  acknowledges it, a second acknowledgement changes nothing, and an acknowledgement of an
+  unknown or not yet written hit is ignored (it does not wait for the hit). A record there
+  that is not a valid AlertAck goes to the dead-letter topic
+  (``dfip_events_deadlettered_total{topic="dfip.alerts.ack"}``). The worker reads a
+  partition's acknowledgements before each batch of events and on idle ticks, so the gauge
+  includes an acknowledgement within ``DFIP_WORKER_IDLE_COMMIT_MS`` plus a commit of it
+  being written. ``report_due`` is the 5th China working day after the Beijing date of the
+  hit's last event (public holidays and adjusted working weekends from ``chinese-calendar``).
 """
 
 from __future__ import annotations
@@ -421,6 +443,13 @@ FIGURES: tuple[Figure, ...] = (
         _ALERT,
         "CNY amount of the events of rule hits.",
         scale=100,
+    ),
+    Figure(
+        "dfip_alerts_overdue",
+        "gauge",
+        _ALERT,
+        "Rule hits whose report_due date is before today's Beijing date (at the scrape) and "
+        "that no dfip.alerts.ack record has acknowledged (see Semantics).",
     ),
 )
 

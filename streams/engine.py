@@ -22,7 +22,7 @@ from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from core.kafka_config import KafkaSettings
 from schemas.alerts import load_ruleset
-from schemas.catalog import STATE_TOPIC
+from schemas.catalog import ALERTS_ACK, STATE_TOPIC
 from streams.processor import FX, FX_ACCOUNTING_PARTITION, INPUT_TOPICS, SCORES, Processor, Record
 from streams.reference.fx import FxTable
 from streams.reference.reader import ReferenceReader, read_to_end
@@ -154,7 +154,10 @@ class Engine:
             rules=RuleEngine(load_ruleset(settings.rules_file)) if settings.rules else None,
         )
         self.reader = ReferenceReader(
-            kafka, scores_topic=kafka.topic(SCORES), fx_topic=kafka.topic(FX)
+            kafka,
+            scores_topic=kafka.topic(SCORES),
+            fx_topic=kafka.topic(FX),
+            ack_topic=kafka.topic(ALERTS_ACK.name) if settings.rules else None,  # issue 15
         )
         self.view = CommittedView()
         self.store = open_store(settings.store, settings.data_dir)
@@ -348,6 +351,8 @@ class Engine:
                 rec = self._record(r)
                 if stp == self.reader.fx_tp:
                     self.processor.process_fx(rec)
+                elif stp.topic == self.reader.ack_topic:
+                    self.processor.process_ack(rec)
                 else:
                     self.processor.process_score(rec, counted=False)
         # FX rates read since the checkpoint: restate/apply now that the scores are rebuilt
@@ -405,6 +410,8 @@ class Engine:
                     rec = self._record(r)
                     if tp == self.reader.fx_tp:
                         self.processor.process_fx(rec)
+                    elif tp.topic == self.reader.ack_topic:
+                        self.processor.process_ack(rec)
                     else:
                         self.processor.process_score(rec, counted=True)
         finally:

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from schemas.alerts import AlertAck
 from schemas.catalog import partition_for
 from schemas.codec import decode, encode
 from schemas.errors import FieldError, SchemaError
@@ -60,11 +61,13 @@ from streams.reference.fx import FxTable
 from streams.reference.fx_state import Parked
 from streams.reference.scores import ScoreTable, ScoreVersion
 from streams.rules import RuleEngine, build_alert
+from streams.rules import overdue as rule_reports
 from streams.state.dedup import DedupMemory, id_hash
 from streams.state.partition import PartitionState
 
 __all__ = [
     "ALERTS",
+    "ALERTS_ACK",
     "DEADLETTER",
     "FUTURE_DATED",
     "FX",
@@ -89,6 +92,7 @@ DEADLETTER = "dfip.deadletter"
 LATE = "dfip.late"
 METRICS = "dfip.metrics"
 ALERTS = "dfip.alerts"
+ALERTS_ACK = "dfip.alerts.ack"
 INPUT_TOPICS = (TRANSACTIONS, LOANS)
 
 H_FORWARDED = "dfip-forwarded"
@@ -578,6 +582,24 @@ class Processor:
             region = region_of(uscc).value
             restate.restate(state, table, uscc, region, assessed_us, floor, self.grace_us)
 
+    def process_ack(self, rec: Record) -> None:
+        """A record of dfip.alerts.ack (read like the scores, per owned partition): closes
+        the open hit it names, exactly once (its offset is in the partition checkpoint)."""
+        state = self.states.get(rec.partition)
+        if state is None or rec.offset < state.offsets.get(ALERTS_ACK, 0):
+            return
+        state.offsets[ALERTS_ACK] = rec.offset + 1
+        self.touched.add(rec.partition)
+        try:
+            ack = AlertAck.model_validate_json(rec.value or b"")
+        except ValueError as exc:
+            reason = f"{rec.topic}[{rec.partition}]@{rec.offset}: not an AlertAck: {exc}"
+            self._dead_letter(
+                state, rec, stage="ingress", error_class="invalid_shape", reason=reason
+            )
+            return
+        rule_reports.acknowledge(state.rules, state.counters, ack)
+
     def process_fx(self, rec: Record) -> None:
         """A record of the FX topic: applied by every worker, accounted by one."""
         state = self.states.get(FX_ACCOUNTING_PARTITION)
@@ -656,6 +678,7 @@ class Processor:
             labels = (alert.rule.value, alert.region, alert.institution_type, alert.band)
             state.counters.add("dfip_alerts_total", labels, 1)
             state.counters.add("dfip_alert_amount_yuan_total", labels, alert.total_fen)
+            rule_reports.open_hit(state.rules, state.counters, alert)
             self.outputs.append(
                 Output(ALERTS, uscc.encode(), encode(alert), partition=state.partition)
             )

@@ -9,10 +9,11 @@ final watermark minus the grace period), as in the stream.
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -22,6 +23,7 @@ from schemas.events import TransactionEvent
 from schemas.ids import make_event_id
 from schemas.txcodes import is_cash
 from schemas.uscc import make_uscc
+from schemas.workdays import add_working_days
 
 __all__ = ["ExpectedHit", "Plant", "RTx", "expected_hits", "plant_feed", "rule_input"]
 
@@ -49,6 +51,14 @@ class ExpectedHit:
     total_fen: int
     institution_type: str  # of the first event
     band: str
+    # the 5th China working day after the Beijing date of the last event
+    report_due: date = date.min
+
+    @property
+    def alert_id(self) -> str:
+        """The id the stream gives this hit on dfip.alerts."""
+        first = self.event_ids[0]
+        return make_event_id("alert", self.rule, self.uscc, str(self.window_start), first)
 
 
 def _us(at: datetime) -> int:
@@ -219,6 +229,10 @@ def _hour_end(ts: int) -> int:
     return (ts // _H + 1) * _H
 
 
+def _beijing_date(ts: int) -> date:
+    return (_EPOCH + timedelta(microseconds=ts + _BJ)).date()
+
+
 def _day(ts: int) -> int:
     return (ts + _BJ) // _D * _D - _BJ
 
@@ -244,6 +258,7 @@ def expected_hits(txs: Iterable[RTx], config: RuleSet, upto: int) -> list[Expect
                         sum(t.fen for t in inside),
                         first.institution_type,
                         first.band,
+                        add_working_days(_beijing_date(inside[-1].ts)),
                     )
                 )
     return sorted(out)
@@ -330,3 +345,55 @@ def _hits(txs: list[RTx], config: RuleSet) -> list[_Found]:
         else:
             cursor = a.ts + 1
     return out
+
+
+# ---- patterns in the realistic feed (`dfip simulate`, adapters/simulator/feed.py) -------
+
+
+class FeedTx(NamedTuple):
+    """One transaction of a pattern planted in the realistic feed."""
+
+    at_us: int
+    amount: Decimal
+    direction: str
+    code: str
+
+
+def feed_pattern(rng: random.Random, now_us: int) -> list[FeedTx]:
+    """The transactions of one pattern, picked at random, for one enterprise from `now_us`
+    on (the feed emits each at its first tick at or after its time). Patterns whose windows
+    close within hours of event time, so a live demo shows hits: cash, structuring,
+    velocity, round amounts and a per-day large-value total. Whether each fires is for the
+    rules to say (the oracle decides independently); they are built to fire for an
+    enterprise of ordinary activity."""
+    m = 60 * 1_000_000
+    kind = rng.randrange(5)
+    if kind == 0:  # one cash withdrawal of CNY 50,000-80,000
+        fen = rng.randrange(5_000_000, 8_000_000)
+        return [FeedTx(now_us, Decimal(fen).scaleb(-2), "debit", "PMNT-CCRD-CWDL")]
+    if kind == 1:  # structuring: three deposits just under CNY 50,000 within a few hours
+        return [
+            FeedTx(now_us + i * rng.randrange(20, 90) * m,
+                   Decimal(rng.randrange(4_600_000, 4_999_900)).scaleb(-2), "credit",
+                   "PMNT-RCDT-DMCT")
+            for i in range(3)
+        ]  # fmt: skip
+    if kind == 2:  # velocity: 24 small payments within one clock hour (the next one)
+        hour = (now_us // (60 * m) + 1) * 60 * m
+        return [
+            FeedTx(hour + (i * 2 + 1) * m, Decimal(rng.randrange(50_000, 500_000)).scaleb(-2),
+                   "debit", "PMNT-ICDT-DMCT")
+            for i in range(24)
+        ]  # fmt: skip
+    if kind == 3:  # round amounts: three whole multiples of CNY 10,000 within two hours
+        return [
+            FeedTx(now_us + i * 30 * m, Decimal(10_000 * rng.randrange(1, 10)), "debit",
+                   "PMNT-ICDT-DMCT")
+            for i in range(3)
+        ]  # fmt: skip
+    # a per-day large-value total: two transfers of CNY 1.1-1.5 million one hour apart
+    return [
+        FeedTx(now_us + i * 60 * m, Decimal(rng.randrange(110_000_000, 150_000_000)).scaleb(-2),
+               "credit", "PMNT-RCDT-DMCT")
+        for i in range(2)
+    ]  # fmt: skip

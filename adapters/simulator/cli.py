@@ -128,6 +128,16 @@ def simulate_command(
         Path | None, typer.Option(help="Write the oracle (expected figures) JSON here.")
     ] = None,
     enterprises: Annotated[int, typer.Option(min=1, help="Enterprises in the province.")] = 2000,
+    aml_permille: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=1000,
+            help="Per mille of ticks that start a suspicious pattern for the rules (cash, "
+            "structuring, velocity, round amounts, a per-day large-value total; "
+            "docs/aml-rules.md); 0: none.",
+        ),
+    ] = 1,
 ) -> None:
     """Produce a realistic synthetic province feed to Kafka, with its exact oracle.
 
@@ -152,6 +162,7 @@ def simulate_command(
         grace_seconds=grace_seconds,
         bad_rate=bad_rate,
         enterprises=enterprises,
+        aml_permille=aml_permille,
     )
     settings = KafkaSettings()
     create_topics(settings)  # idempotent; also checks the co-partitioned partition counts

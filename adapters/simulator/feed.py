@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from adapters.simulator import badinput
+from adapters.simulator.aml import FeedTx, feed_pattern
 from adapters.simulator.loans import LoanOdds, LoanStep, LoanTerms, LoanTiming, lifecycle
 from adapters.simulator.model import (
     FX,
@@ -177,6 +178,9 @@ class FeedConfig:
 
     seed: int = 7
     start: datetime = datetime(2025, 3, 3, tzinfo=UTC)
+    # per mille of ticks that start a suspicious pattern for the rules (adapters/simulator/
+    # aml.py feed_pattern), on a random stream of its own: 0 gives the feed without them
+    aml_permille: int = 1
     step_us: int = SECOND_US
     grace_seconds: int = 600
     bad_rate: float = 0.01
@@ -244,6 +248,10 @@ class Feed:
         self._xb_banks = [
             i for i in self.province.institutions if i.type == "bank" and i.crossborder
         ]
+        # patterns planted for the rules: their own random stream, ids and time-ordered queue
+        self._aml_rng = random.Random(f"dfip-aml-{config.seed}")
+        self._aml: list[tuple[int, int, Enterprise, FeedTx]] = []
+        self._aml_seq = 0
 
     # ---- the time-ordered loop ---------------------------------------------------------
 
@@ -273,7 +281,46 @@ class Feed:
                     _, _, step, steps, loan = heapq.heappop(self._agenda)
                     yield self._processed(self._loan_record(loan, step))
                     self._schedule(loan, steps)
+            if self.config.aml_permille:
+                yield from self._planted(now)
             yield self._spontaneous(now)
+
+    def _planted(self, now: int) -> Iterator[Record]:
+        """Start a pattern now and then; emit its transactions that are due (in addition to
+        the tick's spontaneous event, so the rest of the feed is the same with or without)."""
+        rng = self._aml_rng
+        if rng.randrange(1000) < self.config.aml_permille:
+            ent = self._pick_ent.pick(rng)
+            for tx in feed_pattern(rng, now + self.config.step_us):
+                self._aml_seq += 1
+                heapq.heappush(self._aml, (tx.at_us, self._aml_seq, ent, tx))
+        while self._aml and self._aml[0][0] <= now:
+            _, seq, ent, tx = heapq.heappop(self._aml)
+            inst = self.province.institution(ent.bank)
+            at = from_us(now)
+            event_id = make_event_id(inst.id, f"sim{self.config.seed}", f"aml{seq}")
+            event = TransactionEvent(
+                event_id=event_id,
+                source=inst.id,
+                institution_type=inst.type,
+                occurred_at=at,
+                enterprise_uscc=ent.uscc,
+                direction=tx.direction,
+                amount=tx.amount,
+                currency="CNY",
+                booking_date=at.date(),
+                value_date=at.date(),
+                bank_tx_code=tx.code,
+                counterparty_country="CN",
+                channel="branch" if "CWDL" in tx.code else "online",
+                account_ref=self._account(inst.id, ent.uscc),
+            )
+            fact = TxFact(
+                event_id, ent.uscc, at, inst.type, tx.direction, tx.amount, "CNY", None, tx.code
+            )
+            # not booked in _processed: duplicates and late copies are drawn from the rest of
+            # the feed, which stays the same; dated `now`, it never makes a later event late
+            yield Record(TRANSACTIONS, ent.partition, ent.partition, fact, event)
 
     def _spontaneous(self, now: int) -> Record:
         rng = self.rng

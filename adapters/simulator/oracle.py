@@ -81,6 +81,7 @@ _LABELS: dict[str, tuple[str, ...]] = {
     "dfip_enterprises_scored": ("digitalization_band", "sector"),
     "dfip_alerts_total": _ALERT,
     "dfip_alert_amount_yuan_total": _ALERT,
+    "dfip_alerts_overdue": _ALERT,
     "dfip_events_received_total": ("topic",),
     "dfip_events_processed_total": ("topic",),
     "dfip_events_duplicate_total": ("topic",),
@@ -215,6 +216,7 @@ class Oracle(FxRules):
         # the stream's rule set (streams/rules/); the oracle's own pass is adapters/simulator/aml
         self.rules = rules or load_ruleset()
         self._rule_txs: dict[int, list[RTx]] = {}  # home partition → on-time, not forwarded
+        self._acked: set[str] = set()  # alert ids acknowledged on dfip.alerts.ack
         self.restate_horizon = timedelta(days=restate_horizon_days)
         # uscc → counted transactions, each [occurred_at, inst, direction, windowed, band,
         # sector, fen, home partition]: the oracle keeps them all (no memory bound)
@@ -607,14 +609,26 @@ class Oracle(FxRules):
                 out.extend(expected_hits(txs, self.rules, upto))
         return sorted(out)
 
+    def acknowledge(self, alert_id: str) -> None:
+        """An acknowledgement written to dfip.alerts.ack for a hit already decided."""
+        self._acked.add(alert_id)
+
     def _alert_figures(self) -> dict[str, Counter[tuple[str, ...]]]:
         hits: Counter[tuple[str, ...]] = Counter()
         amounts: Counter[tuple[str, ...]] = Counter()
+        late: Counter[tuple[str, ...]] = Counter()
+        today = (datetime.now(tz=UTC) + timedelta(hours=8)).date()  # Beijing, as the export
         for hit in self.alerts():
             labels = (hit.rule, _region(hit.uscc), hit.institution_type, hit.band)
             hits[labels] += 1
             amounts[labels] += hit.total_fen
-        return {"dfip_alerts_total": hits, "dfip_alert_amount_yuan_total": amounts}
+            if hit.report_due < today and hit.alert_id not in self._acked:
+                late[labels] += 1
+        return {
+            "dfip_alerts_total": hits,
+            "dfip_alert_amount_yuan_total": amounts,
+            "dfip_alerts_overdue": late,
+        }
 
     def figures(self) -> dict[str, list[dict[str, Any]]]:
         values = {**self._figures, **self._gauges(), **self._alert_figures()}

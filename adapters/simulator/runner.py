@@ -59,10 +59,12 @@ class SimulationConfig:
     score_round_seconds: int = 6 * 3600
     loan_month_seconds: int = 3600
     dedup_retention_days: int = 45
+    aml_permille: int = 1  # suspicious patterns planted for the rules (FeedConfig)
 
     def feed_config(self) -> FeedConfig:
         return FeedConfig(
             seed=self.seed,
+            aml_permille=self.aml_permille,
             start=self.start,
             step_us=int(self.step_seconds * SECOND_US),
             grace_seconds=self.grace_seconds,

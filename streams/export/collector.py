@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable, Iterator
-from typing import cast
+from datetime import date
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -20,6 +21,7 @@ from prometheus_client.utils import floatToGoString
 from core.version import __version__
 from schemas.figures import FIGURES, HEALTH_FIGURES, Figure
 from streams.engine import CommittedView, Snapshot
+from streams.rules.overdue import OPEN, OVERDUE, beijing_today, overdue
 
 __all__ = ["STAGES", "FiguresCollector", "WorkerMetrics"]
 
@@ -37,6 +39,8 @@ STAGES = (
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 _SCORED = next(f for f in FIGURES if f.name == "dfip_enterprises_scored")
+# derived at each scrape from the committed open hits and the Beijing date (issue 15)
+_OVERDUE = next(f for f in FIGURES if f.name == OVERDUE)
 
 
 # prometheus_client's own number format (untyped there), so both renderings agree exactly
@@ -67,6 +71,8 @@ class FiguresCollector(Collector):
         # partition → (the snapshot rendered, figure name → its sample lines)
         self._lines: dict[int, tuple[object, dict[str, str]]] = {}
         self._scored_lines: dict[int, tuple[object, str]] = {}
+        self._overdue_lines: dict[int, tuple[object, object, str]] = {}
+        self.today = beijing_today  # replaceable in tests
         self._headers = {
             fig.name: _header(fig.name, fig.type, fig.help) for fig in (*FIGURES, *HEALTH_FIGURES)
         }
@@ -74,15 +80,23 @@ class FiguresCollector(Collector):
     def render(self) -> str:
         figures = dict(self.view.figures)
         scored_by_partition = dict(self.view.scored)
-        for cache, live in ((self._lines, figures), (self._scored_lines, scored_by_partition)):
+        caches: tuple[tuple[dict[int, Any], dict[int, Any]], ...] = (
+            (self._lines, figures),
+            (self._scored_lines, scored_by_partition),
+            (self._overdue_lines, figures),
+        )
+        for cache, live in caches:
             for p in [p for p in cache if p not in live]:
                 del cache[p]
         out: list[str] = []
         parts = sorted(figures)
+        today = self.today()
         for fig in (*FIGURES, *HEALTH_FIGURES):
             out.append(self._headers[fig.name])
             if fig is _SCORED:
                 out.extend(self._scored(p, s) for p, s in sorted(scored_by_partition.items()))
+            elif fig is _OVERDUE:
+                out.extend(self._overdue(p, figures[p], today) for p in parts)
             else:
                 for p in parts:
                     out.append(self._partition_lines(p, figures[p]).get(fig.name, ""))
@@ -122,6 +136,20 @@ class FiguresCollector(Collector):
         self._scored_lines[p] = (scored, "".join(rows))
         return self._scored_lines[p][1]
 
+    def _overdue(self, p: int, snap: Snapshot, today: date) -> str:
+        cached = self._overdue_lines.get(p)
+        if cached is not None and cached[0] is snap and cached[1] == today:
+            return cached[2]
+        names = [*_OVERDUE.labels, "partition"]
+        order = sorted(range(len(names)), key=names.__getitem__)
+        rows = []
+        for labels, n in sorted(overdue(snap.get(OPEN, {}), today).items()):
+            values = [*labels, str(p)]
+            text = ",".join(f'{names[i]}="{_escape(values[i])}"' for i in order)
+            rows.append(f"{OVERDUE}{{{text}}} {_float(float(n))}\n")
+        self._overdue_lines[p] = (snap, today, "".join(rows))
+        return self._overdue_lines[p][2]
+
     def _family(self, fig: Figure) -> CounterMetricFamily | GaugeMetricFamily:
         labels = [*fig.labels, "partition"]
         if fig.type == "counter":
@@ -139,6 +167,11 @@ class FiguresCollector(Collector):
                 for p, scored in sorted(scored_by_partition.items()):
                     for (band, sector), n in sorted(scored.items()):
                         fam.add_metric([band, sector, str(p)], float(n))
+            elif fig is _OVERDUE:
+                today = self.today()
+                for p, snap in sorted(figures.items()):
+                    for labels, n in sorted(overdue(snap.get(OPEN, {}), today).items()):
+                        fam.add_metric([*labels, str(p)], float(n))
             else:
                 for p, snap in sorted(figures.items()):
                     for labels, value in sorted(snap.get(fig.name, {}).items()):

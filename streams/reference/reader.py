@@ -52,11 +52,20 @@ async def read_to_end(
 
 
 class ReferenceReader:
-    """One manually assigned consumer over the scores partitions this worker owns and FX."""
+    """One manually assigned consumer over the scores partitions this worker owns and FX,
+    and, with the rules on, the owned partitions of the alerts' acknowledgements."""
 
-    def __init__(self, settings: KafkaSettings, *, scores_topic: str, fx_topic: str) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        scores_topic: str,
+        fx_topic: str,
+        ack_topic: str | None = None,
+    ) -> None:
         self._settings = settings
         self.scores_topic = scores_topic
+        self.ack_topic = ack_topic
         self.fx_tp = TopicPartition(fx_topic, 0)
         self._consumer: AIOKafkaConsumer | None = None
         self._positions: dict[TopicPartition, int] = {self.fx_tp: 0}
@@ -88,6 +97,12 @@ class ReferenceReader:
     def scores_tp(self, partition: int) -> TopicPartition:
         return TopicPartition(self.scores_topic, partition)
 
+    def _owned_tps(self, partition: int) -> list[TopicPartition]:
+        tps = [self.scores_tp(partition)]
+        if self.ack_topic is not None:
+            tps.append(TopicPartition(self.ack_topic, partition))
+        return tps
+
     def _reassign(self) -> None:
         c = self.consumer
         c.assign(list(self._positions))
@@ -95,13 +110,15 @@ class ReferenceReader:
             c.seek(tp, pos)
 
     def set_partitions(self, partitions: Iterable[int], *, start_at: dict[int, int]) -> None:
-        """Read exactly these scores partitions; those in ``start_at`` (re)start there."""
-        wanted = {self.scores_tp(p) for p in partitions}
+        """Read exactly these scores (and ack) partitions; those in ``start_at`` (re)start
+        there (an ack partition restarts at 0: the processor skips what its checkpoint
+        already covers)."""
+        wanted = {tp for p in partitions for tp in self._owned_tps(p)}
         for tp in [tp for tp in self._positions if tp != self.fx_tp and tp not in wanted]:
             del self._positions[tp]
         for tp in wanted:
             if tp.partition in start_at:
-                self._positions[tp] = start_at[tp.partition]
+                self._positions[tp] = start_at[tp.partition] if tp.topic != self.ack_topic else 0
             else:
                 self._positions.setdefault(tp, 0)
         self._reassign()
@@ -117,7 +134,7 @@ class ReferenceReader:
     ) -> AsyncIterator[tuple[TopicPartition, list[Any]]]:
         """Records of FX and the given scores partitions up to their end offsets now, fetch
         by fetch; the positions are kept once the caller has read to the end."""
-        tps = [self.fx_tp, *(self.scores_tp(p) for p in partitions)]
+        tps = [self.fx_tp, *(tp for p in partitions for tp in self._owned_tps(p))]
         stops = {self.scores_tp(p): o for p, o in (stop_at or {}).items()}
         async for chunk in read_to_end(self.consumer, tps, stop_at=stops):
             yield chunk

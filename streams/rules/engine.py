@@ -17,6 +17,8 @@ from decimal import Decimal
 from itertools import chain
 from typing import Any
 
+import orjson
+
 from schemas.alerts import MAX_ALERT_EVENTS, Alert, RuleSet
 from schemas.events import TransactionEvent
 from schemas.ids import make_event_id
@@ -35,10 +37,10 @@ from streams.rules.base import (
     DailyRule,
     Enterprise,
     Hit,
-    PerEventRule,
     Rule,
     Tx,
     day_end,
+    hour_floor,
 )
 from streams.rules.cash import CashDaily
 from streams.rules.dormant import DormantReactivation
@@ -48,7 +50,12 @@ from streams.rules.round_amounts import RoundAmounts
 from streams.rules.structuring import Structuring
 from streams.rules.velocity import Velocity
 
-__all__ = ["RuleEngine", "RulesState", "build_alert", "flags_of"]
+__all__ = ["DELTA_MIN_TXS", "MAX_DELTAS", "RuleEngine", "RulesState", "build_alert", "flags_of"]
+
+# `al:` delta records per enterprise before its whole record is written again
+MAX_DELTAS = 32
+# deltas may hold this many transactions even when the enterprise keeps fewer
+DELTA_MIN_TXS = 16
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SHANGHAI = timedelta(hours=8)
@@ -106,6 +113,17 @@ class RulesState:
         self.upto = 0  # event time before which everything is decided
         self.skipped = 0  # on-time for figures but already decided here (see observe)
         self.stale = False  # loaded from the changelog: the heap is rebuilt before use
+        # hits written and not yet acknowledged: uscc → alert id → (rule, region,
+        # institution type, band, report-due ISO date); streams/rules/overdue.py
+        self.open: dict[str, dict[str, tuple[str, ...]]] = {}
+        # changelog deltas (changelog_records): uscc → [live deltas, their transactions]
+        # after its whole record; transactions kept since the last commit; enterprises whose
+        # next record must be whole; deltas read by a restore, applied by settle()
+        self.based: dict[str, list[int]] = {}
+        self.appended: dict[str, list[Tx]] = {}
+        self.rewrite: set[str] = set()
+        self._deltas: dict[str, dict[int, dict[str, Any]]] = {}
+        self.open_dirty: set[tuple[str, str]] = set()  # (uscc, hit id) opened or closed
 
     def schedule(self, uscc: str, due: int | None) -> None:
         if due is None:
@@ -120,7 +138,7 @@ class RulesState:
     def to_json(self, uscc: str) -> dict[str, Any] | None:
         """The enterprise's `al:` record: transactions as six columns and hourly counts as
         packed base64, so that encoding is a few C-level passes (it runs for every
-        enterprise a batch touched)."""
+        enterprise a batch touched). Its open hits have records of their own."""
         ent = self.enterprises.get(uscc)
         if ent is None:
             idle = self.idle.get(uscc)
@@ -135,11 +153,115 @@ class RulesState:
             "a": ent.last_active,
         }
 
-    def load(self, uscc: str, doc: dict[str, Any] | None) -> None:
+    def changelog_records(self) -> list[tuple[bytes, bytes | None]]:
+        """The `al:` records of the enterprises changed since the last commit. An enterprise
+        whose state only moved on (transactions kept, time decided, old ones pruned) gets a
+        delta `al:<uscc>:<seq>`: its new transactions and its small fields. A whole record
+        (and tombstones for its deltas) when it has none yet, went idle or back, or its
+        deltas reached MAX_DELTAS records or hold more transactions than it keeps (so the
+        bytes written stay linear in the transactions kept). Each open hit is a record
+        `al:<uscc>#<hit id>`, tombstoned when acknowledged."""
+        self.settle()
+        out: list[tuple[bytes, bytes | None]] = []
+        for uscc, hit_id in sorted(self.open_dirty):
+            key = self.open.get(uscc, {}).get(hit_id)
+            value = orjson.dumps(key) if key is not None else None
+            out.append((f"al:{uscc}#{hit_id}".encode(), value))
+        self.open_dirty.clear()
+        for uscc in sorted(self.dirty):
+            ent = self.enterprises.get(uscc)
+            base = self.based.get(uscc)
+            added = self.appended.get(uscc, ())
+            if (
+                ent is not None
+                and base is not None
+                and uscc not in self.rewrite
+                and base[0] < MAX_DELTAS
+                and base[1] + len(added) <= max(len(ent.txs), DELTA_MIN_TXS)
+            ):
+                base[0] += 1
+                base[1] += len(added)
+                delta = {
+                    "t": list(zip(*added, strict=True)),
+                    "d": ent.decided,
+                    "c": ent.cursors,
+                    "a": ent.last_active,
+                    "n": len(ent.txs),
+                    "hl": min(ent.hours) if ent.hours else None,
+                }
+                out.append((f"al:{uscc}:{base[0]}".encode(), orjson.dumps(delta)))
+                continue
+            doc = self.to_json(uscc)
+            out.append((f"al:{uscc}".encode(), orjson.dumps(doc) if doc is not None else None))
+            if base is not None:
+                out.extend((f"al:{uscc}:{seq}".encode(), None) for seq in range(1, base[0] + 1))
+            if doc is None:
+                self.based.pop(uscc, None)
+            else:
+                self.based[uscc] = [0, 0]
+        self.dirty.clear()
+        self.appended.clear()
+        self.rewrite.clear()
+        return out
+
+    def settle(self) -> None:
+        """Apply the deltas a restore read, in order, on their whole records (a restore
+        meets them in any order: the local copy replays by key)."""
+        if not self._deltas:
+            return
+        for uscc, deltas in self._deltas.items():
+            ent = self.enterprises.get(uscc)
+            if ent is None or not deltas:
+                continue  # tombstoned with its whole record
+            added = 0
+            for seq in sorted(deltas):
+                d = deltas[seq]
+                for row in zip(*d["t"], strict=True):
+                    tx = Tx(*row)
+                    bisect.insort(ent.txs, tx)
+                    hour = tx.ts // HOUR_US
+                    ent.hours[hour] = ent.hours.get(hour, 0) + 1
+                    added += 1
+                ent.decided = int(d["d"])
+                ent.cursors = {k: int(v) for k, v in d["c"].items()}
+                ent.last_active = d["a"]
+                excess = len(ent.txs) - int(d["n"])
+                if excess > 0:
+                    del ent.txs[:excess]  # pruning drops the oldest
+                low = d["hl"]
+                ent.hours = {h: n for h, n in ent.hours.items() if low is not None and h >= low}
+                self.upto = max(self.upto, ent.decided)
+            self.based[uscc] = [len(deltas), added]
+        self._deltas.clear()
+        self.stale = True
+
+    def load(self, uscc: str, doc: Any) -> None:
+        if "#" in uscc:  # an open hit
+            uscc, _, hit_id = uscc.partition("#")
+            if doc is None:
+                hits = self.open.get(uscc)
+                if hits is not None:
+                    hits.pop(hit_id, None)
+                    if not hits:
+                        del self.open[uscc]
+            else:
+                self.open.setdefault(uscc, {})[hit_id] = tuple(doc)
+            return
+        uscc, delta, seq = uscc.partition(":")
+        if delta:
+            if doc is None:
+                self._deltas.get(uscc, {}).pop(int(seq), None)
+            else:
+                self._deltas.setdefault(uscc, {})[int(seq)] = doc
+            self.stale = True
+            return
         if doc is None:
             self.enterprises.pop(uscc, None)
             self.idle.pop(uscc, None)
+            self.based.pop(uscc, None)
+            self._deltas.pop(uscc, None)
             return
+        self.based[uscc] = [0, 0]
         hours = b64decode(doc["h"])
         if "t" not in doc:
             self.enterprises.pop(uscc, None)
@@ -176,15 +298,23 @@ class RuleEngine:
         self.rules = [r for r in every if config.enabled(r.rule)]
         # a new transaction's due time per rule, by kind (one loop per kind, not a call per
         # rule: observe runs once per transaction)
-        self._hourly = [
-            i for i, r in enumerate(self.rules) if isinstance(r, PerEventRule | Velocity)
-        ]
+        # one-event rules and velocity are due only when a transaction can fire them (a large
+        # transfer, a reactivation candidate, an hour reaching min_count), so an enterprise
+        # without any is looked at when its day or an anchored window closes, not hourly
+        index = {type(r): i for i, r in enumerate(self.rules)}
+        self._single = index.get(LargeValueSingle)
+        self._velocity_i = index.get(Velocity)
+        self._vmin = config.velocity.min_count
+        dormant = [(i, r) for i, r in enumerate(self.rules) if isinstance(r, DormantReactivation)]
+        self._dormant = dormant[0] if dormant else None
         self._daily = [i for i, r in enumerate(self.rules) if isinstance(r, DailyRule)]
         self._anchored = [(i, r) for i, r in enumerate(self.rules) if isinstance(r, AnchoredRule)]
         self.lookback_us = max((r.lookback_us for r in every), default=0) + HOUR_US
 
     def observe(self, rs: RulesState, ev: TransactionEvent, ts: int, fen: int, band: str) -> None:
         """Keep one counted, on-time transaction (the processor calls it once per event)."""
+        if rs.stale:  # restored: its deltas are applied before anything new is kept
+            self.reschedule(rs)
         if ts < rs.upto:
             # only a record forwarded from a partition whose watermark was behind this one's:
             # its time is already decided here, so no rule may take it (deterministic)
@@ -195,24 +325,40 @@ class RuleEngine:
         if ent is None:
             idle = rs.idle.pop(uscc, None)
             ent = rs.enterprises[uscc] = Enterprise(decided=rs.upto)
+            rs.rewrite.add(uscc)
             if idle is not None:
                 ent.last_active, ent.hours = idle[0], _unpack(idle[1])
         tx = Tx(
             ts, ev.event_id, fen, flags_of(self.config, ev, fen), ev.institution_type.value, band
         )
-        if not ent.txs or ent.txs[-1] < tx:
-            ent.txs.append(tx)
+        txs = ent.txs
+        if not txs or txs[-1] < tx:
+            pos = len(txs)
+            txs.append(tx)
         else:
-            bisect.insort(ent.txs, tx)
+            pos = bisect.bisect_left(txs, tx)
+            txs.insert(pos, tx)
+        appended = rs.appended.get(uscc)
+        if appended is None:
+            rs.appended[uscc] = [tx]
+        else:
+            appended.append(tx)
         hour = ts // HOUR_US
         ent.hours[hour] = ent.hours.get(hour, 0) + 1
         dues = ent.dues
         if not dues:
             dues.extend([NEVER] * len(self.rules))
         hour_end = (hour + 1) * HOUR_US
-        for i in self._hourly:
-            if hour_end < dues[i]:
-                dues[i] = hour_end
+        k = self._single
+        if k is not None and tx.flags & LARGE and not tx.flags & CASH and hour_end < dues[k]:
+            dues[k] = hour_end
+        k = self._velocity_i
+        if k is not None and ent.hours[hour] >= self._vmin and hour_end < dues[k]:
+            dues[k] = hour_end
+        if self._dormant is not None:
+            k, dormant = self._dormant
+            if hour_end < dues[k] and dormant.candidate(ent, pos):
+                dues[k] = hour_end
         if self._daily:
             end_of_day = day_end(ts)
             for i in self._daily:
@@ -224,9 +370,11 @@ class RuleEngine:
                 if due_i < dues[i]:
                     dues[i] = due_i
         rs.dirty.add(uscc)
-        # nothing about it can be decided before its hour is over (every rule's window ends
-        # at or after that: one-event rules go by the hour, the others by hour, day or W ≥ 1 h)
-        due = (hour + 1) * HOUR_US
+        # the soonest rule due (never before the hour is over: one-event rules go by the
+        # hour, the others by hour, day or W ≥ 1 h)
+        due = min(dues)
+        if due >= NEVER:
+            due = day_end(ts)  # no rule due: looked at once a day all the same (pruning)
         current = rs.due.get(uscc)
         if current is None or due < current:
             rs.schedule(uscc, due)
@@ -251,9 +399,11 @@ class RuleEngine:
                 if dues[i] <= upto:  # the others have nothing in (decided, upto]
                     hits.extend((uscc, h) for h in rule.decide(ent, upto))
                     dues[i] = rule.next_due(ent, upto) or NEVER
-            decided = PerEventRule.pending(ent, upto)
-            if decided:
-                ent.last_active = decided[-1].ts
+            # the newest transaction decided now (PerEventRule.pending's last, without a slice)
+            txs = ent.txs
+            i = bisect.bisect_left(txs, (hour_floor(upto),))
+            if i and txs[i - 1].ts >= hour_floor(ent.decided):
+                ent.last_active = txs[i - 1].ts
             ent.decided = upto
             self._prune(ent, upto)
             rs.dirty.add(uscc)
@@ -263,6 +413,7 @@ class RuleEngine:
             if next_due is None and not ent.txs and last is not None:
                 del rs.enterprises[uscc]  # nothing left to decide: keep it compact
                 rs.idle[uscc] = (last, _pack(ent.hours))
+                rs.rewrite.add(uscc)
             rs.schedule(uscc, next_due)
         hits.sort(key=lambda h: (h[1].window_start, h[0], h[1].rule.value))
         return hits
@@ -286,6 +437,7 @@ class RuleEngine:
 
     def reschedule(self, rs: RulesState) -> None:
         """Rebuild the due-time heap after enterprises were loaded from the changelog."""
+        rs.settle()
         rs.heap.clear()
         rs.due.clear()
         for uscc, ent in rs.enterprises.items():

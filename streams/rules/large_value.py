@@ -4,17 +4,21 @@ direction add up to it when no single transfer of that day reached it by itself.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from schemas.alerts import AlertRule
 from streams.rules.base import (
     CASH,
     CREDIT,
     DAY_US,
+    HOUR_US,
     LARGE,
     DailyRule,
     Enterprise,
     Hit,
     PerEventRule,
     Tx,
+    hour_floor,
 )
 
 __all__ = ["LargeValueDaily", "LargeValueSingle"]
@@ -22,6 +26,21 @@ __all__ = ["LargeValueDaily", "LargeValueSingle"]
 
 class LargeValueSingle(PerEventRule):
     rule = AlertRule.large_value
+
+    @staticmethod
+    def fires(tx: Tx) -> bool:
+        return bool(tx.flags & LARGE) and not tx.flags & CASH
+
+    # due only for a large transfer: the others leave the enterprise alone until then
+    def next_due(self, ent: Enterprise, upto: int) -> int | None:
+        txs = ent.txs
+        for i in range(bisect_left(txs, (hour_floor(upto),)), len(txs)):
+            if self.fires(txs[i]):
+                return (txs[i].ts // HOUR_US + 1) * HOUR_US
+        return None
+
+    def due_of_new(self, tx: Tx) -> int | None:
+        return (tx.ts // HOUR_US + 1) * HOUR_US if self.fires(tx) else None
 
     def decide(self, ent: Enterprise, upto: int) -> list[Hit]:
         return [

@@ -42,12 +42,14 @@ class Velocity(Rule):
         return hits
 
     def next_due(self, ent: Enterprise, upto: int) -> int | None:
+        # due only for an hour with at least min_count transactions (the others cannot fire);
         # every hour still to decide has its transactions kept (upto - lookback < its start)
-        first = ent.first_from(upto // HOUR_US * HOUR_US)
-        return (first.ts // HOUR_US + 1) * HOUR_US if first is not None else None
+        low, least = upto // HOUR_US, self.config.velocity.min_count
+        busy = [h for h, n in ent.hours.items() if h >= low and n >= least]
+        return (min(busy) + 1) * HOUR_US if busy else None
 
     def due_of_new(self, tx: Tx) -> int | None:
-        return (tx.ts // HOUR_US + 1) * HOUR_US
+        return None  # the engine schedules the hour once its count reaches min_count
 
     def keep_hours_from(self, upto: int) -> int:
         """Hour index below which no decision will need a count again."""

@@ -2,7 +2,8 @@
 
 A commit writes only what changed: the checkpoint (offsets and watermarks), the counters,
 each changed loan, each enterprise's changed restatement contributions (``rs:<uscc>``, see
-below), recent flows (``rf:<uscc>``) and rule state (``al:<uscc>``), each changed FX entry
+below), recent flows (``rf:<uscc>``) and rule state (``al:<uscc>``, its deltas
+``al:<uscc>:<seq>`` and open hits ``al:<uscc>#<hit id>``: docs/aml-rules.md), each changed FX entry
 (``fx:<seq>``: a counted foreign-currency transaction with the rate it was counted at, or a
 parked event), the duplicate-memory ids added by this commit per (topic, arrival day) (plus
 tombstones for expired days) and each changed window.
@@ -77,10 +78,7 @@ def dirty_records(state: PartitionState) -> list[tuple[bytes, bytes | None]]:
     state.contrib_base.clear()
     out.extend(recent.changelog_records(state))
     out.extend(fx_book.dirty_records(state))
-    for uscc in sorted(state.rules.dirty):
-        doc = state.rules.to_json(uscc)
-        out.append((f"al:{uscc}".encode(), orjson.dumps(doc) if doc is not None else None))
-    state.rules.dirty.clear()
+    out.extend(state.rules.changelog_records())  # al:<uscc>[:<seq>] (streams/rules/engine.py)
     for topic, mem in sorted(state.dedup.items()):
         for day, seq, hashes in mem.seal():
             out.append((f"dd:{topic}:{day}:{seq}".encode(), pack(hashes)))

@@ -1,8 +1,9 @@
 """Rules on the real broker (issue 15): every planted pattern fires exactly once on
-dfip.alerts, no near miss fires, the hits equal the oracle's list, also when the worker is
-killed (-9) halfway and its successor restores the rule state from the changelog, and after
-the whole feed is sent again. (Two workers and a rebalance: test_stream_exact compares the
-hit figures of the simulator's feed with the oracle.)"""
+dfip.alerts, no near miss fires, the hits equal the oracle's list, with two workers, one of
+them killed (-9) while the feed is being processed (its successor restores the rule state
+from the changelog after a rebalance), and after the whole feed is sent again. Then the
+overdue reports: acknowledgements on dfip.alerts.ack take exactly their hits out of
+dfip_alerts_overdue."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ from tests.support.workers import (
     WorkerProcess,
     oracle_figures,
     read_topic,
+    scrape,
     wait_converged,
+    wait_for,
     wait_ready,
 )
 
@@ -48,7 +51,7 @@ def _now_ms() -> int:
     return int(datetime.now(tz=UTC).timestamp() * 1000)
 
 
-def test_planted_patterns_fire_exactly_once_across_a_kill(
+def test_planted_patterns_fire_exactly_once_with_two_workers_a_kill_and_a_replay(
     kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     ns = KafkaSettings(
@@ -61,43 +64,73 @@ def test_planted_patterns_fire_exactly_once_across_a_kill(
     cut = next(i for i, ev in enumerate(events) if ev.occurred_at >= tick)
     oracle = Oracle()
     sender = _Sender(ns, oracle)
-    first = WorkerProcess(ns, "al", tmp_path, **FAST_FAILOVER).start()
-    second: WorkerProcess | None = None
+    workers = [WorkerProcess(ns, w, tmp_path, **FAST_FAILOVER).start() for w in ("a", "b")]
     try:
-        wait_ready(first)
-        # everything but the clock ticks: some windows close, most stay open
+        for w in workers:
+            wait_ready(w)
+        # everything but the clock ticks (some windows close, most stay open), and worker a
+        # killed (-9) as soon as it is sent, while the two workers are at it
         sender.send(records[:cut], _now_ms())
-        wait_converged([first], oracle_figures(oracle.result({})))
-        first.kill()
+        workers[0].kill()
         # the same worker id: its transactional id fences anything the first left open
-        second = WorkerProcess(ns, "al", tmp_path, **FAST_FAILOVER).start()
-        wait_ready(second)
+        workers[0] = WorkerProcess(ns, "a", tmp_path, **FAST_FAILOVER).start()
+        wait_ready(workers[0])
+        wait_converged(workers, oracle_figures(oracle.result({})))
         sender.send(records[cut:], _now_ms())  # closes every planted window
         expected = oracle_figures(oracle.result({}))
-        assert_exact(wait_converged([second], expected), expected)
+        assert_exact(wait_converged(workers, expected), expected)
         # a replay: a bank re-sends the whole feed; duplicates decide nothing again
         sender.send(records, _now_ms())
         expected = oracle_figures(oracle.result({}))
-        assert_exact(wait_converged([second], expected), expected)
+        assert_exact(wait_converged(workers, expected), expected)
+
+        alerts = [Alert.model_validate_json(r.value) for r in read_topic(ns, "dfip.alerts")]
+        ids = [a.event_id for a in alerts]
+        assert len(ids) == len(set(ids)), "a hit was written twice"
+        got = sorted(
+            (_us(a.window_start), _us(a.window_end), a.rule.value, a.enterprise_uscc,
+             tuple(a.event_ids), a.report_due, a.event_id) for a in alerts
+        )  # fmt: skip
+        want = sorted(
+            (h.window_start, h.window_end, h.rule, h.uscc, h.event_ids, h.report_due, h.alert_id)
+            for h in oracle.alerts()
+        )
+        assert got == want
+        _check_plants(alerts, plants)
+        _check_cli(ns, alerts)
+        # every planted hit is long overdue; acknowledging half of them (one twice) leaves
+        # the other half, exactly
+        assert sum(expected["dfip_alerts_overdue"].values()) == len(alerts)
+        _acknowledge(ns, oracle, alerts[::2] + alerts[:1])
+        expected = oracle_figures(oracle.result({}))
+        want_overdue = expected.get("dfip_alerts_overdue", {})
+        assert sum(want_overdue.values()) == len(alerts) - len(alerts[::2])
+        wait_for(
+            lambda: scrape(workers).get("dfip_alerts_overdue", {}) == want_overdue,
+            timeout=60,
+            what="the overdue gauge to drop the acknowledged hits",
+        )
+        assert_exact(scrape(workers), expected)
     finally:
         sender.close()
-        first.stop()
-        if second is not None:
-            second.stop()
+        for w in workers:
+            w.stop()
 
-    alerts = [Alert.model_validate_json(r.value) for r in read_topic(ns, "dfip.alerts")]
-    ids = [a.event_id for a in alerts]
-    assert len(ids) == len(set(ids)), "a hit was written twice"
-    got = sorted(
-        (_us(a.window_start), _us(a.window_end), a.rule.value, a.enterprise_uscc,
-         tuple(a.event_ids)) for a in alerts
-    )  # fmt: skip
-    want = sorted(
-        (h.window_start, h.window_end, h.rule, h.uscc, h.event_ids) for h in oracle.alerts()
-    )
-    assert got == want
-    _check_plants(alerts, plants)
-    _check_cli(ns, alerts)
+
+def _acknowledge(ns: KafkaSettings, oracle: Oracle, alerts: list[Alert]) -> None:
+    from kafka import KafkaProducer
+
+    from dfip.alerts_cli import make_ack
+
+    producer = KafkaProducer(acks="all", **ns.kafka_python_config())
+    try:
+        for alert in alerts:
+            partition, key, value = make_ack(alert.event_id, alert.enterprise_uscc, "reported")
+            producer.send(ns.topic("dfip.alerts.ack"), key=key, value=value, partition=partition)
+            oracle.acknowledge(alert.event_id)
+        producer.flush(timeout=60)
+    finally:
+        producer.close(timeout=10)
 
 
 def _check_cli(ns: KafkaSettings, alerts: list[Alert]) -> None:

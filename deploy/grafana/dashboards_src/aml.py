@@ -120,6 +120,31 @@ def _breakdowns() -> Row:
     )
 
 
+def _overdue() -> Row:
+    return Row(
+        "报告逾期 / Overdue reports",
+        [
+            stat_panel(
+                "逾期未确认 / Reports overdue",
+                "Hits past their report-due date (5 China working days after the last event) "
+                "with no acknowledgement on dfip.alerts.ack; DfipAmlReportsOverdue fires after "
+                "30 minutes of any.",
+                Query("sum(dfip:alerts_overdue:sum_by_rule_region) or vector(0)"),
+                unit="short",
+                steps=(Step(None, "green"), Step(1, "red")),
+                width=6,
+            ),
+            bars(
+                "按规则与地区逾期 / Overdue by rule and region",
+                "Overdue, unacknowledged hits by rule and the enterprise's prefecture city.",
+                Query("dfip:alerts_overdue:sum_by_rule_region", "{{rule}} · {{region}}"),
+                unit="short",
+                width=18,
+            ),
+        ],
+    )
+
+
 def dashboard() -> DashboardSpec:
     return DashboardSpec(
         uid="dfip-aml",
@@ -130,7 +155,7 @@ def dashboard() -> DashboardSpec:
             "institution type and band. Names and events stay on dfip.alerts."
         ),
         file_name="aml.json",
-        rows=[_overview(), _trend(), _breakdowns()],
+        rows=[_overview(), _overdue(), _trend(), _breakdowns()],
         time_from="now-24h",
         refresh="1m",
     )

@@ -37,6 +37,7 @@ def _key(uscc: str, hit: object) -> ExpectedHit:
         sum(t.fen for t in txs),
         txs[0].institution_type,
         txs[0].band,
+        build_alert(CONFIG, uscc, hit, START).report_due,  # type: ignore[arg-type]
     )
 
 
@@ -46,12 +47,15 @@ def run(
     *,
     batch: int = 1,
     restore_every: int = 0,
+    by_key: bool = False,
 ) -> tuple[list[ExpectedHit], int]:
     """Drive the engine as the processor does: observe on-time events, decide after each
-    batch; optionally restore from the changelog records written so far."""
+    batch and write its changelog records (wholes and deltas); optionally restore from the
+    records written so far, replayed in offset order or (`by_key`, as the RocksDB local copy
+    does) the latest record per key in key order."""
     engine = RuleEngine(config)
     rs = RulesState()
-    changelog: dict[str, bytes | None] = {}
+    log: list[tuple[bytes, bytes | None]] = []
     wm: int | None = None
     hits = []
     for i, ev in enumerate(arrivals):
@@ -61,14 +65,12 @@ def run(
         wm = ts if wm is None else max(wm, ts)
         if (i + 1) % batch == 0 or i + 1 == len(arrivals):
             hits += [_key(u, h) for u, h in engine.advance(rs, wm - GRACE)]
-            for uscc in sorted(rs.dirty):
-                doc = rs.to_json(uscc)
-                changelog[uscc] = None if doc is None else orjson.dumps(doc)
-            rs.dirty.clear()
+            log += rs.changelog_records()
             if restore_every and (i + 1) % restore_every == 0:
                 rs = RulesState()
-                for uscc, value in changelog.items():
-                    rs.load(uscc, None if value is None else orjson.loads(value))
+                replay = sorted(dict(log).items()) if by_key else log
+                for key, value in replay:
+                    rs.load(key.decode()[3:], None if value is None else orjson.loads(value))
     assert wm is not None
     return sorted(hits), wm - GRACE
 
@@ -164,12 +166,15 @@ def _shuffled(events: list[TransactionEvent], seed: int) -> list[TransactionEven
     seed=st.integers(0, 2**32),
     batch=st.integers(1, 7),
     restore_every=st.sampled_from([0, 0, 3, 5]),
+    by_key=st.booleans(),
 )
 def test_hits_do_not_depend_on_arrival_order_or_restores(
-    events: list[TransactionEvent], seed: int, batch: int, restore_every: int
+    events: list[TransactionEvent], seed: int, batch: int, restore_every: int, by_key: bool
 ) -> None:
     in_order, upto = run(events, SMALL)
-    shuffled, upto2 = run(_shuffled(events, seed), SMALL, batch=batch, restore_every=restore_every)
+    shuffled, upto2 = run(
+        _shuffled(events, seed), SMALL, batch=batch, restore_every=restore_every, by_key=by_key
+    )
     assert upto2 == upto
     assert shuffled == in_order
     assert in_order == expected_hits([rule_input(e) for e in events], SMALL, upto)
@@ -235,3 +240,50 @@ def test_a_bad_rule_set_names_its_file(tmp_path: object) -> None:
     bad.write_text('version = "x1"\n[cash]\ncny_fen = "lots"\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"rules\.toml: cash\.cny_fen: "):
         load_ruleset(bad)
+
+
+def _restored(log: list[tuple[bytes, bytes | None]], by_key: bool) -> RulesState:
+    rs = RulesState()
+    for key, value in sorted(dict(log).items()) if by_key else log:
+        rs.load(key.decode()[3:], None if value is None else orjson.loads(value))
+    rs.settle()
+    return rs
+
+
+def test_delta_records_restore_the_same_state_in_offset_and_key_order() -> None:
+    """Most batches write deltas; a restore from them (any replay order) is the live state."""
+    engine = RuleEngine(CONFIG)
+    rs = RulesState()
+    log: list[tuple[bytes, bytes | None]] = []
+    rng = random.Random(5)
+    t = _us(START)
+    for i in range(3000):
+        t += rng.randrange(1, 120) * 1_000_000
+        uscc = ENTS[rng.randrange(len(ENTS))]
+        ev = TransactionEvent(
+            event_id=f"d-{i}", source="bank-a", institution_type="bank",
+            occurred_at=datetime.fromtimestamp(t / 1e6, tz=UTC), enterprise_uscc=uscc,
+            direction="credit" if i % 2 else "debit", amount=Decimal(rng.randrange(1, 10**6)),
+            currency="CNY", booking_date=date(2025, 9, 1), value_date=date(2025, 9, 1),
+        )  # fmt: skip
+        engine.observe(rs, ev, t, int(ev.amount * 100), "l1")
+        if i % 7 == 6:
+            engine.advance(rs, t - GRACE)
+            log += rs.changelog_records()
+    log += rs.changelog_records()
+    deltas = sum(1 for k, v in log if k.count(b":") == 2 and v is not None)
+    assert deltas > len(log) // 2
+    for by_key in (False, True):
+        back = _restored(log, by_key)
+        assert back.idle == rs.idle
+        assert set(back.enterprises) == set(rs.enterprises)
+        for uscc, ent in rs.enterprises.items():
+            got = back.enterprises[uscc]
+            assert (got.txs, got.hours, got.cursors, got.decided, got.last_active) == (
+                ent.txs,
+                ent.hours,
+                ent.cursors,
+                ent.decided,
+                ent.last_active,
+            ), uscc
+        assert back.based == rs.based

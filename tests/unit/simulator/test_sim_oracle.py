@@ -282,6 +282,7 @@ EXPECTED = {
     # no rule fires on the scenario (tests/unit/rules/ plant and check every rule)
     "dfip_alerts_total": {},
     "dfip_alert_amount_yuan_total": {},
+    "dfip_alerts_overdue": {},
     "dfip_transactions_total": {
         ("bank", "l2", "hangzhou", "credit"): 2,
         ("fintech", "unscored", "ningbo", "debit"): 1,
