@@ -218,7 +218,7 @@ def alerts_ack(
     """Acknowledge a hit on dfip.alerts.ack: it no longer counts as overdue."""
     from kafka import KafkaProducer
 
-    from dfip.kafka_config import KafkaSettings
+    from core.kafka_config import KafkaSettings
 
     if outcome not in ("reported", "dismissed"):
         raise DfipError(f"--outcome: {outcome!r} is not reported or dismissed")
