@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from schemas import catalog
 from schemas.alerts import AlertAck
 from schemas.catalog import partition_for
 from schemas.codec import decode, encode
@@ -84,15 +85,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TRANSACTIONS = "dfip.transactions"
-LOANS = "dfip.loans"
-SCORES = "dfip.scores"
-FX = "dfip.fx"
-DEADLETTER = "dfip.deadletter"
-LATE = "dfip.late"
-METRICS = "dfip.metrics"
-ALERTS = "dfip.alerts"
-ALERTS_ACK = "dfip.alerts.ack"
+# catalog names (unprefixed) of the topics the processor reads and writes
+TRANSACTIONS = catalog.TRANSACTIONS.name
+LOANS = catalog.LOANS.name
+SCORES = catalog.SCORES.name
+FX = catalog.FX.name
+DEADLETTER = catalog.DEADLETTER.name
+LATE = catalog.LATE.name
+METRICS = catalog.METRICS.name
+ALERTS = catalog.ALERTS.name
+ALERTS_ACK = catalog.ALERTS_ACK.name
 INPUT_TOPICS = (TRANSACTIONS, LOANS)
 
 H_FORWARDED = "dfip-forwarded"

@@ -29,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from schemas.catalog import LOANS, TRANSACTIONS
 from schemas.events import LoanDisbursed, LoanEventBase, TransactionEvent
 from schemas.money import to_fen
 from schemas.uscc import region_of
@@ -54,8 +55,8 @@ __all__ = [
     "sweep",
 ]
 
-TX_TOPIC = "dfip.transactions"
-LOANS_TOPIC = "dfip.loans"
+TX_TOPIC = TRANSACTIONS.name
+LOANS_TOPIC = LOANS.name
 _K = TypeVar("_K")
 PENDING = "dfip_fx_pending_events"
 FX_RATE_MISSING = "fx_rate_missing"

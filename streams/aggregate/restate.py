@@ -26,6 +26,7 @@ import struct
 import sys
 from typing import Any
 
+from schemas.catalog import LOANS, TRANSACTIONS
 from streams.aggregate import loans as book
 from streams.aggregate.windows import amend_windows
 from streams.reference.scores import ScoreTable
@@ -48,8 +49,8 @@ __all__ = [
     "to_json",
 ]
 
-TX_TOPIC = "dfip.transactions"
-LOANS_TOPIC = "dfip.loans"
+TX_TOPIC = TRANSACTIONS.name
+LOANS_TOPIC = LOANS.name
 # loan events kept for restatement, in the "direction" slot of the labels (a transaction's
 # direction is credit or debit); their fen is 0 and they are never windowed
 APPLICATION = "application_submitted"

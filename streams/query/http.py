@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from schemas.catalog import partition_for
+from schemas.catalog import TRANSACTIONS, partition_for
 from schemas.uscc import check_uscc
 from streams.query.answer import enterprise_answer
 from streams.query.audit import audit, pseudonymise_enterprise
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 FORWARDED_HEADER = "X-DFIP-Forwarded"
 RETRY_AFTER_SECONDS = 2
-_ROUTED_TOPIC = "dfip.transactions"
+_ROUTED_TOPIC = TRANSACTIONS.name
 
 
 def advertised_url(settings: WorkerSettings) -> str:

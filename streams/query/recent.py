@@ -22,6 +22,7 @@ import struct
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from schemas.catalog import TRANSACTIONS
 from streams.state.partition import PartitionState
 
 __all__ = [
@@ -40,7 +41,7 @@ KEEP_DAYS = 30
 BEIJING_OFFSET_US = 8 * 3_600_000_000
 DAY_US = 86_400_000_000
 ENTRY = struct.Struct("<iIqIq")  # day, credit count, credit fen, debit count, debit fen
-_TOPIC = "dfip.transactions"
+_TOPIC = TRANSACTIONS.name
 _EPOCH_DAY = date(1970, 1, 1)
 _PREFIX = "rf:"
 
