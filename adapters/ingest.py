@@ -11,7 +11,6 @@ checkpoint; `force` sends everything again.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import sys
 from collections import Counter
@@ -32,7 +31,7 @@ from adapters.producer import (
     KafkaUnavailable,
     TransactionError,
 )
-from schemas import DeadLetter, DeadLetterStage, dead_letter_id, encode
+from schemas import DeadLetter, DeadLetterStage, encode
 from schemas.catalog import DEADLETTER_MAX_BYTES
 
 __all__ = [
@@ -132,16 +131,15 @@ def dead_letter(rejected: Rejected, institution: str, path: Path, now: datetime)
         )
         reason = reason[: DeadLetter.MAX_REASON - len(note)] + note
         original = original[:MAX_ORIGINAL_KEPT]
-    return DeadLetter(
-        event_id=dead_letter_id(
-            source_location=f"{institution}|{stable_location}|{rejected.field}"
-        ),
-        original_b64=base64.b64encode(original).decode("ascii"),
-        source_location=rejected.location[:1024],
-        stage=DeadLetterStage.adapter,
+    return DeadLetter.build(
+        original,
         error_class=rejected.error_class,
-        reason=reason[: DeadLetter.MAX_REASON],
+        reason=reason,
+        stage=DeadLetterStage.adapter,
         first_seen=now,
+        source_location=rejected.location[:1024],
+        # the file name, not its folder: the same file re-sent from elsewhere has the same id
+        id_location=f"{institution}|{stable_location}|{rejected.field}",
     )
 
 

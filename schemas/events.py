@@ -425,11 +425,12 @@ class DeadLetter(Record):
     MAX_REASON: ClassVar[int] = 4000
 
     @classmethod
-    def from_failure(
+    def build(
         cls,
         original: bytes,
-        error: BaseException,
         *,
+        error_class: str,
+        reason: str,
         stage: DeadLetterStage | str,
         first_seen: datetime,
         topic: str | None = None,
@@ -437,19 +438,20 @@ class DeadLetter(Record):
         offset: int | None = None,
         key: bytes | None = None,
         source_location: str | None = None,
+        id_location: str | None = None,
     ) -> DeadLetter:
-        """Build the dead-letter record for `original` that failed with `error`.
+        """The one way to make a dead letter (stream workers, adapters, `from_failure`).
 
-        The id is deterministic (topic/partition/offset, else the source location, else a
-        hash of the bytes), so re-processing after a crash does not duplicate records.
-        `error_class` is the `SchemaError` code, or `processing_error` for anything else.
-        """
-        if (topic is not None and partition is not None and offset is not None) or source_location:
-            event_id = dead_letter_id(topic, partition, offset, source_location)
+        The id is deterministic: from topic/partition/offset, else from `id_location` (a
+        location that does not change between runs, e.g. a file name without its folder),
+        else `source_location`, else a hash of the bytes; so re-processing after a crash or
+        a re-run gives the same id. A reason longer than `MAX_REASON` is cut with "…"."""
+        if topic is not None and partition is not None and offset is not None:
+            event_id = dead_letter_id(topic, partition, offset)
+        elif id_location or source_location:
+            event_id = dead_letter_id(source_location=id_location or source_location)
         else:
             event_id = make_event_id("deadletter", "sha256", hashlib.sha256(original).hexdigest())
-        error_class = error.error_class if isinstance(error, SchemaError) else "processing_error"
-        reason = str(error) or type(error).__name__
         if len(reason) > cls.MAX_REASON:
             reason = reason[: cls.MAX_REASON - 1] + "…"
         return cls(
@@ -464,6 +466,35 @@ class DeadLetter(Record):
             error_class=error_class,
             reason=reason,
             first_seen=first_seen,
+        )
+
+    @classmethod
+    def from_failure(
+        cls,
+        original: bytes,
+        error: BaseException,
+        *,
+        stage: DeadLetterStage | str,
+        first_seen: datetime,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+        key: bytes | None = None,
+        source_location: str | None = None,
+    ) -> DeadLetter:
+        """`build` for `original` that failed with `error`: `error_class` is the
+        `SchemaError` code, or `processing_error` for anything else."""
+        return cls.build(
+            original,
+            error_class=error.error_class if isinstance(error, SchemaError) else "processing_error",
+            reason=str(error) or type(error).__name__,
+            stage=stage,
+            first_seen=first_seen,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=key,
+            source_location=source_location,
         )
 
     @property

@@ -24,7 +24,6 @@ the copies the first run wrote and forwards the originals again.
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,7 +44,6 @@ from schemas.events import (
     LoanEventBase,
     TransactionEvent,
 )
-from schemas.ids import make_event_id
 from schemas.uscc import region_of
 from streams.aggregate import fx_book, restate
 from streams.aggregate.apply import (
@@ -245,18 +243,17 @@ class Processor:
         reason: str,
     ) -> None:
         self._count(state, "dfip_events_deadlettered_total", rec.topic, error_class)
-        letter = DeadLetter(
-            kind="dead_letter",
-            event_id=make_event_id("dead-letter", rec.topic, str(rec.partition), str(rec.offset)),
-            original_b64=base64.b64encode(rec.value or b"").decode("ascii"),
+        letter = DeadLetter.build(
+            rec.value or b"",
+            error_class=error_class,
+            reason=reason,
+            stage=stage,
+            first_seen=datetime.now(tz=UTC),
             topic=rec.topic,
             partition=rec.partition,
             offset=rec.offset,
+            key=rec.key,
             source_location=f"{rec.topic}[{rec.partition}]@{rec.offset}",
-            stage=stage,
-            error_class=error_class,
-            reason=reason[:500],
-            first_seen=datetime.now(tz=UTC),
         )
         self.outputs.append(Output(DEADLETTER, rec.key, encode(letter)))
 
