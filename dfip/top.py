@@ -26,6 +26,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from schemas import figure_names as fn
+
 __all__ = [
     "DEFAULT_URL",
     "Frame",
@@ -190,7 +192,7 @@ def _worker_health(scrape: Scrape, samples: _Samples | None) -> WorkerHealth:
         return WorkerHealth(scrape.url, up=False, error=scrape.error)
     # Only partitions this worker still exports figures for: the lag gauge of a partition
     # that moved away keeps its last value.
-    owned = {dict(labels).get("partition") for labels in samples.get("dfip_events_received_total")}
+    owned = {dict(labels).get("partition") for labels in samples.get(fn.EVENTS_RECEIVED_TOTAL)}
     lag = sum(
         v
         for labels, v in samples.get("dfip_consumer_lag").items()
@@ -229,10 +231,10 @@ def build_frame(scrapes: Sequence[Scrape]) -> Frame:
             parsed.append((Scrape(s.url, None, f"unparsable /metrics: {exc}"), None))
     m = _merge_max(samples for _, samples in parsed if samples is not None)
 
-    amount = "dfip_transaction_amount_yuan_total"
-    disbursed = "dfip_loan_disbursed_principal_yuan_total"
-    outstanding = "dfip_loan_outstanding_principal_yuan"
-    decisions = "dfip_loan_decisions_total"
+    amount = fn.TRANSACTION_AMOUNT_YUAN_TOTAL
+    disbursed = fn.LOAN_DISBURSED_PRINCIPAL_YUAN_TOTAL
+    outstanding = fn.LOAN_OUTSTANDING_PRINCIPAL_YUAN
+    decisions = fn.LOAN_DECISIONS_TOTAL
     digital = frozenset({"l3", "l4"})
 
     by_region = _sum_by(m, disbursed, "region")
@@ -241,16 +243,16 @@ def build_frame(scrapes: Sequence[Scrape]) -> Frame:
     outstanding_total = _sum(m, outstanding)
     approved = _sum(m, decisions, decision="approved")
     figures: dict[str, float | None] = {
-        "transactions": _sum(m, "dfip_transactions_total"),
+        "transactions": _sum(m, fn.TRANSACTIONS_TOTAL),
         "payments_yuan": _sum(m, amount),
         "payments_digital_share": _ratio(
             _sum(m, amount, digitalization_band=digital), _sum(m, amount)
         ),
-        "applications": _sum(m, "dfip_loan_applications_total"),
+        "applications": _sum(m, fn.LOAN_APPLICATIONS_TOTAL),
         "approval_ratio": _ratio(approved, approved + _sum(m, decisions, decision="rejected")),
         "disbursed_yuan": disbursed_total,
         "weighted_rate": _ratio(
-            _sum(m, "dfip_loan_disbursed_rate_weighted_yuan_total"), disbursed_total
+            _sum(m, fn.LOAN_DISBURSED_RATE_WEIGHTED_YUAN_TOTAL), disbursed_total
         ),
         "fintech_share": _ratio(_sum(m, disbursed, institution_type="fintech"), disbursed_total),
         "hhi_region": hhi,
@@ -259,13 +261,13 @@ def build_frame(scrapes: Sequence[Scrape]) -> Frame:
         "digital_credit_share": _ratio(
             _sum(m, outstanding, digitalization_band=digital), outstanding_total
         ),
-        "loans_active": _sum(m, "dfip_loans_active"),
-        "borrowers_active": _sum(m, "dfip_borrowers_active"),
-        "received": _sum(m, "dfip_events_received_total"),
-        "processed": _sum(m, "dfip_events_processed_total"),
-        "duplicates": _sum(m, "dfip_events_duplicate_total"),
-        "deadlettered": _sum(m, "dfip_events_deadlettered_total"),
-        "late": _sum(m, "dfip_events_late_total"),
+        "loans_active": _sum(m, fn.LOANS_ACTIVE),
+        "borrowers_active": _sum(m, fn.BORROWERS_ACTIVE),
+        "received": _sum(m, fn.EVENTS_RECEIVED_TOTAL),
+        "processed": _sum(m, fn.EVENTS_PROCESSED_TOTAL),
+        "duplicates": _sum(m, fn.EVENTS_DUPLICATE_TOTAL),
+        "deadlettered": _sum(m, fn.EVENTS_DEADLETTERED_TOTAL),
+        "late": _sum(m, fn.EVENTS_LATE_TOTAL),
     }
     by_band: dict[str, dict[str, float | None]] = {}
     for band in BANDS:
@@ -277,7 +279,7 @@ def build_frame(scrapes: Sequence[Scrape]) -> Frame:
             "npl_ratio": _ratio(
                 _sum(m, outstanding, digitalization_band=band, risk_class=NPL_CLASSES), out_band
             ),
-            "enterprises": _sum(m, "dfip_enterprises_scored", digitalization_band=band),
+            "enterprises": _sum(m, fn.ENTERPRISES_SCORED, digitalization_band=band),
         }
     workers = [_worker_health(s, samples) for s, samples in parsed]
     return Frame(figures=figures, by_band=by_band, workers=workers)

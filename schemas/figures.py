@@ -510,3 +510,19 @@ HEALTH_FIGURES: tuple[Figure, ...] = (
 )
 
 FIGURES_BY_NAME: dict[str, Figure] = {f.name: f for f in (*FIGURES, *HEALTH_FIGURES)}
+
+
+def _check_names() -> None:
+    """`schemas.figure_names` and the figure list name the same figures (see there why)."""
+    from schemas import figure_names
+
+    declared = {getattr(figure_names, c) for c in figure_names.__all__}
+    if declared != set(FIGURES_BY_NAME):
+        raise RuntimeError(
+            "schemas/figure_names.py and FIGURES disagree: "
+            f"only in figure_names {sorted(declared - set(FIGURES_BY_NAME))}, "
+            f"only in FIGURES {sorted(set(FIGURES_BY_NAME) - declared)}"
+        )
+
+
+_check_names()

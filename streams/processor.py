@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 import orjson
 
 from schemas import catalog
+from schemas import figure_names as fn
 from schemas.alerts import AlertAck
 from schemas.catalog import partition_for
 from schemas.codec import decode, encode
@@ -121,8 +122,8 @@ class _FlowKeys(dict[str, tuple[str, tuple[str]]]):
         self.name = name
 
 
-_RECEIVED = _FlowKeys("dfip_events_received_total")
-_PROCESSED = _FlowKeys("dfip_events_processed_total")
+_RECEIVED = _FlowKeys(fn.EVENTS_RECEIVED_TOTAL)
+_PROCESSED = _FlowKeys(fn.EVENTS_PROCESSED_TOTAL)
 _EMPTY = SchemaError("undecodable", [FieldError("", "", "empty record value")])
 
 
@@ -242,7 +243,7 @@ class Processor:
         error_class: str,
         reason: str,
     ) -> None:
-        self._count(state, "dfip_events_deadlettered_total", rec.topic, error_class)
+        self._count(state, fn.EVENTS_DEADLETTERED_TOTAL, rec.topic, error_class)
         letter = DeadLetter.build(
             rec.value or b"",
             error_class=error_class,
@@ -379,7 +380,7 @@ class Processor:
             mem.add(id_hash(origin))  # taken here (by arrival time, like an event id)
         eid = id_hash(event.event_id)
         if eid in mem.ids or eid in state.fx_book.parked_hashes:
-            self._count(state, "dfip_events_duplicate_total", topic)
+            self._count(state, fn.EVENTS_DUPLICATE_TOTAL, topic)
             return
         if forwarded:
             late = headers.get(H_LATE) == b"1"
@@ -471,7 +472,7 @@ class Processor:
         self._tick(state, _PROCESSED, rec.topic)
         state.memory(rec.topic).add(eid)
         if late:
-            self._count(state, "dfip_events_late_total", rec.topic)
+            self._count(state, fn.EVENTS_LATE_TOTAL, rec.topic)
             self.outputs.append(Output(LATE, rec.key, rec.value, partition=state.partition))
         return True
 
@@ -530,7 +531,7 @@ class Processor:
             if origin is not None and state.memory(rec.topic).seen(id_hash(origin)):
                 return  # another copy of a record already taken here
             if not forwarded:  # a forwarded copy was counted as received where it landed
-                self._count(state, "dfip_events_received_total", rec.topic)
+                self._count(state, fn.EVENTS_RECEIVED_TOTAL, rec.topic)
         try:
             if rec.value is None:
                 raise _EMPTY
@@ -561,7 +562,7 @@ class Processor:
         score_id = id_hash(event.event_id)  # 64-bit hash: 48 bytes an assessment, not ~80
         if table.has(uscc, score_id):
             if counted:
-                self._count(state, "dfip_events_duplicate_total", rec.topic)
+                self._count(state, fn.EVENTS_DUPLICATE_TOTAL, rec.topic)
             return
         assessed_us = to_us(event.assessed_at)
         table.add(
@@ -574,7 +575,7 @@ class Processor:
             ),
         )
         if counted:
-            self._count(state, "dfip_events_processed_total", rec.topic)
+            self._count(state, fn.EVENTS_PROCESSED_TOTAL, rec.topic)
             self._flush(state)  # a restatement moves figures: the batch's sums first
             # the silent restore pass does not restate: the changelog holds restated figures
             floor = restate.floor_of(state, self.restate_horizon_us)
@@ -605,7 +606,7 @@ class Processor:
         counted = state is not None and rec.offset >= state.offsets.get(rec.topic, 0)
         if state is not None and counted:
             self._begin(state, rec)
-            self._count(state, "dfip_events_received_total", rec.topic)
+            self._count(state, fn.EVENTS_RECEIVED_TOTAL, rec.topic)
         try:
             if rec.value is None:
                 raise _EMPTY
@@ -624,7 +625,7 @@ class Processor:
             for owned in self.states.values():  # each worker restates the partitions it owns
                 fx_book.reconcile(self, owned)
         if state is not None and counted:
-            self._count(state, "dfip_events_processed_total", rec.topic)
+            self._count(state, fn.EVENTS_PROCESSED_TOTAL, rec.topic)
 
     # ---- end of batch ------------------------------------------------------------------
 
@@ -675,8 +676,8 @@ class Processor:
         for uscc, hit in hits:
             alert = build_alert(self.rules.config, uscc, hit, now)
             labels = (alert.rule.value, alert.region, alert.institution_type, alert.band)
-            state.counters.add("dfip_alerts_total", labels, 1)
-            state.counters.add("dfip_alert_amount_yuan_total", labels, alert.total_fen)
+            state.counters.add(fn.ALERTS_TOTAL, labels, 1)
+            state.counters.add(fn.ALERT_AMOUNT_YUAN_TOTAL, labels, alert.total_fen)
             rule_reports.open_hit(state.rules, state.counters, alert)
             self.outputs.append(
                 Output(ALERTS, uscc.encode(), encode(alert), partition=state.partition)

@@ -33,6 +33,7 @@ from adapters.simulator.model import (
     TxFact,
 )
 from adapters.simulator.oracle_fx import FxRules
+from schemas import figure_names as fn
 from schemas import to_fen
 from schemas.alerts import RuleSet, load_ruleset
 from schemas.figures import FIGURES, HEALTH_FIGURES, RATE_SCALE
@@ -61,35 +62,35 @@ _LOAN = ("institution_type", "digitalization_band", "region")
 _IB = ("institution_type", "digitalization_band")
 _ALERT = ("rule", "region", "institution_type", "digitalization_band")
 _LABELS: dict[str, tuple[str, ...]] = {
-    "dfip_transactions_total": _TX,
-    "dfip_transaction_amount_yuan_total": _TX,
-    "dfip_transactions_by_sector_total": ("sector", "digitalization_band"),
-    "dfip_crossborder_ecommerce_payments_total": ("customs_mode", "institution_type"),
-    "dfip_crossborder_ecommerce_amount_yuan_total": ("customs_mode", "institution_type"),
-    "dfip_loan_applications_total": _IB,
-    "dfip_loan_decisions_total": (*_IB, "decision"),
-    "dfip_loan_disbursements_total": _LOAN,
-    "dfip_loan_disbursed_principal_yuan_total": _LOAN,
-    "dfip_loan_disbursed_rate_weighted_yuan_total": _IB,
-    "dfip_loan_inclusive_sme_disbursed_principal_yuan_total": ("institution_type",),
-    "dfip_loan_repaid_principal_yuan_total": _IB,
-    "dfip_loan_written_off_principal_yuan_total": _IB,
-    "dfip_loan_outstanding_principal_yuan": (*_IB, "risk_class"),
-    "dfip_loan_past_due_principal_yuan": ("institution_type", "dpd_bucket"),
-    "dfip_loans_active": _IB,
-    "dfip_borrowers_active": (),
-    "dfip_enterprises_scored": ("digitalization_band", "sector"),
-    "dfip_alerts_total": _ALERT,
-    "dfip_alert_amount_yuan_total": _ALERT,
-    "dfip_alerts_overdue": _ALERT,
-    "dfip_events_received_total": ("topic",),
-    "dfip_events_processed_total": ("topic",),
-    "dfip_events_duplicate_total": ("topic",),
-    "dfip_events_deadlettered_total": ("topic", "error_class"),
-    "dfip_events_late_total": ("topic",),
-    "dfip_restated_events_total": ("topic",),
-    "dfip_scores_beyond_restatement_total": (),
-    "dfip_fx_pending_events": ("topic",),
+    fn.TRANSACTIONS_TOTAL: _TX,
+    fn.TRANSACTION_AMOUNT_YUAN_TOTAL: _TX,
+    fn.TRANSACTIONS_BY_SECTOR_TOTAL: ("sector", "digitalization_band"),
+    fn.CROSSBORDER_ECOMMERCE_PAYMENTS_TOTAL: ("customs_mode", "institution_type"),
+    fn.CROSSBORDER_ECOMMERCE_AMOUNT_YUAN_TOTAL: ("customs_mode", "institution_type"),
+    fn.LOAN_APPLICATIONS_TOTAL: _IB,
+    fn.LOAN_DECISIONS_TOTAL: (*_IB, "decision"),
+    fn.LOAN_DISBURSEMENTS_TOTAL: _LOAN,
+    fn.LOAN_DISBURSED_PRINCIPAL_YUAN_TOTAL: _LOAN,
+    fn.LOAN_DISBURSED_RATE_WEIGHTED_YUAN_TOTAL: _IB,
+    fn.LOAN_INCLUSIVE_SME_DISBURSED_PRINCIPAL_YUAN_TOTAL: ("institution_type",),
+    fn.LOAN_REPAID_PRINCIPAL_YUAN_TOTAL: _IB,
+    fn.LOAN_WRITTEN_OFF_PRINCIPAL_YUAN_TOTAL: _IB,
+    fn.LOAN_OUTSTANDING_PRINCIPAL_YUAN: (*_IB, "risk_class"),
+    fn.LOAN_PAST_DUE_PRINCIPAL_YUAN: ("institution_type", "dpd_bucket"),
+    fn.LOANS_ACTIVE: _IB,
+    fn.BORROWERS_ACTIVE: (),
+    fn.ENTERPRISES_SCORED: ("digitalization_band", "sector"),
+    fn.ALERTS_TOTAL: _ALERT,
+    fn.ALERT_AMOUNT_YUAN_TOTAL: _ALERT,
+    fn.ALERTS_OVERDUE: _ALERT,
+    fn.EVENTS_RECEIVED_TOTAL: ("topic",),
+    fn.EVENTS_PROCESSED_TOTAL: ("topic",),
+    fn.EVENTS_DUPLICATE_TOTAL: ("topic",),
+    fn.EVENTS_DEADLETTERED_TOTAL: ("topic", "error_class"),
+    fn.EVENTS_LATE_TOTAL: ("topic",),
+    fn.RESTATED_EVENTS_TOTAL: ("topic",),
+    fn.SCORES_BEYOND_RESTATEMENT_TOTAL: (),
+    fn.FX_PENDING_EVENTS: ("topic",),
 }
 _DECLARED = {f.name: f.labels for f in (*FIGURES, *HEALTH_FIGURES)}
 if _DECLARED != _LABELS:
@@ -240,7 +241,7 @@ class Oracle(FxRules):
     def observe(self, record: Record) -> None:
         self.records += 1
         topic = record.topic
-        self._add("dfip_events_received_total", (topic,), 1)
+        self._add(fn.EVENTS_RECEIVED_TOTAL, (topic,), 1)
         # the arrival clocks: where it lands, and (a forwarded copy, written moments later)
         # at home. Scores are not bounded by it: every assessment version is kept, and with
         # it its id
@@ -251,9 +252,9 @@ class Oracle(FxRules):
         if fact is None:
             # Not decodable or not valid: the record itself says which class it is.
             assert record.anomaly is not None
-            self._add("dfip_events_deadlettered_total", (topic, record.anomaly), 1)
+            self._add(fn.EVENTS_DEADLETTERED_TOTAL, (topic, record.anomaly), 1)
         elif isinstance(fact, FxFact):
-            self._add("dfip_events_processed_total", (topic,), 1)
+            self._add(fn.EVENTS_PROCESSED_TOTAL, (topic,), 1)
             self._fx_read(fact)  # adapters/simulator/oracle_fx.py
         elif isinstance(fact, ScoreFact):
             self._score(record, fact)
@@ -271,7 +272,7 @@ class Oracle(FxRules):
 
     def _first_seen(self, topic: str, partition: int, event_id: str) -> bool:
         if event_id in self._memory(topic, partition).ids:
-            self._add("dfip_events_duplicate_total", (topic,), 1)
+            self._add(fn.EVENTS_DUPLICATE_TOTAL, (topic,), 1)
             return False
         return True
 
@@ -287,7 +288,7 @@ class Oracle(FxRules):
         history[:] = [v for v in history if v[0] != fact.assessed_at]
         insort(history, (fact.assessed_at, fact.overall_score, fact.sector))
         self._remember(record.topic, record.home_partition, fact.event_id)
-        self._add("dfip_events_processed_total", (record.topic,), 1)
+        self._add(fn.EVENTS_PROCESSED_TOTAL, (record.topic,), 1)
         self._restate(fact.uscc, fact.assessed_at, record.home_partition)
 
     def _restate(self, uscc: str, assessed_at: datetime, home: int) -> None:
@@ -298,7 +299,7 @@ class Oracle(FxRules):
         wms = [w for t in (TRANSACTIONS, LOANS) if (w := self._wm.get((t, home))) is not None]
         floor = max(wms) - self.restate_horizon if wms else None
         if floor is not None and assessed_at < floor:
-            self._add("dfip_scores_beyond_restatement_total", (), 1)
+            self._add(fn.SCORES_BEYOND_RESTATEMENT_TOTAL, (), 1)
         start = assessed_at if floor is None else max(assessed_at, floor)
         # active loans disbursed at or after start: their vintage band
         for loan in self._loans.values():
@@ -310,16 +311,16 @@ class Oracle(FxRules):
             inst, region, fen = loan.institution_type, _region(uscc), loan.principal_fen
             repaid = fen - loan.outstanding_fen
             for b, sign in ((loan.band, -1), (new_band, 1)):
-                self._add("dfip_loan_disbursements_total", (inst, b, region), sign)
-                self._add("dfip_loan_disbursed_principal_yuan_total", (inst, b, region), sign * fen)
+                self._add(fn.LOAN_DISBURSEMENTS_TOTAL, (inst, b, region), sign)
+                self._add(fn.LOAN_DISBURSED_PRINCIPAL_YUAN_TOTAL, (inst, b, region), sign * fen)
                 self._add(
-                    "dfip_loan_disbursed_rate_weighted_yuan_total",
+                    fn.LOAN_DISBURSED_RATE_WEIGHTED_YUAN_TOTAL,
                     (inst, b),
                     sign * fen * loan.rate_units,
                 )
-                self._add("dfip_loan_repaid_principal_yuan_total", (inst, b), sign * repaid)
+                self._add(fn.LOAN_REPAID_PRINCIPAL_YUAN_TOTAL, (inst, b), sign * repaid)
             loan.band = new_band
-            self._add("dfip_restated_events_total", (LOANS,), 1)
+            self._add(fn.RESTATED_EVENTS_TOTAL, (LOANS,), 1)
         for tx in self._counted.get(uscc, ()):
             at, inst, direction, windowed, band, sector, fen, partition = tx
             if at < start:
@@ -332,22 +333,20 @@ class Oracle(FxRules):
                 if new_band == band:
                     continue
                 if direction == "application_submitted":
-                    self._add("dfip_loan_applications_total", (inst, band), -1)
-                    self._add("dfip_loan_applications_total", (inst, new_band), 1)
+                    self._add(fn.LOAN_APPLICATIONS_TOTAL, (inst, band), -1)
+                    self._add(fn.LOAN_APPLICATIONS_TOTAL, (inst, new_band), 1)
                 else:
-                    self._add("dfip_loan_decisions_total", (inst, band, direction), -1)
-                    self._add("dfip_loan_decisions_total", (inst, new_band, direction), 1)
-                self._add("dfip_restated_events_total", (LOANS,), 1)
+                    self._add(fn.LOAN_DECISIONS_TOTAL, (inst, band, direction), -1)
+                    self._add(fn.LOAN_DECISIONS_TOTAL, (inst, new_band, direction), 1)
+                self._add(fn.RESTATED_EVENTS_TOTAL, (LOANS,), 1)
                 continue
             region = _region(uscc)
-            self._add("dfip_transactions_total", (inst, band, region, direction), -1)
-            self._add("dfip_transactions_total", (inst, new_band, region, direction), 1)
-            self._add("dfip_transaction_amount_yuan_total", (inst, band, region, direction), -fen)
-            self._add(
-                "dfip_transaction_amount_yuan_total", (inst, new_band, region, direction), fen
-            )
-            self._add("dfip_transactions_by_sector_total", (sector, band), -1)
-            self._add("dfip_transactions_by_sector_total", (new_sector, new_band), 1)
+            self._add(fn.TRANSACTIONS_TOTAL, (inst, band, region, direction), -1)
+            self._add(fn.TRANSACTIONS_TOTAL, (inst, new_band, region, direction), 1)
+            self._add(fn.TRANSACTION_AMOUNT_YUAN_TOTAL, (inst, band, region, direction), -fen)
+            self._add(fn.TRANSACTION_AMOUNT_YUAN_TOTAL, (inst, new_band, region, direction), fen)
+            self._add(fn.TRANSACTIONS_BY_SECTOR_TOTAL, (sector, band), -1)
+            self._add(fn.TRANSACTIONS_BY_SECTOR_TOTAL, (new_sector, new_band), 1)
             if windowed and new_band != band:
                 # windows the worker still holds: open, or closed less than a day ago
                 for size in WINDOW_SIZES:
@@ -362,7 +361,7 @@ class Oracle(FxRules):
                     win.tx_count[(inst, new_band)] += 1
                     win.tx_amount_fen[(inst, new_band)] += fen
             tx[4], tx[5] = new_band, new_sector
-            self._add("dfip_restated_events_total", (TRANSACTIONS,), 1)
+            self._add(fn.RESTATED_EVENTS_TOTAL, (TRANSACTIONS,), 1)
 
     def _event(self, record: Record, fact: TxFact | LoanFact) -> None:
         topic, home, at = record.topic, record.home_partition, fact.occurred_at
@@ -375,7 +374,7 @@ class Oracle(FxRules):
         if not self._first_seen(topic, home, fact.event_id):
             return
         if self._fx_parked_id(home, fact.event_id):
-            self._add("dfip_events_duplicate_total", (topic,), 1)
+            self._add(fn.EVENTS_DUPLICATE_TOTAL, (topic,), 1)
             return
         if not forwarded:
             late = self._is_late(topic, home, at)
@@ -399,12 +398,12 @@ class Oracle(FxRules):
         else:
             error = self._loan(fact, band, sector, home, windowed=windowed)
         if error is not None:
-            self._add("dfip_events_deadlettered_total", (topic, error), 1)
+            self._add(fn.EVENTS_DEADLETTERED_TOTAL, (topic, error), 1)
             return False
-        self._add("dfip_events_processed_total", (topic,), 1)
+        self._add(fn.EVENTS_PROCESSED_TOTAL, (topic,), 1)
         self._remember(topic, home, fact.event_id)
         if late:
-            self._add("dfip_events_late_total", (topic,), 1)
+            self._add(fn.EVENTS_LATE_TOTAL, (topic,), 1)
         elif record.partition == home and isinstance(fact, TxFact):  # rules: on time, at home
             fen, band = self._counted[fact.uscc][-1][6], self._counted[fact.uscc][-1][4]
             self._rule_txs.setdefault(home, []).append(_rule_tx(fact, fen, band))
@@ -469,14 +468,12 @@ class Oracle(FxRules):
         fen = to_fen(fact.amount, rate)
         inst = fact.institution_type
         labels = (inst, band, _region(fact.uscc), fact.direction)
-        self._add("dfip_transactions_total", labels, 1)
-        self._add("dfip_transaction_amount_yuan_total", labels, fen)
-        self._add("dfip_transactions_by_sector_total", (sector, band), 1)
+        self._add(fn.TRANSACTIONS_TOTAL, labels, 1)
+        self._add(fn.TRANSACTION_AMOUNT_YUAN_TOTAL, labels, fen)
+        self._add(fn.TRANSACTIONS_BY_SECTOR_TOTAL, (sector, band), 1)
         if fact.customs_mode is not None:
-            self._add("dfip_crossborder_ecommerce_payments_total", (fact.customs_mode, inst), 1)
-            self._add(
-                "dfip_crossborder_ecommerce_amount_yuan_total", (fact.customs_mode, inst), fen
-            )
+            self._add(fn.CROSSBORDER_ECOMMERCE_PAYMENTS_TOTAL, (fact.customs_mode, inst), 1)
+            self._add(fn.CROSSBORDER_ECOMMERCE_AMOUNT_YUAN_TOTAL, (fact.customs_mode, inst), fen)
         if windowed:
             for win in self._window(TRANSACTIONS, partition, fact.occurred_at):
                 win.tx_count[(inst, band)] += 1
@@ -495,11 +492,11 @@ class Oracle(FxRules):
     ) -> str | None:
         kind, inst = fact.event_type, fact.institution_type
         if kind == "application_submitted":
-            self._add("dfip_loan_applications_total", (inst, band), 1)
+            self._add(fn.LOAN_APPLICATIONS_TOTAL, (inst, band), 1)
             self._keep(fact.uscc, fact.occurred_at, inst, kind, band, sector)
             return None
         if kind in ("approved", "rejected", "withdrawn"):
-            self._add("dfip_loan_decisions_total", (inst, band, kind), 1)
+            self._add(fn.LOAN_DECISIONS_TOTAL, (inst, band, kind), 1)
             self._keep(fact.uscc, fact.occurred_at, inst, kind, band, sector)
             return None
         if kind == "disbursed":
@@ -515,7 +512,7 @@ class Oracle(FxRules):
             before = loan.outstanding_fen
             loan.outstanding -= fact.amount
             # the drop in CNY value, so disbursed = repaid + written off + outstanding exactly
-            self._add("dfip_loan_repaid_principal_yuan_total", ib, before - loan.outstanding_fen)
+            self._add(fn.LOAN_REPAID_PRINCIPAL_YUAN_TOTAL, ib, before - loan.outstanding_fen)
         elif kind == "delinquency_changed":
             assert fact.days_past_due is not None
             loan.days_past_due = fact.days_past_due
@@ -525,7 +522,7 @@ class Oracle(FxRules):
         elif kind == "defaulted":
             loan.defaulted = True
         elif kind == "written_off":
-            self._add("dfip_loan_written_off_principal_yuan_total", ib, loan.outstanding_fen)
+            self._add(fn.LOAN_WRITTEN_OFF_PRINCIPAL_YUAN_TOTAL, ib, loan.outstanding_fen)
             del self._loans[fact.loan_id]
         elif kind == "closed":
             del self._loans[fact.loan_id]
@@ -554,14 +551,14 @@ class Oracle(FxRules):
         )  # fmt: skip
         # total credit per borrower: the principal of all its active loans, this one included
         credit = sum(x.principal_fen for x in self._loans.values() if x.uscc == fact.uscc)
-        self._add("dfip_loan_disbursements_total", (inst, band, region), 1)
-        self._add("dfip_loan_disbursed_principal_yuan_total", (inst, band, region), fen)
-        self._add("dfip_loan_disbursed_rate_weighted_yuan_total", (inst, band), fen * rate_units)
+        self._add(fn.LOAN_DISBURSEMENTS_TOTAL, (inst, band, region), 1)
+        self._add(fn.LOAN_DISBURSED_PRINCIPAL_YUAN_TOTAL, (inst, band, region), fen)
+        self._add(fn.LOAN_DISBURSED_RATE_WEIGHTED_YUAN_TOTAL, (inst, band), fen * rate_units)
         loan = self._loans[fact.loan_id]
         loan.principal, loan.windowed, loan.home = fact.amount, windowed, partition
         if fact.inclusive_sme and credit <= _INCLUSIVE_SME_LIMIT_FEN:
             loan.inclusive_counted = True
-            self._add("dfip_loan_inclusive_sme_disbursed_principal_yuan_total", (inst,), fen)
+            self._add(fn.LOAN_INCLUSIVE_SME_DISBURSED_PRINCIPAL_YUAN_TOTAL, (inst,), fen)
         if windowed:
             for win in self._window(LOANS, partition, fact.occurred_at):
                 win.disbursed_fen[(inst,)] += fen
@@ -573,30 +570,30 @@ class Oracle(FxRules):
         out: dict[str, Counter[tuple[str, ...]]] = {
             name: Counter()
             for name in (
-                "dfip_loan_outstanding_principal_yuan",
-                "dfip_loan_past_due_principal_yuan",
-                "dfip_loans_active",
-                "dfip_borrowers_active",
-                "dfip_enterprises_scored",
-                "dfip_fx_pending_events",
+                fn.LOAN_OUTSTANDING_PRINCIPAL_YUAN,
+                fn.LOAN_PAST_DUE_PRINCIPAL_YUAN,
+                fn.LOANS_ACTIVE,
+                fn.BORROWERS_ACTIVE,
+                fn.ENTERPRISES_SCORED,
+                fn.FX_PENDING_EVENTS,
             )
         }
-        out["dfip_fx_pending_events"].update(self._fx_pending())
+        out[fn.FX_PENDING_EVENTS].update(self._fx_pending())
         borrowers: set[str] = set()
         for loan in self._loans.values():
             ib = (loan.institution_type, loan.band)
-            out["dfip_loan_outstanding_principal_yuan"][(*ib, loan.risk_class())] += (
+            out[fn.LOAN_OUTSTANDING_PRINCIPAL_YUAN][(*ib, loan.risk_class())] += (
                 loan.outstanding_fen
             )
             if loan.days_past_due > 0:
                 bucket = (loan.institution_type, _dpd_bucket(loan.days_past_due))
-                out["dfip_loan_past_due_principal_yuan"][bucket] += loan.outstanding_fen
-            out["dfip_loans_active"][ib] += 1
+                out[fn.LOAN_PAST_DUE_PRINCIPAL_YUAN][bucket] += loan.outstanding_fen
+            out[fn.LOANS_ACTIVE][ib] += 1
             borrowers.add(loan.uscc)
-        out["dfip_borrowers_active"][()] = len(borrowers)
+        out[fn.BORROWERS_ACTIVE][()] = len(borrowers)
         for history in self._history.values():
             _, score, sector = max(history, key=lambda item: item[0])
-            out["dfip_enterprises_scored"][(_band(score), sector)] += 1
+            out[fn.ENTERPRISES_SCORED][(_band(score), sector)] += 1
         return out
 
     def alerts(self) -> list[Any]:
@@ -625,9 +622,9 @@ class Oracle(FxRules):
             if hit.report_due < today and hit.alert_id not in self._acked:
                 late[labels] += 1
         return {
-            "dfip_alerts_total": hits,
-            "dfip_alert_amount_yuan_total": amounts,
-            "dfip_alerts_overdue": late,
+            fn.ALERTS_TOTAL: hits,
+            fn.ALERT_AMOUNT_YUAN_TOTAL: amounts,
+            fn.ALERTS_OVERDUE: late,
         }
 
     def figures(self) -> dict[str, list[dict[str, Any]]]:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from adapters.simulator.model import LOANS, TRANSACTIONS, FxFact, LoanFact, Record, TxFact
+from schemas import figure_names as fn
 from schemas import to_fen
 
 __all__ = ["FxRules"]
@@ -153,7 +154,7 @@ class FxRules:
                     blocked.add(p.loan_id)
                 continue
             if waiting:
-                self._add("dfip_events_deadlettered_total", (p.record.topic, "fx_rate_missing"), 1)
+                self._add(fn.EVENTS_DEADLETTERED_TOTAL, (p.record.topic, "fx_rate_missing"), 1)
                 continue
             self._fx_apply_parked(p)
         self._parked[home] = keep
@@ -213,11 +214,9 @@ class FxRules:
             _, inst, direction, windowed, band, _sector, _fen, _ = c.row
             c.row[6] += delta
             region = self._region(c.uscc)
-            self._add("dfip_transaction_amount_yuan_total", (inst, band, region, direction), delta)
+            self._add(fn.TRANSACTION_AMOUNT_YUAN_TOTAL, (inst, band, region, direction), delta)
             if c.customs_mode is not None:
-                self._add(
-                    "dfip_crossborder_ecommerce_amount_yuan_total", (c.customs_mode, inst), delta
-                )
+                self._add(fn.CROSSBORDER_ECOMMERCE_AMOUNT_YUAN_TOTAL, (c.customs_mode, inst), delta)
             if windowed:
                 for size, width in _SIZES.items():
                     start = _EPOCH + width * ((c.at - _EPOCH) // width)
@@ -227,7 +226,7 @@ class FxRules:
                     if wm is not None and wm >= start + width + self.grace + _RETAIN_CLOSED:
                         continue
                     win.tx_amount_fen[(inst, band)] += delta
-            self._add("dfip_restated_events_total", (TRANSACTIONS,), 1)
+            self._add(fn.RESTATED_EVENTS_TOTAL, (TRANSACTIONS,), 1)
 
     def _fx_restate_loans(self, home: int, key: tuple[str, date]) -> None:
         """Re-book active foreign-currency loans of ``home`` disbursed at or after the floor
@@ -252,13 +251,13 @@ class FxRules:
             if dp == 0 and dr == 0:
                 continue
             inst, band, region = loan.institution_type, loan.band, self._region(loan.uscc)
-            self._add("dfip_loan_disbursed_principal_yuan_total", (inst, band, region), dp)
+            self._add(fn.LOAN_DISBURSED_PRINCIPAL_YUAN_TOTAL, (inst, band, region), dp)
             self._add(
-                "dfip_loan_disbursed_rate_weighted_yuan_total", (inst, band), dp * loan.rate_units
+                fn.LOAN_DISBURSED_RATE_WEIGHTED_YUAN_TOTAL, (inst, band), dp * loan.rate_units
             )
-            self._add("dfip_loan_repaid_principal_yuan_total", (inst, band), dr)
+            self._add(fn.LOAN_REPAID_PRINCIPAL_YUAN_TOTAL, (inst, band), dr)
             if loan.inclusive_counted:
-                self._add("dfip_loan_inclusive_sme_disbursed_principal_yuan_total", (inst,), dp)
+                self._add(fn.LOAN_INCLUSIVE_SME_DISBURSED_PRINCIPAL_YUAN_TOTAL, (inst,), dp)
             if loan.windowed:
                 for size, width in _SIZES.items():
                     start = _EPOCH + width * ((loan.disbursed_at - _EPOCH) // width)
@@ -268,7 +267,7 @@ class FxRules:
                     if wm is not None and wm >= start + width + self.grace + _RETAIN_CLOSED:
                         continue
                     win.disbursed_fen[(inst,)] += dp
-            self._add("dfip_restated_events_total", (LOANS,), 1)
+            self._add(fn.RESTATED_EVENTS_TOTAL, (LOANS,), 1)
 
     @staticmethod
     def _region(uscc: str) -> str:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Protocol
 
+from schemas import figure_names as fn
 from schemas.events import (
     LoanApplicationSubmitted,
     LoanApproved,
@@ -105,13 +106,13 @@ def apply_transaction(
     it = ev.institution_type.value
     labels = (it, join.band, join.region, ev.direction.value)
     c = state.counters
-    c.add("dfip_transactions_total", labels, 1)
-    c.add("dfip_transaction_amount_yuan_total", labels, fen)
-    c.add("dfip_transactions_by_sector_total", (join.sector, join.band), 1)
+    c.add(fn.TRANSACTIONS_TOTAL, labels, 1)
+    c.add(fn.TRANSACTION_AMOUNT_YUAN_TOTAL, labels, fen)
+    c.add(fn.TRANSACTIONS_BY_SECTOR_TOTAL, (join.sector, join.band), 1)
     if ev.customs_mode is not None:
         cm = (ev.customs_mode.value, it)
-        c.add("dfip_crossborder_ecommerce_payments_total", cm, 1)
-        c.add("dfip_crossborder_ecommerce_amount_yuan_total", cm, fen)
+        c.add(fn.CROSSBORDER_ECOMMERCE_PAYMENTS_TOTAL, cm, 1)
+        c.add(fn.CROSSBORDER_ECOMMERCE_AMOUNT_YUAN_TOTAL, cm, fen)
     if windowed:
         ib = (it, join.band)
         window_add(
@@ -173,12 +174,12 @@ def flush_tally(state: PartitionState) -> None:
         add(name, labels, n)
     for (it, band, region, direction, sector, cm), (n, fen) in tally.tx.items():
         labels = (it, band, region, direction)
-        add("dfip_transactions_total", labels, n)
-        add("dfip_transaction_amount_yuan_total", labels, fen)
-        add("dfip_transactions_by_sector_total", (sector, band), n)
+        add(fn.TRANSACTIONS_TOTAL, labels, n)
+        add(fn.TRANSACTION_AMOUNT_YUAN_TOTAL, labels, fen)
+        add(fn.TRANSACTIONS_BY_SECTOR_TOTAL, (sector, band), n)
         if cm is not None:
-            add("dfip_crossborder_ecommerce_payments_total", (cm, it), n)
-            add("dfip_crossborder_ecommerce_amount_yuan_total", (cm, it), fen)
+            add(fn.CROSSBORDER_ECOMMERCE_PAYMENTS_TOTAL, (cm, it), n)
+            add(fn.CROSSBORDER_ECOMMERCE_AMOUNT_YUAN_TOTAL, (cm, it), fen)
     for (topic, quarter, it, band), (n, fen) in tally.windows.items():
         ib = (it, band)
         # the quarter hour's first instant lies in the same windows as every event of it
@@ -208,10 +209,10 @@ def apply_loan_event(
     loan = state.loans.get(ev.loan_id)
 
     if isinstance(ev, LoanApplicationSubmitted):
-        c.add("dfip_loan_applications_total", (it, join.band), 1)
+        c.add(fn.LOAN_APPLICATIONS_TOTAL, (it, join.band), 1)
         return
     if isinstance(ev, LoanApproved | LoanRejected | LoanWithdrawn):
-        c.add("dfip_loan_decisions_total", (it, join.band, ev.event_type.value), 1)
+        c.add(fn.LOAN_DECISIONS_TOTAL, (it, join.band, ev.event_type.value), 1)
         return
     if isinstance(ev, LoanDisbursed):
         if loan is not None:
@@ -236,10 +237,10 @@ def apply_loan_event(
             ),
         )
         loan_labels = (it, join.band, join.region)
-        c.add("dfip_loan_disbursements_total", loan_labels, 1)
-        c.add("dfip_loan_disbursed_principal_yuan_total", loan_labels, fen)
+        c.add(fn.LOAN_DISBURSEMENTS_TOTAL, loan_labels, 1)
+        c.add(fn.LOAN_DISBURSED_PRINCIPAL_YUAN_TOTAL, loan_labels, fen)
         c.add(
-            "dfip_loan_disbursed_rate_weighted_yuan_total",
+            fn.LOAN_DISBURSED_RATE_WEIGHTED_YUAN_TOTAL,
             (it, join.band),
             fen * state.loans[ev.loan_id].rate_units,
         )
@@ -248,7 +249,7 @@ def apply_loan_event(
             ev.inclusive_sme
             and state.borrower_credit[ev.enterprise_uscc] <= INCLUSIVE_SME_LIMIT_FEN
         ):
-            c.add("dfip_loan_inclusive_sme_disbursed_principal_yuan_total", (it,), fen)
+            c.add(fn.LOAN_INCLUSIVE_SME_DISBURSED_PRINCIPAL_YUAN_TOTAL, (it,), fen)
         if windowed:
             window_add(state, topic, to_us(ev.occurred_at), (("disbursed_fen", (it,), fen),))
         return
@@ -262,7 +263,7 @@ def apply_loan_event(
         if remaining < 0:
             raise Rejected("invalid_field", "principal_amount: exceeds the outstanding principal")
         drop = -book.update_loan(state, ev.loan_id, outstanding=remaining)
-        c.add("dfip_loan_repaid_principal_yuan_total", (loan.institution_type, loan.band), drop)
+        c.add(fn.LOAN_REPAID_PRINCIPAL_YUAN_TOTAL, (loan.institution_type, loan.band), drop)
     elif isinstance(ev, LoanDelinquencyChanged):
         book.update_loan(state, ev.loan_id, days_past_due=ev.days_past_due)
     elif isinstance(ev, LoanRiskClassChanged):
@@ -272,7 +273,7 @@ def apply_loan_event(
     elif isinstance(ev, LoanWrittenOff):
         ended = book.end_loan(state, ev.loan_id)
         c.add(
-            "dfip_loan_written_off_principal_yuan_total",
+            fn.LOAN_WRITTEN_OFF_PRINCIPAL_YUAN_TOTAL,
             (ended.institution_type, ended.band),
             ended.outstanding_fen,
         )

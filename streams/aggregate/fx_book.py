@@ -29,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from schemas import figure_names as fn
 from schemas.catalog import LOANS, TRANSACTIONS
 from schemas.events import LoanDisbursed, LoanEventBase, TransactionEvent
 from schemas.money import to_fen
@@ -58,7 +59,7 @@ __all__ = [
 TX_TOPIC = TRANSACTIONS.name
 LOANS_TOPIC = LOANS.name
 _K = TypeVar("_K")
-PENDING = "dfip_fx_pending_events"
+PENDING = fn.FX_PENDING_EVENTS
 FX_RATE_MISSING = "fx_rate_missing"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -197,11 +198,11 @@ def _restate_loan(proc: Parker, state: PartitionState, loan_id: str, floor: int 
     if dp == 0 and dr == 0:
         return False
     it, band, region = loan.institution_type, loan.band, loan.region
-    c.add("dfip_loan_disbursed_principal_yuan_total", (it, band, region), dp)
-    c.add("dfip_loan_disbursed_rate_weighted_yuan_total", (it, band), dp * loan.rate_units)
-    c.add("dfip_loan_repaid_principal_yuan_total", (it, band), dr)
+    c.add(fn.LOAN_DISBURSED_PRINCIPAL_YUAN_TOTAL, (it, band, region), dp)
+    c.add(fn.LOAN_DISBURSED_RATE_WEIGHTED_YUAN_TOTAL, (it, band), dp * loan.rate_units)
+    c.add(fn.LOAN_REPAID_PRINCIPAL_YUAN_TOTAL, (it, band), dr)
     if loan.inclusive_counted:
-        c.add("dfip_loan_inclusive_sme_disbursed_principal_yuan_total", (it,), dp)
+        c.add(fn.LOAN_INCLUSIVE_SME_DISBURSED_PRINCIPAL_YUAN_TOTAL, (it,), dp)
     credit = state.borrower_credit
     credit[loan.uscc] = credit.get(loan.uscc, 0) + dp
     if loan.windowed:
@@ -231,9 +232,9 @@ def _restate_one(proc: Parker, state: PartitionState, seq: int, entry: Counted) 
     entry.band, entry.sector = band, sector
     c = state.counters
     region = region_of(entry.uscc).value
-    c.add("dfip_transaction_amount_yuan_total", (it, band, region, direction), delta)
+    c.add(fn.TRANSACTION_AMOUNT_YUAN_TOTAL, (it, band, region, direction), delta)
     if entry.customs_mode is not None:
-        c.add("dfip_crossborder_ecommerce_amount_yuan_total", (entry.customs_mode, it), delta)
+        c.add(fn.CROSSBORDER_ECOMMERCE_AMOUNT_YUAN_TOTAL, (entry.customs_mode, it), delta)
     if entry.windowed:
         amend_windows(
             state, TX_TOPIC, proc.grace_us, entry.occurred_us,

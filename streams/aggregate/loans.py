@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from schemas import figure_names as fn
 from schemas.enums import RiskClass, dpd_bucket
 from schemas.money import to_fen
 from streams.state.partition import Counters, LoanState, PartitionState
@@ -18,10 +19,10 @@ __all__ = ["RISK_ORDER", "add_loan", "contributions", "effective_risk", "end_loa
 RISK_ORDER: tuple[str, ...] = tuple(r.value for r in RiskClass)
 _RANK = {r: i for i, r in enumerate(RISK_ORDER)}
 
-OUTSTANDING = "dfip_loan_outstanding_principal_yuan"
-PAST_DUE = "dfip_loan_past_due_principal_yuan"
-ACTIVE = "dfip_loans_active"
-BORROWERS = "dfip_borrowers_active"
+OUTSTANDING = fn.LOAN_OUTSTANDING_PRINCIPAL_YUAN
+PAST_DUE = fn.LOAN_PAST_DUE_PRINCIPAL_YUAN
+ACTIVE = fn.LOANS_ACTIVE
+BORROWERS = fn.BORROWERS_ACTIVE
 
 
 def implied_risk(days_past_due: int) -> str:

@@ -26,6 +26,7 @@ import struct
 import sys
 from typing import Any
 
+from schemas import figure_names as fn
 from schemas.catalog import LOANS, TRANSACTIONS
 from streams.aggregate import loans as book
 from streams.aggregate.windows import amend_windows
@@ -55,8 +56,8 @@ LOANS_TOPIC = LOANS.name
 # direction is credit or debit); their fen is 0 and they are never windowed
 APPLICATION = "application_submitted"
 BAND_ONLY_LOAN_EVENTS = frozenset((APPLICATION, "approved", "rejected", "withdrawn"))
-RESTATED = "dfip_restated_events_total"
-BEYOND = "dfip_scores_beyond_restatement_total"
+RESTATED = fn.RESTATED_EVENTS_TOTAL
+BEYOND = fn.SCORES_BEYOND_RESTATEMENT_TOTAL
 # occurred µs, label index, count, fen
 _ENTRY = struct.Struct("<qHiq")
 ENTRY_SIZE = _ENTRY.size
@@ -185,22 +186,22 @@ def restate(
             # a loan application or decision: by band only; kept with its sector so that
             # every entry is re-keyed the same way
             if direction == APPLICATION:
-                c.add("dfip_loan_applications_total", (it, band), -n)
-                c.add("dfip_loan_applications_total", (it, new_band), n)
+                c.add(fn.LOAN_APPLICATIONS_TOTAL, (it, band), -n)
+                c.add(fn.LOAN_APPLICATIONS_TOTAL, (it, new_band), n)
             else:
-                c.add("dfip_loan_decisions_total", (it, band, direction), -n)
-                c.add("dfip_loan_decisions_total", (it, new_band, direction), n)
+                c.add(fn.LOAN_DECISIONS_TOTAL, (it, band, direction), -n)
+                c.add(fn.LOAN_DECISIONS_TOTAL, (it, new_band, direction), n)
             if new_band != band:
                 loans_moved += n
         else:
             old_labels = (it, band, region, direction)
             new_labels = (it, new_band, region, direction)
-            c.add("dfip_transactions_total", old_labels, -n)
-            c.add("dfip_transactions_total", new_labels, n)
-            c.add("dfip_transaction_amount_yuan_total", old_labels, -fen)
-            c.add("dfip_transaction_amount_yuan_total", new_labels, fen)
-            c.add("dfip_transactions_by_sector_total", (sector, band), -n)
-            c.add("dfip_transactions_by_sector_total", (new_sector, new_band), n)
+            c.add(fn.TRANSACTIONS_TOTAL, old_labels, -n)
+            c.add(fn.TRANSACTIONS_TOTAL, new_labels, n)
+            c.add(fn.TRANSACTION_AMOUNT_YUAN_TOTAL, old_labels, -fen)
+            c.add(fn.TRANSACTION_AMOUNT_YUAN_TOTAL, new_labels, fen)
+            c.add(fn.TRANSACTIONS_BY_SECTOR_TOTAL, (sector, band), -n)
+            c.add(fn.TRANSACTIONS_BY_SECTOR_TOTAL, (new_sector, new_band), n)
             moved += n
         if windowed and new_band != band:
             amend_windows(
@@ -250,14 +251,14 @@ def _restate_loans(state: PartitionState, table: ScoreTable, uscc: str, start: i
         # repaid so far: the drops in its CNY value add up to principal - outstanding
         repaid = fen - loan.outstanding_fen
         for band, sign in ((old_band, -1), (new_band, 1)):
-            c.add("dfip_loan_disbursements_total", (it, band, region), sign)
-            c.add("dfip_loan_disbursed_principal_yuan_total", (it, band, region), sign * fen)
+            c.add(fn.LOAN_DISBURSEMENTS_TOTAL, (it, band, region), sign)
+            c.add(fn.LOAN_DISBURSED_PRINCIPAL_YUAN_TOTAL, (it, band, region), sign * fen)
             c.add(
-                "dfip_loan_disbursed_rate_weighted_yuan_total",
+                fn.LOAN_DISBURSED_RATE_WEIGHTED_YUAN_TOTAL,
                 (it, band),
                 sign * fen * loan.rate_units,
             )
-            c.add("dfip_loan_repaid_principal_yuan_total", (it, band), sign * repaid)
+            c.add(fn.LOAN_REPAID_PRINCIPAL_YUAN_TOTAL, (it, band), sign * repaid)
         moved += 1
     if moved:
         c.add(RESTATED, (LOANS_TOPIC,), moved)

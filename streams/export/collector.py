@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from core.version import __version__
+from schemas import figure_names as fn
 from schemas.figures import FIGURES, HEALTH_FIGURES, Figure
 from streams.engine import CommittedView, Snapshot
 from streams.rules.overdue import OPEN, OVERDUE, beijing_today, overdue
@@ -38,7 +39,7 @@ STAGES = (
 )
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
-_SCORED = next(f for f in FIGURES if f.name == "dfip_enterprises_scored")
+_SCORED = next(f for f in FIGURES if f.name == fn.ENTERPRISES_SCORED)
 # derived at each scrape from the committed open hits and the Beijing date (issue 15)
 _OVERDUE = next(f for f in FIGURES if f.name == OVERDUE)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 
+from schemas import figure_names as fn
 from schemas.alerts import Alert, AlertAck
 from streams.rules.engine import RulesState
 from streams.state.partition import Counters
@@ -25,7 +26,7 @@ __all__ = ["OPEN", "OVERDUE", "acknowledge", "beijing_today", "open_hit", "overd
 # hidden series (not exported as such): open hits by rule, region, institution type, band
 # and report-due date (ISO); the exporter derives OVERDUE from it
 OPEN = "dfip_alerts_open"
-OVERDUE = "dfip_alerts_overdue"
+OVERDUE = fn.ALERTS_OVERDUE
 _BEIJING = timedelta(hours=8)
 
 Labels = tuple[str, ...]
