@@ -266,18 +266,30 @@ def worker_logging_config(level: str) -> dict[str, Any]:
 def worker() -> None:
     """Run a stream worker (configured by DFIP_KAFKA_* and DFIP_WORKER_* variables)."""
     from dfip.preflight import check_broker, check_store, check_web_port, prepare_data_dir
+    from streams.faust_compat import check_versions
     from streams.settings import WorkerSettings
 
     settings = WorkerSettings()
     kafka = KafkaSettings()
+    check_versions()  # the record path uses Faust/aiokafka internals of known releases
     check_store(settings.store)
     if settings.rules:  # a bad rule set stops the worker before it joins the group
         from schemas.alerts import load_ruleset
 
+        path = settings.rules_file
+        if path is not None and not path.is_file():
+            raise DfipError(
+                f"DFIP_WORKER_RULES_FILE={path}: "
+                + ("is a folder" if path.is_dir() else "no such file"),
+                hint="point it at a rule set like schemas/aml_rules.toml, or unset it",
+                exit_code=2,
+            )
         try:
-            load_ruleset(settings.rules_file)
+            load_ruleset(path)
         except ValueError as exc:
-            raise DfipError(str(exc), hint="fix the rule set (docs/aml-rules.md)") from None
+            raise DfipError(
+                str(exc), hint="fix the rule set (docs/aml-rules.md)", exit_code=2
+            ) from None
     check_web_port(settings.web_host, settings.web_port)
     prepare_data_dir(settings.data_dir)
     group_id = f"{kafka.topic_prefix}{settings.app_id}"  # as streams/engine.py names them

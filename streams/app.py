@@ -5,7 +5,8 @@ Faust gives group membership, co-partitioned assignment, flow control during reb
 fetching and the web server. The records themselves do not travel through Faust's per-event
 stream machinery (one task and several futures per event, the bottleneck measured in
 bench/RESULTS.md): the consumer hands each fetched batch of raw records straight to the
-engine (:class:`_BatchConsumer`), which applies it in plain Python (streams/processor.py) and
+engine (:class:`BatchConsumer` in streams/faust_compat.py, with every other use of Faust's
+and aiokafka's internals), which applies it in plain Python (streams/processor.py) and
 commits state, outputs and the group's offsets in one Kafka transaction.
 """
 
@@ -17,12 +18,10 @@ import hmac
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import faust
 from aiokafka.errors import ConsumerStoppedError
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-from faust.transport.drivers.aiokafka import Consumer as FaustAIOKafkaConsumer
 from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import SecretStr
 
@@ -31,12 +30,13 @@ from schemas.catalog import USCC_PARTITIONS
 from streams.aggregate.windows import configure_zone
 from streams.engine import Engine, NeedsRecovery, Positions
 from streams.export.collector import FiguresCollector, WorkerMetrics
+from streams.faust_compat import BatchConsumer, commit_offsets, topic_partition
 from streams.processor import INPUT_TOPICS, Record
 from streams.query.http import advertised_url
 from streams.query.http import register as register_query_api
 from streams.settings import WorkerSettings
 
-__all__ = ["Worker", "auth_status", "create_app", "freeze_heap", "tune_consumer"]
+__all__ = ["Worker", "auth_status", "create_app", "freeze_heap"]
 
 log = logging.getLogger(__name__)
 # dfip_consumer_lag counts the records themselves when at most this many offsets behind
@@ -129,12 +129,12 @@ class Worker:
             web_stats_enabled=False,
             web_metrics_enabled=False,
             producer_acks=-1,
-            # one fetch is one batch (see _BatchConsumer)
+            # one fetch is one batch (see BatchConsumer)
             broker_max_poll_records=settings.batch_size,
         )
         # every mode reads committed records only: outputs of aborted batches stay unseen
-        app.transport.Consumer = _BatchConsumer  # type: ignore[misc]
-        app.dfip_worker = self  # type: ignore[attr-defined]  # _BatchConsumer finds us here
+        app.transport.Consumer = BatchConsumer  # type: ignore[misc]
+        app.dfip_worker = self  # type: ignore[attr-defined]  # BatchConsumer finds us here
         topic = app.topic(
             *(kafka.topic(t) for t in INPUT_TOPICS),
             key_serializer="raw",
@@ -294,7 +294,7 @@ class Worker:
         """
         consumer = self.app.consumer
         wanted = {
-            consumer._new_topicpartition(self.kafka.topic(t), p): offset  # type: ignore[attr-defined]
+            topic_partition(consumer, self.kafka.topic(t), p): offset
             for p, offsets in positions.items()
             for t, offset in offsets.items()
         }
@@ -303,8 +303,7 @@ class Worker:
 
     async def _commit_offsets(self, offsets: dict[Any, Any]) -> None:
         """at_least_once: group offsets commit after the batch's records are written."""
-        thread = cast(_BatchConsumer, self.app.consumer)._thread
-        await thread.commit({tp: meta.offset for tp, meta in offsets.items()})
+        await commit_offsets(self.app.consumer, {tp: meta.offset for tp, meta in offsets.items()})
 
     def describe(self) -> dict[str, Any]:
         """Operational summary of the owned partitions (no identifiers, only sizes)."""
@@ -398,78 +397,6 @@ def freeze_heap() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
-
-
-def tune_consumer(consumer: Any, settings: WorkerSettings) -> None:
-    """Settings of the group consumer that Faust does not expose (read when it starts).
-
-    - read_committed: Faust chooses it only in its own exactly-once mode.
-    - fetch_max_wait_ms: Faust fixes 1,500 ms. Reading committed records, a fetch parked at
-      the broker was seen waiting out that whole time while records arrived: the worker sat
-      idle for 1.0-1.5 s and then took 2,000-record batches seconds old (issue 18).
-    """
-    consumer._isolation_level = "read_committed"
-    consumer._fetch_max_wait_ms = settings.fetch_max_wait_ms
-
-
-class _ReadCommittedThread(AIOKafkaConsumerThread):
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        worker: Worker = self.app.dfip_worker  # type: ignore[attr-defined]
-        tune_consumer(consumer, worker.settings)
-        return consumer
-
-
-class _BatchConsumer(FaustAIOKafkaConsumer):
-    """Faust's consumer, delivering each fetched batch to the engine in one call.
-
-    Faust's own loop (`Consumer._drain_messages`) wraps every record in a message object and
-    awaits a task per record on its way to a stream; this loop keeps Faust's fetching, flow
-    control (nothing is fetched while a rebalance suspends the flow) and shutdown, and hands
-    over plain :class:`Record` lists. Offsets are committed by the engine (in the batch's
-    transaction), never by Faust, which sees no acknowledged messages.
-    """
-
-    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
-        return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in worker
-        worker: Worker = self.app.dfip_worker  # type: ignore[attr-defined]
-        inputs = {worker.kafka.topic(t): t for t in INPUT_TOPICS}
-        timeout = worker.settings.batch_within_ms / 1000
-        stopped = self._stopped.is_set  # type: ignore[attr-defined]
-        fetcher_stopped = fetcher._stopped.is_set
-        try:
-            while not (stopped() or fetcher_stopped()):
-                began = time.perf_counter()
-                fetched, _active = await self._wait_next_records(timeout)
-                if not fetched or self.should_stop:
-                    continue
-                worker.observe_stage("fetch_wait", time.perf_counter() - began)
-                records = [
-                    Record(
-                        topic=inputs[tp.topic],
-                        partition=r.partition,
-                        offset=r.offset,
-                        key=r.key,
-                        value=r.value,
-                        headers=r.headers or (),
-                        timestamp_ms=r.timestamp,
-                    )
-                    for tp, batch in fetched.items()
-                    if tp.topic in inputs
-                    for r in batch
-                ]
-                if records:
-                    await worker.handle_batch(records)
-        except self.consumer_stopped_errors:
-            if self.transport.app.should_stop:
-                return
-            raise
-        except asyncio.CancelledError:
-            if self.transport.app.should_stop:
-                return
-            raise
 
 
 def _describe(exc: BaseException) -> str:

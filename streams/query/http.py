@@ -31,6 +31,7 @@ import aiohttp
 
 from schemas.catalog import TRANSACTIONS, partition_for
 from schemas.uscc import check_uscc
+from streams.faust_compat import assignment_distribution
 from streams.query.answer import enterprise_answer
 from streams.query.audit import audit, pseudonymise_enterprise
 from streams.query.openapi import OPENAPI
@@ -187,7 +188,7 @@ class EnterpriseQueries:
         if not engine.ready.is_set():
             raise _Unavailable("rebalance in progress")
         try:
-            distribution = self.worker.app.assignor.external_topics_metadata()  # type: ignore[attr-defined]
+            distribution = assignment_distribution(self.worker.app)
         except Exception:
             distribution = {}
         owner = owner_url(distribution, self._topic, partition)

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from streams.app import freeze_heap, tune_consumer
+from streams.app import freeze_heap
+from streams.faust_compat import tune_consumer
 from streams.settings import WorkerSettings
 
 

@@ -1,0 +1,163 @@
+"""Every use of Faust's and aiokafka's private API, in one place.
+
+The record path (a fetch handed to the engine as one batch, read-committed fetching with our
+own wait, offsets committed through the consumer's thread) needs a few internals that the
+public API does not offer. They are all here, so that an upgrade has one module to read, and
+`check_versions` refuses to start on versions this was not written for (a minor release of
+either could change them, and the only path records travel would break without saying why).
+docs/architecture.md says why Faust stays the shell and this is the seam.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import os
+import time
+from typing import Any
+
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import Consumer as FaustAIOKafkaConsumer
+
+from core.errors import DfipError
+from streams.processor import INPUT_TOPICS, Record
+from streams.settings import WorkerSettings
+
+__all__ = [
+    "WRITTEN_FOR",
+    "BatchConsumer",
+    "assignment_distribution",
+    "check_versions",
+    "commit_offsets",
+    "topic_partition",
+    "tune_consumer",
+]
+
+#: Distribution → the release series (major.minor) whose internals this module uses.
+WRITTEN_FOR: dict[str, str] = {"faust-streaming": "0.15", "aiokafka": "0.14"}
+#: Set to 1 to start on other releases anyway (after checking this module against them).
+ALLOW_ENV = "DFIP_WORKER_ALLOW_UNTESTED_CLIENTS"
+
+# the private members used below; checked at start-up with the versions
+_NEEDED: tuple[tuple[type, str], ...] = (
+    (FaustAIOKafkaConsumer, "_drain_messages"),
+    (FaustAIOKafkaConsumer, "_wait_next_records"),
+    (FaustAIOKafkaConsumer, "_new_consumer_thread"),
+    (FaustAIOKafkaConsumer, "_new_topicpartition"),
+    (AIOKafkaConsumerThread, "_create_worker_consumer"),
+    (AIOKafkaConsumerThread, "commit"),
+)
+
+
+def check_versions(installed: dict[str, str] | None = None) -> None:
+    """Refuse, in one line, to run on Faust/aiokafka releases this module was not written for
+    (unless DFIP_WORKER_ALLOW_UNTESTED_CLIENTS=1), or whose private members are gone."""
+    if installed is None:
+        installed = {name: importlib.metadata.version(name) for name in WRITTEN_FOR}
+    allowed = os.environ.get(ALLOW_ENV) == "1"
+    for name, series in WRITTEN_FOR.items():
+        found = installed[name]
+        if not (found == series or found.startswith(series + ".")) and not allowed:
+            raise DfipError(
+                f"{name} {found} is installed; the worker's record path "
+                f"(streams/faust_compat.py) was written for {name} {series}.x",
+                hint=f"install the versions in constraints.txt, or set {ALLOW_ENV}=1 "
+                "after checking streams/faust_compat.py against it",
+                exit_code=2,
+            )
+    missing = [f"{kind.__name__}.{attr}" for kind, attr in _NEEDED if not hasattr(kind, attr)]
+    if missing:
+        raise DfipError(
+            f"the installed Faust/aiokafka lack {', '.join(missing)} "
+            "(used by streams/faust_compat.py)",
+            hint="install the versions in constraints.txt",
+            exit_code=2,
+        )
+
+
+def topic_partition(consumer: Any, topic: str, partition: int) -> Any:
+    """The TopicPartition object Faust's consumer seeks with."""
+    return consumer._new_topicpartition(topic, partition)
+
+
+async def commit_offsets(consumer: Any, offsets: dict[Any, int]) -> None:
+    """Commit group offsets through the consumer's own thread (aiokafka is not thread-safe)."""
+    await consumer._thread.commit(offsets)
+
+
+def assignment_distribution(app: Any) -> Any:
+    """The group's assignment as Faust's assignor spread it to every member (topic →
+    partition → owner URL), for forwarding queries to a partition's owner."""
+    return app.assignor.external_topics_metadata()
+
+
+def tune_consumer(consumer: Any, settings: WorkerSettings) -> None:
+    """Settings of the group consumer that Faust does not expose (read when it starts).
+
+    - read_committed: Faust chooses it only in its own exactly-once mode.
+    - fetch_max_wait_ms: Faust fixes 1,500 ms. Reading committed records, a fetch parked at
+      the broker was seen waiting out that whole time while records arrived: the worker sat
+      idle for 1.0-1.5 s and then took 2,000-record batches seconds old (issue 18).
+    """
+    consumer._isolation_level = "read_committed"
+    consumer._fetch_max_wait_ms = settings.fetch_max_wait_ms
+
+
+class _ReadCommittedThread(AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        worker: Any = self.app.dfip_worker  # type: ignore[attr-defined]  # streams.app.Worker
+        tune_consumer(consumer, worker.settings)
+        return consumer
+
+
+class BatchConsumer(FaustAIOKafkaConsumer):
+    """Faust's consumer, delivering each fetched batch to the engine in one call.
+
+    Faust's own loop (`Consumer._drain_messages`) wraps every record in a message object and
+    awaits a task per record on its way to a stream; this loop keeps Faust's fetching, flow
+    control (nothing is fetched while a rebalance suspends the flow) and shutdown, and hands
+    over plain :class:`Record` lists. Offsets are committed by the engine (in the batch's
+    transaction), never by Faust, which sees no acknowledged messages.
+    """
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in worker
+        worker: Any = self.app.dfip_worker  # type: ignore[attr-defined]  # streams.app.Worker
+        inputs = {worker.kafka.topic(t): t for t in INPUT_TOPICS}
+        timeout = worker.settings.batch_within_ms / 1000
+        stopped = self._stopped.is_set  # type: ignore[attr-defined]
+        fetcher_stopped = fetcher._stopped.is_set
+        try:
+            while not (stopped() or fetcher_stopped()):
+                began = time.perf_counter()
+                fetched, _active = await self._wait_next_records(timeout)
+                if not fetched or self.should_stop:
+                    continue
+                worker.observe_stage("fetch_wait", time.perf_counter() - began)
+                records = [
+                    Record(
+                        topic=inputs[tp.topic],
+                        partition=r.partition,
+                        offset=r.offset,
+                        key=r.key,
+                        value=r.value,
+                        headers=r.headers or (),
+                        timestamp_ms=r.timestamp,
+                    )
+                    for tp, batch in fetched.items()
+                    if tp.topic in inputs
+                    for r in batch
+                ]
+                if records:
+                    await worker.handle_batch(records)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise

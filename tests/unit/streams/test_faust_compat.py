@@ -1,0 +1,30 @@
+"""The Faust/aiokafka internals the record path uses are checked before a worker starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.errors import DfipError
+from streams.faust_compat import ALLOW_ENV, WRITTEN_FOR, check_versions
+
+
+def test_the_installed_releases_are_the_ones_written_for() -> None:
+    check_versions()  # constraints.txt pins them: this is what CI and the image run
+
+
+def test_another_release_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ALLOW_ENV, raising=False)
+    installed = {**{n: s + ".0" for n, s in WRITTEN_FOR.items()}, "aiokafka": "0.15.1"}
+    with pytest.raises(DfipError) as refused:
+        check_versions(installed)
+    assert refused.value.exit_code == 2
+    assert "aiokafka 0.15.1 is installed" in str(refused.value)
+    assert "aiokafka 0.14.x" in str(refused.value)
+    monkeypatch.setenv(ALLOW_ENV, "1")
+    check_versions(installed)  # the operator checked and allows it
+
+
+def test_a_series_prefix_is_not_a_longer_version() -> None:
+    installed = {**{n: s + ".2" for n, s in WRITTEN_FOR.items()}, "faust-streaming": "0.150.0"}
+    with pytest.raises(DfipError, match="faust-streaming 0.150.0"):
+        check_versions(installed)
