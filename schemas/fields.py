@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    PlainSerializer,
+    PlainValidator,
+    ValidationInfo,
+    WithJsonSchema,
+)
 from pydantic import StringConstraints as Str
 
 from schemas.money import AMOUNT_PATTERN, AMOUNT_RE, MAX_INTEGER_DIGITS, SUPPORTED_CURRENCIES
@@ -161,9 +168,20 @@ else:
     Currency = Literal[tuple(sorted(SUPPORTED_CURRENCIES))]
 """ISO 4217 alphabetic code from `SUPPORTED_CURRENCIES`."""
 
+
+def _uscc(value: object, info: ValidationInfo) -> str:
+    canonical = check_uscc(value)
+    # On the wire (JSON) the code must be as docs/events.md's pattern writes it: a record
+    # keyed by a lower-case or padded code lands on another partition than its enterprise.
+    # Python input (adapters building events from bank files) is normalised instead.
+    if info.mode == "json" and canonical != value:
+        raise ValueError("must be upper case without spaces")
+    return canonical
+
+
 Uscc = Annotated[
     str,
-    PlainValidator(check_uscc),
+    PlainValidator(_uscc),
     WithJsonSchema(
         {
             "type": "string",
@@ -172,7 +190,8 @@ Uscc = Annotated[
         }
     ),
 ]
-"""USCC, upper-cased and validated (length, alphabet, check character)."""
+"""USCC validated (length, alphabet, check character); upper-cased from Python input, and
+required in that canonical form in JSON (the wire)."""
 
 EventId = Annotated[str, Str(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 """Printable ASCII without spaces (a UUIDv5 from `make_event_id` in practice)."""

@@ -124,3 +124,19 @@ def test_exactly_one_check_character_is_valid(body):
 def test_make_uscc_rejects_bad_parts(division, org, kwargs):
     with pytest.raises(ValueError):
         make_uscc(division, org, **kwargs)
+
+
+def test_on_the_wire_a_uscc_must_be_canonical_while_python_input_is_normalised() -> None:
+    import orjson
+
+    from schemas.codec import decode, encode
+    from schemas.errors import SchemaError
+    from tests.unit.streams.helpers import t, tx
+
+    payload = orjson.loads(encode(tx(t("10:00"))))
+    canonical = payload["enterprise_uscc"]
+    assert tx(t("10:00"), uscc=" " + canonical.lower()).enterprise_uscc == canonical
+    for variant in (canonical.lower(), f" {canonical}", f"{canonical}\n"):
+        with pytest.raises(SchemaError, match="must be upper case without spaces") as bad:
+            decode(orjson.dumps({**payload, "enterprise_uscc": variant}))
+        assert bad.value.error_class == "invalid_field"
