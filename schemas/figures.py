@@ -34,8 +34,9 @@ Semantics (the simulator's oracle implements the same rules independently):
   topic), ``unsupported_version`` (a ``schema_version`` this worker does not read),
   ``invalid_field`` (an unknown or missing field, a JSON float where a decimal string is
   required, a bad USCC check character or a USCC not in upper case without spaces, an
-  unknown currency, any other field rule of docs/events.md; in the loan book: a repayment larger than the outstanding or in another
-  currency, a second ``disbursed`` of an active loan), ``future_dated``, ``unknown_loan``,
+  unknown currency, any other field rule of docs/events.md; in the loan book: a repayment
+  larger than the outstanding or in another currency, a second ``disbursed`` of an active
+  loan), ``future_dated``, ``unknown_loan``,
   ``fx_rate_missing``. Dead letters from adapters (``dfip ingest``) carry the adapter's
   classes as well (docs/adapters.md).
 
