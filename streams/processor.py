@@ -379,7 +379,7 @@ class Processor:
         if origin is not None:
             mem.add(id_hash(origin))  # taken here (by arrival time, like an event id)
         eid = id_hash(event.event_id)
-        if eid in mem.ids or eid in state.fx_book.parked_hashes:
+        if eid in mem.ids or (topic, eid) in state.fx_book.parked_hashes:
             self._count(state, fn.EVENTS_DUPLICATE_TOTAL, topic)
             return
         if forwarded:

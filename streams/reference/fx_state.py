@@ -70,7 +70,8 @@ class FxBook:
     # (currency, local day ordinal of the disbursement) → ids of foreign-currency loans
     # (derived from the loans on restore; ended loans are dropped lazily)
     loans_by_day: dict[tuple[str, int], set[str]] = field(default_factory=dict)
-    parked_hashes: set[int] = field(default_factory=set)
+    # (topic, event hash) of parked events: duplicates are per topic-partition
+    parked_hashes: set[tuple[str, int]] = field(default_factory=set)
     parked_loans: set[str] = field(default_factory=set)  # loans with a parked event
     next_seq: int = 0
     dirty: set[int] = field(default_factory=set)
@@ -102,7 +103,7 @@ class FxBook:
 
     def park(self, entry: Parked) -> None:
         self.parked[self._seq()] = entry
-        self.parked_hashes.add(entry.event_hash)
+        self.parked_hashes.add((entry.topic, entry.event_hash))
         if entry.loan_id is not None:
             self.parked_loans.add(entry.loan_id)
 
@@ -114,5 +115,5 @@ class FxBook:
         return len(self.parked) >= MAX_PARKED
 
     def _reindex_parked(self) -> None:
-        self.parked_hashes = {p.event_hash for p in self.parked.values()}
+        self.parked_hashes = {(p.topic, p.event_hash) for p in self.parked.values()}
         self.parked_loans = {p.loan_id for p in self.parked.values() if p.loan_id is not None}

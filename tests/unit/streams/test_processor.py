@@ -242,3 +242,17 @@ def test_a_forwarded_event_never_recreates_a_window_its_home_has_dropped() -> No
     assert value(proc, "dfip_transactions_total", ("bank", "unscored", "ningbo", "credit")) == 6
     assert value(proc, "dfip_events_late_total") == 0  # not late where it landed
     assert not [o for o in proc.take_outputs() if o.topic == METRICS]
+
+
+def test_a_parked_transaction_does_not_make_a_loan_event_with_its_id_a_duplicate() -> None:
+    """Duplicates are per topic-partition: an id waiting for its FX rate on the transactions
+    topic says nothing about the loans topic of the same partition."""
+    proc = processor()
+    feed(proc, TRANSACTIONS, tx(t("10:00"), "5.00", currency="USD", event_id="shared-id"))
+    assert value(proc, "dfip_fx_pending_events") == 1  # no USD rate: it waits
+    loan = disbursed(t("10:05"), "L-1", "1000.00").model_copy(update={"event_id": "shared-id"})
+    feed(proc, LOANS, loan)
+    assert value(proc, "dfip_events_duplicate_total") == 0
+    assert value(proc, "dfip_loan_disbursements_total") == 1
+    feed(proc, TRANSACTIONS, tx(t("10:00"), "5.00", currency="USD", event_id="shared-id"))
+    assert value(proc, "dfip_events_duplicate_total") == 1  # on its own topic it is one
