@@ -126,8 +126,17 @@ def alerts_tail(
 
 
 def overdue(alerts: Sequence[Alert], acked: set[str], today: date) -> list[Alert]:
-    """Hits whose report was due before `today` (Beijing) and that nobody acknowledged."""
-    return [a for a in alerts if a.report_due < today and a.event_id not in acked]
+    """Hits whose report was due before `today` (Beijing) and that nobody acknowledged; a hit
+    id written twice is one report (as the worker's dfip_alerts_overdue counts it)."""
+    seen: set[str] = set()
+    out = []
+    for a in alerts:
+        if a.event_id in seen:
+            continue
+        seen.add(a.event_id)
+        if a.report_due < today and a.event_id not in acked:
+            out.append(a)
+    return out
 
 
 def _read_all(topic: str) -> list[Any]:

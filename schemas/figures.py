@@ -280,9 +280,10 @@ Semantics (the simulator's oracle implements the same rules independently):
   ``institution_type`` and ``digitalization_band`` = the record's ``rule``, ``region``,
   ``institution_type`` and ``band`` fields (those of the hit's first event, the band as of
   that event; a later assessment does not move a hit).
-* Overdue reports, ``dfip_alerts_overdue`` (a gauge, same labels): the hits on
-  ``dfip.alerts`` whose ``report_due`` date is strictly before *today*, the calendar date in
-  Beijing (UTC+8) on the exporting worker's clock at the scrape, and that are not
+* Overdue reports, ``dfip_alerts_overdue`` (a gauge, same labels): the distinct hit ids
+  (``event_id``) on ``dfip.alerts`` whose ``report_due`` date is strictly before *today*,
+  the calendar date in Beijing (UTC+8) on the exporting worker's clock at the scrape, and
+  that are not
   acknowledged. A hit is acknowledged by a committed record on ``dfip.alerts.ack`` whose
   ``alert_id`` equals the hit's ``event_id`` and whose ``enterprise_uscc`` equals the hit's,
   written to the same partition number as the hit (key = the USCC, as ``dfip alerts ack``
@@ -295,6 +296,9 @@ Semantics (the simulator's oracle implements the same rules independently):
   includes an acknowledgement within ``DFIP_WORKER_IDLE_COMMIT_MS`` plus a commit of it
   being written. ``report_due`` is the 5th China working day after the Beijing date of the
   hit's last event (public holidays and adjusted working weekends from ``chinese-calendar``).
+  A hit id written twice (its events counted again once the duplicate horizon had passed, so
+  ``dfip_alerts_total`` counts it twice) is one report: it counts once here and one
+  acknowledgement closes it.
 """
 
 from __future__ import annotations

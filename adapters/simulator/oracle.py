@@ -615,10 +615,14 @@ class Oracle(FxRules):
         amounts: Counter[tuple[str, ...]] = Counter()
         late: Counter[tuple[str, ...]] = Counter()
         today = (datetime.now(tz=UTC) + timedelta(hours=8)).date()  # Beijing, as the export
+        reports: set[str] = set()  # a hit id written twice is one report to make
         for hit in self.alerts():
             labels = (hit.rule, _region(hit.uscc), hit.institution_type, hit.band)
             hits[labels] += 1
             amounts[labels] += hit.total_fen
+            if hit.alert_id in reports:
+                continue
+            reports.add(hit.alert_id)
             if hit.report_due < today and hit.alert_id not in self._acked:
                 late[labels] += 1
         return {

@@ -49,3 +49,18 @@ def test_overdue_needs_a_passed_due_date_and_no_ack() -> None:
     assert len(late) == 8
     acked = {alerts[0].event_id}
     assert len(overdue(alerts, acked, date(2025, 9, 30))) == 7
+
+
+def test_a_hit_written_twice_is_one_overdue_report() -> None:
+    from datetime import date
+
+    from dfip.alerts_cli import overdue
+
+    class Hit:
+        def __init__(self, event_id: str, due: date) -> None:
+            self.event_id, self.report_due = event_id, due
+
+    hits = [Hit("a", date(2026, 1, 5)), Hit("a", date(2026, 1, 5)), Hit("b", date(2026, 1, 5))]
+    late = overdue(hits, acked=set(), today=date(2026, 2, 1))  # type: ignore[arg-type]
+    assert [h.event_id for h in late] == ["a", "b"]
+    assert overdue(hits, acked={"a"}, today=date(2026, 2, 1)) == [hits[2]]  # type: ignore[arg-type]
