@@ -347,14 +347,7 @@ class Engine:
         if p == FX_ACCOUNTING_PARTITION:
             self.reader.rewind_fx(state.offsets.get(FX, 0))
         async for stp, records in self.reader.catch_up([p], stop_at={p: ck}):
-            for r in records:
-                rec = self._record(r)
-                if stp == self.reader.fx_tp:
-                    self.processor.process_fx(rec)
-                elif stp.topic == self.reader.ack_topic:
-                    self.processor.process_ack(rec)
-                else:
-                    self.processor.process_score(rec, counted=False)
+            self._reference_records(stp, records, counted=False)
         # FX rates read since the checkpoint: restate/apply now that the scores are rebuilt
         self.processor.restored(p)
         _hold(self.reader.consumer)
@@ -406,16 +399,21 @@ class Engine:
         _release(self.reader.consumer)
         try:
             async for tp, records in self.reader.catch_up(partitions):
-                for r in records:
-                    rec = self._record(r)
-                    if tp == self.reader.fx_tp:
-                        self.processor.process_fx(rec)
-                    elif tp.topic == self.reader.ack_topic:
-                        self.processor.process_ack(rec)
-                    else:
-                        self.processor.process_score(rec, counted=True)
+                self._reference_records(tp, records, counted=True)
         finally:
             _hold(self.reader.consumer)
+
+    def _reference_records(self, tp: TopicPartition, records: list[Any], *, counted: bool) -> None:
+        """Records of one reference partition to the processor: FX, acknowledgements, or
+        scores (`counted`: in the flow figures; False while a restore rebuilds the table)."""
+        for r in records:
+            rec = self._record(r)
+            if tp == self.reader.fx_tp:
+                self.processor.process_fx(rec)
+            elif tp.topic == self.reader.ack_topic:
+                self.processor.process_ack(rec)
+            else:
+                self.processor.process_score(rec, counted=counted)
 
     async def process_batch(self, records: Sequence[Record]) -> None:
         """Apply a batch of event records and start its commit.

@@ -232,8 +232,6 @@ class Processor:
             if state.tally:
                 flush_tally(state)
 
-    _flush_all = flush_figures
-
     def _dead_letter(
         self,
         state: PartitionState,
@@ -398,7 +396,7 @@ class Processor:
         if forwarded and windowed:
             # judged not late where it landed; the home partition may have dropped the window
             # already, and re-creating it would replace the emitted record with a partial one
-            wm = state.watermarks.get(rec.topic)
+            wm = watermarks.get(topic)
             windowed = wm is None or wm < ts + self.grace_us + RETAIN_CLOSED_US
         if not parked and not self._apply(
             state, rec, event, eid, ts, late=late, windowed=windowed, forwarded=forwarded
@@ -621,7 +619,7 @@ class Processor:
             return
         rate = (event.currency, event.rate_date, event.rate_to_cny, event.published_at)
         if self.fx.put(*rate, offset=rec.offset):
-            self._flush_all()  # reconciling moves figures: the batches' sums first
+            self.flush_figures()  # reconciling moves figures: the batches' sums first
             for owned in self.states.values():  # each worker restates the partitions it owns
                 fx_book.reconcile(self, owned)
         if state is not None and counted:
@@ -633,7 +631,7 @@ class Processor:
         """Close due windows and expire duplicate memory for every touched partition."""
         # every partition's sums (reconciling can count into one this batch did not touch:
         # its figures then change without a commit, as they do event by event)
-        self._flush_all()
+        self.flush_figures()
         # an FX rate read during a restore can touch a partition a later rebalance dropped
         self.touched &= self.states.keys()
         for p in sorted(self.touched):
