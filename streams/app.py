@@ -175,8 +175,11 @@ class Worker:
             self.metrics.rebalances.inc()
             self.metrics.ready.set(0)
             self.metrics.lag.clear()  # partitions that moved away must not keep a lag
+            self.metrics.assigned.set(len(mine))
             try:
                 await engine.assign(mine)
+                if engine.broken:  # a restore failed: the recovery restores, seeks, readies
+                    return
                 await worker.seek(engine.positions())
             except ConsumerStoppedError:
                 if not worker._stopping:
@@ -187,7 +190,6 @@ class Worker:
                 return
             if settings.gc_freeze:
                 freeze_heap()
-            self.metrics.assigned.set(len(mine))
             self.metrics.ready.set(1)
             if "last_restore_seconds" in engine.stats:
                 self.metrics.restore_seconds.set(engine.stats["last_restore_seconds"])

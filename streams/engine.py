@@ -16,6 +16,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.codec import has_lz4
+from aiokafka.errors import ConsumerStoppedError
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
@@ -182,6 +183,10 @@ class Engine:
         self.commit_offsets: Any = None
         # why the in-memory state can no longer be trusted (a batch failed half-way)
         self.broken: str | None = None
+        # the partitions the group gave this worker. Kept apart from the restored states: a
+        # recovery drops those first, and one that failed half-way (the broker still away)
+        # must restore the same partitions on its next attempt, not the none it left
+        self.owned: set[int] = set()
         # the previous batch's transaction, still committing while the next batch is applied
         self._inflight: asyncio.Task[None] | None = None
         # (stage, seconds) of each batch: the latency budget (dfip_worker_stage_seconds)
@@ -257,6 +262,9 @@ class Engine:
             self.ready.clear()
             await self._settle_quietly()
             self.stats["rebalances"] += 1
+            self.owned = wanted
+            if self.broken:
+                return  # the recovery (batch loop or idle timer) restores all of `owned`
             for p in list(self.processor.states):
                 if p not in wanted:
                     self._drop(p)
@@ -265,8 +273,16 @@ class Engine:
             _hold(self.reader.consumer)
             new = sorted(wanted - set(self.processor.states))
             t0 = time.perf_counter()
-            for p in new:
-                await self._restore(p)
+            try:
+                for p in new:
+                    await self._restore(p)
+            except ConsumerStoppedError:
+                raise  # the worker is stopping: the next owner restores these
+            except Exception as exc:  # e.g. the broker went away mid-restore
+                # not ready, and broken: the recovery restores every owned partition
+                self._mark_broken(f"restore failed: {type(exc).__name__}")
+                log.warning("restore failed (%s); recovering", type(exc).__name__)
+                return
             if new:
                 self.stats["restores"] += len(new)
                 self.stats["last_restore_seconds"] = time.perf_counter() - t0
@@ -293,8 +309,8 @@ class Engine:
         async with self.lock:
             self.ready.clear()
             await self._settle_quietly()
-            parts = sorted(self.processor.states)
-            for p in parts:
+            parts = sorted(self.owned)
+            for p in list(self.processor.states):
                 self._drop(p)
             self.processor.outputs.clear()
             self.processor.touched.clear()

@@ -167,10 +167,16 @@ class Feed:
     def __init__(self, settings: KafkaSettings, *, rate: float, limit: int = 200_000) -> None:
         self._stop = threading.Event()
         self._holder: dict[str, SimulationResult] = {}
+        self.sent = 0  # records handed to the producer so far (every 500): for diagnostics
         config = SimulationConfig(seed=11, events=limit, rate=rate, enterprises=400)
         self._thread = in_background(
-            lambda: self._holder.setdefault("r", run_simulation(settings, config, stop=self._stop))
+            lambda: self._holder.setdefault(
+                "r", run_simulation(settings, config, stop=self._stop, progress=self._progress)
+            )
         )
+
+    def _progress(self, n: int) -> None:
+        self.sent = n
 
     @property
     def running(self) -> bool:
@@ -211,7 +217,11 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateBrok
 def test_broker_restart_mid_stream(own_broker: PrivateBroker, tmp_path: Path) -> None:
     settings = KafkaSettings(bootstrap_servers=own_broker.bootstrap, topic_prefix="outage-")
     create_topics(settings)
-    worker = WorkerProcess(settings, "through-outage", tmp_path).start()
+    # a short commit timeout: the batch caught by the outage fails (and recovery starts)
+    # after 10 s instead of the default 60; the same path, sooner
+    worker = WorkerProcess(
+        settings, "through-outage", tmp_path, DFIP_WORKER_COMMIT_TIMEOUT_SECONDS="10"
+    ).start()
     feed: Feed | None = None
     try:
         wait_ready(worker)
@@ -219,17 +229,33 @@ def test_broker_restart_mid_stream(own_broker: PrivateBroker, tmp_path: Path) ->
         wait_for(lambda: received(worker) > 300, timeout=60, what="the feed to reach the worker")
         t0 = time.monotonic()
         own_broker.down()  # controlled shutdown: connections close, then are refused
+        # a batch fails and at least one recovery fails too while the broker is away: the
+        # next attempt must restore the same partitions (one once restored none)
+        wait_for(
+            lambda: "recovery failed" in worker.log_path.read_text(errors="replace"),
+            timeout=90,
+            what="a recovery attempt to fail while the broker is down",
+        )
         own_broker.up()
         outage = time.monotonic() - t0
-        seen = received(worker)  # /metrics is served without the broker
-        wait_for(
-            lambda: received(worker) > seen + 200,
-            timeout=90,
-            what=f"the worker to process records again after a {outage:.0f} s outage",
-        )
+        seen, sent = received(worker), feed.sent  # /metrics is served without the broker
+        try:
+            wait_for(
+                lambda: received(worker) > seen + 200,
+                timeout=90,
+                what=f"the worker to process records again after a {outage:.0f} s outage",
+            )
+        except AssertionError as e:
+            raise AssertionError(
+                f"{e}\nfeed: {sent} records sent at the restart, {feed.sent} now, "
+                f"running={feed.running}; worker received {seen} then {received(worker)}"
+                f"\n--- worker log ---\n{worker.tail(80)}\n--- broker log ---\n"
+                f"{own_broker.log_tail(30)}"
+            ) from None
         result = feed.end()
 
         assert worker.alive, f"the worker did not survive the outage:\n{worker.tail()}"
+        assert partitions_of(worker) == ALL_PARTITIONS
         assert result.delivered == result.records  # the producer lost nothing either
         assert_exact_end([worker], result)
         print(f"\nbroker stopped and restarted ({result.records} records): outage {outage:.1f}s")
