@@ -37,7 +37,7 @@ types: install
 test: install prometheus
 	bash deploy/kafka/kafka.sh fetch
 	$(MAKE) lint types
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --durations=20 tests
 
 fmt: install
 	$(BIN)/ruff format .
