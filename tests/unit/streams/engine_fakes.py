@@ -4,24 +4,14 @@ tests run the same parts against a real broker)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka.structs import TopicPartition
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from streams.state.local import LocalStore
-
-
-@dataclass
-class ConsumerRecord:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]] = ()
-    timestamp: int | None = None
 
 
 class FakeConsumer:
@@ -30,14 +20,19 @@ class FakeConsumer:
     fetch (so chunked reads are exercised)."""
 
     def __init__(self, fetch: int = 2) -> None:
-        self.log: dict[TopicPartition, list[tuple[bytes | None, bytes | None]]] = {}
+        # per partition: (key, value, Kafka timestamp in ms)
+        self.log: dict[TopicPartition, list[tuple[bytes | None, bytes | None, int]]] = {}
         self.fetch = fetch
         self._assigned: list[TopicPartition] = []
         self._pos: dict[TopicPartition, int] = {}
         self.paused: set[TopicPartition] = set()
 
-    def append(self, tp: TopicPartition, key: bytes | None, value: bytes | None) -> None:
-        self.log.setdefault(tp, []).append((key, value))
+    def append(
+        self, tp: TopicPartition, key: bytes | None, value: bytes | None, ts_ms: int | None = None
+    ) -> None:
+        """Append a record, written now unless ``ts_ms`` says when."""
+        ts = int(time.time() * 1000) if ts_ms is None else ts_ms
+        self.log.setdefault(tp, []).append((key, value, ts))
 
     def assign(self, tps: Iterable[TopicPartition]) -> None:
         # as aiokafka: a new assignment starts unpaused at the earliest offset unless sought
@@ -65,8 +60,8 @@ class FakeConsumer:
 
     async def getmany(
         self, *tps: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
-    ) -> dict[TopicPartition, list[ConsumerRecord]]:
-        out: dict[TopicPartition, list[ConsumerRecord]] = {}
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        out: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
         for tp in tps:
             if tp in self.paused or tp not in self._pos:
                 continue
@@ -74,8 +69,8 @@ class FakeConsumer:
             rows = self.log.get(tp, [])[start : start + self.fetch]
             if rows:
                 out[tp] = [
-                    ConsumerRecord(tp.topic, tp.partition, start + i, k, v)
-                    for i, (k, v) in enumerate(rows)
+                    ConsumerRecord(tp.topic, tp.partition, start + i, ts, 0, k, v, None, 0, 0, ())
+                    for i, (k, v, ts) in enumerate(rows)
                 ]
                 self._pos[tp] = start + len(rows)
         if not out:
