@@ -4,6 +4,7 @@ read through its public properties (no Kafka client is started here)."""
 from __future__ import annotations
 
 from core.kafka_config import KafkaSettings
+from schemas.catalog import LOANS, TRANSACTIONS
 from streams.engine import Engine, EngineHooks, EngineStats
 from streams.reference.scores import ScoreTable
 from streams.settings import WorkerSettings
@@ -40,17 +41,12 @@ def test_the_worker_reads_the_engine_through_its_public_side() -> None:
         engine.processor.adopt_partition(PartitionState(7), ScoreTable())
         engine.processor.adopt_partition(PartitionState(2), ScoreTable())
         assert engine.partitions == [2, 7]
-        assert engine.positions() == {
-            7: {"dfip.transactions": 0, "dfip.loans": 0},
-            2: {
-                "dfip.transactions": 0,
-                "dfip.loans": 0,
-            },
-        }
+        start = {TRANSACTIONS.name: 0, LOANS.name: 0}
+        assert engine.positions() == {7: start, 2: start}
         described = engine.describe()
         assert list(described["partitions"]) == ["2", "7"]
         assert described["stats"]["batches"] == 0
-        assert engine.name("u3.dfip.loans") == "dfip.loans"
+        assert engine.name(f"u3.{LOANS.name}") == LOANS.name
         engine.hooks.on_stage("apply", 0.1)
         assert stages == ["apply"]
     finally:
