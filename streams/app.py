@@ -31,7 +31,7 @@ from streams.aggregate.windows import configure_zone
 from streams.engine import Engine, EngineHooks, NeedsRecovery, Positions
 from streams.engine.hooks import Offsets
 from streams.export.collector import FiguresCollector, WorkerMetrics
-from streams.faust_compat import BatchConsumer, commit_offsets, topic_partition
+from streams.faust_compat import BatchConsumer, attach_sink, commit_offsets, topic_partition
 from streams.processor import INPUT_TOPICS, Record
 from streams.query.http import advertised_url
 from streams.query.http import register as register_query_api
@@ -140,7 +140,7 @@ class Worker:
         )
         # every mode reads committed records only: outputs of aborted batches stay unseen
         app.transport.Consumer = BatchConsumer  # type: ignore[misc]
-        app.dfip_worker = self  # type: ignore[attr-defined]  # BatchConsumer finds us here
+        attach_sink(app, self)  # BatchConsumer hands each fetched batch to handle_batch
         topic = app.topic(
             *(kafka.topic(t) for t in INPUT_TOPICS),
             key_serializer="raw",
