@@ -28,9 +28,10 @@ from pydantic import SecretStr
 from core.kafka_config import KafkaSettings
 from schemas.catalog import USCC_PARTITIONS
 from streams.aggregate.windows import configure_zone
-from streams.engine import Engine, NeedsRecovery, Positions
+from streams.engine import Engine, EngineHooks, NeedsRecovery, Positions
+from streams.engine.hooks import Offsets
 from streams.export.collector import FiguresCollector, WorkerMetrics
-from streams.faust_compat import BatchConsumer, commit_offsets, topic_partition
+from streams.faust_compat import BatchConsumer, attach_sink, commit_offsets, topic_partition
 from streams.processor import INPUT_TOPICS, Record
 from streams.query.http import advertised_url
 from streams.query.http import register as register_query_api
@@ -81,7 +82,15 @@ class Worker:
     def __init__(self, kafka: KafkaSettings, settings: WorkerSettings) -> None:
         self.kafka = kafka
         self.settings = settings
-        self.engine = Engine(kafka, settings)
+        self.engine = Engine(
+            kafka,
+            settings,
+            EngineHooks(
+                on_commit=self._observe,
+                on_stage=self.observe_stage,
+                commit_offsets=self._commit_offsets,
+            ),
+        )
         # /metrics = the committed figures (rendered by the collector itself, cached per
         # committed snapshot) + the worker's own health metrics (prometheus_client)
         self.figures = FiguresCollector(self.engine.view)
@@ -92,9 +101,6 @@ class Worker:
         register_query_api(self)  # /v1/enterprises/{uscc} (streams/query/)
         self._started = False
         self._stopping = False  # set when shutdown begins: a restore cut short is expected
-        self.engine.commit_offsets = self._commit_offsets
-        self.engine.on_commit.append(self._observe)
-        self.engine.on_stage = self.observe_stage
         self._recovering = asyncio.Lock()
         # dfip_consumer_lag: (position, end) per input partition at the last tick, and the
         # records counted exactly in such a gap
@@ -109,7 +115,7 @@ class Worker:
             broker_credentials=_credentials(kafka),
             store=settings.store,
             datadir=str(settings.data_dir),
-            # DFIP commits its own transactions (streams/engine.py); Faust's exactly-once mode
+            # DFIP commits its own transactions (streams/engine/); Faust's exactly-once mode
             # (one transactional producer per partition) crashes with ProducerFenced when
             # partitions come back after a rebalance, so Faust itself runs at_least_once.
             processing_guarantee="at_least_once",
@@ -134,7 +140,7 @@ class Worker:
         )
         # every mode reads committed records only: outputs of aborted batches stay unseen
         app.transport.Consumer = BatchConsumer  # type: ignore[misc]
-        app.dfip_worker = self  # type: ignore[attr-defined]  # BatchConsumer finds us here
+        attach_sink(app, self)  # BatchConsumer hands each fetched batch to handle_batch
         topic = app.topic(
             *(kafka.topic(t) for t in INPUT_TOPICS),
             key_serializer="raw",
@@ -157,7 +163,7 @@ class Worker:
             except Exception as exc:
                 log.warning("idle commit failed: %s", _describe(exc))
                 worker.metrics.failures.inc()
-            if engine.broken and not engine.lock.locked():
+            if engine.broken and not engine.busy:
                 # no batch may come to do it: records of the failed commit must be re-read
                 await worker.recover()
             await worker._update_lag()
@@ -191,8 +197,8 @@ class Worker:
             if settings.gc_freeze:
                 freeze_heap()
             self.metrics.ready.set(1)
-            if "last_restore_seconds" in engine.stats:
-                self.metrics.restore_seconds.set(engine.stats["last_restore_seconds"])
+            if engine.stats.last_restore_seconds is not None:
+                self.metrics.restore_seconds.set(engine.stats.last_restore_seconds)
 
         @app.on_before_shutdown.connect
         async def on_shutdown(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -216,11 +222,8 @@ class Worker:
 
         @app.page("/ready")
         async def ready(web: Any, request: Any) -> Any:
-            ok = worker._started and engine.ready.is_set()
-            body = {
-                "ready": ok,
-                "partitions": sorted(engine.processor.states),
-            }
+            ok = worker._started and engine.is_ready
+            body = {"ready": ok, "partitions": engine.partitions}
             return web.json(body, status=200 if ok else 503)
 
         @app.page("/state")
@@ -303,29 +306,13 @@ class Worker:
         if wanted:
             await consumer.seek_wait(wanted)
 
-    async def _commit_offsets(self, offsets: dict[Any, Any]) -> None:
+    async def _commit_offsets(self, offsets: Offsets) -> None:
         """at_least_once: group offsets commit after the batch's records are written."""
         await commit_offsets(self.app.consumer, {tp: meta.offset for tp, meta in offsets.items()})
 
     def describe(self) -> dict[str, Any]:
         """Operational summary of the owned partitions (no identifiers, only sizes)."""
-        proc = self.engine.processor
-        return {
-            "worker": self.settings.worker_id,
-            "partitions": {
-                str(p): {
-                    "offsets": state.offsets,
-                    "watermarks_us": state.watermarks,
-                    "active_loans": len(state.loans),
-                    "dedup_ids": {t: len(m) for t, m in sorted(state.dedup.items())},
-                    "windows": len(state.windows),
-                    "scored_enterprises": len(proc.scores[p]) if p in proc.scores else 0,
-                }
-                for p, state in sorted(proc.states.items())
-            },
-            "fx_rates": len(proc.fx),
-            "stats": self.engine.stats,
-        }
+        return {"worker": self.settings.worker_id, **self.engine.describe()}
 
     async def _ensure_started(self) -> None:
         if not self._started:
@@ -346,19 +333,20 @@ class Worker:
     async def _update_lag(self) -> None:
         from aiokafka.structs import TopicPartition
 
-        states = dict(self.engine.processor.states)
-        if not states:
+        # live: read after the end offsets arrive, as a batch applied meanwhile left them
+        positions = self.engine.offsets()
+        if not positions:
             return
-        tps = [TopicPartition(self.kafka.topic(t), p) for p in states for t in INPUT_TOPICS]
+        tps = [TopicPartition(self.kafka.topic(t), p) for p in positions for t in INPUT_TOPICS]
         try:
-            ends = await self.engine.reader.consumer.end_offsets(tps)
+            ends = await self.engine.end_offsets(tps)
         except Exception as exc:  # lag is informative only; never fail the worker for it
             log.debug("lag query failed: %s", exc)
             return
         gaps: dict[Any, tuple[int, int]] = {}
         for tp, end in ends.items():
             name = self.engine.name(tp.topic)
-            pos = states[tp.partition].offsets.get(name, 0) if tp.partition in states else end
+            pos = positions[tp.partition].get(name, 0) if tp.partition in positions else end
             gaps[tp] = (pos, max(pos, end))
         # the offset difference counts transaction markers (one after every transactional
         # write, e.g. the worker's own forwarded copies): count the records themselves where

@@ -14,19 +14,22 @@ import asyncio
 import importlib.metadata
 import os
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as FaustAIOKafkaConsumer
 
 from core.errors import DfipError
+from core.kafka_config import KafkaSettings
 from streams.processor import INPUT_TOPICS, Record
 from streams.settings import WorkerSettings
 
 __all__ = [
     "WRITTEN_FOR",
     "BatchConsumer",
+    "BatchSink",
     "assignment_distribution",
+    "attach_sink",
     "check_versions",
     "commit_offsets",
     "topic_partition",
@@ -103,11 +106,32 @@ def tune_consumer(consumer: Any, settings: WorkerSettings) -> None:
     consumer._fetch_max_wait_ms = settings.fetch_max_wait_ms
 
 
+class BatchSink(Protocol):
+    """What the batch consumer needs of the worker (streams.app.Worker)."""
+
+    kafka: KafkaSettings
+    settings: WorkerSettings
+
+    def observe_stage(self, stage: str, seconds: float) -> None: ...
+
+    async def handle_batch(self, records: list[Record]) -> None: ...
+
+
+def attach_sink(app: Any, sink: BatchSink) -> None:
+    """Tell the Faust app where its batches go: Faust builds the consumer and its thread
+    itself, so they find the worker through the app."""
+    app.dfip_sink = sink
+
+
+def _sink(app: Any) -> BatchSink:
+    sink: BatchSink = app.dfip_sink
+    return sink
+
+
 class _ReadCommittedThread(AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        worker: Any = self.app.dfip_worker  # type: ignore[attr-defined]  # streams.app.Worker
-        tune_consumer(consumer, worker.settings)
+        tune_consumer(consumer, _sink(self.app).settings)
         return consumer
 
 
@@ -125,7 +149,7 @@ class BatchConsumer(FaustAIOKafkaConsumer):
         return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in worker
-        worker: Any = self.app.dfip_worker  # type: ignore[attr-defined]  # streams.app.Worker
+        worker = _sink(self.app)
         inputs = {worker.kafka.topic(t): t for t in INPUT_TOPICS}
         timeout = worker.settings.batch_within_ms / 1000
         stopped = self._stopped.is_set  # type: ignore[attr-defined]

@@ -684,3 +684,42 @@ class Processor:
     def take_outputs(self) -> list[Output]:
         out, self.outputs = self.outputs, []
         return out
+
+    # ---- API used by the engine ----
+    # The engine (streams/engine/) owns which partitions are here and when a batch ends; it
+    # changes the processor only through these methods, never through its fields.
+
+    @property
+    def partitions(self) -> list[int]:
+        """The partitions whose state is held here, in order."""
+        return sorted(self.states)
+
+    def owns(self, partition: int) -> bool:
+        return partition in self.states
+
+    def adopt_partition(self, state: PartitionState, scores: ScoreTable) -> None:
+        """Hold a partition restored from its changelog, with the score table to rebuild
+        (the restore replays the scores into it, then calls :meth:`restored`)."""
+        self.states[state.partition] = state
+        self.scores[state.partition] = scores
+
+    def drop_partition(self, partition: int) -> None:
+        """Forget a partition that moved to another worker (or is restored anew)."""
+        self.states.pop(partition, None)
+        self.scores.pop(partition, None)
+
+    def has_changes(self) -> bool:
+        """Whether a partition changed since the last :meth:`take_touched`."""
+        return bool(self.touched)
+
+    def take_touched(self) -> list[int]:
+        """The partitions changed since the last call, in order: what the next commit writes."""
+        touched = sorted(self.touched)
+        self.touched.clear()
+        return touched
+
+    def discard_batch(self) -> None:
+        """Forget what a failed batch changed and would have written (its partitions are then
+        dropped and restored from the committed changelog)."""
+        self.outputs.clear()
+        self.touched.clear()

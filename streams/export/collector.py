@@ -21,7 +21,7 @@ from prometheus_client.utils import floatToGoString
 from core.version import __version__
 from schemas import figure_names as fn
 from schemas.figures import FIGURES, HEALTH_FIGURES, Figure
-from streams.engine import CommittedView, Snapshot
+from streams.export.view import CommittedView, Snapshot
 from streams.rules.overdue import OPEN, OVERDUE, beijing_today, overdue
 
 __all__ = ["STAGES", "FiguresCollector", "WorkerMetrics"]

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.engine import _send_rows
+from streams.engine.committer import _send_rows
 
 
 class _Meta:

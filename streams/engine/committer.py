@@ -1,0 +1,280 @@
+"""The commit of a batch: its outputs, the changed partitions' changelog (dfip.state) and,
+exactly-once, the group's input offsets, in one Kafka transaction; then the local store's
+copy of the changelog and the publication of the committed figures.
+
+A batch's transaction commits while the next batch is applied (:meth:`Committer.submit`, then
+:meth:`Committer.settle` before the next one begins): the two never overlap on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.codec import has_lz4
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
+
+from core.kafka_config import KafkaSettings
+from schemas.catalog import STATE_TOPIC
+from streams.engine.hooks import CommitOffsets, Offsets, OnStage
+from streams.export.view import Snapshot
+from streams.processor import INPUT_TOPICS, Output, Processor, Record
+from streams.settings import WorkerSettings
+from streams.state.changelog import dirty_records
+from streams.state.local import LocalStore
+
+__all__ = ["MAX_REQUEST_BYTES", "RETRY_BACKOFF_MS", "Commit", "Committer"]
+
+log = logging.getLogger(__name__)
+
+# the largest record the worker writes: a dead letter carries a record of up to the broker's
+# default limit (1 MiB) in base64; the dead-letter topic allows that size (schemas/catalog.py)
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+# changelog record batches: size before compression (a first record always fits), codec
+_CHANGELOG_BATCH_BYTES = 256 * 1024
+_CHANGELOG_CODEC = DefaultRecordBatch.CODEC_LZ4 if has_lz4() else DefaultRecordBatch.CODEC_NONE
+# retry backoff of the worker's producer: a transaction step the broker asks to retry (the
+# offset commit was, in ~2 % of batches at 5,000/s) waited aiokafka's default 100 ms and
+# held the batch's commit that long (issue 18); aiokafka already retries adding partitions
+# to a transaction after 20 ms while the previous transaction's markers are being written.
+RETRY_BACKOFF_MS = 20
+
+
+@dataclass
+class Commit:
+    """Everything one transaction writes, taken from the state when the batch was applied."""
+
+    outputs: list[Output]
+    changelog: dict[int, list[tuple[bytes, bytes | None]]]
+    offsets: Offsets
+    figures: dict[int, Snapshot]
+    scored: dict[int, dict[tuple[str, str], int]]
+    records: Sequence[Record]
+    started: float
+
+
+def _changelog_batch(transactional: bool) -> BatchBuilder:
+    """An empty lz4-compressed record batch for changelog rows.
+
+    The changelog is JSON rewritten per batch (~800 bytes per event on the bench feed, the
+    bulk of what a worker writes): lz4 cuts what crosses the socket and the broker's disk
+    several times over for little CPU (issue 18: socket writes were ~15 % of the worker's
+    time). Only these batches are compressed: the outputs (dead letters, forwards, late
+    copies, windows) keep their plain size, against which their topics' limits are set.
+    """
+    return BatchBuilder(_CHANGELOG_BATCH_BYTES, _CHANGELOG_CODEC, is_transactional=transactional)
+
+
+async def _send_rows(
+    producer: AIOKafkaProducer,
+    topic: str,
+    partition: int,
+    rows: Sequence[tuple[bytes, bytes | None]],
+    sent: list[asyncio.Future[Any]],
+    *,
+    transactional: bool,
+) -> tuple[asyncio.Future[Any], int]:
+    """Send one partition's changelog rows as whole record batches (built in aiokafka's C
+    batch builder) instead of one ``send`` each: the per-record send path (partitioner,
+    metadata lookups, a future per record) was a visible share of the worker's CPU.
+    Returns the last batch's future and how many records it holds."""
+    batch = _changelog_batch(transactional)
+    n = 0
+    for key, value in rows:
+        if batch.append(timestamp=None, key=key, value=value) is None:  # full: send it
+            sent.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = _changelog_batch(transactional)
+            n = 0
+            batch.append(timestamp=None, key=key, value=value)  # a first record always fits
+        n += 1
+    fut = await producer.send_batch(batch, topic, partition=partition)
+    sent.append(fut)
+    return fut, n
+
+
+def _no_commit(c: Commit) -> None:
+    pass
+
+
+class Committer:
+    """Owns the worker's producer; prepares, writes and publishes one batch at a time."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        settings: WorkerSettings,
+        store: LocalStore,
+        *,
+        group_id: str,
+        exactly_once: bool,
+        on_stage: OnStage,
+        commit_offsets: CommitOffsets | None = None,
+        on_committed: Callable[[Commit], None] = _no_commit,
+    ) -> None:
+        self._kafka = kafka
+        self._settings = settings
+        self._store = store
+        self._group_id = group_id
+        self._exactly_once = exactly_once
+        self._on_stage = on_stage
+        self._commit_offsets = commit_offsets
+        self._on_committed = on_committed
+        self._producer: AIOKafkaProducer | None = None
+        # the previous batch's transaction, still committing while the next batch is applied
+        self._inflight: asyncio.Task[None] | None = None
+
+    # ---- the producer ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._producer = await self._new_producer()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def renew(self) -> None:
+        """A new producer after a failed commit; its initialisation (same transactional id)
+        aborts whatever the old one left open."""
+        old, self._producer = self._producer, None
+        if old is not None:
+            try:  # an open transaction is aborted by the new producer's init anyway
+                await asyncio.wait_for(old.stop(), timeout=10)
+            except Exception as exc:
+                log.info("closing the failed producer: %s", type(exc).__name__)
+        self._producer = await self._new_producer()
+
+    async def _new_producer(self) -> AIOKafkaProducer:
+        txn: dict[str, Any] = {}
+        if self._exactly_once:
+            txn = {
+                # names this worker's transactions; a restarted worker with the same id
+                # fences its predecessor and aborts what it left open
+                "transactional_id": f"{self._group_id}-{self._settings.worker_id}",
+                "transaction_timeout_ms": 15_000,  # a crashed worker's open batch ends soon
+            }
+        producer = AIOKafkaProducer(
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            retry_backoff_ms=RETRY_BACKOFF_MS,
+            max_request_size=MAX_REQUEST_BYTES,
+            client_id=f"dfip-worker-{self._settings.worker_id}",
+            **txn,
+            **self._kafka.aiokafka_config(),
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer
+
+    # ---- one batch ---------------------------------------------------------------------
+
+    def prepare(self, processor: Processor, records: Sequence[Record], started: float) -> Commit:
+        """Take what the batch changed out of the processor (synchronously, before the next
+        batch can change it again)."""
+        processor.finish_batch()
+        touched = processor.take_touched()
+        states, scores = processor.states, processor.scores
+        return Commit(
+            outputs=processor.take_outputs(),
+            changelog={p: dirty_records(states[p]) for p in touched},
+            offsets=self.group_offsets(processor, touched),
+            figures={p: states[p].counters.snapshot() for p in touched},
+            scored={p: dict(scores[p].scored) for p in touched},
+            records=records,
+            started=started,
+        )
+
+    def group_offsets(self, processor: Processor, partitions: Sequence[int]) -> Offsets:
+        """The group's next input offsets of ``partitions``, as their states record them."""
+        states = processor.states
+        return {
+            TopicPartition(self._kafka.topic(t), p): OffsetAndMetadata(states[p].offsets[t], "")
+            for p in partitions
+            for t in INPUT_TOPICS
+            if t in states[p].offsets
+        }
+
+    def submit(self, c: Commit) -> None:
+        """Write ``c`` in the background; :meth:`settle` first (one transaction at a time)."""
+        self._inflight = asyncio.ensure_future(self.write(c))
+
+    async def settle(self) -> None:
+        """Wait for the commit in flight, if any; raises its failure."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
+
+    async def write(self, c: Commit) -> None:
+        """Write one prepared batch in one transaction; then publish its figures.
+
+        Bounded by ``commit_timeout_seconds``: a producer whose sender died (aiokafka ends it
+        on e.g. OutOfOrderSequenceNumber after a refused record) would wait forever.
+        """
+        last_offsets: dict[int, int] = {}
+        if c.outputs or c.changelog:
+            began = time.perf_counter()
+            last_offsets = await asyncio.wait_for(
+                self._transaction(c), timeout=self._settings.commit_timeout_seconds
+            )
+            if c.records:
+                self._on_stage("transaction", time.perf_counter() - began)
+            # committed: the local copy may now include these records
+            for p, offset in last_offsets.items():
+                self._store.save(p, c.changelog[p], offset + 1)
+        self._on_committed(c)
+
+    async def _transaction(self, c: Commit) -> dict[int, int]:
+        """Send everything and commit; returns the last changelog offset per partition.
+
+        On any failure nothing is aborted here: the caller recovers with a new producer
+        (:meth:`renew`), whose initialisation aborts what this one left open.
+        """
+        producer = self._producer
+        assert producer is not None
+        exactly_once = self._exactly_once
+        state_topic = self._kafka.topic(STATE_TOPIC.name)
+        if exactly_once:
+            await producer.begin_transaction()
+        sent: list[asyncio.Future[Any]] = []
+        last: dict[int, asyncio.Future[Any]] = {}
+        for out in c.outputs:
+            sent.append(
+                await producer.send(
+                    self._kafka.topic(out.topic),
+                    out.value,
+                    key=out.key,
+                    partition=out.partition,
+                    timestamp_ms=out.timestamp_ms,
+                    headers=list(out.headers) or None,
+                )
+            )
+        counts: dict[int, int] = {}
+        for p, rows in c.changelog.items():
+            if rows:
+                last[p], counts[p] = await _send_rows(
+                    producer, state_topic, p, rows, sent, transactional=exactly_once
+                )
+        if c.offsets and exactly_once:
+            # the group's offsets commit atomically with the state they lead to
+            await producer.send_offsets_to_transaction(c.offsets, self._group_id)
+        # a refused record fails its own future; raise it now rather than commit around it
+        results = await asyncio.gather(*sent, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        if exactly_once:
+            await producer.commit_transaction()
+        if c.offsets and not exactly_once and self._commit_offsets is not None:
+            await self._commit_offsets(c.offsets)
+        # a batch's future carries its first offset; its records follow one by one
+        return {p: fut.result().offset + counts[p] - 1 for p, fut in last.items()}
