@@ -137,7 +137,12 @@ def run(events: list[tuple[int, int, str]]) -> dict[Any, list[dict[str, Any]]]:
 
 
 @given(
-    st.integers(min_value=0, max_value=2 * 24 * HOUR_US),
+    # the events' spread (up to the grace) mostly straddles an hour's end
+    st.builds(
+        lambda hour, back: hour * HOUR_US - back,
+        st.integers(min_value=1, max_value=48),
+        st.integers(min_value=0, max_value=GRACE),
+    ),
     st.lists(
         st.tuples(
             st.integers(min_value=0, max_value=GRACE),
