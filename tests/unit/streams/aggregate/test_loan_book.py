@@ -72,7 +72,8 @@ def expected_gauges(state: PartitionState) -> dict[str, dict[tuple[str, ...], in
             series[labels] = series.get(labels, 0) + value
     if state.loans:
         out[fn.BORROWERS_ACTIVE] = {(): len({one.uscc for one in state.loans.values()})}
-    return {name: {k: v for k, v in s.items() if v} for name, s in out.items()}
+    nonzero = {name: {k: v for k, v in s.items() if v} for name, s in out.items()}
+    return {name: s for name, s in nonzero.items() if s}
 
 
 def gauges(state: PartitionState) -> dict[str, dict[tuple[str, ...], int]]:

@@ -155,7 +155,7 @@ def test_a_disbursement_without_a_rate_in_force_is_fx_rate_missing() -> None:
     )
 
 
-@pytest.mark.parametrize("kind", sorted(ACTIVE_LOAN_HANDLERS, key=lambda k: k.__name__))
+@pytest.mark.parametrize("kind", list(ACTIVE_LOAN_HANDLERS), ids=lambda k: k.__name__)
 def test_an_event_for_a_loan_that_is_not_active_is_unknown_loan(
     kind: type[ev.LoanEventBase],
 ) -> None:
