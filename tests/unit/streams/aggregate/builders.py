@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from hypothesis import HealthCheck, settings
+
 from schemas import events as ev
 from schemas.uscc import make_uscc
 from streams.aggregate.apply import Join
@@ -18,6 +20,9 @@ JOIN = Join(band="l2", sector="C", region="hangzhou")
 AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 LOANS = "dfip.loans"
 _ids = itertools.count()
+
+# property tests: no wall-clock deadline per example (the machine is shared and noisy)
+patient = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 class Rates:

@@ -23,7 +23,14 @@ from streams.reference import fx_state
 from streams.reference.fx import FxTable
 from streams.reference.fx_state import Counted, Parked
 from streams.state.partition import PartitionState
-from tests.unit.streams.aggregate.builders import AT, BORROWER, LOANS, loan_event, partition
+from tests.unit.streams.aggregate.builders import (
+    AT,
+    BORROWER,
+    LOANS,
+    loan_event,
+    partition,
+    patient,
+)
 
 TX = "dfip.transactions"
 DAY = timedelta(days=1)
@@ -212,6 +219,7 @@ parked_entries = st.builds(
 )  # fmt: skip
 
 
+@patient
 @given(st.lists(counted_entries, max_size=5), st.lists(parked_entries, max_size=5))
 def test_the_book_survives_its_changelog(kept: list[Counted], waiting: list[Parked]) -> None:
     state = partition()

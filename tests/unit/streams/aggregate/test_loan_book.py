@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from schemas import figure_names as fn
 from streams.aggregate import loans as book
 from streams.state.partition import LoanState, PartitionState
-from tests.unit.streams.aggregate.builders import BORROWER, OTHER, partition
+from tests.unit.streams.aggregate.builders import BORROWER, OTHER, partition, patient
 
 GAUGES = (
     fn.LOAN_OUTSTANDING_PRINCIPAL_YUAN,
@@ -91,6 +91,7 @@ ops = st.lists(
 )
 
 
+@patient
 @given(ops)
 def test_gauges_equal_the_sum_of_the_active_loans_contributions(
     steps: list[tuple[str, int, int]],

@@ -32,6 +32,7 @@ from tests.unit.streams.aggregate.builders import (
     figure,
     loan_event,
     partition,
+    patient,
 )
 
 
@@ -267,6 +268,7 @@ amounts = st.decimals(min_value=Decimal("0.001"), max_value=Decimal("10000000"),
 rates = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("200"), places=4)
 
 
+@patient
 @given(amounts, rates)
 def test_the_booked_principal_is_half_even_fen_at_the_rate(
     principal: Decimal, rate: Decimal
@@ -277,6 +279,7 @@ def test_the_booked_principal_is_half_even_fen_at_the_rate(
     assert state.loans["L1"].principal_fen == _half_even_fen(principal, rate)
 
 
+@patient
 @given(st.decimals(min_value=0, max_value=1, places=6))
 def test_the_rate_units_are_the_annual_rate_in_ten_thousandths_half_even(rate: Decimal) -> None:
     state = partition()
@@ -298,6 +301,7 @@ def test_half_even_examples() -> None:
         assert state.loans["L1"].principal_fen == fen
 
 
+@patient
 @given(
     principal=st.integers(min_value=1, max_value=10**9),
     repayments=st.lists(st.integers(min_value=0, max_value=10**8), max_size=8),

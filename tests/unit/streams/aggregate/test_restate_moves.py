@@ -10,7 +10,7 @@ from schemas import figure_names as fn
 from streams.aggregate import restate
 from streams.reference.scores import ScoreTable, ScoreVersion
 from streams.state.partition import PartitionState
-from tests.unit.streams.aggregate.builders import BORROWER, LOANS, figure, partition
+from tests.unit.streams.aggregate.builders import BORROWER, LOANS, figure, partition, patient
 
 TX = "dfip.transactions"
 GRACE = 600_000_000
@@ -62,6 +62,7 @@ entries = st.lists(
 )
 
 
+@patient
 @given(entries, entries)
 def test_the_changelog_rows_restore_the_same_entries(
     first: list[tuple[int, str, bool, str, int]], later: list[tuple[int, str, bool, str, int]]
@@ -132,6 +133,7 @@ def test_a_loan_decision_moves_between_bands_in_the_decisions_figure() -> None:
     assert figure(state, fn.TRANSACTIONS_TOTAL) == 0
 
 
+@patient
 @given(
     st.lists(st.tuples(st.integers(0, 1_000), st.integers(0, 10**9)), min_size=1, max_size=20),
     st.lists(

@@ -24,7 +24,7 @@ from streams.aggregate.windows import (
     window_record,
 )
 from streams.state.partition import PartitionState
-from tests.unit.streams.aggregate.builders import partition
+from tests.unit.streams.aggregate.builders import partition, patient
 
 TOPIC = "dfip.transactions"
 GRACE = 10 * 60 * 1_000_000
@@ -45,6 +45,7 @@ def test_the_window_figure_names_are_those_of_the_window_record_contract() -> No
     assert {"tx_count", "tx_amount_fen", "disbursed_fen"} == WINDOW_FIGURES
 
 
+@patient
 @given(st.integers(min_value=DAY0 - 400 * 24 * HOUR_US, max_value=DAY0 + 400 * 24 * HOUR_US))
 def test_an_instant_lies_in_its_hour_and_its_beijing_day(ts: int) -> None:
     h0, h1 = bounds("1h", ts)
@@ -58,6 +59,7 @@ def test_an_instant_lies_in_its_hour_and_its_beijing_day(ts: int) -> None:
     assert h1 <= d1
 
 
+@patient
 @given(st.datetimes(timezones=st.just(UTC)))
 def test_to_us_is_exact(at: datetime) -> None:
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
@@ -136,6 +138,7 @@ def run(events: list[tuple[int, int, str]]) -> dict[Any, list[dict[str, Any]]]:
     return emitted
 
 
+@patient
 @given(
     # the events' spread (up to the grace) mostly straddles an hour's end
     st.builds(
