@@ -22,12 +22,12 @@ DEFINITIONS = {("streams/aggregate/windows.py", name) for name in WINDOW_FIGURES
 
 def figure_strings(source: str) -> list[tuple[int, str]]:
     """(line, text) of every string literal that is a figure name or looks like one."""
-    found = []
-    for node in ast.walk(ast.parse(source)):
-        text = node.value if isinstance(node, ast.Constant) else None
-        if isinstance(text, str) and (text in NAMES or text.startswith("dfip_")):
-            found.append((node.lineno, text))
-    return found
+    strings = (
+        (node.lineno, node.value)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    )
+    return [(line, text) for line, text in strings if text in NAMES or text.startswith("dfip_")]
 
 
 def test_figure_names_appear_as_strings_only_where_their_constant_is_defined() -> None:
