@@ -2,17 +2,22 @@
 
 Functions here are pure over :class:`PartitionState`: no Kafka, no clock. They raise
 :class:`Rejected` for events that are valid on the wire but cannot be applied (unknown loan,
-missing FX rate, overpayment); the processor dead-letters those.
+missing FX rate, overpayment); the processor dead-letters those. Loan events are applied by
+one small handler per event type, chosen from a table (:data:`NO_LOAN_HANDLERS`,
+:data:`ACTIVE_LOAN_HANDLERS`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Protocol
+from types import MappingProxyType
+from typing import Any, Final, Protocol
 
 from schemas import figure_names as fn
+from schemas.errors import ErrorClass
 from schemas.events import (
     LoanApplicationSubmitted,
     LoanApproved,
@@ -31,11 +36,21 @@ from schemas.events import (
 from schemas.figures import RATE_SCALE
 from schemas.money import to_fen
 from streams.aggregate import loans as book
-from streams.aggregate.windows import QUARTER_US, to_us, window_add
+from streams.aggregate.windows import (
+    DISBURSED_FEN,
+    QUARTER_US,
+    TX_AMOUNT_FEN,
+    TX_COUNT,
+    to_us,
+    window_add,
+)
 from streams.reference.fx import SHANGHAI_OFFSET
 from streams.state.partition import LoanState, PartitionState, TxGroup, WindowGroup
 
 __all__ = [
+    "ACTIVE_LOAN_HANDLERS",
+    "INCLUSIVE_SME_LIMIT_FEN",
+    "NO_LOAN_HANDLERS",
     "Join",
     "RateSource",
     "Rejected",
@@ -53,9 +68,10 @@ INCLUSIVE_SME_LIMIT_FEN = 10_000_000 * 100
 class Rejected(Exception):
     """An event that cannot be applied; goes to the dead-letter topic."""
 
-    def __init__(self, error_class: str, reason: str) -> None:
+    def __init__(self, error_class: ErrorClass, reason: str) -> None:
         super().__init__(reason)
-        self.error_class = error_class
+        # the plain string, as it goes into labels, changelogs and dead letters
+        self.error_class: str = error_class.value
         self.reason = reason
 
 
@@ -85,7 +101,7 @@ def _rate(rates: RateSource, currency: str, at: datetime) -> Decimal:
         local = (at.astimezone(UTC) + SHANGHAI_OFFSET).date()
         oldest = local - timedelta(days=rates.max_age_days)
         raise Rejected(
-            "fx_rate_missing",
+            ErrorClass.fx_rate_missing,
             f"no {currency}/CNY rate in force at {at.isoformat()}: none dated "
             f"{oldest.isoformat()}..{local.isoformat()} (Asia/Shanghai) published by then",
         )
@@ -116,7 +132,7 @@ def apply_transaction(
     if windowed:
         ib = (it, join.band)
         window_add(
-            state, topic, to_us(ev.occurred_at), (("tx_count", ib, 1), ("tx_amount_fen", ib, fen))
+            state, topic, to_us(ev.occurred_at), ((TX_COUNT, ib, 1), (TX_AMOUNT_FEN, ib, fen))
         )
     return fen
 
@@ -184,7 +200,7 @@ def flush_tally(state: PartitionState) -> None:
         ib = (it, band)
         # the quarter hour's first instant lies in the same windows as every event of it
         window_add(
-            state, topic, quarter * QUARTER_US, (("tx_count", ib, n), ("tx_amount_fen", ib, fen))
+            state, topic, quarter * QUARTER_US, ((TX_COUNT, ib, n), (TX_AMOUNT_FEN, ib, fen))
         )
     tally.flow.clear()
     tally.tx.clear()
@@ -193,6 +209,143 @@ def flush_tally(state: PartitionState) -> None:
 
 def _rate_units(rate: Decimal) -> int:
     return int((rate * RATE_SCALE).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+# ---- loan events: one small handler per event type, chosen from a table ---------------------
+#
+# The verdict of a loan event here is "apply" (the handler returns) or "dead letter" (it raises
+# Rejected before changing anything). Waiting for an FX rate and duplicates are decided before
+# (streams/aggregate/fx_book.py, streams/processor.py): an event reaches this point once.
+
+
+@dataclass(frozen=True, slots=True)
+class _LoanCall:
+    """What every loan handler gets besides the event."""
+
+    state: PartitionState
+    join: Join
+    rates: RateSource
+    topic: str
+    windowed: bool
+    it: str  # the event's institution type (value)
+
+
+def _unknown_loan(ev: LoanEventBase) -> Rejected:
+    return Rejected(ErrorClass.unknown_loan, f"{ev.event_type.value} for a loan that is not active")
+
+
+def _application(call: _LoanCall, ev: LoanApplicationSubmitted) -> None:
+    call.state.counters.add(fn.LOAN_APPLICATIONS_TOTAL, (call.it, call.join.band), 1)
+
+
+def _decision(call: _LoanCall, ev: LoanApproved | LoanRejected | LoanWithdrawn) -> None:
+    labels = (call.it, call.join.band, ev.event_type.value)
+    call.state.counters.add(fn.LOAN_DECISIONS_TOTAL, labels, 1)
+
+
+def _disbursed(call: _LoanCall, ev: LoanDisbursed) -> None:
+    state, join, it = call.state, call.join, call.it
+    if ev.loan_id in state.loans:
+        raise Rejected(ErrorClass.invalid_field, "loan_id: disbursed twice while active")
+    rate = _rate(call.rates, ev.currency, ev.occurred_at)
+    fen = to_fen(ev.principal, rate)
+    rate_units = _rate_units(ev.annual_rate)
+    book.add_loan(
+        state,
+        ev.loan_id,
+        LoanState(
+            uscc=ev.enterprise_uscc,
+            institution_type=it,
+            band=join.band,
+            region=join.region,
+            currency=ev.currency,
+            book_rate=str(rate),
+            outstanding=str(ev.principal),
+            outstanding_fen=fen,
+            principal_fen=fen,
+            disbursed_us=to_us(ev.occurred_at),
+            rate_units=rate_units,
+        ),
+    )
+    c = state.counters
+    loan_labels = (it, join.band, join.region)
+    c.add(fn.LOAN_DISBURSEMENTS_TOTAL, loan_labels, 1)
+    c.add(fn.LOAN_DISBURSED_PRINCIPAL_YUAN_TOTAL, loan_labels, fen)
+    c.add(fn.LOAN_DISBURSED_RATE_WEIGHTED_YUAN_TOTAL, (it, join.band), fen * rate_units)
+    # the borrower's total credit: principal of its active loans here, this one included
+    if ev.inclusive_sme and state.borrower_credit[ev.enterprise_uscc] <= INCLUSIVE_SME_LIMIT_FEN:
+        c.add(fn.LOAN_INCLUSIVE_SME_DISBURSED_PRINCIPAL_YUAN_TOTAL, (it,), fen)
+    if call.windowed:
+        window_add(state, call.topic, to_us(ev.occurred_at), ((DISBURSED_FEN, (it,), fen),))
+
+
+def _repayment(call: _LoanCall, ev: LoanRepayment, loan: LoanState) -> None:
+    if ev.currency != loan.currency:
+        raise Rejected(ErrorClass.invalid_field, "currency: differs from the loan's currency")
+    remaining = Decimal(loan.outstanding) - ev.principal_amount
+    if remaining < 0:
+        raise Rejected(
+            ErrorClass.invalid_field, "principal_amount: exceeds the outstanding principal"
+        )
+    drop = -book.update_loan(call.state, ev.loan_id, outstanding=remaining)
+    labels = (loan.institution_type, loan.band)
+    call.state.counters.add(fn.LOAN_REPAID_PRINCIPAL_YUAN_TOTAL, labels, drop)
+
+
+def _delinquency(call: _LoanCall, ev: LoanDelinquencyChanged, loan: LoanState) -> None:
+    book.update_loan(call.state, ev.loan_id, days_past_due=ev.days_past_due)
+
+
+def _risk_class(call: _LoanCall, ev: LoanRiskClassChanged, loan: LoanState) -> None:
+    book.update_loan(call.state, ev.loan_id, reported_risk=ev.risk_class.value)
+
+
+def _defaulted(call: _LoanCall, ev: LoanDefaulted, loan: LoanState) -> None:
+    book.update_loan(call.state, ev.loan_id, defaulted=True)
+
+
+def _written_off(call: _LoanCall, ev: LoanWrittenOff, loan: LoanState) -> None:
+    # the loan's whole outstanding principal, at its book rate (not the event's amount)
+    ended = book.end_loan(call.state, ev.loan_id)
+    labels = (ended.institution_type, ended.band)
+    call.state.counters.add(fn.LOAN_WRITTEN_OFF_PRINCIPAL_YUAN_TOTAL, labels, ended.outstanding_fen)
+
+
+def _closed(call: _LoanCall, ev: LoanClosed, loan: LoanState) -> None:
+    book.end_loan(call.state, ev.loan_id)
+
+
+def _nothing(call: _LoanCall, ev: LoanEventBase, loan: LoanState) -> None:
+    """A loan event type with no handler of its own: it needs an active loan, changes nothing."""
+
+
+# Each handler is typed for its event class; the tables hold them as taking any loan event
+# (a dict cannot say that the value's parameter matches its key).
+_NoLoanHandler = Callable[[_LoanCall, Any], None]
+_ActiveLoanHandler = Callable[[_LoanCall, Any, LoanState], None]
+
+# events that need no active loan (a disbursement opens one; applications and decisions
+# come before it)
+NO_LOAN_HANDLERS: Final[Mapping[type[LoanEventBase], _NoLoanHandler]] = MappingProxyType(
+    {
+        LoanApplicationSubmitted: _application,
+        LoanApproved: _decision,
+        LoanRejected: _decision,
+        LoanWithdrawn: _decision,
+        LoanDisbursed: _disbursed,
+    }
+)
+# events that change an active loan; for a loan that is not active they are unknown_loan
+ACTIVE_LOAN_HANDLERS: Final[Mapping[type[LoanEventBase], _ActiveLoanHandler]] = MappingProxyType(
+    {
+        LoanRepayment: _repayment,
+        LoanDelinquencyChanged: _delinquency,
+        LoanRiskClassChanged: _risk_class,
+        LoanDefaulted: _defaulted,
+        LoanWrittenOff: _written_off,
+        LoanClosed: _closed,
+    }
+)
 
 
 def apply_loan_event(
@@ -204,78 +357,16 @@ def apply_loan_event(
     topic: str,
     windowed: bool,
 ) -> None:
-    it = ev.institution_type.value
-    c = state.counters
+    """Apply one loan event to the partition's loan book and figures (docs/metrics.md, the
+    loan rules); raises :class:`Rejected` (before changing anything) for one that cannot
+    apply: ``unknown_loan``, ``invalid_field`` or ``fx_rate_missing``."""
+    call = _LoanCall(state, join, rates, topic, windowed, ev.institution_type.value)
+    kind = type(ev)
+    first = NO_LOAN_HANDLERS.get(kind)
+    if first is not None:
+        first(call, ev)
+        return
     loan = state.loans.get(ev.loan_id)
-
-    if isinstance(ev, LoanApplicationSubmitted):
-        c.add(fn.LOAN_APPLICATIONS_TOTAL, (it, join.band), 1)
-        return
-    if isinstance(ev, LoanApproved | LoanRejected | LoanWithdrawn):
-        c.add(fn.LOAN_DECISIONS_TOTAL, (it, join.band, ev.event_type.value), 1)
-        return
-    if isinstance(ev, LoanDisbursed):
-        if loan is not None:
-            raise Rejected("invalid_field", "loan_id: disbursed twice while active")
-        rate = _rate(rates, ev.currency, ev.occurred_at)
-        fen = to_fen(ev.principal, rate)
-        book.add_loan(
-            state,
-            ev.loan_id,
-            LoanState(
-                uscc=ev.enterprise_uscc,
-                institution_type=it,
-                band=join.band,
-                region=join.region,
-                currency=ev.currency,
-                book_rate=str(rate),
-                outstanding=str(ev.principal),
-                outstanding_fen=fen,
-                principal_fen=fen,
-                disbursed_us=to_us(ev.occurred_at),
-                rate_units=_rate_units(ev.annual_rate),
-            ),
-        )
-        loan_labels = (it, join.band, join.region)
-        c.add(fn.LOAN_DISBURSEMENTS_TOTAL, loan_labels, 1)
-        c.add(fn.LOAN_DISBURSED_PRINCIPAL_YUAN_TOTAL, loan_labels, fen)
-        c.add(
-            fn.LOAN_DISBURSED_RATE_WEIGHTED_YUAN_TOTAL,
-            (it, join.band),
-            fen * state.loans[ev.loan_id].rate_units,
-        )
-        # the borrower's total credit: principal of its active loans here, this one included
-        if (
-            ev.inclusive_sme
-            and state.borrower_credit[ev.enterprise_uscc] <= INCLUSIVE_SME_LIMIT_FEN
-        ):
-            c.add(fn.LOAN_INCLUSIVE_SME_DISBURSED_PRINCIPAL_YUAN_TOTAL, (it,), fen)
-        if windowed:
-            window_add(state, topic, to_us(ev.occurred_at), (("disbursed_fen", (it,), fen),))
-        return
-
     if loan is None:
-        raise Rejected("unknown_loan", f"{ev.event_type.value} for a loan that is not active")
-    if isinstance(ev, LoanRepayment):
-        if ev.currency != loan.currency:
-            raise Rejected("invalid_field", "currency: differs from the loan's currency")
-        remaining = Decimal(loan.outstanding) - ev.principal_amount
-        if remaining < 0:
-            raise Rejected("invalid_field", "principal_amount: exceeds the outstanding principal")
-        drop = -book.update_loan(state, ev.loan_id, outstanding=remaining)
-        c.add(fn.LOAN_REPAID_PRINCIPAL_YUAN_TOTAL, (loan.institution_type, loan.band), drop)
-    elif isinstance(ev, LoanDelinquencyChanged):
-        book.update_loan(state, ev.loan_id, days_past_due=ev.days_past_due)
-    elif isinstance(ev, LoanRiskClassChanged):
-        book.update_loan(state, ev.loan_id, reported_risk=ev.risk_class.value)
-    elif isinstance(ev, LoanDefaulted):
-        book.update_loan(state, ev.loan_id, defaulted=True)
-    elif isinstance(ev, LoanWrittenOff):
-        ended = book.end_loan(state, ev.loan_id)
-        c.add(
-            fn.LOAN_WRITTEN_OFF_PRINCIPAL_YUAN_TOTAL,
-            (ended.institution_type, ended.band),
-            ended.outstanding_fen,
-        )
-    elif isinstance(ev, LoanClosed):
-        book.end_loan(state, ev.loan_id)
+        raise _unknown_loan(ev)
+    ACTIVE_LOAN_HANDLERS.get(kind, _nothing)(call, ev, loan)

@@ -31,13 +31,14 @@ import orjson
 
 from schemas import figure_names as fn
 from schemas.catalog import LOANS, TRANSACTIONS
+from schemas.errors import ErrorClass
 from schemas.events import LoanDisbursed, LoanEventBase, TransactionEvent
 from schemas.money import to_fen
 from schemas.uscc import region_of
 from streams.aggregate import loans as book_keeping
 from streams.aggregate import restate
 from streams.aggregate.apply import INCLUSIVE_SME_LIMIT_FEN
-from streams.aggregate.windows import amend_windows
+from streams.aggregate.windows import DISBURSED_FEN, TX_AMOUNT_FEN, amend_windows
 from streams.reference.fx import FxTable
 from streams.reference.fx_state import Counted, Parked, local_day
 from streams.state.partition import PartitionState
@@ -60,7 +61,7 @@ TX_TOPIC = TRANSACTIONS.name
 LOANS_TOPIC = LOANS.name
 _K = TypeVar("_K")
 PENDING = fn.FX_PENDING_EVENTS
-FX_RATE_MISSING = "fx_rate_missing"
+FX_RATE_MISSING = ErrorClass.fx_rate_missing.value
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -208,7 +209,7 @@ def _restate_loan(proc: Parker, state: PartitionState, loan_id: str, floor: int 
     if loan.windowed:
         amend_windows(
             state, LOANS_TOPIC, proc.grace_us, loan.disbursed_us,
-            (("disbursed_fen", (it,), dp),),
+            ((DISBURSED_FEN, (it,), dp),),
         )  # fmt: skip
     c.add(restate.RESTATED, (LOANS_TOPIC,), 1)
     return True
@@ -238,7 +239,7 @@ def _restate_one(proc: Parker, state: PartitionState, seq: int, entry: Counted) 
     if entry.windowed:
         amend_windows(
             state, TX_TOPIC, proc.grace_us, entry.occurred_us,
-            (("tx_amount_fen", (it, band), delta),),
+            ((TX_AMOUNT_FEN, (it, band), delta),),
         )  # fmt: skip
     c.add(restate.RESTATED, (TX_TOPIC,), 1)
     return True

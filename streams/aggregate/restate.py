@@ -29,7 +29,7 @@ from typing import Any
 from schemas import figure_names as fn
 from schemas.catalog import LOANS, TRANSACTIONS
 from streams.aggregate import loans as book
-from streams.aggregate.windows import amend_windows
+from streams.aggregate.windows import TX_AMOUNT_FEN, TX_COUNT, amend_windows
 from streams.reference.scores import ScoreTable
 from streams.state.partition import ContribLabels, PartitionState
 
@@ -210,10 +210,10 @@ def restate(
                 grace_us,
                 occ,
                 (
-                    ("tx_count", (it, band), -n),
-                    ("tx_amount_fen", (it, band), -fen),
-                    ("tx_count", (it, new_band), n),
-                    ("tx_amount_fen", (it, new_band), fen),
+                    (TX_COUNT, (it, band), -n),
+                    (TX_AMOUNT_FEN, (it, band), -fen),
+                    (TX_COUNT, (it, new_band), n),
+                    (TX_AMOUNT_FEN, (it, new_band), fen),
                 ),
             )
         new_key = (occ, _label_index(state, (it, direction, windowed, new_band, new_sector)))

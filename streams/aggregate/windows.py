@@ -12,15 +12,19 @@ multiple of 15 minutes, so a quarter hour never straddles a window boundary).
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from streams.state.partition import PartitionState, Window, WindowKey
 
 __all__ = [
     "DEFAULT_ZONE",
+    "DISBURSED_FEN",
     "QUARTER_US",
     "SIZES",
+    "TX_AMOUNT_FEN",
+    "TX_COUNT",
+    "WINDOW_FIGURES",
     "amend_windows",
     "bounds",
     "close_due",
@@ -31,6 +35,13 @@ __all__ = [
     "window_record",
     "zone_name",
 ]
+
+# the figures of a window record (docs/metrics.md, "Event-time windows"): names as constants,
+# so a misspelt one is an import error and not a figure that is never reported
+TX_COUNT: Final = "tx_count"
+TX_AMOUNT_FEN: Final = "tx_amount_fen"
+DISBURSED_FEN: Final = "disbursed_fen"
+WINDOW_FIGURES: Final = frozenset((TX_COUNT, TX_AMOUNT_FEN, DISBURSED_FEN))
 
 HOUR_US = 3_600_000_000
 SIZES: dict[str, int] = {"1h": HOUR_US, "1d": 24 * HOUR_US}  # nominal widths
