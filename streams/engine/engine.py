@@ -32,9 +32,11 @@ from streams.engine.stats import EngineStats
 from streams.export.view import CommittedView
 from streams.processor import INPUT_TOPICS, Processor, Record
 from streams.reference.fx import FxTable
+from streams.reference.scores import ScoreTable
 from streams.rules import RuleEngine
 from streams.settings import WorkerSettings
 from streams.state.local import open_store
+from streams.state.partition import PartitionState
 
 __all__ = ["YIELD_EVERY", "Engine", "NeedsRecovery", "Positions"]
 
@@ -118,6 +120,24 @@ class Engine:
     def is_ready(self) -> bool:
         """Assigned partitions are restored and batches may be applied."""
         return self.ready.is_set()
+
+    def owns(self, partition: int) -> bool:
+        """The partition's state is held here (restored, or being restored)."""
+        return self.processor.owns(partition)
+
+    @property
+    def serving(self) -> bool:
+        """Ready and not broken: the held state is what was committed (or is committing)."""
+        return self.ready.is_set() and not self.broken
+
+    async def settle(self) -> None:
+        """Wait (holding the lock) until the batch applied last has committed, so what is
+        read next is committed state; a failed commit marks the state broken and raises."""
+        await self._settle_or_break()
+
+    def partition_view(self, partition: int) -> tuple[PartitionState, ScoreTable]:
+        """One owned partition's state and score table, to be read under the lock."""
+        return self.processor.states[partition], self.processor.scores[partition]
 
     def describe(self) -> dict[str, Any]:
         """Operational summary of the owned partitions (no identifiers, only sizes)."""

@@ -38,6 +38,7 @@ from streams.query.openapi import OPENAPI
 
 if TYPE_CHECKING:
     from streams.app import Worker
+    from streams.engine import Engine
     from streams.settings import WorkerSettings
 
 __all__ = ["FORWARDED_HEADER", "advertised_url", "owner_url", "register"]
@@ -116,7 +117,7 @@ class EnterpriseQueries:
         partition = partition_for(uscc)
         forwarded = request.headers.get(FORWARDED_HEADER) == "1"
         try:
-            if partition in self.worker.engine.processor.states:
+            if self.worker.engine.owns(partition):
                 body = await self._local(uscc, partition)
                 if body is None:
                     return 404, {"error": "no data for this enterprise"}, "local"
@@ -129,8 +130,7 @@ class EnterpriseQueries:
             return 503, {"error": str(exc)}, "unavailable"
 
     async def _local(self, uscc: str, partition: int) -> dict[str, Any] | None:
-        engine = self.worker.engine
-        if not engine.ready.is_set() or engine.broken:
+        if not self.worker.engine.serving:
             raise _Unavailable("partition state is being restored (rebalance in progress)")
         fut: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
         self._waiting.append((uscc, partition, fut))
@@ -160,19 +160,19 @@ class EnterpriseQueries:
                 _fail(waiting, "partition state busy")
                 continue
             try:
-                if not engine.ready.is_set() or engine.broken:
+                if not engine.serving:
                     _fail(waiting, "partition moved (rebalance in progress)")
                     continue
                 try:
                     # the batch applied last must be committed: answer committed state only
-                    await engine._settle_or_break()
+                    await engine.settle()
                 except Exception:
                     _fail(waiting, "last batch did not commit; recovering")
                     continue
                 for uscc, partition, fut in waiting:
                     if fut.done():
                         continue  # its client gave up
-                    if partition not in engine.processor.states:
+                    if not engine.owns(partition):
                         fut.set_exception(_Unavailable("partition moved (rebalance in progress)"))
                         continue
                     try:
@@ -185,7 +185,7 @@ class EnterpriseQueries:
 
     async def _forward(self, request: Any, partition: int) -> tuple[int, Any]:
         engine = self.worker.engine
-        if not engine.ready.is_set():
+        if not engine.is_ready:
             raise _Unavailable("rebalance in progress")
         try:
             distribution = assignment_distribution(self.worker.app)
@@ -210,10 +210,10 @@ class EnterpriseQueries:
             raise _Unavailable("owner of the partition not reachable") from None
 
 
-def _answer(uscc: str, engine: Any, partition: int) -> dict[str, Any] | None:
+def _answer(uscc: str, engine: Engine, partition: int) -> dict[str, Any] | None:
     """The answer from the partition's state; None when nothing is held for ``uscc``."""
-    state = engine.processor.states[partition]
-    body = enterprise_answer(uscc, state, engine.processor.scores[partition])
+    state, scores = engine.partition_view(partition)
+    body = enterprise_answer(uscc, state, scores)
     flows = body["flows"]
     recent = flows is not None and flows["credit"]["count"] + flows["debit"]["count"]
     return body if body["scores"] or body["loans"] or recent else None

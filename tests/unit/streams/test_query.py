@@ -186,21 +186,38 @@ class _Web:
         return status, body, headers or {}
 
 
-def _worker(*, owned: bool = True, ready: bool = True, dist: Any = None) -> Any:
-    proc = processor(partitions=(P,) if owned else (0,) if P != 0 else (1,))
-    engine = SimpleNamespace(
-        ready=asyncio.Event(),
-        lock=asyncio.Lock(),
-        broken=None,
-        processor=proc,
-    )
-    if ready:
-        engine.ready.set()
+class _Engine:
+    """The engine's query-facing API (streams/engine/engine.py) over a plain processor."""
 
-    async def settle() -> None:
+    def __init__(self, processor: Any) -> None:
+        self.processor = processor
+        self.ready = asyncio.Event()
+        self.lock = asyncio.Lock()
+        self.broken: str | None = None
+
+    @property
+    def is_ready(self) -> bool:
+        return self.ready.is_set()
+
+    @property
+    def serving(self) -> bool:
+        return self.ready.is_set() and not self.broken
+
+    def owns(self, partition: int) -> bool:
+        return partition in self.processor.states
+
+    async def settle(self) -> None:
         return None
 
-    engine._settle_or_break = settle
+    def partition_view(self, partition: int) -> tuple[Any, Any]:
+        return self.processor.states[partition], self.processor.scores[partition]
+
+
+def _worker(*, owned: bool = True, ready: bool = True, dist: Any = None) -> Any:
+    proc = processor(partitions=(P,) if owned else (0,) if P != 0 else (1,))
+    engine = _Engine(proc)
+    if ready:
+        engine.ready.set()
     app = SimpleNamespace(
         assignor=SimpleNamespace(external_topics_metadata=lambda: dist or {}),
     )
@@ -271,7 +288,7 @@ def test_queries_waiting_together_share_one_wait_for_the_commit() -> None:
         settles.append(1)
         await asyncio.sleep(0.01)
 
-    w.engine._settle_or_break = settle
+    w.engine.settle = settle  # type: ignore[method-assign]
     feed(w.engine.processor, TRANSACTIONS, tx(at(5, 1), "10.00"))
     queries = EnterpriseQueries(w)
     request = SimpleNamespace(
