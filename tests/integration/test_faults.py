@@ -225,7 +225,9 @@ def test_broker_restart_mid_stream(own_broker: PrivateBroker, tmp_path: Path) ->
     feed: Feed | None = None
     try:
         wait_ready(worker)
-        feed = Feed(settings, rate=250)
+        # the feed must outlast the whole outage (stop, a failed recovery, start: minutes on a
+        # loaded machine) without giving records up: 10 minutes instead of the default 2
+        feed = Feed(settings.model_copy(update={"delivery_timeout_ms": 600_000}), rate=250)
         wait_for(lambda: received(worker) > 300, timeout=60, what="the feed to reach the worker")
         t0 = time.monotonic()
         own_broker.down()  # controlled shutdown: connections close, then are refused
