@@ -32,6 +32,10 @@ KAFKA_COMMANDS = {
     "deadletters": ["deadletters"],
     "worker": ["worker"],
     "simulate": ["simulate", "--events", "5"],
+    "report": ["report", "--month", "2026-11"],
+    "alerts tail": ["alerts", "tail"],
+    "alerts overdue": ["alerts", "overdue"],
+    "alerts ack": ["alerts", "ack", "some-hit", "--uscc", "91330106MA2CDL8K41"],
 }
 
 
