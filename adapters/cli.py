@@ -62,7 +62,7 @@ PROGRESS_MIN_BYTES = 8 << 20  # show a progress bar for inputs at least this lar
 REJECTIONS_SHOWN = 20
 _INSTITUTION = re.compile(r"^[A-Za-z0-9][\w.:/\-]{0,63}$")
 
-_err = Console(stderr=True, highlight=False)
+_err = Console(emoji=False, stderr=True, highlight=False)
 
 
 def _fail(code: int, message: str) -> NoReturn:
@@ -242,8 +242,10 @@ def _producer(
         settings = KafkaSettings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        _fail(EXIT_USAGE, f"Kafka settings (DFIP_KAFKA_*): {where}: {first['msg']}")
+        name = "DFIP_KAFKA_" + ".".join(str(p) for p in first["loc"]).upper()
+        value = first.get("input")
+        shown = f"{name}={value}" if isinstance(value, str | int | float) else name
+        _fail(EXIT_USAGE, f"{shown}: {str(first['msg']).removeprefix('Value error, ')}")
     except DfipError as exc:
         _fail(exc.exit_code, str(exc))
     try:

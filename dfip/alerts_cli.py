@@ -108,7 +108,7 @@ def alerts_tail(
     from dfip.peek import tail
 
     keep = AlertFilter(_set(rule), _set(region), _set(institution_type), uscc)
-    out = Console(soft_wrap=True, highlight=False)
+    out = Console(emoji=False, soft_wrap=True, highlight=False)
 
     def emit(record: Any) -> None:
         alert = _decode(record)
@@ -185,7 +185,7 @@ def alerts_overdue(
     table = Table("rule", "region", "overdue", title=f"{len(late)} of {len(alerts)} hits overdue")
     for (rule, region), n in sorted(counts.items()):
         table.add_row(rule, region, str(n))
-    out = Console(soft_wrap=True, highlight=False)
+    out = Console(emoji=False, soft_wrap=True, highlight=False)
     out.print(table)
     if show:
         for alert in late:
@@ -239,4 +239,4 @@ def alerts_ack(
             producer.send(topic, key=key, value=value, partition=partition).get(timeout=30)
         finally:
             producer.close(timeout=5)
-    Console(highlight=False).print(f"acknowledged {escape(alert_id)} ({outcome})")
+    Console(emoji=False, highlight=False).print(f"acknowledged {escape(alert_id)} ({outcome})")

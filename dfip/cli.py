@@ -58,7 +58,7 @@ def _root(
 
 
 # soft_wrap: an error stays one line however narrow the terminal (or 80 columns when piped)
-console = Console(stderr=True, soft_wrap=True)
+console = Console(emoji=False, stderr=True, soft_wrap=True)
 REPO = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = REPO / "deploy" / "kafka" / "kafka.sh"
 
@@ -135,7 +135,7 @@ def topics_create(
     table = Table("topic", "partitions", "created")
     for r in results:
         table.add_row(r.name, str(r.partitions), "yes" if r.created else "existed")
-    Console().print(table)
+    Console(emoji=False).print(table)
 
 
 def _group_id(kafka: KafkaSettings) -> str:
@@ -171,7 +171,7 @@ def topics_list(
         table = Table("topic", "partitions", "cleanup", "key", "description")
         for t in ALL_TOPICS:
             table.add_row(t.name, str(t.partitions), t.cleanup_policy, t.key, t.description)
-        Console().print(table)
+        Console(emoji=False).print(table)
         return
     from dfip.peek import topic_rows
 
@@ -182,7 +182,7 @@ def topics_list(
     for r in rows:
         lag = "—" if r.lag is None else f"{r.lag:,}"
         table.add_row(r.name, str(r.partitions), f"{r.records:,}", f"{r.end_offset:,}", lag)
-    Console().print(table)
+    Console(emoji=False).print(table)
 
 
 @topics_app.command("tail")
@@ -219,7 +219,7 @@ def deadletters(
 
     kafka = KafkaSettings()
     summary = dead_letters(kafka, last=last)
-    out = Console(soft_wrap=True)
+    out = Console(emoji=False, soft_wrap=True)
     table = Table("stage", "error class", "count", title=f"{summary.total:,} dead letters")
     for (stage, error_class), n in summary.by_reason.most_common():
         table.add_row(stage, error_class, f"{n:,}")

@@ -39,7 +39,8 @@ def _one(error: Any, prefix: str | None) -> str:
     ctx = error.get("ctx") or {}
     if error.get("type") == "literal_error" and "expected" in ctx:
         return f"{shown} is not allowed: expected {ctx['expected']}"
-    return f"{shown}: {error.get('msg', 'invalid')}"
+    msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")  # our own validators
+    return f"{shown}: {msg}"
 
 
 def describe_validation_error(exc: ValidationError) -> str:

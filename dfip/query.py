@@ -160,7 +160,7 @@ def enterprise(
         ) from None
     base = url or os.environ.get("DFIP_QUERY_URL") or DEFAULT_URL
     status, body = fetch_enterprise(base, uscc, _token(), wait=wait)
-    out = Console(soft_wrap=True)
+    out = Console(emoji=False, soft_wrap=True)
     if status != 200:
         raise DfipError(f"query answered {status}: {body.get('error', body)}")
     if as_json:

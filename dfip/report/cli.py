@@ -53,6 +53,6 @@ def report_command(
     stem = out / f"dfip-report-{period.label}"
     write_csv(rows, stem.with_suffix(".csv"))
     write_xlsx(rows, stem.with_suffix(".xlsx"), language)
-    console = Console(soft_wrap=True)
+    console = Console(emoji=False, soft_wrap=True)
     render_table(rows, period, console, language)
     console.print(f"{stem.with_suffix('.csv')}  {stem.with_suffix('.xlsx')}")

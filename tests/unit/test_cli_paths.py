@@ -140,6 +140,15 @@ def test_an_unknown_topic_is_one_line(tmp_path: Path) -> None:
     assert "dfip.transactions" in line
 
 
+def test_a_malformed_bootstrap_is_a_setting_error_shown_verbatim(tmp_path: Path) -> None:
+    # was a ValueError traceback from kafka-python; `:abc:` also became an emoji in rich
+    env = {"DFIP_KAFKA_BOOTSTRAP_SERVERS": "localhost:abc:"}
+    code, line = one_line(start(["topics", "list"], tmp_path, **env), "bootstrap")
+    assert code == 2
+    assert line.startswith("dfip: DFIP_KAFKA_BOOTSTRAP_SERVERS=localhost:abc:: ")
+    assert "is not host:port" in line
+
+
 # --------------------------------------------------------------------------- in process
 
 
@@ -151,6 +160,32 @@ def test_describe_validation_error_is_one_line_per_variable() -> None:
     assert "DFIP_KAFKA_SECURITY_PROTOCOL=TLS is not allowed" in text
     assert "DFIP_KAFKA_SASL_MECHANISM=MD5 is not allowed" in text
     assert "errors.pydantic.dev" not in text
+
+
+@pytest.mark.parametrize(
+    "servers", ["localhost", "localhost:abc", "kafka:99999", "", "a:1,,b:2", ":9092"]
+)
+def test_a_bootstrap_list_is_host_port_pairs(servers: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        KafkaSettings(bootstrap_servers=servers)
+    text = describe_validation_error(info.value)
+    assert text.startswith(f"DFIP_KAFKA_BOOTSTRAP_SERVERS={servers}: ")
+    assert "is not host:port" in text
+    assert "Value error" not in text
+
+
+def test_good_bootstrap_lists_are_kept() -> None:
+    assert KafkaSettings(bootstrap_servers="[::1]:9092").bootstrap_servers == "[::1]:9092"
+    both = KafkaSettings(bootstrap_servers="k1:9092, k2:9093").bootstrap_servers
+    assert both == "k1:9092,k2:9093"
+
+
+def test_sasl_without_a_user_or_a_key_without_its_certificate_is_a_setting_error() -> None:
+    with pytest.raises(DfipError, match="needs DFIP_KAFKA_SASL_USERNAME") as info:
+        KafkaSettings(security_protocol="SASL_SSL")
+    assert info.value.exit_code == 2
+    with pytest.raises(DfipError, match="DFIP_KAFKA_SSL_KEYFILE is set without"):
+        KafkaSettings(security_protocol="SSL", ssl_keyfile=Path("client.key"))
 
 
 def test_rocksdb_without_the_extra_gives_an_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
