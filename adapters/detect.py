@@ -47,9 +47,17 @@ def sniff(path: Path) -> Sniffed:
     if not body:
         return Sniffed(None, "an empty file")
     if head.startswith(b"PK\x03\x04"):
-        from adapters.parsers.fx_rates import is_workbook, looks_like_cfets, workbook_lines
+        from adapters.parsers.fx_rates import (
+            is_workbook,
+            looks_like_cfets,
+            workbook_lines,
+            workbook_problem,
+        )
 
         if is_workbook(path):
+            if (problem := workbook_problem(path)) is not None:
+                why = problem.removeprefix("not a readable .xlsx workbook: ")
+                return Sniffed(None, f"an Excel workbook that cannot be read: {why}")
             if looks_like_cfets(workbook_lines(path)):
                 return Sniffed("fx-cfets", "a CFETS central parity table (Excel)")
             return Sniffed(None, "an Excel workbook of no known kind")
