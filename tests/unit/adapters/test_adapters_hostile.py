@@ -1,0 +1,104 @@
+"""Hostile text inputs: a line far longer than any record (a file with no line ends, a
+runaway field) stops the document at that line with one rejection, after the records before
+it, and never reads the line into memory whole (a 300 MB line took 1.3 GB as MT940)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES
+
+from adapters import AccountDirectory, ParseContext, Rejected, get_parser
+from adapters.ingest import DryRunSink, ingest_files
+from adapters.parsers import _lines
+from schemas import InstitutionType
+
+LIMIT = 4096
+
+
+@pytest.fixture(autouse=True)
+def _small_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_lines, "MAX_LINE_BYTES", LIMIT)
+
+
+def _ingest(fmt: str, path: Path, accounts: AccountDirectory, **context: object) -> tuple:
+    options: dict = {
+        "institution": "TEST-BANK",
+        "accounts": accounts,
+        "institution_type": InstitutionType.bank,
+        **context,
+    }
+    parser = get_parser(fmt)(ParseContext(**options))
+    out = io.BytesIO()
+    summary = ingest_files(parser, [path], DryRunSink(out))
+    return summary, out.getvalue().splitlines()
+
+
+def _with_long_line(tmp_path: Path, name: str, lines: list[bytes], at: int) -> Path:
+    """`lines` with line `at` (0-based) made longer than the limit."""
+    lines = list(lines)
+    lines[at] = lines[at].rstrip(b"\r\n") + b"x" * (3 * LIMIT) + b"\n"
+    path = tmp_path / name
+    path.write_bytes(b"".join(lines))
+    return path
+
+
+CASES = {
+    # format: (fixture, line made long (0-based), extra context)
+    "csv": ("hk_utf8_statement.csv", 2, {"mapping": Path("hk_utf8_signed")}),
+    "loans": ("loans.jsonl", 1, {}),
+    "scores": ("scores.csv", 2, {}),
+    "fx": ("fx_cfets_central_parity.csv", 2, {}),
+    "mt940": ("mt940_ing_swift.sta", 12, {}),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(CASES))
+def test_an_overlong_line_is_one_rejection_naming_the_line(
+    fmt: str, tmp_path: Path, accounts: AccountDirectory
+) -> None:
+    fixture, at, context = CASES[fmt]
+    lines = (FIXTURES / fixture).read_bytes().splitlines(keepends=True)
+    path = _with_long_line(tmp_path, fixture, lines, at)
+    summary, _ = _ingest(fmt, path, accounts, **context)
+    long_ones = [r for r in summary.rejections if r.field == "(line)"]
+    assert len(long_ones) == 1, summary.rejections
+    (rejected,) = long_ones
+    assert isinstance(rejected, Rejected)
+    assert rejected.location == f"{path}:{at + 1}"
+    assert f"longer than {LIMIT} bytes" in rejected.reason
+    assert f"nothing from line {at + 1} on was read" in rejected.reason
+    assert rejected.original.startswith(lines[at].rstrip(b"\r\n"))
+    assert len(rejected.original) <= LIMIT + 1
+
+
+def test_records_before_the_long_line_are_kept(tmp_path: Path, accounts: AccountDirectory) -> None:
+    lines = (FIXTURES / "loans.jsonl").read_bytes().splitlines(keepends=True)
+    path = _with_long_line(tmp_path, "loans.jsonl", lines, 2)
+    summary, out = _ingest("loans", path, accounts)
+    assert len(out) == 2  # lines 1 and 2
+    assert summary.rejected == 1
+
+
+def test_a_file_without_line_ends_is_refused_at_line_one(
+    tmp_path: Path, accounts: AccountDirectory
+) -> None:
+    path = tmp_path / "scores.csv"
+    path.write_bytes(b"a," * (4 * LIMIT))
+    summary, out = _ingest("scores", path, accounts)
+    assert out == []
+    (rejected,) = summary.rejections
+    assert rejected.location == f"{path}:1"
+
+
+def test_a_long_line_with_lone_cr_line_ends_is_caught_too(
+    tmp_path: Path, accounts: AccountDirectory
+) -> None:
+    lines = (FIXTURES / "hk_utf8_statement.csv").read_bytes().splitlines()
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b"\r".join([*lines[:2], b"y" * (3 * LIMIT), *lines[2:]]) + b"\r")
+    summary, out = _ingest("csv", path, accounts, mapping=Path("hk_utf8_signed"))
+    assert len(out) == 1
+    assert [r.location for r in summary.rejections if r.field == "(line)"] == [f"{path}:3"]
