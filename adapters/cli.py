@@ -131,6 +131,10 @@ def ingest_command(
 
     Each document is committed in transactions with a checkpoint in the ledger topic
     (dfip.ingested): running the same command again skips what is in and resumes the rest.
+
+    Exit codes: 0 all entries ingested; 3 some entries rejected (each on dfip.deadletter with
+    its original bytes, the summary names file:line and field); 2 usage or configuration
+    error; 1 Kafka unreachable or deliveries failed; 130 interrupted.
     """
     paths = _expand_folders(paths)
     parser = _parser(

@@ -27,13 +27,31 @@ from dfip.config_errors import describe_os_error, describe_validation_error
 
 __all__ = ["app", "main"]
 
+#: What every command's exit status means (scripts and CI jobs branch on it).
+EXIT_CODES = (
+    "Exit codes: 0 success; 1 Kafka unreachable or failing, or a file or process failed; "
+    "2 usage or configuration error (a bad DFIP_* value, option or input file); "
+    "3 `dfip ingest`: some entries rejected (they are on dfip.deadletter); "
+    "130 interrupted (Ctrl-C, SIGTERM). Errors are one line on stderr."
+)
+
+# markdown: docstring paragraphs are reflowed to the terminal, not cut at their line ends
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
+    no_args_is_help=True,
+    add_completion=False,
+    help="The `dfip` command line: local Kafka, topics, the worker, ingest, the simulator, run.",
+    epilog=EXIT_CODES,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 kafka_app = typer.Typer(
-    no_args_is_help=True, help="A local Kafka broker (KRaft), or a cluster of three."
+    no_args_is_help=True,
+    help="A local Kafka broker (KRaft), or a cluster of three.",
+    rich_markup_mode="markdown",
 )
-topics_app = typer.Typer(no_args_is_help=True, help="Topics from the catalog.")
+topics_app = typer.Typer(
+    no_args_is_help=True, help="Topics from the catalog.", rich_markup_mode="markdown"
+)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 app.add_typer(alerts_app, name="alerts")
@@ -54,7 +72,7 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    """The ``dfip`` command line: local Kafka, topics, the worker, ingest, the simulator, run."""
+    """The `dfip` command line: local Kafka, topics, the worker, ingest, the simulator, run."""
 
 
 # soft_wrap: an error stays one line however narrow the terminal (or 80 columns when piped)
