@@ -249,3 +249,36 @@ def test_an_unreadable_certificate_names_its_variable(tmp_path: Path) -> None:
     code, line = one_line(start(["topics", "create"], tmp_path, **env), "CA file")
     assert code == 1
     assert line == "dfip: DFIP_KAFKA_SSL_CAFILE=/nonexistent/ca.crt: No such file or directory"
+
+
+def _ssl_failure(env: dict[str, str]) -> str:
+    """The one line `dfip` prints for the OSError building the SSL context raises."""
+    from dfip.config_errors import describe_os_error
+
+    settings = KafkaSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        security_protocol="SSL",
+        ssl_cafile=env.get("DFIP_KAFKA_SSL_CAFILE"),
+        ssl_certfile=env.get("DFIP_KAFKA_SSL_CERTFILE"),
+        ssl_keyfile=env.get("DFIP_KAFKA_SSL_KEYFILE"),
+    )
+    with pytest.raises(OSError) as info:
+        settings.ssl_context()
+    return describe_os_error(info.value, env)
+
+
+def test_a_bad_tls_file_is_named_with_its_variable(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    folder = tmp_path / "certs"
+    folder.mkdir()
+    line = _ssl_failure({"DFIP_KAFKA_SSL_CAFILE": str(folder)})
+    assert line == f"DFIP_KAFKA_SSL_CAFILE={folder}: is a folder, not a file"
+    line = _ssl_failure({"DFIP_KAFKA_SSL_CAFILE": str(junk)})
+    assert line.startswith(f"DFIP_KAFKA_SSL_CAFILE={junk}: not a PEM CA bundle")
+    line = _ssl_failure({"DFIP_KAFKA_SSL_CERTFILE": str(junk)})
+    assert line.startswith(f"DFIP_KAFKA_SSL_CERTFILE={junk}: not a PEM certificate")
+    line = _ssl_failure(
+        {"DFIP_KAFKA_SSL_CERTFILE": str(junk), "DFIP_KAFKA_SSL_KEYFILE": str(tmp_path / "nope")}
+    )
+    assert line == f"DFIP_KAFKA_SSL_KEYFILE={tmp_path / 'nope'}: No such file or directory"
