@@ -345,7 +345,11 @@ def _parser(
             timezone=timezone,
         )
         return parser_class(context)
-    except (MissingKeyError, AccountMapError, MappingError, ValueError) as exc:
+    except AccountMapError as exc:
+        _fail(EXIT_USAGE, f"--accounts {exc}")
+    except MappingError as exc:
+        _fail(EXIT_USAGE, str(exc) if "--mapping" in str(exc) else f"--mapping {exc}")
+    except (MissingKeyError, ValueError) as exc:
         _fail(EXIT_USAGE, str(exc))
 
 

@@ -81,7 +81,15 @@ def test_several_files_and_a_csv_mapping() -> None:
         ),
         (
             ["camt", str(FIXTURES / "empty.xml"), "--accounts", "/nonexistent.toml"],
-            "nonexistent.toml",
+            "--accounts /nonexistent.toml: No such file or directory",
+        ),
+        (
+            ["camt", str(FIXTURES / "empty.xml"), "--accounts", str(FIXTURES)],
+            f"--accounts {FIXTURES}: Is a directory",
+        ),
+        (
+            ["csv", str(FIXTURES / "hk_utf8_statement.csv"), "--mapping", str(FIXTURES)],
+            f"--mapping {FIXTURES}: cannot read mapping: Is a directory",
         ),
         (
             ["mt940", str(FIXTURES / "mt940_de_structured.sta"), "--encoding", "klingon"],
