@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from kafka.errors import KafkaError
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
@@ -441,6 +442,13 @@ def main() -> None:
     except ValidationError as exc:  # a DFIP_* variable with a value its settings refuse
         console.print(f"[red]dfip:[/] {escape(describe_validation_error(exc))}")
         sys.exit(2)
+    except KafkaError as exc:  # one no command expected: still one line, naming the broker
+        where = os.environ.get("DFIP_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+        console.print(
+            f"[red]dfip:[/] Kafka at {escape(where)} failed: {type(exc).__name__}: "
+            f"{escape(str(exc).removeprefix(type(exc).__name__ + ': '))}"
+        )
+        sys.exit(1)
     except OSError as exc:
         # a configured file (password, certificate, mapping) that cannot be read
         console.print(f"[red]dfip:[/] {escape(describe_os_error(exc, os.environ))}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from typer.testing import CliRunner
 
 from dfip.cli import _register_optional, app
@@ -44,3 +45,29 @@ def test_help_paragraphs_are_reflowed() -> None:
     assert not [line for line in lines if line.endswith("entries with their")]
     assert "entries with their reason" in " ".join(" ".join(lines).split())
     assert "``dfip``" not in _help()
+
+
+def test_an_unexpected_kafka_error_is_one_line_with_the_address(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A client error no command expected (here from topic creation) still ends in one
+    line naming the broker, exit 1 — not a traceback."""
+    import sys
+
+    from kafka.errors import KafkaTimeoutError
+
+    import core.kafka_admin
+    from dfip.cli import main
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise KafkaTimeoutError("Timeout after waiting for 30000 ms")
+
+    monkeypatch.setattr(core.kafka_admin, "create_topics", fail)
+    monkeypatch.setenv("DFIP_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setattr(sys, "argv", ["dfip", "topics", "create"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("dfip: Kafka at 127.0.0.1:1 failed: KafkaTimeoutError")
