@@ -223,11 +223,11 @@ def alerts_ack(
     from dfip.peek import _connected, _partitions
 
     if outcome not in ("reported", "dismissed"):
-        raise DfipError(f"--outcome: {outcome!r} is not reported or dismissed")
+        raise DfipError(f"--outcome: {outcome!r} is not reported or dismissed", exit_code=2)
     try:
         partition, key, value = make_ack(alert_id, uscc, outcome)
     except ValueError as exc:
-        raise DfipError(f"acknowledgement refused: {exc}") from exc
+        raise DfipError(f"acknowledgement refused: {exc}", exit_code=2) from exc
     kafka = KafkaSettings()
     topic = kafka.topic("dfip.alerts.ack")
     with _connected(kafka) as consumer:  # bounded: no broker or no topic is one line

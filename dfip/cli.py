@@ -30,8 +30,8 @@ __all__ = ["app", "main"]
 
 #: What every command's exit status means (scripts and CI jobs branch on it).
 EXIT_CODES = (
-    "Exit codes: 0 success; 1 Kafka unreachable or failing, or a file or process failed; "
-    "2 usage or configuration error (a bad DFIP_* value, option or input file); "
+    "Exit codes: 0 success; 1 Kafka unreachable or failing, or a platform process failed; "
+    "2 usage or configuration error (an option, a DFIP_* value or a file one names); "
     "3 `dfip ingest`: some entries rejected (they are on dfip.deadletter); "
     "130 interrupted (Ctrl-C, SIGTERM). Errors are one line on stderr."
 )
@@ -173,7 +173,7 @@ def _topic_name(kafka: KafkaSettings, name: str) -> str:
         return kafka.topic(name)
     if kafka.topic_prefix and name.startswith(kafka.topic_prefix):
         return name
-    raise DfipError(f"unknown topic {name}", hint="one of " + ", ".join(catalog))
+    raise DfipError(f"unknown topic {name}", hint="one of " + ", ".join(catalog), exit_code=2)
 
 
 @topics_app.command("list")
@@ -334,7 +334,9 @@ def _align_local_broker(env: MutableMapping[str, str]) -> None:
     else, the two disagree and the platform would talk to another broker (or none)."""
     port = env.get("DFIP_KAFKA_PORT", "9092")
     if not port.isdigit() or not 0 < int(port) < 65536:
-        raise DfipError(f"DFIP_KAFKA_PORT={port} is not a TCP port", hint="use 1-65535")
+        raise DfipError(
+            f"DFIP_KAFKA_PORT={port} is not a TCP port", hint="use 1-65535", exit_code=2
+        )
     local = {f"127.0.0.1:{port}", f"localhost:{port}"}
     bootstrap = env.get("DFIP_KAFKA_BOOTSTRAP_SERVERS")
     if bootstrap is None:
@@ -344,6 +346,7 @@ def _align_local_broker(env: MutableMapping[str, str]) -> None:
             f"DFIP_KAFKA_BOOTSTRAP_SERVERS={bootstrap} disagrees with DFIP_KAFKA_PORT={port} "
             f"(`dfip run` starts its broker on 127.0.0.1:{port})",
             hint="unset DFIP_KAFKA_BOOTSTRAP_SERVERS or make the two agree",
+            exit_code=2,
         )
 
 
@@ -452,7 +455,7 @@ def main() -> None:
     except OSError as exc:
         # a configured file (password, certificate, mapping) that cannot be read
         console.print(f"[red]dfip:[/] {escape(describe_os_error(exc, os.environ))}")
-        sys.exit(1)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

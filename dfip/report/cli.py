@@ -45,7 +45,7 @@ def report_command(
     try:
         period = parse_period(day=day, month=month, quarter=quarter)
     except ValueError as exc:
-        raise DfipError(str(exc)) from None
+        raise DfipError(str(exc), exit_code=2) from None
     # compacted topic: the last record per window key is the (possibly amended) window
     windows = latest_windows(read_metrics(KafkaSettings()))
     rows = build_rows(daily_figures(windows.values()), period)

@@ -128,16 +128,39 @@ def test_a_missing_password_file_is_one_line(tmp_path: Path) -> None:
 def test_run_refuses_a_bootstrap_that_disagrees_with_the_broker_port(tmp_path: Path) -> None:
     env = {"DFIP_KAFKA_PORT": "19999", "DFIP_KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"}
     code, line = one_line(start(["run"], tmp_path, **env), "run")
-    assert code == 1
+    assert code == 2
     assert "DFIP_KAFKA_BOOTSTRAP_SERVERS=kafka:9092 disagrees with DFIP_KAFKA_PORT=19999" in line
     assert not (tmp_path / ".dfip").exists()
 
 
 def test_an_unknown_topic_is_one_line(tmp_path: Path) -> None:
     code, line = one_line(start(["topics", "tail", "dfip.nope"], tmp_path), "tail")
-    assert code == 1
+    assert code == 2
     assert "unknown topic dfip.nope" in line
     assert "dfip.transactions" in line
+
+
+#: A wrong option or setting, caught before anything runs: exit 2, as `dfip --help` says.
+USAGE_ERRORS = {
+    "report month": (["report", "--month", "2026-13"], {}),
+    "alerts outcome": (
+        ["alerts", "ack", "x", "--uscc", "91330106MA2CDL8K41", "--outcome", "?"],
+        {},
+    ),
+    "query url": (["query", "enterprise", "91330106MA2CDL8K41", "--url", "notaurl"], {}),
+    "run port": (["run"], {"DFIP_KAFKA_PORT": "abc"}),
+    "worker data dir": (["worker"], {"DFIP_WORKER_DATA_DIR": "/proc/no/such"}),
+}
+
+
+def test_usage_and_setting_errors_exit_2(tmp_path: Path) -> None:
+    web = {"DFIP_WORKER_WEB_PORT": str(closed_port())}  # not 6066: another worker may run
+    procs = {
+        name: start(argv, tmp_path, **web, **env) for name, (argv, env) in USAGE_ERRORS.items()
+    }
+    for name, proc in procs.items():
+        code, line = one_line(proc, name)
+        assert code == 2, f"{name}: {line}"
 
 
 def test_a_malformed_bootstrap_is_a_setting_error_shown_verbatim(tmp_path: Path) -> None:
@@ -247,7 +270,7 @@ def test_a_taken_or_invalid_web_port_is_one_line(tmp_path: Path) -> None:
 def test_an_unreadable_certificate_names_its_variable(tmp_path: Path) -> None:
     env = {"DFIP_KAFKA_SECURITY_PROTOCOL": "SSL", "DFIP_KAFKA_SSL_CAFILE": "/nonexistent/ca.crt"}
     code, line = one_line(start(["topics", "create"], tmp_path, **env), "CA file")
-    assert code == 1
+    assert code == 2
     assert line == "dfip: DFIP_KAFKA_SSL_CAFILE=/nonexistent/ca.crt: No such file or directory"
 
 
