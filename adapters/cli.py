@@ -263,6 +263,8 @@ def _producer(
                 f"Kafka authentication failed for user {settings.sasl_username} at "
                 f"{settings.bootstrap_servers} (check DFIP_KAFKA_SASL_USERNAME and the password)",
             )
+        if exc.reachable:
+            _fail(EXIT_KAFKA, str(exc))
         _fail(
             EXIT_KAFKA,
             f"{exc} (start it with `dfip kafka up` or set DFIP_KAFKA_BOOTSTRAP_SERVERS)",
