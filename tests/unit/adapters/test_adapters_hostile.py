@@ -102,3 +102,57 @@ def test_a_long_line_with_lone_cr_line_ends_is_caught_too(
     summary, out = _ingest("csv", path, accounts, mapping=Path("hk_utf8_signed"))
     assert len(out) == 1
     assert [r.location for r in summary.rejections if r.field == "(line)"] == [f"{path}:3"]
+
+
+# --------------------------------------------------------------------------- JSON pages
+
+
+def _psd2_with(tmp_path: Path, name: str, extra: str) -> Path:
+    """The PSD2 fixture with `extra` (JSON text) as a member of its first booked entry."""
+    import json
+
+    doc = json.loads((FIXTURES / "psd2_abn_transactions.json").read_text("utf-8"))
+    first = json.dumps(doc["transactions"]["booked"][0])
+    text = json.dumps(doc).replace(first, first[:-1] + f', "x": {extra}}}', 1)
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("where", ["entry", "top"])
+def test_deeply_nested_json_is_one_rejection_in_bounded_memory(
+    tmp_path: Path, accounts: AccountDirectory, where: str
+) -> None:
+    """100,000 levels of `[` (200 KB) took ijson's prefixes past 20 GB before this check."""
+    from adapters.parsers import _json
+
+    depth = 100_000
+    if where == "entry":
+        path = _psd2_with(tmp_path, "deep.json", "[" * depth + "]" * depth)
+    else:
+        path = tmp_path / "deep.json"
+        path.write_text('{"transactions": {"booked": [' + "[" * depth + "]" * depth + "]}}")
+    summary, out = _ingest("psd2", path, accounts)
+    (rejected,) = [r for r in summary.rejections if r.field == "(document)"]
+    assert f"nested deeper than {_json.MAX_JSON_DEPTH} levels" in rejected.reason
+    assert out == []  # the entry holding it is not sent; nothing after it was read
+
+
+def test_a_giant_json_value_is_refused_before_parsing(
+    tmp_path: Path, accounts: AccountDirectory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 300 MB string kept ijson busy for over 5 minutes (it re-reads a long token at every
+    buffer); a value longer than MAX_JSON_TOKEN_BYTES cannot be an API entry's field."""
+    from adapters.parsers import _json
+
+    monkeypatch.setattr(_json, "MAX_JSON_TOKEN_BYTES", 64 << 10)
+    monkeypatch.setattr(_json, "_SCAN_CHUNK", 16 << 10)
+    path = _psd2_with(tmp_path, "giant.json", '"' + "y" * (200 << 10) + '"')
+    summary, out = _ingest("psd2", path, accounts)
+    (rejected,) = summary.rejections
+    assert rejected.field == "(document)"
+    assert f"more than {64 << 10} bytes without" in rejected.reason
+    assert out == []
+    fine = _psd2_with(tmp_path, "fine.json", '"' + "y" * (32 << 10) + '"')
+    summary, out = _ingest("psd2", fine, accounts)
+    assert not [r for r in summary.rejections if r.field == "(document)"]
