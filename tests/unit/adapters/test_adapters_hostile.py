@@ -156,3 +156,21 @@ def test_a_giant_json_value_is_refused_before_parsing(
     fine = _psd2_with(tmp_path, "fine.json", '"' + "y" * (32 << 10) + '"')
     summary, out = _ingest("psd2", fine, accounts)
     assert not [r for r in summary.rejections if r.field == "(document)"]
+
+
+def test_a_deeply_nested_json_line_is_one_rejection(
+    tmp_path: Path, accounts: AccountDirectory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """json.loads recursed out of the stack on 100,000 levels (a RecursionError traceback)."""
+    monkeypatch.setattr(_lines, "MAX_LINE_BYTES", 1 << 20)  # the line is 200 KB
+    good = (FIXTURES / "loans.jsonl").read_text("utf-8").splitlines(keepends=True)[0]
+    path = tmp_path / "loans.jsonl"
+    path.write_text(
+        good + '{"event_type": "approved", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
+    )
+    summary, out = _ingest("loans", path, accounts)
+    assert len(out) == 1
+    (rejected,) = summary.rejections
+    assert rejected.location == f"{path}:2"
+    assert rejected.field == "(line)"
+    assert "nested too deeply" in rejected.reason
