@@ -174,3 +174,21 @@ def test_a_deeply_nested_json_line_is_one_rejection(
     assert rejected.location == f"{path}:2"
     assert rejected.field == "(line)"
     assert "nested too deeply" in rejected.reason
+
+
+# --------------------------------------------------------------------------- XML
+
+
+def test_a_giant_camt_text_node_is_a_rejection_not_gigabytes(
+    tmp_path: Path, accounts: AccountDirectory
+) -> None:
+    """libxml2's text-node limit (10 MB) stays on: a 300 MB Ustrd took 2.2 GB with
+    huge_tree. 11 MB here; the entries before the giant one are kept."""
+    src = (FIXTURES / "camt053_v02_icbc.xml").read_text("utf-8")
+    last = src.rindex("<Ustrd>")
+    path = tmp_path / "giant.xml"
+    path.write_text(src[:last] + "<Ustrd>" + "z" * (11 << 20) + src[last + 7 :], "utf-8")
+    summary, out = _ingest("camt", path, accounts)
+    (broken,) = [r for r in summary.rejections if r.field == "(document)"]
+    assert "Text node too long" in broken.reason
+    assert out  # the entries before it
