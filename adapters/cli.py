@@ -322,9 +322,12 @@ def _parser(
         _fail(
             EXIT_USAGE, f"--institution {institution!r}: letters, digits and ._:/- only, at most 64"
         )
-    missing = [str(p) for p in paths if not p.is_file()]
+    missing = [str(p) for p in paths if not p.exists()]
     if missing:
         _fail(EXIT_USAGE, f"no such file: {', '.join(missing)}")
+    special = [str(p) for p in paths if not p.is_file()]
+    if special:  # a device or a pipe (/dev/zero would be read forever)
+        _fail(EXIT_USAGE, f"not a regular file: {', '.join(special)}")
     for path in paths:  # a camt file or random text given as mt940: say what it is
         if problem := format_mismatch(format, path):
             _fail(EXIT_USAGE, problem)

@@ -73,6 +73,7 @@ def test_several_files_and_a_csv_mapping() -> None:
     [
         (["swift", "x.sta"], "unknown format 'swift'; known: camt"),
         (["camt", "/nonexistent.xml"], "no such file: /nonexistent.xml"),
+        (["csv", "/dev/zero", "--mapping", "hk_utf8_signed"], "not a regular file: /dev/zero"),
         (["camt", str(FIXTURES / "empty.xml"), "-i", "bad id"], "--institution 'bad id'"),
         (["csv", str(FIXTURES / "hk_utf8_statement.csv")], "needs --mapping"),
         (
