@@ -4,6 +4,7 @@ own line ends."""
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -65,8 +66,13 @@ def test_an_unexpected_kafka_error_is_one_line_with_the_address(
     monkeypatch.setattr(core.kafka_admin, "create_topics", fail)
     monkeypatch.setenv("DFIP_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
     monkeypatch.setattr(sys, "argv", ["dfip", "topics", "create"])
-    with pytest.raises(SystemExit) as info:
-        main()
+    kafka_logger = logging.getLogger("kafka")
+    level = kafka_logger.level
+    try:
+        with pytest.raises(SystemExit) as info:
+            main()
+    finally:
+        kafka_logger.setLevel(level)  # main() raises it to ERROR; setLevel clears the caches
     assert info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
