@@ -140,6 +140,7 @@ class Parser(ABC):
 
     def results(self, path: Path) -> Iterator[ParseResult]:
         """`parse(path)`, ended by one rejection at a line too long to be a record."""
+        from adapters.parsers._common import ORIGINAL_CAP
         from adapters.parsers._lines import MAX_LINE_BYTES, LineTooLong
 
         try:
@@ -148,9 +149,10 @@ class Parser(ABC):
             yield Rejected(
                 f"{path}:{exc.lineno}",
                 "(line)",
-                f"longer than {MAX_LINE_BYTES} bytes, so no record: "
+                f"longer than {MAX_LINE_BYTES} bytes, so no record (its first "
+                f"{min(len(exc.head), ORIGINAL_CAP)} bytes are the original): "
                 f"nothing from line {exc.lineno} on was read",
-                exc.head,
+                exc.head[:ORIGINAL_CAP],
                 ErrorClass.invalid_shape,
             )
 
