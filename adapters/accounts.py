@@ -216,6 +216,15 @@ class AccountDirectory:
         return directory
 
 
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    bad = exc.object[exc.start : exc.start + 4].hex(" ")
+    return f"not UTF-8 (bytes {bad}: {exc.reason}; a GBK/GB18030 file? save it as UTF-8)"
+
+
 def _is_ref(text: str) -> bool:
     body = text.removeprefix("acct_")
     return (
@@ -229,8 +238,10 @@ _Row = tuple[str, str, str, str]  # where, account, account_ref, uscc
 def _toml_rows(path: Path, data: bytes) -> Iterator[_Row]:
     try:
         doc = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise AccountMapError(f"{path}: not valid UTF-8 TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise AccountMapError(f"{path}:{_line_of(data, exc.start)}: {_not_utf8(exc)}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise AccountMapError(f"{path}: not valid TOML: {exc}") from None
     entries = doc.get("account", [])
     if not isinstance(entries, list):
         raise AccountMapError(f"{path}: expected [[account]] tables")
@@ -249,7 +260,7 @@ def _csv_rows(path: Path, data: bytes) -> Iterator[_Row]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise AccountMapError(f"{path}: not valid UTF-8: {exc.reason}") from None
+        raise AccountMapError(f"{path}:{_line_of(data, exc.start)}: {_not_utf8(exc)}") from None
     reader = csv.DictReader(io.StringIO(text))
     names = set(reader.fieldnames or ())
     if "uscc" not in names or not names & {"account", "account_ref"}:

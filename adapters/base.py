@@ -138,6 +138,24 @@ class Parser(ABC):
     def parse(self, path: Path) -> Iterator[ParseResult]:
         """Yield one result per booked entry (or per transaction of a batched entry)."""
 
+    def results(self, path: Path) -> Iterator[ParseResult]:
+        """`parse(path)`, ended by one rejection at a line too long to be a record."""
+        from adapters.parsers._common import ORIGINAL_CAP
+        from adapters.parsers._lines import MAX_LINE_BYTES, LineTooLong
+
+        try:
+            yield from self.parse(path)
+        except LineTooLong as exc:
+            yield Rejected(
+                f"{path}:{exc.lineno}",
+                "(line)",
+                f"longer than {MAX_LINE_BYTES} bytes, so no record (its first "
+                f"{min(len(exc.head), ORIGINAL_CAP)} bytes are the original): "
+                f"nothing from line {exc.lineno} on was read",
+                exc.head[:ORIGINAL_CAP],
+                ErrorClass.invalid_shape,
+            )
+
     def open(self, path: Path) -> BinaryIO:
         """Open `path` for binary reading, counting bytes into `stats.bytes_read`."""
         return io.BufferedReader(_CountingReader(path.open("rb"), self.stats), 1 << 16)  # type: ignore[return-value]

@@ -62,7 +62,7 @@ PROGRESS_MIN_BYTES = 8 << 20  # show a progress bar for inputs at least this lar
 REJECTIONS_SHOWN = 20
 _INSTITUTION = re.compile(r"^[A-Za-z0-9][\w.:/\-]{0,63}$")
 
-_err = Console(stderr=True, highlight=False)
+_err = Console(emoji=False, stderr=True, highlight=False)
 
 
 def _fail(code: int, message: str) -> NoReturn:
@@ -131,6 +131,10 @@ def ingest_command(
 
     Each document is committed in transactions with a checkpoint in the ledger topic
     (dfip.ingested): running the same command again skips what is in and resumes the rest.
+
+    Exit codes: 0 all entries ingested; 3 some entries rejected (each on dfip.deadletter with
+    its original bytes, the summary names file:line and field); 2 usage or configuration
+    error; 1 Kafka unreachable or deliveries failed; 130 interrupted.
     """
     paths = _expand_folders(paths)
     parser = _parser(
@@ -242,8 +246,10 @@ def _producer(
         settings = KafkaSettings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        _fail(EXIT_USAGE, f"Kafka settings (DFIP_KAFKA_*): {where}: {first['msg']}")
+        name = "DFIP_KAFKA_" + ".".join(str(p) for p in first["loc"]).upper()
+        value = first.get("input")
+        shown = f"{name}={value}" if isinstance(value, str | int | float) else name
+        _fail(EXIT_USAGE, f"{shown}: {str(first['msg']).removeprefix('Value error, ')}")
     except DfipError as exc:
         _fail(exc.exit_code, str(exc))
     try:
@@ -257,6 +263,8 @@ def _producer(
                 f"Kafka authentication failed for user {settings.sasl_username} at "
                 f"{settings.bootstrap_servers} (check DFIP_KAFKA_SASL_USERNAME and the password)",
             )
+        if exc.reachable:
+            _fail(EXIT_KAFKA, str(exc))
         _fail(
             EXIT_KAFKA,
             f"{exc} (start it with `dfip kafka up` or set DFIP_KAFKA_BOOTSTRAP_SERVERS)",
@@ -314,9 +322,12 @@ def _parser(
         _fail(
             EXIT_USAGE, f"--institution {institution!r}: letters, digits and ._:/- only, at most 64"
         )
-    missing = [str(p) for p in paths if not p.is_file()]
+    missing = [str(p) for p in paths if not p.exists()]
     if missing:
         _fail(EXIT_USAGE, f"no such file: {', '.join(missing)}")
+    special = [str(p) for p in paths if not p.is_file()]
+    if special:  # a device or a pipe (/dev/zero would be read forever)
+        _fail(EXIT_USAGE, f"not a regular file: {', '.join(special)}")
     for path in paths:  # a camt file or random text given as mt940: say what it is
         if problem := format_mismatch(format, path):
             _fail(EXIT_USAGE, problem)
@@ -339,7 +350,11 @@ def _parser(
             timezone=timezone,
         )
         return parser_class(context)
-    except (MissingKeyError, AccountMapError, MappingError, ValueError) as exc:
+    except AccountMapError as exc:
+        _fail(EXIT_USAGE, f"--accounts {exc}")
+    except MappingError as exc:
+        _fail(EXIT_USAGE, str(exc) if "--mapping" in str(exc) else f"--mapping {exc}")
+    except (MissingKeyError, ValueError) as exc:
         _fail(EXIT_USAGE, str(exc))
 
 

@@ -37,6 +37,18 @@ class Sniffed:
     format: str | None
     looks_like: str  # for messages: "camt.053.001.08 (ISO 20022 XML)", "random text"
     mapping: str | None = None  # CSV statements: the shipped mapping whose header matched
+    text: bool = True  # False: binary, compressed or UTF-16 (no text table, whatever csv says)
+
+
+# Bytes no text export contains (control characters other than tab, LF, CR, FF, Ctrl-Z).
+_CONTROL = bytes([*range(0, 9), 11, *range(14, 26), *range(27, 32)])
+
+
+def _binary(sample: bytes) -> bool:
+    """More than 1 % control characters (or any NUL) in the first 8 KiB: not a text file."""
+    sample = sample[:8192]
+    controls = len(sample) - len(sample.translate(None, _CONTROL))
+    return b"\x00" in sample or controls * 100 > len(sample)
 
 
 def sniff(path: Path) -> Sniffed:
@@ -46,14 +58,28 @@ def sniff(path: Path) -> Sniffed:
     body = head.removeprefix(b"\xef\xbb\xbf").lstrip()
     if not body:
         return Sniffed(None, "an empty file")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return Sniffed(None, "UTF-16 text (save it as UTF-8 or GB18030)", text=False)
+    if head.startswith(b"\x1f\x8b"):
+        return Sniffed(None, "a gzip-compressed file (decompress it first)", text=False)
     if head.startswith(b"PK\x03\x04"):
-        from adapters.parsers.fx_rates import is_workbook, looks_like_cfets, workbook_lines
+        from adapters.parsers.fx_rates import (
+            is_workbook,
+            looks_like_cfets,
+            workbook_lines,
+            workbook_problem,
+        )
 
         if is_workbook(path):
+            if (problem := workbook_problem(path)) is not None:
+                why = problem.removeprefix("not a readable .xlsx workbook: ")
+                return Sniffed(None, f"an Excel workbook that cannot be read: {why}")
             if looks_like_cfets(workbook_lines(path)):
                 return Sniffed("fx-cfets", "a CFETS central parity table (Excel)")
             return Sniffed(None, "an Excel workbook of no known kind")
-        return Sniffed(None, "a zip archive")
+        return Sniffed(None, "a zip archive", text=False)
+    if _binary(body):
+        return Sniffed(None, "binary data, not text, XML or an .xlsx workbook", text=False)
     if body.startswith(b"<"):
         return _xml(body)
     if (_MT_TAG.search(body) and b":61:" in body) or (_MT_TAG.search(body) and b":25:" in body):
@@ -81,7 +107,7 @@ def format_mismatch(format_name: str, path: Path) -> str | None:
         return None
     if family == "fx" and found.format in ("fx-cfets", "fx-ecb"):
         return None
-    if found.format is None and family == "csv":
+    if found.format is None and family == "csv" and found.text:
         return None  # any text table may be a CSV export; its mapping decides
     if family == "csv" and found.format in ("scores", "fx-cfets"):
         return None

@@ -406,7 +406,7 @@ def _document(
 ) -> None:
     n = resume.skip
     sent_events = sent_rejected = 0  # since the document was opened in this run
-    for n, result in enumerate(parser.parse(path), start=1):
+    for n, result in enumerate(parser.results(path), start=1):
         if n <= resume.skip:
             continue  # committed by an earlier run: parsed again only to find the place
         if n > resume.skip + 1 and (n - 1 - resume.skip) % checkpoint_every == 0:

@@ -31,6 +31,7 @@ from kafka.errors import (
     MessageSizeTooLargeError,
 )
 
+from core.kafka_admin import accepts_tcp
 from core.kafka_config import KafkaSettings
 from schemas import DeadLetter, Event, encode, message_key, partition_for
 from schemas.catalog import (
@@ -107,7 +108,12 @@ class DeliveryError(RuntimeError):
 
 
 class KafkaUnavailable(RuntimeError):
-    """The brokers cannot be reached (at start-up)."""
+    """The brokers cannot be reached (at start-up); `reachable`: a bootstrap server takes
+    TCP connections but never completed the handshake (a security protocol mismatch?)."""
+
+    def __init__(self, message: str, *, reachable: bool = False) -> None:
+        super().__init__(message)
+        self.reachable = reachable
 
 
 class TransactionError(RuntimeError):
@@ -179,9 +185,16 @@ class EventProducer:
         try:
             producer = KafkaProducer(**config, client_id=self._client_id)
         except (KafkaTimeoutError, KafkaConnectionError):
-            raise KafkaUnavailable(
-                f"Kafka is unreachable at {self._settings.bootstrap_servers}"
-            ) from None
+            servers = self._settings.bootstrap_servers
+            if accepts_tcp(servers):
+                raise KafkaUnavailable(
+                    f"Kafka at {servers} accepts connections but did not complete the "
+                    f"{self._settings.security_protocol} handshake within "
+                    f"{self._settings.connect_timeout_ms / 1000:g} s (is it a Kafka listener "
+                    "for DFIP_KAFKA_SECURITY_PROTOCOL? see the broker log)",
+                    reachable=True,
+                ) from None
+            raise KafkaUnavailable(f"Kafka is unreachable at {servers}") from None
         if self._transactional_id is not None:
             try:
                 producer.init_transactions()  # bounded by max_block_ms

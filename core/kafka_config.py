@@ -10,7 +10,7 @@ import ssl
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import DfipError
@@ -81,6 +81,19 @@ class KafkaSettings(BaseSettings):
         "longer broker outage ends an ingest instead of hanging it.",
     )
 
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_port_list(cls, value: str) -> str:
+        """host:port[,host:port…]: a typo is a configuration error naming the variable, not
+        a client-library ValueError traceback or a 5 s wait for an "unreachable" broker."""
+        servers = [s.strip() for s in value.split(",")]
+        for server in servers:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+                shown = server or "(empty)"
+                raise ValueError(f"{shown} is not host:port (e.g. 127.0.0.1:9092, port 1-65535)")
+        return ",".join(servers)
+
     @model_validator(mode="after")
     def _load_secret_file(self) -> KafkaSettings:
         if self.sasl_password_file is not None:
@@ -97,6 +110,19 @@ class KafkaSettings(BaseSettings):
                     exit_code=2,
                 ) from None
             self.sasl_password = SecretStr(secret)
+        if self.uses_sasl and not self.sasl_username:
+            raise DfipError(
+                f"DFIP_KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs "
+                "DFIP_KAFKA_SASL_USERNAME (and a password)",
+                hint="set DFIP_KAFKA_SASL_USERNAME and DFIP_KAFKA_SASL_PASSWORD_FILE",
+                exit_code=2,
+            )
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise DfipError(
+                "DFIP_KAFKA_SSL_KEYFILE is set without DFIP_KAFKA_SSL_CERTFILE",
+                hint="a client key needs its certificate (mutual TLS), or unset both",
+                exit_code=2,
+            )
         return self
 
     @property

@@ -108,7 +108,7 @@ def alerts_tail(
     from dfip.peek import tail
 
     keep = AlertFilter(_set(rule), _set(region), _set(institution_type), uscc)
-    out = Console(soft_wrap=True, highlight=False)
+    out = Console(emoji=False, soft_wrap=True, highlight=False)
 
     def emit(record: Any) -> None:
         alert = _decode(record)
@@ -140,21 +140,15 @@ def overdue(alerts: Sequence[Alert], acked: set[str], today: date) -> list[Alert
 
 
 def _read_all(topic: str) -> list[Any]:
-    from kafka import KafkaConsumer, TopicPartition
-
     from core.kafka_config import KafkaSettings
+    from dfip.peek import _connected, _partitions
 
     kafka = KafkaSettings()
-    consumer = KafkaConsumer(
-        client_id="dfip-alerts",
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        group_id=None,
-        **kafka.kafka_python_config(),
-    )
-    try:
-        name = kafka.topic(topic)
-        tps = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or ())]
+    name = kafka.topic(topic)
+    # connected first with the admin client's bounded bootstrap: no broker is one line
+    # within seconds, not a KafkaTimeoutError traceback after half a minute
+    with _connected(kafka) as consumer:
+        tps = _partitions(consumer, name)
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         ends = consumer.end_offsets(tps)
@@ -166,8 +160,6 @@ def _read_all(topic: str) -> list[Any]:
             for records in consumer.poll(timeout_ms=500).values():
                 out.extend(records)
         return out
-    finally:
-        consumer.close()
 
 
 @alerts_app.command("overdue")
@@ -193,7 +185,7 @@ def alerts_overdue(
     table = Table("rule", "region", "overdue", title=f"{len(late)} of {len(alerts)} hits overdue")
     for (rule, region), n in sorted(counts.items()):
         table.add_row(rule, region, str(n))
-    out = Console(soft_wrap=True, highlight=False)
+    out = Console(emoji=False, soft_wrap=True, highlight=False)
     out.print(table)
     if show:
         for alert in late:
@@ -228,19 +220,23 @@ def alerts_ack(
     from kafka import KafkaProducer
 
     from core.kafka_config import KafkaSettings
+    from dfip.peek import _connected, _partitions
 
     if outcome not in ("reported", "dismissed"):
-        raise DfipError(f"--outcome: {outcome!r} is not reported or dismissed")
+        raise DfipError(f"--outcome: {outcome!r} is not reported or dismissed", exit_code=2)
     try:
         partition, key, value = make_ack(alert_id, uscc, outcome)
     except ValueError as exc:
-        raise DfipError(f"acknowledgement refused: {exc}") from exc
+        raise DfipError(f"acknowledgement refused: {exc}", exit_code=2) from exc
     kafka = KafkaSettings()
-    producer = KafkaProducer(client_id="dfip-alerts", acks="all", **kafka.kafka_python_config())
-    try:
-        producer.send(
-            kafka.topic("dfip.alerts.ack"), key=key, value=value, partition=partition
-        ).get(timeout=30)
-    finally:
-        producer.close()
-    Console(highlight=False).print(f"acknowledged {escape(alert_id)} ({outcome})")
+    topic = kafka.topic("dfip.alerts.ack")
+    with _connected(kafka) as consumer:  # bounded: no broker or no topic is one line
+        _partitions(consumer, topic)
+        producer = KafkaProducer(
+            client_id="dfip-alerts", acks="all", max_block_ms=30_000, **kafka.kafka_python_config()
+        )
+        try:
+            producer.send(topic, key=key, value=value, partition=partition).get(timeout=30)
+        finally:
+            producer.close(timeout=5)
+    Console(emoji=False, highlight=False).print(f"acknowledged {escape(alert_id)} ({outcome})")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from kafka.errors import KafkaError
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
@@ -27,13 +28,31 @@ from dfip.config_errors import describe_os_error, describe_validation_error
 
 __all__ = ["app", "main"]
 
+#: What every command's exit status means (scripts and CI jobs branch on it).
+EXIT_CODES = (
+    "Exit codes: 0 success; 1 Kafka unreachable or failing, or a platform process failed; "
+    "2 usage or configuration error (an option, a DFIP_* value or a file one names); "
+    "3 `dfip ingest`: some entries rejected (they are on dfip.deadletter); "
+    "130 interrupted (Ctrl-C, SIGTERM). Errors are one line on stderr."
+)
+
+# markdown: docstring paragraphs are reflowed to the terminal, not cut at their line ends
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
+    no_args_is_help=True,
+    add_completion=False,
+    help="The `dfip` command line: local Kafka, topics, the worker, ingest, the simulator, run.",
+    epilog=EXIT_CODES,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 kafka_app = typer.Typer(
-    no_args_is_help=True, help="A local Kafka broker (KRaft), or a cluster of three."
+    no_args_is_help=True,
+    help="A local Kafka broker (KRaft), or a cluster of three.",
+    rich_markup_mode="markdown",
 )
-topics_app = typer.Typer(no_args_is_help=True, help="Topics from the catalog.")
+topics_app = typer.Typer(
+    no_args_is_help=True, help="Topics from the catalog.", rich_markup_mode="markdown"
+)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 app.add_typer(alerts_app, name="alerts")
@@ -54,11 +73,11 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    """The ``dfip`` command line: local Kafka, topics, the worker, ingest, the simulator, run."""
+    """The `dfip` command line: local Kafka, topics, the worker, ingest, the simulator, run."""
 
 
 # soft_wrap: an error stays one line however narrow the terminal (or 80 columns when piped)
-console = Console(stderr=True, soft_wrap=True)
+console = Console(emoji=False, stderr=True, soft_wrap=True)
 REPO = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = REPO / "deploy" / "kafka" / "kafka.sh"
 
@@ -135,7 +154,7 @@ def topics_create(
     table = Table("topic", "partitions", "created")
     for r in results:
         table.add_row(r.name, str(r.partitions), "yes" if r.created else "existed")
-    Console().print(table)
+    Console(emoji=False).print(table)
 
 
 def _group_id(kafka: KafkaSettings) -> str:
@@ -154,7 +173,7 @@ def _topic_name(kafka: KafkaSettings, name: str) -> str:
         return kafka.topic(name)
     if kafka.topic_prefix and name.startswith(kafka.topic_prefix):
         return name
-    raise DfipError(f"unknown topic {name}", hint="one of " + ", ".join(catalog))
+    raise DfipError(f"unknown topic {name}", hint="one of " + ", ".join(catalog), exit_code=2)
 
 
 @topics_app.command("list")
@@ -171,7 +190,7 @@ def topics_list(
         table = Table("topic", "partitions", "cleanup", "key", "description")
         for t in ALL_TOPICS:
             table.add_row(t.name, str(t.partitions), t.cleanup_policy, t.key, t.description)
-        Console().print(table)
+        Console(emoji=False).print(table)
         return
     from dfip.peek import topic_rows
 
@@ -182,7 +201,7 @@ def topics_list(
     for r in rows:
         lag = "—" if r.lag is None else f"{r.lag:,}"
         table.add_row(r.name, str(r.partitions), f"{r.records:,}", f"{r.end_offset:,}", lag)
-    Console().print(table)
+    Console(emoji=False).print(table)
 
 
 @topics_app.command("tail")
@@ -219,7 +238,7 @@ def deadletters(
 
     kafka = KafkaSettings()
     summary = dead_letters(kafka, last=last)
-    out = Console(soft_wrap=True)
+    out = Console(emoji=False, soft_wrap=True)
     table = Table("stage", "error class", "count", title=f"{summary.total:,} dead letters")
     for (stage, error_class), n in summary.by_reason.most_common():
         table.add_row(stage, error_class, f"{n:,}")
@@ -315,7 +334,9 @@ def _align_local_broker(env: MutableMapping[str, str]) -> None:
     else, the two disagree and the platform would talk to another broker (or none)."""
     port = env.get("DFIP_KAFKA_PORT", "9092")
     if not port.isdigit() or not 0 < int(port) < 65536:
-        raise DfipError(f"DFIP_KAFKA_PORT={port} is not a TCP port", hint="use 1-65535")
+        raise DfipError(
+            f"DFIP_KAFKA_PORT={port} is not a TCP port", hint="use 1-65535", exit_code=2
+        )
     local = {f"127.0.0.1:{port}", f"localhost:{port}"}
     bootstrap = env.get("DFIP_KAFKA_BOOTSTRAP_SERVERS")
     if bootstrap is None:
@@ -325,6 +346,7 @@ def _align_local_broker(env: MutableMapping[str, str]) -> None:
             f"DFIP_KAFKA_BOOTSTRAP_SERVERS={bootstrap} disagrees with DFIP_KAFKA_PORT={port} "
             f"(`dfip run` starts its broker on 127.0.0.1:{port})",
             hint="unset DFIP_KAFKA_BOOTSTRAP_SERVERS or make the two agree",
+            exit_code=2,
         )
 
 
@@ -423,10 +445,17 @@ def main() -> None:
     except ValidationError as exc:  # a DFIP_* variable with a value its settings refuse
         console.print(f"[red]dfip:[/] {escape(describe_validation_error(exc))}")
         sys.exit(2)
+    except KafkaError as exc:  # one no command expected: still one line, naming the broker
+        where = os.environ.get("DFIP_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+        console.print(
+            f"[red]dfip:[/] Kafka at {escape(where)} failed: {type(exc).__name__}: "
+            f"{escape(str(exc).removeprefix(type(exc).__name__ + ': '))}"
+        )
+        sys.exit(1)
     except OSError as exc:
         # a configured file (password, certificate, mapping) that cannot be read
         console.print(f"[red]dfip:[/] {escape(describe_os_error(exc, os.environ))}")
-        sys.exit(1)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ user set) and links to its documentation; a CLI user wants `DFIP_X=value: expect
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,7 +40,8 @@ def _one(error: Any, prefix: str | None) -> str:
     ctx = error.get("ctx") or {}
     if error.get("type") == "literal_error" and "expected" in ctx:
         return f"{shown} is not allowed: expected {ctx['expected']}"
-    return f"{shown}: {error.get('msg', 'invalid')}"
+    msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")  # our own validators
+    return f"{shown}: {msg}"
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -54,6 +56,8 @@ def describe_os_error(exc: OSError, env: Mapping[str, str]) -> str:
     Some callers (ssl's CA loading) raise without the file name; then every DFIP_* variable
     naming a path that cannot be read is the likely culprit."""
     reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is None and (tls := _tls_file_problem(env)) is not None:
+        return tls
     if exc.filename is not None:
         name = os.fspath(exc.filename)
         named = [k for k, v in sorted(env.items()) if k.startswith("DFIP_") and v == name]
@@ -70,3 +74,40 @@ def describe_os_error(exc: OSError, env: Mapping[str, str]) -> str:
     if unreadable:
         return f"{', '.join(unreadable)}: {reason}"
     return f"{reason} (a file or folder named by a DFIP_* setting?)"
+
+
+def _file_problem(path: str) -> str | None:
+    if not os.path.exists(path):
+        return "No such file or directory"
+    if os.path.isdir(path):
+        return "is a folder, not a file"
+    if not os.access(path, os.R_OK):
+        return "cannot be read (permission denied)"
+    return None
+
+
+def _tls_file_problem(env: Mapping[str, str]) -> str | None:
+    """Which DFIP_KAFKA_SSL_* file is wrong, and how: ssl's errors name neither the file
+    nor the setting ("[SSL] PEM lib", "Is a directory")."""
+    names = ("DFIP_KAFKA_SSL_CAFILE", "DFIP_KAFKA_SSL_CERTFILE", "DFIP_KAFKA_SSL_KEYFILE")
+    files = {name: env[name] for name in names if env.get(name)}
+    for name, path in files.items():
+        if (problem := _file_problem(path)) is not None:
+            return f"{name}={path}: {problem}"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca := files.get("DFIP_KAFKA_SSL_CAFILE"):
+        try:
+            context.load_verify_locations(cafile=ca)
+        except ssl.SSLError as exc:
+            return f"DFIP_KAFKA_SSL_CAFILE={ca}: not a PEM CA bundle ({exc.reason or exc})"
+    if cert := files.get("DFIP_KAFKA_SSL_CERTFILE"):
+        key = files.get("DFIP_KAFKA_SSL_KEYFILE")
+        try:
+            context.load_cert_chain(cert, key)
+        except ssl.SSLError as exc:
+            named = f"DFIP_KAFKA_SSL_CERTFILE={cert}"
+            if key:
+                named += f", DFIP_KAFKA_SSL_KEYFILE={key}"
+            what = "and a matching private key" if key else "with its private key"
+            return f"{named}: not a PEM certificate {what} ({exc.reason or exc})"
+    return None

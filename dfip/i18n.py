@@ -43,7 +43,7 @@ def parse_lang(value: str) -> Lang:
         return "zh"
     if value == "en":
         return "en"
-    raise DfipError(f"--lang {value}: expected zh or en")
+    raise DfipError(f"--lang {value}: expected zh or en", exit_code=2)
 
 
 _LABELS: dict[str, tuple[str, str]] = {

@@ -31,6 +31,7 @@ def check_store(store: str) -> None:
         raise DfipError(
             f"DFIP_WORKER_STORE={store} needs the rocksdict package, which is not installed",
             hint="install the extra: pip install 'dfip[rocksdb]' (or use memory://)",
+            exit_code=2,
         )
 
 
@@ -38,13 +39,16 @@ def check_web_port(host: str, port: int) -> None:
     """The HTTP port (/metrics, /health) is free: a second worker on one machine needs its
     own DFIP_WORKER_WEB_PORT, and Faust would only fail after joining the group."""
     if not 0 < port < 65536:
-        raise DfipError(f"DFIP_WORKER_WEB_PORT={port} is not a TCP port", hint="use 1-65535")
+        raise DfipError(
+            f"DFIP_WORKER_WEB_PORT={port} is not a TCP port", hint="use 1-65535", exit_code=2
+        )
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise DfipError(
             f"DFIP_WORKER_WEB_HOST={host} is not an address of this machine: {exc.strerror}",
             hint="use 0.0.0.0 (all interfaces) or 127.0.0.1",
+            exit_code=2,
         ) from exc
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
@@ -66,6 +70,7 @@ def prepare_data_dir(path: Path) -> Path:
         raise DfipError(
             f"DFIP_WORKER_DATA_DIR={path} cannot be created: {exc.strerror}",
             hint="point it at a writable folder",
+            exit_code=2,
         ) from exc
     return path
 

@@ -42,7 +42,7 @@ def _token(env: dict[str, str] | None = None) -> str | None:
         try:
             return Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise DfipError(f"DFIP_QUERY_TOKEN_FILE={path}: {exc.strerror}") from None
+            raise DfipError(f"DFIP_QUERY_TOKEN_FILE={path}: {exc.strerror}", exit_code=2) from None
     return env.get("DFIP_QUERY_TOKEN") or env.get("DFIP_WORKER_API_TOKEN") or None
 
 
@@ -52,7 +52,9 @@ def fetch_enterprise(
     """(status, JSON body) of ``GET /v1/enterprises/{uscc}``; 503s are retried up to
     ``wait`` seconds after their Retry-After."""
     if not base_url.startswith(("http://", "https://")):
-        raise DfipError(f"{base_url}: not an http(s) URL", hint="e.g. --url http://worker:6066")
+        raise DfipError(
+            f"{base_url}: not an http(s) URL", hint="e.g. --url http://worker:6066", exit_code=2
+        )
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     url = f"{base_url.rstrip('/')}/v1/enterprises/{urllib.parse.quote(uscc.strip())}"
     deadline = time.monotonic() + wait
@@ -160,7 +162,7 @@ def enterprise(
         ) from None
     base = url or os.environ.get("DFIP_QUERY_URL") or DEFAULT_URL
     status, body = fetch_enterprise(base, uscc, _token(), wait=wait)
-    out = Console(soft_wrap=True)
+    out = Console(emoji=False, soft_wrap=True)
     if status != 200:
         raise DfipError(f"query answered {status}: {body.get('error', body)}")
     if as_json:

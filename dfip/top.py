@@ -436,12 +436,12 @@ def top_command(
 ) -> None:
     """Key figures and worker health in the terminal, read from the workers' /metrics."""
     urls = url or [DEFAULT_URL]
-    console = Console()
+    console = Console(emoji=False)
     first = _frame(urls, fetch)
     if not first.any_up:
         # one line and exit 1, as any command that finds nothing to talk to; once running,
         # an outage is shown on the screen instead
-        Console(stderr=True, soft_wrap=True).print(
+        Console(emoji=False, stderr=True, soft_wrap=True).print(
             f"[red]dfip:[/] {escape(_all_down(first))} — start one with `dfip worker` or "
             "`dfip run`, or pass --url"
         )

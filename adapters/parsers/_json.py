@@ -35,6 +35,43 @@ __all__ = [
 ]
 
 MAX_PAGE_BYTES = 1 << 30  # a bigger page is refused whole: no API pages a gigabyte
+# An API page is a few levels deep (OBIE: Data/Transaction/[n]/CreditorAccount/…). ijson
+# gives every event its full prefix: 100,000 levels of `[` (200 KB) cost it over 20 GB, so
+# the depth is checked as the events come, read in small buffers (`_BUF`).
+MAX_JSON_DEPTH = 64
+_BUF = 2048
+# No field of an entry is longer: ijson re-reads a token that spans its buffers from the
+# start each time, so a 300 MB string takes hours. Found by a scan for the longest run of
+# bytes without a `"` (a string, or a number, whitespace or junk between strings).
+MAX_JSON_TOKEN_BYTES = 4 << 20
+_SCAN_CHUNK = 1 << 20
+
+
+class _TooDeep(ValueError):
+    pass
+
+
+def _longest_unquoted_run(path: Path) -> tuple[int, int]:
+    """(offset, length) of the first run of more than MAX_JSON_TOKEN_BYTES bytes without a
+    double quote, or (-1, 0). Runs inside one chunk are shorter than a chunk, which is
+    smaller than the limit, so only runs across chunk borders are counted."""
+    run_start, run = 0, 0
+    offset = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(_SCAN_CHUNK):
+            first = chunk.find(b'"')
+            if first < 0:
+                run += len(chunk)
+            else:
+                run += first
+                if run > MAX_JSON_TOKEN_BYTES:
+                    return run_start, run
+                last = chunk.rfind(b'"')
+                run_start, run = offset + last + 1, len(chunk) - last - 1
+            if run > MAX_JSON_TOKEN_BYTES:
+                return run_start, run
+            offset += len(chunk)
+    return -1, 0
 
 
 class JsonStream:
@@ -81,6 +118,17 @@ class JsonStream:
         if not start.strip():
             yield empty_file(display)
             return
+        at, _ = _longest_unquoted_run(self.path)
+        if at >= 0:
+            yield Rejected(
+                f"{display}:1",
+                "(document)",
+                f"more than {MAX_JSON_TOKEN_BYTES} bytes without a string delimiter from byte "
+                f"{at} on: no field of an API entry is that long (the page was not read)",
+                document_head(self.path),
+                ErrorClass.invalid_shape,
+            )
+            return
         with self.parser.open(self.path) as fh:
             if start.startswith(b"\xef\xbb\xbf"):
                 fh.read(3)
@@ -88,11 +136,27 @@ class JsonStream:
                 yield from self._events(fh)
             except (ijson.JSONError, ijson.IncompleteJSONError, UnicodeDecodeError) as exc:
                 yield self._broken(exc)
+            except _TooDeep:
+                yield Rejected(
+                    f"{display}:1",
+                    "(document)",
+                    f"JSON nested deeper than {MAX_JSON_DEPTH} levels; nothing after the first "
+                    f"{self.built} complete entries was ingested",
+                    document_head(self.path),
+                    ErrorClass.invalid_shape,
+                )
 
     def _events(self, fh: Any) -> Iterator[tuple[str, Any]]:
         builder: Any = None
         current = ""
-        for prefix, event, value in ijson.parse(fh, use_float=False):
+        depth = 0
+        for prefix, event, value in ijson.parse(fh, buf_size=_BUF, use_float=False):
+            if event in ("start_map", "start_array"):
+                depth += 1
+                if depth > MAX_JSON_DEPTH:
+                    raise _TooDeep
+            elif event in ("end_map", "end_array"):
+                depth -= 1
             if builder is not None:
                 builder.event(event, value)
                 if prefix == current and event in ("end_map", "end_array"):

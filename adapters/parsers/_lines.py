@@ -11,6 +11,20 @@ from pathlib import Path
 from typing import BinaryIO
 
 _PROBE_BYTES = 64 << 10
+# Far longer than any record of a line-based format (an MT940 :86: is 6 × 65 characters, a
+# CSV row a few hundred bytes), so a broken row of tens of MB is still read and dead-lettered
+# whole (tests/integration/test_ingest_deadletters.py); a longer line is hostile input, and
+# reading it whole would cost its size in memory several times over.
+MAX_LINE_BYTES = 64 << 20
+
+
+class LineTooLong(Exception):
+    """Line `lineno` is over MAX_LINE_BYTES; `head` is its start (the original kept)."""
+
+    def __init__(self, lineno: int, head: bytes) -> None:
+        super().__init__(f"line {lineno} is longer than {MAX_LINE_BYTES} bytes")
+        self.lineno = lineno
+        self.head = head
 
 
 def cr_only(path: Path) -> bool:
@@ -32,11 +46,14 @@ class CrLines:
         self._buffer = b""
         self._eof = False
 
-    def readline(self) -> bytes:
+    def readline(self, size: int = -1) -> bytes:
         while True:
             end = self._buffer.find(b"\r")
-            if end >= 0:
+            if end >= 0 and (size < 0 or end < size):
                 line, self._buffer = self._buffer[: end + 1], self._buffer[end + 1 :]
+                return line
+            if 0 <= size <= len(self._buffer):  # no line end within `size` bytes
+                line, self._buffer = self._buffer[:size], self._buffer[size:]
                 return line
             if self._eof:
                 line, self._buffer = self._buffer, b""
@@ -49,19 +66,49 @@ class CrLines:
         return iter(self.readline, b"")
 
 
+class BoundedLines:
+    """`readline()` and iteration that never read more than MAX_LINE_BYTES of one line:
+    a longer line raises `LineTooLong` (`Parser.results` makes it the document's last
+    rejection)."""
+
+    def __init__(self, fh: BinaryIO | CrLines) -> None:
+        self._fh = fh
+        self.lineno = 0  # physical lines read
+
+    def readline(self) -> bytes:
+        limit = MAX_LINE_BYTES
+        line = self._fh.readline(limit + 1)
+        if line:
+            self.lineno += 1
+        if len(line) > limit:
+            raise LineTooLong(self.lineno, line)
+        return line
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
+
+
 def text_lines(fh: BinaryIO, path: Path) -> BinaryIO:
-    """`fh` itself, or a CR-splitting view of it for a file with lone-CR line ends."""
-    return CrLines(fh) if cr_only(path) else fh  # type: ignore[return-value]
+    """`fh`'s lines, bounded, split at lone CRs for a file with lone-CR line ends."""
+    return BoundedLines(CrLines(fh) if cr_only(path) else fh)  # type: ignore[return-value]
 
 
-__all__ = ["CrLines", "DecodedLines", "cr_only", "text_lines"]
+__all__ = [
+    "MAX_LINE_BYTES",
+    "BoundedLines",
+    "CrLines",
+    "DecodedLines",
+    "LineTooLong",
+    "cr_only",
+    "text_lines",
+]
 
 
 class DecodedLines:
     """Iterator of decoded lines; `start_record()` begins collecting a record's raw bytes."""
 
     def __init__(self, fh: BinaryIO, encoding: str) -> None:
-        self._fh = fh
+        self._fh = fh if isinstance(fh, BoundedLines) else BoundedLines(fh)
         self.encoding = encoding
         self.lineno = 0
         self.raw: list[bytes] = []  # raw lines of the record being read

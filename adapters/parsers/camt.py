@@ -306,7 +306,9 @@ class _Reader:
             resolve_entities=False,
             no_network=True,
             load_dtd=False,
-            huge_tree=True,
+            # no huge_tree: libxml2's limits stay on (a text node of at most 10 MB, 256
+            # levels), so one giant Ustrd cannot take gigabytes; a statement of any size
+            # still streams, entry by entry
             remove_comments=True,
             remove_pis=True,
         )

@@ -164,7 +164,14 @@ def load_mapping(ref: Path | str) -> CsvMapping:
         path = shipped[str(ref)]
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except OSError as exc:
+        raise MappingError(f"{path}: cannot read mapping: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise MappingError(
+            f"{path}:{line}: cannot read mapping: not UTF-8 ({exc.reason}; save it as UTF-8)"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
         raise MappingError(f"{path}: cannot read mapping: {exc}") from None
     try:
         return CsvMapping.model_validate(doc)

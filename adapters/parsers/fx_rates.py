@@ -49,6 +49,10 @@ _QUANTUM = Decimal(1).scaleb(-MAX_FRACTION_DIGITS)
 _EXACT = Context(prec=60)
 _BEIJING = ZoneInfo("Asia/Shanghai")
 _FRANKFURT = ZoneInfo("Europe/Berlin")
+# What a workbook may unpack to (sum of its parts, as its zip directory declares them; a part
+# is never read past its declared size). A CFETS export is a few hundred KB; a zip bomb of
+# 3 MB unpacking to gigabytes of sheet XML would otherwise be held in memory by openpyxl.
+MAX_WORKBOOK_BYTES = 64 << 20
 CFETS_PUBLISHED = time(9, 15)  # the central parity is announced at 09:15 Beijing time
 ECB_PUBLISHED = time(16, 0)  # the reference rates are published around 16:00 CET
 
@@ -259,24 +263,56 @@ def workbook_lines(path: Path, limit: int = 10) -> list[str]:
     return rows
 
 
+def workbook_problem(path: Path) -> str | None:
+    """Why the workbook cannot be read (too large unpacked, broken sheet XML), if so."""
+    for number, row in enumerate(_sheet_rows(path)):
+        if isinstance(row, Rejected):
+            return row.reason
+        if number >= 10:
+            break
+    return None
+
+
+def _unpacked_size(path: Path) -> int:
+    with zipfile.ZipFile(path) as archive:
+        return sum(info.file_size for info in archive.infolist())
+
+
 def _sheet_rows(path: Path) -> Iterator[tuple[int, list[str], bytes, bool] | Rejected]:
     """Rows of the first sheet, cells as text: dates as YYYY-MM-DD, numbers as typed."""
-    try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a damaged workbook
-        yield Rejected(
-            f"{path}:1",
+
+    def unreadable(row: int, why: str) -> Rejected:
+        return Rejected(
+            f"{path}:{row}",
             "(document)",
-            f"not a readable .xlsx workbook: {exc}",
+            f"not a readable .xlsx workbook: {why}",
             b"",
             ErrorClass.invalid_shape,
         )
+
+    try:
+        size = _unpacked_size(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        yield unreadable(1, str(exc))
         return
+    if size > MAX_WORKBOOK_BYTES:
+        yield unreadable(
+            1, f"it unpacks to {size} bytes, over the {MAX_WORKBOOK_BYTES} byte limit (not read)"
+        )
+        return
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a damaged workbook
+        yield unreadable(1, str(exc))
+        return
+    number = 0
     try:
         sheet = book.worksheets[0]
         for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
             cells = [_cell_text(value) for value in values]
             yield number, cells, ",".join(cells).encode("utf-8"), False
+    except Exception as exc:  # the sheet XML is read lazily: broken XML, an entity bomb
+        yield unreadable(number + 1, f"{type(exc).__name__}: {exc}")
     finally:
         book.close()
 

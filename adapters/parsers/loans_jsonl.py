@@ -67,6 +67,10 @@ class LoansJsonlParser(Parser):
             raise RejectedEntry(
                 "(line)", f"invalid JSON: {exc.msg} (column {exc.colno})", ErrorClass.invalid_json
             ) from None
+        except RecursionError:  # hundreds of nested arrays: no loan record looks like that
+            raise RejectedEntry(
+                "(line)", "invalid JSON: nested too deeply", ErrorClass.invalid_json
+            ) from None
         if not isinstance(record, dict):
             raise RejectedEntry("(line)", "expected a JSON object", ErrorClass.invalid_shape)
         kind = record.get("event_type")

@@ -166,7 +166,7 @@ def simulate_command(
     )
     settings = KafkaSettings()
     create_topics(settings)  # idempotent; also checks the co-partitioned partition counts
-    console = Console(stderr=True)
+    console = Console(emoji=False, stderr=True)
     columns = [TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as bar, _stop_on_signal() as stop:
         progress = _progress_callback(bar, config)

@@ -45,7 +45,7 @@ def report_command(
     try:
         period = parse_period(day=day, month=month, quarter=quarter)
     except ValueError as exc:
-        raise DfipError(str(exc)) from None
+        raise DfipError(str(exc), exit_code=2) from None
     # compacted topic: the last record per window key is the (possibly amended) window
     windows = latest_windows(read_metrics(KafkaSettings()))
     rows = build_rows(daily_figures(windows.values()), period)
@@ -53,6 +53,6 @@ def report_command(
     stem = out / f"dfip-report-{period.label}"
     write_csv(rows, stem.with_suffix(".csv"))
     write_xlsx(rows, stem.with_suffix(".xlsx"), language)
-    console = Console(soft_wrap=True)
+    console = Console(emoji=False, soft_wrap=True)
     render_table(rows, period, console, language)
     console.print(f"{stem.with_suffix('.csv')}  {stem.with_suffix('.xlsx')}")

@@ -32,6 +32,10 @@ KAFKA_COMMANDS = {
     "deadletters": ["deadletters"],
     "worker": ["worker"],
     "simulate": ["simulate", "--events", "5"],
+    "report": ["report", "--month", "2026-11"],
+    "alerts tail": ["alerts", "tail"],
+    "alerts overdue": ["alerts", "overdue"],
+    "alerts ack": ["alerts", "ack", "some-hit", "--uscc", "91330106MA2CDL8K41"],
 }
 
 
@@ -124,16 +128,48 @@ def test_a_missing_password_file_is_one_line(tmp_path: Path) -> None:
 def test_run_refuses_a_bootstrap_that_disagrees_with_the_broker_port(tmp_path: Path) -> None:
     env = {"DFIP_KAFKA_PORT": "19999", "DFIP_KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"}
     code, line = one_line(start(["run"], tmp_path, **env), "run")
-    assert code == 1
+    assert code == 2
     assert "DFIP_KAFKA_BOOTSTRAP_SERVERS=kafka:9092 disagrees with DFIP_KAFKA_PORT=19999" in line
     assert not (tmp_path / ".dfip").exists()
 
 
 def test_an_unknown_topic_is_one_line(tmp_path: Path) -> None:
     code, line = one_line(start(["topics", "tail", "dfip.nope"], tmp_path), "tail")
-    assert code == 1
+    assert code == 2
     assert "unknown topic dfip.nope" in line
     assert "dfip.transactions" in line
+
+
+#: A wrong option or setting, caught before anything runs: exit 2, as `dfip --help` says.
+USAGE_ERRORS = {
+    "report month": (["report", "--month", "2026-13"], {}),
+    "alerts outcome": (
+        ["alerts", "ack", "x", "--uscc", "91330106MA2CDL8K41", "--outcome", "?"],
+        {},
+    ),
+    "query url": (["query", "enterprise", "91330106MA2CDL8K41", "--url", "notaurl"], {}),
+    "run port": (["run"], {"DFIP_KAFKA_PORT": "abc"}),
+    "worker data dir": (["worker"], {"DFIP_WORKER_DATA_DIR": "/proc/no/such"}),
+}
+
+
+def test_usage_and_setting_errors_exit_2(tmp_path: Path) -> None:
+    web = {"DFIP_WORKER_WEB_PORT": str(closed_port())}  # not 6066: another worker may run
+    procs = {
+        name: start(argv, tmp_path, **web, **env) for name, (argv, env) in USAGE_ERRORS.items()
+    }
+    for name, proc in procs.items():
+        code, line = one_line(proc, name)
+        assert code == 2, f"{name}: {line}"
+
+
+def test_a_malformed_bootstrap_is_a_setting_error_shown_verbatim(tmp_path: Path) -> None:
+    # was a ValueError traceback from kafka-python; `:abc:` also became an emoji in rich
+    env = {"DFIP_KAFKA_BOOTSTRAP_SERVERS": "localhost:abc:"}
+    code, line = one_line(start(["topics", "list"], tmp_path, **env), "bootstrap")
+    assert code == 2
+    assert line.startswith("dfip: DFIP_KAFKA_BOOTSTRAP_SERVERS=localhost:abc:: ")
+    assert "is not host:port" in line
 
 
 # --------------------------------------------------------------------------- in process
@@ -147,6 +183,32 @@ def test_describe_validation_error_is_one_line_per_variable() -> None:
     assert "DFIP_KAFKA_SECURITY_PROTOCOL=TLS is not allowed" in text
     assert "DFIP_KAFKA_SASL_MECHANISM=MD5 is not allowed" in text
     assert "errors.pydantic.dev" not in text
+
+
+@pytest.mark.parametrize(
+    "servers", ["localhost", "localhost:abc", "kafka:99999", "", "a:1,,b:2", ":9092"]
+)
+def test_a_bootstrap_list_is_host_port_pairs(servers: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        KafkaSettings(bootstrap_servers=servers)
+    text = describe_validation_error(info.value)
+    assert text.startswith(f"DFIP_KAFKA_BOOTSTRAP_SERVERS={servers}: ")
+    assert "is not host:port" in text
+    assert "Value error" not in text
+
+
+def test_good_bootstrap_lists_are_kept() -> None:
+    assert KafkaSettings(bootstrap_servers="[::1]:9092").bootstrap_servers == "[::1]:9092"
+    both = KafkaSettings(bootstrap_servers="k1:9092, k2:9093").bootstrap_servers
+    assert both == "k1:9092,k2:9093"
+
+
+def test_sasl_without_a_user_or_a_key_without_its_certificate_is_a_setting_error() -> None:
+    with pytest.raises(DfipError, match="needs DFIP_KAFKA_SASL_USERNAME") as info:
+        KafkaSettings(security_protocol="SASL_SSL")
+    assert info.value.exit_code == 2
+    with pytest.raises(DfipError, match="DFIP_KAFKA_SSL_KEYFILE is set without"):
+        KafkaSettings(security_protocol="SSL", ssl_keyfile=Path("client.key"))
 
 
 def test_rocksdb_without_the_extra_gives_an_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -208,5 +270,38 @@ def test_a_taken_or_invalid_web_port_is_one_line(tmp_path: Path) -> None:
 def test_an_unreadable_certificate_names_its_variable(tmp_path: Path) -> None:
     env = {"DFIP_KAFKA_SECURITY_PROTOCOL": "SSL", "DFIP_KAFKA_SSL_CAFILE": "/nonexistent/ca.crt"}
     code, line = one_line(start(["topics", "create"], tmp_path, **env), "CA file")
-    assert code == 1
+    assert code == 2
     assert line == "dfip: DFIP_KAFKA_SSL_CAFILE=/nonexistent/ca.crt: No such file or directory"
+
+
+def _ssl_failure(env: dict[str, str]) -> str:
+    """The one line `dfip` prints for the OSError building the SSL context raises."""
+    from dfip.config_errors import describe_os_error
+
+    settings = KafkaSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        security_protocol="SSL",
+        ssl_cafile=env.get("DFIP_KAFKA_SSL_CAFILE"),
+        ssl_certfile=env.get("DFIP_KAFKA_SSL_CERTFILE"),
+        ssl_keyfile=env.get("DFIP_KAFKA_SSL_KEYFILE"),
+    )
+    with pytest.raises(OSError) as info:
+        settings.ssl_context()
+    return describe_os_error(info.value, env)
+
+
+def test_a_bad_tls_file_is_named_with_its_variable(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    folder = tmp_path / "certs"
+    folder.mkdir()
+    line = _ssl_failure({"DFIP_KAFKA_SSL_CAFILE": str(folder)})
+    assert line == f"DFIP_KAFKA_SSL_CAFILE={folder}: is a folder, not a file"
+    line = _ssl_failure({"DFIP_KAFKA_SSL_CAFILE": str(junk)})
+    assert line.startswith(f"DFIP_KAFKA_SSL_CAFILE={junk}: not a PEM CA bundle")
+    line = _ssl_failure({"DFIP_KAFKA_SSL_CERTFILE": str(junk)})
+    assert line.startswith(f"DFIP_KAFKA_SSL_CERTFILE={junk}: not a PEM certificate")
+    line = _ssl_failure(
+        {"DFIP_KAFKA_SSL_CERTFILE": str(junk), "DFIP_KAFKA_SSL_KEYFILE": str(tmp_path / "nope")}
+    )
+    assert line == f"DFIP_KAFKA_SSL_KEYFILE={tmp_path / 'nope'}: No such file or directory"

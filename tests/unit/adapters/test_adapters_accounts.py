@@ -80,7 +80,7 @@ def test_csv_mapping_file(tmp_path: Path) -> None:
         ),
         ('[[account]]\nuscc = "91330106MA2H3K4P70"\n', "exactly one of account or account_ref"),
         ('[[account]]\naccount_ref = "acct_zz"\nuscc = "91330106MA2H3K4P70"\n', "acct_<32 hex>"),
-        ("[[account]\n", "not valid UTF-8 TOML"),
+        ("[[account]\n", "not valid TOML"),
     ],
 )
 def test_bad_mapping_files_name_the_entry(tmp_path: Path, text: str, message: str) -> None:
@@ -193,3 +193,17 @@ def test_mt940_ambiguous_account_is_a_rejection(tmp_path: Path, parse) -> None:
     assert rejected.location.endswith("s.sta:5")
     assert d.ref("123456789") in rejected.reason
     assert d.ref("0123456789") in rejected.reason
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".csv"])
+def test_a_gb18030_account_map_names_the_line_and_the_fix(tmp_path: Path, suffix: str) -> None:
+    mapping = tmp_path / f"accounts{suffix}"
+    text = (
+        '[[account]]\naccount = "1"\nuscc = "91330106MA2H3K4P70"\n# 基本户\n'
+        if suffix == ".toml"
+        else "account,uscc\n1,91330106MA2H3K4P70\n# 基本户\n"
+    )
+    mapping.write_bytes(text.encode("gb18030"))
+    line = 4 if suffix == ".toml" else 3
+    with pytest.raises(AccountMapError, match=rf"accounts\{suffix}:{line}: not UTF-8 .*GB18030"):
+        AccountDirectory.load(mapping, KEY)

@@ -115,3 +115,26 @@ def test_auto_rejects_what_it_cannot_tell(tmp_path: Path) -> None:
     result = run("auto", str(path), "--dry-run", "-i", "TEST-BANK")
     assert result.exit_code == 3
     assert "cannot tell the format" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("head", "looks_like"),
+    [
+        (bytes(range(256)) * 64, "binary data"),
+        (b"\x1f\x8b\x08\x00" + bytes(200), "a gzip-compressed file (decompress it first)"),
+        ("日期,USD/CNY\n".encode("utf-16"), "UTF-16 text"),
+    ],
+    ids=["binary", "gzip", "utf-16"],
+)
+def test_binary_compressed_and_utf16_files_are_named_for_what_they_are(
+    tmp_path: Path, head: bytes, looks_like: str
+) -> None:
+    path = tmp_path / "statement.csv"
+    path.write_bytes(head)
+    found = sniff(path)
+    assert found.format is None
+    assert looks_like in found.looks_like
+    for fmt in ("csv", "mt940", "camt", "fx", "loans"):  # csv too: it is no text table
+        problem = format_mismatch(fmt, path)
+        assert problem is not None, fmt
+        assert looks_like in problem

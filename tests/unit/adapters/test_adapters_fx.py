@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+
+import pytest
 
 from schemas import FxRate
 
@@ -107,3 +110,60 @@ def test_cfets_excel_export(tmp_path: Path, parse) -> None:
     assert got[("MYR", "2024-03-05")] == Decimal("1.51911041")
     assert ("MYR", "2024-03-06") not in got
     assert len(parsed.events) == 5
+
+
+def _workbook_with(tmp_path: Path, name: str, sheet_xml: Callable[[bytes], bytes]) -> Path:
+    """A one-sheet CFETS workbook whose sheet XML is rewritten by `sheet_xml`."""
+    import zipfile
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["日期", "USD/CNY"])
+    book.active.append(["2024-03-05", 7.102])
+    plain = tmp_path / "plain.xlsx"
+    book.save(plain)
+    path = tmp_path / name
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in src.namelist():
+            data = src.read(item)
+            out.writestr(item, sheet_xml(data) if item == "xl/worksheets/sheet1.xml" else data)
+    return path
+
+
+def test_a_workbook_that_unpacks_too_large_is_refused_unread(
+    tmp_path: Path, parse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zip bomb: 3 MB on disk, gigabytes of sheet XML (openpyxl held it all in memory)."""
+    from adapters.detect import sniff
+    from adapters.parsers import fx_rates
+
+    monkeypatch.setattr(fx_rates, "MAX_WORKBOOK_BYTES", 1 << 20)
+    filler = b" " * (2 << 20)
+    path = _workbook_with(
+        tmp_path, "bomb.xlsx", lambda xml: xml.replace(b"<sheetData>", b"<sheetData>" + filler)
+    )
+    parsed = parse("fx", path)
+    (rejected,) = parsed.rejected
+    assert rejected.field == "(document)"
+    assert "unpacks to" in rejected.reason
+    assert "limit" in rejected.reason
+    assert not parsed.events
+    assert sniff(path).format is None  # auto does not read it either
+
+
+def test_an_entity_bomb_in_a_workbook_is_a_rejection_not_a_traceback(tmp_path: Path, parse) -> None:
+    entities = b"".join(
+        b'<!ENTITY l%d "%s">' % (i, (b"&l%d;" % (i - 1)) * 10 if i else b"lol") for i in range(10)
+    )
+    doctype = b"<!DOCTYPE worksheet [" + entities + b"]>"
+    path = _workbook_with(
+        tmp_path,
+        "lol.xlsx",
+        lambda xml: doctype + xml.replace(b"<is><t>", b"<is><t>&l9;", 1),
+    )
+    parsed = parse("fx", path)
+    (rejected,) = parsed.rejected
+    assert rejected.field == "(document)"
+    assert "an Excel workbook that cannot be read: ParseError" in rejected.reason
+    assert not parsed.events

@@ -213,8 +213,37 @@ def test_unreachable_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
         raise KafkaTimeoutError("Unable to bootstrap")
 
     monkeypatch.setattr(producer_module, "KafkaProducer", refuse)
-    with pytest.raises(KafkaUnavailable, match=r"unreachable at 10\.0\.0\.1:9092"):
+    monkeypatch.setattr(producer_module, "accepts_tcp", lambda servers: False)
+    with pytest.raises(KafkaUnavailable, match=r"unreachable at 10\.0\.0\.1:9092") as info:
         EventProducer(KafkaSettings(bootstrap_servers="10.0.0.1:9092"))
+    assert not info.value.reachable
+
+
+def test_a_listener_that_does_not_speak_the_protocol_is_not_called_unreachable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SSL or SASL settings against a plaintext listener (or the reverse): the port answers,
+    the handshake never completes. "Unreachable" would send the user looking for a broker
+    that is running."""
+
+    def refuse(**_: Any) -> None:
+        raise KafkaTimeoutError("Unable to bootstrap")
+
+    monkeypatch.setattr(producer_module, "KafkaProducer", refuse)
+    monkeypatch.setattr(producer_module, "accepts_tcp", lambda servers: True)
+    settings = KafkaSettings(
+        bootstrap_servers="127.0.0.1:9092",
+        security_protocol="SASL_SSL",
+        sasl_username="u",
+        sasl_password="p",
+    )
+    with pytest.raises(KafkaUnavailable) as info:
+        EventProducer(settings)
+    assert info.value.reachable
+    assert "Kafka at 127.0.0.1:9092 accepts connections but did not complete the SASL_SSL" in str(
+        info.value
+    )
+    assert "DFIP_KAFKA_SECURITY_PROTOCOL" in str(info.value)
 
 
 def test_send_errors_are_failed_deliveries(fake, monkeypatch: pytest.MonkeyPatch) -> None:
