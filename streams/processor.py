@@ -35,11 +35,12 @@ from schemas import catalog
 from schemas import figure_names as fn
 from schemas.alerts import AlertAck
 from schemas.catalog import partition_for
-from schemas.codec import decode, encode
+from schemas.codec import EMPTY_VALUE, decode, decode_many, encode
 from schemas.errors import FieldError, SchemaError
 from schemas.events import (
     DeadLetter,
     DigitalizationScore,
+    Event,
     FxRate,
     LoanDisbursed,
     LoanEventBase,
@@ -124,7 +125,7 @@ class _FlowKeys(dict[str, tuple[str, tuple[str]]]):
 
 _RECEIVED = _FlowKeys(fn.EVENTS_RECEIVED_TOTAL)
 _PROCESSED = _FlowKeys(fn.EVENTS_PROCESSED_TOTAL)
-_EMPTY = SchemaError("undecodable", [FieldError("", "", "empty record value")])
+_EMPTY = EMPTY_VALUE
 
 
 def _origin_key(headers: dict[str, bytes]) -> str | None:
@@ -308,7 +309,21 @@ class Processor:
 
     # ---- event topics ------------------------------------------------------------------
 
-    def process(self, rec: Record) -> None:
+    def process_batch(self, records: Sequence[Record]) -> None:
+        """``process`` each record of owned partitions, their values decoded first in one
+        call (``decode_many``: the same event, or the same error, as ``decode`` one by one).
+        Records of a partition this processor does not own are skipped."""
+        states = self.states
+        owned = [rec for rec in records if rec.partition in states]
+        if len(owned) != len(records):
+            log.debug("skipping %d records of unowned partitions", len(records) - len(owned))
+        process = self.process
+        for rec, decoded in zip(owned, decode_many([rec.value for rec in owned]), strict=True):
+            process(rec, decoded)
+
+    def process(self, rec: Record, decoded: Event | SchemaError | None = None) -> None:
+        """One event record. ``decoded``: its value already decoded by ``decode_many`` (the
+        event, or the error to dead-letter it with); None decodes it here."""
         # the hot path: one call per event record; _begin and _count are inlined
         topic = rec.topic
         partition = rec.partition
@@ -334,16 +349,20 @@ class Processor:
         else:
             origin = None
             self._tick(state, _RECEIVED, topic)
-        value = rec.value
-        try:
-            if value is None:
-                raise _EMPTY
-            event = decode(value)
-        except SchemaError as exc:
+        if decoded is None:
+            value = rec.value
+            try:
+                if value is None:
+                    raise _EMPTY
+                decoded = decode(value)
+            except SchemaError as exc:
+                decoded = exc
+        if isinstance(decoded, SchemaError):
             self._dead_letter(
-                state, rec, stage="ingress", error_class=exc.error_class, reason=str(exc)
+                state, rec, stage="ingress", error_class=decoded.error_class, reason=str(decoded)
             )
             return
+        event = decoded
         if not isinstance(event, TransactionEvent if topic == TRANSACTIONS else LoanEventBase):
             err = _misplaced(event.kind, topic)
             self._dead_letter(
