@@ -49,7 +49,10 @@ _events = st.builds(
         customs_mode=cm,
     ),
     st.integers(0, 4 * 24 * 60),
-    st.decimals(min_value=0, max_value=10**13, places=2, allow_nan=False).map(str),
+    st.one_of(
+        st.decimals(min_value=0, max_value=10**13, places=2, allow_nan=False),
+        st.decimals(min_value=0, max_value=10**6, places=8, allow_nan=False),  # rounds to fen
+    ).map(str),
     st.sampled_from(["CNY", "CNY", "USD", "JPY"]),
     st.sampled_from(list(InstitutionType)),
     st.sampled_from(list(Direction)),
