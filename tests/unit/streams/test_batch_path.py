@@ -220,7 +220,12 @@ def _mutate(raw: bytes | None, how: str) -> bytes | None:
         return raw
     if how == "cut":
         return raw[: len(raw) // 2]
-    doc = orjson.loads(raw)
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw  # already broken by an earlier mutation
+    if not isinstance(doc, dict):
+        return raw
     if how == "lower" and "enterprise_uscc" in doc:
         doc["enterprise_uscc"] = doc["enterprise_uscc"].lower()
     elif how == "amount" and "amount" in doc:
