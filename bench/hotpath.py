@@ -1,6 +1,7 @@
 """Worker CPU per event on the bench feed, without Kafka: the processor and the commit prep.
 
-``python -m bench.hotpath [--events N] [--batch B] [--repeat R] [--profile]``: captures the
+``python -m bench.hotpath [--events N] [--batch B] [--repeat R] [--profile] [--only PATH]``:
+captures the
 simulator feed (seed 7), assigns offsets and record timestamps as a broker would, and runs
 it through :class:`streams.processor.Processor` the way the engine does: scores and FX as
 they come, events in batches of B, then per batch ``finish_batch``, the changelog records
@@ -9,6 +10,11 @@ the next batch. Reports CPU µs per event (process time, best of R) split into t
 pass and the commit prep, and the changelog bytes per event (keys + uncompressed values,
 with the share of the ``rs:`` and ``al:`` records). No broker, no Faust: what the worker's
 own Python costs.
+
+``--only none|per-event|batch --repeat 1`` runs one path once (``none``: only the feed), for
+counting instructions, which a shared machine's load does not change:
+``valgrind --tool=callgrind --callgrind-out-file=/dev/null python -m bench.hotpath --events
+10000 --only per-event --repeat 1`` minus the same with ``--only none``, over the events.
 """
 
 from __future__ import annotations
@@ -146,12 +152,20 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--only", choices=["none", "per-event", "batch"])
     args = ap.parse_args()
     records = feed_records(args.events)
     paths: dict[str, Callable[[Processor, list[Record]], None]] = {"per-event": per_event}
     batch_path = getattr(Processor, "process_batch", None)
     if batch_path is not None:
         paths["batch"] = batch_path
+    if args.only is not None:
+        if args.only == "none":
+            return
+        paths = {args.only: paths[args.only]}
+        if args.repeat == 1:
+            print(f"{args.only}: {run(records, args.batch, process=paths[args.only])[2]:,} events")
+            return
     for name, fn in paths.items():
         if args.profile:
             prof = cProfile.Profile()
