@@ -35,12 +35,11 @@ from schemas import catalog
 from schemas import figure_names as fn
 from schemas.alerts import AlertAck
 from schemas.catalog import partition_for
-from schemas.codec import EMPTY_VALUE, decode, decode_many, encode
+from schemas.codec import EMPTY_VALUE, decode, encode
 from schemas.errors import FieldError, SchemaError
 from schemas.events import (
     DeadLetter,
     DigitalizationScore,
-    Event,
     FxRate,
     LoanDisbursed,
     LoanEventBase,
@@ -113,10 +112,6 @@ FX_ACCOUNTING_PARTITION = 0
 
 
 _NO_HEADERS: dict[str, bytes] = {}
-
-# records decoded per decode_many call: a few hundred events alive at once, not a whole
-# fetch's (thousands kept alive by one call get promoted by the cyclic GC, measurably slower)
-DECODE_CHUNK = 256
 
 # enterprise → its partition (Kafka's murmur2 partitioner), for the codes seen lately
 _HOMES: dict[str, int] = {}
@@ -325,22 +320,18 @@ class Processor:
     # ---- event topics ------------------------------------------------------------------
 
     def process_batch(self, records: Sequence[Record]) -> None:
-        """``process`` each record of owned partitions, their values decoded first in one
-        call (``decode_many``: the same event, or the same error, as ``decode`` one by one).
-        Records of a partition this processor does not own are skipped."""
+        """``process`` each record of an owned partition (others are skipped: a rebalance
+        raced the batch). Each value is decoded as its record is processed: decoding a
+        batch ahead (``decode_many``) measured slower, the events then outlive the cache."""
         states = self.states
-        owned = [rec for rec in records if rec.partition in states]
-        if len(owned) != len(records):
-            log.debug("skipping %d records of unowned partitions", len(records) - len(owned))
         process = self.process
-        for start in range(0, len(owned), DECODE_CHUNK):
-            chunk = owned[start : start + DECODE_CHUNK]
-            for rec, decoded in zip(chunk, decode_many([r.value for r in chunk]), strict=True):
-                process(rec, decoded)
+        for rec in records:
+            if rec.partition in states:
+                process(rec)
+            else:
+                log.debug("skipping a record of unowned partition %s", rec.partition)
 
-    def process(self, rec: Record, decoded: Event | SchemaError | None = None) -> None:
-        """One event record. ``decoded``: its value already decoded by ``decode_many`` (the
-        event, or the error to dead-letter it with); None decodes it here."""
+    def process(self, rec: Record) -> None:
         # the hot path: one call per event record; _begin and _count are inlined
         topic = rec.topic
         partition = rec.partition
@@ -366,20 +357,16 @@ class Processor:
         else:
             origin = None
             self._tick(state, _RECEIVED, topic)
-        if decoded is None:
-            value = rec.value
-            try:
-                if value is None:
-                    raise _EMPTY
-                decoded = decode(value)
-            except SchemaError as exc:
-                decoded = exc
-        if isinstance(decoded, SchemaError):
+        value = rec.value
+        try:
+            if value is None:
+                raise _EMPTY
+            event = decode(value)
+        except SchemaError as exc:
             self._dead_letter(
-                state, rec, stage="ingress", error_class=decoded.error_class, reason=str(decoded)
+                state, rec, stage="ingress", error_class=exc.error_class, reason=str(exc)
             )
             return
-        event = decoded
         if not isinstance(event, TransactionEvent if topic == TRANSACTIONS else LoanEventBase):
             err = _misplaced(event.kind, topic)
             self._dead_letter(

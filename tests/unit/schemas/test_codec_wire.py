@@ -172,7 +172,7 @@ def test_events_of_an_enterprise_share_one_uscc_string():
     assert a.enterprise_uscc is b.enterprise_uscc  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("validator", [codec._WIRE_EVENT, codec._WIRE_BATCH])
+@pytest.mark.parametrize("validator", [codec._WIRE_EVENT])
 def test_the_fast_validators_call_no_replaced_python_validator(validator):
     tree = repr(validator)
     assert "function-plain[_uscc_wire()]" in tree

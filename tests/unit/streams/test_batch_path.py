@@ -149,7 +149,7 @@ def _run(records: list[Record], batched: bool, batch: int) -> tuple[Processor, l
             offsets[key] += 1
             if not batched:
                 proc.process(rec)
-        if batched:  # the fetch's values decoded in one call (decode_many)
+        if batched:  # the engine's entry point
             proc.process_batch(todo)
         proc.finish_batch()
         for p in sorted(proc.touched):
@@ -242,12 +242,12 @@ _FEED = feed_records(3000, seed=5)
 
 @settings(max_examples=15, deadline=None)
 @given(_mutations, st.integers(1, 700))
-def test_decoding_a_batch_at_once_equals_the_per_event_reference_with_bad_records(
+def test_the_batch_path_equals_the_per_event_reference_with_bad_records(
     mutations: list[tuple[int, str]], batch: int
 ) -> None:
-    """``process_batch`` (one ``decode_many`` per batch) against the per-event path decoding
-    each record alone, on a feed with bad records anywhere: the same dead letters (class,
-    reason, original bytes), changelog, figures and outputs, batch by batch."""
+    """``process_batch`` of the batched processor (the fast wire decode, the tally) against
+    the per-event reference, on a feed with bad records anywhere: the same dead letters
+    (class, reason, original bytes), changelog, figures and outputs, batch by batch."""
     records = list(_FEED)
     events = [i for i, r in enumerate(records) if r.topic in EVENT_TOPICS]
     for position, how in mutations:
