@@ -1,6 +1,7 @@
 """Worker CPU per event on the bench feed, without Kafka: the processor and the commit prep.
 
-``python -m bench.hotpath [--events N] [--batch B] [--repeat R] [--profile]``: captures the
+``python -m bench.hotpath [--events N] [--batch B] [--repeat R] [--profile] [--only PATH]``:
+captures the
 simulator feed (seed 7), assigns offsets and record timestamps as a broker would, and runs
 it through :class:`streams.processor.Processor` the way the engine does: scores and FX as
 they come, events in batches of B, then per batch ``finish_batch``, the changelog records
@@ -9,6 +10,15 @@ the next batch. Reports CPU µs per event (process time, best of R) split into t
 pass and the commit prep, and the changelog bytes per event (keys + uncompressed values,
 with the share of the ``rs:`` and ``al:`` records). No broker, no Faust: what the worker's
 own Python costs.
+
+``--decode`` times decoding the feed's event values instead (CPU µs per value, best of R,
+alternating): the models' own validators, ``decode`` one by one (the compiled stand-ins),
+``decode_many`` in chunks of 256 (their events alive until the chunk is done).
+
+``--only none|per-event|batch --repeat 1`` runs one path once (``none``: only the feed), for
+counting instructions, which a shared machine's load does not change:
+``valgrind --tool=callgrind --callgrind-out-file=/dev/null python -m bench.hotpath --events
+10000 --only per-event --repeat 1`` minus the same with ``--only none``, over the events.
 """
 
 from __future__ import annotations
@@ -140,18 +150,69 @@ def per_event(proc: Processor, records: list[Record]) -> None:
         process(rec)
 
 
+def decode_only(values: list[bytes], repeat: int) -> None:
+    from schemas import codec
+    from schemas.errors import SchemaError
+
+    chunk = 256
+
+    def reference() -> None:
+        for raw in values:
+            try:
+                codec._EVENT_VALIDATOR.validate_json(raw, strict=True)
+            except Exception:  # the same diagnosis as decode's
+                try:  # noqa: SIM105 - no context manager in the timed loop
+                    codec._slow_decode(raw, None)
+                except SchemaError:
+                    pass
+
+    def one_by_one() -> None:
+        for raw in values:
+            try:  # noqa: SIM105 - no context manager in the timed loop
+                codec.decode(raw)
+            except SchemaError:
+                pass
+
+    def many() -> None:
+        for start in range(0, len(values), chunk):
+            codec.decode_many(values[start : start + chunk])
+
+    ways = {"models' validators": reference, "decode": one_by_one, "decode_many": many}
+    best = dict.fromkeys(ways, float("inf"))
+    for _ in range(repeat):
+        for name, way in ways.items():
+            t0 = time.process_time()
+            way()
+            best[name] = min(best[name], time.process_time() - t0)
+    for name, seconds in best.items():
+        print(f"{name}: {1e6 * seconds / len(values):.2f} µs/value ({len(values):,} values)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=60_000)
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--only", choices=["none", "per-event", "batch"])
+    ap.add_argument("--decode", action="store_true")
     args = ap.parse_args()
     records = feed_records(args.events)
+    if args.decode:
+        values = [r.value for r in records if r.topic in EVENT_TOPICS and r.value is not None]
+        decode_only(values, args.repeat)
+        return
     paths: dict[str, Callable[[Processor, list[Record]], None]] = {"per-event": per_event}
     batch_path = getattr(Processor, "process_batch", None)
     if batch_path is not None:
         paths["batch"] = batch_path
+    if args.only is not None:
+        if args.only == "none":
+            return
+        paths = {args.only: paths[args.only]}
+        if args.repeat == 1:
+            print(f"{args.only}: {run(records, args.batch, process=paths[args.only])[2]:,} events")
+            return
     for name, fn in paths.items():
         if args.profile:
             prof = cProfile.Profile()

@@ -6,8 +6,10 @@ Schema files describe exactly what the validators accept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import methodcaller
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -19,6 +21,8 @@ from pydantic import (
     WithJsonSchema,
 )
 from pydantic import StringConstraints as Str
+from pydantic_core import CoreSchema
+from pydantic_core import core_schema as cs
 
 from schemas.money import AMOUNT_PATTERN, AMOUNT_RE, MAX_INTEGER_DIGITS, SUPPORTED_CURRENCIES
 from schemas.uscc import USCC_PATTERN, check_uscc
@@ -40,9 +44,28 @@ __all__ = [
     "UtcDatetime",
     "decimal_field",
     "format_decimal",
+    "wire_function",
+    "wire_schema",
 ]
 
 _INT_LIMIT = 10**MAX_INTEGER_DIGITS
+
+# The codec's fast wire decoder (schemas/codec.py) swaps the Python validators below for
+# these: compiled checks, or a lookup of values already validated. They accept a subset of
+# what the validator they replace accepts, and give the same value; anything they reject
+# is decoded again by the models' own validators, which word the error.
+_WIRE_SCHEMAS: dict[Callable[..., Any], CoreSchema] = {}
+_WIRE_FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+
+def wire_schema(validator: Callable[..., Any]) -> CoreSchema | None:
+    """The compiled JSON-input schema standing in for a plain field validator, if any."""
+    return _WIRE_SCHEMAS.get(validator)
+
+
+def wire_function(validator: Callable[..., Any]) -> Callable[..., Any] | None:
+    """The cheaper function standing in for an after-validator on JSON input, if any."""
+    return _WIRE_FUNCTIONS.get(validator)
 
 
 def format_decimal(value: Decimal) -> str:
@@ -105,6 +128,7 @@ def decimal_field(
     if le is not None:
         bounds.append(f"<= {le}")
     text = description + (f" ({', '.join(bounds)})" if bounds else "")
+    _WIRE_SCHEMAS[validate] = _wire_decimal(gt=gt, ge=ge, le=le)
     integer: dict[str, Any] = {
         "type": "integer",
         "minimum": -(_INT_LIMIT - 1),
@@ -127,6 +151,23 @@ def decimal_field(
         WithJsonSchema(schema, mode="validation"),
         WithJsonSchema({"type": "string", "pattern": AMOUNT_PATTERN}, mode="serialization"),
     ]
+
+
+def _wire_decimal(*, gt: Decimal | None, ge: Decimal | None, le: Decimal | None) -> CoreSchema:
+    """`decimal_field`'s rules in compiled code: a string matching `AMOUNT_PATTERN` or an int
+    of at most `MAX_INTEGER_DIGITS` digits, made a `Decimal` by its own constructor (as the
+    Python validator does), then bounded."""
+    to_decimal = cs.no_info_plain_validator_function(Decimal)
+    bounded = cs.decimal_schema(gt=gt, ge=ge, le=le)
+    text = cs.str_schema(pattern=AMOUNT_PATTERN)
+    integer = cs.int_schema(gt=-_INT_LIMIT, lt=_INT_LIMIT)
+    return cs.union_schema(
+        [
+            cs.chain_schema([text, to_decimal, bounded]),
+            cs.chain_schema([integer, to_decimal, bounded]),
+        ],
+        mode="left_to_right",
+    )
 
 
 _ZERO = Decimal(0)
@@ -159,6 +200,9 @@ def _to_utc(value: datetime) -> datetime:
         raise ValueError("datetime out of range once converted to UTC") from None
 
 
+# on the wire the offset is pydantic-core's own tzinfo, never `UTC`: convert, in C
+_WIRE_FUNCTIONS[_to_utc] = methodcaller("astimezone", UTC)
+
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 """Timezone-aware datetime (an offset is required), normalised to UTC; serialised with Z."""
 
@@ -178,6 +222,28 @@ def _uscc(value: object, info: ValidationInfo) -> str:
         raise ValueError("must be upper case without spaces")
     return canonical
 
+
+_WIRE_USCC: dict[str, str] = {}
+_WIRE_USCC_MAX = 1 << 16
+
+
+def _uscc_wire(value: object) -> str:
+    """`_uscc` on JSON input as a lookup of the codes already seen valid (every event of an
+    enterprise then shares one string); a new code is checked like `_uscc` does."""
+    if type(value) is not str:
+        raise ValueError("not a string")  # the models' own validator words the error
+    seen = _WIRE_USCC.get(value)
+    if seen is not None:
+        return seen
+    if check_uscc(value) != value:
+        raise ValueError("not in canonical form")
+    if len(_WIRE_USCC) >= _WIRE_USCC_MAX:
+        _WIRE_USCC.clear()  # bounded: a cache, not a registry
+    _WIRE_USCC[value] = value
+    return value
+
+
+_WIRE_SCHEMAS[_uscc] = cs.no_info_plain_validator_function(_uscc_wire)
 
 Uscc = Annotated[
     str,

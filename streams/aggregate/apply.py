@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from types import MappingProxyType
 from typing import Any, Final, Protocol
 
@@ -90,7 +90,9 @@ class Join:
     region: str
 
 
-_ONE = Decimal(1)
+_HUNDRED = Decimal(100)
+# exact for any wire amount (at most 15 + 8 digits) times 100, whatever the thread's context
+_EXACT = Context(prec=80)
 
 
 def _rate(rates: RateSource, currency: str, at: datetime) -> Decimal:
@@ -154,7 +156,15 @@ def tally_transaction(
     :func:`flush_tally`; returns the transaction's CNY fen. ``ts_us`` is
     ``to_us(ev.occurred_at)``."""
     currency = ev.currency
-    fen = to_fen(ev.amount, _ONE if currency == "CNY" else _rate(rates, currency, ev.occurred_at))
+    if currency == "CNY":
+        # to_fen's result without its rounding steps when amount × 100 is a whole number
+        # (every CNY statement amount: 2 places); otherwise to_fen itself
+        hundredfold = _EXACT.multiply(ev.amount, _HUNDRED)
+        fen = int(hundredfold)
+        if fen != hundredfold:
+            fen = to_fen(ev.amount)
+    else:
+        fen = to_fen(ev.amount, _rate(rates, currency, ev.occurred_at))
     cm = ev.customs_mode
     # _value_: the plain attribute behind Enum.value (whose descriptor costs a call)
     it = ev.institution_type._value_
