@@ -23,6 +23,7 @@ from bench.broker import drop_namespace, namespace, private_broker
 from bench.compare.engines import (
     HERE,
     EngineRun,
+    drop_internal_topics,
     kstreams_command,
     produce_input,
     python_command,
@@ -189,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rounds.append(got)
             finally:
                 drop_namespace(settings)
+                drop_internal_topics(settings)
     load_after = os.getloadavg()
     lines = table(engines, rounds)
     print("\n".join(lines))

@@ -30,7 +30,13 @@ from schemas.catalog import STATE_TOPIC
 from schemas.figures import FIGURES_BY_NAME
 from tests.support.workers import WorkerProcess, parse_figures, read_topic
 
-__all__ = ["EngineRun", "produce_input", "run_dfip", "run_output_engine"]
+__all__ = [
+    "EngineRun",
+    "drop_internal_topics",
+    "produce_input",
+    "run_dfip",
+    "run_output_engine",
+]
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -67,6 +73,21 @@ def create_output_topic(settings: KafkaSettings, name: str) -> str:
     finally:
         admin.close()
     return topic
+
+
+def drop_internal_topics(settings: KafkaSettings) -> None:
+    """Delete the engines' own topics named after their app id (which holds the namespace's
+    prefix) without starting with it: Quix Streams' ``repartition__<group>…``."""
+    import contextlib
+
+    admin = admin_client(settings)
+    try:
+        names = [t for t in admin.list_topics() if settings.topic_prefix in t]
+        if names:
+            with contextlib.suppress(Exception):
+                admin.delete_topics(names, timeout_ms=30_000)
+    finally:
+        admin.close()
 
 
 class OutputWatcher:
