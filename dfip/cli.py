@@ -158,7 +158,7 @@ def topics_create(
 
 
 def _group_id(kafka: KafkaSettings) -> str:
-    """The workers' consumer group, as streams/engine.py names it."""
+    """The workers' consumer group, as streams/engine/engine.py names it."""
     from streams.settings import WorkerSettings
 
     return f"{kafka.topic_prefix}{WorkerSettings().app_id}"
@@ -311,7 +311,7 @@ def worker() -> None:
             ) from None
     check_web_port(settings.web_host, settings.web_port)
     prepare_data_dir(settings.data_dir)
-    group_id = f"{kafka.topic_prefix}{settings.app_id}"  # as streams/engine.py names them
+    group_id = f"{kafka.topic_prefix}{settings.app_id}"  # as streams/engine/engine.py names them
     check_broker(kafka, group_id=group_id, transactional_id=f"{group_id}-{settings.worker_id}")
 
     import faust

@@ -168,7 +168,7 @@ def test_leader_of_busiest_inputs_killed_and_back(cluster: LocalCluster, tmp_pat
 def test_coordinators_node_killed_mid_batch(cluster: LocalCluster, tmp_path: Path) -> None:
     settings = _namespace(cluster)
     cluster.ensure_internal_topics()
-    group = f"{settings.topic_prefix}dfip"  # as streams/engine.py names the group
+    group = f"{settings.topic_prefix}dfip"  # as streams/engine/engine.py names the group
     worker_id = cluster.colocated_worker_id(group)
     worker = WorkerProcess(
         settings, worker_id, tmp_path, DFIP_WORKER_COMMIT_TIMEOUT_SECONDS=str(COMMIT_TIMEOUT)

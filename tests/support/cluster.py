@@ -133,7 +133,7 @@ class LocalCluster:
 
     def colocated_worker_id(self, group_id: str, stem: str = "coord") -> str:
         """A worker id whose transaction coordinator (transactional id `<group>-<worker>`, as
-        streams/engine.py names it) sits on the node of the group's coordinator."""
+        streams/engine/engine.py names it) sits on the node of the group's coordinator."""
         leaders = self.internal_leaders()
         for i in range(1000):
             wid = f"{stem}-{i}"
