@@ -23,6 +23,7 @@ import orjson
 from bench.feed import Produced, capture
 from schemas import SchemaError, decode, partition_for
 from schemas.catalog import topic_by_name
+from schemas.enums import band_for_score
 from schemas.money import to_fen
 
 __all__ = [
@@ -48,13 +49,8 @@ Result = dict[tuple[str, str], tuple[int, int]]
 
 
 def band(score: Decimal | None) -> str:
-    """docs/metrics.md: < 20 l0, [20, 40) l1, [40, 60) l2, [60, 80) l3, >= 80 l4."""
-    if score is None:
-        return "unscored"
-    for limit, name in ((20, "l0"), (40, "l1"), (60, "l2"), (80, "l3")):
-        if score < limit:
-            return name
-    return "l4"
+    """The platform's own band rule (docs/metrics.md), as a label."""
+    return band_for_score(score).value
 
 
 def _utc(text: str) -> datetime:
