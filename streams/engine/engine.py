@@ -338,14 +338,11 @@ class Engine:
         # while batches flow, and never holds a batch up with a reference read of its own
         await self.references.catch_up(sorted(owned))
         t1 = time.perf_counter()
-        process = self.processor.process
-        for i, rec in enumerate(records):
-            if rec.partition in owned:
-                process(rec)
-            else:
-                # not ours any more (a rebalance raced the batch): another worker has it
-                log.debug("skipping record of unowned partition %s", rec.partition)
-            if i % YIELD_EVERY == YIELD_EVERY - 1:
+        # records of partitions not ours any more (a rebalance raced the batch) are skipped
+        process_batch = self.processor.process_batch
+        for start in range(0, len(records), YIELD_EVERY):
+            process_batch(records[start : start + YIELD_EVERY])
+            if start + YIELD_EVERY <= len(records):  # a full chunk, as before
                 # let the previous batch's transaction (and /metrics) progress meanwhile
                 await asyncio.sleep(0)
         commit = self.committer.prepare(self.processor, records, t0)
