@@ -1,6 +1,7 @@
 """Worker CPU per event on the bench feed, without Kafka: the processor and the commit prep.
 
-``python -m bench.hotpath [--events N] [--batch B] [--repeat R] [--profile] [--only PATH]``:
+``python -m bench.hotpath [--events N] [--batch B] [--repeat R] [--profile] [--only PATH]
+[--rules]`` (``--rules``: the rule engine on, as the worker runs it by default):
 captures the
 simulator feed (seed 7), assigns offsets and record timestamps as a broker would, and runs
 it through :class:`streams.processor.Processor` the way the engine does: scores and FX as
@@ -31,9 +32,11 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from bench.feed import EVENT_TOPICS, capture
+from schemas.alerts import load_ruleset
 from streams.processor import FX, SCORES, Processor, Record
 from streams.reference.fx import FxTable
 from streams.reference.scores import ScoreTable
+from streams.rules import RuleEngine
 from streams.state.changelog import dirty_records
 from streams.state.partition import PartitionState
 
@@ -68,8 +71,9 @@ class ChangelogBytes:
             self.by_prefix[key.split(b":", 1)[0].decode()] += n
 
 
-def _processor() -> Processor:
-    proc = Processor(grace_us=600 * 1_000_000, fx=FxTable(10))
+def _processor(rules: bool = False) -> Processor:
+    engine = RuleEngine(load_ruleset()) if rules else None
+    proc = Processor(grace_us=600 * 1_000_000, fx=FxTable(10), rules=engine)
     for p in range(12):
         proc.states[p] = PartitionState(p)
         proc.scores[p] = ScoreTable(8)
@@ -82,9 +86,10 @@ def run(
     *,
     process: Callable[[Processor, list[Record]], None],
     changelog: ChangelogBytes | None = None,
+    rules: bool = False,
 ) -> tuple[float, float, int]:
     """(CPU seconds in the batch pass, CPU seconds in the commit prep, events)."""
-    proc = _processor()
+    proc = _processor(rules)
     apply_s = prep_s = 0.0
     events = 0
     pending: list[Record] = []
@@ -196,6 +201,9 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--only", choices=["none", "per-event", "batch"])
     ap.add_argument("--decode", action="store_true")
+    ap.add_argument(
+        "--rules", action="store_true", help="the rules on, as the worker runs by default"
+    )
     args = ap.parse_args()
     records = feed_records(args.events)
     if args.decode:
@@ -211,24 +219,25 @@ def main() -> None:
             return
         paths = {args.only: paths[args.only]}
         if args.repeat == 1:
-            print(f"{args.only}: {run(records, args.batch, process=paths[args.only])[2]:,} events")
+            n = run(records, args.batch, process=paths[args.only], rules=args.rules)[2]
+            print(f"{args.only}: {n:,} events")
             return
     for name, fn in paths.items():
         if args.profile:
             prof = cProfile.Profile()
             prof.enable()
-            run(records, args.batch, process=fn)
+            run(records, args.batch, process=fn, rules=args.rules)
             prof.disable()
             pstats.Stats(prof).sort_stats("tottime").print_stats(25)
         best: tuple[float, float, int] | None = None
         for _ in range(args.repeat):
-            res = run(records, args.batch, process=fn)
+            res = run(records, args.batch, process=fn, rules=args.rules)
             if best is None or sum(res[:2]) < sum(best[:2]):
                 best = res
         assert best is not None
         apply_s, prep_s, n = best
         log = ChangelogBytes()
-        run(records, args.batch, process=fn, changelog=log)
+        run(records, args.batch, process=fn, changelog=log, rules=args.rules)
         shares = ", ".join(
             f"{p}: {100 * log.by_prefix[p] / log.total:.0f} %" for p in ("rs", "al", "ctr")
         )
