@@ -2,7 +2,7 @@
 
 A worker is started on a fresh namespace and left idle until /ready; then the captured feed
 is produced at `rate` records/s for `seconds` (scores and FX included, barriers kept), and
-the worker is given `drain` seconds after the last send to show everything. Two readings:
+the worker is given `drain` seconds after the last send to show everything. What it measures:
 
 - scrape side (what a reader of /metrics sees): every `poll_interval` seconds (0.05) the bench
   GETs `/metrics?name[]=dfip_events_received_total`, the committed figure that counts the
@@ -14,7 +14,10 @@ the worker is given `drain` seconds after the last send to show everything. Two 
   issue 18 it read the whole exposition once a second, which added 0.5 s on average and up
   to 1 s of sampling delay to every figure.) Meanwhile the whole exposition is scraped
   every `scrape_interval` seconds as Prometheus would, so the worker pays for rendering it
-  as it does in service ("scrape ms"); those responses count as observations too.
+  as it does in service ("scrape ms"); those responses are not parsed (that would hold
+  the bench's GIL, and with it the producer, for tens of ms).
+- offered load: the producer fetches every topic's metadata before its clock starts, then
+  sends the records due every 5 ms; a record's send time is when its chunk was handed over.
 - worker side: the worker's `dfip_event_latency_seconds` histogram observes, for a sample
   of each committed batch, CreateTime → end of the batch's transaction, which is the moment
   the new figures are visible to the next scrape. p50/p99 are interpolated within its
@@ -35,12 +38,23 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.broker import drop_namespace, namespace
-from bench.feed import EVENT_TOPICS, CapturedFeed, Produced, produce
+from bench.feed import (
+    EVENT_TOPICS,
+    CapturedFeed,
+    Produced,
+    ProduceStats,
+    SentCallback,
+    _bulk_producer,
+    _send_chunk,
+    _split_at_barriers,
+)
 from bench.pipeline import start_workers, stop_workers
 from bench.report import percentile
 from bench.scrape import Scraper, histogram_quantile, parse_samples
+from core.kafka_config import KafkaSettings
 
 __all__ = ["LatencyRun", "received_by_partition", "run_latency", "visible_latencies"]
 
@@ -121,6 +135,53 @@ def stage_budget(text: str) -> dict[str, tuple[float, float | None]]:
     }
 
 
+async def paced_produce(
+    settings: KafkaSettings,
+    records: Sequence[Produced],
+    *,
+    rate: float,
+    on_sent: SentCallback,
+    tick: float = 0.005,
+) -> ProduceStats:
+    """bench.feed.produce at `rate`, with the producer's metadata of every topic fetched
+    before the clock starts.
+
+    Without it the first send of each topic waited for its partition leaders (1-2 s on a
+    fresh namespace of a busy machine) while records fell due, and the schedule then caught
+    up in one burst: the worker saw ~12,000 records at once two seconds in, and the run's
+    p99 measured that burst, not a steady 5,000/s (issue 18).
+    """
+    producer = _bulk_producer(settings)
+    await producer.start()
+    pending: list[asyncio.Future[Any]] = []
+    try:
+        for topic in sorted({r.topic for r in records}):
+            await producer.partitions_for(settings.topic(topic))
+        began = time.perf_counter()
+        sent = 0
+        while sent < len(records):
+            due = min(len(records), int(rate * (time.perf_counter() - began)) + 1)
+            if due <= sent:
+                await asyncio.sleep(tick)
+                continue
+            for part in _split_at_barriers(records[sent:due]):
+                now = time.time()
+                pending.extend(await _send_chunk(producer, settings, part))
+                on_sent(part, now)
+                if part[-1].barrier:  # what follows a barrier may rely on it
+                    await asyncio.gather(*pending)
+                    pending.clear()
+            sent = due
+            if len(pending) > 1000:
+                for f in [f for f in pending if f.done()]:
+                    f.result()  # raises a delivery error
+                pending = [f for f in pending if not f.done()]
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return ProduceStats(len(records), time.perf_counter() - began)
+
+
 def run_latency(
     bootstrap: str,
     feed: CapturedFeed,
@@ -149,7 +210,9 @@ def run_latency(
         while not stop.is_set():
             began = time.perf_counter()
             s = scraper.metrics(names=names)
-            if s is not None:
+            # only the short answers are read: parsing a whole exposition here held this
+            # process's GIL for tens of ms, and with it the producer's sends
+            if s is not None and names:
                 observations.append((s.at, received_by_partition(s.text)))
             stop.wait(max(0.0, interval - (time.perf_counter() - began)))
 
@@ -165,7 +228,7 @@ def run_latency(
         ]
         for thread in threads:
             thread.start()
-        stats = asyncio.run(produce(settings, records, rate=rate, on_sent=on_sent))
+        stats = asyncio.run(paced_produce(settings, records, rate=rate, on_sent=on_sent))
         want = {tp: len(times) for tp, times in sends.items()}
         end = time.monotonic() + drain
         while time.monotonic() < end:
