@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import threading
 import time
 import uuid
@@ -75,6 +76,9 @@ class LatencyRun:
     worker_p99: float | None
     scrape_interval: float
     scrape_ms: float | None
+    # the longest the producer handed records over after they fell due (s): above ~0.1 s
+    # the offered load came in a burst and the run's tail measures it
+    producer_late: float | None = None
     # stage → (mean, p99) seconds from the worker's dfip_worker_stage_seconds (the budget)
     stages: dict[str, tuple[float, float | None]] = field(default_factory=dict)
 
@@ -142,6 +146,7 @@ async def paced_produce(
     rate: float,
     on_sent: SentCallback,
     tick: float = 0.005,
+    late: list[float] | None = None,
 ) -> ProduceStats:
     """bench.feed.produce at `rate`, with the producer's metadata of every topic fetched
     before the clock starts.
@@ -149,7 +154,10 @@ async def paced_produce(
     Without it the first send of each topic waited for its partition leaders (1-2 s on a
     fresh namespace of a busy machine) while records fell due, and the schedule then caught
     up in one burst: the worker saw ~12,000 records at once two seconds in, and the run's
-    p99 measured that burst, not a steady 5,000/s (issue 18).
+    p99 measured that burst, not a steady 5,000/s (issue 18). ``late`` receives, per chunk
+    handed over, how many seconds after its first record fell due that was: a loaded
+    machine can still hold the producer up (barriers wait for acknowledgements), and a
+    run whose producer lagged measured a burst again.
     """
     producer = _bulk_producer(settings)
     await producer.start()
@@ -164,8 +172,12 @@ async def paced_produce(
             if due <= sent:
                 await asyncio.sleep(tick)
                 continue
+            first = sent
             for part in _split_at_barriers(records[sent:due]):
                 now = time.time()
+                if late is not None:
+                    late.append(time.perf_counter() - began - first / rate)
+                first += len(part)
                 pending.extend(await _send_chunk(producer, settings, part))
                 on_sent(part, now)
                 if part[-1].barrier:  # what follows a barrier may rely on it
@@ -228,7 +240,15 @@ def run_latency(
         ]
         for thread in threads:
             thread.start()
-        stats = asyncio.run(paced_produce(settings, records, rate=rate, on_sent=on_sent))
+        late: list[float] = []
+        stats = asyncio.run(paced_produce(settings, records, rate=rate, on_sent=on_sent, late=late))
+        if late and max(late) > 0.1:
+            print(
+                f"[bench] latency: the producer fell {max(late):.2f} s behind its schedule "
+                "(the machine is busy): the offered load came in bursts",
+                file=sys.stderr,
+                flush=True,
+            )
         want = {tp: len(times) for tp, times in sends.items()}
         end = time.monotonic() + drain
         while time.monotonic() < end:
@@ -259,4 +279,5 @@ def run_latency(
         scrape_interval=scrape_interval,
         scrape_ms=None if scraper.mean_seconds is None else 1000 * scraper.mean_seconds,
         stages=stages,
+        producer_late=max(late) if late else None,
     )
