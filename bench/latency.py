@@ -2,16 +2,22 @@
 
 A worker is started on a fresh namespace and left idle until /ready; then the captured feed
 is produced at `rate` records/s for `seconds` (scores and FX included, barriers kept), and
-the worker is given `drain` seconds after the last send to show everything. Two readings:
+the worker is given `drain` seconds after the last send to show everything. What it measures:
 
-- scrape side (what an operator sees): /metrics is fetched every `scrape_interval` seconds.
-  `dfip_events_received_total{topic, partition}` counts the records of that input partition
-  the worker has committed, in offset order, so the k-th record sent to (topic, partition)
-  is visible in the first response whose count is ≥ k. Latency = arrival of that response −
-  the record's send time (its CreateTime). It includes up to one scrape interval of sampling
-  delay (on average half of it) and the scrape's own duration, so it is an upper bound.
-  Scraping much faster is not possible without slowing the worker: a scrape costs it the
-  time to render the whole exposition (reported as "scrape ms").
+- scrape side (what a reader of /metrics sees): every `poll_interval` seconds (0.05) the bench
+  GETs `/metrics?name[]=dfip_events_received_total`, the committed figure that counts the
+  records of each input partition the worker has committed, in offset order: the k-th record
+  sent to (topic, partition) is visible in the first response whose count is ≥ k. Latency =
+  arrival of that response − the record's send time (its CreateTime). It is an upper bound
+  by at most one poll interval plus the request's own time (a few ms: the worker renders
+  that one family only), so it measures the worker, not the bench's polling period. (Until
+  issue 18 it read the whole exposition once a second, which added 0.5 s on average and up
+  to 1 s of sampling delay to every figure.) Meanwhile the whole exposition is scraped
+  every `scrape_interval` seconds as Prometheus would, so the worker pays for rendering it
+  as it does in service ("scrape ms"); those responses are not parsed (that would hold
+  the bench's GIL, and with it the producer, for tens of ms).
+- offered load: the producer fetches every topic's metadata before its clock starts, then
+  sends the records due every 5 ms; a record's send time is when its chunk was handed over.
 - worker side: the worker's `dfip_event_latency_seconds` histogram observes, for a sample
   of each committed batch, CreateTime → end of the batch's transaction, which is the moment
   the new figures are visible to the next scrape. p50/p99 are interpolated within its
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import threading
 import time
 import uuid
@@ -32,16 +39,30 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.broker import drop_namespace, namespace
-from bench.feed import EVENT_TOPICS, CapturedFeed, Produced, produce
+from bench.feed import (
+    EVENT_TOPICS,
+    CapturedFeed,
+    Produced,
+    ProduceStats,
+    SentCallback,
+    _bulk_producer,
+    _send_chunk,
+    _split_at_barriers,
+)
 from bench.pipeline import start_workers, stop_workers
 from bench.report import percentile
 from bench.scrape import Scraper, histogram_quantile, parse_samples
+from core.kafka_config import KafkaSettings
 
 __all__ = ["LatencyRun", "received_by_partition", "run_latency", "visible_latencies"]
 
 Counts = dict[tuple[str, int], int]
+# seconds between two reads of the one family that shows what the worker has committed
+POLL_SECONDS = 0.05
+_RECEIVED = ("dfip_events_received_total",)
 
 
 @dataclass
@@ -55,6 +76,9 @@ class LatencyRun:
     worker_p99: float | None
     scrape_interval: float
     scrape_ms: float | None
+    # the longest the producer handed records over after they fell due (s): above ~0.1 s
+    # the offered load came in a burst and the run's tail measures it
+    producer_late: float | None = None
     # stage → (mean, p99) seconds from the worker's dfip_worker_stage_seconds (the budget)
     stages: dict[str, tuple[float, float | None]] = field(default_factory=dict)
 
@@ -115,6 +139,61 @@ def stage_budget(text: str) -> dict[str, tuple[float, float | None]]:
     }
 
 
+async def paced_produce(
+    settings: KafkaSettings,
+    records: Sequence[Produced],
+    *,
+    rate: float,
+    on_sent: SentCallback,
+    tick: float = 0.005,
+    late: list[float] | None = None,
+) -> ProduceStats:
+    """bench.feed.produce at `rate`, with the producer's metadata of every topic fetched
+    before the clock starts.
+
+    Without it the first send of each topic waited for its partition leaders (1-2 s on a
+    fresh namespace of a busy machine) while records fell due, and the schedule then caught
+    up in one burst: the worker saw ~12,000 records at once two seconds in, and the run's
+    p99 measured that burst, not a steady 5,000/s (issue 18). ``late`` receives, per chunk
+    handed over, how many seconds after its first record fell due that was: a loaded
+    machine can still hold the producer up (barriers wait for acknowledgements), and a
+    run whose producer lagged measured a burst again.
+    """
+    producer = _bulk_producer(settings)
+    await producer.start()
+    pending: list[asyncio.Future[Any]] = []
+    try:
+        for topic in sorted({r.topic for r in records}):
+            await producer.partitions_for(settings.topic(topic))
+        began = time.perf_counter()
+        sent = 0
+        while sent < len(records):
+            due = min(len(records), int(rate * (time.perf_counter() - began)) + 1)
+            if due <= sent:
+                await asyncio.sleep(tick)
+                continue
+            first = sent
+            for part in _split_at_barriers(records[sent:due]):
+                now = time.time()
+                if late is not None:
+                    late.append(time.perf_counter() - began - first / rate)
+                first += len(part)
+                pending.extend(await _send_chunk(producer, settings, part))
+                on_sent(part, now)
+                if part[-1].barrier:  # what follows a barrier may rely on it
+                    await asyncio.gather(*pending)
+                    pending.clear()
+            sent = due
+            if len(pending) > 1000:
+                for f in [f for f in pending if f.done()]:
+                    f.result()  # raises a delivery error
+                pending = [f for f in pending if not f.done()]
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return ProduceStats(len(records), time.perf_counter() - began)
+
+
 def run_latency(
     bootstrap: str,
     feed: CapturedFeed,
@@ -124,6 +203,7 @@ def run_latency(
     log_dir: Path,
     scrape_interval: float = 1.0,
     drain: float = 30.0,
+    poll_interval: float = POLL_SECONDS,
 ) -> LatencyRun:
     settings = namespace(bootstrap, "lat")
     records = feed.records[: max(1, int(rate * seconds))]
@@ -138,13 +218,15 @@ def run_latency(
             if r.topic in EVENT_TOPICS:
                 sends[(r.topic, r.partition)].append(at)
 
-    def poll() -> None:
+    def poll(interval: float, names: tuple[str, ...]) -> None:
         while not stop.is_set():
             began = time.perf_counter()
-            s = scraper.metrics()
-            if s is not None:
+            s = scraper.metrics(names=names)
+            # only the short answers are read: parsing a whole exposition here held this
+            # process's GIL for tens of ms, and with it the producer's sends
+            if s is not None and names:
                 observations.append((s.at, received_by_partition(s.text)))
-            stop.wait(max(0.0, scrape_interval - (time.perf_counter() - began)))
+            stop.wait(max(0.0, interval - (time.perf_counter() - began)))
 
     try:
         deadline = time.monotonic() + 300
@@ -152,9 +234,21 @@ def run_latency(
             if not worker.alive or time.monotonic() > deadline:
                 raise RuntimeError(f"worker not ready:\n{worker.tail()}")
             time.sleep(0.5)
-        thread = threading.Thread(target=poll, daemon=True)
-        thread.start()
-        stats = asyncio.run(produce(settings, records, rate=rate, on_sent=on_sent))
+        threads = [
+            threading.Thread(target=poll, args=(poll_interval, _RECEIVED), daemon=True),
+            threading.Thread(target=poll, args=(scrape_interval, ()), daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        late: list[float] = []
+        stats = asyncio.run(paced_produce(settings, records, rate=rate, on_sent=on_sent, late=late))
+        if late and max(late) > 0.1:
+            print(
+                f"[bench] latency: the producer fell {max(late):.2f} s behind its schedule "
+                "(the machine is busy): the offered load came in bursts",
+                file=sys.stderr,
+                flush=True,
+            )
         want = {tp: len(times) for tp, times in sends.items()}
         end = time.monotonic() + drain
         while time.monotonic() < end:
@@ -163,7 +257,8 @@ def run_latency(
                 break
             time.sleep(0.2)
         stop.set()
-        thread.join(timeout=60)
+        for thread in threads:
+            thread.join(timeout=60)
         final = scraper.metrics()
         buckets = _histogram(final.text) if final is not None else []
         stages = stage_budget(final.text) if final is not None else {}
@@ -171,7 +266,8 @@ def run_latency(
         stop.set()
         stop_workers([worker])
         drop_namespace(settings)
-    lat = sorted(visible_latencies(sends, observations))
+    # two threads appended: visible_latencies needs them in time order
+    lat = sorted(visible_latencies(sends, sorted(observations, key=lambda o: o[0])))
     return LatencyRun(
         offered_rate=stats.rate,
         events=len(lat),
@@ -183,4 +279,5 @@ def run_latency(
         scrape_interval=scrape_interval,
         scrape_ms=None if scraper.mean_seconds is None else 1000 * scraper.mean_seconds,
         stages=stages,
+        producer_late=max(late) if late else None,
     )

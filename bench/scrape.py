@@ -13,6 +13,7 @@ import math
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import defaultdict
 from collections.abc import Iterable
@@ -110,14 +111,19 @@ class Scraper:
         except OSError:
             return None
 
-    def metrics(self, timeout: float = 30.0) -> Scrape | None:
+    def metrics(self, timeout: float = 30.0, names: Iterable[str] = ()) -> Scrape | None:
+        """GET /metrics; with ``names`` only those families (``?name[]=…``, which the worker
+        renders in a few lines: cheap enough to poll every few tens of milliseconds). Only
+        full scrapes count in :attr:`mean_seconds`."""
+        query = urllib.parse.urlencode([("name[]", n) for n in names])
         began = time.perf_counter()
-        got = self.get("/metrics", timeout=timeout)
+        got = self.get(f"/metrics?{query}" if query else "/metrics", timeout=timeout)
         if got is None or got[0] != 200:
             return None
         seconds = time.perf_counter() - began
-        self.count += 1
-        self.total_seconds += seconds
+        if not query:
+            self.count += 1
+            self.total_seconds += seconds
         return Scrape(time.time(), seconds, got[1].decode())
 
     def ready(self) -> bool:

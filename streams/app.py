@@ -26,15 +26,18 @@ from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import SecretStr
 
 from core.kafka_config import KafkaSettings
+from schemas import figure_names as fn
 from schemas.catalog import USCC_PARTITIONS
 from streams.aggregate.windows import configure_zone
 from streams.engine import Engine, EngineHooks, NeedsRecovery, Positions
 from streams.engine.hooks import Offsets
 from streams.export.collector import FiguresCollector, WorkerMetrics
+from streams.export.view import CommittedView
 from streams.faust_compat import BatchConsumer, attach_sink, commit_offsets, topic_partition
 from streams.processor import INPUT_TOPICS, Record
 from streams.query.http import advertised_url
 from streams.query.http import register as register_query_api
+from streams.rules.overdue import OPEN, OVERDUE
 from streams.settings import WorkerSettings
 
 __all__ = ["Worker", "auth_status", "create_app", "freeze_heap"]
@@ -208,6 +211,11 @@ class Worker:
 
         @app.page("/metrics")
         async def metrics(web: Any, request: Any) -> Any:
+            names = frozenset(request.query.getall("name[]", ()))
+            if names:
+                # a few families (Prometheus' name[] filter): cheap enough to render here,
+                # and not an "export" of the whole exposition (bench/latency.py polls this)
+                return web.bytes(worker.exposition(names), content_type=_EXPOSITION)
             # rendering every series takes ~150 ms while busy: in a thread, so batches and
             # their commits are not held up for it (the collectors read committed copies)
             loop = asyncio.get_running_loop()
@@ -238,9 +246,15 @@ class Worker:
 
         return app
 
-    def exposition(self) -> bytes:
-        """The /metrics body: committed figures, then the worker's health metrics."""
-        return self.figures.render().encode() + generate_latest(self.registry)
+    def exposition(self, names: frozenset[str] | None = None) -> bytes:
+        """The /metrics body: committed figures, then the worker's health metrics; with
+        ``names`` only the families of those sample names (a figure by its name, a health
+        metric by any of its sample names, as prometheus_client's ``name[]`` filter)."""
+        if not names:
+            return self.figures.render().encode() + generate_latest(self.registry)
+        return _only(names, self.engine.view).encode() + generate_latest(
+            self.registry.restricted_registry(names)
+        )
 
     def observe_stage(self, stage: str, seconds: float) -> None:
         self.metrics.stages[stage].observe(seconds)
@@ -370,6 +384,29 @@ class Worker:
             seen = known.get(tp)
             lag = seen[1] if seen is not None and seen[0] == (pos, end) else end - pos
             self.metrics.lag.labels(self.engine.name(tp.topic), str(tp.partition)).set(lag)
+
+
+def _only(names: frozenset[str], view: CommittedView) -> str:
+    """The committed figures' exposition reduced to the families in ``names``: rendered from
+    a view holding only those series (a few lines instead of every series of every family,
+    so a fine-grained poll costs the worker little), then cut to those families' lines."""
+    keep = names | {OPEN} if OVERDUE in names else names  # overdue is derived from open hits
+    part = CommittedView(
+        figures={
+            p: {name: rows for name, rows in snap.items() if name in keep}
+            for p, snap in list(view.figures.items())
+        },
+        scored=dict(view.scored) if fn.ENTERPRISES_SCORED in names else {},
+    )
+    prefixes = tuple(names)
+    wanted = []
+    for line in FiguresCollector(part).render().splitlines(keepends=True):
+        if line.startswith("#"):
+            if line.split(" ", 3)[2] in names:
+                wanted.append(line)
+        elif line.startswith(prefixes) and line.split("{", 1)[0].split(" ", 1)[0] in names:
+            wanted.append(line)
+    return "".join(wanted)
 
 
 def freeze_heap() -> int:

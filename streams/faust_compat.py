@@ -30,6 +30,7 @@ __all__ = [
     "BatchSink",
     "assignment_distribution",
     "attach_sink",
+    "batch_cap",
     "check_versions",
     "commit_offsets",
     "topic_partition",
@@ -49,6 +50,7 @@ _NEEDED: tuple[tuple[type, str], ...] = (
     (FaustAIOKafkaConsumer, "_new_topicpartition"),
     (AIOKafkaConsumerThread, "_create_worker_consumer"),
     (AIOKafkaConsumerThread, "commit"),
+    (AIOKafkaConsumerThread, "_consumer"),
 )
 
 
@@ -106,6 +108,21 @@ def tune_consumer(consumer: Any, settings: WorkerSettings) -> None:
     consumer._fetch_max_wait_ms = settings.fetch_max_wait_ms
 
 
+def batch_cap(oldest_ms: int | None, now_ms: float, settings: WorkerSettings) -> int:
+    """Records the next fetch may return, from the age of the oldest record just fetched.
+
+    Caught up (that record younger than ``batch_behind_ms``): ``batch_size``, so each
+    transaction stays small and its figures show soon. Behind: ``batch_size_behind``, so each
+    transaction's fixed cost (broker round trips, the reference read before the batch)
+    spreads over more records and the backlog drains sooner. Records without a timestamp
+    leave the cap as caught up.
+    """
+    small = settings.batch_size
+    if oldest_ms is None or now_ms - oldest_ms <= settings.batch_behind_ms:
+        return small
+    return max(small, settings.batch_size_behind)
+
+
 class BatchSink(Protocol):
     """What the batch consumer needs of the worker (streams.app.Worker)."""
 
@@ -150,8 +167,9 @@ class BatchConsumer(FaustAIOKafkaConsumer):
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in worker
         worker = _sink(self.app)
+        settings = worker.settings
         inputs = {worker.kafka.topic(t): t for t in INPUT_TOPICS}
-        timeout = worker.settings.batch_within_ms / 1000
+        timeout = settings.batch_within_ms / 1000
         stopped = self._stopped.is_set  # type: ignore[attr-defined]
         fetcher_stopped = fetcher._stopped.is_set
         try:
@@ -161,20 +179,28 @@ class BatchConsumer(FaustAIOKafkaConsumer):
                 if not fetched or self.should_stop:
                     continue
                 worker.observe_stage("fetch_wait", time.perf_counter() - began)
-                records = [
-                    Record(
-                        topic=inputs[tp.topic],
-                        partition=r.partition,
-                        offset=r.offset,
-                        key=r.key,
-                        value=r.value,
-                        headers=r.headers or (),
-                        timestamp_ms=r.timestamp,
-                    )
-                    for tp, batch in fetched.items()
-                    if tp.topic in inputs
-                    for r in batch
+                # positional arguments and one topic lookup per partition: ~0.2 µs a
+                # record instead of ~0.5 with keywords (the one object built per record)
+                records: list[Record] = []
+                for tp, batch in fetched.items():
+                    topic = inputs.get(tp.topic)
+                    if topic is None:
+                        continue
+                    p = tp.partition
+                    records += [
+                        Record(topic, p, r.offset, r.key, r.value, r.headers or (), r.timestamp)
+                        for r in batch
+                    ]
+                # a partition's records come in offset order: its first is its oldest
+                stamps = [
+                    b[0].timestamp for b in fetched.values() if b and (b[0].timestamp or 0) > 0
                 ]
+                cap = batch_cap(min(stamps) if stamps else None, time.time() * 1000, settings)
+                # Faust passes the aiokafka consumer's max_poll_records to every fetch:
+                # setting it sizes the next batch (adaptive batching, issue 18)
+                client = self._thread._consumer  # type: ignore[attr-defined]
+                if client is not None:
+                    client._max_poll_records = cap
                 if records:
                     await worker.handle_batch(records)
         except self.consumer_stopped_errors:

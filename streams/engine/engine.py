@@ -44,8 +44,14 @@ log = logging.getLogger(__name__)
 
 # per owned partition, per input topic (catalog name): the next offset to read
 Positions = dict[int, dict[str, int]]
-# records applied between two returns to the event loop while a batch is applied
-YIELD_EVERY = 128
+# records applied between two returns to the event loop while a batch is applied. The
+# previous batch's transaction runs in those gaps: each of its steps (sends, the offset
+# commit, EndTxn, aiokafka's sender waking up) waits for the next gap. At 128 (~5 ms of
+# apply on a quiet machine, 10-20 ms on a busy one) a transaction took 1.5-2 x as long as
+# the apply beside it and the next batch waited for it (commit_wait); at 32 it finishes
+# within the apply, and a worker that fell behind catches up instead of sliding further
+# behind on larger batches (bench/RESULTS.md, issue 18). A yield costs ~20-50 µs.
+YIELD_EVERY = 32
 
 
 class NeedsRecovery(RuntimeError):
@@ -342,7 +348,7 @@ class Engine:
         process_batch = self.processor.process_batch
         for start in range(0, len(records), YIELD_EVERY):
             process_batch(records[start : start + YIELD_EVERY])
-            if start + YIELD_EVERY <= len(records):  # a full chunk, as before
+            if start + YIELD_EVERY <= len(records):  # a full chunk
                 # let the previous batch's transaction (and /metrics) progress meanwhile
                 await asyncio.sleep(0)
         commit = self.committer.prepare(self.processor, records, t0)

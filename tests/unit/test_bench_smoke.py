@@ -246,3 +246,38 @@ def test_batch_stats_from_worker_counters() -> None:
     )
     assert batch_stats([text]) == (250.0, 500.0)
     assert batch_stats([""]) == (None, None)
+
+
+def test_scraper_asks_for_named_families_and_times_full_scrapes_only() -> None:
+    import http.server
+    import threading
+    from urllib.parse import parse_qs, urlsplit
+
+    from bench.scrape import Scraper
+
+    asked: list[list[str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(parse_qs(urlsplit(self.path).query).get("name[]", []))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"x 1\n")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        scraper = Scraper(server.server_address[1])
+        got = scraper.metrics(names=("dfip_events_received_total", "dfip_worker_batches_total"))
+        assert got is not None
+        assert got.text == "x 1\n"
+        assert scraper.count == 0  # a filtered poll is not what a full scrape costs
+        assert scraper.metrics() is not None
+        assert scraper.count == 1
+        assert asked == [["dfip_events_received_total", "dfip_worker_batches_total"], []]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from core.errors import DfipError
-from streams.faust_compat import ALLOW_ENV, WRITTEN_FOR, check_versions
+from streams.faust_compat import ALLOW_ENV, WRITTEN_FOR, batch_cap, check_versions
+from streams.settings import WorkerSettings
 
 
 def test_the_installed_releases_are_the_ones_written_for() -> None:
@@ -28,3 +29,14 @@ def test_a_series_prefix_is_not_a_longer_version() -> None:
     installed = {**{n: s + ".2" for n, s in WRITTEN_FOR.items()}, "faust-streaming": "0.150.0"}
     with pytest.raises(DfipError, match=r"faust-streaming 0\.150\.0"):
         check_versions(installed)
+
+
+def test_batch_cap_grows_when_the_oldest_record_is_old() -> None:
+    s = WorkerSettings(batch_size=2000, batch_size_behind=6000, batch_behind_ms=500)
+    now = 1_000_000.0
+    assert batch_cap(None, now, s) == 2000  # no timestamp: as caught up
+    assert batch_cap(int(now) - 100, now, s) == 2000
+    assert batch_cap(int(now) - 500, now, s) == 2000  # at the threshold: still caught up
+    assert batch_cap(int(now) - 501, now, s) == 6000
+    # a behind cap below the caught-up one never shrinks batches
+    assert batch_cap(0, now, WorkerSettings(batch_size=3000, batch_size_behind=100)) == 3000
