@@ -253,7 +253,8 @@ Semantics (the simulator's oracle implements the same rules independently):
   over partitions, not per partition, and the input topic's offsets exceed the records
   received by the number of forwarded copies. A score on ``dfip.scores`` that lands on the
   wrong partition is forwarded the same way (received where it landed; processed or duplicate
-  at home, where the join uses it).
+  at home, where the join uses it from when the copy is read there: events of that enterprise
+  counted before are restated as for any assessment read after them, see Restatement).
 * Event-time windows: hourly and daily, per topic-partition, on the calendar of
   ``DFIP_WORKER_WINDOW_ZONE`` (default Asia/Shanghai, UTC+8 all year): a daily window is
   ``[local midnight, next local midnight)`` — for Beijing 16:00 to 16:00 UTC — and an hourly
@@ -262,7 +263,9 @@ Semantics (the simulator's oracle implements the same rules independently):
   ``>= end + grace``; one record per (size, start, topic, partition) on ``dfip.metrics``
   with the window's transaction count and CNY amount by (institution_type,
   digitalization_band) and disbursed principal by (institution_type,). The record: key
-  ``{size}:{window_start ISO 8601 UTC}:{topic}:{partition}``, value
+  ``{size}:{window_start}:{topic}:{partition}`` with times written as ISO 8601 with a
+  ``+00:00`` offset, not ``Z``, and the topic without any deployment prefix
+  (``1d:2026-10-31T16:00:00+00:00:dfip.transactions:7``), value
   ``{"kind": "window_figures", "size": "1h"|"1d", "window_start", "window_end", "zone",
   "local_date", "topic", "partition", "figures": {"tx_count" | "tx_amount_fen" |
   "disbursed_fen": [{"labels": [...], "value": int}]}}``, amounts in integer FEN; label rows
