@@ -19,7 +19,9 @@ Semantics (the simulator's oracle implements the same rules independently):
 * Money. A money amount is converted to CNY fen once per event as
   ``round_half_even(amount x rate_to_cny x 100)``, computed exactly in decimal (no binary
   floats); CNY uses rate 1, so a CNY amount with more than two decimals is rounded the same
-  way (``1.005`` → 100 fen). Figures sum these per-event integers.
+  way (``1.005`` → 100 fen). Figures sum these per-event integers. ``rate_to_cny`` is CNY
+  per ONE unit of the currency, whatever the quoting convention of the source (a CFETS
+  fixing quoted per 100 JPY, or as foreign units per CNY, is converted by its producer).
 * Order of the checks. Each record read from ``dfip.transactions`` or ``dfip.loans`` gets
   the first of these verdicts that applies: not decodable or not valid → dead letter
   (``error_class`` below); dated too far ahead → dead letter ``future_dated``; on the wrong
