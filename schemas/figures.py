@@ -284,7 +284,12 @@ Semantics (the simulator's oracle implements the same rules independently):
   clock reaches day ``d + DFIP_WORKER_DEDUP_RETENTION_DAYS + 1`` (default 45 days: a monthly
   statement re-sent up to two weeks after month end counts once). A re-send does not extend
   the memory. Only processed events are remembered: a record that was dead-lettered can be
-  corrected and sent again with the same id. Scores are deduplicated by ``event_id`` against
+  corrected and sent again with the same id. Record timestamps are the producer's
+  (CreateTime): a record stamped older than its topic's retention (``dfip.transactions`` 7
+  days, ``dfip.loans`` 30 days, see docs/events.md) is deleted by the broker at its next
+  retention check (within ``log.retention.check.interval.ms``, 5 minutes by default), read
+  or not, so a replay of old records must be read before then or be stamped recently.
+  Scores are deduplicated by ``event_id`` against
   the enterprise's kept assessment versions (no time bound; a score with a new ``event_id``
   is never a duplicate, whatever its content): a re-send of a version that was replaced (same
   ``assessed_at``) or dropped (beyond the 8 kept) is processed again. ``dfip.scores`` is
