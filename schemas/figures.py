@@ -19,7 +19,9 @@ Semantics (the simulator's oracle implements the same rules independently):
 * Money. A money amount is converted to CNY fen once per event as
   ``round_half_even(amount x rate_to_cny x 100)``, computed exactly in decimal (no binary
   floats); CNY uses rate 1, so a CNY amount with more than two decimals is rounded the same
-  way (``1.005`` → 100 fen). Figures sum these per-event integers.
+  way (``1.005`` → 100 fen). Figures sum these per-event integers. ``rate_to_cny`` is CNY
+  per ONE unit of the currency, whatever the quoting convention of the source (a CFETS
+  fixing quoted per 100 JPY, or as foreign units per CNY, is converted by its producer).
 * Order of the checks. Each record read from ``dfip.transactions`` or ``dfip.loans`` gets
   the first of these verdicts that applies: not decodable or not valid → dead letter
   (``error_class`` below); dated too far ahead → dead letter ``future_dated``; on the wrong
@@ -30,7 +32,7 @@ Semantics (the simulator's oracle implements the same rules independently):
 * Dead-letter ``error_class`` values: ``undecodable`` (value not UTF-8, or a null value /
   tombstone), ``invalid_json`` (not JSON, including an empty value), ``invalid_shape`` (JSON
   that is not an object, a missing or unknown ``kind`` / ``event_type``, a missing or
-  non-integer ``schema_version``, a duplicate key, a kind that does not belong on the
+  non-integer ``schema_version``, a kind that does not belong on the
   topic), ``unsupported_version`` (a ``schema_version`` this worker does not read),
   ``invalid_field`` (an unknown or missing field, a JSON float where a decimal string is
   required, a bad USCC check character or a USCC not in upper case without spaces, an
@@ -38,7 +40,9 @@ Semantics (the simulator's oracle implements the same rules independently):
   larger than the outstanding or in another currency, a second ``disbursed`` of an active
   loan), ``future_dated``, ``unknown_loan``,
   ``fx_rate_missing``. Dead letters from adapters (``dfip ingest``) carry the adapter's
-  classes as well (docs/adapters.md).
+  classes as well (docs/adapters.md). A JSON object with a repeated name (at any depth) is
+  not a dead letter: the name's last value is read (``{"amount": "1.00", "amount": "9.00"}``
+  is an amount of 9.00); ``NaN`` / ``Infinity`` are not JSON (``invalid_json``).
 
 * Label values. ``digitalization_band`` from the joined score's ``overall_score``: < 20
   ``l0``, [20, 40) ``l1``, [40, 60) ``l2``, [60, 80) ``l3``, >= 80 ``l4``; no score
@@ -233,15 +237,26 @@ Semantics (the simulator's oracle implements the same rules independently):
   ``occurred_at < watermark - grace`` (default grace: 10 minutes, ``DFIP_WORKER_GRACE_SECONDS``).
   Late events still count in these live figures; they are excluded from event-time windows,
   counted in ``dfip_events_late_total`` and copied to ``dfip.late``.
-* An event that lands on the wrong partition (its key or explicit partition does not match
-  ``partition_for(enterprise_uscc)``) is validated and judged late-or-not against the watermark
-  of the partition it *landed* on (and moves that watermark), then forwarded unchanged to the
-  right partition, where duplicates are detected and the figures are updated. At home it
-  enters the hourly and daily windows only if it was not late where it landed and the home
-  watermark is still before ``occurred_at`` + grace + 24 h (the windows the home partition
-  holds); a held window already emitted is emitted again (the metrics topic is compacted, so
-  the amended record replaces the first). The home partition's windows, restatement floor and
-  waiting deadline therefore follow the events that land there, not the forwarded ones.
+* An event that lands on the wrong partition (the partition it was written to is not
+  ``partition_for(enterprise_uscc)``, whatever its record key; a record with a wrong or null
+  key written to the right partition is simply processed there) is validated and judged
+  late-or-not against the watermark of the partition it *landed* on (and moves that
+  watermark), then forwarded unchanged to the right partition, where duplicates are detected
+  and the figures are updated. At home it enters the hourly and daily windows only if it was
+  not late where it landed and the home watermark is still before ``occurred_at`` + grace +
+  24 h (the windows the home partition holds); a held window already emitted is emitted again
+  (the metrics topic is compacted, so the amended record replaces the first). The home
+  partition's windows, restatement floor and waiting deadline therefore follow the events that
+  land there, not the forwarded ones. Flow figures of a forwarded event:
+  ``dfip_events_received_total`` +1 where it landed only (the copy the worker writes to the
+  home partition is a new offset of the same input topic, but it is not received again); its
+  verdict (processed, duplicate, dead-lettered by the loan book, waiting, late) is counted at
+  home. So received = processed + duplicate + dead-lettered + waiting holds per topic summed
+  over partitions, not per partition, and the input topic's offsets exceed the records
+  received by the number of forwarded copies. A score on ``dfip.scores`` that lands on the
+  wrong partition is forwarded the same way (received where it landed; processed or duplicate
+  at home, where the join uses it from when the copy is read there: events of that enterprise
+  counted before are restated as for any assessment read after them, see Restatement).
 * Event-time windows: hourly and daily, per topic-partition, on the calendar of
   ``DFIP_WORKER_WINDOW_ZONE`` (default Asia/Shanghai, UTC+8 all year): a daily window is
   ``[local midnight, next local midnight)`` — for Beijing 16:00 to 16:00 UTC — and an hourly
@@ -250,7 +265,9 @@ Semantics (the simulator's oracle implements the same rules independently):
   ``>= end + grace``; one record per (size, start, topic, partition) on ``dfip.metrics``
   with the window's transaction count and CNY amount by (institution_type,
   digitalization_band) and disbursed principal by (institution_type,). The record: key
-  ``{size}:{window_start ISO 8601 UTC}:{topic}:{partition}``, value
+  ``{size}:{window_start}:{topic}:{partition}`` with times written as ISO 8601 with a
+  ``+00:00`` offset, not ``Z``, and the topic without any deployment prefix
+  (``1d:2026-10-31T16:00:00+00:00:dfip.transactions:7``), value
   ``{"kind": "window_figures", "size": "1h"|"1d", "window_start", "window_end", "zone",
   "local_date", "topic", "partition", "figures": {"tx_count" | "tx_amount_fen" |
   "disbursed_fen": [{"labels": [...], "value": int}]}}``, amounts in integer FEN; label rows
@@ -260,13 +277,21 @@ Semantics (the simulator's oracle implements the same rules independently):
   the enterprise USCC, so re-sends of a document land there) on ``event_id``, and its horizon
   is ARRIVAL time, never event time. Each topic-partition has an arrival clock: the largest
   Kafka record timestamp read from it so far (every record counts: valid or not, forwarded
-  copies included; another topic or partition never moves it). An id first processed while
+  copies included, with the timestamp of the record they copy; another topic or partition
+  never moves it), the record being judged included: its own timestamp moves the clock (and
+  expires the ids of days that passed) before its id is looked up. An id first processed while
   that clock is on UTC day ``d`` (``floor(clock_ms / 86400000)``) is remembered until the
   clock reaches day ``d + DFIP_WORKER_DEDUP_RETENTION_DAYS + 1`` (default 45 days: a monthly
   statement re-sent up to two weeks after month end counts once). A re-send does not extend
   the memory. Only processed events are remembered: a record that was dead-lettered can be
-  corrected and sent again with the same id. Scores are deduplicated against the enterprise's
-  kept assessment versions (no time bound): a re-send of a version that was replaced (same
+  corrected and sent again with the same id. Record timestamps are the producer's
+  (CreateTime): a record stamped older than its topic's retention (``dfip.transactions`` 7
+  days, ``dfip.loans`` 30 days, see docs/events.md) is deleted by the broker at its next
+  retention check (within ``log.retention.check.interval.ms``, 5 minutes by default), read
+  or not, so a replay of old records must be read before then or be stamped recently.
+  Scores are deduplicated by ``event_id`` against
+  the enterprise's kept assessment versions (no time bound; a score with a new ``event_id``
+  is never a duplicate, whatever its content): a re-send of a version that was replaced (same
   ``assessed_at``) or dropped (beyond the 8 kept) is processed again. ``dfip.scores`` is
   counted in the flow figures on its own partitions; ``dfip.fx`` (every worker reads every
   rate) is counted once, by the owner of input partition 0, under ``partition="0"``, and every
@@ -465,7 +490,8 @@ HEALTH_FIGURES: tuple[Figure, ...] = (
         "dfip_events_received_total",
         "counter",
         ("topic",),
-        "Records read from an input topic (each offset once).",
+        "Records read from an input topic (each offset once; a forwarded copy is not"
+        " received again at home, see Semantics).",
     ),
     Figure(
         "dfip_events_processed_total",
