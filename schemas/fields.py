@@ -223,13 +223,24 @@ def _uscc(value: object, info: ValidationInfo) -> str:
     return canonical
 
 
-_WIRE_USCC: dict[str, str] = {}
 _WIRE_USCC_MAX = 1 << 16
 
 
+class _SeenUscc(dict[str, str]):
+    """The codes already seen valid on the wire, each mapped to itself: every event of an
+    enterprise then shares one string. The wire validator is this dict's ``__getitem__``,
+    so a code seen before costs a lookup in C, no Python call; a new one comes to
+    ``__missing__``, which checks it like `_uscc` does."""
+
+    def __missing__(self, value: object) -> str:
+        return _uscc_wire(value)
+
+
+_WIRE_USCC = _SeenUscc()
+
+
 def _uscc_wire(value: object) -> str:
-    """`_uscc` on JSON input as a lookup of the codes already seen valid (every event of an
-    enterprise then shares one string); a new code is checked like `_uscc` does."""
+    """`_uscc` on JSON input for a code not seen before: checked, then remembered."""
     if type(value) is not str:
         raise ValueError("not a string")  # the models' own validator words the error
     seen = _WIRE_USCC.get(value)
@@ -243,7 +254,7 @@ def _uscc_wire(value: object) -> str:
     return value
 
 
-_WIRE_SCHEMAS[_uscc] = cs.no_info_plain_validator_function(_uscc_wire)
+_WIRE_SCHEMAS[_uscc] = cs.no_info_plain_validator_function(_WIRE_USCC.__getitem__)
 
 Uscc = Annotated[
     str,
