@@ -198,14 +198,37 @@ def flush_tally(state: PartitionState) -> None:
     add = state.counters.add
     for (name, labels), n in tally.flow.items():
         add(name, labels, n)
+    # the groups summed again per series first (a series spans several groups: sectors and
+    # customs modes): one counter update per series, not per group
+    live: dict[tuple[str, str, str, str], list[int]] = {}
+    by_sector: dict[tuple[str, str], int] = {}
+    crossborder: dict[tuple[str, str], list[int]] = {}
     for (it, band, region, direction, sector, cm), (n, fen) in tally.tx.items():
         labels = (it, band, region, direction)
+        acc = live.get(labels)
+        if acc is None:
+            live[labels] = [n, fen]
+        else:
+            acc[0] += n
+            acc[1] += fen
+        sb = (sector, band)
+        by_sector[sb] = by_sector.get(sb, 0) + n
+        if cm is not None:
+            ci = (cm, it)
+            acc = crossborder.get(ci)
+            if acc is None:
+                crossborder[ci] = [n, fen]
+            else:
+                acc[0] += n
+                acc[1] += fen
+    for labels, (n, fen) in live.items():
         add(fn.TRANSACTIONS_TOTAL, labels, n)
         add(fn.TRANSACTION_AMOUNT_YUAN_TOTAL, labels, fen)
-        add(fn.TRANSACTIONS_BY_SECTOR_TOTAL, (sector, band), n)
-        if cm is not None:
-            add(fn.CROSSBORDER_ECOMMERCE_PAYMENTS_TOTAL, (cm, it), n)
-            add(fn.CROSSBORDER_ECOMMERCE_AMOUNT_YUAN_TOTAL, (cm, it), fen)
+    for sb, n in by_sector.items():
+        add(fn.TRANSACTIONS_BY_SECTOR_TOTAL, sb, n)
+    for ci, (n, fen) in crossborder.items():
+        add(fn.CROSSBORDER_ECOMMERCE_PAYMENTS_TOTAL, ci, n)
+        add(fn.CROSSBORDER_ECOMMERCE_AMOUNT_YUAN_TOTAL, ci, fen)
     for (topic, quarter, it, band), (n, fen) in tally.windows.items():
         ib = (it, band)
         # the quarter hour's first instant lies in the same windows as every event of it

@@ -91,15 +91,22 @@ class DedupMemory:
         return h in self.ids
 
     def add(self, h: int, day: int | None = None) -> None:
-        if h in self.ids:
+        ids = self.ids
+        if h in ids:
             return
-        d = self.today if day is None else day
-        self.ids.add(h)
-        bucket = self.days.get(d)
+        if day is None:  # self.today, inlined: once per event
+            clock = self.clock_ms
+            day = clock // DAY_MS if clock > 0 else 0
+        ids.add(h)
+        bucket = self.days.get(day)
         if bucket is None:
-            bucket = self.days[d] = array("Q")
+            bucket = self.days[day] = array("Q")
         bucket.append(h)
-        self._pending.setdefault(d, []).append(h)
+        pending = self._pending.get(day)
+        if pending is None:
+            self._pending[day] = [h]
+        else:
+            pending.append(h)
 
     def seal(self) -> list[tuple[int, int, list[int]]]:
         """(day, seq, hashes) for every day with ids added since the last seal."""
