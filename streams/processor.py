@@ -451,7 +451,7 @@ class Processor:
                 windowed = wm is None or wm < ts + self.grace_us + RETAIN_CLOSED_US
             if batched and tx is not None:
                 applied = self._count_transaction(
-                    state, rec, tx, eid, ts, late, windowed, forwarded
+                    state, mem, rec, tx, eid, ts, late, windowed, forwarded
                 )
             else:
                 applied = self._apply(
@@ -467,6 +467,7 @@ class Processor:
     def _count_transaction(
         self,
         state: PartitionState,
+        mem: DedupMemory,
         rec: Record,
         event: TransactionEvent,
         eid: int,
@@ -516,8 +517,7 @@ class Processor:
         flow = state.tally.flow
         key_p = _PROCESSED[topic]
         flow[key_p] = flow.get(key_p, 0) + 1
-        mem = state.dedup.get(topic) or state.memory(topic)
-        mem.add(eid)
+        mem.add(eid)  # the duplicate memory of (topic, partition)
         if late:
             self._count(state, fn.EVENTS_LATE_TOTAL, topic)
             self.outputs.append(Output(LATE, rec.key, rec.value, partition=partition))
