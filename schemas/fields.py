@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     AwareDatetime,
+    Field,
     PlainSerializer,
     PlainValidator,
     ValidationInfo,
@@ -203,8 +204,13 @@ def _to_utc(value: datetime) -> datetime:
 # on the wire the offset is pydantic-core's own tzinfo, never `UTC`: convert, in C
 _WIRE_FUNCTIONS[_to_utc] = methodcaller("astimezone", UTC)
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-"""Timezone-aware datetime (an offset is required), normalised to UTC; serialised with Z."""
+# Kafka timestamps start at the epoch, and the worker's calendar (Beijing days, windows)
+# cannot represent an instant shortly after datetime.min: earlier times are refused
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+UtcDatetime = Annotated[AwareDatetime, Field(ge=EARLIEST), AfterValidator(_to_utc)]
+"""Timezone-aware datetime (an offset is required) from 1970-01-01T00:00:00Z on, normalised
+to UTC; serialised with Z."""
 
 if TYPE_CHECKING:
     Currency = str

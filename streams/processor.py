@@ -36,7 +36,7 @@ from schemas import figure_names as fn
 from schemas.alerts import AlertAck
 from schemas.catalog import partition_for
 from schemas.codec import EMPTY_VALUE, decode, encode, validate_wire
-from schemas.errors import FieldError, SchemaError
+from schemas.errors import ErrorClass, FieldError, SchemaError
 from schemas.events import (
     DeadLetter,
     DigitalizationScore,
@@ -332,9 +332,31 @@ class Processor:
         process = self.process
         for rec in records:
             if rec.partition in states:
-                process(rec)
+                try:
+                    process(rec)
+                except MemoryError:
+                    raise
+                except Exception as exc:
+                    self._failed(rec, exc)
             else:
                 log.debug("skipping a record of unowned partition %s", rec.partition)
+
+    def _failed(self, rec: Record, exc: Exception) -> None:
+        """The last resort for a record whose processing raised (a defect, not a verdict of
+        the rules above): dead-lettered ``processing_error``, so the batch commits. Raising
+        instead would fail every retry of the batch the same way and hold the partitions
+        behind it for good. Figures the record updated before the error stay updated."""
+        log.error(
+            "%s[%d]@%d: processing raised %s; dead-lettered as processing_error",
+            rec.topic, rec.partition, rec.offset, type(exc).__name__,
+        )  # fmt: skip
+        state = self.states[rec.partition]
+        state.offsets[rec.topic] = max(state.offsets.get(rec.topic, 0), rec.offset + 1)
+        self.touched.add(rec.partition)
+        self._dead_letter(
+            state, rec, stage="aggregate", error_class=ErrorClass.processing_error,
+            reason=f"processing_error: {type(exc).__name__}: {exc}"[:1000],
+        )  # fmt: skip
 
     def process(self, rec: Record) -> None:
         # The hot path: one call per event record. _begin, _count, DedupMemory.observe, the

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from types import MappingProxyType
-from typing import Any, Final, Protocol
+from typing import Any, Final, NoReturn, Protocol
 
 from schemas import figure_names as fn
 from schemas.errors import ErrorClass
@@ -34,7 +34,7 @@ from schemas.events import (
     TransactionEvent,
 )
 from schemas.figures import RATE_SCALE
-from schemas.money import to_fen
+from schemas.money import MAX_COUNTED_FEN, MAX_LOAN_FEN, to_fen
 from streams.aggregate import loans as book
 from streams.aggregate.windows import (
     DISBURSED_FEN,
@@ -95,6 +95,21 @@ _HUNDRED = Decimal(100)
 _EXACT = Context(prec=80)
 
 
+def _too_large(field: str, fen: int, limit: int) -> NoReturn:
+    raise Rejected(
+        ErrorClass.invalid_field,
+        f"{field}: {fen // 100:,} yuan once in CNY, not below the largest amount counted "
+        f"({limit // 100:,} yuan)",
+    )
+
+
+def _counted(fen: int) -> int:
+    """``fen`` if a transaction of that CNY value may be counted (see MAX_COUNTED_FEN)."""
+    if fen >= MAX_COUNTED_FEN:
+        _too_large("amount", fen, MAX_COUNTED_FEN)
+    return fen
+
+
 def _rate(rates: RateSource, currency: str, at: datetime) -> Decimal:
     if currency == "CNY":
         return Decimal(1)
@@ -120,7 +135,7 @@ def apply_transaction(
     windowed: bool,
 ) -> int:
     """Count a transaction; returns its CNY fen."""
-    fen = to_fen(ev.amount, _rate(rates, ev.currency, ev.occurred_at))
+    fen = _counted(to_fen(ev.amount, _rate(rates, ev.currency, ev.occurred_at)))
     it = ev.institution_type.value
     labels = (it, join.band, join.region, ev.direction.value)
     c = state.counters
@@ -165,6 +180,8 @@ def tally_transaction(
             fen = to_fen(ev.amount)
     else:
         fen = to_fen(ev.amount, _rate(rates, currency, ev.occurred_at))
+    if fen >= MAX_COUNTED_FEN:
+        _too_large("amount", fen, MAX_COUNTED_FEN)
     cm = ev.customs_mode
     # _value_: the plain attribute behind Enum.value (whose descriptor costs a call)
     it = ev.institution_type._value_
@@ -282,6 +299,8 @@ def _disbursed(call: _LoanCall, ev: LoanDisbursed) -> None:
         raise Rejected(ErrorClass.invalid_field, "loan_id: disbursed twice while active")
     rate = _rate(call.rates, ev.currency, ev.occurred_at)
     fen = to_fen(ev.principal, rate)
+    if fen >= MAX_LOAN_FEN:
+        _too_large("principal", fen, MAX_LOAN_FEN)
     rate_units = _rate_units(ev.annual_rate)
     book.add_loan(
         state,
