@@ -39,7 +39,15 @@ from schemas.events import (
 )
 from schemas.fields import wire_function, wire_schema
 
-__all__ = ["EMPTY_VALUE", "SUPPORTED_VERSIONS", "decode", "decode_as", "decode_many", "encode"]
+__all__ = [
+    "EMPTY_VALUE",
+    "SUPPORTED_VERSIONS",
+    "decode",
+    "decode_as",
+    "decode_many",
+    "encode",
+    "validate_wire",
+]
 
 SUPPORTED_VERSIONS = versions.SUPPORTED_VERSIONS
 """Re-exported for readers; the source of truth is `schemas.versions`."""
@@ -106,6 +114,12 @@ def _wire_validator(core: CoreSchema) -> SchemaValidator:
 # Concatenating the values into one document would be faster, but a value that is two
 # documents could then pass for its neighbour.)
 _WIRE_EVENT: Final = _wire_validator(_EVENT_ADAPTER.core_schema)
+
+validate_wire: Final = _WIRE_EVENT.validate_json
+"""`decode`'s fast path alone, for a loop that cannot afford `decode`'s own call: call it
+as ``validate_wire(raw, strict=True)``; it returns exactly `decode`'s event or raises any
+exception, and on any exception the caller calls `decode` (which then decides, and words
+the error)."""
 
 _KIND_MODELS: Final[dict[str, type[BaseModel]]] = {
     "transaction": TransactionEvent,

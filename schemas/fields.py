@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     AwareDatetime,
+    Field,
     PlainSerializer,
     PlainValidator,
     ValidationInfo,
@@ -203,8 +204,13 @@ def _to_utc(value: datetime) -> datetime:
 # on the wire the offset is pydantic-core's own tzinfo, never `UTC`: convert, in C
 _WIRE_FUNCTIONS[_to_utc] = methodcaller("astimezone", UTC)
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-"""Timezone-aware datetime (an offset is required), normalised to UTC; serialised with Z."""
+# Kafka timestamps start at the epoch, and the worker's calendar (Beijing days, windows)
+# cannot represent an instant shortly after datetime.min: earlier times are refused
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+UtcDatetime = Annotated[AwareDatetime, Field(ge=EARLIEST), AfterValidator(_to_utc)]
+"""Timezone-aware datetime (an offset is required) from 1970-01-01T00:00:00Z on, normalised
+to UTC; serialised with Z."""
 
 if TYPE_CHECKING:
     Currency = str
@@ -223,13 +229,24 @@ def _uscc(value: object, info: ValidationInfo) -> str:
     return canonical
 
 
-_WIRE_USCC: dict[str, str] = {}
 _WIRE_USCC_MAX = 1 << 16
 
 
+class _SeenUscc(dict[str, str]):
+    """The codes already seen valid on the wire, each mapped to itself: every event of an
+    enterprise then shares one string. The wire validator is this dict's ``__getitem__``,
+    so a code seen before costs a lookup in C, no Python call; a new one comes to
+    ``__missing__``, which checks it like `_uscc` does."""
+
+    def __missing__(self, value: object) -> str:
+        return _uscc_wire(value)
+
+
+_WIRE_USCC = _SeenUscc()
+
+
 def _uscc_wire(value: object) -> str:
-    """`_uscc` on JSON input as a lookup of the codes already seen valid (every event of an
-    enterprise then shares one string); a new code is checked like `_uscc` does."""
+    """`_uscc` on JSON input for a code not seen before: checked, then remembered."""
     if type(value) is not str:
         raise ValueError("not a string")  # the models' own validator words the error
     seen = _WIRE_USCC.get(value)
@@ -243,7 +260,7 @@ def _uscc_wire(value: object) -> str:
     return value
 
 
-_WIRE_SCHEMAS[_uscc] = cs.no_info_plain_validator_function(_uscc_wire)
+_WIRE_SCHEMAS[_uscc] = cs.no_info_plain_validator_function(_WIRE_USCC.__getitem__)
 
 Uscc = Annotated[
     str,

@@ -18,8 +18,10 @@ __all__ = [
     "AMOUNT_PATTERN",
     "AMOUNT_RE",
     "CURRENCY_EXPONENT",
+    "MAX_COUNTED_FEN",
     "MAX_FRACTION_DIGITS",
     "MAX_INTEGER_DIGITS",
+    "MAX_LOAN_FEN",
     "NUMERIC_CURRENCY",
     "SUPPORTED_CURRENCIES",
     "parse_amount",
@@ -46,6 +48,15 @@ NUMERIC_CURRENCY: dict[str, str] = {
 
 MAX_INTEGER_DIGITS = 15
 """Amounts stay below 10^15 so fen sums fit comfortably in 64 bits and in Decimal precision."""
+MAX_COUNTED_FEN = 10**15
+"""An event counted in the figures is worth less than this in CNY fen (10 trillion yuan,
+10 万亿元), after conversion at the rate in force: a larger one is dead-lettered
+(`invalid_field`). The wire allows foreign amounts up to 10^15 units at any rate; sums of
+such values would leave the 64-bit integers the changelog stores (the worker would fail
+every batch holding one instead of dead-lettering it)."""
+MAX_LOAN_FEN = 10**14
+"""A disbursed loan's principal is less than this in CNY fen (1 trillion yuan, 1 万亿元):
+the rate-weighted principal (fen × annual rate in 1/10000, up to 10^4) must stay in 64 bits."""
 MAX_FRACTION_DIGITS = 8
 """Enough for FX rates and interest rates; statement amounts use the currency exponent."""
 

@@ -35,8 +35,8 @@ from schemas import catalog
 from schemas import figure_names as fn
 from schemas.alerts import AlertAck
 from schemas.catalog import partition_for
-from schemas.codec import EMPTY_VALUE, decode, encode
-from schemas.errors import FieldError, SchemaError
+from schemas.codec import EMPTY_VALUE, decode, encode, validate_wire
+from schemas.errors import ErrorClass, FieldError, SchemaError
 from schemas.events import (
     DeadLetter,
     DigitalizationScore,
@@ -55,14 +55,14 @@ from streams.aggregate.apply import (
     flush_tally,
     tally_transaction,
 )
-from streams.aggregate.windows import RETAIN_CLOSED_US, close_due, to_us, window_record
+from streams.aggregate.windows import EPOCH, RETAIN_CLOSED_US, close_due, to_us, window_record
 from streams.query import recent
 from streams.reference.fx import FxTable
 from streams.reference.fx_state import Parked
 from streams.reference.scores import ScoreTable, ScoreVersion
 from streams.rules import RuleEngine, build_alert
 from streams.rules import overdue as rule_reports
-from streams.state.dedup import DedupMemory, id_hash
+from streams.state.dedup import DAY_MS, ID_HASH, DedupMemory, id_hash
 from streams.state.partition import PartitionState
 
 __all__ = [
@@ -136,6 +136,11 @@ class _FlowKeys(dict[str, tuple[str, tuple[str]]]):
 _RECEIVED = _FlowKeys(fn.EVENTS_RECEIVED_TOTAL)
 _PROCESSED = _FlowKeys(fn.EVENTS_PROCESSED_TOTAL)
 _EMPTY = EMPTY_VALUE
+# the hot path's inlined helpers (process): decode's fast path, id_hash's hash, to_us's epoch
+_validate_wire = validate_wire
+_xxh3 = ID_HASH
+_EPOCH = EPOCH
+_DAY_MS = DAY_MS
 
 
 def _origin_key(headers: dict[str, bytes]) -> str | None:
@@ -327,22 +332,52 @@ class Processor:
         process = self.process
         for rec in records:
             if rec.partition in states:
-                process(rec)
+                try:
+                    process(rec)
+                except MemoryError:
+                    raise
+                except Exception as exc:
+                    self._failed(rec, exc)
             else:
                 log.debug("skipping a record of unowned partition %s", rec.partition)
 
+    def _failed(self, rec: Record, exc: Exception) -> None:
+        """The last resort for a record whose processing raised (a defect, not a verdict of
+        the rules above): dead-lettered ``processing_error``, so the batch commits. Raising
+        instead would fail every retry of the batch the same way and hold the partitions
+        behind it for good. Figures the record updated before the error stay updated."""
+        log.error(
+            "%s[%d]@%d: processing raised %s; dead-lettered as processing_error",
+            rec.topic, rec.partition, rec.offset, type(exc).__name__,
+        )  # fmt: skip
+        state = self.states[rec.partition]
+        state.offsets[rec.topic] = max(state.offsets.get(rec.topic, 0), rec.offset + 1)
+        self.touched.add(rec.partition)
+        self._dead_letter(
+            state, rec, stage="aggregate", error_class=ErrorClass.processing_error,
+            reason=f"processing_error: {type(exc).__name__}: {exc}"[:1000],
+        )  # fmt: skip
+
     def process(self, rec: Record) -> None:
-        # the hot path: one call per event record; _begin and _count are inlined
+        # The hot path: one call per event record. _begin, _count, DedupMemory.observe, the
+        # fast path of codec.decode, to_us and id_hash are inlined here: a Python call costs
+        # about as much as the little work each of them does.
         topic = rec.topic
         partition = rec.partition
         state = self.states[partition]
         offsets = state.offsets
-        if rec.offset < offsets.get(topic, 0):
+        offset = rec.offset
+        if offset < offsets.get(topic, 0):
             return  # already applied before a restart
-        offsets[topic] = rec.offset + 1
+        offsets[topic] = offset + 1
         mem = state.dedup.get(topic) or state.memory(topic)
-        if mem.observe(rec.timestamp_ms):
-            self._expire(state, topic, mem)  # a new arrival day: forget before looking up
+        stamp = rec.timestamp_ms
+        if stamp is not None:  # mem.observe(stamp), inlined
+            before = mem.clock_ms
+            if stamp > before:
+                mem.clock_ms = stamp
+                if before < 0 or stamp // _DAY_MS != before // _DAY_MS:
+                    self._expire(state, topic, mem)  # a new arrival day: forget first
         self.touched.add(partition)
         if rec.headers:
             headers = dict(rec.headers)
@@ -350,33 +385,44 @@ class Processor:
         else:
             headers = _NO_HEADERS
             forwarded = False
+        batched = self.batched
         if forwarded:
             origin = _origin_key(headers)
             if origin is not None and mem.seen(id_hash(origin)):
                 return  # another copy of a record already taken here (a replay forwarded it)
         else:
             origin = None
-            self._tick(state, _RECEIVED, topic)
+            key = _RECEIVED.get(topic)
+            if batched and key is not None:
+                flow = state.tally.flow
+                flow[key] = flow.get(key, 0) + 1
+            else:
+                self._count(state, _RECEIVED.name, topic)
         value = rec.value
         try:
-            if value is None:
-                raise _EMPTY
-            event = decode(value)
-        except SchemaError as exc:
-            self._dead_letter(
-                state, rec, stage="ingress", error_class=exc.error_class, reason=str(exc)
-            )
-            return
-        if not isinstance(event, TransactionEvent if topic == TRANSACTIONS else LoanEventBase):
+            # decode's fast path (None raises here too: decided below)
+            event = _validate_wire(value, strict=True)  # type: ignore[arg-type]
+        except Exception:
+            try:
+                if value is None:
+                    raise _EMPTY from None
+                event = decode(value)
+            except SchemaError as exc:
+                self._dead_letter(
+                    state, rec, stage="ingress", error_class=exc.error_class, reason=str(exc)
+                )
+                return
+        tx = event if type(event) is TransactionEvent else None
+        if not (tx is not None if topic == TRANSACTIONS else isinstance(event, LoanEventBase)):
             err = _misplaced(event.kind, topic)
             self._dead_letter(
                 state, rec, stage="ingress", error_class=err.error_class, reason=str(err)
             )
             return
         assert isinstance(event, TransactionEvent | LoanEventBase)
-        ts = to_us(event.occurred_at)
+        delta = event.occurred_at - _EPOCH  # to_us, inlined
+        ts = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
         # a forwarded copy was judged where it landed, against the original's timestamp
-        stamp = rec.timestamp_ms
         if (
             not forwarded
             and stamp is not None
@@ -402,35 +448,102 @@ class Processor:
             return
         if origin is not None:
             mem.add(id_hash(origin))  # taken here (by arrival time, like an event id)
-        eid = id_hash(event.event_id)
-        if eid in mem.ids or (topic, eid) in state.fx_book.parked_hashes:
+        eid = _xxh3(event.event_id.encode())  # id_hash, inlined
+        parked = state.fx_book.parked_hashes
+        if eid in mem.ids or (parked and (topic, eid) in parked):
             self._count(state, fn.EVENTS_DUPLICATE_TOTAL, topic)
             return
+        wm = watermarks.get(topic)
         if forwarded:
             late = headers.get(H_LATE) == b"1"
         else:
-            wm = watermarks.get(topic)
             late = wm is not None and ts < wm - self.grace_us
         # FX order independence: an event with no rate in force yet waits in partition state
         # (a CNY transaction never waits: park_if_needed's first test, without the call)
-        parked = not (type(event) is TransactionEvent and event.currency == "CNY") and (
-            fx_book.park_if_needed(
-                state, self.fx, rec, event, eid, ts, late=late, forwarded=forwarded
-            )
-        )
-        windowed = not late
-        if forwarded and windowed:
-            # judged not late where it landed; the home partition may have dropped the window
-            # already, and re-creating it would replace the emitted record with a partial one
-            wm = watermarks.get(topic)
-            windowed = wm is None or wm < ts + self.grace_us + RETAIN_CLOSED_US
-        if not parked and not self._apply(
-            state, rec, event, eid, ts, late=late, windowed=windowed, forwarded=forwarded
+        if not (tx is not None and tx.currency == "CNY") and fx_book.park_if_needed(
+            state, self.fx, rec, event, eid, ts, late=late, forwarded=forwarded
         ):
-            return
+            pass  # parked: applied when its rate (or its loan's disbursement) is known
+        else:
+            windowed = not late
+            if forwarded and windowed:
+                # judged not late where it landed; the home partition may have dropped the
+                # window already, and re-creating it would replace the emitted record with a
+                # partial one
+                windowed = wm is None or wm < ts + self.grace_us + RETAIN_CLOSED_US
+            if batched and tx is not None:
+                applied = self._count_transaction(
+                    state, mem, rec, tx, eid, ts, late, windowed, forwarded
+                )
+            else:
+                applied = self._apply(
+                    state, rec, event, eid, ts, late=late, windowed=windowed, forwarded=forwarded
+                )
+            if not applied:
+                return
         if not late and not forwarded:
-            wm = watermarks.get(topic)
-            watermarks[topic] = ts if wm is None else max(wm, ts)
+            # the watermark has not moved since it was read above (parking and applying
+            # do not move it)
+            watermarks[topic] = ts if wm is None or ts > wm else wm
+
+    def _count_transaction(
+        self,
+        state: PartitionState,
+        mem: DedupMemory,
+        rec: Record,
+        event: TransactionEvent,
+        eid: int,
+        ts: int,
+        late: bool,
+        windowed: bool,
+        forwarded: bool,
+    ) -> bool:
+        """``_apply`` of a transaction on the batch path (``batched``), positional and with
+        the figure updates summed in the tally: the hot case, kept tight. False if it was
+        dead-lettered."""
+        partition = state.partition
+        table = self.scores[partition]
+        uscc = event.enterprise_uscc
+        band, sector = table.as_of(uscc, ts)
+        region = region_of(uscc)._value_
+        floor = restate.floor_of(state, self.restate_horizon_us)
+        topic = rec.topic
+        try:
+            fen = tally_transaction(
+                state, event, band, sector, region, self.fx,
+                topic=topic, ts_us=ts, windowed=windowed,
+            )  # fmt: skip
+        except Rejected as exc:
+            self._dead_letter(
+                state, rec, stage="aggregate", error_class=exc.error_class, reason=exc.reason
+            )
+            return False
+        direction = event.direction._value_
+        labels = (event.institution_type._value_, direction, windowed, band, sector)
+        # keyed by the score table's own USCC string: one copy per enterprise
+        key = table.canonical(uscc)
+        restate.record(state, key, ts, labels, fen, floor)
+        recent.record(state, key, ts, direction, fen)
+        if self.rules is not None and not late and not forwarded:
+            # forwarded copies are left out: when one arrives depends on timing
+            self.rules.observe(state.rules, event, ts, fen, band)
+        currency = event.currency
+        if currency != "CNY":
+            rate = self.fx.rate_at(currency, event.occurred_at)
+            assert rate is not None  # tally_transaction found it
+            cm = event.customs_mode
+            fx_book.record_counted(
+                state, uscc, ts, currency, event.amount, rate, labels,
+                None if cm is None else cm._value_, floor,
+            )  # fmt: skip
+        flow = state.tally.flow
+        key_p = _PROCESSED[topic]
+        flow[key_p] = flow.get(key_p, 0) + 1
+        mem.add(eid)  # the duplicate memory of (topic, partition)
+        if late:
+            self._count(state, fn.EVENTS_LATE_TOTAL, topic)
+            self.outputs.append(Output(LATE, rec.key, rec.value, partition=partition))
+        return True
 
     def _apply(
         self,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from types import MappingProxyType
-from typing import Any, Final, Protocol
+from typing import Any, Final, NoReturn, Protocol
 
 from schemas import figure_names as fn
 from schemas.errors import ErrorClass
@@ -34,7 +34,7 @@ from schemas.events import (
     TransactionEvent,
 )
 from schemas.figures import RATE_SCALE
-from schemas.money import to_fen
+from schemas.money import MAX_COUNTED_FEN, MAX_LOAN_FEN, to_fen
 from streams.aggregate import loans as book
 from streams.aggregate.windows import (
     DISBURSED_FEN,
@@ -95,6 +95,21 @@ _HUNDRED = Decimal(100)
 _EXACT = Context(prec=80)
 
 
+def _too_large(field: str, fen: int, limit: int) -> NoReturn:
+    raise Rejected(
+        ErrorClass.invalid_field,
+        f"{field}: {fen // 100:,} yuan once in CNY, not below the largest amount counted "
+        f"({limit // 100:,} yuan)",
+    )
+
+
+def _counted(fen: int) -> int:
+    """``fen`` if a transaction of that CNY value may be counted (see MAX_COUNTED_FEN)."""
+    if fen >= MAX_COUNTED_FEN:
+        _too_large("amount", fen, MAX_COUNTED_FEN)
+    return fen
+
+
 def _rate(rates: RateSource, currency: str, at: datetime) -> Decimal:
     if currency == "CNY":
         return Decimal(1)
@@ -120,7 +135,7 @@ def apply_transaction(
     windowed: bool,
 ) -> int:
     """Count a transaction; returns its CNY fen."""
-    fen = to_fen(ev.amount, _rate(rates, ev.currency, ev.occurred_at))
+    fen = _counted(to_fen(ev.amount, _rate(rates, ev.currency, ev.occurred_at)))
     it = ev.institution_type.value
     labels = (it, join.band, join.region, ev.direction.value)
     c = state.counters
@@ -165,6 +180,8 @@ def tally_transaction(
             fen = to_fen(ev.amount)
     else:
         fen = to_fen(ev.amount, _rate(rates, currency, ev.occurred_at))
+    if fen >= MAX_COUNTED_FEN:
+        _too_large("amount", fen, MAX_COUNTED_FEN)
     cm = ev.customs_mode
     # _value_: the plain attribute behind Enum.value (whose descriptor costs a call)
     it = ev.institution_type._value_
@@ -198,14 +215,37 @@ def flush_tally(state: PartitionState) -> None:
     add = state.counters.add
     for (name, labels), n in tally.flow.items():
         add(name, labels, n)
+    # the groups summed again per series first (a series spans several groups: sectors and
+    # customs modes): one counter update per series, not per group
+    live: dict[tuple[str, str, str, str], list[int]] = {}
+    by_sector: dict[tuple[str, str], int] = {}
+    crossborder: dict[tuple[str, str], list[int]] = {}
     for (it, band, region, direction, sector, cm), (n, fen) in tally.tx.items():
         labels = (it, band, region, direction)
+        acc = live.get(labels)
+        if acc is None:
+            live[labels] = [n, fen]
+        else:
+            acc[0] += n
+            acc[1] += fen
+        sb = (sector, band)
+        by_sector[sb] = by_sector.get(sb, 0) + n
+        if cm is not None:
+            ci = (cm, it)
+            acc = crossborder.get(ci)
+            if acc is None:
+                crossborder[ci] = [n, fen]
+            else:
+                acc[0] += n
+                acc[1] += fen
+    for labels, (n, fen) in live.items():
         add(fn.TRANSACTIONS_TOTAL, labels, n)
         add(fn.TRANSACTION_AMOUNT_YUAN_TOTAL, labels, fen)
-        add(fn.TRANSACTIONS_BY_SECTOR_TOTAL, (sector, band), n)
-        if cm is not None:
-            add(fn.CROSSBORDER_ECOMMERCE_PAYMENTS_TOTAL, (cm, it), n)
-            add(fn.CROSSBORDER_ECOMMERCE_AMOUNT_YUAN_TOTAL, (cm, it), fen)
+    for sb, n in by_sector.items():
+        add(fn.TRANSACTIONS_BY_SECTOR_TOTAL, sb, n)
+    for ci, (n, fen) in crossborder.items():
+        add(fn.CROSSBORDER_ECOMMERCE_PAYMENTS_TOTAL, ci, n)
+        add(fn.CROSSBORDER_ECOMMERCE_AMOUNT_YUAN_TOTAL, ci, fen)
     for (topic, quarter, it, band), (n, fen) in tally.windows.items():
         ib = (it, band)
         # the quarter hour's first instant lies in the same windows as every event of it
@@ -259,6 +299,8 @@ def _disbursed(call: _LoanCall, ev: LoanDisbursed) -> None:
         raise Rejected(ErrorClass.invalid_field, "loan_id: disbursed twice while active")
     rate = _rate(call.rates, ev.currency, ev.occurred_at)
     fen = to_fen(ev.principal, rate)
+    if fen >= MAX_LOAN_FEN:
+        _too_large("principal", fen, MAX_LOAN_FEN)
     rate_units = _rate_units(ev.annual_rate)
     book.add_loan(
         state,

@@ -68,6 +68,7 @@ MAX_ENTRIES = 10_000
 # beyond this many bytes an enterprise's entries grow in a bytearray (in place) rather than
 # a bytes object copied on every append (the small case stays small: 33 vs 57 bytes header)
 _GROW_IN_PLACE = 2048
+_PACK = _ENTRY.pack
 
 Entries = dict[tuple[int, int], tuple[int, int]]  # (occurred µs, label index) → (count, fen)
 
@@ -75,8 +76,15 @@ Entries = dict[tuple[int, int], tuple[int, int]]  # (occurred µs, label index) 
 def floor_of(state: PartitionState, horizon_us: int) -> int | None:
     """The restatement floor (µs): the larger of the partition's dfip.transactions and
     dfip.loans watermarks, minus the horizon; None before either has a watermark."""
-    wms = [w for t in (TX_TOPIC, LOANS_TOPIC) if (w := state.watermarks.get(t)) is not None]
-    return max(wms) - horizon_us if wms else None
+    # called once per counted event: two lookups and a comparison, no list
+    wms = state.watermarks
+    tx = wms.get(TX_TOPIC)
+    loans = wms.get(LOANS_TOPIC)
+    if tx is None:
+        return None if loans is None else loans - horizon_us
+    if loans is None or tx >= loans:
+        return tx - horizon_us
+    return loans - horizon_us
 
 
 def _label_index(state: PartitionState, labels: ContribLabels) -> int:
@@ -124,10 +132,13 @@ def record(
     """Remember one counted transaction's contribution (if not older than the floor)."""
     if floor is not None and occurred_us < floor:
         return
-    idx = _label_index(state, labels)
-    entry = _ENTRY.pack(occurred_us, idx, 1, fen)
-    packed = state.contributions.get(uscc)
-    if packed is not None and len(packed) >= MAX_ENTRIES * _ENTRY.size:
+    idx = state.contrib_index.get(labels)
+    if idx is None:
+        idx = _label_index(state, labels)
+    entry = _PACK(occurred_us, idx, 1, fen)
+    contributions = state.contributions
+    packed = contributions.get(uscc)
+    if packed is not None and len(packed) >= MAX_ENTRIES * ENTRY_SIZE:
         # at the cap: merge and prune, then keep the event only if it fits (its changelog
         # record must stay well under Kafka's 1 MB message limit)
         entries = _unpack(packed, floor)
@@ -140,17 +151,18 @@ def record(
         entries[key] = (n + 1, f + fen)
         _store(state, uscc, entries)
         return
-    if uscc not in state.dirty_contributions:
+    dirty = state.dirty_contributions
+    if uscc not in dirty:
         # the first change this batch is an append: the changelog needs only what follows
         state.contrib_base[uscc] = len(packed) if packed is not None else 0
+        dirty.add(uscc)
     if packed is None:
-        state.contributions[uscc] = entry
-    elif isinstance(packed, bytearray):
+        contributions[uscc] = entry
+    elif type(packed) is bytearray:
         packed += entry  # in place, amortised: a busy enterprise is not copied per event
     else:
         grown = packed + entry
-        state.contributions[uscc] = bytearray(grown) if len(grown) > _GROW_IN_PLACE else grown
-    state.dirty_contributions.add(uscc)
+        contributions[uscc] = bytearray(grown) if len(grown) > _GROW_IN_PLACE else grown
 
 
 def restate(

@@ -44,6 +44,10 @@ ENTRY = struct.Struct("<iIqIq")  # day, credit count, credit fen, debit count, d
 _TOPIC = TRANSACTIONS.name
 _EPOCH_DAY = date(1970, 1, 1)
 _PREFIX = "rf:"
+_SIZE = ENTRY.size
+_PACK = ENTRY.pack
+_UNPACK_FROM = ENTRY.unpack_from
+_KEPT_BEFORE = KEEP_DAYS - 1  # the floor: the watermark's day minus this
 
 
 def beijing_day(ts_us: int) -> int:
@@ -62,9 +66,11 @@ def _floor(state: PartitionState) -> int | None:
 
 def record(state: PartitionState, uscc: str, ts_us: int, direction: str, fen: int) -> None:
     """Count one transaction (``direction`` credit or debit, CNY fen) of ``uscc``."""
-    day = beijing_day(ts_us)
-    floor = _floor(state)
-    if floor is not None:
+    # once per counted transaction: beijing_day and _floor inlined
+    day = (ts_us + BEIJING_OFFSET_US) // DAY_US
+    wm = state.watermarks.get(_TOPIC)
+    if wm is not None:
+        floor = (wm + BEIJING_OFFSET_US) // DAY_US - _KEPT_BEFORE
         if day < floor:
             return  # before the kept days: no answer's range can include it
         if state.recent_floor is None or floor > state.recent_floor:
@@ -72,17 +78,21 @@ def record(state: PartitionState, uscc: str, ts_us: int, direction: str, fen: in
     credit = direction == "credit"
     flows = state.recent_flows
     packed = flows.get(uscc)
-    if packed is not None and len(packed) >= ENTRY.size:
-        last = len(packed) - ENTRY.size
-        d, cc, cf, dc, df = ENTRY.unpack_from(packed, last)
+    if packed is not None and len(packed) >= _SIZE:
+        last = len(packed) - _SIZE
+        d, cc, cf, dc, df = _UNPACK_FROM(packed, last)
         if d == day:  # the common case: the enterprise's newest day
-            entry = (d, cc + 1, cf + fen, dc, df) if credit else (d, cc, cf, dc + 1, df + fen)
-            flows[uscc] = packed[:last] + ENTRY.pack(*entry)
+            if credit:
+                flows[uscc] = packed[:last] + _PACK(d, cc + 1, cf + fen, dc, df)
+            else:
+                flows[uscc] = packed[:last] + _PACK(d, cc, cf, dc + 1, df + fen)
             state.dirty_recent.add(uscc)
             return
         if d < day:  # a new newest day: append
-            c = 1 if credit else 0
-            flows[uscc] = packed + ENTRY.pack(day, c, fen * c, 1 - c, fen * (1 - c))
+            if credit:
+                flows[uscc] = packed + _PACK(day, 1, fen, 0, 0)
+            else:
+                flows[uscc] = packed + _PACK(day, 0, 0, 1, fen)
             state.dirty_recent.add(uscc)
             return
     entries: dict[int, list[int]] = (

@@ -23,17 +23,22 @@ from __future__ import annotations
 
 import sys
 from array import array
+from typing import Final
 
 from xxhash import xxh3_64_intdigest
 
-__all__ = ["DAY_MS", "DedupMemory", "id_hash", "pack", "unpack"]
+__all__ = ["DAY_MS", "ID_HASH", "DedupMemory", "id_hash", "pack", "unpack"]
 
 DAY_MS = 86_400_000
 
 
+ID_HASH: Final = xxh3_64_intdigest
+"""``id_hash(key)`` is ``ID_HASH(key.encode())`` (for a hot loop that inlines it)."""
+
+
 def id_hash(key: str) -> int:
     """The remembered form of an event id (or a forwarded copy's origin key)."""
-    return xxh3_64_intdigest(key.encode())
+    return ID_HASH(key.encode())
 
 
 def pack(hashes: list[int]) -> bytes:
@@ -86,15 +91,22 @@ class DedupMemory:
         return h in self.ids
 
     def add(self, h: int, day: int | None = None) -> None:
-        if h in self.ids:
+        ids = self.ids
+        if h in ids:
             return
-        d = self.today if day is None else day
-        self.ids.add(h)
-        bucket = self.days.get(d)
+        if day is None:  # self.today, inlined: once per event
+            clock = self.clock_ms
+            day = clock // DAY_MS if clock > 0 else 0
+        ids.add(h)
+        bucket = self.days.get(day)
         if bucket is None:
-            bucket = self.days[d] = array("Q")
+            bucket = self.days[day] = array("Q")
         bucket.append(h)
-        self._pending.setdefault(d, []).append(h)
+        pending = self._pending.get(day)
+        if pending is None:
+            self._pending[day] = [h]
+        else:
+            pending.append(h)
 
     def seal(self) -> list[tuple[int, int, list[int]]]:
         """(day, seq, hashes) for every day with ids added since the last seal."""
