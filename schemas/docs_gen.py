@@ -45,7 +45,8 @@ Wire rules, common to every record:
 - Money, rates and scores are decimal **strings** (`"1250.00"`, pattern
   `-?digits[.digits]`, at most 15 integer and 8 fraction digits) or JSON integers.
   JSON floats are rejected: they have already been rounded to binary.
-- Datetimes are ISO 8601 with an offset; they are normalised to UTC and written with `Z`.
+- Datetimes are ISO 8601 with an offset, not before 1970-01-01T00:00:00Z; they are
+  normalised to UTC and written with `Z`.
   Dates are `YYYY-MM-DD`.
 - `enterprise_uscc` is an 18-character USCC with a valid check character; the message
   key of USCC topics is the USCC (scores: `uscc@assessed_at`), partitioned with Kafka's

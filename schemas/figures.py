@@ -36,10 +36,16 @@ Semantics (the simulator's oracle implements the same rules independently):
   topic), ``unsupported_version`` (a ``schema_version`` this worker does not read),
   ``invalid_field`` (an unknown or missing field, a JSON float where a decimal string is
   required, a bad USCC check character or a USCC not in upper case without spaces, an
-  unknown currency, any other field rule of docs/events.md; in the loan book: a repayment
-  larger than the outstanding or in another currency, a second ``disbursed`` of an active
-  loan), ``future_dated``, ``unknown_loan``,
-  ``fx_rate_missing``. Dead letters from adapters (``dfip ingest``) carry the adapter's
+  unknown currency, any time (``occurred_at``, ``published_at``, ...) before
+  1970-01-01T00:00:00Z, any other field rule of docs/events.md; at the aggregate stage, like
+  the loan book's verdicts (the event id is then not remembered, a re-send is judged again):
+  a transaction worth 10^15 fen (10 trillion yuan, 10 万亿元) or more once converted to CNY
+  at the rate in force, a ``disbursed`` principal worth 10^14 fen (1 万亿元) or more in CNY,
+  a repayment larger than the outstanding or in another currency, a second ``disbursed`` of
+  an active loan), ``future_dated``, ``unknown_loan``, ``fx_rate_missing``,
+  ``processing_error`` (stage aggregate: processing the record raised an unexpected error,
+  a defect; the record's offset is passed and figures it had already updated stay). Dead
+  letters from adapters (``dfip ingest``) carry the adapter's
   classes as well (docs/adapters.md). A JSON object with a repeated name (at any depth) is
   not a dead letter: the name's last value is read (``{"amount": "1.00", "amount": "9.00"}``
   is an amount of 9.00); ``NaN`` / ``Infinity`` are not JSON (``invalid_json``).
