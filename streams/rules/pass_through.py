@@ -39,7 +39,7 @@ class PassThrough(AnchoredRule):
         key = self.rule.value
         txs = ent.txs
         n = len(txs)
-        cursor = ent.cursors.get(key, 0)
+        cursor = start = ent.cursors.get(key, 0)
         hits: list[Hit] = []
         p = lo = hi = bisect_left(txs, (cursor,))  # next anchor ≥ p; window txs[lo:hi]
         credits = debits = 0
@@ -84,5 +84,6 @@ class PassThrough(AnchoredRule):
                     p += 1
         # as AnchoredRule.decide: what cannot anchor any more is skipped
         floor = min(anchor, upto) if anchor is not None else upto
-        ent.cursors[key] = max(cursor, floor)
+        if floor > cursor or cursor != start:
+            ent.cursors[key] = max(cursor, floor)
         return hits, anchor + width if anchor is not None else NEVER
