@@ -364,6 +364,7 @@ class RuleEngine:
         known = {LargeValueSingle, Velocity, DormantReactivation, PassThrough, Structuring}
         assert all(type(r) in known or isinstance(r, DailyRule) for r in self.rules)
         self._nevers = [NEVER] * len(self.rules)
+        self._indexed = list(enumerate(self.rules))
         self._large_fen = config.large_value.cny_fen
         self._round_fen = config.round_amounts.unit * 100
         self._cash_codes: dict[str, bool] = {}
@@ -388,7 +389,13 @@ class RuleEngine:
             ent = self._enter(rs, uscc)
         # flags_of, inline for the common case (a CNY transfer)
         code = ev.bank_tx_code
-        if ev.currency == "CNY" and (code is None or not self._is_cash(code)):
+        if code is not None:
+            cash = self._cash_codes.get(code)
+            if cash is None:
+                cash = self._is_cash(code)
+        else:
+            cash = False
+        if not cash and ev.currency == "CNY":
             flags = CREDIT if ev.direction is _CREDIT else 0
             if fen >= self._large_fen:
                 flags |= LARGE
@@ -484,21 +491,24 @@ class RuleEngine:
             return hits
         rs.upto = upto
         heap = rs.heap
+        pending = rs.due
+        indexed = self._indexed
+        upto_hour = hour_floor(upto)
         while heap and heap[0][0] <= upto:
             due, uscc = heapq.heappop(heap)
-            if rs.due.get(uscc) != due:
+            if pending.get(uscc) != due:
                 continue  # superseded
-            del rs.due[uscc]
+            del pending[uscc]
             ent = rs.enterprises[uscc]
             dues = ent.dues
-            for i, rule in enumerate(self.rules):
+            for i, rule in indexed:
                 if dues[i] <= upto:  # the others have nothing in (decided, upto]
                     decided, dues[i] = rule.decide_due(ent, upto)
                     if decided:
                         hits.extend((uscc, h) for h in decided)
             # the newest transaction decided now (PerEventRule.pending's last, without a slice)
             txs = ent.txs
-            i = bisect.bisect_left(txs, (hour_floor(upto),))
+            i = bisect.bisect_left(txs, (upto_hour,))
             if i and txs[i - 1].ts >= hour_floor(ent.decided):
                 ent.last_active = txs[i - 1].ts
             ent.decided = upto
@@ -526,11 +536,14 @@ class RuleEngine:
         if ent.txs and ent.txs[0].ts < keep_from:
             ent.txs = ent.txs[bisect.bisect_left(ent.txs, (keep_from,)) :]
         low = self.velocity.keep_hours_from(upto)
-        for h in [h for h in ent.hours if h < low]:
-            del ent.hours[h]
-        for key, cursor in list(ent.cursors.items()):
-            if cursor < keep_from:
-                del ent.cursors[key]
+        hours = ent.hours
+        if hours and min(hours) < low:
+            for h in [h for h in hours if h < low]:
+                del hours[h]
+        if ent.cursors:
+            for key, cursor in list(ent.cursors.items()):
+                if cursor < keep_from:
+                    del ent.cursors[key]
 
     def reschedule(self, rs: RulesState) -> None:
         """Rebuild the due-time heap after enterprises were loaded from the changelog."""
