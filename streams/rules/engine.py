@@ -133,7 +133,10 @@ def _delta(ent: Enterprise, base: list[Any], added: list[Tx]) -> dict[str, Any] 
         delta["n"] = kept
     base[_KEPT] = kept
     hours = ent.hours
-    low = min(hours) if hours else None
+    low = base[_LOW_HOUR]
+    # the lowest hour moves only when pruning dropped it or a transaction came before it
+    if low is None or low not in hours or any(tx.ts < low * HOUR_US for tx in added):
+        low = min(hours) if hours else None
     if low != base[_LOW_HOUR]:
         delta["hl"] = base[_LOW_HOUR] = low
     return delta or None
@@ -197,7 +200,8 @@ class RulesState:
     def changelog_records(self) -> list[tuple[bytes, bytes | None]]:
         """The `al:` records of the enterprises changed since the last commit. An enterprise
         whose state only moved on (transactions kept, time decided, old ones pruned) gets a
-        delta `al:<uscc>:<seq>`: its new transactions and its small fields. A whole record
+        delta `al:<uscc>:<seq>`: its new transactions and the small fields that changed
+        (`_delta`; none if nothing did). A whole record
         (and tombstones for its deltas) when it has none yet, went idle or back, or its
         deltas reached MAX_DELTAS records or hold more transactions than it keeps (so the
         bytes written stay linear in the transactions kept). Each open hit is a record

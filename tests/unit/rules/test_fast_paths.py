@@ -211,6 +211,7 @@ def test_the_fast_paths_keep_the_same_state_and_hits(
 ) -> None:
     fast, ref = RuleEngine(config), ReferenceEngine(config)
     a, b = RulesState(), RulesState()
+    log: list[tuple[bytes, bytes | None]] = []
     wm: int | None = None
     for i, (ev, fen) in enumerate(stream):
         ts = _us(ev.occurred_at)
@@ -227,10 +228,31 @@ def test_the_fast_paths_keep_the_same_state_and_hits(
         if (i + 1) % batch == 0 or i + 1 == len(stream):
             assert fast.advance(a, wm - GRACE) == ref.advance(b, wm - GRACE)
             assert _state(a) == _state(b)
+            log += a.changelog_records()  # deltas with only what changed
+            _assert_restores(log, a)
     assert wm is not None
     # and everything to the end of time (every window closes)
     assert fast.advance(a, wm + 400 * 24 * HOUR_US) == ref.advance(b, wm + 400 * 24 * HOUR_US)
     assert _state(a) == _state(b)
+    log += a.changelog_records()
+    _assert_restores(log, a)
+
+
+def _assert_restores(log: list[tuple[bytes, bytes | None]], live: RulesState) -> None:
+    back = RulesState()
+    for key, value in log:
+        back.load(key.decode()[3:], None if value is None else orjson.loads(value))
+    back.settle()
+    assert back.idle == live.idle
+    assert back.upto <= live.upto
+    assert {
+        u: (e.txs, e.hours, e.cursors, e.decided, e.last_active)
+        for u, e in back.enterprises.items()
+    } == {
+        u: (e.txs, e.hours, e.cursors, e.decided, e.last_active)
+        for u, e in live.enterprises.items()
+    }
+    assert back.based == live.based
 
 
 @settings(max_examples=300, deadline=None)
