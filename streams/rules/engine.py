@@ -134,10 +134,13 @@ def _delta(ent: Enterprise, base: list[Any], added: list[Tx]) -> dict[str, Any] 
     base[_KEPT] = kept
     hours = ent.hours
     low = base[_LOW_HOUR]
+    first = min(added).ts // HOUR_US if added else None  # the earliest hour kept since
     # the lowest hour moves only when pruning dropped it or a transaction came before it
-    if low is None or low not in hours or any(tx.ts < low * HOUR_US for tx in added):
+    if low is None or low not in hours or (first is not None and first < low):
         low = min(hours) if hours else None
-    if low != base[_LOW_HOUR]:
+    # written when it moved, or when the hours of the transactions in `t` were dropped
+    # again (a restore adds them, then drops what is below it)
+    if low != base[_LOW_HOUR] or (first is not None and (low is None or first < low)):
         delta["hl"] = base[_LOW_HOUR] = low
     return delta or None
 
