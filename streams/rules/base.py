@@ -80,6 +80,8 @@ class Enterprise:
     last_active: int | None = None  # newest decided transaction (dormancy)
     # per rule of the engine: when it next has something to decide (NEVER: nothing); derived
     dues: list[int] = field(default_factory=list)
+    # transactions kept since the last commit (the changelog's delta; not itself changelogged)
+    added: list[Tx] = field(default_factory=list)
 
     def first_from(self, start: int) -> Tx | None:
         """The first transaction at or after `start` (no copy of the list)."""
@@ -127,6 +129,12 @@ class Rule(ABC):
     @abstractmethod
     def due_of_new(self, tx: Tx) -> int | None:
         """When a newly kept transaction gives the rule something to decide (None: never)."""
+
+    def decide_due(self, ent: Enterprise, upto: int) -> tuple[list[Hit], int]:
+        """`decide`, then `next_due` (NEVER for None): what the engine calls; a rule may do
+        both in one pass."""
+        hits = self.decide(ent, upto)
+        return hits, self.next_due(ent, upto) or NEVER
 
 
 def hour_floor(ts: int) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from schemas.alerts import MAX_ALERT_EVENTS, Alert, RuleSet
+from schemas.enums import Direction
 from schemas.events import TransactionEvent
 from schemas.ids import make_event_id
 from schemas.txcodes import is_cash
@@ -29,11 +30,11 @@ from streams.rules.base import (
     CASH,
     CASH_LARGE,
     CREDIT,
+    DAY_US,
     HOUR_US,
     LARGE,
     NEVER,
     ROUND,
-    AnchoredRule,
     DailyRule,
     Enterprise,
     Hit,
@@ -56,6 +57,12 @@ __all__ = ["DELTA_MIN_TXS", "MAX_DELTAS", "RuleEngine", "RulesState", "build_ale
 MAX_DELTAS = 32
 # deltas may hold this many transactions even when the enterprise keeps fewer
 DELTA_MIN_TXS = 16
+
+# distinct bank transaction codes whose cash test is remembered (input decides how many)
+_CASH_CODES_MAX = 4096
+_CREDIT = Direction.credit
+_new_tx = tuple.__new__  # Tx(...) without its Python-level __new__
+_SHANGHAI_US = 8 * HOUR_US  # as streams/rules/base.py: Beijing days
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SHANGHAI = timedelta(hours=8)
@@ -97,6 +104,47 @@ def _unpack(packed: bytes) -> dict[int, int]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
+# RulesState.based[uscc]: its live deltas and their transactions since its whole record, and
+# the fields as the last record left them (a delta writes only those that changed)
+_COUNT, _TXS, _DECIDED, _CURSORS, _ACTIVE, _LOW_HOUR, _KEPT = range(7)
+
+
+def _base(ent: Enterprise, count: int, txs: int) -> list[Any]:
+    low = min(ent.hours) if ent.hours else None
+    return [count, txs, ent.decided, dict(ent.cursors), ent.last_active, low, len(ent.txs)]
+
+
+def _delta(ent: Enterprise, base: list[Any], added: list[Tx]) -> dict[str, Any] | None:
+    """The `al:<uscc>:<seq>` delta: the transactions kept since the last record and the
+    fields that changed since (None: nothing did). A restore applies it on the records
+    before it, so a field left out stays as they left it."""
+    delta: dict[str, Any] = {}
+    if added:
+        delta["t"] = list(zip(*added, strict=True))
+    if ent.decided != base[_DECIDED]:
+        delta["d"] = base[_DECIDED] = ent.decided
+    if ent.cursors != base[_CURSORS]:
+        delta["c"] = ent.cursors
+        base[_CURSORS] = dict(ent.cursors)
+    if ent.last_active != base[_ACTIVE]:
+        delta["a"] = base[_ACTIVE] = ent.last_active
+    kept = len(ent.txs)
+    if kept != base[_KEPT] + len(added):  # pruned (dropped the oldest)
+        delta["n"] = kept
+    base[_KEPT] = kept
+    hours = ent.hours
+    low = base[_LOW_HOUR]
+    first = min(added).ts // HOUR_US if added else None  # the earliest hour kept since
+    # the lowest hour moves only when pruning dropped it or a transaction came before it
+    if low is None or low not in hours or (first is not None and first < low):
+        low = min(hours) if hours else None
+    # written when it moved, or when the hours of the transactions in `t` were dropped
+    # again (a restore adds them, then drops what is below it)
+    if low != base[_LOW_HOUR] or (first is not None and (low is None or first < low)):
+        delta["hl"] = base[_LOW_HOUR] = low
+    return delta or None
+
+
 class RulesState:
     """Rule state of one partition: enterprise → its `Enterprise`, plus a due-time heap.
     An enterprise with nothing left to decide keeps only its last transaction time (`idle`,
@@ -116,11 +164,10 @@ class RulesState:
         # hits written and not yet acknowledged: uscc → alert id → (rule, region,
         # institution type, band, report-due ISO date); streams/rules/overdue.py
         self.open: dict[str, dict[str, tuple[str, ...]]] = {}
-        # changelog deltas (changelog_records): uscc → [live deltas, their transactions]
-        # after its whole record; transactions kept since the last commit; enterprises whose
-        # next record must be whole; deltas read by a restore, applied by settle()
-        self.based: dict[str, list[int]] = {}
-        self.appended: dict[str, list[Tx]] = {}
+        # changelog deltas (changelog_records): uscc → _Base (its live deltas after its
+        # whole record and what they last wrote); enterprises whose next record must be
+        # whole; deltas read by a restore, applied by settle()
+        self.based: dict[str, list[Any]] = {}
         self.rewrite: set[str] = set()
         self._deltas: dict[str, dict[int, dict[str, Any]]] = {}
         self.open_dirty: set[tuple[str, str]] = set()  # (uscc, hit id) opened or closed
@@ -156,7 +203,8 @@ class RulesState:
     def changelog_records(self) -> list[tuple[bytes, bytes | None]]:
         """The `al:` records of the enterprises changed since the last commit. An enterprise
         whose state only moved on (transactions kept, time decided, old ones pruned) gets a
-        delta `al:<uscc>:<seq>`: its new transactions and its small fields. A whole record
+        delta `al:<uscc>:<seq>`: its new transactions and the small fields that changed
+        (`_delta`; none if nothing did). A whole record
         (and tombstones for its deltas) when it has none yet, went idle or back, or its
         deltas reached MAX_DELTAS records or hold more transactions than it keeps (so the
         bytes written stay linear in the transactions kept). Each open hit is a record
@@ -171,36 +219,34 @@ class RulesState:
         for uscc in sorted(self.dirty):
             ent = self.enterprises.get(uscc)
             base = self.based.get(uscc)
-            added = self.appended.get(uscc, ())
+            added: list[Tx] = ent.added if ent is not None else []
             if (
                 ent is not None
                 and base is not None
                 and uscc not in self.rewrite
-                and base[0] < MAX_DELTAS
-                and base[1] + len(added) <= max(len(ent.txs), DELTA_MIN_TXS)
+                and base[_COUNT] < MAX_DELTAS
+                and base[_TXS] + len(added) <= max(len(ent.txs), DELTA_MIN_TXS)
             ):
-                base[0] += 1
-                base[1] += len(added)
-                delta = {
-                    "t": list(zip(*added, strict=True)),
-                    "d": ent.decided,
-                    "c": ent.cursors,
-                    "a": ent.last_active,
-                    "n": len(ent.txs),
-                    "hl": min(ent.hours) if ent.hours else None,
-                }
-                out.append((f"al:{uscc}:{base[0]}".encode(), orjson.dumps(delta)))
+                delta = _delta(ent, base, added)
+                ent.added = []
+                if delta is None:
+                    continue  # nothing a restore would change
+                base[_COUNT] += 1
+                base[_TXS] += len(added)
+                out.append((f"al:{uscc}:{base[_COUNT]}".encode(), orjson.dumps(delta)))
                 continue
+            if ent is not None:
+                ent.added = []
             doc = self.to_json(uscc)
             out.append((f"al:{uscc}".encode(), orjson.dumps(doc) if doc is not None else None))
             if base is not None:
-                out.extend((f"al:{uscc}:{seq}".encode(), None) for seq in range(1, base[0] + 1))
+                tombstones = range(1, base[_COUNT] + 1)
+                out.extend((f"al:{uscc}:{seq}".encode(), None) for seq in tombstones)
             if doc is None:
                 self.based.pop(uscc, None)
-            else:
-                self.based[uscc] = [0, 0]
+            else:  # an idle enterprise: whole again when it comes back
+                self.based[uscc] = _base(ent, 0, 0) if ent is not None else [0, 0]
         self.dirty.clear()
-        self.appended.clear()
         self.rewrite.clear()
         return out
 
@@ -215,23 +261,30 @@ class RulesState:
                 continue  # tombstoned with its whole record
             added = 0
             for seq in sorted(deltas):
+                # a field a delta leaves out is as the record before it left it (the form
+                # before issue 18 has every field)
                 d = deltas[seq]
-                for row in zip(*d["t"], strict=True):
+                for row in zip(*d.get("t", ()), strict=True):
                     tx = Tx(*row)
                     bisect.insort(ent.txs, tx)
                     hour = tx.ts // HOUR_US
                     ent.hours[hour] = ent.hours.get(hour, 0) + 1
                     added += 1
-                ent.decided = int(d["d"])
-                ent.cursors = {k: int(v) for k, v in d["c"].items()}
-                ent.last_active = d["a"]
-                excess = len(ent.txs) - int(d["n"])
-                if excess > 0:
-                    del ent.txs[:excess]  # pruning drops the oldest
-                low = d["hl"]
-                ent.hours = {h: n for h, n in ent.hours.items() if low is not None and h >= low}
+                if "d" in d:
+                    ent.decided = int(d["d"])
+                if "c" in d:
+                    ent.cursors = {k: int(v) for k, v in d["c"].items()}
+                if "a" in d:
+                    ent.last_active = d["a"]
+                if "n" in d:
+                    excess = len(ent.txs) - int(d["n"])
+                    if excess > 0:
+                        del ent.txs[:excess]  # pruning drops the oldest
+                if "hl" in d:
+                    low = d["hl"]
+                    ent.hours = {h: n for h, n in ent.hours.items() if low is not None and h >= low}
                 self.upto = max(self.upto, ent.decided)
-            self.based[uscc] = [len(deltas), added]
+            self.based[uscc] = _base(ent, len(deltas), added)
         self._deltas.clear()
         self.stale = True
 
@@ -261,20 +314,21 @@ class RulesState:
             self.based.pop(uscc, None)
             self._deltas.pop(uscc, None)
             return
-        self.based[uscc] = [0, 0]
+        self.based[uscc] = [0, 0]  # idle: whole again when it comes back
         hours = b64decode(doc["h"])
         if "t" not in doc:
             self.enterprises.pop(uscc, None)
             self.idle[uscc] = (int(doc["a"]), hours)
             return
         self.idle.pop(uscc, None)
-        self.enterprises[uscc] = Enterprise(
+        ent = self.enterprises[uscc] = Enterprise(
             txs=[Tx(*row) for row in zip(*doc["t"], strict=True)],
             decided=int(doc["d"]),
             cursors={k: int(v) for k, v in doc["c"].items()},
             hours=_unpack(hours),
             last_active=doc["a"],
         )
+        self.based[uscc] = _base(ent, 0, 0)
         self.upto = max(self.upto, int(doc["d"]))
         self.stale = True
 
@@ -296,23 +350,39 @@ class RuleEngine:
             DormantReactivation(config),
         ]
         self.rules = [r for r in every if config.enabled(r.rule)]
-        # a new transaction's due time per rule, by kind (one loop per kind, not a call per
-        # rule: observe runs once per transaction)
-        # one-event rules and velocity are due only when a transaction can fire them (a large
-        # transfer, a reactivation candidate, an hour reaching min_count), so an enterprise
-        # without any is looked at when its day or an anchored window closes, not hourly
+        # a new transaction's due time per rule, by kind (inline in observe, which runs once
+        # per transaction; -1: the rule is off)
         index = {type(r): i for i, r in enumerate(self.rules)}
-        self._single = index.get(LargeValueSingle)
-        self._velocity_i = index.get(Velocity)
+        self._single = index.get(LargeValueSingle, -1)
+        self._velocity_i = index.get(Velocity, -1)
         self._vmin = config.velocity.min_count
-        dormant = [(i, r) for i, r in enumerate(self.rules) if isinstance(r, DormantReactivation)]
-        self._dormant = dormant[0] if dormant else None
+        self._dormant_i = index.get(DormantReactivation, -1)
+        self._gap_us = config.dormant.days * DAY_US
         self._daily = [i for i, r in enumerate(self.rules) if isinstance(r, DailyRule)]
-        self._anchored = [(i, r) for i, r in enumerate(self.rules) if isinstance(r, AnchoredRule)]
+        self._pass_i = index.get(PassThrough, -1)
+        self._pass_w = config.pass_through.window_hours * HOUR_US
+        self._struct_i = index.get(Structuring, -1)
+        self._struct_w = config.structuring.window_hours * HOUR_US
+        st = config.structuring
+        self._struct_low = st.threshold_fen * st.band_low_pct
+        self._struct_high = st.threshold_fen * st.band_high_pct
+        # every rule's due time is one of the above (checked at start: a new rule kind must
+        # be added to observe)
+        known = {LargeValueSingle, Velocity, DormantReactivation, PassThrough, Structuring}
+        assert all(type(r) in known or isinstance(r, DailyRule) for r in self.rules)
+        self._nevers = [NEVER] * len(self.rules)
+        self._indexed = list(enumerate(self.rules))
+        self._large_fen = config.large_value.cny_fen
+        self._round_fen = config.round_amounts.unit * 100
+        self._cash_codes: dict[str, bool] = {}
         self.lookback_us = max((r.lookback_us for r in every), default=0) + HOUR_US
 
     def observe(self, rs: RulesState, ev: TransactionEvent, ts: int, fen: int, band: str) -> None:
-        """Keep one counted, on-time transaction (the processor calls it once per event)."""
+        """Keep one counted, on-time transaction (the processor calls it once per event).
+
+        The per-event cost of the rules: a few attribute reads and one tuple, the due times
+        inline (what `Rule.due_of_new` and `DormantReactivation.candidate` say, without a
+        call per rule; tests/unit/rules/test_fast_paths.py checks them against those)."""
         if rs.stale:  # restored: its deltas are applied before anything new is kept
             self.reschedule(rs)
         if ts < rs.upto:
@@ -323,14 +393,24 @@ class RuleEngine:
         uscc = ev.enterprise_uscc
         ent = rs.enterprises.get(uscc)
         if ent is None:
-            idle = rs.idle.pop(uscc, None)
-            ent = rs.enterprises[uscc] = Enterprise(decided=rs.upto)
-            rs.rewrite.add(uscc)
-            if idle is not None:
-                ent.last_active, ent.hours = idle[0], _unpack(idle[1])
-        tx = Tx(
-            ts, ev.event_id, fen, flags_of(self.config, ev, fen), ev.institution_type.value, band
-        )
+            ent = self._enter(rs, uscc)
+        # flags_of, inline for the common case (a CNY transfer)
+        code = ev.bank_tx_code
+        if code is not None:
+            cash = self._cash_codes.get(code)
+            if cash is None:
+                cash = self._is_cash(code)
+        else:
+            cash = False
+        if not cash and ev.currency == "CNY":
+            flags = CREDIT if ev.direction is _CREDIT else 0
+            if fen >= self._large_fen:
+                flags |= LARGE
+            if fen > 0 and fen % self._round_fen == 0:
+                flags |= ROUND
+        else:
+            flags = flags_of(self.config, ev, fen)
+        tx = _new_tx(Tx, (ts, ev.event_id, fen, flags, ev.institution_type._value_, band))
         txs = ent.txs
         if not txs or txs[-1] < tx:
             pos = len(txs)
@@ -338,37 +418,48 @@ class RuleEngine:
         else:
             pos = bisect.bisect_left(txs, tx)
             txs.insert(pos, tx)
-        appended = rs.appended.get(uscc)
-        if appended is None:
-            rs.appended[uscc] = [tx]
-        else:
-            appended.append(tx)
+        ent.added.append(tx)
+        hours = ent.hours
         hour = ts // HOUR_US
-        ent.hours[hour] = ent.hours.get(hour, 0) + 1
+        count = hours.get(hour, 0) + 1
+        hours[hour] = count
         dues = ent.dues
         if not dues:
-            dues.extend([NEVER] * len(self.rules))
+            dues.extend(self._nevers)
         hour_end = (hour + 1) * HOUR_US
+        # one-event rules and velocity are due only when a transaction can fire them (a large
+        # transfer, a reactivation candidate, an hour reaching min_count), so an enterprise
+        # without any is looked at when its day or an anchored window closes, not hourly
         k = self._single
-        if k is not None and tx.flags & LARGE and not tx.flags & CASH and hour_end < dues[k]:
+        if k >= 0 and flags & LARGE and not flags & CASH and hour_end < dues[k]:
             dues[k] = hour_end
         k = self._velocity_i
-        if k is not None and ent.hours[hour] >= self._vmin and hour_end < dues[k]:
+        if k >= 0 and count >= self._vmin and hour_end < dues[k]:
             dues[k] = hour_end
-        if self._dormant is not None:
-            k, dormant = self._dormant
-            if hour_end < dues[k] and dormant.candidate(ent, pos):
+        k = self._dormant_i
+        if k >= 0 and hour_end < dues[k]:
+            # DormantReactivation.candidate(ent, pos)
+            prev = txs[pos - 1].ts if pos else None
+            last = ent.last_active
+            if last is not None and (prev is None or last > prev):
+                prev = last
+            if prev is not None and ts - prev >= self._gap_us:
                 dues[k] = hour_end
         if self._daily:
-            end_of_day = day_end(ts)
-            for i in self._daily:
-                if end_of_day < dues[i]:
-                    dues[i] = end_of_day
-        for i, anchored in self._anchored:
-            if anchored.is_anchor(tx):
-                due_i = ts + anchored.window_us
-                if due_i < dues[i]:
-                    dues[i] = due_i
+            end_of_day = (ts + _SHANGHAI_US) // DAY_US * DAY_US - _SHANGHAI_US + DAY_US
+            for k in self._daily:
+                if end_of_day < dues[k]:
+                    dues[k] = end_of_day
+        k = self._pass_i
+        if k >= 0 and flags & CREDIT:
+            due_k = ts + self._pass_w
+            if due_k < dues[k]:
+                dues[k] = due_k
+        k = self._struct_i
+        if k >= 0 and self._struct_low <= fen * 100 < self._struct_high:
+            due_k = ts + self._struct_w
+            if due_k < dues[k]:
+                dues[k] = due_k
         rs.dirty.add(uscc)
         # the soonest rule due (never before the hour is over: one-event rules go by the
         # hour, the others by hour, day or W ≥ 1 h)
@@ -379,6 +470,25 @@ class RuleEngine:
         if current is None or due < current:
             rs.schedule(uscc, due)
 
+    def _enter(self, rs: RulesState, uscc: str) -> Enterprise:
+        """A new `Enterprise` for a transaction of an enterprise that has none (first seen
+        here, or idle)."""
+        idle = rs.idle.pop(uscc, None)
+        ent = rs.enterprises[uscc] = Enterprise(decided=rs.upto)
+        rs.rewrite.add(uscc)
+        if idle is not None:
+            ent.last_active, ent.hours = idle[0], _unpack(idle[1])
+        return ent
+
+    def _is_cash(self, code: str) -> bool:
+        """`is_cash`, remembered per code (a bank's feed has a handful)."""
+        cash = self._cash_codes.get(code)
+        if cash is None:
+            cash = is_cash(code)
+            if len(self._cash_codes) < _CASH_CODES_MAX:
+                self._cash_codes[code] = cash
+        return cash
+
     def advance(self, rs: RulesState, upto: int) -> list[tuple[str, Hit]]:
         """Decide everything whose window closed by `upto` (watermark - grace)."""
         hits: list[tuple[str, Hit]] = []
@@ -388,20 +498,24 @@ class RuleEngine:
             return hits
         rs.upto = upto
         heap = rs.heap
+        pending = rs.due
+        indexed = self._indexed
+        upto_hour = hour_floor(upto)
         while heap and heap[0][0] <= upto:
             due, uscc = heapq.heappop(heap)
-            if rs.due.get(uscc) != due:
+            if pending.get(uscc) != due:
                 continue  # superseded
-            del rs.due[uscc]
+            del pending[uscc]
             ent = rs.enterprises[uscc]
             dues = ent.dues
-            for i, rule in enumerate(self.rules):
+            for i, rule in indexed:
                 if dues[i] <= upto:  # the others have nothing in (decided, upto]
-                    hits.extend((uscc, h) for h in rule.decide(ent, upto))
-                    dues[i] = rule.next_due(ent, upto) or NEVER
+                    decided, dues[i] = rule.decide_due(ent, upto)
+                    if decided:
+                        hits.extend((uscc, h) for h in decided)
             # the newest transaction decided now (PerEventRule.pending's last, without a slice)
             txs = ent.txs
-            i = bisect.bisect_left(txs, (hour_floor(upto),))
+            i = bisect.bisect_left(txs, (upto_hour,))
             if i and txs[i - 1].ts >= hour_floor(ent.decided):
                 ent.last_active = txs[i - 1].ts
             ent.decided = upto
@@ -429,11 +543,14 @@ class RuleEngine:
         if ent.txs and ent.txs[0].ts < keep_from:
             ent.txs = ent.txs[bisect.bisect_left(ent.txs, (keep_from,)) :]
         low = self.velocity.keep_hours_from(upto)
-        for h in [h for h in ent.hours if h < low]:
-            del ent.hours[h]
-        for key, cursor in list(ent.cursors.items()):
-            if cursor < keep_from:
-                del ent.cursors[key]
+        hours = ent.hours
+        if hours and min(hours) < low:
+            for h in [h for h in hours if h < low]:
+                del hours[h]
+        if ent.cursors:
+            for key, cursor in list(ent.cursors.items()):
+                if cursor < keep_from:
+                    del ent.cursors[key]
 
     def reschedule(self, rs: RulesState) -> None:
         """Rebuild the due-time heap after enterprises were loaded from the changelog."""
