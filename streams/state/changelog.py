@@ -18,7 +18,10 @@ bytes as the whole record they follow (so the bytes written stay linear in the e
 appended); tombstones for its deltas go with it, keeping the compacted topic bounded. A
 restore applies the whole record and then the deltas after it, in any order (the RocksDB
 copy replays by key, where ``rs:<uscc>`` sorts before its deltas); a delta is at most as
-large as its whole record, so under the same message size limit.
+large as its whole record, so under the same message size limit. Both hold the entries
+packed as in memory (22 bytes each) after a small JSON table of the label tuples they use
+(streams/aggregate/restate.py ``to_value``); records written before hold JSON rows (first
+byte ``[``) and restore as they are, mixed with packed ones.
 
 Migration: changelogs written before duplicate memory went by arrival time hold
 ``dedup:<seq>`` records (JSON ids, shared by all topics). A restore loads their ids into the
@@ -106,24 +109,21 @@ def _contribution_records(state: PartitionState, uscc: str) -> list[tuple[bytes,
         grown = delta_bytes + len(packed) - start
         if count < MAX_DELTAS and grown <= start - delta_bytes:
             state.contrib_deltas[uscc] = (count + 1) | grown << 16
-            rows = restate.appended_json(state, uscc, start)
-            return [(f"rs:{uscc}:{count + 1}".encode(), orjson.dumps(rows))]
+            value = restate.appended_value(state, uscc, start)
+            return [(f"rs:{uscc}:{count + 1}".encode(), value)]
     state.contrib_deltas.pop(uscc, None)
-    rows = restate.to_json(state, uscc)
-    out: list[tuple[bytes, bytes | None]] = [
-        (f"rs:{uscc}".encode(), orjson.dumps(rows) if rows else None)
-    ]
+    out: list[tuple[bytes, bytes | None]] = [(f"rs:{uscc}".encode(), restate.to_value(state, uscc))]
     out.extend((f"rs:{uscc}:{seq}".encode(), None) for seq in range(1, count + 1))
     return out
 
 
-def _restore_contributions(state: PartitionState, key: str, doc: Any) -> None:
+def _restore_contributions(state: PartitionState, key: str, value: bytes | None) -> None:
     uscc, _, seq = key.partition(":")
     if not seq:  # a whole record: replaces the entries and every delta before it
         state.contrib_deltas.pop(uscc, None)
-        restate.from_json(state, uscc, doc or [])
-    elif doc is not None:  # a delta (a tombstoned one is superseded by a whole record)
-        added = restate.append_json(state, uscc, doc)
+        restate.from_value(state, uscc, value)
+    elif value is not None:  # a delta (a tombstoned one is superseded by a whole record)
+        added = restate.append_value(state, uscc, value)
         live = state.contrib_deltas.get(uscc, 0)
         count = max(live & _COUNT_MASK, int(seq))
         state.contrib_deltas[uscc] = count | ((live >> 16) + added) << 16
@@ -138,6 +138,9 @@ def apply_record(state: PartitionState, key: bytes, value: bytes | None) -> None
         return
     if recent.restore(state, k, value):  # binary value: packed day entries
         return
+    if k.startswith("rs:"):  # packed entries, or JSON rows as written before
+        _restore_contributions(state, k[3:], value)
+        return
     doc: Any = orjson.loads(value) if value is not None else None
     if k == "ck":
         if doc is not None:
@@ -149,8 +152,6 @@ def apply_record(state: PartitionState, key: bytes, value: bytes | None) -> None
         state.counters = Counters.from_json(doc or [])
     elif k.startswith("al:"):
         state.rules.load(k[3:], doc)
-    elif k.startswith("rs:"):
-        _restore_contributions(state, k[3:], doc)
     elif k.startswith("fx:"):
         fx_book.from_json(state, int(k[3:]), doc)
     elif k.startswith("loan:"):
