@@ -5,8 +5,9 @@ counters (``ctr``, see below), each changed loan, each enterprise's changed rest
 contributions (``rs:<uscc>``, see below), recent flows (``rf:<uscc>``) and rule state
 (``al:<uscc>``, its deltas ``al:<uscc>:<seq>`` and open hits ``al:<uscc>#<hit id>``:
 docs/aml-rules.md), each changed FX entry (``fx:<seq>``: a counted foreign-currency
-transaction with the rate it was counted at, or a parked event), the duplicate-memory ids added by this commit per (topic, arrival day) (plus
-tombstones for expired days) and each changed window.
+transaction with the rate it was counted at, or a parked event), the duplicate-memory ids
+added by this commit per (topic, arrival day) (plus tombstones for expired days) and each
+changed window.
 
 Restatement contributions: when a batch only appended entries to an enterprise that already
 has at least ``DELTA_MIN_ENTRIES``, the commit writes just those entries as a delta record
@@ -119,7 +120,7 @@ def _counter_records(state: PartitionState) -> list[tuple[bytes, bytes | None]]:
     tombstones for the deltas it supersedes."""
     counters = state.counters
     count = state.ctr_deltas
-    if state.ctr_whole_bytes and count < MAX_CTR_DELTAS:
+    if state.ctr_whole_bytes and count < MAX_CTR_DELTAS and counters.changed is not None:
         value = orjson.dumps(counters.changed_json())
         grown = state.ctr_delta_bytes + len(value)
         if grown <= CTR_DELTA_BUDGET * state.ctr_whole_bytes:

@@ -43,6 +43,7 @@ class Counters:
     ``track=True`` (the partition's live counters) also remembers which series changed since
     the last commit (``changed``: name → labels, in order of first change), so the changelog
     writes only those (streams/state/changelog.py); window counters are written whole.
+    Change values only through :meth:`add`: a change made around it would not be written.
     """
 
     __slots__ = ("_dirty", "changed", "values")

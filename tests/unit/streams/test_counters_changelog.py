@@ -244,3 +244,14 @@ def test_every_replay_of_the_changelog_restores_the_live_counters(
                 commit()
                 worker = _replay((log, _compacted(log), _rocks(log))[i])
         commit()
+
+
+def test_counters_that_do_not_track_changes_are_written_whole() -> None:
+    state = PartitionState(0)
+    state.counters.add("n", _A, 1)
+    log = dirty_records(state)
+    state.counters = Counters.from_json(state.counters.to_json())  # untracked
+    state.counters.add("n", _B, 2)
+    batch = dirty_records(state)
+    assert _ctr(batch) == [(b"ctr", True)]
+    _check(log + batch, state)
