@@ -120,9 +120,8 @@ def _counter_records(state: PartitionState) -> list[tuple[bytes, bytes | None]]:
     tombstones for the deltas it supersedes."""
     counters = state.counters
     count = state.ctr_deltas
-    rows = counters.diff_written()  # also remembers what this commit writes
-    if state.ctr_whole_bytes and count < MAX_CTR_DELTAS:
-        value = orjson.dumps(rows)
+    if state.ctr_whole_bytes and count < MAX_CTR_DELTAS and counters.changed is not None:
+        value = orjson.dumps(counters.changed_json())
         grown = state.ctr_delta_bytes + len(value)
         if grown <= CTR_DELTA_BUDGET * state.ctr_whole_bytes:
             state.ctr_deltas, state.ctr_delta_bytes = count + 1, grown
@@ -141,7 +140,7 @@ def _restore_counters(state: PartitionState) -> None:
     if not records:  # none read (or the partition is new): the next commit writes it whole
         return
     whole = records.pop(0, None)
-    counters = Counters.from_json(orjson.loads(whole) if whole else [])
+    counters = Counters.from_json(orjson.loads(whole) if whole else [], track=True)
     for seq in sorted(records):
         counters.overlay_json(orjson.loads(records[seq]))
     state.counters = counters
@@ -257,8 +256,6 @@ def finish_restore(state: PartitionState) -> None:
         state.borrowers[loan.uscc] = state.borrowers.get(loan.uscc, 0) + 1
         credit = state.borrower_credit
         credit[loan.uscc] = credit.get(loan.uscc, 0) + loan.principal_fen
-    state.counters.written = None
-    state.counters.diff_written()  # what the changelog holds: the next delta is against it
     state.counters.mark_clean()
     state.dirty_loans.clear()
     state.dirty_windows.clear()

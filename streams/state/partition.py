@@ -40,20 +40,18 @@ WindowGroup = tuple[str, int, str, str]
 class Counters:
     """figure name → label values → integer (fen, counts). Gauges live here too.
 
-    ``written`` (the partition's live counters only) holds the values as the changelog last
-    wrote them, per name as a dict never changed afterwards: the next commit writes only
-    the series that differ from it (:meth:`diff_written`, streams/state/changelog.py), and
-    the committed view's snapshot reuses it (:meth:`snapshot`). Found by comparing dicts in
-    C at the commit, not by remembering each ``add`` (which cost ~90 ns per call). Change
-    values only through :meth:`add`: it marks them dirty, which a shared snapshot relies on.
+    ``track=True`` (the partition's live counters) also remembers which series changed since
+    the last commit (``changed``: name → labels, in order of first change), so the changelog
+    writes only those (streams/state/changelog.py); window counters are written whole.
+    Change values only through :meth:`add`: a change made around it would not be written.
     """
 
-    __slots__ = ("_dirty", "values", "written")
+    __slots__ = ("_dirty", "changed", "values")
 
-    def __init__(self) -> None:
+    def __init__(self, *, track: bool = False) -> None:
         self.values: dict[str, dict[Labels, int]] = {}
         self._dirty = False
-        self.written: dict[str, dict[Labels, int]] | None = None
+        self.changed: dict[str, dict[Labels, None]] | None = {} if track else None
 
     def add(self, name: str, labels: Labels, amount: int) -> None:
         if amount == 0:
@@ -67,6 +65,13 @@ class Counters:
         else:
             series[labels] = new
         self._dirty = True
+        changed = self.changed
+        if changed is not None:
+            names = changed.get(name)
+            if names is None:
+                changed[name] = {labels: None}
+            else:
+                names[labels] = None
 
     def get(self, name: str, labels: Labels) -> int:
         return self.values.get(name, {}).get(labels, 0)
@@ -77,13 +82,10 @@ class Counters:
 
     def mark_clean(self) -> None:
         self._dirty = False
+        if self.changed:
+            self.changed = {}
 
     def snapshot(self) -> dict[str, dict[Labels, int]]:
-        """A copy of the values no later change touches (the committed view's figures):
-        right after a commit the dicts of :attr:`written`, shared rather than copied."""
-        written = self.written
-        if not self._dirty and written is not None:
-            return dict(written)
         return {name: dict(series) for name, series in self.values.items()}
 
     def to_json(self) -> list[list[Any]]:
@@ -92,30 +94,18 @@ class Counters:
         set is written per touched partition and batch; issue 18)."""
         return [[name, list(series.items())] for name, series in self.values.items()]
 
-    def diff_written(self) -> list[list[Any]]:
-        """The series that differ from :attr:`written` (all of them when there is none), in
-        the layout of :meth:`to_json` with 0 for a series gone; then remembers the values as
-        written. Unchanged names keep their dict; a changed one is copied."""
-        before = self.written or {}
-        now: dict[str, dict[Labels, int]] = {}
-        rows: list[list[Any]] = []
-        for name, series in self.values.items():
-            old = before.get(name)
-            if old is not None and old == series:
-                now[name] = old
-                continue
-            now[name] = dict(series)
-            if old is None:
-                rows.append([name, list(series.items())])
-            else:
-                items: list[tuple[Labels, int]] = list(series.items() - old.items())
-                items.extend((labels, 0) for labels in old.keys() - series.keys())
-                rows.append([name, items])
-        self.written = now
-        return rows
+    def changed_json(self) -> list[list[Any]]:
+        """The series changed since the last commit, in the layout of :meth:`to_json`, with
+        their current values (0: gone)."""
+        values = self.values
+        out: list[list[Any]] = []
+        for name, changed in (self.changed or {}).items():
+            get = values.get(name, {}).get
+            out.append([name, [(labels, get(labels, 0)) for labels in changed]])
+        return out
 
     def overlay_json(self, rows: list[list[Any]]) -> None:
-        """Set the series of a :meth:`diff_written` record (0 removes one)."""
+        """Set the series of a :meth:`changed_json` record (0 removes one)."""
         for name, items in rows:
             series = self.values.setdefault(name, {})
             for labels, value in items:
@@ -125,9 +115,9 @@ class Counters:
                     series.pop(tuple(labels), None)
 
     @classmethod
-    def from_json(cls, rows: list[list[Any]]) -> Counters:
+    def from_json(cls, rows: list[list[Any]], *, track: bool = False) -> Counters:
         """Reads both layouts: the one above and the older ``[name, labels, value]`` rows."""
-        c = cls()
+        c = cls(track=track)
         for row in rows:
             if len(row) == 2:
                 name, items = row
@@ -228,7 +218,7 @@ class PartitionState:
 
     partition: int
     dedup_max_entries: int = 20_000_000
-    counters: Counters = field(default_factory=Counters)
+    counters: Counters = field(default_factory=lambda: Counters(track=True))
     loans: dict[str, LoanState] = field(default_factory=dict)
     # next offset to process, per input topic (catalog name) and reference topic
     offsets: dict[str, int] = field(default_factory=dict)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from streams.state import changelog
 from streams.state.changelog import apply_record, dirty_records, finish_restore
 from streams.state.local import RocksStore
-from streams.state.partition import Counters, PartitionState
+from streams.state.partition import Counters, PartitionState, Window
 
 _SERIES = st.dictionaries(
     st.sampled_from(["dfip_transactions_total", "dfip_loan_applications_total", "g"]),
@@ -193,24 +193,10 @@ def test_the_rocksdb_copy_restores_deltas_and_rewrites(tmp_path: Path) -> None:
     store.close()
 
 
-def test_snapshots_after_a_commit_share_what_it_wrote_and_never_change() -> None:
+def test_window_counters_do_not_track_changes() -> None:
     state = PartitionState(0)
-    state.counters.add("n", _A, 1)
-    state.counters.add("m", _A, 1)
-    first = state.counters.snapshot()  # before the commit: a copy
-    dirty_records(state)
-    committed = state.counters.snapshot()
-    assert committed == first
-    assert committed["n"] is (state.counters.written or {})["n"]
-    state.counters.add("n", _A, 1)  # after: the snapshots keep the committed values
-    state.counters.add("n", _B, 5)
-    assert committed == first == {"n": {_A: 1}, "m": {_A: 1}}
-    assert state.counters.snapshot() == {"n": {_A: 2, _B: 5}, "m": {_A: 1}}
-    dirty_records(state)
-    again = state.counters.snapshot()
-    assert again["m"] is committed["m"]  # unchanged: the same dict
-    assert again == {"n": {_A: 2, _B: 5}, "m": {_A: 1}}
-    assert committed == {"n": {_A: 1}, "m": {_A: 1}}
+    assert Window().counters.changed is None
+    assert state.counters.changed == {}
 
 
 _ops = st.lists(
@@ -240,15 +226,9 @@ def test_every_replay_of_the_changelog_restores_the_live_counters(
         worker = PartitionState(0)
         log: Log = []
 
-        views: list[tuple[Any, Any]] = []  # committed snapshots and what they showed
-
         def commit() -> None:
             log.extend(dirty_records(worker))
             assert worker.counters.values == live.values
-            snap = worker.counters.snapshot()
-            assert snap == live.values
-            views.append((snap, {n: dict(s) for n, s in snap.items()}))
-            assert all(shown == kept for shown, kept in views)  # never changed later
             for replay in (log, _compacted(log), _rocks(log)):
                 assert _replay(replay).counters.values == live.values
             assert len(_ctr(_rocks(log))) <= 1 + max_deltas
@@ -266,11 +246,12 @@ def test_every_replay_of_the_changelog_restores_the_live_counters(
         commit()
 
 
-def test_counters_replaced_after_a_commit_are_written_right() -> None:
+def test_counters_that_do_not_track_changes_are_written_whole() -> None:
     state = PartitionState(0)
     state.counters.add("n", _A, 1)
     log = dirty_records(state)
-    state.counters = Counters.from_json(state.counters.to_json())  # nothing written from it
+    state.counters = Counters.from_json(state.counters.to_json())  # untracked
     state.counters.add("n", _B, 2)
-    log += dirty_records(state)
-    _check(log, state)
+    batch = dirty_records(state)
+    assert _ctr(batch) == [(b"ctr", True)]
+    _check(log + batch, state)
