@@ -226,9 +226,15 @@ def test_every_replay_of_the_changelog_restores_the_live_counters(
         worker = PartitionState(0)
         log: Log = []
 
+        views: list[tuple[Any, Any]] = []  # committed snapshots and what they showed
+
         def commit() -> None:
             log.extend(dirty_records(worker))
             assert worker.counters.values == live.values
+            snap = worker.counters.snapshot()
+            assert snap == live.values
+            views.append((snap, {n: dict(s) for n, s in snap.items()}))
+            assert all(shown == kept for shown, kept in views)  # never changed later
             for replay in (log, _compacted(log), _rocks(log)):
                 assert _replay(replay).counters.values == live.values
             assert len(_ctr(_rocks(log))) <= 1 + max_deltas
