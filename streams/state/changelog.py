@@ -33,7 +33,8 @@ a busier label space far fewer. A restore keeps the records it reads and applies
 ``finish_restore``: the whole record, then the deltas by number (a RocksDB copy replays by
 key, where ``ctr:10`` sorts before ``ctr:2``). Changelogs written before deltas hold whole
 ``ctr`` records only (the same form): they restore as they are and the next commit
-continues them with a delta.
+continues them with a delta. Not the other way round: a worker from before deltas ignores
+``ctr:<seq>`` and refuses packed ``rs:`` values (docs/operations.md, upgrading workers).
 
 Migration: changelogs written before duplicate memory went by arrival time hold
 ``dedup:<seq>`` records (JSON ids, shared by all topics). A restore loads their ids into the
