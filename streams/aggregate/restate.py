@@ -26,6 +26,8 @@ import struct
 import sys
 from typing import Any
 
+import orjson
+
 from schemas import figure_names as fn
 from schemas.catalog import LOANS, TRANSACTIONS
 from streams.aggregate import loans as book
@@ -39,15 +41,19 @@ __all__ = [
     "MAX_ENTRIES",
     "adjust_fen",
     "append_json",
+    "append_value",
     "appended_json",
+    "appended_value",
     "entries_of",
     "floor_of",
     "from_json",
+    "from_value",
     "record",
     "restate",
     "share_keys",
     "sweep",
     "to_json",
+    "to_value",
 ]
 
 TX_TOPIC = TRANSACTIONS.name
@@ -61,6 +67,10 @@ BEYOND = fn.SCORES_BEYOND_RESTATEMENT_TOTAL
 # occurred µs, label index, count, fen
 _ENTRY = struct.Struct("<qHiq")
 ENTRY_SIZE = _ENTRY.size
+_LABEL_OF_ENTRY = struct.Struct("<8xH12x")  # only the label index of an entry
+# a packed changelog value: tag, length of the labels table, the table (JSON), the entries
+_PACKED_TAG = 1  # a JSON value (the form before) starts with "["
+_PACKED_HEAD = struct.Struct("<BI")
 
 # distinct (occurred_at, labels) entries kept per enterprise: its rs:<uscc> changelog record
 # (~60 bytes of JSON an entry) stays under ~600 kB, below Kafka's default 1 MB limit
@@ -375,6 +385,77 @@ def from_json(state: PartitionState, uscc: str, rows: list[list[Any]]) -> None:
 def append_json(state: PartitionState, uscc: str, rows: list[list[Any]]) -> int:
     """Restore from a delta record: appends its entries; returns the bytes appended."""
     added = _packed_rows(state, rows)
+    if added:
+        packed = state.contributions.get(uscc)
+        grown = added if packed is None else bytes(packed) + added
+        state.contributions[uscc] = bytearray(grown) if len(grown) > _GROW_IN_PLACE else grown
+    return len(added)
+
+
+# ---- the packed changelog form ----------------------------------------------------------
+# A changelog value holds the entries as kept in memory (22 bytes each) after a table of the
+# label tuples they use, by the writer's label index: encoding copies bytes instead of
+# building and serialising a JSON row per entry (~60 bytes each), which was the largest
+# share of the commit's changelog bytes and CPU (issue 18). A restore maps the writer's
+# indices to its own. Values written before (JSON rows, ``to_json``) still restore.
+
+
+def _packed_value(state: PartitionState, entries: bytes | bytearray) -> bytes:
+    labels_of = state.contrib_labels
+    used = sorted(set(_LABEL_OF_ENTRY.iter_unpack(entries)))
+    table = orjson.dumps([[idx, *labels_of[idx]] for (idx,) in used])
+    return b"".join((_PACKED_HEAD.pack(_PACKED_TAG, len(table)), table, entries))
+
+
+def to_value(state: PartitionState, uscc: str) -> bytes | None:
+    """All of an enterprise's entries, packed: its whole ``rs:<uscc>`` changelog value
+    (None when it has none: a tombstone)."""
+    packed = state.contributions.get(uscc)
+    return _packed_value(state, packed) if packed else None
+
+
+def appended_value(state: PartitionState, uscc: str, start: int) -> bytes:
+    """The entries after the first ``start`` bytes, packed: an ``rs:<uscc>:<seq>`` delta."""
+    return _packed_value(state, state.contributions.get(uscc, b"")[start:])
+
+
+def _unpacked_value(state: PartitionState, value: bytes) -> bytes:
+    """The entries of a packed value, with this state's label indices."""
+    tag, size = _PACKED_HEAD.unpack_from(value)
+    if tag != _PACKED_TAG:
+        raise ValueError(f"unknown contributions record form {tag}")
+    body_at = _PACKED_HEAD.size + size
+    intern = sys.intern
+    remap: dict[int, int] = {}
+    for idx, it, direction, windowed, band, sector in orjson.loads(
+        value[_PACKED_HEAD.size : body_at]
+    ):
+        labels = (intern(it), intern(direction), bool(windowed), intern(band), intern(sector))
+        remap[idx] = _label_index(state, labels)
+    body = value[body_at:]
+    if all(idx == own for idx, own in remap.items()):
+        return body
+    pack = _ENTRY.pack
+    return b"".join([pack(occ, remap[idx], n, f) for occ, idx, n, f in _ENTRY.iter_unpack(body)])
+
+
+def from_value(state: PartitionState, uscc: str, value: bytes | None) -> None:
+    """Restore from a whole record (packed, or JSON rows as written before)."""
+    if value is None or value[:1] == b"[":
+        from_json(state, uscc, orjson.loads(value) if value is not None else [])
+        return
+    packed = _unpacked_value(state, value)
+    if packed:
+        state.contributions[uscc] = packed
+    else:
+        state.contributions.pop(uscc, None)
+
+
+def append_value(state: PartitionState, uscc: str, value: bytes) -> int:
+    """Restore from a delta record (packed, or JSON rows); returns the bytes appended."""
+    if value[:1] == b"[":
+        return append_json(state, uscc, orjson.loads(value))
+    added = _unpacked_value(state, value)
     if added:
         packed = state.contributions.get(uscc)
         grown = added if packed is None else bytes(packed) + added

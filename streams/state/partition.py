@@ -38,13 +38,20 @@ WindowGroup = tuple[str, int, str, str]
 
 
 class Counters:
-    """figure name → label values → integer (fen, counts). Gauges live here too."""
+    """figure name → label values → integer (fen, counts). Gauges live here too.
 
-    __slots__ = ("_dirty", "values")
+    ``track=True`` (the partition's live counters) also remembers which series changed since
+    the last commit (``changed``: name → labels, in order of first change), so the changelog
+    writes only those (streams/state/changelog.py); window counters are written whole.
+    Change values only through :meth:`add`: a change made around it would not be written.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_dirty", "changed", "values")
+
+    def __init__(self, *, track: bool = False) -> None:
         self.values: dict[str, dict[Labels, int]] = {}
         self._dirty = False
+        self.changed: dict[str, dict[Labels, None]] | None = {} if track else None
 
     def add(self, name: str, labels: Labels, amount: int) -> None:
         if amount == 0:
@@ -58,6 +65,13 @@ class Counters:
         else:
             series[labels] = new
         self._dirty = True
+        changed = self.changed
+        if changed is not None:
+            names = changed.get(name)
+            if names is None:
+                changed[name] = {labels: None}
+            else:
+                names[labels] = None
 
     def get(self, name: str, labels: Labels) -> int:
         return self.values.get(name, {}).get(labels, 0)
@@ -68,6 +82,8 @@ class Counters:
 
     def mark_clean(self) -> None:
         self._dirty = False
+        if self.changed:
+            self.changed = {}
 
     def snapshot(self) -> dict[str, dict[Labels, int]]:
         return {name: dict(series) for name, series in self.values.items()}
@@ -78,10 +94,30 @@ class Counters:
         set is written per touched partition and batch; issue 18)."""
         return [[name, list(series.items())] for name, series in self.values.items()]
 
+    def changed_json(self) -> list[list[Any]]:
+        """The series changed since the last commit, in the layout of :meth:`to_json`, with
+        their current values (0: gone)."""
+        values = self.values
+        out: list[list[Any]] = []
+        for name, changed in (self.changed or {}).items():
+            get = values.get(name, {}).get
+            out.append([name, [(labels, get(labels, 0)) for labels in changed]])
+        return out
+
+    def overlay_json(self, rows: list[list[Any]]) -> None:
+        """Set the series of a :meth:`changed_json` record (0 removes one)."""
+        for name, items in rows:
+            series = self.values.setdefault(name, {})
+            for labels, value in items:
+                if value:
+                    series[tuple(labels)] = int(value)
+                else:
+                    series.pop(tuple(labels), None)
+
     @classmethod
-    def from_json(cls, rows: list[list[Any]]) -> Counters:
+    def from_json(cls, rows: list[list[Any]], *, track: bool = False) -> Counters:
         """Reads both layouts: the one above and the older ``[name, labels, value]`` rows."""
-        c = cls()
+        c = cls(track=track)
         for row in rows:
             if len(row) == 2:
                 name, items = row
@@ -182,7 +218,7 @@ class PartitionState:
 
     partition: int
     dedup_max_entries: int = 20_000_000
-    counters: Counters = field(default_factory=Counters)
+    counters: Counters = field(default_factory=lambda: Counters(track=True))
     loans: dict[str, LoanState] = field(default_factory=dict)
     # next offset to process, per input topic (catalog name) and reference topic
     offsets: dict[str, int] = field(default_factory=dict)
@@ -212,6 +248,14 @@ class PartitionState:
     # uscc → its live rs:<uscc>:<seq> delta records since its last whole rs:<uscc> record,
     # as count | delta bytes << 16 (only enterprises that have some)
     contrib_deltas: dict[str, int] = field(default_factory=dict)
+    # changelog of the counters (streams/state/changelog.py): live ctr:<seq> delta records
+    # since the last whole ctr record, their bytes, the whole record's bytes (0: none yet)
+    ctr_deltas: int = 0
+    ctr_delta_bytes: int = 0
+    ctr_whole_bytes: int = 0
+    # restore only: the counters records read, by seq (0: the whole record), applied in
+    # order by finish_restore (a local copy replays by key: ctr:10 before ctr:2)
+    ctr_restored: dict[int, bytes] = field(default_factory=dict)
     # FX: counted foreign-currency transactions and parked events (streams/aggregate/fx_book.py)
     fx_book: FxBook = field(default_factory=FxBook)
     # UTC day of the restatement floor at the last sweep (not persisted)

@@ -76,8 +76,9 @@ def test_appends_to_a_busy_enterprise_write_only_the_new_entries() -> None:
     _record(state, U1, 101, labels=1)
     delta = dirty_records(state)
     assert _rs(delta) == [(f"rs:{U1}:1", True)]
-    rows = orjson.loads(dict(delta)[f"rs:{U1}:1".encode()] or b"")
-    assert rows == [
+    alone = PartitionState(0)  # the delta's entries on their own
+    restate.from_value(alone, U1, dict(delta)[f"rs:{U1}:1".encode()])
+    assert restate.to_json(alone, U1) == [
         [6000 * _S, *_LABELS[0], 2, 200],
         [6060 * _S, *_LABELS[1], 1, 100],
     ]
@@ -222,3 +223,52 @@ def test_every_replay_of_the_changelog_restores_the_live_entries(
             commit()
             worker = _replay((log, _compacted(log), _rocks(log))[u])
     commit()
+
+
+def test_packed_records_map_the_writers_label_indices_to_the_restorers() -> None:
+    state = PartitionState(0)
+    for m in range(12):
+        _record(state, U1, m, labels=m % 3)
+    log = dirty_records(state)
+    _record(state, U1, 50, labels=2)
+    log += dirty_records(state)
+    assert _rs(log)[-1] == (f"rs:{U1}:1", True)
+    restored = PartitionState(0)
+    for labels in reversed(_LABELS):  # another table: other indices for the same labels
+        restate.record(restored, U2, 0, labels, 1, None)
+    for key, value in log:
+        apply_record(restored, key, value)
+    finish_restore(restored)
+    assert restate.entries_of(restored, U1) == restate.entries_of(state, U1)
+    assert restored.contrib_deltas[U1] == state.contrib_deltas[U1]
+
+
+def test_json_deltas_from_before_mix_with_packed_records() -> None:
+    """A changelog of the JSON form (whole record and a delta) continued in the packed one."""
+    state = PartitionState(0)
+    for m in range(10):
+        _record(state, U1, m)
+    old: Log = [(f"rs:{U1}".encode(), orjson.dumps(restate.to_json(state, U1)))]
+    state.dirty_contributions.clear()
+    state.contrib_base.clear()
+    _record(state, U1, 20, labels=1)
+    delta = restate.appended_json(state, U1, 10 * restate.ENTRY_SIZE)
+    old.append((f"rs:{U1}:1".encode(), orjson.dumps(delta)))
+    restored = _replay(old)
+    assert _entries(restored) == _entries(state)
+    _record(restored, U1, 21, labels=2)
+    _record(state, U1, 21, labels=2)
+    log = old + dirty_records(restored)
+    assert _rs(log)[-1] == (f"rs:{U1}:2", True)
+    assert isinstance(dict(log)[f"rs:{U1}:2".encode()], bytes)
+    for replay in (log, _compacted(log), _rocks(log)):
+        assert _entries(_replay(replay)) == _entries(state)
+
+
+def test_packed_records_are_smaller_than_json_rows() -> None:
+    state = PartitionState(0)
+    for m in range(40):
+        _record(state, U1, m, labels=m % 3)
+    packed = restate.to_value(state, U1)
+    assert packed is not None
+    assert len(packed) < len(orjson.dumps(restate.to_json(state, U1))) / 2
