@@ -504,7 +504,8 @@ class Processor:
         partition = state.partition
         table = self.scores[partition]
         uscc = event.enterprise_uscc
-        band, sector = table.as_of(uscc, ts)
+        # as_of and canonical (the table's own USCC string: one copy per enterprise) at once
+        band, sector, key = table.join(uscc, ts)
         region = region_of(uscc)._value_
         floor = restate.floor_of(state, self.restate_horizon_us)
         topic = rec.topic
@@ -520,8 +521,6 @@ class Processor:
             return False
         direction = event.direction._value_
         labels = (event.institution_type._value_, direction, windowed, band, sector)
-        # keyed by the score table's own USCC string: one copy per enterprise
-        key = table.canonical(uscc)
         restate.record(state, key, ts, labels, fen, floor)
         recent.record(state, key, ts, direction, fen)
         if self.rules is not None and not late and not forwarded:

@@ -172,6 +172,22 @@ class ScoreTable:
         else:
             self.scored.pop(key, None)
 
+    def join(self, uscc: str, ts_us: int) -> tuple[str, str, str]:
+        """``(*as_of(uscc, ts_us), canonical(uscc))`` in one lookup (once per event)."""
+        entry = self.versions.get(uscc)
+        if entry is None:
+            return UNSCORED, UNKNOWN_SECTOR, uscc
+        if isinstance(entry, ScoreVersion):
+            d = entry._data
+            if type(d) is int:
+                band, sector = _LABEL_LIST[d & _IDX_MASK] if d >> _AT_SHIFT <= ts_us else _NONE
+            else:
+                band, sector = entry.labels if entry.assessed_us <= ts_us else _NONE
+            return band, sector, entry.uscc or uscc
+        i = bisect_right(entry, ts_us, key=lambda v: v.assessed_us)
+        band, sector = entry[i - 1].labels if i else _NONE
+        return band, sector, entry[0].uscc or uscc
+
     def as_of(self, uscc: str, ts_us: int) -> tuple[str, str]:
         """(band, sector) of the newest assessment at or before ``ts_us``."""
         entry = self.versions.get(uscc)

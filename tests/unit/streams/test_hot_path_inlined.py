@@ -312,3 +312,33 @@ def test_flush_tally_per_series_equals_one_update_per_group(rows: list[Any]) -> 
     flush_tally(state)
     assert state.counters.values == ref.counters.values
     assert not state.tally
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(_USCCS),
+            st.integers(0, 50),  # assessed at
+            st.sampled_from(["l1", "l2", "l3"]),
+            st.sampled_from(["C", "F"]),
+        ),
+        max_size=30,
+    ),
+    st.lists(st.tuples(st.sampled_from([*_USCCS, "D"]), st.integers(-1, 60)), max_size=20),
+    st.integers(1, 4),
+)
+def test_score_join_equals_as_of_and_canonical(
+    adds: list[Any], queries: list[Any], history: int
+) -> None:
+    """``ScoreTable.join`` (the processor's one lookup per event) is ``as_of`` and
+    ``canonical`` together, for single versions and version lists alike."""
+    from streams.reference.scores import ScoreVersion
+
+    table = ScoreTable(history)
+    for i, (uscc, at, band, sector) in enumerate(adds):
+        table.add("".join(uscc), ScoreVersion(at, i, band, sector))  # a copy of the string
+        for q, ts in queries:
+            got = table.join(q, ts)
+            assert got == (*table.as_of(q, ts), table.canonical(q))
+            assert got[2] is table.canonical(q)
