@@ -105,7 +105,12 @@ def test_a_loan_principal_worth_the_bound_is_dead_lettered() -> None:
 
 
 class _Broken(ScoreTable):
+    """A score table with a defect: every join raises."""
+
     def as_of(self, uscc: str, ts_us: int) -> tuple[str, str]:
+        raise RuntimeError("a defect")
+
+    def join(self, uscc: str, ts_us: int) -> tuple[str, str, str]:
         raise RuntimeError("a defect")
 
 
