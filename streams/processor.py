@@ -460,11 +460,11 @@ class Processor:
             late = wm is not None and ts < wm - self.grace_us
         # FX order independence: an event with no rate in force yet waits in partition state
         # (a CNY transaction never waits: park_if_needed's first test, without the call)
-        if not (tx is not None and tx.currency == "CNY") and fx_book.park_if_needed(
+        # waiting: applied when its rate (or its loan's disbursement) is known
+        waiting = not (tx is not None and tx.currency == "CNY") and fx_book.park_if_needed(
             state, self.fx, rec, event, eid, ts, late=late, forwarded=forwarded
-        ):
-            pass  # parked: applied when its rate (or its loan's disbursement) is known
-        else:
+        )
+        if not waiting:
             windowed = not late
             if forwarded and windowed:
                 # judged not late where it landed; the home partition may have dropped the
@@ -498,9 +498,9 @@ class Processor:
         windowed: bool,
         forwarded: bool,
     ) -> bool:
-        """``_apply`` of a transaction on the batch path (``batched``), positional and with
-        the figure updates summed in the tally: the hot case, kept tight. False if it was
-        dead-lettered."""
+        """``_apply`` of a transaction on the batch path (``batched``; ``_apply`` hands parked
+        ones here too), positional and with the figure updates summed in the tally: the hot
+        case, kept tight. False if it was dead-lettered."""
         partition = state.partition
         table = self.scores[partition]
         uscc = event.enterprise_uscc
@@ -557,22 +557,20 @@ class Processor:
         forwarded: bool = False,
     ) -> bool:
         """Join and count one first-seen event; False if it was dead-lettered."""
+        if self.batched and isinstance(event, TransactionEvent):
+            return self._count_transaction(
+                state, state.memory(rec.topic), rec, event, eid, ts, late, windowed, forwarded
+            )
         table = self.scores[state.partition]
         band, sector = table.as_of(event.enterprise_uscc, ts)
         region = region_of(event.enterprise_uscc)._value_
         floor = restate.floor_of(state, self.restate_horizon_us)
         try:
-            if isinstance(event, TransactionEvent):
-                if self.batched:
-                    fen = tally_transaction(
-                        state, event, band, sector, region, self.fx,
-                        topic=rec.topic, ts_us=ts, windowed=windowed,
-                    )  # fmt: skip
-                else:
-                    join = Join(band=band, sector=sector, region=region)
-                    fen = apply_transaction(
-                        state, event, join, self.fx, topic=rec.topic, windowed=windowed
-                    )
+            if isinstance(event, TransactionEvent):  # the per-event reference path
+                join = Join(band=band, sector=sector, region=region)
+                fen = apply_transaction(
+                    state, event, join, self.fx, topic=rec.topic, windowed=windowed
+                )
                 direction = event.direction._value_
                 labels = (event.institution_type._value_, direction, windowed, band, sector)
                 # keyed by the score table's own USCC string: one copy per enterprise

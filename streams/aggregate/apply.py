@@ -180,8 +180,7 @@ def tally_transaction(
             fen = to_fen(ev.amount)
     else:
         fen = to_fen(ev.amount, _rate(rates, currency, ev.occurred_at))
-    if fen >= MAX_COUNTED_FEN:
-        _too_large("amount", fen, MAX_COUNTED_FEN)
+    _counted(fen)
     cm = ev.customs_mode
     # _value_: the plain attribute behind Enum.value (whose descriptor costs a call)
     it = ev.institution_type._value_
