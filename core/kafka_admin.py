@@ -6,11 +6,11 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import (
     KafkaConnectionError,
     KafkaError,
@@ -32,6 +32,7 @@ __all__ = [
     "accepts_tcp",
     "admin_client",
     "client_log",
+    "config_drift",
     "create_topics",
     "replication_for",
 ]
@@ -46,11 +47,16 @@ CONNECT_TIMEOUT = 5.0
 HANDSHAKE_GRACE = 25.0
 
 
+log = logging.getLogger(__name__)
+
+
 @dataclass(frozen=True)
 class TopicResult:
     name: str
     partitions: int
     created: bool
+    reconfigured: tuple[str, ...] = ()
+    """Configs of an existing topic set back to the catalog's, as `key: old → new`."""
 
 
 @dataclass(frozen=True)
@@ -107,13 +113,83 @@ def replication_for(
 
 
 def _topic_config(spec: TopicSpec, replication: Replication | None = None) -> dict[str, str]:
-    cfg: dict[str, str] = {"cleanup.policy": spec.cleanup_policy}
+    cfg = {k: str(v) for k, v in spec.topic_config().items()}
     if replication is not None:
-        cfg["min.insync.replicas"] = str(replication.min_insync)
-    if spec.retention_ms is not None:
-        cfg["retention.ms"] = str(spec.retention_ms)
-    cfg.update({k: str(v) for k, v in (spec.config or {}).items()})
+        cfg.setdefault("min.insync.replicas", str(replication.min_insync))
     return cfg
+
+
+def _normal(key: str, value: str | None) -> str | None:
+    if value is not None and key == "cleanup.policy":  # a list: "delete,compact" = "compact,delete"
+        return ",".join(sorted(v.strip() for v in value.split(",")))
+    return value
+
+
+def config_drift(
+    wanted: Mapping[str, str], actual: Mapping[str, str | None]
+) -> dict[str, tuple[str | None, str]]:
+    """``key → (actual, wanted)`` for every config the catalog declares (``wanted``) whose
+    effective value on the broker (``actual``, None if not reported) differs."""
+    return {
+        key: (actual.get(key), value)
+        for key, value in wanted.items()
+        if _normal(key, actual.get(key)) != _normal(key, value)
+    }
+
+
+def _drift_note(name: str, drift: Mapping[str, tuple[str | None, str]]) -> str:
+    changes = ", ".join(f"{k} {old} → {new}" for k, (old, new) in sorted(drift.items()))
+    note = f"topic {name}: set {changes} (as schemas/catalog.py declares)"
+    old_policy = drift.get("cleanup.policy", (None, ""))[0] or ""
+    if "compact" in old_policy and "compact" not in drift["cleanup.policy"][1]:
+        note += (
+            "; it was compacted: records the log cleaner already removed are not restored "
+            "(docs/operations.md, Reference topics keep every record)"
+        )
+    return note
+
+
+def _reconcile(
+    admin: KafkaAdminClient, wanted: Mapping[str, TopicSpec], names: Iterable[str]
+) -> dict[str, tuple[str, ...]]:
+    """Set every config the catalog declares back on existing topics whose value differs
+    (topic creation applies them only to a new topic); ``name → "key: old → new"`` lines."""
+    names = list(names)
+    if not names:
+        return {}
+    configs = {name: _topic_config(wanted[name]) for name in names}
+    described = admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, n, list(configs[n])) for n in names],
+        config_filter="all",
+    ).get("topic", {})
+    drifts: dict[str, dict[str, tuple[str | None, str]]] = {}
+    for name in names:
+        actual = {k: v.get("value") for k, v in described.get(name, {}).items()}
+        drift = config_drift(configs[name], actual)
+        if drift:
+            drifts[name] = drift
+    if not drifts:
+        return {}
+    results = admin.alter_configs(
+        [
+            ConfigResource(
+                ConfigResourceType.TOPIC, n, configs={k: new for k, (_, new) in d.items()}
+            )
+            for n, d in drifts.items()
+        ]
+    ).get("topic", {})
+    out: dict[str, tuple[str, ...]] = {}
+    for name, drift in drifts.items():
+        if results.get(name) != "OK":
+            raise DfipError(
+                f"topic {name} has {', '.join(f'{k}={o}' for k, (o, _) in sorted(drift.items()))}"
+                f", the catalog says {', '.join(f'{k}={n}' for k, (_, n) in sorted(drift.items()))}"
+                f", and the broker refused to change it: {results.get(name)}",
+                hint="change it with kafka-configs.sh --alter, or fix the catalog",
+            )
+        log.warning("%s", _drift_note(name, drift))
+        out[name] = tuple(f"{k}: {old} → {new}" for k, (old, new) in sorted(drift.items()))
+    return out
 
 
 def _describe_settled(
@@ -284,7 +360,8 @@ def create_topics(
 ) -> list[TopicResult]:
     """Create missing topics (by default every topic of the platform, `ALL_TOPICS`) with the
     cluster's replication (`replication_for`); verify existing ones have the catalog's
-    partition count."""
+    partition count and set their configs back to the catalog's where they differ (each
+    change is logged and listed in `TopicResult.reconfigured`)."""
     with client_log():
         return _create(settings, tuple(specs), connect_timeout, allow_under_replicated)
 
@@ -338,6 +415,9 @@ def _create(
                     hint="co-partitioning depends on it: recreate the topic or fix the catalog",
                 )
             results.append(TopicResult(name, partitions, name in created))
+        # only once every partition count is right: a topic to recreate is left as it is
+        reconfigured = _reconcile(admin, wanted, [r.name for r in results if not r.created])
+        results = [replace(r, reconfigured=reconfigured.get(r.name, ())) for r in results]
         return sorted(results, key=lambda r: r.name)
     except KafkaError as exc:
         raise DfipError(f"creating topics failed: {exc}", hint="check the broker log") from exc

@@ -147,14 +147,20 @@ def topics_create(
 ) -> None:
     """Create every catalog topic that is missing (idempotent), replicated for the cluster:
     DFIP_KAFKA_REPLICATION_FACTOR / DFIP_KAFKA_MIN_INSYNC_REPLICAS, else 3 and 2 on three
-    brokers or more, 1 and 1 on a single broker."""
+    brokers or more, 1 and 1 on a single broker. An existing topic whose cleanup.policy,
+    retention or other declared config differs from the catalog is set back to it (listed)."""
     from core.kafka_admin import create_topics
 
     results = create_topics(KafkaSettings(), allow_under_replicated=allow_under_replicated)
-    table = Table("topic", "partitions", "created")
+    table = Table("topic", "partitions", "created", "config")
     for r in results:
-        table.add_row(r.name, str(r.partitions), "yes" if r.created else "existed")
-    Console(emoji=False).print(table)
+        config = "; ".join(r.reconfigured) if r.reconfigured else "as declared"
+        table.add_row(r.name, str(r.partitions), "yes" if r.created else "existed", config)
+    console = Console(emoji=False)
+    console.print(table)
+    for r in results:
+        if r.reconfigured:
+            console.print(f"reconfigured {r.name} to the catalog: {'; '.join(r.reconfigured)}")
 
 
 def _group_id(kafka: KafkaSettings) -> str:

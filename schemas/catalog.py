@@ -27,6 +27,7 @@ __all__ = [
     "DAY_MS",
     "DEADLETTER_MAX_BYTES",
     "INTERNAL_TOPICS",
+    "KEEP_FOREVER",
     "STATE_TOPIC",
     "TOPICS",
     "USCC_PARTITIONS",
@@ -50,6 +51,11 @@ DEADLETTER_MAX_BYTES: Final = 4 * 1024 * 1024
 """`max.message.bytes` of `dfip.deadletter`; producers that write dead letters allow requests
 this large, and adapters cap the original they keep so that a dead letter always fits."""
 
+KEEP_FOREVER: Final = -1
+"""`retention_ms` of a topic whose records the broker must never remove (with `retention.bytes`
+-1 too): the reference topics, whose every record can decide a figure (docs/operations.md,
+"Reference topics keep every record")."""
+
 CleanupPolicy = Literal["delete", "compact", "compact,delete"]
 
 
@@ -66,7 +72,8 @@ class TopicSpec:
     partitions: int
     cleanup_policy: CleanupPolicy
     retention_ms: int | None
-    """None: broker default (compacted topics keep the latest value per key anyway)."""
+    """None: broker default (compacted topics keep the latest value per key anyway);
+    `KEEP_FOREVER` (-1): never deleted, by age or by size."""
     description: str = ""
     config: Mapping[str, str] = field(default_factory=dict, hash=False)
     """Extra topic-level configs (e.g. `min.compaction.lag.ms`)."""
@@ -84,6 +91,9 @@ class TopicSpec:
         out: dict[str, str] = {"cleanup.policy": self.cleanup_policy}
         if self.retention_ms is not None:
             out["retention.ms"] = str(self.retention_ms)
+        if self.retention_ms == KEEP_FOREVER:
+            # a broker-wide log.retention.bytes must not delete them by size either
+            out["retention.bytes"] = str(KEEP_FOREVER)
         out.update(self.config)
         return out
 
@@ -108,15 +118,20 @@ LOANS = TopicSpec(
     "Loan lifecycle events (borrower USCC is the key).",
     uscc_partitioned=True,
 )
+# The reference topics keep every record, never compacted: which records a restarted worker
+# reads back must not depend on whether the log cleaner has run (a compacted FX key loses
+# the first publication, whose published_at is when a corrected rate came into force; a
+# later invalid record or tombstone under a key would take the valid one with it).
 SCORES = TopicSpec(
     "dfip.scores",
     "{uscc}@{assessed_at}",
     DigitalizationScore,
     USCC_PARTITIONS,
-    "compact",
-    None,
-    "Digitalisation assessments; every version is kept (the key includes assessed_at). "
-    "Produced to partition_for(uscc) explicitly so it co-partitions with the event topics.",
+    "delete",
+    KEEP_FOREVER,
+    "Digitalisation assessments; every record is kept forever (never compacted: a worker "
+    "rebuilds its as-of join from all of them). Produced to partition_for(uscc) explicitly "
+    "so it co-partitions with the event topics.",
     uscc_partitioned=True,
 )
 FX = TopicSpec(
@@ -124,9 +139,11 @@ FX = TopicSpec(
     "{currency}:{rate_date}",
     FxRate,
     1,
-    "compact",
-    None,
-    "Reference FX rates to CNY, read completely before events are converted.",
+    "delete",
+    KEEP_FOREVER,
+    "Reference FX rates to CNY, read completely before events are converted; every "
+    "publication is kept forever (never compacted: a corrected rate is in force from its "
+    "first publication).",
 )
 DEADLETTER = TopicSpec(
     "dfip.deadletter",
@@ -269,7 +286,8 @@ def utc_iso(moment: datetime) -> str:
 
 
 def score_key(score: DigitalizationScore) -> str:
-    """`{uscc}@{assessed_at}` — one key per assessment, so compaction keeps every version."""
+    """`{uscc}@{assessed_at}` — one key per assessment (the topic is not compacted: the key
+    names the version for tools, it decides nothing)."""
     return f"{score.enterprise_uscc}@{utc_iso(score.assessed_at)}"
 
 

@@ -17,7 +17,14 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from schemas.catalog import TOPICS, USCC_PARTITIONS, TopicSpec, message_key, partition_for
+from schemas.catalog import (
+    KEEP_FOREVER,
+    TOPICS,
+    USCC_PARTITIONS,
+    TopicSpec,
+    message_key,
+    partition_for,
+)
 from schemas.codec import encode
 from schemas.events import LoanEvent
 from schemas.examples import example_events
@@ -65,6 +72,8 @@ and invalid input raises `SchemaError` with field paths, like `decode` does.
 def _retention(spec: TopicSpec) -> str:
     if spec.retention_ms is None:
         return "—"
+    if spec.retention_ms == KEEP_FOREVER:
+        return "forever"
     days = spec.retention_ms / 86_400_000
     return f"{days:g} d" if days >= 1 else f"{spec.retention_ms} ms"
 

@@ -134,12 +134,15 @@ Semantics (the simulator's oracle implements the same rules independently):
   09:15 Beijing time or the Spring Festival / National Day closure therefore takes the last
   business day's rate. A re-published rate (same currency and ``rate_date``) is a
   correction: the value read last on ``dfip.fx`` replaces the earlier one (FX records are not
-  deduplicated: ``dfip.fx`` is compacted by ``{currency}:{rate_date}``, so after compaction
-  only the record written last exists; a re-sent older record is therefore a re-publication
-  and wins as the one read last, both live and after a restart), and it is in force
-  from the EARLIEST ``published_at`` of that currency and date (so a correction never leaves
-  an event without a rate). The rule is evaluated over ALL rates read, whatever the order in
-  which rates and events were read:
+  deduplicated: a re-sent older record is a re-publication and wins as the one read last,
+  both live and after a restart), and it is in force from the EARLIEST ``published_at`` of
+  that currency and date on ``dfip.fx`` (so a correction never leaves an event without a
+  rate). ``dfip.fx`` keeps every record forever and is never compacted (``cleanup.policy``
+  delete, ``retention.ms`` and ``retention.bytes`` -1; ``dfip topics create`` sets an
+  existing topic back to that), so a worker that restarts or takes over reads every
+  publication again and finds the same in-force times: they never depend on log compaction
+  (docs/operations.md, Reference topics keep every record). The rule is evaluated over ALL
+  rates read, whatever the order in which rates and events were read:
   - *Waiting (parked).* A ``transaction`` or ``disbursed`` event in a foreign currency with no
     rate in force when it is processed is not counted yet: it waits in the partition's state
     (changelogged; it survives a restart or a move) and adds 1 to

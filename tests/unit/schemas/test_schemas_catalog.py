@@ -35,8 +35,8 @@ def test_catalog_matches_the_contract():
     expected = {
         "dfip.transactions": ("uscc", TransactionEvent, 12, "delete", 7 * DAY_MS),
         "dfip.loans": ("uscc", LoanEvent, 12, "delete", 30 * DAY_MS),
-        "dfip.scores": ("{uscc}@{assessed_at}", DigitalizationScore, 12, "compact", None),
-        "dfip.fx": ("{currency}:{rate_date}", FxRate, 1, "compact", None),
+        "dfip.scores": ("{uscc}@{assessed_at}", DigitalizationScore, 12, "delete", -1),
+        "dfip.fx": ("{currency}:{rate_date}", FxRate, 1, "delete", -1),
         "dfip.deadletter": ("original key or none", DeadLetter, 3, "delete", 30 * DAY_MS),
         "dfip.late": ("uscc", None, 12, "delete", 30 * DAY_MS),
         "dfip.metrics": ("window id", None, 3, "compact", None),
@@ -97,7 +97,12 @@ def test_topic_config_for_creation():
         "cleanup.policy": "delete",
         "retention.ms": str(7 * DAY_MS),
     }
-    assert topic_by_name("dfip.scores").topic_config() == {"cleanup.policy": "compact"}
+    assert topic_by_name("dfip.metrics").topic_config() == {"cleanup.policy": "compact"}
+    assert topic_by_name("dfip.scores").topic_config() == {
+        "cleanup.policy": "delete",
+        "retention.ms": "-1",
+        "retention.bytes": "-1",
+    }
     spec = TopicSpec("t", "k", None, 1, "compact", None, config={"min.compaction.lag.ms": "0"})
     assert spec.topic_config()["min.compaction.lag.ms"] == "0"
     assert hash(spec) == hash(TopicSpec("t", "k", None, 1, "compact", None))
