@@ -16,6 +16,7 @@ def test_catalog_topics_exist_as_declared(kafka_settings: KafkaSettings) -> None
     # the fixture created them; a second run creates nothing and changes nothing
     again = create_topics(kafka_settings)
     assert not any(r.created for r in again)
+    assert not any(r.reconfigured for r in again)
     by_name = {r.name: r for r in again}
     admin = KafkaAdminClient(**kafka_settings.kafka_python_config())
     try:
@@ -25,10 +26,10 @@ def test_catalog_topics_exist_as_declared(kafka_settings: KafkaSettings) -> None
             if spec.key.startswith(("uscc", "enterprise")) or spec.name == "dfip.state":
                 assert spec.partitions == USCC_PARTITIONS
             configs = admin.describe_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, name, ["cleanup.policy"])]
-            )
-            text = repr(configs)
-            assert spec.cleanup_policy in text, (name, text[:300])
+                [ConfigResource(ConfigResourceType.TOPIC, name, list(spec.topic_config()))],
+                config_filter="all",
+            )["topic"][name]
+            assert {k: v["value"] for k, v in configs.items()} == spec.topic_config(), name
     finally:
         admin.close()
 
