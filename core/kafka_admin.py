@@ -35,6 +35,7 @@ __all__ = [
     "config_drift",
     "create_topics",
     "replication_for",
+    "topic_drift",
 ]
 
 #: Seconds a command waits for the cluster before saying it is unreachable: a CLI user wants
@@ -149,25 +150,33 @@ def _drift_note(name: str, drift: Mapping[str, tuple[str | None, str]]) -> str:
     return note
 
 
+def topic_drift(
+    admin: KafkaAdminClient, wanted: Mapping[str, TopicSpec]
+) -> dict[str, dict[str, tuple[str | None, str]]]:
+    """``name → config_drift`` of each existing topic in ``wanted`` (prefixed name → spec)
+    whose configs differ from the catalog's (``min.insync.replicas`` is not compared)."""
+    if not wanted:
+        return {}
+    configs = {name: _topic_config(spec) for name, spec in wanted.items()}
+    described = admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, n, list(c)) for n, c in configs.items()],
+        config_filter="all",
+    ).get("topic", {})
+    drifts: dict[str, dict[str, tuple[str | None, str]]] = {}
+    for name, config in configs.items():
+        actual = {k: v.get("value") for k, v in described.get(name, {}).items()}
+        drift = config_drift(config, actual)
+        if drift:
+            drifts[name] = drift
+    return drifts
+
+
 def _reconcile(
     admin: KafkaAdminClient, wanted: Mapping[str, TopicSpec], names: Iterable[str]
 ) -> dict[str, tuple[str, ...]]:
     """Set every config the catalog declares back on existing topics whose value differs
     (topic creation applies them only to a new topic); ``name → "key: old → new"`` lines."""
-    names = list(names)
-    if not names:
-        return {}
-    configs = {name: _topic_config(wanted[name]) for name in names}
-    described = admin.describe_configs(
-        [ConfigResource(ConfigResourceType.TOPIC, n, list(configs[n])) for n in names],
-        config_filter="all",
-    ).get("topic", {})
-    drifts: dict[str, dict[str, tuple[str | None, str]]] = {}
-    for name in names:
-        actual = {k: v.get("value") for k, v in described.get(name, {}).items()}
-        drift = config_drift(configs[name], actual)
-        if drift:
-            drifts[name] = drift
+    drifts = topic_drift(admin, {name: wanted[name] for name in names})
     if not drifts:
         return {}
     results = admin.alter_configs(

@@ -16,9 +16,9 @@ from typing import Any
 from kafka.errors import KafkaError
 
 from core.errors import DfipError
-from core.kafka_admin import CONNECT_TIMEOUT, admin_client, client_log
+from core.kafka_admin import CONNECT_TIMEOUT, admin_client, client_log, topic_drift
 from core.kafka_config import KafkaSettings
-from schemas.catalog import ALL_TOPICS
+from schemas.catalog import ALL_TOPICS, FX, SCORES
 
 __all__ = ["check_broker", "check_store", "check_web_port", "prepare_data_dir"]
 
@@ -95,6 +95,7 @@ def check_broker(
         admin = admin_client(settings, timeout=timeout)
         try:
             _wait_for_topics(admin, settings, topics_timeout)
+            _wait_for_reference_configs(admin, settings, topics_timeout)
             _wait_for_coordinators(admin, settings, group_id, transactional_id, topics_timeout)
         except KafkaError as exc:
             raise DfipError(
@@ -103,6 +104,28 @@ def check_broker(
             ) from exc
         finally:
             admin.close()
+
+
+def _wait_for_reference_configs(admin: Any, settings: KafkaSettings, timeout: float) -> None:
+    """The reference topics keep every record as the catalog declares (not compacted): a
+    worker rebuilds its FX table and as-of join from them, and on a compacted dfip.fx a
+    restart would find a corrected rate in force later than the live worker did. Waited for
+    like the topics (a `topics` job may be setting them back right now)."""
+    wanted = {settings.topic(s.name): s for s in (FX, SCORES)}
+    deadline = time.monotonic() + timeout
+    while drifts := topic_drift(admin, wanted):
+        if time.monotonic() > deadline:
+            name, drift = sorted(drifts.items())[0]
+            found = ", ".join(f"{k}={old}" for k, (old, _) in sorted(drift.items()))
+            declared = ", ".join(f"{k}={new}" for k, (_, new) in sorted(drift.items()))
+            raise DfipError(
+                f"topic {name} has {found}, the catalog says {declared}: figures restored "
+                "from it could depend on log compaction (docs/operations.md, Reference "
+                "topics keep every record)",
+                hint="run `dfip topics create` (it sets existing topics back to the catalog)",
+            )
+        log.debug("waiting for the reference topics' configs: %s", sorted(drifts))
+        time.sleep(0.5)
 
 
 def _wait_for_topics(admin: Any, settings: KafkaSettings, timeout: float) -> None:

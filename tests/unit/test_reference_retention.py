@@ -153,3 +153,19 @@ def test_a_refused_change_is_one_line() -> None:
     assert "cleanup.policy=compact" in text
     assert "refused" in text
     assert "\n" not in text
+
+
+def test_a_worker_will_not_start_on_a_compacted_reference_topic() -> None:
+    from core.kafka_config import KafkaSettings
+    from dfip.preflight import _wait_for_reference_configs
+
+    settings = KafkaSettings(bootstrap_servers="127.0.0.1:9092", topic_prefix="p-")
+    admin = _Admin({"p-dfip.fx": dict(FOREVER), "p-dfip.scores": dict(FOREVER)})
+    _wait_for_reference_configs(admin, settings, timeout=0)  # as declared: no wait
+    admin.configs["p-dfip.fx"]["cleanup.policy"] = "compact"
+    with pytest.raises(DfipError) as err:
+        _wait_for_reference_configs(admin, settings, timeout=0)
+    text = str(err.value)
+    assert text.startswith("topic p-dfip.fx has cleanup.policy=compact, the catalog says")
+    assert "dfip topics create" in err.value.hint
+    assert "\n" not in text
