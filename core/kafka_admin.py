@@ -165,6 +165,13 @@ def topic_drift(
     drifts: dict[str, dict[str, tuple[str | None, str]]] = {}
     for name, config in configs.items():
         actual = {k: v.get("value") for k, v in described.get(name, {}).items()}
+        if not actual:  # the broker answered with an error (kafka-python drops its code)
+            log.warning(
+                "cannot read the configs of topic %s (is DescribeConfigs allowed to this "
+                "principal?): not compared with the catalog",
+                name,
+            )
+            continue
         drift = config_drift(config, actual)
         if drift:
             drifts[name] = drift

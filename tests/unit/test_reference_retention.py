@@ -114,6 +114,8 @@ class _Admin:
         return {
             "topic": {
                 r.name: {k: {"value": self.configs[r.name].get(k)} for k in r.configs}
+                if self.configs[r.name]
+                else {}  # what kafka-python makes of an error (an ACL refusing it)
                 for r in resources
             }
         }
@@ -169,3 +171,10 @@ def test_a_worker_will_not_start_on_a_compacted_reference_topic() -> None:
     assert text.startswith("topic p-dfip.fx has cleanup.policy=compact, the catalog says")
     assert "dfip topics create" in err.value.hint
     assert "\n" not in text
+
+
+def test_configs_the_broker_will_not_show_are_not_compared(caplog: Any) -> None:
+    admin = _Admin({"p-dfip.fx": {}})  # an authorization error: no configs at all
+    assert _reconcile(admin, {"p-dfip.fx": FX}, ["p-dfip.fx"]) == {}  # type: ignore[arg-type]
+    assert admin.altered == {}
+    assert "cannot read the configs of topic p-dfip.fx" in caplog.text
