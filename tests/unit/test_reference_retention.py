@@ -178,3 +178,22 @@ def test_configs_the_broker_will_not_show_are_not_compared(caplog: Any) -> None:
     assert _reconcile(admin, {"p-dfip.fx": FX}, ["p-dfip.fx"]) == {}  # type: ignore[arg-type]
     assert admin.altered == {}
     assert "cannot read the configs of topic p-dfip.fx" in caplog.text
+
+
+def test_cli_lists_what_it_set_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import core.kafka_admin
+    from core.kafka_admin import TopicResult
+    from dfip.cli import app
+
+    results = [
+        TopicResult("dfip.fx", 1, False, ("cleanup.policy: compact → delete",)),
+        TopicResult("dfip.loans", 12, False),
+    ]
+    monkeypatch.setattr(core.kafka_admin, "create_topics", lambda *a, **kw: results)
+    out = CliRunner().invoke(app, ["topics", "create"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert "reconfigured dfip.fx to the catalog: cleanup.policy: compact → delete" in out.output
+    assert "as declared" in out.output
+    assert "reconfigured dfip.loans" not in out.output
