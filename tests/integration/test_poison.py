@@ -172,7 +172,7 @@ def produce(settings: KafkaSettings, poisons: list[Poison], **extra: Any) -> lis
     producer = KafkaProducer(acks="all", **settings.kafka_python_config(), **extra)
     try:
         futures = [
-            # a key for every record: the compacted topics (scores, FX) refuse records without
+            # a key for every record, as every DFIP producer sends them
             (
                 p,
                 producer.send(
