@@ -8,6 +8,9 @@ takes the last business day's rate, and the result does not depend on whether a 
 published after the event was read before or after it. A re-published rate (same currency and
 date) is a correction: its value replaces the earlier one, in force from the *first*
 publication's ``published_at`` (so a correction never leaves an event without a rate).
+That first time is kept only here, in memory: it survives a restart because dfip.fx keeps
+every record, never compacted (schemas/catalog.py, checked by the worker's preflight), so a
+worker reading the topic from offset 0 meets the first publication again.
 
 Every change is logged (``changes``), so each partition can restate exactly the events a new
 rate concerns (streams/aggregate/fx_book.py).
