@@ -10,11 +10,14 @@ adapters build and what the per-event reference path reads; the worker's batch p
 either (`AnyTransaction`).
 
 Each field is checked by msgspec in C where its rules are msgspec's own (enums, literals,
-lengths, int bounds, dates, `None`), and by the models' own compiled validators or a cache
-of values already seen valid where they are not: msgspec's patterns run Python's `re` (a
-call each, and `$` accepts a trailing newline), its datetimes round a fraction finer than a
-microsecond where pydantic truncates it, and it reads a JSON float into a Decimal.
-Duplicate keys: msgspec keeps the last value, as pydantic does.
+lengths, int bounds, dates, `None`), and where they are not by the models' own Python
+checks (the amount's regex and `Decimal()`, the time's bounds) or by caches of values
+already seen valid under the models' validators (USCC, source, country, account): msgspec's
+patterns run Python's `re` (a call each, and `$` accepts a trailing newline), its datetimes
+round a fraction finer than a microsecond where pydantic truncates it (so a time is taken
+only in a form short enough not to have one), and it reads a JSON float into a Decimal.
+Duplicate keys: msgspec keeps the last value, as pydantic does. Property tests:
+tests/unit/schemas/test_wire_decode.py.
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ class TransactionWire(Struct, forbid_unknown_fields=True, gc=False):
     source: str
     institution_type: InstitutionType
     # the annotations mypy reads are the values after __post_init__; msgspec reads the else
-    # branch (the raw JSON of the field, decoded in __post_init__)
+    # branches (the field's raw JSON, or its text or int), which __post_init__ replaces
     if TYPE_CHECKING:
         occurred_at: datetime
     else:
