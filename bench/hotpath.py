@@ -14,7 +14,8 @@ own Python costs.
 
 ``--decode`` times decoding the feed's event values instead (CPU µs per value, best of R,
 alternating): the models' own validators, ``decode`` one by one (the compiled stand-ins),
-``decode_many`` in chunks of 256 (their events alive until the chunk is done).
+``decode_many`` in chunks of 256 (their events alive until the chunk is done), and the
+worker's way (transactions through ``schemas.wire``, the rest through ``decode``).
 
 ``--only none|per-event|batch --repeat 1`` runs one path once (``none``: only the feed), for
 counting instructions, which a shared machine's load does not change:
@@ -155,9 +156,10 @@ def per_event(proc: Processor, records: list[Record]) -> None:
         process(rec)
 
 
-def decode_only(values: list[bytes], repeat: int) -> None:
+def decode_only(values: list[bytes], repeat: int, topics: list[str] | None = None) -> None:
     from schemas import codec
     from schemas.errors import SchemaError
+    from schemas.wire import decode_transaction as wire
 
     chunk = 256
 
@@ -182,7 +184,25 @@ def decode_only(values: list[bytes], repeat: int) -> None:
         for start in range(0, len(values), chunk):
             codec.decode_many(values[start : start + chunk])
 
+    def worker() -> None:
+        # what the worker's batch path does: transactions through schemas.wire, the rest
+        # (and whatever it does not take) through decode
+        assert topics is not None
+        for topic, raw in zip(topics, values, strict=True):
+            try:
+                if topic == "dfip.transactions":
+                    wire(raw)
+                    continue
+            except Exception:  # decided by decode, as in the worker
+                pass
+            try:  # noqa: SIM105 - no context manager in the timed loop
+                codec.decode(raw)
+            except SchemaError:
+                pass
+
     ways = {"models' validators": reference, "decode": one_by_one, "decode_many": many}
+    if topics is not None:
+        ways["worker (schemas.wire for transactions)"] = worker
     best = dict.fromkeys(ways, float("inf"))
     for _ in range(repeat):
         for name, way in ways.items():
@@ -207,8 +227,9 @@ def main() -> None:
     args = ap.parse_args()
     records = feed_records(args.events)
     if args.decode:
-        values = [r.value for r in records if r.topic in EVENT_TOPICS and r.value is not None]
-        decode_only(values, args.repeat)
+        kept = [r for r in records if r.topic in EVENT_TOPICS and r.value is not None]
+        values = [r.value for r in kept if r.value is not None]
+        decode_only(values, args.repeat, [r.topic for r in kept])
         return
     paths: dict[str, Callable[[Processor, list[Record]], None]] = {"per-event": per_event}
     batch_path = getattr(Processor, "process_batch", None)

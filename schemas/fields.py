@@ -45,6 +45,7 @@ __all__ = [
     "UtcDatetime",
     "decimal_field",
     "format_decimal",
+    "seen_uscc",
     "wire_function",
     "wire_schema",
 ]
@@ -261,6 +262,13 @@ def _uscc_wire(value: object) -> str:
 
 
 _WIRE_SCHEMAS[_uscc] = cs.no_info_plain_validator_function(_WIRE_USCC.__getitem__)
+
+
+def seen_uscc() -> dict[str, str]:
+    """The wire's USCC check as a dict: ``seen[code]`` is `code` (the shared string) when it
+    is a valid USCC in canonical form, and raises ``ValueError`` otherwise (`schemas.wire`)."""
+    return _WIRE_USCC
+
 
 Uscc = Annotated[
     str,

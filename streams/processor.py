@@ -28,6 +28,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -46,6 +47,7 @@ from schemas.events import (
     TransactionEvent,
 )
 from schemas.uscc import region_of
+from schemas.wire import AnyTransaction, TransactionWire, decode_transaction
 from streams.aggregate import fx_book, restate
 from streams.aggregate.apply import (
     Join,
@@ -138,6 +140,7 @@ _PROCESSED = _FlowKeys(fn.EVENTS_PROCESSED_TOTAL)
 _EMPTY = EMPTY_VALUE
 # the hot path's inlined helpers (process): decode's fast path, id_hash's hash, to_us's epoch
 _validate_wire = validate_wire
+_decode_transaction = decode_transaction
 _xxh3 = ID_HASH
 _EPOCH = EPOCH
 _DAY_MS = DAY_MS
@@ -399,9 +402,15 @@ class Processor:
             else:
                 self._count(state, _RECEIVED.name, topic)
         value = rec.value
+        event: Any
         try:
-            # decode's fast path (None raises here too: decided below)
-            event = _validate_wire(value, strict=True)  # type: ignore[arg-type]
+            # the batch path reads a transaction as a msgspec struct (schemas.wire), the
+            # per-event reference path as the model; otherwise decode's fast path. Anything
+            # they do not take goes to decode, which decides (None raises here too).
+            if batched and topic == TRANSACTIONS:
+                event = _decode_transaction(value)  # type: ignore[arg-type]
+            else:
+                event = _validate_wire(value, strict=True)  # type: ignore[arg-type]
         except Exception:
             try:
                 if value is None:
@@ -412,14 +421,17 @@ class Processor:
                     state, rec, stage="ingress", error_class=exc.error_class, reason=str(exc)
                 )
                 return
-        tx = event if type(event) is TransactionEvent else None
+        cls = type(event)
+        tx: AnyTransaction | None = (
+            event if cls is TransactionWire or cls is TransactionEvent else None
+        )
         if not (tx is not None if topic == TRANSACTIONS else isinstance(event, LoanEventBase)):
             err = _misplaced(event.kind, topic)
             self._dead_letter(
                 state, rec, stage="ingress", error_class=err.error_class, reason=str(err)
             )
             return
-        assert isinstance(event, TransactionEvent | LoanEventBase)
+        assert isinstance(event, TransactionWire | TransactionEvent | LoanEventBase)
         delta = event.occurred_at - _EPOCH  # to_us, inlined
         ts = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
         # a forwarded copy was judged where it landed, against the original's timestamp
@@ -491,7 +503,7 @@ class Processor:
         state: PartitionState,
         mem: DedupMemory,
         rec: Record,
-        event: TransactionEvent,
+        event: AnyTransaction,
         eid: int,
         ts: int,
         late: bool,
@@ -548,7 +560,7 @@ class Processor:
         self,
         state: PartitionState,
         rec: Record,
-        event: TransactionEvent | LoanEventBase,
+        event: AnyTransaction | LoanEventBase,
         eid: int,
         ts: int,
         *,
@@ -557,7 +569,9 @@ class Processor:
         forwarded: bool = False,
     ) -> bool:
         """Join and count one first-seen event; False if it was dead-lettered."""
-        if self.batched and isinstance(event, TransactionEvent):
+        if isinstance(event, TransactionWire) or (
+            self.batched and isinstance(event, TransactionEvent)
+        ):
             return self._count_transaction(
                 state, state.memory(rec.topic), rec, event, eid, ts, late, windowed, forwarded
             )

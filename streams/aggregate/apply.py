@@ -35,6 +35,7 @@ from schemas.events import (
 )
 from schemas.figures import RATE_SCALE
 from schemas.money import MAX_COUNTED_FEN, MAX_LOAN_FEN, to_fen
+from schemas.wire import AnyTransaction
 from streams.aggregate import loans as book
 from streams.aggregate.windows import (
     DISBURSED_FEN,
@@ -156,7 +157,7 @@ def apply_transaction(
 
 def tally_transaction(
     state: PartitionState,
-    ev: TransactionEvent,
+    ev: AnyTransaction,
     band: str,
     sector: str,
     region: str,

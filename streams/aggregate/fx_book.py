@@ -35,6 +35,7 @@ from schemas.errors import ErrorClass
 from schemas.events import LoanDisbursed, LoanEventBase, TransactionEvent
 from schemas.money import to_fen
 from schemas.uscc import region_of
+from schemas.wire import AnyTransaction, TransactionWire
 from streams.aggregate import loans as book_keeping
 from streams.aggregate import restate
 from streams.aggregate.apply import INCLUSIVE_SME_LIMIT_FEN
@@ -109,7 +110,7 @@ def park_if_needed(
     state: PartitionState,
     fx: FxTable,
     rec: Any,
-    event: TransactionEvent | LoanEventBase,
+    event: AnyTransaction | LoanEventBase,
     event_hash: int,
     occurred_us: int,
     *,
@@ -121,7 +122,7 @@ def park_if_needed(
     book = state.fx_book
     currency: str | None = None
     loan_id: str | None = None
-    if isinstance(event, TransactionEvent):
+    if isinstance(event, TransactionEvent | TransactionWire):
         if event.currency == "CNY" or book.full():
             return False
         if fx.rate_at(event.currency, event.occurred_at) is not None:

@@ -21,10 +21,10 @@ import orjson
 
 from schemas.alerts import MAX_ALERT_EVENTS, Alert, RuleSet
 from schemas.enums import Direction
-from schemas.events import TransactionEvent
 from schemas.ids import make_event_id
 from schemas.txcodes import is_cash
 from schemas.uscc import region_of
+from schemas.wire import AnyTransaction
 from schemas.workdays import add_working_days
 from streams.rules.base import (
     CASH,
@@ -72,7 +72,7 @@ def _at(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
-def flags_of(config: RuleSet, ev: TransactionEvent, fen: int) -> int:
+def flags_of(config: RuleSet, ev: AnyTransaction, fen: int) -> int:
     """What the rules need to know of one transaction beyond its time and CNY amount."""
     flags = CREDIT if ev.direction.value == "credit" else 0
     usd = ev.currency == "USD"
@@ -377,7 +377,7 @@ class RuleEngine:
         self._cash_codes: dict[str, bool] = {}
         self.lookback_us = max((r.lookback_us for r in every), default=0) + HOUR_US
 
-    def observe(self, rs: RulesState, ev: TransactionEvent, ts: int, fen: int, band: str) -> None:
+    def observe(self, rs: RulesState, ev: AnyTransaction, ts: int, fen: int, band: str) -> None:
         """Keep one counted, on-time transaction (the processor calls it once per event).
 
         The per-event cost of the rules: a few attribute reads and one tuple, the due times

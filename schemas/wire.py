@@ -1,0 +1,154 @@
+"""A lighter decode of the hottest event type: transactions as `msgspec` structs.
+
+`decode_transaction(raw)` parses a transaction's JSON bytes with msgspec into a
+`TransactionWire`, a plain struct with the same attributes and the same values as the
+`TransactionEvent` that `schemas.codec.decode` returns, and raises on anything it is not sure
+of. The caller then decodes the record with `schemas.codec` as before, which decides and
+words the error: so whatever this accepts, the models accept with equal values, and every
+rejection (error class, field, reason) stays the models'. `TransactionEvent` is still what
+adapters build and what the per-event reference path reads; the worker's batch path reads
+either (`AnyTransaction`).
+
+Each field is checked by msgspec in C where its rules are msgspec's own (enums, literals,
+lengths, int bounds, dates, `None`), and where they are not by the models' own Python
+checks (the amount's regex and `Decimal()`, the time's bounds) or by caches of values
+already seen valid under the models' validators (USCC, source, country, account): msgspec's
+patterns run Python's `re` (a call each, and `$` accepts a trailing newline), its datetimes
+round a fraction finer than a microsecond where pydantic truncates it (so a time is taken
+only in a form short enough not to have one), and it reads a JSON float into a Decimal.
+Duplicate keys: msgspec keeps the last value, as pydantic does. Property tests:
+tests/unit/schemas/test_wire_decode.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+
+import msgspec
+from msgspec import Meta, Raw, Struct
+from pydantic import TypeAdapter
+
+from schemas.enums import CustomsMode, Direction, InstitutionType, TxChannel
+from schemas.events import TransactionEvent
+from schemas.fields import EARLIEST, AccountRef, CountryCode, Identifier, seen_uscc
+from schemas.money import AMOUNT_RE, MAX_INTEGER_DIGITS, SUPPORTED_CURRENCIES
+from schemas.versions import SCHEMA_VERSION
+
+__all__ = ["AnyTransaction", "TransactionWire", "decode_transaction"]
+
+_SEEN_MAX: Final = 1 << 16
+
+if TYPE_CHECKING:
+    _Currency = str
+else:
+    _Currency = Literal[tuple(sorted(SUPPORTED_CURRENCIES))]
+
+
+class _Seen(dict[str, str]):
+    """Strings already seen valid under a field's own validator, each mapped to itself: a
+    repeated value (an institution, a country, an account) costs one lookup in C. A new one
+    comes to ``__missing__``, which runs the field's pydantic validator (the same compiled
+    pattern and lengths the model uses) and remembers it; bounded (a cache, not a registry)."""
+
+    def __init__(self, field: Any) -> None:
+        super().__init__()
+        self._validate = TypeAdapter(field).validator.validate_python
+
+    def __missing__(self, value: str) -> str:
+        checked: str = self._validate(value, strict=True)  # raises if not valid
+        if len(self) >= _SEEN_MAX:
+            self.clear()
+        self[value] = checked
+        return checked
+
+
+_SOURCE: Final = _Seen(Identifier)
+_COUNTRY: Final = _Seen(CountryCode)
+_ACCOUNT: Final = _Seen(AccountRef)
+_USCC: Final = seen_uscc()
+# the model's amount rules (decimal_field: AMOUNT_PATTERN text, or an int of at most
+# MAX_INTEGER_DIGITS digits; >= 0), in its own words: the same Python regex and Decimal()
+_AMOUNT_TEXT: Final = AMOUNT_RE.fullmatch
+_INT_LIMIT: Final = 10**MAX_INTEGER_DIGITS
+_ZERO: Final = Decimal(0)
+# msgspec's RFC 3339 parser (in C) rounds a fraction finer than a microsecond where pydantic
+# truncates it: a time is taken only when its JSON is at most 29 bytes. msgspec requires
+# seconds, so that leaves at most 6 fraction digits before the shortest offset ("Z").
+_TIME: Final = msgspec.json.Decoder(Annotated[datetime, Meta(tz=True)]).decode
+_TIME_MAX_JSON: Final = 29
+
+
+class TransactionWire(Struct, forbid_unknown_fields=True, gc=False):
+    """A transaction as the wire carries it, checked as `TransactionEvent` checks it.
+
+    Not frozen only so that ``__post_init__`` can replace the raw fields cheaply; nothing
+    writes to one after decoding. No reference cycles, so the cyclic GC skips them."""
+
+    kind: Literal["transaction"]
+    # pattern ^[\x21-\x7e]+$ checked in __post_init__ (str methods: no regex call)
+    event_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    schema_version: Annotated[int, Meta(ge=SCHEMA_VERSION, le=SCHEMA_VERSION)]
+    source: str
+    institution_type: InstitutionType
+    # the annotations mypy reads are the values after __post_init__; msgspec reads the else
+    # branches (the field's raw JSON, or its text or int), which __post_init__ replaces
+    if TYPE_CHECKING:
+        occurred_at: datetime
+    else:
+        occurred_at: Raw
+    enterprise_uscc: str
+    direction: Direction
+    if TYPE_CHECKING:
+        amount: Decimal
+    else:
+        amount: str | Annotated[int, Meta(gt=-_INT_LIMIT, lt=_INT_LIMIT)]
+    currency: _Currency
+    booking_date: date
+    value_date: date
+    bank_tx_code: Annotated[str, Meta(min_length=1, max_length=35)] | None = None
+    counterparty_country: str | None = None
+    channel: TxChannel = TxChannel.other
+    customs_mode: CustomsMode | None = None
+    account_ref: str | None = None
+    description: Annotated[str, Meta(min_length=1, max_length=140)] | None = None
+
+    def __post_init__(self) -> None:
+        # any exception here fails the decode (the caller then runs the models' path)
+        event_id = self.event_id
+        if not event_id.isascii() or not event_id.isprintable() or " " in event_id:
+            raise ValueError("event_id")
+        raw: Any = self.occurred_at  # the raw JSON until replaced below
+        if len(raw) > _TIME_MAX_JSON:
+            raise ValueError("occurred_at")
+        at = _TIME(raw)
+        # UtcDatetime: from EARLIEST on, in UTC (an offset of zero: "Z" or "+00:00")
+        if at.tzinfo is not UTC or at < EARLIEST:
+            raise ValueError("occurred_at")
+        self.occurred_at = at
+        amount: Any = self.amount  # str or int until replaced below
+        if amount.__class__ is str and _AMOUNT_TEXT(amount) is None:
+            raise ValueError("amount")
+        value = Decimal(amount)
+        if not value >= _ZERO:
+            raise ValueError("amount")
+        self.amount = value
+        self.enterprise_uscc = _USCC[self.enterprise_uscc]
+        self.source = _SOURCE[self.source]
+        country = self.counterparty_country
+        if country is not None:
+            self.counterparty_country = _COUNTRY[country]
+        account = self.account_ref
+        if account is not None:
+            self.account_ref = _ACCOUNT[account]
+
+
+AnyTransaction = TransactionEvent | TransactionWire
+"""What the worker's batch path reads as a transaction: either decode gives equal values."""
+
+_DECODE: Final = msgspec.json.Decoder(TransactionWire).decode
+
+decode_transaction: Final = _DECODE
+"""Bytes → `TransactionWire`; raises (any exception) on anything it does not accept, and
+the caller then decodes with `schemas.codec.decode`, which decides and words the error."""
