@@ -116,9 +116,37 @@ def _unpack(packed: bytes | bytearray, floor: int | None) -> Entries:
     return out
 
 
+# the packed fields' ranges: a merged entry beyond them is split (``_pieces``)
+_FEN_LIMIT = 2**63 - 1
+_COUNT_LIMIT = 2**31 - 1
+
+
+def _pieces(n: int, fen: int) -> list[tuple[int, int]]:
+    """(count, fen) pieces within the packed ranges whose sums are ``n`` and ``fen``.
+
+    An entry is a sum of events at one µs and labels: ~9,200 events of the largest counted
+    amount (schemas/money.py ``MAX_COUNTED_FEN``) at the same µs and labels would overflow
+    int64 fen, and ``struct.pack`` would raise in the middle of a batch or a commit,
+    stalling the partition. Entries with equal keys are summed wherever they are read
+    (``_unpack``), as appends already leave them, so splitting keeps every figure exact.
+    """
+    k = max(-(-abs(fen) // _FEN_LIMIT), -(-abs(n) // _COUNT_LIMIT), 1)
+    nq, nr = divmod(n, k)
+    fq, fr = divmod(fen, k)
+    return [(nq + (i < nr), fq + (i < fr)) for i in range(k)]
+
+
 def _pack(entries: Entries) -> bytes:
     pack = _ENTRY.pack
-    return b"".join(pack(occ, idx, n, f) for (occ, idx), (n, f) in sorted(entries.items()) if n)
+    out: list[bytes] = []
+    for (occ, idx), (n, f) in sorted(entries.items()):
+        if not n:
+            continue
+        if -_FEN_LIMIT <= f <= _FEN_LIMIT and n <= _COUNT_LIMIT:
+            out.append(pack(occ, idx, n, f))
+        else:
+            out.extend(pack(occ, idx, pn, pf) for pn, pf in _pieces(n, f))
+    return b"".join(out)
 
 
 def _store(state: PartitionState, uscc: str, entries: Entries) -> None:
