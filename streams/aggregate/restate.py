@@ -429,9 +429,15 @@ def append_json(state: PartitionState, uscc: str, rows: list[list[Any]]) -> int:
 
 
 def _packed_value(state: PartitionState, entries: bytes | bytearray) -> bytes:
+    # each label row's JSON is kept per index (the table only grows): a commit writes a
+    # delta per busy enterprise and batch, each repeating a few of the same rows; the bytes
+    # are those of orjson.dumps over the whole table
+    rows = state.contrib_label_json
     labels_of = state.contrib_labels
+    for idx in range(len(rows), len(labels_of)):
+        rows.append(orjson.dumps([idx, *labels_of[idx]]))
     used = sorted(set(_LABEL_OF_ENTRY.iter_unpack(entries)))
-    table = orjson.dumps([[idx, *labels_of[idx]] for (idx,) in used])
+    table = b"[%b]" % b",".join([rows[idx] for (idx,) in used])
     return b"".join((_PACKED_HEAD.pack(_PACKED_TAG, len(table)), table, entries))
 
 
