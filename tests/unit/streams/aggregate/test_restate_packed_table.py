@@ -30,3 +30,20 @@ def test_table_is_orjsons_table_of_the_labels_used(events: list) -> None:  # typ
             used = sorted({state.contrib_index[lab] for v, lab in events[: i + 1] if v == u})
             table = orjson.dumps([[idx, *state.contrib_labels[idx]] for idx in used])
             assert value[5 : 5 + size] == table
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-(2**62), 2**62),
+            st.one_of(st.integers(0, 5), st.integers(250, 2**16 - 1)),  # beyond one byte too
+            st.integers(0, 2**31 - 1),
+            st.integers(-(2**63), 2**63 - 1),
+        ),
+        max_size=40,
+    )
+)
+def test_labels_used_are_the_label_indices_of_the_entries(entries: list) -> None:  # type: ignore[type-arg]
+    packed = b"".join(restate._ENTRY.pack(*e) for e in entries)
+    assert restate._labels_used(packed) == sorted({idx for _, idx, _, _ in entries})
+    assert restate._labels_used(bytearray(packed)) == sorted({idx for _, idx, _, _ in entries})
