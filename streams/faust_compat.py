@@ -14,8 +14,11 @@ import asyncio
 import importlib.metadata
 import os
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from aiokafka.consumer.fetcher import Fetcher, FetchResult, PartitionRecords
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as FaustAIOKafkaConsumer
 
@@ -51,7 +54,11 @@ _NEEDED: tuple[tuple[type, str], ...] = (
     (AIOKafkaConsumerThread, "_create_worker_consumer"),
     (AIOKafkaConsumerThread, "commit"),
     (AIOKafkaConsumerThread, "_consumer"),
+    (AIOKafkaConsumerThread, "_fetch_records"),
+    (PartitionRecords, "_consumer_record"),
 )
+# instance attributes used (set in __init__, so not checkable on the class): a Fetcher's
+# ``_records`` (tp → FetchResult | FetchError), a FetchResult's ``_partition_records``
 
 
 def check_versions(installed: dict[str, str] | None = None) -> None:
@@ -145,11 +152,114 @@ def _sink(app: Any) -> BatchSink:
     return sink
 
 
+RecordMaker = Callable[[Any, Any], Any]
+
+
+def record_maker(topic: str, partition: int) -> RecordMaker:
+    """What a fetch result of (the input topic ``topic`` by catalog name, ``partition``) builds
+    per record in place of aiokafka's ``ConsumerRecord``: our :class:`Record`, straight from
+    aiokafka's parsed record (``PartitionRecords._consumer_record``'s arguments)."""
+
+    def make(tp: Any, r: Any) -> Record:
+        h = r.headers
+        return Record(
+            topic, partition, r.offset, r.key, r.value, tuple(h) if h else (), r.timestamp
+        )
+
+    return make
+
+
+class InputRecords(OrderedDict[Any, Any]):
+    """A fetcher's per-partition results whose input-topic records come out as our
+    :class:`Record` objects.
+
+    aiokafka turns each parsed record into a ``ConsumerRecord`` (an 11-field dataclass, with
+    key and value sizes and a headers tuple) and the batch loop then built a :class:`Record`
+    from it: two objects per record, ~5-7 % of the worker's CPU in py-spy's GIL samples on
+    the bench feed (issue 18). Installed as the worker consumer's ``Fetcher._records``, this
+    dict hands each new ``FetchResult`` of an input topic a record maker (an instance
+    attribute shadowing ``PartitionRecords._consumer_record``, which its record iterator
+    looks up per record), so only one object is built. Offsets, aborted transactions,
+    control batches and positions stay aiokafka's own. Results of other topics are left
+    alone (their records stay ``ConsumerRecord``)."""
+
+    def __init__(self, inputs: Mapping[str, str], items: Mapping[Any, Any] | None = None) -> None:
+        super().__init__()
+        self._inputs = inputs  # concrete topic → catalog name
+        for tp, result in (items or {}).items():
+            self[tp] = result
+
+    def __setitem__(self, tp: Any, result: Any) -> None:
+        if type(result) is FetchResult:
+            topic = self._inputs.get(tp.topic)
+            records = result._partition_records
+            if topic is not None and records is not None:
+                records._consumer_record = record_maker(topic, tp.partition)
+        super().__setitem__(tp, result)
+
+
+def adopt_fetcher(fetcher: Fetcher, inputs: Mapping[str, str]) -> None:
+    """Install :class:`InputRecords` as the fetcher's results (once; keeps what it holds)."""
+    if type(fetcher._records) is not InputRecords:
+        fetcher._records = InputRecords(inputs, fetcher._records)
+
+
 class _ReadCommittedThread(AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         tune_consumer(consumer, _sink(self.app).settings)
         return consumer
+
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: Any,
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> Any:
+        # the fetcher exists once the consumer started; this runs in the consumer's thread,
+        # as does the fetch routine that fills `_records`
+        fetcher = consumer._fetcher
+        if fetcher is not None and type(fetcher._records) is not InputRecords:
+            worker = _sink(self.app)
+            adopt_fetcher(fetcher, {worker.kafka.topic(t): t for t in INPUT_TOPICS})
+        return await super()._fetch_records(
+            consumer, active_partitions, timeout=timeout, max_records=max_records
+        )
+
+
+def batch_records(fetched: Mapping[Any, list[Any]], inputs: Mapping[str, str]) -> list[Record]:
+    """One fetch's input records as one list, in partition order: the fetcher built our
+    :class:`Record` objects already (:class:`InputRecords`); a result fetched before it was
+    installed holds aiokafka's ``ConsumerRecord`` objects, converted here."""
+    records: list[Record] = []
+    for tp, batch in fetched.items():
+        if not batch:
+            continue
+        if type(batch[0]) is Record:
+            records += batch
+            continue
+        topic = inputs.get(tp.topic)
+        if topic is None:
+            continue
+        p = tp.partition
+        records += [
+            Record(topic, p, r.offset, r.key, r.value, r.headers or (), r.timestamp) for r in batch
+        ]
+    return records
+
+
+def oldest_stamp(fetched: Mapping[Any, list[Any]]) -> int | None:
+    """The oldest record timestamp (ms) of a fetch: each partition's first record is its
+    oldest; records without one (None or ≤ 0) are left out."""
+    stamps: list[int] = []
+    for batch in fetched.values():
+        if batch:
+            first = batch[0]
+            ts = first.timestamp_ms if type(first) is Record else first.timestamp
+            if ts is not None and ts > 0:
+                stamps.append(ts)
+    return min(stamps) if stamps else None
 
 
 class BatchConsumer(FaustAIOKafkaConsumer):
@@ -179,23 +289,8 @@ class BatchConsumer(FaustAIOKafkaConsumer):
                 if not fetched or self.should_stop:
                     continue
                 worker.observe_stage("fetch_wait", time.perf_counter() - began)
-                # positional arguments and one topic lookup per partition: ~0.2 µs a
-                # record instead of ~0.5 with keywords (the one object built per record)
-                records: list[Record] = []
-                for tp, batch in fetched.items():
-                    topic = inputs.get(tp.topic)
-                    if topic is None:
-                        continue
-                    p = tp.partition
-                    records += [
-                        Record(topic, p, r.offset, r.key, r.value, r.headers or (), r.timestamp)
-                        for r in batch
-                    ]
-                # a partition's records come in offset order: its first is its oldest
-                stamps = [
-                    b[0].timestamp for b in fetched.values() if b and (b[0].timestamp or 0) > 0
-                ]
-                cap = batch_cap(min(stamps) if stamps else None, time.time() * 1000, settings)
+                records = batch_records(fetched, inputs)
+                cap = batch_cap(oldest_stamp(fetched), time.time() * 1000, settings)
                 # Faust passes the aiokafka consumer's max_poll_records to every fetch:
                 # setting it sizes the next batch (adaptive batching, issue 18)
                 client = self._thread._consumer  # type: ignore[attr-defined]

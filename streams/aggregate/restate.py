@@ -67,7 +67,6 @@ BEYOND = fn.SCORES_BEYOND_RESTATEMENT_TOTAL
 # occurred µs, label index, count, fen
 _ENTRY = struct.Struct("<qHiq")
 ENTRY_SIZE = _ENTRY.size
-_LABEL_OF_ENTRY = struct.Struct("<8xH12x")  # only the label index of an entry
 # a packed changelog value: tag, length of the labels table, the table (JSON), the entries
 _PACKED_TAG = 1  # a JSON value (the form before) starts with "["
 _PACKED_HEAD = struct.Struct("<BI")
@@ -116,9 +115,37 @@ def _unpack(packed: bytes | bytearray, floor: int | None) -> Entries:
     return out
 
 
+# the packed fields' ranges: a merged entry beyond them is split (``_pieces``)
+_FEN_LIMIT = 2**63 - 1
+_COUNT_LIMIT = 2**31 - 1
+
+
+def _pieces(n: int, fen: int) -> list[tuple[int, int]]:
+    """(count, fen) pieces within the packed ranges whose sums are ``n`` and ``fen``.
+
+    An entry is a sum of events at one µs and labels: ~9,200 events of the largest counted
+    amount (schemas/money.py ``MAX_COUNTED_FEN``) at the same µs and labels would overflow
+    int64 fen, and ``struct.pack`` would raise in the middle of a batch or a commit,
+    stalling the partition. Entries with equal keys are summed wherever they are read
+    (``_unpack``), as appends already leave them, so splitting keeps every figure exact.
+    """
+    k = max(-(-abs(fen) // _FEN_LIMIT), -(-abs(n) // _COUNT_LIMIT), 1)
+    nq, nr = divmod(n, k)
+    fq, fr = divmod(fen, k)
+    return [(nq + (i < nr), fq + (i < fr)) for i in range(k)]
+
+
 def _pack(entries: Entries) -> bytes:
     pack = _ENTRY.pack
-    return b"".join(pack(occ, idx, n, f) for (occ, idx), (n, f) in sorted(entries.items()) if n)
+    out: list[bytes] = []
+    for (occ, idx), (n, f) in sorted(entries.items()):
+        if not n:
+            continue
+        if -_FEN_LIMIT <= f <= _FEN_LIMIT and n <= _COUNT_LIMIT:
+            out.append(pack(occ, idx, n, f))
+        else:
+            out.extend(pack(occ, idx, pn, pf) for pn, pf in _pieces(n, f))
+    return b"".join(out)
 
 
 def _store(state: PartitionState, uscc: str, entries: Entries) -> None:
@@ -400,10 +427,27 @@ def append_json(state: PartitionState, uscc: str, rows: list[list[Any]]) -> int:
 # indices to its own. Values written before (JSON rows, ``to_json``) still restore.
 
 
+def _labels_used(entries: bytes | bytearray) -> list[int]:
+    """The label indices of packed entries, sorted. The index is a little-endian uint16 at
+    byte 8 of each entry: strided slices take its two bytes of every entry in C, rather
+    than a tuple per entry from ``iter_unpack`` (a whole record of a busy enterprise holds
+    thousands of entries)."""
+    low = entries[8::ENTRY_SIZE]
+    high = entries[9::ENTRY_SIZE]
+    if high.count(0) == len(high):  # fewer than 256 label tuples: the usual case
+        return sorted(set(low))
+    return sorted({lo | hi << 8 for lo, hi in zip(low, high, strict=True)})
+
+
 def _packed_value(state: PartitionState, entries: bytes | bytearray) -> bytes:
+    # each label row's JSON is kept per index (the table only grows): a commit writes a
+    # delta per busy enterprise and batch, each repeating a few of the same rows; the bytes
+    # are those of orjson.dumps over the whole table
+    rows = state.contrib_label_json
     labels_of = state.contrib_labels
-    used = sorted(set(_LABEL_OF_ENTRY.iter_unpack(entries)))
-    table = orjson.dumps([[idx, *labels_of[idx]] for (idx,) in used])
+    for idx in range(len(rows), len(labels_of)):
+        rows.append(orjson.dumps([idx, *labels_of[idx]]))
+    table = b"[%b]" % b",".join([rows[idx] for idx in _labels_used(entries)])
     return b"".join((_PACKED_HEAD.pack(_PACKED_TAG, len(table)), table, entries))
 
 

@@ -40,6 +40,8 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 # changelog record batches: size before compression (a first record always fits), codec
 _CHANGELOG_BATCH_BYTES = 256 * 1024
 _CHANGELOG_CODEC = DefaultRecordBatch.CODEC_ZSTD if has_zstd() else DefaultRecordBatch.CODEC_NONE
+# output record batches: aiokafka's default max_batch_size, what `send` built them as
+_OUTPUT_BATCH_BYTES = 16 * 1024
 # retry backoff of the worker's producer: a transaction step the broker asks to retry (the
 # offset commit was, in ~2 % of batches at 5,000/s) waited aiokafka's default 100 ms and
 # held the batch's commit that long (issue 18); aiokafka already retries adding partitions
@@ -100,6 +102,54 @@ async def _send_rows(
     fut = await producer.send_batch(batch, topic, partition=partition)
     sent.append(fut)
     return fut, n
+
+
+async def _send_outputs(
+    producer: AIOKafkaProducer,
+    kafka: KafkaSettings,
+    outputs: Sequence[Output],
+    sent: list[asyncio.Future[Any]],
+    *,
+    transactional: bool,
+) -> None:
+    """Send the batch's outputs: those with a partition (alerts, forwarded and late copies,
+    most of them) as whole uncompressed record batches per topic-partition, in order; the
+    others (dead letters, window figures) through ``send`` and its partitioner.
+
+    ``send`` costs a metadata wait, a partition lookup and a future per record; the batches
+    are what it would have built (aiokafka's default 16 KiB batches, no compression, so
+    each topic's size limit applies as before), minus that per-record work (issue 18)."""
+    by_partition: dict[tuple[str, int], list[Output]] = {}
+    for out in outputs:
+        if out.partition is None:
+            sent.append(
+                await producer.send(
+                    kafka.topic(out.topic),
+                    out.value,
+                    key=out.key,
+                    partition=None,
+                    timestamp_ms=out.timestamp_ms,
+                    headers=list(out.headers) or None,
+                )
+            )
+        else:
+            by_partition.setdefault((out.topic, out.partition), []).append(out)
+    for (name, partition), outs in by_partition.items():
+        topic = kafka.topic(name)
+        batch = _output_batch(transactional)
+        for out in outs:
+            ts, headers = out.timestamp_ms, list(out.headers)
+            if batch.append(timestamp=ts, key=out.key, value=out.value, headers=headers) is None:
+                sent.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = _output_batch(transactional)  # a first record always fits
+                batch.append(timestamp=ts, key=out.key, value=out.value, headers=headers)
+        sent.append(await producer.send_batch(batch, topic, partition=partition))
+
+
+def _output_batch(transactional: bool) -> BatchBuilder:
+    return BatchBuilder(
+        _OUTPUT_BATCH_BYTES, DefaultRecordBatch.CODEC_NONE, is_transactional=transactional
+    )
 
 
 def _no_commit(c: Commit) -> None:
@@ -250,17 +300,7 @@ class Committer:
             await producer.begin_transaction()
         sent: list[asyncio.Future[Any]] = []
         last: dict[int, asyncio.Future[Any]] = {}
-        for out in c.outputs:
-            sent.append(
-                await producer.send(
-                    self._kafka.topic(out.topic),
-                    out.value,
-                    key=out.key,
-                    partition=out.partition,
-                    timestamp_ms=out.timestamp_ms,
-                    headers=list(out.headers) or None,
-                )
-            )
+        await _send_outputs(producer, self._kafka, c.outputs, sent, transactional=exactly_once)
         counts: dict[int, int] = {}
         for p, rows in c.changelog.items():
             if rows:

@@ -240,6 +240,8 @@ class PartitionState:
     contributions: dict[str, bytes | bytearray] = field(default_factory=dict)
     contrib_labels: list[ContribLabels] = field(default_factory=list)
     contrib_index: dict[ContribLabels, int] = field(default_factory=dict)
+    # the changelog's JSON of each contrib_labels row, by index (restate._packed_value)
+    contrib_label_json: list[bytes] = field(default_factory=list)
     dirty_contributions: set[str] = field(default_factory=set)
     # changelog of the contributions (streams/state/changelog.py): uscc → length of its packed
     # entries before this batch's first append (absent for a dirty enterprise whose entries
