@@ -359,6 +359,7 @@ class RuleEngine:
         self._dormant_i = index.get(DormantReactivation, -1)
         self._gap_us = config.dormant.days * DAY_US
         self._daily = [i for i, r in enumerate(self.rules) if isinstance(r, DailyRule)]
+        self._day0 = self._daily[0] if self._daily else -1
         self._pass_i = index.get(PassThrough, -1)
         self._pass_w = config.pass_through.window_hours * HOUR_US
         self._struct_i = index.get(Structuring, -1)
@@ -430,43 +431,58 @@ class RuleEngine:
         # one-event rules and velocity are due only when a transaction can fire them (a large
         # transfer, a reactivation candidate, an hour reaching min_count), so an enterprise
         # without any is looked at when its day or an anchored window closes, not hourly
+        lowered = False  # a due moved earlier (else the enterprise's schedule stands)
         k = self._single
         if k >= 0 and flags & LARGE and not flags & CASH and hour_end < dues[k]:
             dues[k] = hour_end
+            lowered = True
         k = self._velocity_i
         if k >= 0 and count >= self._vmin and hour_end < dues[k]:
             dues[k] = hour_end
+            lowered = True
         k = self._dormant_i
         if k >= 0 and hour_end < dues[k]:
             # DormantReactivation.candidate(ent, pos)
-            prev = txs[pos - 1].ts if pos else None
+            prev = txs[pos - 1][0] if pos else None
             last = ent.last_active
             if last is not None and (prev is None or last > prev):
                 prev = last
             if prev is not None and ts - prev >= self._gap_us:
                 dues[k] = hour_end
-        if self._daily:
+                lowered = True
+        k = self._day0
+        if k >= 0:
+            # the daily rules' dues are always equal (each is the end of the first Beijing
+            # day with transactions not yet decided): one test for all of them
             end_of_day = (ts + _SHANGHAI_US) // DAY_US * DAY_US - _SHANGHAI_US + DAY_US
-            for k in self._daily:
-                if end_of_day < dues[k]:
+            if end_of_day < dues[k]:
+                for k in self._daily:
                     dues[k] = end_of_day
+                lowered = True
         k = self._pass_i
         if k >= 0 and flags & CREDIT:
             due_k = ts + self._pass_w
             if due_k < dues[k]:
                 dues[k] = due_k
+                lowered = True
         k = self._struct_i
         if k >= 0 and self._struct_low <= fen * 100 < self._struct_high:
             due_k = ts + self._struct_w
             if due_k < dues[k]:
                 dues[k] = due_k
+                lowered = True
         rs.dirty.add(uscc)
+        current = rs.due.get(uscc)
+        if not lowered and current is not None and self._day0 >= 0:
+            # no due moved (and the daily ones are set, so one is due): the enterprise is
+            # already scheduled at or before the soonest (observe schedules the soonest,
+            # advance the soonest, which is after `upto`)
+            return
         # the soonest rule due (never before the hour is over: one-event rules go by the
         # hour, the others by hour, day or W ≥ 1 h)
         due = min(dues)
         if due >= NEVER:
             due = day_end(ts)  # no rule due: looked at once a day all the same (pruning)
-        current = rs.due.get(uscc)
         if current is None or due < current:
             rs.schedule(uscc, due)
 
@@ -499,36 +515,57 @@ class RuleEngine:
         rs.upto = upto
         heap = rs.heap
         pending = rs.due
-        indexed = self._indexed
+        enterprises = rs.enterprises
+        dirty = rs.dirty
+        rules = self.rules
+        heappop = heapq.heappop
+        bisect_left = bisect.bisect_left
         upto_hour = hour_floor(upto)
+        # _prune's bounds, the same for every enterprise decided now
+        keep_from = upto - self.lookback_us
+        low_hour = self.velocity.keep_hours_from(upto)
         while heap and heap[0][0] <= upto:
-            due, uscc = heapq.heappop(heap)
+            due, uscc = heappop(heap)
             if pending.get(uscc) != due:
                 continue  # superseded
             del pending[uscc]
-            ent = rs.enterprises[uscc]
+            ent = enterprises[uscc]
             dues = ent.dues
-            for i, rule in indexed:
-                if dues[i] <= upto:  # the others have nothing in (decided, upto]
-                    decided, dues[i] = rule.decide_due(ent, upto)
-                    if decided:
-                        hits.extend((uscc, h) for h in decided)
+            # the others have nothing in (decided, upto]; deciding one rule moves no other's due
+            for i in [i for i, d in enumerate(dues) if d <= upto]:
+                decided, dues[i] = rules[i].decide_due(ent, upto)
+                if decided:
+                    hits.extend((uscc, h) for h in decided)
             # the newest transaction decided now (PerEventRule.pending's last, without a slice)
             txs = ent.txs
-            i = bisect.bisect_left(txs, (upto_hour,))
-            if i and txs[i - 1].ts >= hour_floor(ent.decided):
-                ent.last_active = txs[i - 1].ts
+            i = bisect_left(txs, (upto_hour,))
+            if i and txs[i - 1][0] >= ent.decided // HOUR_US * HOUR_US:
+                ent.last_active = txs[i - 1][0]
             ent.decided = upto
-            self._prune(ent, upto)
-            rs.dirty.add(uscc)
+            # _prune, inline
+            if txs and txs[0][0] < keep_from:
+                ent.txs = txs = txs[bisect_left(txs, (keep_from,)) :]
+            hours = ent.hours
+            if hours and min(hours) < low_hour:
+                for h in [h for h in hours if h < low_hour]:
+                    del hours[h]
+            cursors = ent.cursors
+            if cursors:
+                for key in [k for k, c in cursors.items() if c < keep_from]:
+                    del cursors[key]
+            dirty.add(uscc)
             soonest = min(dues)
-            next_due = None if soonest >= NEVER else max(soonest, upto + 1)
-            last = ent.last_active
-            if next_due is None and not ent.txs and last is not None:
-                del rs.enterprises[uscc]  # nothing left to decide: keep it compact
-                rs.idle[uscc] = (last, _pack(ent.hours))
-                rs.rewrite.add(uscc)
-            rs.schedule(uscc, next_due)
+            if soonest >= NEVER:
+                last = ent.last_active
+                if not txs and last is not None:
+                    del enterprises[uscc]  # nothing left to decide: keep it compact
+                    rs.idle[uscc] = (last, _pack(hours))
+                    rs.rewrite.add(uscc)
+                pending.pop(uscc, None)  # rs.schedule(uscc, None)
+            else:
+                next_due = soonest if soonest > upto else upto + 1
+                pending[uscc] = next_due  # rs.schedule: popped above, so not pending
+                heapq.heappush(heap, (next_due, uscc))
         hits.sort(key=lambda h: (h[1].window_start, h[0], h[1].rule.value))
         return hits
 
