@@ -104,14 +104,44 @@ def _unpack(packed: bytes) -> dict[int, int]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-# RulesState.based[uscc]: its live deltas and their transactions since its whole record, and
-# the fields as the last record left them (a delta writes only those that changed)
-_COUNT, _TXS, _DECIDED, _CURSORS, _ACTIVE, _LOW_HOUR, _KEPT = range(7)
+# RulesState.based[uscc]: its live deltas and their transactions since its whole record, the
+# fields as the last record left them (a delta writes only those that changed), and the packs
+# (`al:~<seq>`) holding its live deltas (empty: none, or deltas in the per-enterprise form
+# `al:<uscc>:<n>` written before the packs, which its next record replaces)
+_COUNT, _TXS, _DECIDED, _CURSORS, _ACTIVE, _LOW_HOUR, _KEPT, _PACKS = range(8)
 
 
-def _base(ent: Enterprise, count: int, txs: int) -> list[Any]:
+def _base(ent: Enterprise, count: int, txs: int, packs: list[int] | None = None) -> list[Any]:
     low = min(ent.hours) if ent.hours else None
-    return [count, txs, ent.decided, dict(ent.cursors), ent.last_active, low, len(ent.txs)]
+    return [
+        count, txs, ent.decided, dict(ent.cursors), ent.last_active, low, len(ent.txs),
+        packs if packs is not None else [],
+    ]  # fmt: skip
+
+
+def _apply_delta(ent: Enterprise, d: dict[str, Any]) -> int:
+    """Apply one delta (either form) on the records before it; the transactions it added."""
+    added = 0
+    for row in zip(*d.get("t", ()), strict=True):
+        tx = Tx(*row)
+        bisect.insort(ent.txs, tx)
+        hour = tx.ts // HOUR_US
+        ent.hours[hour] = ent.hours.get(hour, 0) + 1
+        added += 1
+    if "d" in d:
+        ent.decided = int(d["d"])
+    if "c" in d:
+        ent.cursors = {k: int(v) for k, v in d["c"].items()}
+    if "a" in d:
+        ent.last_active = d["a"]
+    if "n" in d:
+        excess = len(ent.txs) - int(d["n"])
+        if excess > 0:
+            del ent.txs[:excess]  # pruning drops the oldest
+    if "hl" in d:
+        low = d["hl"]
+        ent.hours = {h: n for h, n in ent.hours.items() if low is not None and h >= low}
+    return added
 
 
 def _delta(ent: Enterprise, base: list[Any], added: list[Tx]) -> dict[str, Any] | None:
@@ -170,6 +200,13 @@ class RulesState:
         self.based: dict[str, list[Any]] = {}
         self.rewrite: set[str] = set()
         self._deltas: dict[str, dict[int, dict[str, Any]]] = {}
+        # packs: seq → how many enterprises still have their delta in it (tombstoned at 0);
+        # the last seq written (whole records carry it as "s": a pack at or before it does
+        # not apply to them); packs a restore read, and the whole records' "s"
+        self.packs: dict[int, int] = {}
+        self.pack_seq = 0
+        self._packs_read: dict[int, dict[str, dict[str, Any]]] = {}
+        self._whole_seq: dict[str, int] = {}
         self.open_dirty: set[tuple[str, str]] = set()  # (uscc, hit id) opened or closed
 
     def schedule(self, uscc: str, due: int | None) -> None:
@@ -216,6 +253,15 @@ class RulesState:
             value = orjson.dumps(key) if key is not None else None
             out.append((f"al:{uscc}#{hit_id}".encode(), value))
         self.open_dirty.clear()
+        packs = self.packs
+        for n in [n for n, left in packs.items() if not left]:  # restored, needed by none
+            del packs[n]
+            out.append((b"al:~%d" % n, None))
+        if not self.dirty:
+            return out
+        seq = self.pack_seq = self.pack_seq + 1
+        pack: dict[str, dict[str, Any]] = {}
+        released: list[int] = []
         for uscc in sorted(self.dirty):
             ent = self.enterprises.get(uscc)
             base = self.based.get(uscc)
@@ -224,6 +270,8 @@ class RulesState:
                 ent is not None
                 and base is not None
                 and uscc not in self.rewrite
+                and len(base) > _PACKS
+                and len(base[_PACKS]) == base[_COUNT]  # none in the form before the packs
                 and base[_COUNT] < MAX_DELTAS
                 and base[_TXS] + len(added) <= max(len(ent.txs), DELTA_MIN_TXS)
             ):
@@ -233,27 +281,45 @@ class RulesState:
                     continue  # nothing a restore would change
                 base[_COUNT] += 1
                 base[_TXS] += len(added)
-                out.append((f"al:{uscc}:{base[_COUNT]}".encode(), orjson.dumps(delta)))
+                base[_PACKS].append(seq)
+                pack[uscc] = delta
                 continue
             if ent is not None:
                 ent.added = []
             doc = self.to_json(uscc)
+            if doc is not None:
+                doc["s"] = seq  # the packs up to this one hold nothing for it any more
             out.append((f"al:{uscc}".encode(), orjson.dumps(doc) if doc is not None else None))
-            if base is not None:
+            if base is not None and len(base) > _PACKS and base[_PACKS]:
+                released += base[_PACKS]
+            elif base is not None:  # deltas in the per-enterprise form (before the packs)
                 tombstones = range(1, base[_COUNT] + 1)
-                out.extend((f"al:{uscc}:{seq}".encode(), None) for seq in tombstones)
+                out.extend((f"al:{uscc}:{n}".encode(), None) for n in tombstones)
             if doc is None:
                 self.based.pop(uscc, None)
             else:  # an idle enterprise: whole again when it comes back
                 self.based[uscc] = _base(ent, 0, 0) if ent is not None else [0, 0]
         self.dirty.clear()
         self.rewrite.clear()
+        if pack:
+            packs[seq] = len(pack)
+            out.append((b"al:~%d" % seq, orjson.dumps(pack)))
+        for n in released:
+            left = packs.get(n, 1) - 1
+            if left:
+                packs[n] = left
+            else:  # no enterprise needs it any more
+                del packs[n]
+                out.append((b"al:~%d" % n, None))
         return out
 
     def settle(self) -> None:
         """Apply the deltas a restore read, in order, on their whole records (a restore
-        meets them in any order: the local copy replays by key)."""
-        if not self._deltas:
+        meets them in any order: the local copy replays by key): the per-enterprise ones
+        written before the packs, then the packs by seq, each only on a whole record older
+        than it."""
+        if not self._deltas and not self._packs_read:
+            self._whole_seq.clear()
             return
         for uscc, deltas in self._deltas.items():
             ent = self.enterprises.get(uscc)
@@ -263,29 +329,30 @@ class RulesState:
             for seq in sorted(deltas):
                 # a field a delta leaves out is as the record before it left it (the form
                 # before issue 18 has every field)
-                d = deltas[seq]
-                for row in zip(*d.get("t", ()), strict=True):
-                    tx = Tx(*row)
-                    bisect.insort(ent.txs, tx)
-                    hour = tx.ts // HOUR_US
-                    ent.hours[hour] = ent.hours.get(hour, 0) + 1
-                    added += 1
-                if "d" in d:
-                    ent.decided = int(d["d"])
-                if "c" in d:
-                    ent.cursors = {k: int(v) for k, v in d["c"].items()}
-                if "a" in d:
-                    ent.last_active = d["a"]
-                if "n" in d:
-                    excess = len(ent.txs) - int(d["n"])
-                    if excess > 0:
-                        del ent.txs[:excess]  # pruning drops the oldest
-                if "hl" in d:
-                    low = d["hl"]
-                    ent.hours = {h: n for h, n in ent.hours.items() if low is not None and h >= low}
+                added += _apply_delta(ent, deltas[seq])
                 self.upto = max(self.upto, ent.decided)
-            self.based[uscc] = _base(ent, len(deltas), added)
+            self.based[uscc] = _base(ent, len(deltas), added)  # its next record is whole
         self._deltas.clear()
+        whole = self._whole_seq
+        for seq in sorted(self._packs_read):
+            self.pack_seq = max(self.pack_seq, seq)
+            live = 0
+            for uscc, d in self._packs_read[seq].items():
+                ent = self.enterprises.get(uscc)
+                base = self.based.get(uscc)
+                if ent is None or base is None or seq <= whole.get(uscc, 0):
+                    continue  # its whole record (or tombstone) came after this pack
+                added = _apply_delta(ent, d)
+                self.upto = max(self.upto, ent.decided)
+                packs = base[_PACKS] + [seq] if len(base) > _PACKS else [seq]
+                self.based[uscc] = _base(ent, base[_COUNT] + 1, base[_TXS] + added, packs)
+                live += 1
+            if live:
+                self.packs[seq] = live
+            else:  # superseded throughout: tombstoned with the next records
+                self.packs[seq] = 0
+        self._packs_read.clear()
+        self._whole_seq.clear()
         self.stale = True
 
     def load(self, uscc: str, doc: Any) -> None:
@@ -300,6 +367,15 @@ class RulesState:
             else:
                 self.open.setdefault(uscc, {})[hit_id] = tuple(doc)
             return
+        if uscc[:1] == "~":  # a pack of deltas (RulesState.changelog_records)
+            n = int(uscc[1:])
+            self.pack_seq = max(self.pack_seq, n)
+            if doc is None:
+                self._packs_read.pop(n, None)
+            else:
+                self._packs_read[n] = doc
+            self.stale = True
+            return
         uscc, delta, seq = uscc.partition(":")
         if delta:
             if doc is None:
@@ -313,7 +389,11 @@ class RulesState:
             self.idle.pop(uscc, None)
             self.based.pop(uscc, None)
             self._deltas.pop(uscc, None)
+            self._whole_seq.pop(uscc, None)
             return
+        whole_seq = int(doc.get("s", 0))  # none before the packs
+        self._whole_seq[uscc] = whole_seq
+        self.pack_seq = max(self.pack_seq, whole_seq)
         self.based[uscc] = [0, 0]  # idle: whole again when it comes back
         hours = b64decode(doc["h"])
         if "t" not in doc:

@@ -216,14 +216,20 @@ def _state(rs: RulesState) -> Any:
     stream=streams(),
     config=st.sampled_from([CONFIG, SMALL, NO_DAILY, FEW]),
     batch=st.integers(1, 6),
+    restore_at=st.integers(0, 12),
 )
 def test_the_fast_paths_keep_the_same_state_and_hits(
-    stream: list[tuple[TransactionEvent, int]], config: RuleSet, batch: int
+    stream: list[tuple[TransactionEvent, int]], config: RuleSet, batch: int, restore_at: int
 ) -> None:
     fast, ref = RuleEngine(config), ReferenceEngine(config)
     a, b = RulesState(), RulesState()
     log: list[tuple[bytes, bytes | None]] = []
     wm: int | None = None
+    # a third copy restored from the changelog after batch `restore_at`, then carrying on
+    # (writing packs on top of the restored ones): the same hits, and its own log restores
+    back: RulesState | None = None
+    back_log: list[tuple[bytes, bytes | None]] = []
+    batches = 0
     for i, (ev, fen) in enumerate(stream):
         ts = _us(ev.occurred_at)
         fast.observe(a, ev, ts, fen, "l2")
@@ -235,25 +241,47 @@ def test_the_fast_paths_keep_the_same_state_and_hits(
             ).flags
             == flags_of(config, ev, fen)
         )
+        if back is not None:
+            fast.observe(back, ev, ts, fen, "l2")
         wm = ts if wm is None else max(wm, ts)
         if (i + 1) % batch == 0 or i + 1 == len(stream):
-            assert fast.advance(a, wm - GRACE) == ref.advance(b, wm - GRACE)
+            hits = fast.advance(a, wm - GRACE)
+            assert hits == ref.advance(b, wm - GRACE)
             assert _state(a) == _state(b)
             log += a.changelog_records()  # deltas with only what changed
             _assert_restores(log, a)
+            if back is not None:
+                assert fast.advance(back, wm - GRACE) == hits
+                back_log += back.changelog_records()
+                _assert_restores(back_log, back)
+            batches += 1
+            if batches == restore_at:
+                back = _restore(log)
+                back_log = list(log)
     assert wm is not None
     # and everything to the end of time (every window closes)
-    assert fast.advance(a, wm + 400 * 24 * HOUR_US) == ref.advance(b, wm + 400 * 24 * HOUR_US)
+    end = wm + 400 * 24 * HOUR_US
+    hits = fast.advance(a, end)
+    assert hits == ref.advance(b, end)
     assert _state(a) == _state(b)
     log += a.changelog_records()
     _assert_restores(log, a)
+    if back is not None:
+        assert fast.advance(back, end) == hits
+        back_log += back.changelog_records()
+        _assert_restores(back_log, back)
+
+
+def _restore(log: list[tuple[bytes, bytes | None]]) -> RulesState:
+    rs = RulesState()
+    for key, value in log:
+        rs.load(key.decode()[3:], None if value is None else orjson.loads(value))
+    rs.settle()
+    return rs
 
 
 def _assert_restores(log: list[tuple[bytes, bytes | None]], live: RulesState) -> None:
-    back = RulesState()
-    for key, value in log:
-        back.load(key.decode()[3:], None if value is None else orjson.loads(value))
-    back.settle()
+    back = _restore(log)
     assert back.idle == live.idle
     assert back.upto <= live.upto
     assert {
@@ -264,6 +292,8 @@ def _assert_restores(log: list[tuple[bytes, bytes | None]], live: RulesState) ->
         for u, e in live.enterprises.items()
     }
     assert back.based == live.based
+    assert back.packs == live.packs
+    assert back.pack_seq <= live.pack_seq  # ahead of every pack and whole record read
 
 
 @settings(max_examples=300, deadline=None)
