@@ -51,10 +51,21 @@ from streams.rules.round_amounts import RoundAmounts
 from streams.rules.structuring import Structuring
 from streams.rules.velocity import Velocity
 
-__all__ = ["DELTA_MIN_TXS", "MAX_DELTAS", "RuleEngine", "RulesState", "build_alert", "flags_of"]
+__all__ = [
+    "DELTA_MIN_TXS",
+    "MAX_DELTAS",
+    "MAX_PACK_AGE",
+    "RuleEngine",
+    "RulesState",
+    "build_alert",
+    "flags_of",
+]
 
 # `al:` delta records per enterprise before its whole record is written again
 MAX_DELTAS = 32
+# packs (`al:~<seq>`) live at most this many batches: the enterprises whose deltas keep an
+# older one alive get a whole record, so a restore reads at most this many packs
+MAX_PACK_AGE = 32
 # deltas may hold this many transactions even when the enterprise keeps fewer
 DELTA_MIN_TXS = 16
 
@@ -200,10 +211,10 @@ class RulesState:
         self.based: dict[str, list[Any]] = {}
         self.rewrite: set[str] = set()
         self._deltas: dict[str, dict[int, dict[str, Any]]] = {}
-        # packs: seq → how many enterprises still have their delta in it (tombstoned at 0);
+        # packs: seq → the enterprises whose delta in it is live (tombstoned when none is);
         # the last seq written (whole records carry it as "s": a pack at or before it does
         # not apply to them); packs a restore read, and the whole records' "s"
-        self.packs: dict[int, int] = {}
+        self.packs: dict[int, set[str]] = {}
         self.pack_seq = 0
         self._packs_read: dict[int, dict[str, dict[str, Any]]] = {}
         self._whole_seq: dict[str, int] = {}
@@ -240,11 +251,14 @@ class RulesState:
     def changelog_records(self) -> list[tuple[bytes, bytes | None]]:
         """The `al:` records of the enterprises changed since the last commit. An enterprise
         whose state only moved on (transactions kept, time decided, old ones pruned) gets a
-        delta `al:<uscc>:<seq>`: its new transactions and the small fields that changed
-        (`_delta`; none if nothing did). A whole record
-        (and tombstones for its deltas) when it has none yet, went idle or back, or its
-        deltas reached MAX_DELTAS records or hold more transactions than it keeps (so the
-        bytes written stay linear in the transactions kept). Each open hit is a record
+        delta: its new transactions and the small fields that changed (`_delta`; none if
+        nothing did), all of this call's deltas in one pack record `al:~<seq>` ({uscc:
+        delta}; one record per batch instead of one per enterprise: fewer Kafka records to
+        produce and restore). A whole record `al:<uscc>` (with "s": the seq of this call, so
+        a restore applies only later packs to it) when it has none yet, went idle or back,
+        its deltas reached MAX_DELTAS or hold more transactions than it keeps (so the bytes
+        written stay linear in the transactions kept), or one of its packs is MAX_PACK_AGE
+        old. A pack no enterprise needs any more is tombstoned. Each open hit is a record
         `al:<uscc>#<hit id>`, tombstoned when acknowledged."""
         self.settle()
         out: list[tuple[bytes, bytes | None]] = []
@@ -260,8 +274,13 @@ class RulesState:
         if not self.dirty:
             return out
         seq = self.pack_seq = self.pack_seq + 1
+        for n, usccs in packs.items():  # by seq: written (and restored) in order
+            if n > seq - MAX_PACK_AGE:
+                break
+            self.dirty |= usccs  # too old: what it still holds goes into whole records
+            self.rewrite |= usccs
         pack: dict[str, dict[str, Any]] = {}
-        released: list[int] = []
+        released: list[tuple[int, str]] = []
         for uscc in sorted(self.dirty):
             ent = self.enterprises.get(uscc)
             base = self.based.get(uscc)
@@ -291,7 +310,7 @@ class RulesState:
                 doc["s"] = seq  # the packs up to this one hold nothing for it any more
             out.append((f"al:{uscc}".encode(), orjson.dumps(doc) if doc is not None else None))
             if base is not None and len(base) > _PACKS and base[_PACKS]:
-                released += base[_PACKS]
+                released += [(n, uscc) for n in base[_PACKS]]
             elif base is not None:  # deltas in the per-enterprise form (before the packs)
                 tombstones = range(1, base[_COUNT] + 1)
                 out.extend((f"al:{uscc}:{n}".encode(), None) for n in tombstones)
@@ -302,13 +321,14 @@ class RulesState:
         self.dirty.clear()
         self.rewrite.clear()
         if pack:
-            packs[seq] = len(pack)
+            packs[seq] = set(pack)
             out.append((b"al:~%d" % seq, orjson.dumps(pack)))
-        for n in released:
-            left = packs.get(n, 1) - 1
-            if left:
-                packs[n] = left
-            else:  # no enterprise needs it any more
+        for n, uscc in released:
+            live = packs.get(n)
+            if live is None:
+                continue
+            live.discard(uscc)
+            if not live:  # no enterprise needs it any more
                 del packs[n]
                 out.append((b"al:~%d" % n, None))
         return out
@@ -336,7 +356,7 @@ class RulesState:
         whole = self._whole_seq
         for seq in sorted(self._packs_read):
             self.pack_seq = max(self.pack_seq, seq)
-            live = 0
+            live: set[str] = set()
             for uscc, d in self._packs_read[seq].items():
                 ent = self.enterprises.get(uscc)
                 base = self.based.get(uscc)
@@ -346,11 +366,8 @@ class RulesState:
                 self.upto = max(self.upto, ent.decided)
                 packs = base[_PACKS] + [seq] if len(base) > _PACKS else [seq]
                 self.based[uscc] = _base(ent, base[_COUNT] + 1, base[_TXS] + added, packs)
-                live += 1
-            if live:
-                self.packs[seq] = live
-            else:  # superseded throughout: tombstoned with the next records
-                self.packs[seq] = 0
+                live.add(uscc)
+            self.packs[seq] = live  # none: superseded throughout, tombstoned next time
         self._packs_read.clear()
         self._whole_seq.clear()
         self.stale = True
