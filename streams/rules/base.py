@@ -209,7 +209,7 @@ class AnchoredRule(Rule):
     def judge(self, window: list[Tx], start: int) -> Hit | None: ...
 
     def _anchor(self, ent: Enterprise) -> Tx | None:
-        cursor = ent.cursors.get(self.rule.value, 0)
+        cursor = ent.cursors.get(self.rule._value_, 0)
         txs = ent.txs
         is_anchor = self.is_anchor
         for i in range(bisect_left(txs, (cursor,)), len(txs)):
@@ -219,7 +219,7 @@ class AnchoredRule(Rule):
 
     def decide(self, ent: Enterprise, upto: int) -> list[Hit]:
         hits = []
-        key = self.rule.value
+        key = self.rule._value_
         while (anchor := self._anchor(ent)) is not None and anchor.ts + self.window_us <= upto:
             end = anchor.ts + self.window_us
             hit = self.judge(ent.between(anchor.ts, end), anchor.ts)

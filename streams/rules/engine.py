@@ -51,10 +51,21 @@ from streams.rules.round_amounts import RoundAmounts
 from streams.rules.structuring import Structuring
 from streams.rules.velocity import Velocity
 
-__all__ = ["DELTA_MIN_TXS", "MAX_DELTAS", "RuleEngine", "RulesState", "build_alert", "flags_of"]
+__all__ = [
+    "DELTA_MIN_TXS",
+    "MAX_DELTAS",
+    "MAX_PACK_AGE",
+    "RuleEngine",
+    "RulesState",
+    "build_alert",
+    "flags_of",
+]
 
 # `al:` delta records per enterprise before its whole record is written again
 MAX_DELTAS = 32
+# packs (`al:~<seq>`) live at most this many batches: the enterprises whose deltas keep an
+# older one alive get a whole record, so a restore reads at most this many packs
+MAX_PACK_AGE = 32
 # deltas may hold this many transactions even when the enterprise keeps fewer
 DELTA_MIN_TXS = 16
 
@@ -104,14 +115,44 @@ def _unpack(packed: bytes) -> dict[int, int]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-# RulesState.based[uscc]: its live deltas and their transactions since its whole record, and
-# the fields as the last record left them (a delta writes only those that changed)
-_COUNT, _TXS, _DECIDED, _CURSORS, _ACTIVE, _LOW_HOUR, _KEPT = range(7)
+# RulesState.based[uscc]: its live deltas and their transactions since its whole record, the
+# fields as the last record left them (a delta writes only those that changed), and the packs
+# (`al:~<seq>`) holding its live deltas (empty: none, or deltas in the per-enterprise form
+# `al:<uscc>:<n>` written before the packs, which its next record replaces)
+_COUNT, _TXS, _DECIDED, _CURSORS, _ACTIVE, _LOW_HOUR, _KEPT, _PACKS = range(8)
 
 
-def _base(ent: Enterprise, count: int, txs: int) -> list[Any]:
+def _base(ent: Enterprise, count: int, txs: int, packs: list[int] | None = None) -> list[Any]:
     low = min(ent.hours) if ent.hours else None
-    return [count, txs, ent.decided, dict(ent.cursors), ent.last_active, low, len(ent.txs)]
+    return [
+        count, txs, ent.decided, dict(ent.cursors), ent.last_active, low, len(ent.txs),
+        packs if packs is not None else [],
+    ]  # fmt: skip
+
+
+def _apply_delta(ent: Enterprise, d: dict[str, Any]) -> int:
+    """Apply one delta (either form) on the records before it; the transactions it added."""
+    added = 0
+    for row in zip(*d.get("t", ()), strict=True):
+        tx = Tx(*row)
+        bisect.insort(ent.txs, tx)
+        hour = tx.ts // HOUR_US
+        ent.hours[hour] = ent.hours.get(hour, 0) + 1
+        added += 1
+    if "d" in d:
+        ent.decided = int(d["d"])
+    if "c" in d:
+        ent.cursors = {k: int(v) for k, v in d["c"].items()}
+    if "a" in d:
+        ent.last_active = d["a"]
+    if "n" in d:
+        excess = len(ent.txs) - int(d["n"])
+        if excess > 0:
+            del ent.txs[:excess]  # pruning drops the oldest
+    if "hl" in d:
+        low = d["hl"]
+        ent.hours = {h: n for h, n in ent.hours.items() if low is not None and h >= low}
+    return added
 
 
 def _delta(ent: Enterprise, base: list[Any], added: list[Tx]) -> dict[str, Any] | None:
@@ -170,6 +211,13 @@ class RulesState:
         self.based: dict[str, list[Any]] = {}
         self.rewrite: set[str] = set()
         self._deltas: dict[str, dict[int, dict[str, Any]]] = {}
+        # packs: seq → the enterprises whose delta in it is live (tombstoned when none is);
+        # the last seq written (whole records carry it as "s": a pack at or before it does
+        # not apply to them); packs a restore read, and the whole records' "s"
+        self.packs: dict[int, set[str]] = {}
+        self.pack_seq = 0
+        self._packs_read: dict[int, dict[str, dict[str, Any]]] = {}
+        self._whole_seq: dict[str, int] = {}
         self.open_dirty: set[tuple[str, str]] = set()  # (uscc, hit id) opened or closed
 
     def schedule(self, uscc: str, due: int | None) -> None:
@@ -203,11 +251,14 @@ class RulesState:
     def changelog_records(self) -> list[tuple[bytes, bytes | None]]:
         """The `al:` records of the enterprises changed since the last commit. An enterprise
         whose state only moved on (transactions kept, time decided, old ones pruned) gets a
-        delta `al:<uscc>:<seq>`: its new transactions and the small fields that changed
-        (`_delta`; none if nothing did). A whole record
-        (and tombstones for its deltas) when it has none yet, went idle or back, or its
-        deltas reached MAX_DELTAS records or hold more transactions than it keeps (so the
-        bytes written stay linear in the transactions kept). Each open hit is a record
+        delta: its new transactions and the small fields that changed (`_delta`; none if
+        nothing did), all of this call's deltas in one pack record `al:~<seq>` ({uscc:
+        delta}; one record per batch instead of one per enterprise: fewer Kafka records to
+        produce and restore). A whole record `al:<uscc>` (with "s": the seq of this call, so
+        a restore applies only later packs to it) when it has none yet, went idle or back,
+        its deltas reached MAX_DELTAS or hold more transactions than it keeps (so the bytes
+        written stay linear in the transactions kept), or one of its packs is MAX_PACK_AGE
+        old. A pack no enterprise needs any more is tombstoned. Each open hit is a record
         `al:<uscc>#<hit id>`, tombstoned when acknowledged."""
         self.settle()
         out: list[tuple[bytes, bytes | None]] = []
@@ -216,6 +267,20 @@ class RulesState:
             value = orjson.dumps(key) if key is not None else None
             out.append((f"al:{uscc}#{hit_id}".encode(), value))
         self.open_dirty.clear()
+        packs = self.packs
+        for n in [n for n, left in packs.items() if not left]:  # restored, needed by none
+            del packs[n]
+            out.append((b"al:~%d" % n, None))
+        if not self.dirty:
+            return out
+        seq = self.pack_seq = self.pack_seq + 1
+        for n, usccs in packs.items():  # by seq: written (and restored) in order
+            if n > seq - MAX_PACK_AGE:
+                break
+            self.dirty |= usccs  # too old: what it still holds goes into whole records
+            self.rewrite |= usccs
+        pack: dict[str, dict[str, Any]] = {}
+        released: list[tuple[int, str]] = []
         for uscc in sorted(self.dirty):
             ent = self.enterprises.get(uscc)
             base = self.based.get(uscc)
@@ -224,6 +289,8 @@ class RulesState:
                 ent is not None
                 and base is not None
                 and uscc not in self.rewrite
+                and len(base) > _PACKS
+                and len(base[_PACKS]) == base[_COUNT]  # none in the form before the packs
                 and base[_COUNT] < MAX_DELTAS
                 and base[_TXS] + len(added) <= max(len(ent.txs), DELTA_MIN_TXS)
             ):
@@ -233,27 +300,46 @@ class RulesState:
                     continue  # nothing a restore would change
                 base[_COUNT] += 1
                 base[_TXS] += len(added)
-                out.append((f"al:{uscc}:{base[_COUNT]}".encode(), orjson.dumps(delta)))
+                base[_PACKS].append(seq)
+                pack[uscc] = delta
                 continue
             if ent is not None:
                 ent.added = []
             doc = self.to_json(uscc)
+            if doc is not None:
+                doc["s"] = seq  # the packs up to this one hold nothing for it any more
             out.append((f"al:{uscc}".encode(), orjson.dumps(doc) if doc is not None else None))
-            if base is not None:
+            if base is not None and len(base) > _PACKS and base[_PACKS]:
+                released += [(n, uscc) for n in base[_PACKS]]
+            elif base is not None:  # deltas in the per-enterprise form (before the packs)
                 tombstones = range(1, base[_COUNT] + 1)
-                out.extend((f"al:{uscc}:{seq}".encode(), None) for seq in tombstones)
+                out.extend((f"al:{uscc}:{n}".encode(), None) for n in tombstones)
             if doc is None:
                 self.based.pop(uscc, None)
             else:  # an idle enterprise: whole again when it comes back
                 self.based[uscc] = _base(ent, 0, 0) if ent is not None else [0, 0]
         self.dirty.clear()
         self.rewrite.clear()
+        if pack:
+            packs[seq] = set(pack)
+            out.append((b"al:~%d" % seq, orjson.dumps(pack)))
+        for n, uscc in released:
+            live = packs.get(n)
+            if live is None:
+                continue
+            live.discard(uscc)
+            if not live:  # no enterprise needs it any more
+                del packs[n]
+                out.append((b"al:~%d" % n, None))
         return out
 
     def settle(self) -> None:
         """Apply the deltas a restore read, in order, on their whole records (a restore
-        meets them in any order: the local copy replays by key)."""
-        if not self._deltas:
+        meets them in any order: the local copy replays by key): the per-enterprise ones
+        written before the packs, then the packs by seq, each only on a whole record older
+        than it."""
+        if not self._deltas and not self._packs_read:
+            self._whole_seq.clear()
             return
         for uscc, deltas in self._deltas.items():
             ent = self.enterprises.get(uscc)
@@ -263,29 +349,27 @@ class RulesState:
             for seq in sorted(deltas):
                 # a field a delta leaves out is as the record before it left it (the form
                 # before issue 18 has every field)
-                d = deltas[seq]
-                for row in zip(*d.get("t", ()), strict=True):
-                    tx = Tx(*row)
-                    bisect.insort(ent.txs, tx)
-                    hour = tx.ts // HOUR_US
-                    ent.hours[hour] = ent.hours.get(hour, 0) + 1
-                    added += 1
-                if "d" in d:
-                    ent.decided = int(d["d"])
-                if "c" in d:
-                    ent.cursors = {k: int(v) for k, v in d["c"].items()}
-                if "a" in d:
-                    ent.last_active = d["a"]
-                if "n" in d:
-                    excess = len(ent.txs) - int(d["n"])
-                    if excess > 0:
-                        del ent.txs[:excess]  # pruning drops the oldest
-                if "hl" in d:
-                    low = d["hl"]
-                    ent.hours = {h: n for h, n in ent.hours.items() if low is not None and h >= low}
+                added += _apply_delta(ent, deltas[seq])
                 self.upto = max(self.upto, ent.decided)
-            self.based[uscc] = _base(ent, len(deltas), added)
+            self.based[uscc] = _base(ent, len(deltas), added)  # its next record is whole
         self._deltas.clear()
+        whole = self._whole_seq
+        for seq in sorted(self._packs_read):
+            self.pack_seq = max(self.pack_seq, seq)
+            live: set[str] = set()
+            for uscc, d in self._packs_read[seq].items():
+                ent = self.enterprises.get(uscc)
+                base = self.based.get(uscc)
+                if ent is None or base is None or seq <= whole.get(uscc, 0):
+                    continue  # its whole record (or tombstone) came after this pack
+                added = _apply_delta(ent, d)
+                self.upto = max(self.upto, ent.decided)
+                packs = base[_PACKS] + [seq] if len(base) > _PACKS else [seq]
+                self.based[uscc] = _base(ent, base[_COUNT] + 1, base[_TXS] + added, packs)
+                live.add(uscc)
+            self.packs[seq] = live  # none: superseded throughout, tombstoned next time
+        self._packs_read.clear()
+        self._whole_seq.clear()
         self.stale = True
 
     def load(self, uscc: str, doc: Any) -> None:
@@ -300,6 +384,15 @@ class RulesState:
             else:
                 self.open.setdefault(uscc, {})[hit_id] = tuple(doc)
             return
+        if uscc[:1] == "~":  # a pack of deltas (RulesState.changelog_records)
+            n = int(uscc[1:])
+            self.pack_seq = max(self.pack_seq, n)
+            if doc is None:
+                self._packs_read.pop(n, None)
+            else:
+                self._packs_read[n] = doc
+            self.stale = True
+            return
         uscc, delta, seq = uscc.partition(":")
         if delta:
             if doc is None:
@@ -313,7 +406,11 @@ class RulesState:
             self.idle.pop(uscc, None)
             self.based.pop(uscc, None)
             self._deltas.pop(uscc, None)
+            self._whole_seq.pop(uscc, None)
             return
+        whole_seq = int(doc.get("s", 0))  # none before the packs
+        self._whole_seq[uscc] = whole_seq
+        self.pack_seq = max(self.pack_seq, whole_seq)
         self.based[uscc] = [0, 0]  # idle: whole again when it comes back
         hours = b64decode(doc["h"])
         if "t" not in doc:
@@ -359,6 +456,7 @@ class RuleEngine:
         self._dormant_i = index.get(DormantReactivation, -1)
         self._gap_us = config.dormant.days * DAY_US
         self._daily = [i for i, r in enumerate(self.rules) if isinstance(r, DailyRule)]
+        self._day0 = self._daily[0] if self._daily else -1
         self._pass_i = index.get(PassThrough, -1)
         self._pass_w = config.pass_through.window_hours * HOUR_US
         self._struct_i = index.get(Structuring, -1)
@@ -430,43 +528,58 @@ class RuleEngine:
         # one-event rules and velocity are due only when a transaction can fire them (a large
         # transfer, a reactivation candidate, an hour reaching min_count), so an enterprise
         # without any is looked at when its day or an anchored window closes, not hourly
+        lowered = False  # a due moved earlier (else the enterprise's schedule stands)
         k = self._single
         if k >= 0 and flags & LARGE and not flags & CASH and hour_end < dues[k]:
             dues[k] = hour_end
+            lowered = True
         k = self._velocity_i
         if k >= 0 and count >= self._vmin and hour_end < dues[k]:
             dues[k] = hour_end
+            lowered = True
         k = self._dormant_i
         if k >= 0 and hour_end < dues[k]:
             # DormantReactivation.candidate(ent, pos)
-            prev = txs[pos - 1].ts if pos else None
+            prev = txs[pos - 1][0] if pos else None
             last = ent.last_active
             if last is not None and (prev is None or last > prev):
                 prev = last
             if prev is not None and ts - prev >= self._gap_us:
                 dues[k] = hour_end
-        if self._daily:
+                lowered = True
+        k = self._day0
+        if k >= 0:
+            # the daily rules' dues are always equal (each is the end of the first Beijing
+            # day with transactions not yet decided): one test for all of them
             end_of_day = (ts + _SHANGHAI_US) // DAY_US * DAY_US - _SHANGHAI_US + DAY_US
-            for k in self._daily:
-                if end_of_day < dues[k]:
+            if end_of_day < dues[k]:
+                for k in self._daily:
                     dues[k] = end_of_day
+                lowered = True
         k = self._pass_i
         if k >= 0 and flags & CREDIT:
             due_k = ts + self._pass_w
             if due_k < dues[k]:
                 dues[k] = due_k
+                lowered = True
         k = self._struct_i
         if k >= 0 and self._struct_low <= fen * 100 < self._struct_high:
             due_k = ts + self._struct_w
             if due_k < dues[k]:
                 dues[k] = due_k
+                lowered = True
         rs.dirty.add(uscc)
+        current = rs.due.get(uscc)
+        if not lowered and current is not None and self._day0 >= 0:
+            # no due moved (and the daily ones are set, so one is due): the enterprise is
+            # already scheduled at or before the soonest (observe schedules the soonest,
+            # advance the soonest, which is after `upto`)
+            return
         # the soonest rule due (never before the hour is over: one-event rules go by the
         # hour, the others by hour, day or W ≥ 1 h)
         due = min(dues)
         if due >= NEVER:
             due = day_end(ts)  # no rule due: looked at once a day all the same (pruning)
-        current = rs.due.get(uscc)
         if current is None or due < current:
             rs.schedule(uscc, due)
 
@@ -499,36 +612,57 @@ class RuleEngine:
         rs.upto = upto
         heap = rs.heap
         pending = rs.due
-        indexed = self._indexed
+        enterprises = rs.enterprises
+        dirty = rs.dirty
+        rules = self.rules
+        heappop = heapq.heappop
+        bisect_left = bisect.bisect_left
         upto_hour = hour_floor(upto)
+        # _prune's bounds, the same for every enterprise decided now
+        keep_from = upto - self.lookback_us
+        low_hour = self.velocity.keep_hours_from(upto)
         while heap and heap[0][0] <= upto:
-            due, uscc = heapq.heappop(heap)
+            due, uscc = heappop(heap)
             if pending.get(uscc) != due:
                 continue  # superseded
             del pending[uscc]
-            ent = rs.enterprises[uscc]
+            ent = enterprises[uscc]
             dues = ent.dues
-            for i, rule in indexed:
-                if dues[i] <= upto:  # the others have nothing in (decided, upto]
-                    decided, dues[i] = rule.decide_due(ent, upto)
-                    if decided:
-                        hits.extend((uscc, h) for h in decided)
+            # the others have nothing in (decided, upto]; deciding one rule moves no other's due
+            for i in [i for i, d in enumerate(dues) if d <= upto]:
+                decided, dues[i] = rules[i].decide_due(ent, upto)
+                if decided:
+                    hits.extend((uscc, h) for h in decided)
             # the newest transaction decided now (PerEventRule.pending's last, without a slice)
             txs = ent.txs
-            i = bisect.bisect_left(txs, (upto_hour,))
-            if i and txs[i - 1].ts >= hour_floor(ent.decided):
-                ent.last_active = txs[i - 1].ts
+            i = bisect_left(txs, (upto_hour,))
+            if i and txs[i - 1][0] >= ent.decided // HOUR_US * HOUR_US:
+                ent.last_active = txs[i - 1][0]
             ent.decided = upto
-            self._prune(ent, upto)
-            rs.dirty.add(uscc)
+            # _prune, inline
+            if txs and txs[0][0] < keep_from:
+                ent.txs = txs = txs[bisect_left(txs, (keep_from,)) :]
+            hours = ent.hours
+            if hours and min(hours) < low_hour:
+                for h in [h for h in hours if h < low_hour]:
+                    del hours[h]
+            cursors = ent.cursors
+            if cursors:
+                for key in [k for k, c in cursors.items() if c < keep_from]:
+                    del cursors[key]
+            dirty.add(uscc)
             soonest = min(dues)
-            next_due = None if soonest >= NEVER else max(soonest, upto + 1)
-            last = ent.last_active
-            if next_due is None and not ent.txs and last is not None:
-                del rs.enterprises[uscc]  # nothing left to decide: keep it compact
-                rs.idle[uscc] = (last, _pack(ent.hours))
-                rs.rewrite.add(uscc)
-            rs.schedule(uscc, next_due)
+            if soonest >= NEVER:
+                last = ent.last_active
+                if not txs and last is not None:
+                    del enterprises[uscc]  # nothing left to decide: keep it compact
+                    rs.idle[uscc] = (last, _pack(hours))
+                    rs.rewrite.add(uscc)
+                pending.pop(uscc, None)  # rs.schedule(uscc, None)
+            else:
+                next_due = soonest if soonest > upto else upto + 1
+                pending[uscc] = next_due  # rs.schedule: popped above, so not pending
+                heapq.heappush(heap, (next_due, uscc))
         hits.sort(key=lambda h: (h[1].window_start, h[0], h[1].rule.value))
         return hits
 

@@ -16,7 +16,10 @@ class PassThrough(AnchoredRule):
 
     def __init__(self, config: RuleSet) -> None:
         super().__init__(config)
-        self.window_us = config.pass_through.window_hours * HOUR_US
+        c = config.pass_through
+        self.window_us = c.window_hours * HOUR_US
+        # read once per decision: plain attributes, not the model's and the enum's
+        self._least, self._tolerance, self._key = c.min_credit_fen, c.tolerance_pct, self.rule.value
 
     def is_anchor(self, tx: Tx) -> bool:
         return bool(tx.flags & CREDIT)
@@ -34,9 +37,7 @@ class PassThrough(AnchoredRule):
         the transactions with running sums (each transaction is added and dropped once)
         instead of being summed anchor by anchor. The same hits, cursor and due time as
         AnchoredRule's (tests/unit/rules/test_fast_paths.py)."""
-        c = self.config.pass_through
-        least, tolerance, width = c.min_credit_fen, c.tolerance_pct, self.window_us
-        key = self.rule.value
+        least, tolerance, width, key = self._least, self._tolerance, self.window_us, self._key
         txs = ent.txs
         n = len(txs)
         cursor = start = ent.cursors.get(key, 0)

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.simulator.aml import _us
-from schemas.alerts import RuleSet, load_ruleset
+from schemas.alerts import AlertRule, RuleSet, load_ruleset
 from schemas.events import TransactionEvent
 from schemas.uscc import make_uscc
 from streams.rules import RuleEngine, RulesState, flags_of
@@ -53,6 +53,17 @@ SMALL = RuleSet.model_validate(
         "round_amounts": {"min_count": 2},
         "structuring": {"min_count": 2},
         "pass_through": {"window_hours": 2, "tolerance_pct": 50, "min_credit_fen": 3_000_000},
+    }
+)
+
+# without the daily rules (no rule is then due by the day: observe's fallback) or with only
+# some of the others: observe's shortcuts must not depend on which rules are on
+NO_DAILY = SMALL.model_copy(
+    update={"disabled": [AlertRule.large_value_daily, AlertRule.cash, AlertRule.round_amounts]}
+)
+FEW = CONFIG.model_copy(
+    update={
+        "disabled": [AlertRule.pass_through, AlertRule.dormant_reactivation, AlertRule.velocity]
     }
 )
 
@@ -200,19 +211,25 @@ def _state(rs: RulesState) -> Any:
     return ents, rs.idle, rs.due, rs.upto, rs.skipped
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     stream=streams(),
-    config=st.sampled_from([CONFIG, SMALL]),
+    config=st.sampled_from([CONFIG, SMALL, NO_DAILY, FEW]),
     batch=st.integers(1, 6),
+    restore_at=st.integers(0, 12),
 )
 def test_the_fast_paths_keep_the_same_state_and_hits(
-    stream: list[tuple[TransactionEvent, int]], config: RuleSet, batch: int
+    stream: list[tuple[TransactionEvent, int]], config: RuleSet, batch: int, restore_at: int
 ) -> None:
     fast, ref = RuleEngine(config), ReferenceEngine(config)
     a, b = RulesState(), RulesState()
     log: list[tuple[bytes, bytes | None]] = []
     wm: int | None = None
+    # a third copy restored from the changelog after batch `restore_at`, then carrying on
+    # (writing packs on top of the restored ones): the same hits, and its own log restores
+    back: RulesState | None = None
+    back_log: list[tuple[bytes, bytes | None]] = []
+    batches = 0
     for i, (ev, fen) in enumerate(stream):
         ts = _us(ev.occurred_at)
         fast.observe(a, ev, ts, fen, "l2")
@@ -224,25 +241,47 @@ def test_the_fast_paths_keep_the_same_state_and_hits(
             ).flags
             == flags_of(config, ev, fen)
         )
+        if back is not None:
+            fast.observe(back, ev, ts, fen, "l2")
         wm = ts if wm is None else max(wm, ts)
         if (i + 1) % batch == 0 or i + 1 == len(stream):
-            assert fast.advance(a, wm - GRACE) == ref.advance(b, wm - GRACE)
+            hits = fast.advance(a, wm - GRACE)
+            assert hits == ref.advance(b, wm - GRACE)
             assert _state(a) == _state(b)
             log += a.changelog_records()  # deltas with only what changed
             _assert_restores(log, a)
+            if back is not None:
+                assert fast.advance(back, wm - GRACE) == hits
+                back_log += back.changelog_records()
+                _assert_restores(back_log, back)
+            batches += 1
+            if batches == restore_at:
+                back = _restore(log)
+                back_log = list(log)
     assert wm is not None
     # and everything to the end of time (every window closes)
-    assert fast.advance(a, wm + 400 * 24 * HOUR_US) == ref.advance(b, wm + 400 * 24 * HOUR_US)
+    end = wm + 400 * 24 * HOUR_US
+    hits = fast.advance(a, end)
+    assert hits == ref.advance(b, end)
     assert _state(a) == _state(b)
     log += a.changelog_records()
     _assert_restores(log, a)
+    if back is not None:
+        assert fast.advance(back, end) == hits
+        back_log += back.changelog_records()
+        _assert_restores(back_log, back)
+
+
+def _restore(log: list[tuple[bytes, bytes | None]]) -> RulesState:
+    rs = RulesState()
+    for key, value in log:
+        rs.load(key.decode()[3:], None if value is None else orjson.loads(value))
+    rs.settle()
+    return rs
 
 
 def _assert_restores(log: list[tuple[bytes, bytes | None]], live: RulesState) -> None:
-    back = RulesState()
-    for key, value in log:
-        back.load(key.decode()[3:], None if value is None else orjson.loads(value))
-    back.settle()
+    back = _restore(log)
     assert back.idle == live.idle
     assert back.upto <= live.upto
     assert {
@@ -253,6 +292,8 @@ def _assert_restores(log: list[tuple[bytes, bytes | None]], live: RulesState) ->
         for u, e in live.enterprises.items()
     }
     assert back.based == live.based
+    assert back.packs == live.packs
+    assert back.pack_seq <= live.pack_seq  # ahead of every pack and whole record read
 
 
 @settings(max_examples=300, deadline=None)
@@ -411,3 +452,33 @@ def test_a_changelog_in_the_form_before_issue_18_restores_the_same_state_and_hit
                 ent.last_active,
             )
         assert back.idle == rs.idle
+
+
+def test_no_rule_due_schedules_the_earlier_day_when_it_arrives_late() -> None:
+    """Without daily rules a plain debit leaves every rule's due at NEVER: the enterprise is
+    looked at by the day's end, so one arriving late from the day before moves it earlier
+    even though no rule's due moved."""
+    midnight = datetime(2025, 9, 1, 16, tzinfo=UTC)  # 00:00 in Beijing
+    events = []
+    for i, at in enumerate([midnight + timedelta(minutes=2), midnight - timedelta(minutes=3)]):
+        events.append(
+            TransactionEvent(
+                event_id=f"nd{i}",
+                source="bank-a",
+                institution_type="bank",
+                occurred_at=at,
+                enterprise_uscc=ENTS[0],
+                direction="debit",
+                amount=Decimal("123.45"),
+                currency="CNY",
+                booking_date=at.date(),
+                value_date=at.date(),
+            )
+        )
+    fast, ref = RuleEngine(NO_DAILY), ReferenceEngine(NO_DAILY)
+    a, b = RulesState(), RulesState()
+    for ev in events:
+        fast.observe(a, ev, _us(ev.occurred_at), 12345, "l1")
+        ref.observe(b, ev, _us(ev.occurred_at), 12345, "l1")
+        assert a.due == b.due
+    assert a.due[ENTS[0]] == day_end(_us(events[1].occurred_at))

@@ -19,6 +19,7 @@ from schemas.events import TransactionEvent
 from schemas.uscc import make_uscc
 from streams.rules import RuleEngine, RulesState, build_alert
 from streams.rules.base import DAY_US, HOUR_US
+from streams.rules.engine import MAX_PACK_AGE
 
 GRACE = 600 * 1_000_000
 CONFIG = load_ruleset()
@@ -271,8 +272,11 @@ def test_delta_records_restore_the_same_state_in_offset_and_key_order() -> None:
             engine.advance(rs, t - GRACE)
             log += rs.changelog_records()
     log += rs.changelog_records()
-    deltas = sum(1 for k, v in log if k.count(b":") == 2 and v is not None)
-    assert deltas > len(log) // 2
+    # the deltas go in one pack per batch (al:~<seq>), far fewer records than enterprises
+    packs = [orjson.loads(v) for k, v in log if k.startswith(b"al:~") and v is not None]
+    wholes = sum(1 for k, v in log if k.count(b":") == 1 and not k.startswith(b"al:~"))
+    assert sum(len(p) for p in packs) > wholes
+    assert not any(k.count(b":") == 2 for k, _ in log)  # the per-enterprise form: no more
     for by_key in (False, True):
         back = _restored(log, by_key)
         assert back.idle == rs.idle
@@ -287,3 +291,40 @@ def test_delta_records_restore_the_same_state_in_offset_and_key_order() -> None:
                 ent.last_active,
             ), uscc
         assert back.based == rs.based
+        assert (back.packs, back.pack_seq) == (rs.packs, rs.pack_seq)
+
+
+def test_an_old_pack_is_retired_by_whole_records_of_what_it_still_holds() -> None:
+    """One enterprise's delta could keep a pack (and everyone's deltas in it) alive for
+    days: after MAX_PACK_AGE batches it gets a whole record and the pack is tombstoned, so a
+    restore never reads more than MAX_PACK_AGE packs."""
+    engine = RuleEngine(CONFIG)
+    rs = RulesState()
+    log: list[tuple[bytes, bytes | None]] = []
+    t = _us(START)
+
+    def tx(i: int, uscc: str) -> None:
+        ev = TransactionEvent(
+            event_id=f"p-{i}", source="bank-a", institution_type="bank",
+            occurred_at=datetime.fromtimestamp(t / 1e6, tz=UTC), enterprise_uscc=uscc,
+            direction="debit", amount=Decimal("12.34"), currency="CNY",
+            booking_date=date(2025, 9, 1), value_date=date(2025, 9, 1),
+        )  # fmt: skip
+        engine.observe(rs, ev, t, 1234, "l1")
+
+    for i in range(2):  # the straggler: a whole record, then one delta in pack 2
+        tx(i, ENTS[0])
+        log += rs.changelog_records()
+    for i in range(2, 2 + 2 * MAX_PACK_AGE):  # only the other enterprise from now on
+        t += 1_000_000
+        tx(i, ENTS[1])
+        log += rs.changelog_records()
+        assert len(rs.packs) <= MAX_PACK_AGE
+        assert min(rs.packs, default=rs.pack_seq) > rs.pack_seq - MAX_PACK_AGE
+    assert (b"al:~2", None) in log  # retired
+    assert sum(1 for k, _ in log if k == f"al:{ENTS[0]}".encode()) == 2
+    back = _restored(log, by_key=True)
+    for uscc, ent in rs.enterprises.items():
+        got = back.enterprises[uscc]
+        assert (got.txs, got.hours, got.decided) == (ent.txs, ent.hours, ent.decided)
+    assert back.packs == rs.packs
