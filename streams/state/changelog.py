@@ -3,8 +3,9 @@
 A commit writes only what changed: the checkpoint (offsets and watermarks), the changed
 counters (``ctr``, see below), each changed loan, each enterprise's changed restatement
 contributions (``rs:<uscc>``, see below), recent flows (``rf:<uscc>``) and rule state
-(``al:<uscc>``, its deltas ``al:<uscc>:<seq>`` and open hits ``al:<uscc>#<hit id>``:
-docs/aml-rules.md), each changed FX entry (``fx:<seq>``: a counted foreign-currency
+(``al:<uscc>``, each batch's deltas packed in one ``al:~<seq>`` and open hits
+``al:<uscc>#<hit id>``; the per-enterprise ``al:<uscc>:<seq>`` deltas of older workers still
+restore: docs/aml-rules.md), each changed FX entry (``fx:<seq>``: a counted foreign-currency
 transaction with the rate it was counted at, or a parked event), the duplicate-memory ids
 added by this commit per (topic, arrival day) (plus tombstones for expired days) and each
 changed window.
