@@ -34,6 +34,7 @@ __all__ = [
     "client_log",
     "config_drift",
     "create_topics",
+    "drift_text",
     "replication_for",
     "topic_drift",
 ]
@@ -138,6 +139,13 @@ def config_drift(
     }
 
 
+def drift_text(name: str, drift: Mapping[str, tuple[str | None, str]]) -> str:
+    """``topic NAME has k=found, the catalog says k=declared`` for a ``config_drift``."""
+    found = ", ".join(f"{k}={old}" for k, (old, _) in sorted(drift.items()))
+    declared = ", ".join(f"{k}={new}" for k, (_, new) in sorted(drift.items()))
+    return f"topic {name} has {found}, the catalog says {declared}"
+
+
 def _drift_note(name: str, drift: Mapping[str, tuple[str | None, str]]) -> str:
     changes = ", ".join(f"{k} {old} → {new}" for k, (old, new) in sorted(drift.items()))
     note = f"topic {name}: set {changes} (as schemas/catalog.py declares)"
@@ -198,9 +206,8 @@ def _reconcile(
     for name, drift in drifts.items():
         if results.get(name) != "OK":
             raise DfipError(
-                f"topic {name} has {', '.join(f'{k}={o}' for k, (o, _) in sorted(drift.items()))}"
-                f", the catalog says {', '.join(f'{k}={n}' for k, (_, n) in sorted(drift.items()))}"
-                f", and the broker refused to change it: {results.get(name)}",
+                f"{drift_text(name, drift)}, and the broker refused to change it: "
+                f"{results.get(name)}",
                 hint="change it with kafka-configs.sh --alter, or fix the catalog",
             )
         log.warning("%s", _drift_note(name, drift))

@@ -16,7 +16,13 @@ from typing import Any
 from kafka.errors import KafkaError
 
 from core.errors import DfipError
-from core.kafka_admin import CONNECT_TIMEOUT, admin_client, client_log, topic_drift
+from core.kafka_admin import (
+    CONNECT_TIMEOUT,
+    admin_client,
+    client_log,
+    drift_text,
+    topic_drift,
+)
 from core.kafka_config import KafkaSettings
 from schemas.catalog import ALL_TOPICS, FX, SCORES
 
@@ -116,10 +122,8 @@ def _wait_for_reference_configs(admin: Any, settings: KafkaSettings, timeout: fl
     while drifts := topic_drift(admin, wanted):
         if time.monotonic() > deadline:
             name, drift = sorted(drifts.items())[0]
-            found = ", ".join(f"{k}={old}" for k, (old, _) in sorted(drift.items()))
-            declared = ", ".join(f"{k}={new}" for k, (_, new) in sorted(drift.items()))
             raise DfipError(
-                f"topic {name} has {found}, the catalog says {declared}: figures restored "
+                f"{drift_text(name, drift)}: figures restored "
                 "from it could depend on log compaction (docs/operations.md, Reference "
                 "topics keep every record)",
                 hint="run `dfip topics create` (it sets existing topics back to the catalog)",
