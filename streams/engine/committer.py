@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +77,37 @@ def _changelog_batch(transactional: bool) -> BatchBuilder:
     return BatchBuilder(_CHANGELOG_BATCH_BYTES, _CHANGELOG_CODEC, is_transactional=transactional)
 
 
+async def _send_batches(
+    producer: AIOKafkaProducer,
+    topic: str,
+    partition: int,
+    records: Iterable[tuple[int | None, bytes | None, bytes | None, Sequence[Any]]],
+    sent: list[asyncio.Future[Any]],
+    new_batch: Callable[[], BatchBuilder],
+) -> tuple[asyncio.Future[Any], int]:
+    """Send one topic-partition's records (timestamp ms, key, value, headers) as whole record
+    batches (built in aiokafka's C batch builder) instead of one ``send`` each: the
+    per-record send path (partitioner, metadata lookups, a future per record) was a visible
+    share of the worker's CPU. Returns the last batch's future and how many records it
+    holds."""
+    batch = new_batch()
+    n = 0
+    for ts, key, value, headers in records:
+        if batch.append(timestamp=ts, key=key, value=value, headers=headers) is None:  # full
+            sent.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = new_batch()
+            n = 0
+            batch.append(timestamp=ts, key=key, value=value, headers=headers)  # a first fits
+        n += 1
+    fut = await producer.send_batch(batch, topic, partition=partition)
+    sent.append(fut)
+    return fut, n
+
+
+# what ``append`` defaults to (aiokafka's own ``headers=[]``); never mutated
+_NO_HEADERS: list[tuple[str, bytes]] = []
+
+
 async def _send_rows(
     producer: AIOKafkaProducer,
     topic: str,
@@ -86,22 +117,15 @@ async def _send_rows(
     *,
     transactional: bool,
 ) -> tuple[asyncio.Future[Any], int]:
-    """Send one partition's changelog rows as whole record batches (built in aiokafka's C
-    batch builder) instead of one ``send`` each: the per-record send path (partitioner,
-    metadata lookups, a future per record) was a visible share of the worker's CPU.
-    Returns the last batch's future and how many records it holds."""
-    batch = _changelog_batch(transactional)
-    n = 0
-    for key, value in rows:
-        if batch.append(timestamp=None, key=key, value=value) is None:  # full: send it
-            sent.append(await producer.send_batch(batch, topic, partition=partition))
-            batch = _changelog_batch(transactional)
-            n = 0
-            batch.append(timestamp=None, key=key, value=value)  # a first record always fits
-        n += 1
-    fut = await producer.send_batch(batch, topic, partition=partition)
-    sent.append(fut)
-    return fut, n
+    """Send one partition's changelog rows as zstd record batches (``_send_batches``)."""
+    return await _send_batches(
+        producer,
+        topic,
+        partition,
+        ((None, key, value, _NO_HEADERS) for key, value in rows),
+        sent,
+        lambda: _changelog_batch(transactional),
+    )
 
 
 async def _send_outputs(
@@ -135,15 +159,14 @@ async def _send_outputs(
         else:
             by_partition.setdefault((out.topic, out.partition), []).append(out)
     for (name, partition), outs in by_partition.items():
-        topic = kafka.topic(name)
-        batch = _output_batch(transactional)
-        for out in outs:
-            ts, headers = out.timestamp_ms, list(out.headers)
-            if batch.append(timestamp=ts, key=out.key, value=out.value, headers=headers) is None:
-                sent.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = _output_batch(transactional)  # a first record always fits
-                batch.append(timestamp=ts, key=out.key, value=out.value, headers=headers)
-        sent.append(await producer.send_batch(batch, topic, partition=partition))
+        await _send_batches(
+            producer,
+            kafka.topic(name),
+            partition,
+            ((o.timestamp_ms, o.key, o.value, list(o.headers)) for o in outs),
+            sent,
+            lambda: _output_batch(transactional),
+        )
 
 
 def _output_batch(transactional: bool) -> BatchBuilder:
