@@ -713,7 +713,7 @@ class Processor:
                 self._count(state, fn.EVENTS_DUPLICATE_TOTAL, rec.topic)
             return
         assessed_us = to_us(event.assessed_at)
-        table.add(
+        pushed_out = table.add(
             uscc,
             ScoreVersion(
                 assessed_us=assessed_us,
@@ -728,7 +728,11 @@ class Processor:
             # the silent restore pass does not restate: the changelog holds restated figures
             floor = restate.floor_of(state, self.restate_horizon_us)
             region = region_of(uscc).value
-            restate.restate(state, table, uscc, region, assessed_us, floor, self.grace_us)
+            # a version pushed out of the kept history no longer joins: the events it
+            # joined (from its assessed_at on) are joined again with the kept ones
+            restate.restate(
+                state, table, uscc, region, assessed_us, floor, self.grace_us, since_us=pushed_out
+            )
 
     def process_ack(self, rec: Record) -> None:
         """A record of dfip.alerts.ack (read like the scores, per owned partition): closes

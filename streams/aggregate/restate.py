@@ -210,14 +210,19 @@ def restate(
     assessed_us: int,
     floor: int | None,
     grace_us: int,
+    *,
+    since_us: int | None = None,
 ) -> int:
     """Move the contributions a new assessment changes; returns the transactions moved.
 
-    Call after the assessment was added to ``table``."""
+    Call after the assessment was added to ``table``. ``since_us``: the ``assessed_at`` of
+    an older version the new one pushed out of the kept history; events from there on are
+    joined again too."""
     c = state.counters
     if floor is not None and assessed_us < floor:
         c.add(BEYOND, (), 1)
-    start = assessed_us if floor is None else max(assessed_us, floor)
+    since = assessed_us if since_us is None else min(assessed_us, since_us)
+    start = since if floor is None else max(since, floor)
     if uscc in state.borrower_loans:
         _restate_loans(state, table, uscc, start)
     packed = state.contributions.get(uscc)

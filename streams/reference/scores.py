@@ -143,26 +143,32 @@ class ScoreTable:
             return entry.event_id == event_id
         return any(v.event_id == event_id for v in entry)
 
-    def add(self, uscc: str, version: ScoreVersion) -> None:
+    def add(self, uscc: str, version: ScoreVersion) -> int | None:
+        """Keep ``version``; returns the ``assessed_us`` of an older kept version it pushed
+        out of the history (events joined with that one must be joined again), else None."""
         entry = self.versions.get(uscc)
         if entry is None:
             version.uscc = uscc
             self.versions[uscc] = version
             self._count(version, +1)
-            return
+            return None
         versions = [entry] if isinstance(entry, ScoreVersion) else entry
         version.uscc = versions[0].uscc or uscc
         old_newest = versions[-1]
         # one version per assessment time: a re-assessment at the same instant replaces it
         versions = [v for v in versions if v.assessed_us != version.assessed_us]
         insort(versions, version)
+        pushed_out: int | None = None
         if len(versions) > self.history:
-            del versions[0]
+            dropped = versions.pop(0)
+            if dropped is not version:  # a back-dated one older than all kept joined nothing
+                pushed_out = dropped.assessed_us
         self.versions[uscc] = versions[0] if len(versions) == 1 else versions
         new_newest = versions[-1]
         if old_newest != new_newest:
             self._count(old_newest, -1)
             self._count(new_newest, +1)
+        return pushed_out
 
     def _count(self, v: ScoreVersion, sign: int) -> None:
         key = (v.band, v.sector)
