@@ -399,7 +399,7 @@ class FxRate(Record):
 
     @property
     def key(self) -> str:
-        """Message key on the compacted fx topic."""
+        """Message key on the fx topic (kept whole, never compacted: schemas/catalog.py)."""
         return f"{self.currency}:{self.rate_date.isoformat()}"
 
 

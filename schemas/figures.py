@@ -29,6 +29,9 @@ Semantics (the simulator's oracle implements the same rules independently):
   for a rate → duplicate; foreign currency with no rate in force → waits (see FX rate in
   force); not applicable to the loan book (see loans) → dead letter; else processed, and
   late or not. Only processed events are counted late: a late re-send is a duplicate only.
+  A record of ``dfip.scores``: not decodable or not a valid DigitalizationScore → dead
+  letter; ``assessed_at`` too far ahead → ``future_dated``; on the wrong partition →
+  forwarded; ``event_id`` among the enterprise's kept versions → duplicate; else processed.
 * Dead-letter ``error_class`` values: ``undecodable`` (value not UTF-8, or a null value /
   tombstone), ``invalid_json`` (not JSON, including an empty value), ``invalid_shape`` (JSON
   that is not an object, a missing or unknown ``kind`` / ``event_type``, a missing or
@@ -48,7 +51,26 @@ Semantics (the simulator's oracle implements the same rules independently):
   letters from adapters (``dfip ingest``) carry the adapter's
   classes as well (docs/adapters.md). A JSON object with a repeated name (at any depth) is
   not a dead letter: the name's last value is read (``{"amount": "1.00", "amount": "9.00"}``
-  is an amount of 9.00); ``NaN`` / ``Infinity`` are not JSON (``invalid_json``).
+  is an amount of 9.00); ``NaN`` / ``Infinity`` are not JSON (``invalid_json``). Which
+  class when several apply: the value is first read as the ``kind`` (and ``event_type``) it
+  names — UTF-8, JSON, an object with a known kind, ``schema_version``, then every field —
+  and only a record valid as its own kind is then judged against the topic: a loan event
+  with a bad field on ``dfip.transactions`` is ``invalid_field``, with ``schema_version`` 2
+  ``unsupported_version``, and valid ``invalid_shape`` (a kind that does not belong there).
+  Dead letters written by adapters (``dfip ingest``, classes of docs/adapters.md) never
+  reach a worker's input topics and are not in ``dfip_events_deadlettered_total``: that
+  counter counts the workers' own dead letters only. ``dfip.alerts.ack`` is not an event
+  topic: its records are not counted received or processed; one that is not a valid
+  AlertAck (whatever is wrong with it: not UTF-8, not JSON, a missing field) is counted in
+  ``dfip_events_deadlettered_total{topic="dfip.alerts.ack", error_class="invalid_shape"}``,
+  and a valid one that names no open hit is counted nowhere.
+* Label ``topic`` is the catalog's topic name (``dfip.transactions``, ``dfip.loans``,
+  ``dfip.scores``, ``dfip.fx``, ``dfip.alerts.ack``) whatever ``DFIP_KAFKA_TOPIC_PREFIX`` a
+  deployment uses. Label ``partition`` is the input partition a figure was counted on:
+  business figures on the enterprise's home partition ``partition_for(USCC) =
+  (murmur2(USCC as UTF-8) & 0x7fffffff) mod 12`` (Kafka's default partitioner on the record
+  key, the USCC, over the 12 partitions of every input topic); flow figures as the wrong
+  partition rule below says (received where a record was read, its verdict at home).
 
 * Label values. ``digitalization_band`` from the joined score's ``overall_score``: < 20
   ``l0``, [20, 40) ``l1``, [40, 60) ``l2``, [60, 80) ``l3``, >= 80 ``l4``; no score
@@ -76,55 +98,55 @@ Semantics (the simulator's oracle implements the same rules independently):
   The worker reads ``dfip.scores`` to its end before each batch, so an assessment written
   before the event is always used; one read after the event was counted restates it as
   below. Two assessments of one enterprise with the same
-  ``assessed_at``: the one read last wins; the newest ``DFIP_WORKER_SCORE_HISTORY`` (8)
+  ``assessed_at``: the one read last wins (when one of them reaches the home partition as a
+  forwarded copy, which is read last depends on when the copy is read: inputs with such a
+  pair have no single answer); the newest ``DFIP_WORKER_SCORE_HISTORY`` (8)
   assessments per enterprise (by ``assessed_at``) are kept, and the join uses only those: an
   event older than the oldest kept assessment joins as ``unscored``, also when a
   restatement re-joins it (a back-dated assessment older than the 8 kept is dropped at once,
   and the events it re-joins take the kept versions).
   ``dfip_enterprises_scored`` counts each enterprise once, under the band and sector of its
   assessment with the latest ``assessed_at``.
-* Restatement (transactions, loan applications and loan decisions). When an assessment of
-  enterprise E with ``assessed_at`` A is read (not a duplicate), let W be the larger of the
-  ``dfip.transactions`` and ``dfip.loans`` watermarks of E's home partition at that moment
-  and the *restatement floor* F = W - ``DFIP_WORKER_RESTATE_HORIZON_DAYS`` (default 120
-  days; no watermark yet → no floor). Every transaction, ``application_submitted``,
-  ``approved``, ``rejected`` and ``withdrawn`` event of E already counted with
-  ``occurred_at >= max(A, F)`` is joined again with all of E's assessments read so far. A
-  transaction whose band or sector changes moves its count and CNY amount from the old
-  labels to the new ones in ``dfip_transactions_total``,
-  ``dfip_transaction_amount_yuan_total`` and ``dfip_transactions_by_sector_total``, and (if
-  it was not late) in its hourly and daily window, provided the transactions watermark is
-  still before that window's end + grace + 24 h (the windows the worker holds); an amended
-  window that had already been emitted is emitted again (same record key, so the compacted
-  ``dfip.metrics`` keeps the amended one). An application or decision whose band changes
-  moves in ``dfip_loan_applications_total`` / ``dfip_loan_decisions_total``. A loan still
-  active when the assessment is read (disbursed, not closed or written off) whose
+* Restatement (transactions, loan applications and loan decisions). When an assessment of enterprise
+  E with ``assessed_at`` A is read (not a duplicate), let W be the larger of the
+  ``dfip.transactions`` and ``dfip.loans`` watermarks of E's home partition at that moment and the
+  *restatement floor* F = W - ``DFIP_WORKER_RESTATE_HORIZON_DAYS`` (default 120 days; no watermark
+  yet → no floor). Every transaction, ``application_submitted``, ``approved``, ``rejected`` and
+  ``withdrawn`` event of E already counted with ``occurred_at >= max(A', F)`` is joined again with
+  E's kept assessments (A' = A, or the ``assessed_at`` of the oldest kept version the new one pushed
+  out of the history if that is earlier: the events that version joined join again). A transaction
+  whose band or sector changes moves its count and CNY amount from the old labels to the new ones in
+  ``dfip_transactions_total``, ``dfip_transaction_amount_yuan_total`` and
+  ``dfip_transactions_by_sector_total``, and (if it entered its windows when counted: not late, and
+  not a forwarded or waiting event that missed them, see below) in its hourly and daily window,
+  provided the transactions watermark is still before that window's end + grace + 24 h (the windows
+  the worker holds); an amended window that had already been emitted is emitted again (same record
+  key, so the compacted ``dfip.metrics`` keeps the amended one). An application or decision whose
+  band changes moves in ``dfip_loan_applications_total`` / ``dfip_loan_decisions_total``. A loan
+  still active when the assessment is read (disbursed, not closed or written off) whose
   ``disbursed`` event has ``occurred_at >= max(A, F)`` and whose vintage band changes moves
   entirely: its disbursement count, disbursed principal (by its frozen region), rate-weighted
-  principal, the principal repaid so far (= its CNY principal at the booked rate minus its
-  CNY outstanding) and its outstanding and active gauges; it counts 1 in
-  ``dfip_restated_events_total{topic="dfip.loans"}``. Each move of
-  an event adds 1 to ``dfip_restated_events_total`` with its topic (an event moved by two
-  assessments counts twice; a transaction whose sector alone changes counts too; a loan
-  event only when its band changes). A < F adds 1 to
-  ``dfip_scores_beyond_restatement_total``: the assessment applies from F on (events counted
-  earlier with ``occurred_at`` < F keep their band; events counted after it is read join with
-  it normally). ``dfip_restated_events_total`` and ``dfip_scores_beyond_restatement_total``
-  are diagnostics that depend on the order in which the worker happened to read an
-  assessment or rate relative to the events (consumer lag, restarts), not on the inputs
-  alone: compare them with no oracle; the business figures are the ones fixed by the inputs.
-  Hence an event's band and sector are those of the as-of join above whatever
-  the order in which the assessment and the event were read, as long as every assessment
-  read after the event was read while the event's ``occurred_at`` was >= F. NOT restated
-  (they keep the band joined at disbursement): loans that had ended (closed or written off)
-  before the assessment was read, including their written-off principal, and loans restored
-  from a changelog written before restatement existed (their disbursement time was not
-  kept); the cross-border and inclusive SME series have no band; rule hits
-  (``dfip_alerts_total``, ``dfip_alert_amount_yuan_total``) keep the band observed when the
-  hit was decided. Cap: per enterprise at most
-  10,000 distinct (``occurred_at``, institution type, direction or loan event type, windowed
-  or not, band, sector) combinations at or after F are kept; a transaction, application or
-  decision that would add another one is counted as usual but is never restated.
+  principal, the principal repaid so far (= its CNY principal at the booked rate minus its CNY
+  outstanding) and its outstanding and active gauges; it counts 1 in
+  ``dfip_restated_events_total{topic="dfip.loans"}``. Each move of an event adds 1 to
+  ``dfip_restated_events_total`` with its topic (an event moved by two assessments counts twice; a
+  transaction whose sector alone changes counts too; a loan event only when its band changes). A < F
+  adds 1 to ``dfip_scores_beyond_restatement_total``: the assessment applies from F on (events
+  counted earlier with ``occurred_at`` < F keep their band; events counted after it is read join
+  with it normally). ``dfip_restated_events_total`` and ``dfip_scores_beyond_restatement_total`` are
+  diagnostics that depend on the order in which the worker happened to read an assessment or rate
+  relative to the events (consumer lag, restarts), not on the inputs alone: compare them with no
+  oracle; the business figures are the ones fixed by the inputs. Hence an event's band and sector
+  are those of the as-of join above whatever the order in which the assessment and the event were
+  read, as long as every assessment read after the event was read while the event's ``occurred_at``
+  was >= F. NOT restated (they keep the band joined at disbursement): loans that had ended (closed
+  or written off) before the assessment was read, including their written-off principal, and loans
+  restored from a changelog written before restatement existed (their disbursement time was not
+  kept); the cross-border and inclusive SME series have no band; rule hits (``dfip_alerts_total``,
+  ``dfip_alert_amount_yuan_total``) keep the band observed when the hit was decided. Cap: per
+  enterprise at most 10,000 distinct (``occurred_at``, institution type, direction or loan event
+  type, windowed or not, band, sector) combinations at or after F are kept; a transaction,
+  application or decision that would add another one is counted as usual but is never restated.
 * FX rate in force. Amounts are converted to CNY fen with ``schemas.money.to_fen`` at the
   rate *in force* at ``occurred_at`` (CNY needs no rate), as the central bank publishes it:
   among the ``dfip.fx`` rates of the currency with ``published_at <= occurred_at``, the one
@@ -160,9 +182,12 @@ Semantics (the simulator's oracle implements the same rules independently):
     aggregate) once the partition's restatement floor F (see Restatement: the larger of the
     partition's transactions and loans watermarks minus ``DFIP_WORKER_RESTATE_HORIZON_DAYS``,
     event time) passes its ``occurred_at``, checked at the end of each batch; loan events
-    waiting behind it are then applied (usually ``unknown_loan``). Safety cap: at most
-    10,000 events wait per partition; beyond it a transaction or disbursement with no rate
-    in force is dead-lettered ``fx_rate_missing`` at once. Flow accounting: received =
+    waiting behind it are then applied (usually ``unknown_loan``). Safety cap: once
+    10,000 events wait in a partition, a transaction or a disbursement with
+    no rate in force is dead-lettered ``fx_rate_missing`` at once instead of waiting, except
+    a loan event whose loan already has an event waiting (a disbursement sent twice, or any
+    later event of that loan), which waits behind it beyond the cap, so that a loan's events
+    still apply in the order they were read. Flow accounting: received =
     processed + duplicate + dead-lettered + ``dfip_fx_pending_events``, per topic.
   - *Restated (transactions).* A foreign-currency transaction already counted with
     ``occurred_at >= F`` whose rate in force changes when a rate is read (a newer
@@ -282,31 +307,33 @@ Semantics (the simulator's oracle implements the same rules independently):
   "disbursed_fen": [{"labels": [...], "value": int}]}}``, amounts in integer FEN; label rows
   at 0 are absent. A topic-partition has windows only for the hours and days in which it
   counted an event (``dfip.loans``: a disbursement).
-* Duplicate detection is per *topic-partition* (the home partition of the event: the key is
-  the enterprise USCC, so re-sends of a document land there) on ``event_id``, and its horizon
-  is ARRIVAL time, never event time. Each topic-partition has an arrival clock: the largest
-  Kafka record timestamp read from it so far (every record counts: valid or not, forwarded
-  copies included, with the timestamp of the record they copy; another topic or partition
-  never moves it), the record being judged included: its own timestamp moves the clock (and
-  expires the ids of days that passed) before its id is looked up. An id first processed while
-  that clock is on UTC day ``d`` (``floor(clock_ms / 86400000)``) is remembered until the
-  clock reaches day ``d + DFIP_WORKER_DEDUP_RETENTION_DAYS + 1`` (default 45 days: a monthly
-  statement re-sent up to two weeks after month end counts once). A re-send does not extend
-  the memory. Only processed events are remembered: a record that was dead-lettered can be
-  corrected and sent again with the same id. Record timestamps are the producer's
-  (CreateTime): a record stamped older than its topic's retention (``dfip.transactions`` 7
-  days, ``dfip.loans`` 30 days, see docs/events.md) is deleted by the broker at its next
-  retention check (within ``log.retention.check.interval.ms``, 5 minutes by default), read
-  or not, so a replay of old records must be read before then or be stamped recently.
-  Scores are deduplicated by ``event_id`` against
-  the enterprise's kept assessment versions (no time bound; a score with a new ``event_id``
-  is never a duplicate, whatever its content): a re-send of a version that was replaced (same
-  ``assessed_at``) or dropped (beyond the 8 kept) is processed again. ``dfip.scores`` is
-  counted in the flow figures on its own partitions; ``dfip.fx`` (every worker reads every
-  rate) is counted once, by the owner of input partition 0, under ``partition="0"``, and every
-  valid FX record is processed (none is a duplicate, see FX rate in force). Ids are held as
-  64-bit hashes (a false duplicate needs a hash collision: probability about n^2 / 2^65 for
-  n remembered ids).
+* Duplicate detection is per *topic-partition* (the home partition of the event: the key is the
+  enterprise USCC, so re-sends of a document land there) on ``event_id``, and its horizon is ARRIVAL
+  time, never event time. Each topic-partition has an arrival clock: the largest Kafka record
+  timestamp read from it so far (every record counts: valid or not, forwarded copies included, with
+  the timestamp of the record they copy; another topic or partition never moves it), the record
+  being judged included: its own timestamp moves the clock (and expires the ids of days that passed)
+  before its id is looked up. An id first processed while that clock is on UTC day ``d``
+  (``floor(clock_ms / 86400000)``) is remembered until the clock reaches day ``d +
+  DFIP_WORKER_DEDUP_RETENTION_DAYS + 1`` (default 45 days: a monthly statement re-sent up to two
+  weeks after month end counts once). A re-send does not extend the memory. Safety cap: when a
+  topic-partition remembers more than ``DFIP_WORKER_DEDUP_MAX_ENTRIES`` (20,000,000) ids at the end
+  of a batch or when its arrival clock enters a new day, its oldest arrival days (never the current
+  one) are forgotten early, each whole, until it is back under the cap (logged; a re-send of a
+  forgotten id counts again, and which ones depends on batch boundaries: no single answer); inputs
+  below the cap never meet it. Only processed events are remembered: a record that was dead-lettered
+  can be corrected and sent again with the same id. Record timestamps are the producer's
+  (CreateTime): a record stamped older than its topic's retention (``dfip.transactions`` 7 days,
+  ``dfip.loans`` 30 days, see docs/events.md) is deleted by the broker at its next retention check
+  (within ``log.retention.check.interval.ms``, 5 minutes by default), read or not, so a replay of
+  old records must be read before then or be stamped recently. Scores are deduplicated by
+  ``event_id`` against the enterprise's kept assessment versions (no time bound; a score with a new
+  ``event_id`` is never a duplicate, whatever its content): a re-send of a version that was replaced
+  (same ``assessed_at``) or dropped (beyond the 8 kept) is processed again. ``dfip.scores`` is
+  counted in the flow figures on its own partitions; ``dfip.fx`` (every worker reads every rate) is
+  counted once, by the owner of input partition 0, under ``partition="0"``, and every valid FX
+  record is processed (none is a duplicate, see FX rate in force). Ids are held as 64-bit hashes (a
+  false duplicate needs a hash collision: probability about n^2 / 2^65 for n remembered ids).
 * Rule hits (docs/aml-rules.md: which rules, their thresholds and windows, decided once the
   window's event time is final). Each committed record on ``dfip.alerts`` is one hit, counted
   once on the partition it was written to: ``dfip_alerts_total`` +1 and
@@ -329,10 +356,14 @@ Semantics (the simulator's oracle implements the same rules independently):
   partition's acknowledgements before each batch of events and on idle ticks, so the gauge
   includes an acknowledgement within ``DFIP_WORKER_IDLE_COMMIT_MS`` plus a commit of it
   being written. ``report_due`` is the 5th China working day after the Beijing date of the
-  hit's last event (public holidays and adjusted working weekends from ``chinese-calendar``).
-  A hit id written twice (its events counted again once the duplicate horizon had passed, so
-  ``dfip_alerts_total`` counts it twice) is one report: it counts once here and one
-  acknowledgement closes it.
+  hit's last event: public holidays and adjusted working weekends (调休) from the
+  ``chinese-calendar`` package as pinned in constraints.txt (1.11.0: the State Council
+  arrangements of 2004-2026); in a year that version does not cover (2027 on), Monday to
+  Friday are the working days until the pin is updated. A hit id written twice (its events
+  counted again once the duplicate horizon had passed, so ``dfip_alerts_total`` counts it
+  twice) while the first is still open is one report: it counts once here and one
+  acknowledgement closes it; written again after it was acknowledged, it is open again (a
+  second report, as its events were counted again) until acknowledged again.
 """
 
 from __future__ import annotations
