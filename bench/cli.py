@@ -47,6 +47,8 @@ class SuiteOptions:
     quick: bool = False
     # the latency phase: one unmeasured round first, on the cold broker (see warm_up_round)
     warm_up: bool = True
+    # the latency phase: each round's fresh topics written to once first (prime_partitions)
+    prime: bool = True
 
     def runs_phase(self, phase: str) -> bool:
         return phase not in self.skip
@@ -171,6 +173,10 @@ def _parser() -> argparse.ArgumentParser:
         help="latency phase: no unmeasured round on the cold broker first",
     )  # fmt: skip
     t.add_argument(
+        "--no-prime", dest="prime", action="store_false",
+        help="latency phase: no aborted write to each fresh partition before a round",
+    )  # fmt: skip
+    t.add_argument(
         "--poll", type=_positive_float, default=d.poll,
         help="throughput phases: seconds between progress scrapes",
     )  # fmt: skip
@@ -236,6 +242,7 @@ def parse_args(argv: Sequence[str]) -> SuiteOptions | SoakOptions:
         max_seconds=ns.max_seconds,
         profile=ns.profile,
         warm_up=ns.warm_up,
+        prime=ns.prime,
         skip=skip,
         quick=ns.quick,
         **common,
@@ -319,9 +326,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             text = render_soak(result, command.strip(), info)
             code = 0 if result.ok else 1
         else:
+            import bench.latency
             from bench.suite import run_suite
 
             suite = replace(opts, bootstrap=bootstrap)
+            # read by every run_latency call, the suite's included
+            bench.latency.PRIME_PARTITIONS = opts.prime
             cold = warm_up_round(suite, log_dir)
             report = run_suite(suite, command.strip(), log_dir)
             text, code = report.text + cold, 0 if report.ok else 1

@@ -47,7 +47,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.broker import drop_namespace, namespace
+from aiokafka import AIOKafkaProducer
+
+from bench.broker import _prefixed, drop_namespace, namespace
 from bench.feed import (
     EVENT_TOPICS,
     CapturedFeed,
@@ -64,9 +66,11 @@ from bench.scrape import Scraper, histogram_quantile, parse_samples
 from core.kafka_config import KafkaSettings
 
 __all__ = [
+    "PRIME_PARTITIONS",
     "LatencyRun",
     "latencies_by_second",
     "listener_pid",
+    "prime_partitions",
     "received_by_partition",
     "run_latency",
     "visible_latencies",
@@ -76,6 +80,9 @@ Counts = dict[tuple[str, int], int]
 # seconds between two reads of the one family that shows what the worker has committed
 POLL_SECONDS = 0.05
 _RECEIVED = ("dfip_events_received_total",)
+# write to every partition of a round's fresh namespace before its worker starts (see
+# prime_partitions); `python -m bench --no-prime` turns it off for a comparison
+PRIME_PARTITIONS = True
 
 
 @dataclass
@@ -254,6 +261,43 @@ async def paced_produce(
     return ProduceStats(len(records), time.perf_counter() - began)
 
 
+async def prime_partitions(settings: KafkaSettings) -> int:
+    """Write one record to every partition of the namespace's topics in a transaction that
+    is then aborted; returns how many partitions.
+
+    A broker's first write to a partition that was just created is slow: on a fresh
+    namespace the bench's producer alone, no worker running, fell 0.6-1.6 s behind its
+    schedule in the first second (then ~10-50 ms), and a second pass over the same topics
+    ≤ 25 ms (bench/RESULTS.md, issue 18). Every latency round makes a new namespace, so
+    every round began with that stall, in the producer and in the worker's first
+    transactions (200-500 ms each instead of ~50), which a worker in service never meets.
+    Aborted records are invisible to every reader of the worker (it reads committed only)
+    and are not counted in its figures.
+    """
+    producer = AIOKafkaProducer(
+        transactional_id=f"{settings.topic_prefix}bench-prime",
+        acks="all",
+        enable_idempotence=True,
+        client_id="dfip-bench-prime",
+        **settings.aiokafka_config(),
+    )
+    await producer.start()
+    try:
+        await producer.begin_transaction()
+        sent = []
+        for topic in _prefixed(settings):
+            for partition in sorted(await producer.partitions_for(topic)):
+                # a key: compacted topics refuse records without one
+                sent.append(
+                    await producer.send(topic, b"", key=b"bench-prime", partition=partition)
+                )
+        await asyncio.gather(*sent)
+        await producer.abort_transaction()
+        return len(sent)
+    finally:
+        await producer.stop()
+
+
 def run_latency(
     bootstrap: str,
     feed: CapturedFeed,
@@ -265,10 +309,13 @@ def run_latency(
     drain: float = 30.0,
     poll_interval: float = POLL_SECONDS,
     label: str = "latency",
+    prime: bool | None = None,
 ) -> LatencyRun:
     broker_pid = listener_pid(bootstrap)
     settings = namespace(bootstrap, "lat")
     records = feed.records[: max(1, int(rate * seconds))]
+    if PRIME_PARTITIONS if prime is None else prime:
+        asyncio.run(prime_partitions(settings))
     (worker,) = start_workers(settings, 1, log_dir, app_id=f"bench-lat-{uuid.uuid4().hex[:6]}")
     scraper = Scraper(worker.port)
     sends: dict[tuple[str, int], list[float]] = defaultdict(list)

@@ -54,10 +54,12 @@ def test_timeline_line_names_each_part() -> None:
     assert "worker CPU 4.2 s broker CPU 6.0 s" in line
 
 
-def test_latency_warm_up_round_is_on_by_default() -> None:
+def test_latency_warm_up_round_and_priming_are_on_by_default() -> None:
     on = parse_args(["--only", "latency"])
-    off = parse_args(["--only", "latency", "--no-warm-up"])
+    off = parse_args(["--only", "latency", "--no-warm-up", "--no-prime"])
     assert isinstance(on, SuiteOptions)
     assert isinstance(off, SuiteOptions)
     assert on.warm_up
+    assert on.prime
     assert not off.warm_up
+    assert not off.prime
