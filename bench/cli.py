@@ -272,7 +272,7 @@ def warm_up_round(o: SuiteOptions, log_dir: Path) -> str:
     The first latency round on a broker that has just started was the slow one in every
     invocation (p99 640-1,015 ms at 5,000/s on a quiet machine, 310-403 ms in the next;
     bench/RESULTS.md, issue 18), with a fresh worker in every round: the broker's JVM uses
-    ~1.5-2 x the CPU for the same records in its first round (interpreted code, the JIT
+    ~1.2-2 x the CPU for the same records in its first round (interpreted code, the JIT
     compiling on the same two cores). That is the broker warming up, not the worker.
     Measured rounds therefore run on a warm broker, and the cold round is still shown.
     """

@@ -68,6 +68,7 @@ from core.kafka_config import KafkaSettings
 __all__ = [
     "PRIME_PARTITIONS",
     "LatencyRun",
+    "late_by_second",
     "latencies_by_second",
     "listener_pid",
     "prime_partitions",
@@ -394,7 +395,7 @@ def run_latency(
         stages=stages,
         producer_late=max(x for _, x in late) if late else None,
         by_second=latencies_by_second(sends, observations),
-        late_by_second=_late_by_second(late),
+        late_by_second=late_by_second(late),
         worker_cpu=_delta(cpu0[0], cpu1[0]),
         broker_cpu=_delta(cpu0[1], cpu1[1]),
     )
@@ -434,7 +435,8 @@ def listener_pid(bootstrap: str) -> int | None:
     return None
 
 
-def _late_by_second(late: Sequence[tuple[float, float]]) -> list[float]:
+def late_by_second(late: Sequence[tuple[float, float]]) -> list[float]:
+    """(seconds into the schedule, lateness) per chunk → the worst lateness in each second."""
     out: list[float] = []
     for due, x in late:
         i = int(due)

@@ -8,7 +8,7 @@ import os
 import socket
 
 from bench.cli import SuiteOptions, parse_args
-from bench.latency import LatencyRun, _late_by_second, latencies_by_second, listener_pid
+from bench.latency import LatencyRun, late_by_second, latencies_by_second, listener_pid
 
 
 def test_latencies_by_second_split_by_send_time() -> None:
@@ -32,8 +32,8 @@ def test_records_never_seen_are_infinitely_late_in_their_second() -> None:
 
 
 def test_producer_lateness_is_the_worst_per_second() -> None:
-    assert _late_by_second([(0.0, 0.02), (0.4, 0.3), (2.1, 0.05)]) == [0.3, 0.0, 0.05]
-    assert _late_by_second([]) == []
+    assert late_by_second([(0.0, 0.02), (0.4, 0.3), (2.1, 0.05)]) == [0.3, 0.0, 0.05]
+    assert late_by_second([]) == []
 
 
 def test_listener_pid_finds_the_listening_process() -> None:
