@@ -373,6 +373,10 @@ def run_latency(
         for thread in threads:
             thread.join(timeout=60)
         final = scraper.metrics()
+        counted = received_by_partition(final.text) if final is not None else {}
+        extra = sum(max(0, counted.get(tp, 0) - n) for tp, n in want.items())
+        if extra:  # e.g. a primed (aborted) record counted: the latencies would be off
+            print(f"[bench] {label}: {extra} records counted more than were sent", file=sys.stderr)
         buckets = _histogram(final.text) if final is not None else []
         stages = stage_budget(final.text) if final is not None else {}
     finally:
