@@ -23,6 +23,11 @@ the worker is given `drain` seconds after the last send to show everything. What
   the new figures are visible to the next scrape. p50/p99 are interpolated within its
   buckets (…, 0.25, 0.5, 1, 2.5, 5, 10, 30 s) as Prometheus' histogram_quantile does.
 
+Per round, one line on stderr (:meth:`LatencyRun.timeline`): the p99 of the records sent in
+each second, the producer's lateness per second and the CPU seconds the worker and the broker
+(found by its listening port) used meanwhile, so that a slow start can be told apart from a
+slow steady state, and the worker's work from the broker's (issue 18).
+
 Records not visible when the drain time is over count as infinitely late (p99 = ∞ when more
 than 1 % are missing: the pipeline did not keep up with the offered load).
 """
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import sys
 import threading
 import time
@@ -41,7 +47,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.broker import drop_namespace, namespace
+from aiokafka import AIOKafkaProducer
+
+from bench.broker import _prefixed, drop_namespace, namespace
 from bench.feed import (
     EVENT_TOPICS,
     CapturedFeed,
@@ -52,17 +60,30 @@ from bench.feed import (
     _send_chunk,
     _split_at_barriers,
 )
-from bench.pipeline import start_workers, stop_workers
+from bench.pipeline import cpu_seconds, start_workers, stop_workers
 from bench.report import percentile
 from bench.scrape import Scraper, histogram_quantile, parse_samples
 from core.kafka_config import KafkaSettings
 
-__all__ = ["LatencyRun", "received_by_partition", "run_latency", "visible_latencies"]
+__all__ = [
+    "PRIME_PARTITIONS",
+    "LatencyRun",
+    "late_by_second",
+    "latencies_by_second",
+    "listener_pid",
+    "prime_partitions",
+    "received_by_partition",
+    "run_latency",
+    "visible_latencies",
+]
 
 Counts = dict[tuple[str, int], int]
 # seconds between two reads of the one family that shows what the worker has committed
 POLL_SECONDS = 0.05
 _RECEIVED = ("dfip_events_received_total",)
+# write to every partition of a round's fresh namespace before its worker starts (see
+# prime_partitions); `python -m bench --no-prime` turns it off for a comparison
+PRIME_PARTITIONS = True
 
 
 @dataclass
@@ -81,6 +102,33 @@ class LatencyRun:
     producer_late: float | None = None
     # stage → (mean, p99) seconds from the worker's dfip_worker_stage_seconds (the budget)
     stages: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+    # p99 (s, scrape side) of the records sent in each second of the run, in order: a slow
+    # start (a cold broker, start-up work) shows as high first seconds
+    by_second: list[float | None] = field(default_factory=list)
+    # CPU seconds the worker (and the broker, when its pid is known) used while records flowed
+    worker_cpu: float | None = None
+    broker_cpu: float | None = None
+    # the producer's lateness (s, the most in each second of the schedule)
+    late_by_second: list[float] = field(default_factory=list)
+
+    def timeline(self) -> str:
+        """One line: p50/p99, the p99 of each second's records, the producer's lateness per
+        second, and the CPU seconds of the worker and the broker meanwhile."""
+        cpu = " ".join(
+            f"{who} CPU {x:.1f} s"
+            for who, x in (("worker", self.worker_cpu), ("broker", self.broker_cpu))
+            if x is not None
+        )
+        return (
+            f"p50/p99 {_ms(self.scrape_p50)}/{_ms(self.scrape_p99)} ms scrape side, "
+            f"{_ms(self.worker_p50)}/{_ms(self.worker_p99)} ms worker histogram; p99 by second "
+            f"sent: {' '.join(_ms(x) for x in self.by_second)} ms; producer late by second: "
+            f"{' '.join(_ms(x) for x in self.late_by_second)} ms; {cpu}"
+        )
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else "inf" if math.isinf(x) else f"{1000 * x:,.0f}"
 
 
 def received_by_partition(text: str) -> Counts:
@@ -108,6 +156,26 @@ def visible_latencies(
                 seen = c
         out.extend(math.inf for _ in times[seen:])
     return out
+
+
+def latencies_by_second(
+    sends: dict[tuple[str, int], list[float]], observations: Sequence[tuple[float, Counts]]
+) -> list[float | None]:
+    """p99 of the visible latencies of the records sent in each second after the first send."""
+    pairs: list[tuple[float, float]] = []
+    for tp, times in sends.items():
+        lat = visible_latencies({tp: times}, observations)
+        pairs.extend(zip(times, lat, strict=True))
+    if not pairs:
+        return []
+    first = min(t for t, _ in pairs)
+    buckets: dict[int, list[float]] = defaultdict(list)
+    for t, x in pairs:
+        buckets[int(t - first)].append(x)
+    return [
+        percentile(sorted(buckets[i]), 0.99) if buckets.get(i) else None
+        for i in range(max(buckets) + 1)
+    ]
 
 
 def _histogram(text: str) -> list[tuple[float, float]]:
@@ -146,7 +214,7 @@ async def paced_produce(
     rate: float,
     on_sent: SentCallback,
     tick: float = 0.005,
-    late: list[float] | None = None,
+    late: list[tuple[float, float]] | None = None,
 ) -> ProduceStats:
     """bench.feed.produce at `rate`, with the producer's metadata of every topic fetched
     before the clock starts.
@@ -176,7 +244,7 @@ async def paced_produce(
             for part in _split_at_barriers(records[sent:due]):
                 now = time.time()
                 if late is not None:
-                    late.append(time.perf_counter() - began - first / rate)
+                    late.append((first / rate, time.perf_counter() - began - first / rate))
                 first += len(part)
                 pending.extend(await _send_chunk(producer, settings, part))
                 on_sent(part, now)
@@ -194,6 +262,43 @@ async def paced_produce(
     return ProduceStats(len(records), time.perf_counter() - began)
 
 
+async def prime_partitions(settings: KafkaSettings) -> int:
+    """Write one record to every partition of the namespace's topics in a transaction that
+    is then aborted; returns how many partitions.
+
+    A broker's first write to a partition that was just created is slow: on a fresh
+    namespace the bench's producer alone, no worker running, fell 0.6-1.6 s behind its
+    schedule in the first second (then ~10-50 ms), and a second pass over the same topics
+    ≤ 25 ms (bench/RESULTS.md, issue 18). Every latency round makes a new namespace, so
+    every round began with that stall, in the producer and in the worker's first
+    transactions (200-500 ms each instead of ~50), which a worker in service never meets.
+    Aborted records are invisible to every reader of the worker (it reads committed only)
+    and are not counted in its figures.
+    """
+    producer = AIOKafkaProducer(
+        transactional_id=f"{settings.topic_prefix}bench-prime",
+        acks="all",
+        enable_idempotence=True,
+        client_id="dfip-bench-prime",
+        **settings.aiokafka_config(),
+    )
+    await producer.start()
+    try:
+        await producer.begin_transaction()
+        sent = []
+        for topic in _prefixed(settings):
+            for partition in sorted(await producer.partitions_for(topic)):
+                # a key: compacted topics refuse records without one
+                sent.append(
+                    await producer.send(topic, b"", key=b"bench-prime", partition=partition)
+                )
+        await asyncio.gather(*sent)
+        await producer.abort_transaction()
+        return len(sent)
+    finally:
+        await producer.stop()
+
+
 def run_latency(
     bootstrap: str,
     feed: CapturedFeed,
@@ -204,9 +309,14 @@ def run_latency(
     scrape_interval: float = 1.0,
     drain: float = 30.0,
     poll_interval: float = POLL_SECONDS,
+    label: str = "latency",
+    prime: bool | None = None,
 ) -> LatencyRun:
+    broker_pid = listener_pid(bootstrap)
     settings = namespace(bootstrap, "lat")
     records = feed.records[: max(1, int(rate * seconds))]
+    if PRIME_PARTITIONS if prime is None else prime:
+        asyncio.run(prime_partitions(settings))
     (worker,) = start_workers(settings, 1, log_dir, app_id=f"bench-lat-{uuid.uuid4().hex[:6]}")
     scraper = Scraper(worker.port)
     sends: dict[tuple[str, int], list[float]] = defaultdict(list)
@@ -240,11 +350,13 @@ def run_latency(
         ]
         for thread in threads:
             thread.start()
-        late: list[float] = []
+        late: list[tuple[float, float]] = []
+        cpu0 = _cpu(worker.proc.pid if worker.proc else None), _cpu(broker_pid)
         stats = asyncio.run(paced_produce(settings, records, rate=rate, on_sent=on_sent, late=late))
-        if late and max(late) > 0.1:
+        worst = max((x for _, x in late), default=0.0)
+        if worst > 0.1:
             print(
-                f"[bench] latency: the producer fell {max(late):.2f} s behind its schedule "
+                f"[bench] latency: the producer fell {worst:.2f} s behind its schedule "
                 "(the machine is busy): the offered load came in bursts",
                 file=sys.stderr,
                 flush=True,
@@ -256,10 +368,15 @@ def run_latency(
             if all(last.get(tp, 0) >= n for tp, n in want.items()):
                 break
             time.sleep(0.2)
+        cpu1 = _cpu(worker.proc.pid if worker.proc else None), _cpu(broker_pid)
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
         final = scraper.metrics()
+        counted = received_by_partition(final.text) if final is not None else {}
+        extra = sum(max(0, counted.get(tp, 0) - n) for tp, n in want.items())
+        if extra:  # e.g. a primed (aborted) record counted: the latencies would be off
+            print(f"[bench] {label}: {extra} records counted more than were sent", file=sys.stderr)
         buckets = _histogram(final.text) if final is not None else []
         stages = stage_budget(final.text) if final is not None else {}
     finally:
@@ -267,8 +384,9 @@ def run_latency(
         stop_workers([worker])
         drop_namespace(settings)
     # two threads appended: visible_latencies needs them in time order
-    lat = sorted(visible_latencies(sends, sorted(observations, key=lambda o: o[0])))
-    return LatencyRun(
+    observations.sort(key=lambda o: o[0])
+    lat = sorted(visible_latencies(sends, observations))
+    run = LatencyRun(
         offered_rate=stats.rate,
         events=len(lat),
         invisible=sum(1 for x in lat if math.isinf(x)),
@@ -279,5 +397,61 @@ def run_latency(
         scrape_interval=scrape_interval,
         scrape_ms=None if scraper.mean_seconds is None else 1000 * scraper.mean_seconds,
         stages=stages,
-        producer_late=max(late) if late else None,
+        producer_late=max(x for _, x in late) if late else None,
+        by_second=latencies_by_second(sends, observations),
+        late_by_second=late_by_second(late),
+        worker_cpu=_delta(cpu0[0], cpu1[0]),
+        broker_cpu=_delta(cpu0[1], cpu1[1]),
     )
+    print(f"[bench] {label}: {run.timeline()}", file=sys.stderr, flush=True)
+    return run
+
+
+def listener_pid(bootstrap: str) -> int | None:
+    """The local process listening on the first bootstrap address's port (the broker), from
+    /proc; None when it is not on this machine or not visible."""
+    try:
+        port = int(bootstrap.split(",")[0].rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return None
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            # local address "HEXIP:HEXPORT", state 0A = LISTEN, inode in column 10
+            if len(f) > 9 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{f[9]}]")
+    if not inodes:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in inodes:
+                    return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+def late_by_second(late: Sequence[tuple[float, float]]) -> list[float]:
+    """(seconds into the schedule, lateness) per chunk → the worst lateness in each second."""
+    out: list[float] = []
+    for due, x in late:
+        i = int(due)
+        out.extend(0.0 for _ in range(i + 1 - len(out)))
+        out[i] = max(out[i], x)
+    return out
+
+
+def _cpu(pid: int | None) -> float | None:
+    return None if pid is None else cpu_seconds(pid)
+
+
+def _delta(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else b - a

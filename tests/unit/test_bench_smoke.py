@@ -29,6 +29,7 @@ MODULES = (
     "bench.cli",
     "bench.enterprises",
     "bench.feed",
+    "bench.fresh_topics",
     "bench.latency",
     "bench.pipeline",
     "bench.profile",
