@@ -292,6 +292,7 @@ def warm_up_round(o: SuiteOptions, log_dir: Path) -> str:
             scrape_interval=o.scrape_interval,
             drain=o.drain,
             label="latency warm-up round (not in the medians)",
+            prime=o.prime,
         )
     except Exception as exc:  # the measured rounds still run; say why this one is missing
         return f"\n\nLatency warm-up round (not measured): failed ({type(exc).__name__}: {exc})."
@@ -326,12 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             text = render_soak(result, command.strip(), info)
             code = 0 if result.ok else 1
         else:
-            import bench.latency
             from bench.suite import run_suite
 
             suite = replace(opts, bootstrap=bootstrap)
-            # read by every run_latency call, the suite's included
-            bench.latency.PRIME_PARTITIONS = opts.prime
             cold = warm_up_round(suite, log_dir)
             report = run_suite(suite, command.strip(), log_dir)
             text, code = report.text + cold, 0 if report.ok else 1

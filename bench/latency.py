@@ -66,7 +66,6 @@ from bench.scrape import Scraper, histogram_quantile, parse_samples
 from core.kafka_config import KafkaSettings
 
 __all__ = [
-    "PRIME_PARTITIONS",
     "LatencyRun",
     "late_by_second",
     "latencies_by_second",
@@ -81,9 +80,6 @@ Counts = dict[tuple[str, int], int]
 # seconds between two reads of the one family that shows what the worker has committed
 POLL_SECONDS = 0.05
 _RECEIVED = ("dfip_events_received_total",)
-# write to every partition of a round's fresh namespace before its worker starts (see
-# prime_partitions); `python -m bench --no-prime` turns it off for a comparison
-PRIME_PARTITIONS = True
 
 
 @dataclass
@@ -310,12 +306,14 @@ def run_latency(
     drain: float = 30.0,
     poll_interval: float = POLL_SECONDS,
     label: str = "latency",
-    prime: bool | None = None,
+    prime: bool = True,
 ) -> LatencyRun:
     broker_pid = listener_pid(bootstrap)
     settings = namespace(bootstrap, "lat")
     records = feed.records[: max(1, int(rate * seconds))]
-    if PRIME_PARTITIONS if prime is None else prime:
+    # write to every partition of the round's fresh namespace before its worker starts
+    # (prime_partitions); `python -m bench --no-prime` turns it off for a comparison
+    if prime:
         asyncio.run(prime_partitions(settings))
     (worker,) = start_workers(settings, 1, log_dir, app_id=f"bench-lat-{uuid.uuid4().hex[:6]}")
     scraper = Scraper(worker.port)

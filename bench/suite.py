@@ -256,6 +256,7 @@ def run_suite(o: SuiteOptions, command: str, log_dir: Path) -> SuiteReport:
                 log_dir=log_dir,
                 scrape_interval=o.scrape_interval,
                 drain=o.drain,
+                prime=o.prime,
             )
             if lat is None:
                 continue
