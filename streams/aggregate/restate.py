@@ -450,10 +450,11 @@ def _packed_value(state: PartitionState, entries: bytes | bytearray) -> bytes:
     # are those of orjson.dumps over the whole table
     rows = state.contrib_label_json
     labels_of = state.contrib_labels
-    for idx in range(len(rows), len(labels_of)):
-        rows.append(orjson.dumps([idx, *labels_of[idx]]))
-    table = b"[%b]" % b",".join([rows[idx] for idx in _labels_used(entries)])
-    return b"".join((_PACKED_HEAD.pack(_PACKED_TAG, len(table)), table, entries))
+    if len(rows) < len(labels_of):
+        for idx in range(len(rows), len(labels_of)):
+            rows.append(orjson.dumps([idx, *labels_of[idx]]))
+    table = b"[" + b",".join([rows[idx] for idx in _labels_used(entries)]) + b"]"
+    return _PACKED_HEAD.pack(_PACKED_TAG, len(table)) + table + entries
 
 
 def to_value(state: PartitionState, uscc: str) -> bytes | None:

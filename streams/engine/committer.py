@@ -9,16 +9,19 @@ A batch's transaction commits while the next batch is applied (:meth:`Committer.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import struct
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cramjam
 from aiokafka import AIOKafkaProducer
-from aiokafka.codec import has_zstd
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
+from aiokafka.record.util import calc_crc32c
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from core.kafka_config import KafkaSettings
@@ -37,9 +40,9 @@ log = logging.getLogger(__name__)
 # the largest record the worker writes: a dead letter carries a record of up to the broker's
 # default limit (1 MiB) in base64; the dead-letter topic allows that size (schemas/catalog.py)
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
-# changelog record batches: size before compression (a first record always fits), codec
+# changelog record batches: size before compression (a first record always fits), zstd level
 _CHANGELOG_BATCH_BYTES = 256 * 1024
-_CHANGELOG_CODEC = DefaultRecordBatch.CODEC_ZSTD if has_zstd() else DefaultRecordBatch.CODEC_NONE
+_ZSTD_LEVEL = 1
 # output record batches: aiokafka's default max_batch_size, what `send` built them as
 _OUTPUT_BATCH_BYTES = 16 * 1024
 # retry backoff of the worker's producer: a transaction step the broker asks to retry (the
@@ -62,50 +65,107 @@ class Commit:
     started: float
 
 
-def _changelog_batch(transactional: bool) -> BatchBuilder:
-    """An empty zstd-compressed record batch for changelog rows.
+Row = tuple[int | None, bytes | None, bytes | None, Sequence[Any]]
 
-    The changelog is JSON rewritten per batch (~300 bytes per event on the bench feed, the
+
+class RecordBatch(BatchBuilder):  # type: ignore[misc]  # aiokafka is untyped
+    """aiokafka's record batch builder, filled by one loop over its C builder (:meth:`fill`)
+    and, for the changelog, compressed with zstd at level ``zstd_level`` when built.
+
+    ``BatchBuilder.append`` is a Python call per record around the C ``append`` (plus its
+    serializer hooks, and ``time.time()`` when the timestamp is None); the changelog is
+    ~2 records per event, so that wrapper was ~0.25 µs of worker CPU per event. aiokafka
+    compresses zstd at level 3 only; level 1 compresses the bench feed's changelog 2.66×
+    instead of 2.73× in 70 % of the time (bench/commit_batches.py). The batch is built
+    uncompressed and then its records section is compressed and the header fixed (Kafka's
+    record batch v2 layout: length, attributes' codec bits, CRC-32C), which is what the C
+    builder does itself for the codec it is given.
+    """
+
+    _relative_offset: int  # BatchBuilder's: records appended
+    _buffer: bytearray | None  # BatchBuilder's: the built batch
+
+    def __init__(self, size: int, *, transactional: bool, zstd_level: int | None) -> None:
+        super().__init__(size, DefaultRecordBatch.CODEC_NONE, is_transactional=transactional)
+        self._zstd_level = zstd_level
+
+    def fill(self, rows: Iterator[Row]) -> Row | None:
+        """Append rows until the batch is full; returns the row that did not fit (it starts
+        the next batch: a first record always fits), or None when ``rows`` ran out."""
+        append = self._builder.append
+        n = self._relative_offset
+        try:
+            for row in rows:
+                ts, key, value, headers = row
+                if append(n, ts, key, value, headers) is None:
+                    self.close()
+                    return row
+                n += 1
+        finally:
+            self._relative_offset = n
+        return None
+
+    def _build(self) -> bytearray:
+        if self._buffer is None:
+            raw: bytearray = super()._build()
+            self._buffer = raw if self._zstd_level is None else _zstd_batch(raw, self._zstd_level)
+        return self._buffer
+
+
+# record batch v2 header (KIP-98): base offset, length, leader epoch, magic, CRC, attributes…;
+# the length counts the bytes after itself, the CRC covers the attributes to the end
+_LENGTH_AT, _CRC_AT, _ATTRIBUTES_AT, _RECORDS_AT = 8, 17, 21, 61
+_I32 = struct.Struct(">i")
+_U32 = struct.Struct(">I")
+_I16 = struct.Struct(">h")
+
+
+def _zstd_batch(raw: bytearray, level: int) -> bytearray:
+    """An uncompressed record batch with its records section zstd-compressed."""
+    body = cramjam.zstd.compress(memoryview(raw)[_RECORDS_AT:], level=level)
+    out = raw[:_RECORDS_AT] + body
+    _I32.pack_into(out, _LENGTH_AT, len(out) - _LENGTH_AT - 4)
+    (attributes,) = _I16.unpack_from(out, _ATTRIBUTES_AT)
+    _I16.pack_into(out, _ATTRIBUTES_AT, attributes | DefaultRecordBatch.CODEC_ZSTD)
+    _U32.pack_into(out, _CRC_AT, calc_crc32c(memoryview(out)[_ATTRIBUTES_AT:]))
+    return out
+
+
+def _changelog_batch(transactional: bool) -> RecordBatch:
+    """An empty record batch for changelog rows, zstd-compressed at level 1 when built.
+
+    The changelog is rewritten per batch (~300 bytes per event on the bench feed, the
     bulk of what a worker writes): compression cuts what crosses the socket and the broker's
     disk several times over (issue 18: socket writes were ~15 % of the worker's time). zstd,
     not lz4: aiokafka compresses lz4 at level 9 (LZ4 HC), which cost ~7 µs of worker CPU per
-    event (15 % of it); zstd at aiokafka's level 3 compresses the bench feed's changelog
-    3.75× (lz4 HC 3.3×) in a seventh of the time. Only these batches are compressed: the
-    outputs (dead letters, forwards, late copies, windows) keep their plain size, against
-    which their topics' limits are set.
+    event (15 % of it); zstd compresses the bench feed's changelog ~2.7× in a fraction of
+    that. Only these batches are compressed: the outputs (dead letters, forwards, late
+    copies, windows) keep their plain size, against which their topics' limits are set.
     """
-    return BatchBuilder(_CHANGELOG_BATCH_BYTES, _CHANGELOG_CODEC, is_transactional=transactional)
+    return RecordBatch(_CHANGELOG_BATCH_BYTES, transactional=transactional, zstd_level=_ZSTD_LEVEL)
 
 
 async def _send_batches(
     producer: AIOKafkaProducer,
     topic: str,
     partition: int,
-    records: Iterable[tuple[int | None, bytes | None, bytes | None, Sequence[Any]]],
+    records: Iterable[Row],
     sent: list[asyncio.Future[Any]],
-    new_batch: Callable[[], BatchBuilder],
+    new_batch: Callable[[], RecordBatch],
 ) -> tuple[asyncio.Future[Any], int]:
     """Send one topic-partition's records (timestamp ms, key, value, headers) as whole record
-    batches (built in aiokafka's C batch builder) instead of one ``send`` each: the
-    per-record send path (partitioner, metadata lookups, a future per record) was a visible
-    share of the worker's CPU. Returns the last batch's future and how many records it
-    holds."""
-    batch = new_batch()
-    n = 0
-    for ts, key, value, headers in records:
-        if batch.append(timestamp=ts, key=key, value=value, headers=headers) is None:  # full
-            sent.append(await producer.send_batch(batch, topic, partition=partition))
-            batch = new_batch()
-            n = 0
-            batch.append(timestamp=ts, key=key, value=value, headers=headers)  # a first fits
-        n += 1
-    fut = await producer.send_batch(batch, topic, partition=partition)
-    sent.append(fut)
-    return fut, n
-
-
-# what ``append`` defaults to (aiokafka's own ``headers=[]``); never mutated
-_NO_HEADERS: list[tuple[str, bytes]] = []
+    batches (:class:`RecordBatch`) instead of one ``send`` each: the per-record send path
+    (partitioner, metadata lookups, a future per record) was a visible share of the worker's
+    CPU. Returns the last batch's future and how many records it holds."""
+    rows = iter(records)
+    while True:
+        batch = new_batch()
+        left = batch.fill(rows)
+        fut = await producer.send_batch(batch, topic, partition=partition)
+        sent.append(fut)
+        if left is None:
+            return fut, batch.record_count()
+        rows = itertools.chain((left,), rows)
 
 
 async def _send_rows(
@@ -117,15 +177,21 @@ async def _send_rows(
     *,
     transactional: bool,
 ) -> tuple[asyncio.Future[Any], int]:
-    """Send one partition's changelog rows as zstd record batches (``_send_batches``)."""
+    """Send one partition's changelog rows as zstd record batches (``_send_batches``), all
+    with the time they were sent (one clock read, not one per row)."""
+    ts = int(time.time() * 1000)
     return await _send_batches(
         producer,
         topic,
         partition,
-        ((None, key, value, _NO_HEADERS) for key, value in rows),
+        [(ts, key, value, _NO_HEADERS) for key, value in rows],
         sent,
         lambda: _changelog_batch(transactional),
     )
+
+
+# no headers on changelog rows; never mutated
+_NO_HEADERS: list[tuple[str, bytes]] = []
 
 
 async def _send_outputs(
@@ -169,10 +235,8 @@ async def _send_outputs(
         )
 
 
-def _output_batch(transactional: bool) -> BatchBuilder:
-    return BatchBuilder(
-        _OUTPUT_BATCH_BYTES, DefaultRecordBatch.CODEC_NONE, is_transactional=transactional
-    )
+def _output_batch(transactional: bool) -> RecordBatch:
+    return RecordBatch(_OUTPUT_BATCH_BYTES, transactional=transactional, zstd_level=None)
 
 
 def _no_commit(c: Commit) -> None:
