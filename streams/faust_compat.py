@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from aiokafka.consumer.fetcher import Fetcher, FetchResult, PartitionRecords
+from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as FaustAIOKafkaConsumer
 
@@ -56,9 +57,13 @@ _NEEDED: tuple[tuple[type, str], ...] = (
     (AIOKafkaConsumerThread, "_consumer"),
     (AIOKafkaConsumerThread, "_fetch_records"),
     (PartitionRecords, "_consumer_record"),
+    # streams/engine/committer.py RecordBatch: fills the C builder itself, builds zstd level 1
+    (BatchBuilder, "_build"),
 )
 # instance attributes used (set in __init__, so not checkable on the class): a Fetcher's
-# ``_records`` (tp → FetchResult | FetchError), a FetchResult's ``_partition_records``
+# ``_records`` (tp → FetchResult | FetchError), a FetchResult's ``_partition_records``;
+# a BatchBuilder's ``_builder``, ``_relative_offset`` and ``_buffer`` (committer.RecordBatch,
+# covered by tests/unit/streams/test_changelog_zstd_batch.py)
 
 
 def check_versions(installed: dict[str, str] | None = None) -> None:
