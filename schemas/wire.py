@@ -72,7 +72,6 @@ _USCC: Final = seen_uscc()
 # MAX_INTEGER_DIGITS digits; >= 0), in its own words: the same Python regex and Decimal()
 _AMOUNT_TEXT: Final = AMOUNT_RE.fullmatch
 _INT_LIMIT: Final = 10**MAX_INTEGER_DIGITS
-_ZERO: Final = Decimal(0)
 # msgspec's RFC 3339 parser (in C) rounds a fraction finer than a microsecond where pydantic
 # truncates it: a time is taken only when its JSON is at most 29 bytes. msgspec requires
 # seconds, so that leaves at most 6 fraction digits before the shortest offset ("Z").
@@ -128,20 +127,30 @@ class TransactionWire(Struct, forbid_unknown_fields=True, gc=False):
             raise ValueError("occurred_at")
         self.occurred_at = at
         amount: Any = self.amount  # str or int until replaced below
-        if amount.__class__ is str and _AMOUNT_TEXT(amount) is None:
-            raise ValueError("amount")
-        value = Decimal(amount)
-        if not value >= _ZERO:
-            raise ValueError("amount")
+        if amount.__class__ is str:
+            if _AMOUNT_TEXT(amount) is None:
+                raise ValueError("amount")
+            value = Decimal(amount)
+            # >= 0: the text's form leaves only a leading "-" to make it negative ("-0.00"
+            # is zero); a sign test, not a Decimal comparison
+            if amount[0] == "-" and value:
+                raise ValueError("amount")
+        else:
+            if amount < 0:
+                raise ValueError("amount")
+            value = Decimal(amount)
         self.amount = value
+        # the shared string of the enterprise (kept by the rules and the stores keyed by it)
         self.enterprise_uscc = _USCC[self.enterprise_uscc]
-        self.source = _SOURCE[self.source]
+        # the others are only checked: the validators do not change a value, and the struct
+        # does not outlive its batch (a set attribute costs about as much as the lookup)
+        _SOURCE[self.source]
         country = self.counterparty_country
         if country is not None:
-            self.counterparty_country = _COUNTRY[country]
+            _COUNTRY[country]
         account = self.account_ref
         if account is not None:
-            self.account_ref = _ACCOUNT[account]
+            _ACCOUNT[account]
 
 
 AnyTransaction = TransactionEvent | TransactionWire

@@ -28,7 +28,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -115,16 +115,17 @@ FX_ACCOUNTING_PARTITION = 0
 
 _NO_HEADERS: dict[str, bytes] = {}
 
-# enterprise → its partition (Kafka's murmur2 partitioner), for the codes seen lately
-_HOMES: dict[str, int] = {}
+# enterprise → (its partition (Kafka's murmur2 partitioner), its region's value), for the
+# codes seen lately: one lookup per event gives both (region_of is an lru_cache call)
+_HOMES: dict[str, tuple[int, str]] = {}
 _HOMES_MAX = 1 << 16
 
 
-def _home(uscc: str) -> int:
+def _home(uscc: str) -> tuple[int, str]:
     if len(_HOMES) >= _HOMES_MAX:
         _HOMES.clear()  # a cache: bounded
-    home = _HOMES[uscc] = partition_for(uscc)
-    return home
+    where = _HOMES[uscc] = (partition_for(uscc), region_of(uscc)._value_)
+    return where
 
 
 class _FlowKeys(dict[str, tuple[str, tuple[str]]]):
@@ -373,7 +374,9 @@ class Processor:
         if offset < offsets.get(topic, 0):
             return  # already applied before a restart
         offsets[topic] = offset + 1
-        mem = state.dedup.get(topic) or state.memory(topic)
+        mem = state.dedup.get(topic)
+        if mem is None:  # not `or`: a DedupMemory's truth is its __len__, a Python call
+            mem = state.memory(topic)
         stamp = rec.timestamp_ms
         if stamp is not None:  # mem.observe(stamp), inlined
             before = mem.clock_ms
@@ -431,7 +434,8 @@ class Processor:
                 state, rec, stage="ingress", error_class=err.error_class, reason=str(err)
             )
             return
-        assert isinstance(event, TransactionWire | TransactionEvent | LoanEventBase)
+        if TYPE_CHECKING:  # checked just above; at run time the union and isinstance cost
+            assert isinstance(event, TransactionWire | TransactionEvent | LoanEventBase)
         delta = event.occurred_at - _EPOCH  # to_us, inlined
         ts = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
         # a forwarded copy was judged where it landed, against the original's timestamp
@@ -446,9 +450,10 @@ class Processor:
             self._dead_letter(state, rec, stage="ingress", error_class=FUTURE_DATED, reason=future)
             return
         uscc = event.enterprise_uscc
-        home = _HOMES.get(uscc)
-        if home is None:
-            home = _home(uscc)
+        where = _HOMES.get(uscc)
+        if where is None:
+            where = _home(uscc)
+        home = where[0]
         watermarks = state.watermarks
         if home != partition:
             # judged here, where it landed (deterministic: the producer chose this order)
@@ -518,13 +523,22 @@ class Processor:
         uscc = event.enterprise_uscc
         # as_of and canonical (the table's own USCC string: one copy per enterprise) at once
         band, sector, key = table.join(uscc, ts)
-        region = region_of(uscc)._value_
-        floor = restate.floor_of(state, self.restate_horizon_us)
+        where = _HOMES.get(uscc)
+        region = (where or _home(uscc))[1]
+        # restate.floor_of, inlined (once per counted transaction)
+        wms = state.watermarks
+        wm_tx = wms.get(TRANSACTIONS)
+        wm_loans = wms.get(LOANS)
+        if wm_tx is None:
+            floor = None if wm_loans is None else wm_loans - self.restate_horizon_us
+        elif wm_loans is None or wm_tx >= wm_loans:
+            floor = wm_tx - self.restate_horizon_us
+        else:
+            floor = wm_loans - self.restate_horizon_us
         topic = rec.topic
         try:
             fen = tally_transaction(
-                state, event, band, sector, region, self.fx,
-                topic=topic, ts_us=ts, windowed=windowed,
+                state, event, band, sector, region, self.fx, topic, ts, windowed
             )  # fmt: skip
         except Rejected as exc:
             self._dead_letter(

@@ -95,6 +95,25 @@ def record(state: PartitionState, uscc: str, ts_us: int, direction: str, fen: in
                 flows[uscc] = packed + _PACK(day, 0, 0, 1, fen)
             state.dirty_recent.add(uscc)
             return
+        # an earlier day (statements arrive out of day order): its entry or its place, from
+        # the end (sorted by day, at most KEEP_DAYS), spliced in without unpacking the rest
+        pos = last - _SIZE
+        while pos >= 0:
+            d, cc, cf, dc, df = _UNPACK_FROM(packed, pos)
+            if d <= day:
+                break
+            pos -= _SIZE
+        if pos >= 0 and d == day:
+            entry = (
+                _PACK(d, cc + 1, cf + fen, dc, df) if credit else _PACK(d, cc, cf, dc + 1, df + fen)
+            )
+            after = pos + _SIZE
+        else:  # a day with no entry yet: inserted after pos (before every entry if pos < 0)
+            entry = _PACK(day, 1, fen, 0, 0) if credit else _PACK(day, 0, 0, 1, fen)
+            pos = after = pos + _SIZE
+        flows[uscc] = packed[:pos] + entry + packed[after:]
+        state.dirty_recent.add(uscc)
+        return
     entries: dict[int, list[int]] = (
         {e[0]: list(e) for e in ENTRY.iter_unpack(packed)} if packed else {}
     )
