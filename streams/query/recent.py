@@ -114,17 +114,8 @@ def record(state: PartitionState, uscc: str, ts_us: int, direction: str, fen: in
         flows[uscc] = packed[:pos] + entry + packed[after:]
         state.dirty_recent.add(uscc)
         return
-    entries: dict[int, list[int]] = (
-        {e[0]: list(e) for e in ENTRY.iter_unpack(packed)} if packed else {}
-    )
-    row = entries.setdefault(day, [day, 0, 0, 0, 0])
-    if credit:
-        row[1] += 1
-        row[2] += fen
-    else:
-        row[3] += 1
-        row[4] += fen
-    flows[uscc] = b"".join(ENTRY.pack(*entries[d]) for d in sorted(entries))
+    # the enterprise's first kept day (every case with an entry returned above)
+    flows[uscc] = _PACK(day, 1, fen, 0, 0) if credit else _PACK(day, 0, 0, 1, fen)
     state.dirty_recent.add(uscc)
 
 
