@@ -525,16 +525,7 @@ class Processor:
         band, sector, key = table.join(uscc, ts)
         where = _HOMES.get(uscc)
         region = (where or _home(uscc))[1]
-        # restate.floor_of, inlined (once per counted transaction)
-        wms = state.watermarks
-        wm_tx = wms.get(TRANSACTIONS)
-        wm_loans = wms.get(LOANS)
-        if wm_tx is None:
-            floor = None if wm_loans is None else wm_loans - self.restate_horizon_us
-        elif wm_loans is None or wm_tx >= wm_loans:
-            floor = wm_tx - self.restate_horizon_us
-        else:
-            floor = wm_loans - self.restate_horizon_us
+        floor = restate.floor_of(state, self.restate_horizon_us)
         topic = rec.topic
         try:
             fen = tally_transaction(
