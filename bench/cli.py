@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "PHASES",
@@ -52,6 +53,16 @@ class SuiteOptions:
 
     def runs_phase(self, phase: str) -> bool:
         return phase not in self.skip
+
+    def latency_round(self) -> dict[str, Any]:
+        """``run_latency``'s options of one latency round, the warm-up round's included."""
+        return {
+            "rate": self.rate,
+            "seconds": self.latency_seconds,
+            "scrape_interval": self.scrape_interval,
+            "drain": self.drain,
+            "prime": self.prime,
+        }
 
 
 # --quick: a smoke run of every phase in a few minutes (single runs, small sizes)
@@ -286,13 +297,9 @@ def warm_up_round(o: SuiteOptions, log_dir: Path) -> str:
         lat = run_latency(
             o.bootstrap,
             feed,
-            rate=o.rate,
-            seconds=o.latency_seconds,
             log_dir=log_dir,
-            scrape_interval=o.scrape_interval,
-            drain=o.drain,
             label="latency warm-up round (not in the medians)",
-            prime=o.prime,
+            **o.latency_round(),
         )
     except Exception as exc:  # the measured rounds still run; say why this one is missing
         return f"\n\nLatency warm-up round (not measured): failed ({type(exc).__name__}: {exc})."

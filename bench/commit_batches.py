@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
 
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
 from bench.hotpath import ChangelogBytes, feed_records, run
-from streams.engine.committer import _changelog_batch
+from streams.engine.committer import Row, _changelog_batch
 from streams.processor import Processor
 
 __all__ = ["Rows", "build_aiokafka", "build_committer"]
@@ -50,7 +51,7 @@ def build_committer(commits: list[list[tuple[bytes, bytes | None]]]) -> int:
     """Bytes built, the committer's way."""
     out = 0
     for rows in commits:
-        pending = iter([(_TS, k, v, _NO_HEADERS) for k, v in rows])
+        pending: Iterator[Row] = iter([(_TS, k, v, _NO_HEADERS) for k, v in rows])
         while True:
             batch = _changelog_batch(True)
             left = batch.fill(pending)

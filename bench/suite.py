@@ -251,12 +251,8 @@ def run_suite(o: SuiteOptions, command: str, log_dir: Path) -> SuiteReport:
                 run_latency,
                 o.bootstrap,
                 lat_feed,
-                rate=o.rate,
-                seconds=o.latency_seconds,
                 log_dir=log_dir,
-                scrape_interval=o.scrape_interval,
-                drain=o.drain,
-                prime=o.prime,
+                **o.latency_round(),
             )
             if lat is None:
                 continue
