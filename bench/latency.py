@@ -158,10 +158,9 @@ def latencies_by_second(
     sends: dict[tuple[str, int], list[float]], observations: Sequence[tuple[float, Counts]]
 ) -> list[float | None]:
     """p99 of the visible latencies of the records sent in each second after the first send."""
-    pairs: list[tuple[float, float]] = []
-    for tp, times in sends.items():
-        lat = visible_latencies({tp: times}, observations)
-        pairs.extend(zip(times, lat, strict=True))
+    # visible_latencies gives them per topic-partition in send order, as sends holds them
+    sent = [t for times in sends.values() for t in times]
+    pairs = list(zip(sent, visible_latencies(sends, observations), strict=True))
     if not pairs:
         return []
     first = min(t for t, _ in pairs)
