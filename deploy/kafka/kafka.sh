@@ -226,12 +226,27 @@ launch() {
   echo $! >"$PIDFILE"
 }
 
+# True when the selected node's start-up failed only because one of its ports was briefly
+# taken: a port in the kernel's ephemeral range can be the local end of some client's
+# outgoing connection at the instant the broker binds, although nothing listens on it.
+bind_collision() {
+  grep -q "BindException: Address already in use" "$NODE_HOME/logs/server.log" 2>/dev/null \
+    && ! port_open "$NPORT" && ! port_open "$NCPORT"
+}
+
 # Waits until the selected node says it started and its port answers.
 await_ready() {
-  local waited=0
+  local waited=0 relaunches=0
   until grep -q "Kafka Server started" "$NODE_HOME/logs/server.log" 2>/dev/null && port_open "$NPORT"; do
     if ! running; then
       rm -f "$PIDFILE"
+      if ((relaunches < 3)) && bind_collision; then
+        relaunches=$((relaunches + 1))
+        echo "dfip kafka: node $NODE could not bind 127.0.0.1:$NPORT or :$NCPORT (taken for a moment, now free); starting it again" >&2
+        sleep 1
+        launch
+        continue
+      fi
       die "broker exited during start-up (see $NODE_HOME/logs/server.log and stdout.log)"
     fi
     ((waited >= TIMEOUT * 5)) && { down; die "broker not ready after ${TIMEOUT}s (see $NODE_HOME/logs/server.log)"; }

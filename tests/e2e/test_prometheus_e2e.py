@@ -32,11 +32,11 @@ from adapters.simulator.runner import SimulationConfig, SimulationResult, run_si
 from core.kafka_config import KafkaSettings
 from dfip.top import build_frame, fetch
 from schemas.figures import FIGURES, FIGURES_BY_NAME, HEALTH_FIGURES, RATE_SCALE
+from tests.support.ports import free_port
 from tests.support.workers import (
     REPO,
     Figures,
     WorkerProcess,
-    free_port,
     oracle_figures,
     total,
     wait_converged,

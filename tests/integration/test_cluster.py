@@ -34,7 +34,8 @@ from tests.support.workers import WorkerProcess, wait_for, wait_ready
 
 pytestmark = pytest.mark.cluster
 
-BASE_PORT = int(os.environ.get("DFIP_TEST_CLUSTER_PORT", "37092"))
+# below the ephemeral port range (see tests/support/ports.py)
+BASE_PORT = int(os.environ.get("DFIP_TEST_CLUSTER_PORT", "27092"))
 INPUTS = (TRANSACTIONS.name, LOANS.name, SCORES.name)
 #: A worker's commit timeout (seconds) far below the time a killed node stays down, so a
 #: transaction stuck on the dead coordinator fails and is redone (the default is 60 s).

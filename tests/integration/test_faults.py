@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -41,6 +40,7 @@ from tests.integration.test_stream_exact import (
     join_ok,
     simulate,
 )
+from tests.support.ports import free_ports
 from tests.support.workers import (
     WorkerProcess,
     oracle_figures,
@@ -58,18 +58,6 @@ ALL_PARTITIONS = set(range(USCC_PARTITIONS))
 # timeout lets the survivor take a SIGKILLed worker's partitions over in seconds instead of
 # the 60 s default. The semantics under test are the same.
 FAST_FAILOVER = {"BROKER_SESSION_TIMEOUT": "10", "BROKER_HEARTBEAT_INTERVAL": "1"}
-
-
-def free_ports(n: int) -> list[int]:
-    """`n` distinct free loopback ports (held open together, so they differ)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class PrivateBroker:

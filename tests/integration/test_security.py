@@ -39,8 +39,9 @@ from core.kafka_admin import admin_client, create_topics
 from core.kafka_config import KafkaSettings
 from deploy.kafka.security import Ports, Prepared, prepare
 from schemas.catalog import ALL_TOPICS
-from tests.integration.test_faults import PrivateBroker, free_ports
+from tests.integration.test_faults import PrivateBroker
 from tests.integration.test_stream_exact import assert_exact, assert_flow_identity, simulate
+from tests.support.ports import free_ports
 from tests.support.workers import (
     WorkerProcess,
     oracle_figures,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.kafka_config import KafkaSettings
 from schemas.figures import FIGURES_BY_NAME
+from tests.support.ports import free_port
 
 # a USCC-shaped token (18 characters, check alphabet); not inside a number, so a float such as
 # 0.007729180000751512 in a histogram sum is not taken for one
@@ -29,12 +29,6 @@ USCC_LIKE = re.compile(
 REPO = Path(__file__).resolve().parents[2]
 
 Figures = dict[str, dict[tuple[str, ...], int]]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class WorkerProcess:

@@ -81,12 +81,21 @@ props = dict(
     line.split("=", 1) for line in open(sys.argv[-1]).read().splitlines() if "=" in line
 )
 port = int(props["listeners"].split(",")[0].rsplit(":", 1)[1])
+# the node's own folder (DFIP_KAFKA_HOME itself for a single broker): log.dirs is <node>/data
+node_home = os.path.dirname(props["log.dirs"])
+# FAKE_KAFKA_BIND_FAILS=n: the first n launches fail as a real broker does when a client's
+# outgoing connection holds its port for a moment
+tries = os.path.join(node_home, "launches")
+launches = int(open(tries).read()) if os.path.exists(tries) else 0
+open(tries, "w").write(str(launches + 1))
+if launches < int(os.environ.get("FAKE_KAFKA_BIND_FAILS", "0")):
+    with open(os.path.join(node_home, "logs", "server.log"), "a") as f:
+        f.write(f"Caused by: java.net.BindException: Address already in use ({port})\\n")
+    sys.exit(1)
 server = socket.socket()
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 server.bind(("127.0.0.1", port))
 server.listen()
-# the node's own folder (DFIP_KAFKA_HOME itself for a single broker): log.dirs is <node>/data
-node_home = os.path.dirname(props["log.dirs"])
 with open(os.path.join(node_home, "logs", "server.log"), "a") as f:
     f.write("[now] INFO Registered kafka:type=kafka.Log4jController MBean\\n")
     if os.environ.get("FAKE_KAFKA_STARTS") == "1":
@@ -154,6 +163,28 @@ def test_up_waits_for_this_runs_started_line(tmp_path: Path) -> None:
     assert (logs / "server.log").read_text().count("Kafka Server started") == 1
 
 
+def test_a_port_taken_for_a_moment_at_start_up_is_tried_again(tmp_path: Path) -> None:
+    env = {**_fake_kafka_env(tmp_path, starts=True), "FAKE_KAFKA_BIND_FAILS": "2"}
+    try:
+        proc = _run(env, "up")
+    finally:
+        _run(env, "down")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("starting it again") == 2
+    assert "ready on 127.0.0.1" in proc.stderr
+
+
+def test_a_port_taken_at_every_start_up_gives_up(tmp_path: Path) -> None:
+    env = {**_fake_kafka_env(tmp_path, starts=True), "FAKE_KAFKA_BIND_FAILS": "9"}
+    try:
+        proc = _run(env, "up")
+    finally:
+        _run(env, "down")
+    assert proc.returncode != 0
+    assert proc.stderr.count("starting it again") == 3
+    assert "broker exited during start-up" in proc.stderr.splitlines()[-1]
+
+
 def test_a_port_that_is_not_a_number_is_one_line(tmp_path: Path) -> None:
     for value in ("abc", "0", "70000"):
         env = {**_base_env(tmp_path), "DFIP_KAFKA_PORT": value}
@@ -166,7 +197,7 @@ def test_a_port_that_is_not_a_number_is_one_line(tmp_path: Path) -> None:
 
 def _consecutive_free_ports(n: int) -> int:
     """A base port with `n` free ports after it (a fake cluster's listeners)."""
-    for base in range(41200, 64000, 97):
+    for base in range(28000, 32700, 97):  # below the ephemeral range
         socks = []
         try:
             for p in range(base, base + n):
