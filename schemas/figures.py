@@ -124,7 +124,7 @@ Semantics (the simulator's oracle implements the same rules independently):
   key, so the compacted ``dfip.metrics`` keeps the amended one). An application or decision whose
   band changes moves in ``dfip_loan_applications_total`` / ``dfip_loan_decisions_total``. A loan
   still active when the assessment is read (disbursed, not closed or written off) whose
-  ``disbursed`` event has ``occurred_at >= max(A, F)`` and whose vintage band changes moves
+  ``disbursed`` event has ``occurred_at >= max(A', F)`` and whose vintage band changes moves
   entirely: its disbursement count, disbursed principal (by its frozen region), rate-weighted
   principal, the principal repaid so far (= its CNY principal at the booked rate minus its CNY
   outstanding) and its outstanding and active gauges; it counts 1 in
@@ -215,6 +215,12 @@ Semantics (the simulator's oracle implements the same rules independently):
     is decided once, at disbursement, with the borrower's total credit known then (for a
     disbursement that waited for its rate, "at disbursement" is when it is applied, so its
     eligibility depends on the borrower's loans active when its rate was read).
+  - *At the bounds.* A re-conversion is held to the bounds a first conversion is held to: a
+    transaction whose CNY value at the new rate would be 10^15 fen or more, or a loan whose
+    principal at the new rate would be 10^14 fen or more, is not restated (it keeps its CNY
+    value and book rate, and a later rate in force is applied to it as usual). Read before
+    such an event, the same rate dead-letters it (``invalid_field``): for an event this close
+    to the bounds the answer depends on read order.
   Each worker reads every rate but restates only the partitions it owns; the changelog
   records the rate each kept transaction was counted at, so a restart or a move restates
   exactly what the rates read by then require, once. Hence a transaction's CNY amount and an

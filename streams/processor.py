@@ -806,8 +806,8 @@ class Processor:
                 self._decide_rules(state)
             self._flush(state)  # what reconciling and the rules counted, before the windows close
             for topic in INPUT_TOPICS:
-                for key in close_due(state, topic, self.grace_us):
-                    rkey, value = window_record(p, key, state.windows[key])
+                for key, win in close_due(state, topic, self.grace_us):
+                    rkey, value = window_record(p, key, win)
                     self.outputs.append(Output(METRICS, rkey, orjson.dumps(value)))
             for topic, mem in state.dedup.items():
                 if len(mem) > state.dedup_max_entries:  # the safety cap (days expire early)

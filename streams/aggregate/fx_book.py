@@ -33,7 +33,7 @@ from schemas import figure_names as fn
 from schemas.catalog import LOANS, TRANSACTIONS
 from schemas.errors import ErrorClass
 from schemas.events import LoanDisbursed, LoanEventBase, TransactionEvent
-from schemas.money import to_fen
+from schemas.money import MAX_COUNTED_FEN, MAX_LOAN_FEN, to_fen
 from schemas.uscc import region_of
 from schemas.wire import AnyTransaction, TransactionWire
 from streams.aggregate import loans as book_keeping
@@ -188,6 +188,8 @@ def _restate_loan(proc: Parker, state: PartitionState, loan_id: str, floor: int 
         return False
     p0, o0 = loan.principal_fen, loan.outstanding_fen
     p1 = to_fen(Decimal(loan.principal), new_rate)
+    if p1 >= MAX_LOAN_FEN:  # the bound a disbursement is held to: keep the loan's book
+        return False
     o1 = to_fen(Decimal(loan.outstanding), new_rate)
     c = state.counters
     for name, labels, v in book_keeping.contributions(loan):  # the gauges
@@ -221,7 +223,10 @@ def _restate_one(proc: Parker, state: PartitionState, seq: int, entry: Counted) 
     if new_rate is None or str(new_rate) == entry.rate:
         return False
     amount = Decimal(entry.amount)
-    delta = to_fen(amount, new_rate) - to_fen(amount, Decimal(entry.rate))
+    fen = to_fen(amount, new_rate)
+    if fen >= MAX_COUNTED_FEN:  # the bound a transaction is held to: keep its CNY value
+        return False
+    delta = fen - to_fen(amount, Decimal(entry.rate))
     entry.rate = str(new_rate)
     state.fx_book.dirty.add(seq)
     if delta == 0:

@@ -163,30 +163,30 @@ def amend_windows(
         state.dirty_windows.add(key)
 
 
-def close_due(state: PartitionState, topic: str, grace_us: int) -> list[WindowKey]:
+def close_due(state: PartitionState, topic: str, grace_us: int) -> list[tuple[WindowKey, Window]]:
     """Mark windows whose end + grace the watermark has passed; returns those to emit.
 
-    A closed window that was changed again (by a forwarded event) is emitted again.
+    A closed window that was changed again (a forwarded event, a restatement) is emitted
+    again, also when this same batch end drops it: the amendment reaches the metrics topic.
     """
     wm = state.watermarks.get(topic)
     if wm is None:
         return []
-    due: list[WindowKey] = []
+    due: list[tuple[WindowKey, Window]] = []
     for key in list(state.windows):
         t, size, start = key
         if t != topic:
             continue
         end = bounds(size, start)[1]
         win = state.windows[key]
-        if wm >= end + grace_us + RETAIN_CLOSED_US and win.closed:
-            del state.windows[key]
-            state.dirty_windows.add(key)
-            continue
         if wm >= end + grace_us and (not win.closed or win.amended):
             win.closed = True
             win.amended = False
             state.dirty_windows.add(key)
-            due.append(key)
+            due.append((key, win))
+        if wm >= end + grace_us + RETAIN_CLOSED_US:
+            del state.windows[key]
+            state.dirty_windows.add(key)
     return due
 
 

@@ -23,7 +23,7 @@ from streams.aggregate.windows import (
     window_add,
     window_record,
 )
-from streams.state.partition import PartitionState
+from streams.state.partition import PartitionState, Window
 from tests.unit.streams.aggregate.builders import partition, patient
 
 TOPIC = "dfip.transactions"
@@ -35,10 +35,15 @@ def row(fen: int, band: str = "l1") -> tuple[tuple[str, tuple[str, ...], int], .
     return ((TX_COUNT, ("bank", band), 1), (TX_AMOUNT_FEN, ("bank", band), fen))
 
 
-def advance(state: PartitionState, ts: int) -> list[tuple[str, str, int]]:
+def closing(state: PartitionState, ts: int) -> list[tuple[tuple[str, str, int], Window]]:
+    """Move the watermark to ``ts`` (never back) and close: the windows to emit."""
     wm = state.watermarks.get(TOPIC)
     state.watermarks[TOPIC] = ts if wm is None else max(wm, ts)
     return close_due(state, TOPIC, GRACE)
+
+
+def advance(state: PartitionState, ts: int) -> list[tuple[str, str, int]]:
+    return [key for key, _ in closing(state, ts)]
 
 
 def test_the_window_figure_names_are_those_of_the_window_record_contract() -> None:
@@ -92,6 +97,33 @@ def test_an_amended_closed_window_is_emitted_again_and_dropped_after_the_retenti
     assert hour in state.dirty_windows  # the changelog tombstones it
 
 
+def test_an_amended_window_dropped_by_the_same_batch_end_is_emitted_again_first() -> None:
+    """An emitted window amended (a restatement) while held, then passed by its retention
+    before the next batch end: the amendment still reaches the metrics topic."""
+    state = partition()
+    at = DAY0 + 5 * 60 * 1_000_000
+    window_add(state, TOPIC, at, row(100))
+    hour = (TOPIC, "1h", DAY0)
+    assert advance(state, DAY0 + HOUR_US + GRACE) == [hour]
+    amend_windows(state, TOPIC, GRACE, at, row(-30))
+    due = dict(closing(state, DAY0 + 60 * 24 * HOUR_US))
+    assert hour in due
+    assert hour not in state.windows
+    assert due[hour].counters.values[TX_AMOUNT_FEN] == {("bank", "l1"): 70}
+    assert window_record(0, hour, due[hour])[1]["figures"][TX_AMOUNT_FEN] == [
+        {"labels": ["bank", "l1"], "value": 70}
+    ]
+
+
+def test_a_window_first_closed_after_its_retention_is_emitted_once_and_dropped() -> None:
+    state = partition()
+    window_add(state, TOPIC, DAY0 + 5 * 60 * 1_000_000, row(100))
+    hour = (TOPIC, "1h", DAY0)
+    assert hour in advance(state, DAY0 + 60 * 24 * HOUR_US)
+    assert hour not in state.windows
+    assert advance(state, DAY0 + 61 * 24 * HOUR_US) == []
+
+
 def test_amending_never_recreates_a_dropped_window() -> None:
     state = partition()
     at = DAY0 + 5 * 60 * 1_000_000
@@ -125,16 +157,16 @@ def run(events: list[tuple[int, int, str]]) -> dict[Any, list[dict[str, Any]]]:
     state = partition()
     emitted: dict[Any, list[dict[str, Any]]] = {}
 
-    def emit(keys: list[tuple[str, str, int]]) -> None:
-        for key in keys:
-            emitted.setdefault(key, []).append(window_record(0, key, state.windows[key])[1])
+    def emit(due: list[tuple[tuple[str, str, int], Window]]) -> None:
+        for key, win in due:
+            emitted.setdefault(key, []).append(window_record(0, key, win)[1])
 
     for ts, fen, band in events:
         wm = state.watermarks.get(TOPIC)
         if wm is None or ts >= wm - GRACE:
             window_add(state, TOPIC, ts, row(fen, band))
-        emit(advance(state, ts))
-    emit(advance(state, max(ts for ts, _, _ in events) + 24 * HOUR_US + GRACE))
+        emit(closing(state, ts))
+    emit(closing(state, max(ts for ts, _, _ in events) + 24 * HOUR_US + GRACE))
     return emitted
 
 
