@@ -1,0 +1,235 @@
+"""Adversarial inputs for the contract tests, written as the wire JSON of docs/events.md,
+and a driver that runs one read order through both the worker's ``Processor`` and the
+doc oracle (tests/contract/doc_oracle.py)."""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from schemas.uscc import make_uscc
+from streams.processor import H_ORIGIN, Processor, Record
+from streams.reference.scores import ScoreTable
+from streams.state.partition import PartitionState
+from tests.contract.doc_oracle import FX, LOANS, SCORES, TX, In, Oracle, home_of
+
+# Beijing midnight of 2026-03-03: event times straddle it
+BASE = datetime(2026, 3, 2, 16, 0, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# enterprises: Hangzhou, Ningbo, and one outside Zhejiang ("other")
+ENTERPRISES = [
+    make_uscc("330106", "MA2B3C4D"),
+    make_uscc("330203", "MA7X8Y9W"),
+    make_uscc("110105", "MA0R1T2U"),
+]
+
+
+def shared_partition_pair() -> tuple[str, str]:
+    """Two enterprises with the same home partition (loan ids and floors are shared)."""
+    first = make_uscc("330302", "MA000001")
+    for i in range(2, 500):
+        other = make_uscc("330402", f"MA{i:06d}")
+        if home_of(other) == home_of(first):
+            return first, other
+    raise AssertionError("no pair found")
+
+
+def iso(at: datetime, style: int = 0) -> str:
+    """An ISO 8601 time; style 1 writes it at +08:00 (the same instant)."""
+    if style == 1:
+        return (at + timedelta(hours=8)).replace(tzinfo=None).isoformat() + "+08:00"
+    return at.replace(tzinfo=None).isoformat() + "Z"
+
+
+def ms(at: datetime) -> int:
+    return (at - EPOCH) // timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True)
+class Written:
+    """One input record as written: topic, partition, value, Kafka timestamp."""
+
+    topic: str
+    partition: int
+    value: bytes | None
+    timestamp_ms: int | None
+
+
+def tx_doc(
+    eid: str, uscc: str, at: datetime, amount: str, currency: str, *,
+    it: str = "bank", direction: str = "credit", customs: str | None = None, style: int = 0,
+) -> bytes:  # fmt: skip
+    bj = (at + timedelta(hours=8)).date().isoformat()
+    doc: dict[str, Any] = {
+        "kind": "transaction", "event_id": eid, "schema_version": 1, "source": "bank-a",
+        "institution_type": it, "occurred_at": iso(at, style), "enterprise_uscc": uscc,
+        "direction": direction, "amount": amount, "currency": currency,
+        "booking_date": bj, "value_date": bj,
+    }  # fmt: skip
+    if customs is not None:
+        doc["customs_mode"] = customs
+    return orjson.dumps(doc)
+
+
+def score_doc(eid: str, uscc: str, at: datetime, overall: str, sector: str) -> bytes:
+    return orjson.dumps({
+        "kind": "digitalization_score", "event_id": eid, "schema_version": 1,
+        "source": "assessor", "institution_type": "bank", "occurred_at": iso(at),
+        "enterprise_uscc": uscc, "framework": "miit_sme_2022", "overall_score": overall,
+        "level": "L2", "assessed_at": iso(at), "industry_section": sector,
+    })  # fmt: skip
+
+
+def fx_doc(eid: str, currency: str, rate_date: date, rate: str, published: datetime) -> bytes:
+    return orjson.dumps({
+        "kind": "fx_rate", "event_id": eid, "schema_version": 1, "source": "cfets",
+        "currency": currency, "rate_date": rate_date.isoformat(), "rate_to_cny": rate,
+        "published_at": iso(published),
+    })  # fmt: skip
+
+
+def loan_doc(
+    eid: str, uscc: str, at: datetime, event_type: str, loan_id: str, **extra: Any
+) -> bytes:
+    doc: dict[str, Any] = {
+        "kind": "loan", "event_id": eid, "schema_version": 1, "source": "fintech-b",
+        "institution_type": extra.pop("it", "fintech"), "occurred_at": iso(at),
+        "enterprise_uscc": uscc, "event_type": event_type, "loan_id": loan_id,
+        "application_id": f"app-{loan_id}", "lender_id": "fintech-b", "channel": "online",
+    }  # fmt: skip
+    doc.update(extra)
+    return orjson.dumps(doc)
+
+
+# ---- running one read order -----------------------------------------------------------------
+
+
+def new_processor() -> Processor:
+    proc = Processor(grace_us=600 * 1_000_000)
+    for p in range(12):
+        proc.states[p] = PartitionState(p)
+        proc.scores[p] = ScoreTable()
+    return proc
+
+
+def processor_series(proc: Processor) -> dict[str, dict[tuple[str, ...], int]]:
+    proc.flush_figures()
+    out: dict[str, dict[tuple[str, ...], int]] = {}
+    for p, state in proc.states.items():
+        for name, rows in state.counters.values.items():
+            for lab, v in rows.items():
+                if v != 0:
+                    out.setdefault(name, {})[(*lab, str(p))] = v
+    for p, table in proc.scores.items():
+        for (band, sector), n in table.scored.items():
+            if n != 0:
+                out.setdefault("dfip_enterprises_scored", {})[(band, sector, str(p))] = n
+    return out
+
+
+# order-dependent diagnostics docs/metrics.md says to compare with no oracle
+DIAGNOSTICS = ("dfip_restated_events_total", "dfip_scores_beyond_restatement_total")
+
+
+def without(
+    series: dict[str, dict[tuple[str, ...], int]], names: tuple[str, ...]
+) -> dict[str, dict[tuple[str, ...], int]]:
+    return {n: rows for n, rows in series.items() if n not in names}
+
+
+@dataclass
+class Run:
+    processor: dict[str, dict[tuple[str, ...], int]]
+    oracle: dict[str, dict[tuple[str, ...], int]]
+    order: list[In]
+
+
+def run(
+    records: list[Written], seed: int, *, batch_max: int = 4, oracle: Oracle | None = None
+) -> Run:
+    """Read ``records`` (each topic-partition in the order given) in a random interleaving:
+    every topic-partition has its own reading speed; reference records are read between
+    batches, as the worker reads dfip.scores and dfip.fx before each batch; forwarded
+    copies join the end of their home topic-partition."""
+    rng = random.Random(seed)
+    queues: dict[tuple[str, int], deque[In]] = {}
+    next_offset: dict[tuple[str, int], int] = {}
+    headers: dict[tuple[str, int, int], tuple[tuple[str, bytes], ...]] = {}
+
+    def enqueue(
+        topic: str, p: int, value: bytes | None, ts: int | None, copy_of: Any = None,
+        heads: tuple[tuple[str, bytes], ...] = (),
+    ) -> None:  # fmt: skip
+        off = next_offset.get((topic, p), 0)
+        next_offset[(topic, p)] = off + 1
+        headers[(topic, p, off)] = heads
+        queues.setdefault((topic, p), deque()).append(In(topic, p, off, value, ts, copy_of))
+
+    for w in records:
+        enqueue(w.topic, w.partition, w.value, w.timestamp_ms)
+    speed = {tp: rng.choice((1, 1, 3, 10)) for tp in sorted(queues)}
+    proc = new_processor()
+    orc = oracle or Oracle()
+    batch: list[In] = []
+    order: list[In] = []
+
+    def as_record(r: In) -> Record:
+        heads = headers[(r.topic, r.partition, r.offset)]
+        return Record(r.topic, r.partition, r.offset, None, r.value, heads, r.timestamp_ms)
+
+    def take_forwards() -> None:
+        for out in proc.take_outputs():
+            if out.topic in (TX, LOANS, SCORES) and out.partition is not None:
+                topic, part, offset = dict(out.headers)[H_ORIGIN].decode().rsplit(":", 2)
+                enqueue(out.topic, out.partition, out.value, out.timestamp_ms,
+                        (topic, int(part), int(offset)), tuple(out.headers))  # fmt: skip
+
+    def flush() -> None:
+        if not batch:
+            return
+        proc.process_batch([as_record(r) for r in batch])
+        proc.finish_batch()
+        orc.end_batch()
+        batch.clear()
+        take_forwards()
+
+    while True:
+        live = [tp for tp in sorted(queues) if queues[tp]]
+        if not live:
+            flush()
+            live = [tp for tp in sorted(queues) if queues[tp]]
+            if not live:
+                break
+        tp = rng.choices(live, weights=[speed.get(x, 3) for x in live])[0]
+        rec = queues[tp].popleft()
+        order.append(rec)
+        if rec.topic in (SCORES, FX) and rec.copy_of is None:
+            flush()
+            raw = Record(
+                rec.topic, rec.partition, rec.offset, None, rec.value, (), rec.timestamp_ms
+            )
+            if rec.topic == FX:
+                proc.process_fx(raw)
+            else:
+                proc.process_score(raw, counted=True)
+            take_forwards()
+            orc.read(rec)
+            continue
+        if rec.topic == SCORES:  # a forwarded score copy: read with the scores, between batches
+            flush()
+            proc.process_score(as_record(rec), counted=True)
+            orc.read(rec)
+            continue
+        orc.read(rec)
+        batch.append(rec)
+        if len(batch) >= rng.randint(1, batch_max):
+            flush()
+    missing = set(orc.forwarded) - {r.copy_of for r in order if r.copy_of is not None}
+    assert not missing, f"the doc oracle forwarded {missing}; the processor did not"
+    return Run(processor_series(proc), orc.series(), order)
