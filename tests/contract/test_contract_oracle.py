@@ -55,15 +55,20 @@ def test_murmur2_home_partition_matches_the_catalog() -> None:
 
 
 minutes = st.one_of(
+    # clustered: exact grace edges (10 min) and Beijing midnight (minute 0) recur
+    st.sampled_from([-20, -10, -1, 0, 0, 1, 9, 10, 11, 20]),
     st.integers(-180, 180),  # around Beijing midnight
-    st.sampled_from([-1500, -700, -11, -10, 10, 11, 24 * 60 + 5]),  # late, grace edges, next day
+    st.sampled_from([-1500, -700, 24 * 60 + 5]),  # late by far, next day
 )
 
 
+EDGES = st.sampled_from([-10, 0, 10, 20, 21])  # multiples of the grace period, and ±1 min
+
+
 @st.composite
-def when(draw: st.DrawFn) -> Any:
-    at = BASE + timedelta(minutes=draw(minutes))
-    if draw(st.booleans()):
+def when(draw: st.DrawFn, dense: bool = False) -> Any:
+    at = BASE + timedelta(minutes=draw(EDGES if dense else minutes))
+    if not dense and draw(st.integers(0, 3)) == 0:
         at += timedelta(microseconds=draw(st.integers(0, 999_999)))
     return at
 
@@ -84,7 +89,7 @@ def stamp(draw: st.DrawFn, at: Any) -> int | None:
 
 
 @st.composite
-def transactions(draw: st.DrawFn, n_max: int = 10) -> list[Written]:
+def transactions(draw: st.DrawFn, n_max: int = 10, dense: bool = False) -> list[Written]:
     out: list[Written] = []
     for _ in range(draw(st.integers(0, n_max))):
         if out and draw(st.integers(0, 5)) == 0:  # an exact re-send of an earlier record
@@ -93,8 +98,8 @@ def transactions(draw: st.DrawFn, n_max: int = 10) -> list[Written]:
         if draw(st.integers(0, 14)) == 0:
             out.append(Written(TX, draw(st.integers(0, 11)), draw(st.sampled_from(JUNK)), None))
             continue
-        uscc = draw(st.sampled_from(USCCS))
-        at = draw(when())
+        uscc = USCCS[0] if dense else draw(st.sampled_from([USCCS[0], *USCCS]))
+        at = draw(when(dense))
         value = tx_doc(
             f"tx-{draw(st.integers(0, 6))}",  # ids collide: same id, other content
             uscc, at, draw(st.sampled_from(AMOUNTS)),
@@ -174,6 +179,20 @@ def test_transaction_figures_match_the_doc_oracle(
     check([*txs, *scs, *fxs], seeds)
 
 
+@settings(settings.get_profile("contract"))
+@given(
+    transactions(dense=True),
+    scores(n_max=2),
+    st.lists(st.integers(0, 2**31), min_size=2, max_size=2),
+)
+def test_one_enterprise_at_the_grace_edges_matches_the_doc_oracle(
+    txs: list[Written], scs: list[Written], seeds: list[int]
+) -> None:
+    """One enterprise, times on multiples of the grace period: lateness at its edge,
+    duplicates with other content, dedup expiry by arrival day."""
+    check([*txs, *scs], seeds)
+
+
 def test_smoke_scores_after_events_and_fx_late() -> None:
     u = ENTERPRISES[0]
     at = BASE + timedelta(minutes=5)
@@ -188,51 +207,66 @@ def test_smoke_scores_after_events_and_fx_late() -> None:
     check(recs, [1, 2, 3])
 
 
-LOAN_TYPES = [
-    "application_submitted", "approved", "rejected", "withdrawn", "disbursed", "disbursed",
-    "repayment", "repayment", "delinquency_changed", "risk_class_changed", "defaulted",
-    "written_off", "closed",
-]  # fmt: skip
+def loan_story(draw: st.DrawFn) -> list[str]:
+    """One loan's event types, mostly in lifecycle order (disorder comes from swaps)."""
+    story = [draw(st.sampled_from(["application_submitted", "approved", "rejected", "withdrawn"]))]
+    if draw(st.integers(0, 4)):
+        story.append("disbursed")
+    middle = ["repayment", "repayment", "delinquency_changed", "risk_class_changed", "defaulted"]
+    story += draw(st.lists(st.sampled_from(middle), max_size=4))
+    story += draw(st.sampled_from([[], [], ["written_off"], ["closed"], ["closed", "disbursed"]]))
+    return story
 
 
 @st.composite
-def loan_events(draw: st.DrawFn, n_max: int = 10) -> list[Written]:
-    """Loan lifecycles in any order: repayments before disbursements, second disbursements,
-    loan ids shared by two enterprises of one partition, foreign-currency loans."""
+def loan_events(draw: st.DrawFn, n_loans: int = 3) -> list[Written]:
+    """Loan lifecycles, some in disorder (repayments before disbursements, events after
+    closing), second disbursements, loan ids shared by two enterprises of one partition,
+    foreign-currency loans, re-sends."""
     out: list[Written] = []
-    for _ in range(draw(st.integers(0, n_max))):
-        if out and draw(st.integers(0, 6)) == 0:
-            out.append(draw(st.sampled_from(out)))
-            continue
+    for _ in range(draw(st.integers(0, n_loans))):
         uscc = draw(st.sampled_from([ENTERPRISES[0], *PAIR]))
-        at = draw(when())
-        et = draw(st.sampled_from(LOAN_TYPES))
         loan_id = draw(st.sampled_from(["L1", "L2"]))
         currency = draw(st.sampled_from(["CNY", "CNY", "USD"]))
-        extra: dict[str, Any] = {"it": draw(st.sampled_from(["bank", "fintech", "joint"]))}
         principal = draw(st.sampled_from(["1000.00", "333.33", "5000000", "6000000.01", "0.01"]))
-        if et in ("application_submitted", "approved", "disbursed"):
-            rate = draw(st.sampled_from(["0", "0.0435", "0.05", "0.123456"]))
-            extra |= {"principal": principal, "currency": currency, "annual_rate": rate}
-        if et in ("application_submitted", "disbursed"):
-            extra |= {
-                "term_months": 12,
-                "collateral": "credit",
-                "inclusive_sme": draw(st.booleans()),
-            }
-        if et == "disbursed":
-            extra["repayment_method"] = "bullet"
-        if et == "repayment":
-            paid = draw(st.sampled_from(["0", "111.11", "333.33", "1000.00"]))
-            extra |= {"principal_amount": paid, "interest_amount": "1.00", "currency": currency}
-        if et == "delinquency_changed":
-            extra["days_past_due"] = draw(st.sampled_from([0, 1, 29, 30, 89, 90, 91, 271, 361]))
-        if et == "risk_class_changed":
-            extra["risk_class"] = draw(st.sampled_from(["normal", "doubtful", "special_mention"]))
-        if et == "written_off":
-            extra |= {"amount": "1.00", "currency": "CNY"}
-        value = loan_doc(f"ln-{draw(st.integers(0, 12))}", uscc, at, et, loan_id, **extra)
-        out.append(Written(LOANS, home_of(uscc), value, stamp(draw, at)))
+        it = draw(st.sampled_from(["bank", "fintech", "joint"]))
+        at = draw(when())
+        for et in loan_story(draw):
+            at += timedelta(minutes=draw(st.sampled_from([0, 1, 7, 30])))
+            extra: dict[str, Any] = {"it": draw(st.sampled_from([it, it, it, "bank"]))}
+            if et in ("application_submitted", "approved", "disbursed"):
+                rate = draw(st.sampled_from(["0", "0.0435", "0.05", "0.123456"]))
+                extra |= {"principal": principal, "currency": currency, "annual_rate": rate}
+            if et in ("application_submitted", "disbursed"):
+                extra |= {
+                    "term_months": 12,
+                    "collateral": "credit",
+                    "inclusive_sme": draw(st.booleans()),
+                }
+            if et == "disbursed":
+                extra["repayment_method"] = "bullet"
+            if et == "repayment":
+                paid = draw(st.sampled_from(["0", "111.11", "0.01", principal, "1000.00"]))
+                cur = draw(st.sampled_from([currency, currency, currency, "CNY", "USD"]))
+                extra |= {"principal_amount": paid, "interest_amount": "1.00", "currency": cur}
+            if et == "delinquency_changed":
+                extra["days_past_due"] = draw(st.sampled_from([0, 1, 29, 30, 89, 90, 91, 271, 361]))
+            if et == "risk_class_changed":
+                extra["risk_class"] = draw(
+                    st.sampled_from(["normal", "doubtful", "special_mention"])
+                )
+            if et == "written_off":
+                extra |= {"amount": "1.00", "currency": "CNY"}
+            eid = f"ln-{draw(st.integers(0, 40))}"
+            value = loan_doc(eid, uscc, at, et, loan_id, **extra)
+            out.append(Written(LOANS, home_of(uscc), value, stamp(draw, at)))
+    for _ in range(draw(st.integers(0, 3))):  # disorder and re-sends
+        if len(out) >= 2:
+            i = draw(st.integers(0, len(out) - 2))
+            if draw(st.booleans()):
+                out[i], out[i + 1] = out[i + 1], out[i]
+            else:
+                out.insert(i + 1, out[i])
     return out
 
 
@@ -249,3 +283,46 @@ def test_loan_figures_match_the_doc_oracle(
     seeds: list[int],
 ) -> None:
     check([*loans, *txs, *scs, *fxs], seeds)
+
+
+DAYS = [0, 0, 0, 1, 60, 119, 121, 125, 245]
+
+
+@st.composite
+def wide(draw: st.DrawFn) -> list[Written]:
+    """Months apart: the restatement floor (120 days) passes events, scores arrive beyond
+    it, parked events outlive it; one enterprise gets more assessments than the 8 kept."""
+    out: list[Written] = []
+    uscc_pool = [ENTERPRISES[0], ENTERPRISES[1]]
+    for _ in range(draw(st.integers(0, 10))):
+        uscc = draw(st.sampled_from(uscc_pool))
+        at = BASE + timedelta(days=draw(st.sampled_from(DAYS)), minutes=draw(st.integers(-30, 30)))
+        value = tx_doc(
+            f"tx-{draw(st.integers(0, 12))}", uscc, at, draw(st.sampled_from(AMOUNTS)),
+            draw(st.sampled_from(["CNY", "USD"])),
+        )  # fmt: skip
+        out.append(Written(TX, home_of(uscc), value, stamp(draw, at)))
+    for _ in range(draw(st.integers(0, 12))):
+        uscc = draw(st.sampled_from([ENTERPRISES[0], ENTERPRISES[0], ENTERPRISES[1]]))
+        at = BASE + timedelta(
+            days=draw(st.sampled_from([-1, *DAYS])), minutes=draw(st.sampled_from([-40, -5, 0, 5]))
+        )
+        value = score_doc(
+            f"sc-{draw(st.integers(0, 20))}", uscc, at,
+            draw(st.sampled_from(SCORES_TEXT)), draw(st.sampled_from("CG")),
+        )  # fmt: skip
+        out.append(Written(SCORES, home_of(uscc), value, ms(at)))
+    for i in range(draw(st.integers(0, 4))):
+        day = (BASE + timedelta(days=draw(st.sampled_from([-2, *DAYS])))).date()
+        published = BASE.replace(year=day.year, month=day.month, day=day.day, hour=1, minute=15)
+        value = fx_doc(f"fx-{i}", "USD", day, draw(st.sampled_from(FX_RATES)), published)
+        out.append(Written(FX, 0, value, None))
+    return out
+
+
+@settings(settings.get_profile("contract"))
+@given(wide(), st.lists(st.integers(0, 2**31), min_size=3, max_size=3))
+def test_figures_across_the_restatement_floor_match_the_doc_oracle(
+    records: list[Written], seeds: list[int]
+) -> None:
+    check(records, seeds)
