@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -15,6 +15,7 @@ import orjson
 from schemas.uscc import make_uscc
 from streams.processor import H_ORIGIN, Processor, Record
 from streams.reference.scores import ScoreTable
+from streams.state.changelog import apply_record, dirty_records, finish_restore
 from streams.state.partition import PartitionState
 from tests.contract.doc_oracle import FX, LOANS, SCORES, TX, In, Oracle, home_of
 
@@ -148,19 +149,28 @@ class Run:
     processor: dict[str, dict[tuple[str, ...], int]]
     oracle: dict[str, dict[tuple[str, ...], int]]
     order: list[In]
+    restarts: list[int] = field(default_factory=list)
 
 
 def run(
-    records: list[Written], seed: int, *, batch_max: int = 4, oracle: Oracle | None = None
-) -> Run:
+    records: list[Written], seed: int, *, batch_max: int = 4, crashes: int = 0,
+    oracle: Oracle | None = None,
+) -> Run:  # fmt: skip
     """Read ``records`` (each topic-partition in the order given) in a random interleaving:
     every topic-partition has its own reading speed; reference records are read between
     batches, as the worker reads dfip.scores and dfip.fx before each batch; forwarded
-    copies join the end of their home topic-partition."""
+    copies join the end of their home topic-partition. Each batch commits (its changelog
+    records, forwarded copies); with ``crashes``, the worker is killed that many times at
+    random points (sometimes with a batch applied but not committed, whose records are
+    then read again) and a new one restores every partition from the committed changelog,
+    as streams/engine/restorer.py does. The oracle reads each record once."""
     rng = random.Random(seed)
     queues: dict[tuple[str, int], deque[In]] = {}
     next_offset: dict[tuple[str, int], int] = {}
     headers: dict[tuple[str, int, int], tuple[tuple[str, bytes], ...]] = {}
+    changelog: dict[int, dict[bytes, bytes | None]] = {p: {} for p in range(12)}
+    fx_read: list[In] = []
+    scores_read: dict[int, list[In]] = {p: [] for p in range(12)}
 
     def enqueue(
         topic: str, p: int, value: bytes | None, ts: int | None, copy_of: Any = None,
@@ -178,26 +188,82 @@ def run(
     orc = oracle or Oracle()
     batch: list[In] = []
     order: list[In] = []
+    span = range(1, max(len(records), crashes + 1) + 1)
+    crash_points = sorted(rng.sample(span, crashes)) if crashes else []
+    steps = 0
+    restarts: list[int] = []
 
     def as_record(r: In) -> Record:
         heads = headers[(r.topic, r.partition, r.offset)]
         return Record(r.topic, r.partition, r.offset, None, r.value, heads, r.timestamp_ms)
 
-    def take_forwards() -> None:
+    def commit() -> None:
+        """What the committer's prepare takes out of the processor, made durable."""
+        proc.finish_batch()
+        for p in proc.take_touched():
+            log = changelog[p]
+            for key, value in dirty_records(proc.states[p]):
+                log.pop(key, None)  # a compacted topic keeps the last value, at its offset
+                log[key] = value
         for out in proc.take_outputs():
             if out.topic in (TX, LOANS, SCORES) and out.partition is not None:
                 topic, part, offset = dict(out.headers)[H_ORIGIN].decode().rsplit(":", 2)
                 enqueue(out.topic, out.partition, out.value, out.timestamp_ms,
                         (topic, int(part), int(offset)), tuple(out.headers))  # fmt: skip
 
+    def restart() -> Processor:
+        new = Processor(grace_us=600 * 1_000_000)
+        for p in range(12):
+            state = PartitionState(p)
+            for key, value in changelog[p].items():
+                apply_record(state, key, value)
+            finish_restore(state)
+            new.adopt_partition(state, ScoreTable())
+            if p == 0:  # a new process reads every FX record again (partition 0 accounts)
+                for r in fx_read:
+                    new.process_fx(as_record(r))
+            checkpoint = state.offsets.get(SCORES, 0)
+            for r in scores_read[p]:
+                if r.offset < checkpoint:
+                    new.process_score(as_record(r), counted=False)
+            new.restored(p)
+        for p in range(12):  # the first catch-up: scores past the checkpoint, counted
+            checkpoint = new.states[p].offsets.get(SCORES, 0)
+            for r in scores_read[p]:
+                if r.offset >= checkpoint:
+                    new.process_score(as_record(r), counted=True)
+        return new
+
     def flush() -> None:
+        nonlocal proc, steps
+        steps += 1
+        if crash_points and steps >= crash_points[0]:
+            crash_points.pop(0)
+            if batch and rng.random() < 0.5:  # applied, never committed: read again
+                proc.process_batch([as_record(r) for r in batch])
+                proc.finish_batch()
+                for r in reversed(batch):
+                    queues[(r.topic, r.partition)].appendleft(r)
+                    order.remove(r)
+                batch.clear()
+            else:
+                flush_batch()
+                commit()
+            proc = restart()
+            restarts.append(steps)
+            commit()  # what the restore changed (e.g. rates read meanwhile) commits next
+            return
+        flush_batch()
+        commit()
+
+    def flush_batch() -> None:
         if not batch:
             return
         proc.process_batch([as_record(r) for r in batch])
-        proc.finish_batch()
+        for r in batch:
+            orc.read(r)
         orc.end_batch()
         batch.clear()
-        take_forwards()
 
     while True:
         live = [tp for tp in sorted(queues) if queues[tp]]
@@ -209,27 +275,22 @@ def run(
         tp = rng.choices(live, weights=[speed.get(x, 3) for x in live])[0]
         rec = queues[tp].popleft()
         order.append(rec)
-        if rec.topic in (SCORES, FX) and rec.copy_of is None:
+        if rec.topic in (SCORES, FX):
             flush()
-            raw = Record(
-                rec.topic, rec.partition, rec.offset, None, rec.value, (), rec.timestamp_ms
-            )
             if rec.topic == FX:
-                proc.process_fx(raw)
+                fx_read.append(rec)
+                proc.process_fx(as_record(rec))
             else:
-                proc.process_score(raw, counted=True)
-            take_forwards()
+                scores_read[rec.partition].append(rec)
+                proc.process_score(as_record(rec), counted=True)
             orc.read(rec)
+            if rng.random() < 0.3 and proc.has_changes():
+                commit()  # an idle tick's commit
             continue
-        if rec.topic == SCORES:  # a forwarded score copy: read with the scores, between batches
-            flush()
-            proc.process_score(as_record(rec), counted=True)
-            orc.read(rec)
-            continue
-        orc.read(rec)
         batch.append(rec)
         if len(batch) >= rng.randint(1, batch_max):
             flush()
+    commit()
     missing = set(orc.forwarded) - {r.copy_of for r in order if r.copy_of is not None}
     assert not missing, f"the doc oracle forwarded {missing}; the processor did not"
-    return Run(processor_series(proc), orc.series(), order)
+    return Run(processor_series(proc), orc.series(), order, restarts)

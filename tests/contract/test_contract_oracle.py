@@ -154,8 +154,10 @@ def rates(draw: st.DrawFn, n_max: int = 5) -> list[Written]:
 
 
 def check(records: list[Written], seeds: list[int]) -> None:
-    for seed in seeds:
-        result = run(records, seed)
+    """Each seed is one read order; the second and later ones also kill the worker (as many
+    times as their position) and restore it from the committed changelog."""
+    for i, seed in enumerate(seeds):
+        result = run(records, seed, crashes=i)
         got = without(result.processor, DIAGNOSTICS)
         want = without(result.oracle, DIAGNOSTICS)
         if got != want:
@@ -168,7 +170,7 @@ def check(records: list[Written], seeds: list[int]) -> None:
                 for name in set(got) | set(want)
             }
             diff = {n: d for n, d in diff.items() if d}
-            raise AssertionError(f"seed {seed}: (processor, oracle) differ: {diff}")
+            raise AssertionError(f"seed {seed}, {i} crashes: (processor, oracle) differ: {diff}")
 
 
 @settings(settings.get_profile("contract"))
