@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from schemas.uscc import make_uscc
-from streams.processor import H_ORIGIN, Processor, Record
+from streams.processor import H_ORIGIN, METRICS, Processor, Record
 from streams.reference.scores import ScoreTable
 from streams.state.changelog import apply_record, dirty_records, finish_restore
 from streams.state.partition import PartitionState
@@ -134,6 +134,15 @@ def processor_series(proc: Processor) -> dict[str, dict[tuple[str, ...], int]]:
     return out
 
 
+def normal_window(doc: dict[str, Any]) -> dict[str, Any]:
+    """A window record with its label rows as {labels: value} (row order is not a rule)."""
+    figures = {
+        name: {tuple(row["labels"]): row["value"] for row in rows}
+        for name, rows in doc.get("figures", {}).items()
+    }
+    return {**doc, "figures": figures}
+
+
 # order-dependent diagnostics docs/metrics.md says to compare with no oracle
 DIAGNOSTICS = ("dfip_restated_events_total", "dfip_scores_beyond_restatement_total")
 
@@ -150,6 +159,9 @@ class Run:
     oracle: dict[str, dict[tuple[str, ...], int]]
     order: list[In]
     restarts: list[int] = field(default_factory=list)
+    # the compacted dfip.metrics (last record per key) of the worker and of the oracle
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    oracle_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def run(
@@ -192,20 +204,25 @@ def run(
     crash_points = sorted(rng.sample(span, crashes)) if crashes else []
     steps = 0
     restarts: list[int] = []
+    metrics: dict[str, dict[str, Any]] = {}
 
     def as_record(r: In) -> Record:
         heads = headers[(r.topic, r.partition, r.offset)]
         return Record(r.topic, r.partition, r.offset, None, r.value, heads, r.timestamp_ms)
 
     def commit() -> None:
-        """What the committer's prepare takes out of the processor, made durable."""
+        """What the committer's prepare takes out of the processor, made durable; an idle
+        tick's commit (no records) ends a batch as well."""
         proc.finish_batch()
+        orc.end_batch()
         for p in proc.take_touched():
             log = changelog[p]
             for key, value in dirty_records(proc.states[p]):
                 log.pop(key, None)  # a compacted topic keeps the last value, at its offset
                 log[key] = value
         for out in proc.take_outputs():
+            if out.topic == METRICS and out.key is not None and out.value is not None:
+                metrics[out.key.decode()] = normal_window(orjson.loads(out.value))
             if out.topic in (TX, LOANS, SCORES) and out.partition is not None:
                 topic, part, offset = dict(out.headers)[H_ORIGIN].decode().rsplit(":", 2)
                 enqueue(out.topic, out.partition, out.value, out.timestamp_ms,
@@ -262,7 +279,6 @@ def run(
         proc.process_batch([as_record(r) for r in batch])
         for r in batch:
             orc.read(r)
-        orc.end_batch()
         batch.clear()
 
     while True:
@@ -293,4 +309,6 @@ def run(
     commit()
     missing = set(orc.forwarded) - {r.copy_of for r in order if r.copy_of is not None}
     assert not missing, f"the doc oracle forwarded {missing}; the processor did not"
-    return Run(processor_series(proc), orc.series(), order, restarts)
+    return Run(
+        processor_series(proc), orc.series(), order, restarts, metrics, orc.metrics_records()
+    )

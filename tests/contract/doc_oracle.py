@@ -173,6 +173,7 @@ class Counted:
     currency: str = "CNY"
     amount: Decimal = Decimal(0)
     fen: int = 0
+    windowed: bool = False
 
 
 @dataclass
@@ -189,6 +190,7 @@ class Loan:
     annual_units: int
     occurred_us: int
     inclusive: bool
+    windowed: bool = False
     risk: str = "normal"
     dpd: int = 0
     defaulted: bool = False
@@ -262,6 +264,11 @@ class Oracle:
     rates: dict[tuple[str, date], tuple[Decimal, int]] = field(default_factory=dict)
     parked: dict[int, list[Parked]] = field(default_factory=lambda: defaultdict(list))
     loans: dict[tuple[int, str], Loan] = field(default_factory=dict)
+    # event-time windows: (topic, partition, size µs, start µs) → figure → labels → value
+    windows: dict[tuple[str, int, int, int], dict[str, dict[tuple[str, ...], int]]] = field(
+        default_factory=dict
+    )
+    emitted: set[tuple[str, int, int, int]] = field(default_factory=set)
     # forwarded records: origin → lateness where it landed
     forwarded: dict[tuple[str, int, int], bool] = field(default_factory=dict)
 
@@ -358,6 +365,66 @@ class Oracle:
             return True
         return any(e.topic == topic and e.doc["event_id"] == eid for e in self.parked[p])
 
+    # ---- event-time windows (Asia/Shanghai: whole hours from UTC, days from 16:00 UTC) ----
+
+    def window_add(
+        self, topic: str, p: int, at_us: int, figure: str, labels: tuple[str, ...], n: int,
+        *, amend: bool,
+    ) -> None:  # fmt: skip
+        hour = 3_600_000_000
+        starts = [
+            (hour, at_us - at_us % hour),
+            (DAY_US, at_us - (at_us + 8 * hour) % DAY_US),
+        ]
+        mark = self.watermark.get((topic, p))
+        for size, start in starts:
+            if amend and mark is not None and mark >= start + size + self.grace_us + DAY_US:
+                continue  # no longer held: an amendment does not reach it
+            win = self.windows.setdefault((topic, p, size, start), {})
+            row = win.setdefault(figure, {})
+            row[labels] = row.get(labels, 0) + n
+
+    def window_tx(self, c: Counted, p: int, sign: int, *, amend: bool) -> None:
+        if not c.windowed:
+            return
+        labels = (c.labels["institution_type"], c.band)
+        self.window_add(TX, p, c.occurred_us, "tx_count", labels, sign, amend=amend)
+        self.window_add(TX, p, c.occurred_us, "tx_amount_fen", labels, sign * c.fen, amend=amend)
+
+    def window_loan(self, loan: Loan, p: int, sign: int, *, amend: bool) -> None:
+        if loan.windowed:
+            self.window_add(
+                LOANS, p, loan.occurred_us, "disbursed_fen", (loan.institution_type,),
+                sign * loan.p_fen(), amend=amend,
+            )  # fmt: skip
+
+    def close_windows(self) -> None:
+        for key in self.windows:
+            topic, p, size, start = key
+            mark = self.watermark.get((topic, p))
+            if mark is not None and mark >= start + size + self.grace_us:
+                self.emitted.add(key)
+
+    def metrics_records(self) -> dict[str, dict[str, Any]]:
+        """The compacted dfip.metrics: the last record of each closed window."""
+        out: dict[str, dict[str, Any]] = {}
+        for key in sorted(self.emitted):
+            topic, p, size, start = key
+            figures = {
+                name: {lab: v for lab, v in rows.items() if v != 0}
+                for name, rows in self.windows[key].items()
+            }
+            t0 = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=start)
+            t1 = t0 + timedelta(microseconds=size)
+            label = "1h" if size < DAY_US else "1d"
+            out[f"{label}:{t0.isoformat()}:{topic}:{p}"] = {
+                "kind": "window_figures", "size": label, "window_start": t0.isoformat(),
+                "window_end": t1.isoformat(), "zone": "Asia/Shanghai",
+                "local_date": (t0 + BEIJING).date().isoformat(), "topic": topic,
+                "partition": p, "figures": {n: r for n, r in figures.items() if r},
+            }  # fmt: skip
+        return out
+
     # ---- reading --------------------------------------------------------------------------
 
     def read(self, rec: In) -> None:
@@ -438,7 +505,9 @@ class Oracle:
             self.parked[p] = kept
 
     def end_batch(self) -> None:
-        """Parked events whose occurred_at the restatement floor passed are dead-lettered."""
+        """Parked events whose occurred_at the restatement floor passed are dead-lettered;
+        due windows close."""
+        self.close_windows()
         for p in sorted(self.parked):
             floor = self.floor(p)
             if floor is None:
@@ -453,6 +522,7 @@ class Oracle:
                     kept.append(e)
             self.parked[p] = kept
         self.apply_parked()  # loan events waiting behind a dead-lettered one apply now
+        self.close_windows()
 
     def read_score(self, rec: In) -> None:
         p = rec.partition
@@ -508,8 +578,10 @@ class Oracle:
 
     def move_tx(self, c: Counted, p: int, band: str, sector: str, fen: int) -> None:
         self.count_tx(c, p, -1)
+        self.window_tx(c, p, -1, amend=True)
         c.band, c.sector, c.fen = band, sector, fen
         self.count_tx(c, p, +1)
+        self.window_tx(c, p, +1, amend=True)
 
     def count_tx(self, c: Counted, p: int, sign: int) -> None:
         lab = c.labels
@@ -545,8 +617,10 @@ class Oracle:
     def rebook(self, p: int, loan: Loan, band: str, rate: Decimal) -> None:
         """Move a loan's disbursement figures to a new vintage band and/or book rate."""
         self.count_disbursement(p, loan, -1)
+        self.window_loan(loan, p, -1, amend=True)
         loan.band, loan.rate = band, rate
         self.count_disbursement(p, loan, +1)
+        self.window_loan(loan, p, +1, amend=True)
 
     def count_disbursement(self, p: int, loan: Loan, sign: int) -> None:
         it, band = loan.institution_type, loan.band
@@ -617,10 +691,13 @@ class Oracle:
     def apply(self, topic: str, p: int, doc: dict[str, Any], late: bool) -> bool:
         """Count an event judged not a duplicate whose rate (if it needs one) is in force;
         False if the loan book (or the amount bound) dead-lettered it."""
+        occurred = us_of(doc["occurred_at"])
+        mark = self.watermark.get((topic, p))
+        windowed = not late and (mark is None or mark < occurred + self.grace_us + DAY_US)
         if topic == TX:
-            if not self.apply_tx(p, doc):
+            if not self.apply_tx(p, doc, windowed):
                 return False
-        elif not self.apply_loan(p, doc):
+        elif not self.apply_loan(p, doc, windowed):
             return False
         self.add("dfip_events_processed_total", (topic,), p, 1)
         if late:
@@ -628,7 +705,7 @@ class Oracle:
         self.remember(topic, p, doc["event_id"])
         return True
 
-    def apply_tx(self, p: int, doc: dict[str, Any]) -> bool:
+    def apply_tx(self, p: int, doc: dict[str, Any], windowed: bool) -> bool:
         uscc = doc["enterprise_uscc"]
         occurred = us_of(doc["occurred_at"])
         rate = self.rate_in_force(doc["currency"], occurred)
@@ -646,11 +723,13 @@ class Oracle:
             "customs_mode": doc.get("customs_mode") or "",
         }
         c = Counted(TX, "transaction", occurred, labels, band, sector, doc["currency"], amount, fen)
+        c.windowed = windowed
         self.counted[uscc].append(c)
         self.count_tx(c, p, +1)
+        self.window_tx(c, p, +1, amend=False)
         return True
 
-    def apply_loan(self, p: int, doc: dict[str, Any]) -> bool:
+    def apply_loan(self, p: int, doc: dict[str, Any], windowed: bool) -> bool:
         uscc = doc["enterprise_uscc"]
         occurred = us_of(doc["occurred_at"])
         et = doc["event_type"]
@@ -684,8 +763,10 @@ class Oracle:
                     if op == p and other.uscc == uscc
                 )  # fmt: skip
                 loan.inclusive = credit <= 1_000_000_000
+            loan.windowed = windowed
             self.loans[key] = loan
             self.count_disbursement(p, loan, +1)
+            self.window_loan(loan, p, +1, amend=False)
             return True
         if loan is None:
             self.dead_letter(LOANS, p, "unknown_loan")
