@@ -31,6 +31,8 @@ from tests.contract.doc_oracle import FX, LOANS, SCORES, TX, home_of
 PAIR = shared_partition_pair()
 USCCS = [*ENTERPRISES, *PAIR]
 AMOUNTS = ["0", "0.00", "1.005", "0.015", "2.5", "100.00", "123.45", "99999.99", "7"]
+# at and just below the bound of 10^15 fen (dead-lettered invalid_field at or above it)
+BIG = ["10000000000000", "9999999999999.99", "140000000000"]
 SCORES_TEXT = ["0", "19.99", "20", "39.999", "45", "60", "79.5", "80", "100"]
 FX_RATES = ["7.1", "7.1234", "0.0478", "0.05", "1.00000001", "7.15"]
 RATE_DAYS = [BASE.date() + timedelta(days=d) for d in (-12, -11, -3, -1, 0, 1)]
@@ -96,18 +98,20 @@ def transactions(draw: st.DrawFn, n_max: int = 10, dense: bool = False) -> list[
             out.append(draw(st.sampled_from(out)))
             continue
         if draw(st.integers(0, 14)) == 0:
-            out.append(Written(TX, draw(st.integers(0, 11)), draw(st.sampled_from(JUNK)), None))
+            # junk moves the arrival clock too when it has a timestamp
+            ts = draw(st.sampled_from([None, ms(BASE), ms(BASE + timedelta(days=47))]))
+            out.append(Written(TX, draw(st.integers(0, 11)), draw(st.sampled_from(JUNK)), ts))
             continue
         uscc = USCCS[0] if dense else draw(st.sampled_from([USCCS[0], *USCCS]))
         at = draw(when(dense))
         value = tx_doc(
             f"tx-{draw(st.integers(0, 6))}",  # ids collide: same id, other content
-            uscc, at, draw(st.sampled_from(AMOUNTS)),
+            uscc, at, draw(st.sampled_from(AMOUNTS + AMOUNTS + BIG)),
             draw(st.sampled_from(["CNY", "CNY", "USD", "JPY"])),
             it=draw(st.sampled_from(["bank", "fintech", "joint"])),
             direction=draw(st.sampled_from(["credit", "debit"])),
             customs=draw(st.sampled_from([None, None, "9610", "1210"])),
-            style=draw(st.integers(0, 1)),
+            style=draw(st.integers(0, 2)),
         )  # fmt: skip
         home = home_of(uscc)
         p = home if draw(st.integers(0, 7)) else (home + 1) % 12  # some land on the wrong one
@@ -130,7 +134,10 @@ def scores(draw: st.DrawFn, n_max: int = 6) -> list[Written]:
         )  # fmt: skip
         home = home_of(uscc)
         p = home if draw(st.integers(0, 7)) else (home + 5) % 12
-        out.append(Written(SCORES, p, value, ms(at + timedelta(seconds=5))))
+        late_stamp = draw(
+            st.sampled_from([timedelta(seconds=5)] * 5 + [-timedelta(days=1, seconds=1)])
+        )
+        out.append(Written(SCORES, p, value, ms(at + late_stamp)))
     return out
 
 
@@ -338,3 +345,15 @@ def test_figures_across_the_restatement_floor_match_the_doc_oracle(
     records: list[Written], seeds: list[int]
 ) -> None:
     check(records, seeds)
+
+
+@settings(settings.get_profile("contract"))
+@given(
+    loan_events(), transactions(), scores(), rates(), wide(),
+    st.lists(st.integers(0, 2**31), min_size=3, max_size=3),
+)  # fmt: skip
+def test_everything_together_matches_the_doc_oracle(
+    loans: list[Written], txs: list[Written], scs: list[Written], fxs: list[Written],
+    far: list[Written], seeds: list[int],
+) -> None:  # fmt: skip
+    check([*loans, *txs, *scs, *fxs, *far], seeds)
