@@ -176,16 +176,18 @@ class Run:
 
 def run(
     records: list[Written], seed: int, *, batch_max: int = 4, crashes: int = 0,
-    oracle: Oracle | None = None,
+    workers: int = 1, oracle: Oracle | None = None,
 ) -> Run:  # fmt: skip
     """Read ``records`` (each topic-partition in the order given) in a random interleaving:
     every topic-partition has its own reading speed; reference records are read between
-    batches, as the worker reads dfip.scores and dfip.fx before each batch; forwarded
-    copies join the end of their home topic-partition. Each batch commits (its changelog
-    records, forwarded copies); with ``crashes``, the worker is killed that many times at
-    random points (sometimes with a batch applied but not committed, whose records are
-    then read again) and a new one restores every partition from the committed changelog,
-    as streams/engine/restorer.py does. The oracle reads each record once."""
+    batches, as a worker reads dfip.scores and dfip.fx before each batch; forwarded copies
+    join the end of their home topic-partition. Each batch commits (its changelog records,
+    window records, forwarded copies). ``workers`` share the 12 partitions; with
+    ``crashes``, a worker is killed (kill -9) that many times at random points, sometimes
+    with a batch applied but not committed (its records are read again), and restarts; the
+    partitions are then assigned again at random, each one that moves restored from the
+    committed changelog as streams/engine/restorer.py does. The oracle reads each record
+    once."""
     rng = random.Random(seed)
     queues: dict[tuple[str, int], deque[In]] = {}
     next_offset: dict[tuple[str, int], int] = {}
@@ -203,12 +205,19 @@ def run(
         headers[(topic, p, off)] = heads
         queues.setdefault((topic, p), deque()).append(In(topic, p, off, value, ts, copy_of))
 
-    for w in records:
-        enqueue(w.topic, w.partition, w.value, w.timestamp_ms)
+    for written in records:
+        enqueue(written.topic, written.partition, written.value, written.timestamp_ms)
     speed = {tp: rng.choice((1, 1, 3, 10)) for tp in sorted(queues)}
-    proc = new_processor()
+    owner = {p: p % workers for p in range(12)}
+    procs: list[Processor] = []
+    for w in range(workers):
+        proc = Processor(grace_us=600 * 1_000_000)
+        for p in range(12):
+            if owner[p] == w:
+                proc.adopt_partition(PartitionState(p), ScoreTable())
+        procs.append(proc)
     orc = oracle or Oracle()
-    batch: list[In] = []
+    batches: list[list[In]] = [[] for _ in range(workers)]
     order: list[In] = []
     span = range(1, max(len(records), crashes + 1) + 1)
     crash_points = sorted(rng.sample(span, crashes)) if crashes else []
@@ -220,9 +229,10 @@ def run(
         heads = headers[(r.topic, r.partition, r.offset)]
         return Record(r.topic, r.partition, r.offset, None, r.value, heads, r.timestamp_ms)
 
-    def commit() -> None:
-        """What the committer's prepare takes out of the processor, made durable; an idle
-        tick's commit (no records) ends a batch as well."""
+    def commit(w: int) -> None:
+        """What the committer's prepare takes out of a worker's processor, made durable; an
+        idle tick's commit (no records) ends a batch as well."""
+        proc = procs[w]
         proc.finish_batch()
         orc.end_batch()
         for p in proc.take_touched():
@@ -238,55 +248,79 @@ def run(
                 enqueue(out.topic, out.partition, out.value, out.timestamp_ms,
                         (topic, int(part), int(offset)), tuple(out.headers))  # fmt: skip
 
-    def restart() -> Processor:
-        new = Processor(grace_us=600 * 1_000_000)
-        for p in range(12):
+    def restore(w: int, moved: list[int]) -> None:
+        proc = procs[w]
+        for p in moved:
             state = PartitionState(p)
             for key, value in changelog[p].items():
                 apply_record(state, key, value)
             finish_restore(state)
-            new.adopt_partition(state, ScoreTable())
-            if p == 0:  # a new process reads every FX record again (partition 0 accounts)
+            proc.adopt_partition(state, ScoreTable())
+            if p == 0:  # the FX accounting partition reads FX again from its checkpoint
                 for r in fx_read:
-                    new.process_fx(as_record(r))
+                    if r.offset >= state.offsets.get(FX, 0):
+                        proc.process_fx(as_record(r))
             checkpoint = state.offsets.get(SCORES, 0)
             for r in scores_read[p]:
                 if r.offset < checkpoint:
-                    new.process_score(as_record(r), counted=False)
-            new.restored(p)
-        for p in range(12):  # the first catch-up: scores past the checkpoint, counted
-            checkpoint = new.states[p].offsets.get(SCORES, 0)
+                    proc.process_score(as_record(r), counted=False)
+            proc.restored(p)
+        for p in moved:  # the next catch-up: scores past the checkpoint, counted
+            checkpoint = proc.states[p].offsets.get(SCORES, 0)
             for r in scores_read[p]:
                 if r.offset >= checkpoint:
-                    new.process_score(as_record(r), counted=True)
-        return new
+                    proc.process_score(as_record(r), counted=True)
+        commit(w)
 
-    def flush() -> None:
-        nonlocal proc, steps
+    def kill(w: int) -> None:
+        batch = batches[w]
+        if batch and rng.random() < 0.5:  # applied, never committed: read again
+            procs[w].process_batch([as_record(r) for r in batch])
+            procs[w].finish_batch()
+            for r in reversed(batch):
+                queues[(r.topic, r.partition)].appendleft(r)
+                order.remove(r)
+            batch.clear()
+        else:
+            flush_batch(w)
+            commit(w)
+        fresh = Processor(grace_us=600 * 1_000_000)
+        for r in fx_read:  # a new process reads every FX record first
+            fresh.process_fx(as_record(r))
+        procs[w] = fresh
+        # every partition is assigned again: the live ones commit and give up those that move
+        new_owner = {p: rng.randrange(workers) for p in range(12)}
+        lost = [p for p in range(12) if owner[p] == w]
+        for v in range(workers):
+            if v != w:
+                flush_batch(v)
+                commit(v)
+                for p in range(12):
+                    if owner[p] == v and new_owner[p] != v:
+                        procs[v].drop_partition(p)
+        owner.update(new_owner)
+        for v in range(workers):
+            moved = [
+                p for p in range(12) if owner[p] == v and (p in lost or p not in procs[v].states)
+            ]
+            restore(v, sorted(moved))
+
+    def flush(w: int) -> None:
+        nonlocal steps
         steps += 1
         if crash_points and steps >= crash_points[0]:
             crash_points.pop(0)
-            if batch and rng.random() < 0.5:  # applied, never committed: read again
-                proc.process_batch([as_record(r) for r in batch])
-                proc.finish_batch()
-                for r in reversed(batch):
-                    queues[(r.topic, r.partition)].appendleft(r)
-                    order.remove(r)
-                batch.clear()
-            else:
-                flush_batch()
-                commit()
-            proc = restart()
+            kill(rng.randrange(workers))
             restarts.append(steps)
-            commit()  # what the restore changed (e.g. rates read meanwhile) commits next
             return
-        flush_batch()
-        commit()
+        flush_batch(w)
+        commit(w)
 
-    def flush_batch() -> None:
+    def flush_batch(w: int) -> None:
+        batch = batches[w]
         if not batch:
             return
-        proc.process_batch([as_record(r) for r in batch])
+        procs[w].process_batch([as_record(r) for r in batch])
         for r in batch:
             orc.read(r)
         batch.clear()
@@ -294,31 +328,41 @@ def run(
     while True:
         live = [tp for tp in sorted(queues) if queues[tp]]
         if not live:
-            flush()
+            for w in range(workers):
+                flush(w)
             live = [tp for tp in sorted(queues) if queues[tp]]
             if not live:
                 break
         tp = rng.choices(live, weights=[speed.get(x, 3) for x in live])[0]
         rec = queues[tp].popleft()
         order.append(rec)
-        if rec.topic in (SCORES, FX):
-            flush()
-            if rec.topic == FX:
-                fx_read.append(rec)
+        if rec.topic == FX:  # every worker reads every rate (before its next batch)
+            for w in range(workers):
+                flush(w)  # (a kill here restarts a worker, which reads FX read so far)
+            fx_read.append(rec)
+            for proc in procs:
                 proc.process_fx(as_record(rec))
-            else:
-                scores_read[rec.partition].append(rec)
-                proc.process_score(as_record(rec), counted=True)
             orc.read(rec)
-            if rng.random() < 0.3 and proc.has_changes():
-                commit()  # an idle tick's commit
             continue
-        batch.append(rec)
-        if len(batch) >= rng.randint(1, batch_max):
-            flush()
-    commit()
+        if rec.topic == SCORES:
+            flush(owner[rec.partition])  # (a kill here can move the partition)
+            w = owner[rec.partition]
+            scores_read[rec.partition].append(rec)
+            procs[w].process_score(as_record(rec), counted=True)
+            orc.read(rec)
+            if rng.random() < 0.3 and procs[w].has_changes():
+                commit(w)  # an idle tick's commit
+            continue
+        w = owner[rec.partition]
+        batches[w].append(rec)
+        if len(batches[w]) >= rng.randint(1, batch_max):
+            flush(w)
+    for w in range(workers):
+        commit(w)
     missing = set(orc.forwarded) - {r.copy_of for r in order if r.copy_of is not None}
     assert not missing, f"the doc oracle forwarded {missing}; the processor did not"
-    return Run(
-        processor_series(proc), orc.series(), order, restarts, metrics, orc.metrics_records()
-    )
+    series: dict[str, dict[tuple[str, ...], int]] = {}
+    for proc in procs:  # each partition is exported by its one owner
+        for name, rows in processor_series(proc).items():
+            series.setdefault(name, {}).update(rows)
+    return Run(series, orc.series(), order, restarts, metrics, orc.metrics_records())

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import orjson
 import pytest
 
-from streams.processor import METRICS, Record
 from tests.contract.contract_inputs import (
     BASE,
     DIAGNOSTICS,
@@ -18,7 +16,6 @@ from tests.contract.contract_inputs import (
     fx_doc,
     loan_doc,
     ms,
-    new_processor,
     run,
     score_doc,
     tx_doc,
@@ -48,7 +45,7 @@ def test_a_correction_across_the_amount_bound_gives_one_answer_whatever_the_orde
     for seed in range(8):  # orders: tx between the two rates, or after both
         result = run(recs, seed)
         business = without(result.processor, (*DIAGNOSTICS, "dfip_events_received_total"))
-        answers.add(orjson.dumps(business, option=orjson.OPT_NON_STR_KEYS).decode())
+        answers.add(repr(sorted((n, sorted(rows.items())) for n, rows in business.items())))
     assert len(answers) == 1, answers
 
 
@@ -80,20 +77,3 @@ def test_a_pushed_out_assessment_does_not_restate_a_loan() -> None:
     want = {n: r for n, r in result.oracle.items() if n in loans}
     assert want["dfip_loans_active"] == {("fintech", "l2", str(P)): 1}
     assert got == want
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="docs silent: a window figure whose label rows are all 0 (absent) is written as "
-    'an empty list ("tx_amount_fen": []), while a figure never added is left out',
-)
-def test_a_window_figure_with_no_rows_is_absent() -> None:
-    proc = new_processor()
-    first, later = BASE + timedelta(minutes=5), BASE + timedelta(hours=3)
-    for offset, (eid, at) in enumerate([("z1", first), ("z2", later)]):
-        proc.process_batch([Record(TX, P, offset, None, tx_doc(eid, U, at, "0", "CNY"), ms(at))])
-        proc.finish_batch()
-    windows = [orjson.loads(o.value) for o in proc.take_outputs() if o.topic == METRICS and o.value]
-    assert windows, "the first hour's window is closed"
-    for doc in windows:
-        assert all(rows for rows in doc["figures"].values()), doc["figures"]
