@@ -36,7 +36,14 @@ BIG = ["10000000000000", "9999999999999.99", "140000000000"]
 SCORES_TEXT = ["0", "19.99", "20", "39.999", "45", "60", "79.5", "80", "100"]
 FX_RATES = ["7.1", "7.1234", "0.0478", "0.05", "1.00000001", "7.15"]
 RATE_DAYS = [BASE.date() + timedelta(days=d) for d in (-12, -11, -3, -1, 0, 1)]
+# valid records of another kind: invalid_shape on this topic
+CROSS = [
+    loan_doc("x-ln", ENTERPRISES[0], BASE, "defaulted", "L9"),
+    score_doc("x-sc", ENTERPRISES[0], BASE, "50", "C"),
+    fx_doc("x-fx", "USD", BASE.date(), "7.1", BASE),
+]
 JUNK: list[bytes | None] = [
+    *CROSS,
     None,
     b"\xff\xfe",
     b"",
@@ -179,6 +186,17 @@ def check(records: list[Written], seeds: list[int]) -> None:
             }
             diff = {n: d for n, d in diff.items() if d}
             raise AssertionError(f"seed {seed}, {i} crashes: (processor, oracle) differ: {diff}")
+        for topic in (TX, LOANS, SCORES, FX):  # flow accounting, summed over partitions
+            flow = {
+                name: sum(v for lab, v in result.processor.get(name, {}).items() if lab[0] == topic)
+                for name in (
+                    "dfip_events_received_total", "dfip_events_processed_total",
+                    "dfip_events_duplicate_total", "dfip_events_deadlettered_total",
+                    "dfip_fx_pending_events",
+                )
+            }  # fmt: skip
+            received = flow.pop("dfip_events_received_total")
+            assert received == sum(flow.values()), (topic, received, flow)
         if result.metrics != result.oracle_metrics:
             keys = set(result.metrics) | set(result.oracle_metrics)
             diff_w = {
