@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from schemas.uscc import make_uscc
-from streams.processor import H_ORIGIN, METRICS, Processor, Record
+from streams.processor import H_ORIGIN, LATE, METRICS, Processor, Record
 from streams.reference.scores import ScoreTable
 from streams.state.changelog import apply_record, dirty_records, finish_restore
 from streams.state.partition import PartitionState
@@ -172,6 +172,7 @@ class Run:
     # the compacted dfip.metrics (last record per key) of the worker and of the oracle
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     oracle_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    late_copies: list[bytes | None] = field(default_factory=list)  # committed on dfip.late
 
 
 def run(
@@ -224,6 +225,7 @@ def run(
     steps = 0
     restarts: list[int] = []
     metrics: dict[str, dict[str, Any]] = {}
+    late_copies: list[bytes | None] = []
 
     def as_record(r: In) -> Record:
         heads = headers[(r.topic, r.partition, r.offset)]
@@ -241,6 +243,8 @@ def run(
                 log.pop(key, None)  # a compacted topic keeps the last value, at its offset
                 log[key] = value
         for out in proc.take_outputs():
+            if out.topic == LATE:
+                late_copies.append(out.value)
             if out.topic == METRICS and out.key is not None and out.value is not None:
                 metrics[out.key.decode()] = normal_window(orjson.loads(out.value))
             if out.topic in (TX, LOANS, SCORES) and out.partition is not None:
@@ -365,4 +369,4 @@ def run(
     for proc in procs:  # each partition is exported by its one owner
         for name, rows in processor_series(proc).items():
             series.setdefault(name, {}).update(rows)
-    return Run(series, orc.series(), order, restarts, metrics, orc.metrics_records())
+    return Run(series, orc.series(), order, restarts, metrics, orc.metrics_records(), late_copies)

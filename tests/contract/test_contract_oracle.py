@@ -197,6 +197,9 @@ def check(records: list[Written], seeds: list[int]) -> None:
             }  # fmt: skip
             received = flow.pop("dfip_events_received_total")
             assert received == sum(flow.values()), (topic, received, flow)
+        # each event counted late is copied to dfip.late (original bytes), and only those
+        late = sum(result.oracle.get("dfip_events_late_total", {}).values())
+        assert len(result.late_copies) == late, (len(result.late_copies), late)
         if result.metrics != result.oracle_metrics:
             keys = set(result.metrics) | set(result.oracle_metrics)
             diff_w = {
