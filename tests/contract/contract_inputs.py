@@ -236,7 +236,7 @@ def run(
         idle tick's commit (no records) ends a batch as well."""
         proc = procs[w]
         proc.finish_batch()
-        orc.end_batch()
+        orc.end_batch(set(proc.states))
         for p in proc.take_touched():
             log = changelog[p]
             for key, value in dirty_records(proc.states[p]):

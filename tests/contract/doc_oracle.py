@@ -150,10 +150,11 @@ def decode(value: bytes | None, topic: str) -> dict[str, Any]:
     known = ("transaction", "loan", "digitalization_score", "fx_rate")
     if kind not in known:
         raise Rejected("invalid_shape")
-    if doc.get("schema_version") != 1:
-        raise Rejected(
-            "invalid_shape" if doc.get("schema_version") is None else "unsupported_version"
-        )
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):  # missing or non-integer
+        raise Rejected("invalid_shape")
+    if version != 1:
+        raise Rejected("unsupported_version")
     own = {TX: "transaction", LOANS: "loan"}.get(topic)
     if kind not in wanted or (own is not None and kind != own):
         raise Rejected("invalid_shape")  # valid as its own kind, on the wrong topic
@@ -246,6 +247,10 @@ class Oracle:
     restate_horizon_us: int = 120 * DAY_US
     fx_max_age_days: int = 10
     score_history: int = 8
+    # docs/metrics.md restates a loan from max(A, F); the worker from max(A', F) like the
+    # other events (A' < A when the new assessment pushed one out of the kept history):
+    # tests/contract/test_contract_discrepancies.py keeps the documented reading
+    loans_from_pushed_out: bool = False
     # series → {(labels..., partition): state}
     figures: dict[str, dict[tuple[str, ...], int]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
@@ -268,7 +273,15 @@ class Oracle:
     windows: dict[tuple[str, int, int, int], dict[str, dict[tuple[str, ...], int]]] = field(
         default_factory=dict
     )
-    emitted: set[tuple[str, int, int, int]] = field(default_factory=set)
+    # the figures of each window as last emitted, and the windows amended since
+    emitted: dict[tuple[str, int, int, int], dict[str, dict[tuple[str, ...], int]]] = field(
+        default_factory=dict
+    )
+    amended: set[tuple[str, int, int, int]] = field(default_factory=set)
+    # docs/metrics.md: an amended emitted window is emitted again; the worker does not when
+    # the batch that ends after the amendment has moved the watermark past the window's
+    # hold (tests/contract/test_contract_discrepancies.py keeps the documented reading)
+    reemit_dropped: bool = True
     # forwarded records: origin → lateness where it landed
     forwarded: dict[tuple[str, int, int], bool] = field(default_factory=dict)
 
@@ -383,6 +396,8 @@ class Oracle:
             win = self.windows.setdefault((topic, p, size, start), {})
             row = win.setdefault(figure, {})
             row[labels] = row.get(labels, 0) + n
+            if n:
+                self.amended.add((topic, p, size, start))
 
     def window_tx(self, c: Counted, p: int, sign: int, *, amend: bool) -> None:
         if not c.windowed:
@@ -398,22 +413,35 @@ class Oracle:
                 sign * loan.p_fen(), amend=amend,
             )  # fmt: skip
 
-    def close_windows(self) -> None:
-        for key in self.windows:
+    def close_windows(self, partitions: set[int] | None = None) -> None:
+        """At the end of a batch (of the worker owning ``partitions``; None: all): due
+        windows are emitted, emitted ones amended since are emitted again."""
+        for key, win in self.windows.items():
             topic, p, size, start = key
+            if partitions is not None and p not in partitions:
+                continue
+            if key not in self.emitted:
+                self.amended.discard(key)  # its first emission shows it as it is then
             mark = self.watermark.get((topic, p))
-            if mark is not None and mark >= start + size + self.grace_us:
-                self.emitted.add(key)
+            if mark is None or mark < start + size + self.grace_us:
+                continue
+            if key in self.emitted:
+                if key not in self.amended:
+                    continue
+                held = mark < start + size + self.grace_us + DAY_US
+                if not held and not self.reemit_dropped:
+                    continue
+            self.amended.discard(key)
+            self.emitted[key] = {
+                name: {lab: v for lab, v in rows.items() if v != 0} for name, rows in win.items()
+            }
 
     def metrics_records(self) -> dict[str, dict[str, Any]]:
         """The compacted dfip.metrics: the last record of each closed window."""
         out: dict[str, dict[str, Any]] = {}
         for key in sorted(self.emitted):
             topic, p, size, start = key
-            figures = {
-                name: {lab: v for lab, v in rows.items() if v != 0}
-                for name, rows in self.windows[key].items()
-            }
+            figures = self.emitted[key]
             t0 = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=start)
             t1 = t0 + timedelta(microseconds=size)
             label = "1h" if size < DAY_US else "1d"
@@ -504,11 +532,13 @@ class Oracle:
                 self.apply(e.topic, p, doc, e.late)
             self.parked[p] = kept
 
-    def end_batch(self) -> None:
+    def end_batch(self, partitions: set[int] | None = None) -> None:
         """Parked events whose occurred_at the restatement floor passed are dead-lettered;
         due windows close."""
-        self.close_windows()
+        self.close_windows(partitions)
         for p in sorted(self.parked):
+            if partitions is not None and p not in partitions:
+                continue
             floor = self.floor(p)
             if floor is None:
                 continue
@@ -522,7 +552,7 @@ class Oracle:
                     kept.append(e)
             self.parked[p] = kept
         self.apply_parked()  # loan events waiting behind a dead-lettered one apply now
-        self.close_windows()
+        self.close_windows(partitions)
 
     def read_score(self, rec: In) -> None:
         p = rec.partition
@@ -569,7 +599,8 @@ class Oracle:
                         self.move_tx(c, home, band, sector, c.fen)
                     elif band != c.band:
                         self.move_loan_event(c, home, band)
-        start = assessed if floor is None else max(assessed, floor)
+        since_loans = since if self.loans_from_pushed_out else assessed
+        start = since_loans if floor is None else max(since_loans, floor)
         for (lp, _), loan in self.loans.items():
             if lp == home and loan.uscc == uscc and loan.occurred_us >= start:
                 band, _ = self.join(uscc, loan.occurred_us)

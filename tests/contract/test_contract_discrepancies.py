@@ -4,10 +4,13 @@ Each is xfail(strict=True): it passes (and so fails the suite) once code or docs
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
+import orjson
 import pytest
 
+from streams.processor import METRICS, Record
 from tests.contract.contract_inputs import (
     BASE,
     DIAGNOSTICS,
@@ -16,6 +19,7 @@ from tests.contract.contract_inputs import (
     fx_doc,
     loan_doc,
     ms,
+    new_processor,
     run,
     score_doc,
     tx_doc,
@@ -77,3 +81,49 @@ def test_a_pushed_out_assessment_does_not_restate_a_loan() -> None:
     want = {n: r for n, r in result.oracle.items() if n in loans}
     assert want["dfip_loans_active"] == {("fintech", "l2", str(P)): 1}
     assert got == want
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="code: a held, already emitted window amended by a restatement is not emitted "
+    "again when the same batch moves the watermark past its end + grace + 24 h (it is "
+    "dropped first): the compacted dfip.metrics keeps the stale band, docs/metrics.md says "
+    "an amended emitted window is emitted again",
+)
+def test_an_amended_window_is_emitted_again_when_the_batch_also_drops_it() -> None:
+    u = ENTERPRISES[1]
+    p = home_of(u)
+    a, b, c = BASE, BASE + timedelta(days=1), BASE + timedelta(days=60)
+    proc = new_processor()
+
+    def batch(offset: int, *events: tuple[str, datetime]) -> list[dict[str, Any]]:
+        recs = [
+            Record(TX, p, offset + i, None, tx_doc(eid, u, at, "1", "CNY"), (), ms(at))
+            for i, (eid, at) in enumerate(events)
+        ]
+        proc.process_batch(recs)
+        proc.finish_batch()
+        return [
+            orjson.loads(o.value) for o in proc.take_outputs() if o.topic == METRICS and o.value
+        ]
+
+    first = batch(0, ("a", a), ("b", b))  # b closes a's hour: emitted, unscored
+    key = [w for w in first if w["size"] == "1h" and w["window_start"].startswith("2026-03-02T16")]
+    assert key
+    assert key[0]["figures"]["tx_count"][0]["labels"] == ["bank", "unscored"]
+    # the next batch: its catch-up reads an assessment dated before a (a is restated to l0
+    # while its hour is still held), then the batch moves the watermark 60 days on
+    score = score_doc("s", u, a - timedelta(days=1), "5", "C")
+    proc.process_score(Record(SCORES, p, 0, None, score, (), ms(a)), counted=True)
+    assert (
+        proc.states[p].counters.values["dfip_transactions_total"][
+            ("bank", "l0", "ningbo", "credit")
+        ]
+        == 2
+    )
+    later = batch(2, ("c", c))
+    again = [
+        w for w in later if w["size"] == "1h" and w["window_start"].startswith("2026-03-02T16")
+    ]
+    assert again, "the amended hour of a is emitted again"
+    assert again[0]["figures"]["tx_count"][0]["labels"] == ["bank", "l0"]
