@@ -275,7 +275,13 @@ def loan_events(draw: st.DrawFn, n_loans: int = 3) -> list[Written]:
         uscc = draw(st.sampled_from([ENTERPRISES[0], *PAIR]))
         loan_id = draw(st.sampled_from(["L1", "L2"]))
         currency = draw(st.sampled_from(["CNY", "CNY", "USD"]))
-        principal = draw(st.sampled_from(["1000.00", "333.33", "5000000", "6000000.01", "0.01"]))
+        # around the inclusive SME bound (CNY 10 million per borrower), in CNY and, at the
+        # rates FX_RATES offers, in USD (1408450.70 x 7.1 is just below it, x 7.1234 above)
+        principal = draw(
+            st.sampled_from(
+                ["1000.00", "333.33", "5000000", "6000000.01", "0.01", "10000000", "1408450.70"]
+            )
+        )
         it = draw(st.sampled_from(["bank", "fintech", "joint"]))
         at = draw(when())
         for et in loan_story(draw):
