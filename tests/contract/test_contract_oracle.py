@@ -91,7 +91,7 @@ def when(draw: st.DrawFn, dense: bool = False) -> Any:
 def stamp(draw: st.DrawFn, at: Any) -> int | None:
     """The Kafka timestamp: usually just after the event, sometimes absent, too early
     (the event is future-dated), or far later (the arrival clock jumps past dedup retention)."""
-    kind = draw(st.sampled_from(["soon"] * 6 + ["none", "early", "edge", "later"]))
+    kind = draw(st.sampled_from(["soon"] * 6 + ["none", "early", "edge", "later", "d45", "d46"]))
     if kind == "none":
         return None
     if kind == "early":
@@ -100,6 +100,8 @@ def stamp(draw: st.DrawFn, at: Any) -> int | None:
         return ms(at - timedelta(days=1))
     if kind == "later":
         return ms(at + timedelta(days=47))
+    if kind in ("d45", "d46"):  # the edge of the 45-day duplicate memory (arrival days)
+        return ms(at + timedelta(days=int(kind[1:]), seconds=30))
     return ms(at + timedelta(seconds=30))
 
 
