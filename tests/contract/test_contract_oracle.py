@@ -180,8 +180,7 @@ def check(records: list[Written], seeds: list[int]) -> None:
     which one is killed (kill -9) as many times as the seed's position; the partitions it
     owned are restored from the committed changelog and assigned again."""
     for i, seed in enumerate(seeds):
-        # two rules as the worker applies them (the documented ones are xfails)
-        oracle = Oracle(loans_from_pushed_out=True, reemit_dropped=False)
+        oracle = Oracle()
         result = run(records, seed, crashes=i, workers=1 if i == 0 else 2, oracle=oracle)
         got = without(result.processor, DIAGNOSTICS)
         want = without(result.oracle, DIAGNOSTICS)
