@@ -67,6 +67,7 @@ from core.kafka_config import KafkaSettings
 
 __all__ = [
     "LatencyRun",
+    "batch_counts",
     "late_by_second",
     "latencies_by_second",
     "listener_pid",
@@ -106,6 +107,11 @@ class LatencyRun:
     broker_cpu: float | None = None
     # the producer's lateness (s, the most in each second of the schedule)
     late_by_second: list[float] = field(default_factory=list)
+    # event batches the worker committed in the round and the records they held (its
+    # dfip_worker_batches_total and dfip_worker_records_total at the end): live batches are
+    # what arrived meanwhile, and a batch's fixed costs spread over that many records
+    batches: int | None = None
+    batch_records: int | None = None
 
     def timeline(self) -> str:
         """One line: p50/p99, the p99 of each second's records, the producer's lateness per
@@ -115,6 +121,13 @@ class LatencyRun:
             for who, x in (("worker", self.worker_cpu), ("broker", self.broker_cpu))
             if x is not None
         )
+        if self.worker_cpu is not None and self.events:
+            cpu += f" ({1e6 * self.worker_cpu / self.events:.1f} µs of worker CPU per event)"
+        if self.batches and self.batch_records is not None:
+            cpu += (
+                f"; {self.batches:,} batches of {self.batch_records / self.batches:,.0f} "
+                "records on average"
+            )
         return (
             f"p50/p99 {_ms(self.scrape_p50)}/{_ms(self.scrape_p99)} ms scrape side, "
             f"{_ms(self.worker_p50)}/{_ms(self.worker_p99)} ms worker histogram; p99 by second "
@@ -200,6 +213,16 @@ def stage_budget(text: str) -> dict[str, tuple[float, float | None]]:
         for stage, n in counts.items()
         if n > 0
     }
+
+
+def batch_counts(text: str) -> tuple[int | None, int | None]:
+    """(event batches committed, records they held) from the worker's exposition."""
+    names = ("dfip_worker_batches_total", "dfip_worker_records_total")
+    samples = parse_samples(text, names)
+    found = [samples.get(n) for n in names]
+    if not found[0] or not found[1]:
+        return None, None
+    return int(found[0][0][1]), int(found[1][0][1])
 
 
 async def paced_produce(
@@ -376,6 +399,7 @@ def run_latency(
             print(f"[bench] {label}: {extra} records counted more than were sent", file=sys.stderr)
         buckets = _histogram(final.text) if final is not None else []
         stages = stage_budget(final.text) if final is not None else {}
+        batches, batch_records = batch_counts(final.text) if final is not None else (None, None)
     finally:
         stop.set()
         stop_workers([worker])
@@ -399,6 +423,8 @@ def run_latency(
         late_by_second=late_by_second(late),
         worker_cpu=_delta(cpu0[0], cpu1[0]),
         broker_cpu=_delta(cpu0[1], cpu1[1]),
+        batches=batches,
+        batch_records=batch_records,
     )
     print(f"[bench] {label}: {run.timeline()}", file=sys.stderr, flush=True)
     return run

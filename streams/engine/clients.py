@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaConsumer
 
 from streams.processor import Record
 
-__all__ = ["catalog_name", "hold", "release", "to_record"]
+__all__ = ["catalog_name", "hold", "to_record"]
 
 
 def hold(consumer: AIOKafkaConsumer) -> None:
@@ -21,12 +21,6 @@ def hold(consumer: AIOKafkaConsumer) -> None:
     parts = consumer.assignment()
     if parts:
         consumer.pause(*parts)
-
-
-def release(consumer: AIOKafkaConsumer) -> None:
-    parts = consumer.assignment()
-    if parts:
-        consumer.resume(*parts)
 
 
 def catalog_name(prefix: str, topic: str) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import cramjam
+import zstandard
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
@@ -91,7 +91,8 @@ class RecordBatch(BatchBuilder):  # type: ignore[misc]  # aiokafka is untyped
 
     def fill(self, rows: Iterator[Row]) -> Row | None:
         """Append rows until the batch is full; returns the row that did not fit (it starts
-        the next batch: a first record always fits), or None when ``rows`` ran out."""
+        the next batch: a first record always fits), or None when ``rows`` ran out. Either
+        way the batch is closed: nothing is appended to it afterwards."""
         append = self._builder.append
         n = self._relative_offset
         try:
@@ -103,6 +104,10 @@ class RecordBatch(BatchBuilder):  # type: ignore[misc]  # aiokafka is untyped
                 n += 1
         finally:
             self._relative_offset = n
+        # complete: closed, so the producer sends it at once instead of letting it linger
+        # (linger_ms) for records that will never come (a transaction's sends are all made
+        # before the producer runs, so they still go in one request)
+        self.close()
         return None
 
     def _build(self) -> bytearray:
@@ -120,9 +125,20 @@ _U32 = struct.Struct(">I")
 _I16 = struct.Struct(">h")
 
 
+# one compression context per level, reused: a new context per call (cramjam's compress)
+# allocated and zeroed its tables every time, ~10 µs per record batch whatever its size; a
+# live batch writes one record batch per touched partition, mostly of 1-5 kB, so that was
+# most of zstd's cost there (issue 18). Same frames, byte for byte. The committer runs on
+# the event loop's thread only.
+_COMPRESSORS: dict[int, zstandard.ZstdCompressor] = {}
+
+
 def _zstd_batch(raw: bytearray, level: int) -> bytearray:
     """An uncompressed record batch with its records section zstd-compressed."""
-    body = cramjam.zstd.compress(memoryview(raw)[_RECORDS_AT:], level=level)
+    compressor = _COMPRESSORS.get(level)
+    if compressor is None:
+        compressor = _COMPRESSORS[level] = zstandard.ZstdCompressor(level=level)
+    body = compressor.compress(memoryview(raw)[_RECORDS_AT:])
     out = raw[:_RECORDS_AT] + body
     _I32.pack_into(out, _LENGTH_AT, len(out) - _LENGTH_AT - 4)
     (attributes,) = _I16.unpack_from(out, _ATTRIBUTES_AT)

@@ -15,7 +15,7 @@ from aiokafka.structs import TopicPartition
 
 from core.kafka_config import KafkaSettings
 from schemas.catalog import ALERTS_ACK
-from streams.engine.clients import hold, release, to_record
+from streams.engine.clients import hold, to_record
 from streams.processor import FX, FX_ACCOUNTING_PARTITION, SCORES, Processor
 from streams.reference.reader import ReferenceReader
 from streams.state.partition import PartitionState
@@ -50,13 +50,10 @@ class ReferenceSync:
 
     async def catch_up(self, partitions: Iterable[int]) -> None:
         """Read FX and the partitions' scores (and acks) to their end offsets now; the scores
-        count in the flow figures."""
-        release(self.reader.consumer)
-        try:
-            async for tp, records in self.reader.catch_up(partitions):
-                self.dispatch(tp, records, counted=True)
-        finally:
-            hold(self.reader.consumer)
+        count in the flow figures. The reader resumes only the partitions it finds behind
+        (the rest stay held since ``follow``/``rebuild``)."""
+        async for tp, records in self.reader.catch_up(partitions):
+            self.dispatch(tp, records, counted=True)
 
     async def rebuild(self, state: PartitionState, others: Iterable[int]) -> None:
         """A restored partition's score table, silently up to its checkpoint (later scores

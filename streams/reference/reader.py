@@ -16,7 +16,7 @@ from aiokafka.structs import TopicPartition
 
 from core.kafka_config import KafkaSettings
 
-__all__ = ["ReferenceReader", "read_to_end"]
+__all__ = ["ReferenceReader", "behind", "read_ranges", "read_to_end"]
 
 
 async def read_to_end(
@@ -29,13 +29,42 @@ async def read_to_end(
     (or ``stop_at``, whichever is lower), yielding the records fetch by fetch (in offset
     order within a partition), so a large topic is applied chunk by chunk, never held whole.
     """
+    ends = await behind(consumer, tps, stop_at=stop_at)
+    async for chunk in read_ranges(consumer, ends):
+        yield chunk
+
+
+async def behind(
+    consumer: AIOKafkaConsumer,
+    tps: Iterable[TopicPartition],
+    *,
+    stop_at: dict[TopicPartition, int] | None = None,
+    known: dict[TopicPartition, int] | None = None,
+) -> dict[TopicPartition, int]:
+    """The partitions of ``tps`` whose position is below their end offset now (or
+    ``stop_at``, whichever is lower), with that end: one ListOffsets round trip. ``known``:
+    positions the caller tracks itself (no call into the consumer for those)."""
     tps = list(tps)
     if not tps:
-        return
+        return {}
     ends = await consumer.end_offsets(tps)
     if stop_at:
         ends = {tp: min(end, stop_at.get(tp, end)) for tp, end in ends.items()}
-    pending = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
+    out: dict[TopicPartition, int] = {}
+    for tp in tps:
+        pos = known.get(tp) if known is not None else None
+        if pos is None:
+            pos = await consumer.position(tp)
+        if pos < ends[tp]:
+            out[tp] = ends[tp]
+    return out
+
+
+async def read_ranges(
+    consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]
+) -> AsyncIterator[tuple[TopicPartition, list[Any]]]:
+    """Read each partition of ``ends`` from its current position up to its end there."""
+    pending = set(ends)
     while pending:
         batch = await consumer.getmany(*pending, timeout_ms=500, max_records=10_000)
         for tp, records in batch.items():
@@ -133,10 +162,24 @@ class ReferenceReader:
         self, partitions: Iterable[int], *, stop_at: dict[int, int] | None = None
     ) -> AsyncIterator[tuple[TopicPartition, list[Any]]]:
         """Records of FX and the given scores partitions up to their end offsets now, fetch
-        by fetch; the positions are kept once the caller has read to the end."""
+        by fetch; the positions are kept once the caller has read to the end.
+
+        The consumer's partitions stay paused between catch-ups (the engine holds them: an
+        unpaused one is fetched every few ms). Only the partitions found behind are resumed,
+        and paused again after: a catch-up that finds nothing new (most of them, one before
+        every batch) is one ListOffsets round trip, not a fetch of every partition as well
+        (issue 18: a fetch request and response for ~25 partitions per batch)."""
         tps = [self.fx_tp, *(tp for p in partitions for tp in self._owned_tps(p))]
         stops = {self.scores_tp(p): o for p, o in (stop_at or {}).items()}
-        async for chunk in read_to_end(self.consumer, tps, stop_at=stops):
-            yield chunk
-        for tp in tps:
-            self._positions[tp] = await self.consumer.position(tp)
+        consumer = self.consumer
+        ends = await behind(consumer, tps, stop_at=stops, known=self._positions)
+        if not ends:
+            return
+        consumer.resume(*ends)
+        try:
+            async for chunk in read_ranges(consumer, ends):
+                yield chunk
+        finally:
+            consumer.pause(*ends)
+        for tp in ends:
+            self._positions[tp] = await consumer.position(tp)
