@@ -72,6 +72,7 @@ DELTA_MIN_TXS = 16
 # distinct bank transaction codes whose cash test is remembered (input decides how many)
 _CASH_CODES_MAX = 4096
 _CREDIT = Direction.credit
+_bisect_left = bisect.bisect_left
 _new_tx = tuple.__new__  # Tx(...) without its Python-level __new__
 _SHANGHAI_US = 8 * HOUR_US  # as streams/rules/base.py: Beijing days
 
@@ -472,7 +473,14 @@ class RuleEngine:
         self._indexed = list(enumerate(self.rules))
         self._large_fen = config.large_value.cny_fen
         self._round_fen = config.round_amounts.unit * 100
-        self._cash_codes: dict[str, bool] = {}
+        # bank transaction code → is_cash (no code: not cash)
+        self._cash_codes: dict[str | None, bool] = {None: False}
+        # structuring's band in fen: low ≤ fen·100 < high, for integer fen
+        self._struct_fen_low = -(-self._struct_low // 100)
+        self._struct_fen_high = -(-self._struct_high // 100)
+        # the last hour (start, end, index) and Beijing day (start, end) observe computed
+        self._hour = (0, 0, 0)
+        self._day = (0, 0)
         self.lookback_us = max((r.lookback_us for r in every), default=0) + HOUR_US
 
     def observe(self, rs: RulesState, ev: AnyTransaction, ts: int, fen: int, band: str) -> None:
@@ -480,7 +488,9 @@ class RuleEngine:
 
         The per-event cost of the rules: a few attribute reads and one tuple, the due times
         inline (what `Rule.due_of_new` and `DormantReactivation.candidate` say, without a
-        call per rule; tests/unit/rules/test_fast_paths.py checks them against those)."""
+        call per rule; tests/unit/rules/test_fast_paths.py checks them against those). The
+        hour and the Beijing day of the last transaction are remembered: the stream comes
+        nearly in time order, and dividing µs (two-digit ints) is a large share of the cost."""
         if rs.stale:  # restored: its deltas are applied before anything new is kept
             self.reschedule(rs)
         if ts < rs.upto:
@@ -492,58 +502,65 @@ class RuleEngine:
         ent = rs.enterprises.get(uscc)
         if ent is None:
             ent = self._enter(rs, uscc)
-        # flags_of, inline for the common case (a CNY transfer)
-        code = ev.bank_tx_code
-        if code is not None:
-            cash = self._cash_codes.get(code)
-            if cash is None:
-                cash = self._is_cash(code)
+        # flags_of, inline for the common case (a CNY transfer); no code: not cash
+        cash = self._cash_codes.get(ev.bank_tx_code)
+        if cash is None:
+            cash = self._is_cash(ev.bank_tx_code)
+        if cash or ev.currency != "CNY":
+            flags = flags_of(self.config, ev, fen)
         else:
-            cash = False
-        if not cash and ev.currency == "CNY":
             flags = CREDIT if ev.direction is _CREDIT else 0
             if fen >= self._large_fen:
                 flags |= LARGE
             if fen > 0 and fen % self._round_fen == 0:
                 flags |= ROUND
-        else:
-            flags = flags_of(self.config, ev, fen)
         tx = _new_tx(Tx, (ts, ev.event_id, fen, flags, ev.institution_type._value_, band))
         txs = ent.txs
-        if not txs or txs[-1] < tx:
-            pos = len(txs)
+        if not txs:
+            prev = None  # the time of the transaction kept before it
             txs.append(tx)
         else:
-            pos = bisect.bisect_left(txs, tx)
-            txs.insert(pos, tx)
+            last = txs[-1]
+            if last[0] < ts or last < tx:
+                prev = last[0]
+                txs.append(tx)
+            else:
+                pos = _bisect_left(txs, tx)
+                txs.insert(pos, tx)
+                prev = txs[pos - 1][0] if pos else None
         ent.added.append(tx)
+        hour_start, hour_end, hour = self._hour
+        if not hour_start <= ts < hour_end:
+            hour = ts // HOUR_US
+            hour_start = hour * HOUR_US
+            hour_end = hour_start + HOUR_US
+            self._hour = (hour_start, hour_end, hour)
         hours = ent.hours
-        hour = ts // HOUR_US
         count = hours.get(hour, 0) + 1
         hours[hour] = count
         dues = ent.dues
         if not dues:
             dues.extend(self._nevers)
-        hour_end = (hour + 1) * HOUR_US
         # one-event rules and velocity are due only when a transaction can fire them (a large
         # transfer, a reactivation candidate, an hour reaching min_count), so an enterprise
         # without any is looked at when its day or an anchored window closes, not hourly
         lowered = False  # a due moved earlier (else the enterprise's schedule stands)
-        k = self._single
-        if k >= 0 and flags & LARGE and not flags & CASH and hour_end < dues[k]:
-            dues[k] = hour_end
-            lowered = True
-        k = self._velocity_i
-        if k >= 0 and count >= self._vmin and hour_end < dues[k]:
-            dues[k] = hour_end
-            lowered = True
+        if flags & LARGE and not flags & CASH:
+            k = self._single
+            if k >= 0 and hour_end < dues[k]:
+                dues[k] = hour_end
+                lowered = True
+        if count >= self._vmin:
+            k = self._velocity_i
+            if k >= 0 and hour_end < dues[k]:
+                dues[k] = hour_end
+                lowered = True
         k = self._dormant_i
         if k >= 0 and hour_end < dues[k]:
             # DormantReactivation.candidate(ent, pos)
-            prev = txs[pos - 1][0] if pos else None
-            last = ent.last_active
-            if last is not None and (prev is None or last > prev):
-                prev = last
+            last_active = ent.last_active
+            if last_active is not None and (prev is None or last_active > prev):
+                prev = last_active
             if prev is not None and ts - prev >= self._gap_us:
                 dues[k] = hour_end
                 lowered = True
@@ -551,23 +568,29 @@ class RuleEngine:
         if k >= 0:
             # the daily rules' dues are always equal (each is the end of the first Beijing
             # day with transactions not yet decided): one test for all of them
-            end_of_day = (ts + _SHANGHAI_US) // DAY_US * DAY_US - _SHANGHAI_US + DAY_US
-            if end_of_day < dues[k]:
+            day_start, day_end_ = self._day
+            if not day_start <= ts < day_end_:
+                day_start = (ts + _SHANGHAI_US) // DAY_US * DAY_US - _SHANGHAI_US
+                day_end_ = day_start + DAY_US
+                self._day = (day_start, day_end_)
+            if day_end_ < dues[k]:
                 for k in self._daily:
-                    dues[k] = end_of_day
+                    dues[k] = day_end_
                 lowered = True
-        k = self._pass_i
-        if k >= 0 and flags & CREDIT:
-            due_k = ts + self._pass_w
-            if due_k < dues[k]:
-                dues[k] = due_k
-                lowered = True
-        k = self._struct_i
-        if k >= 0 and self._struct_low <= fen * 100 < self._struct_high:
-            due_k = ts + self._struct_w
-            if due_k < dues[k]:
-                dues[k] = due_k
-                lowered = True
+        if flags & CREDIT:
+            k = self._pass_i
+            if k >= 0:
+                due_k = ts + self._pass_w
+                if due_k < dues[k]:
+                    dues[k] = due_k
+                    lowered = True
+        if self._struct_fen_low <= fen < self._struct_fen_high:
+            k = self._struct_i
+            if k >= 0:
+                due_k = ts + self._struct_w
+                if due_k < dues[k]:
+                    dues[k] = due_k
+                    lowered = True
         rs.dirty.add(uscc)
         current = rs.due.get(uscc)
         if not lowered and current is not None and self._day0 >= 0:
@@ -593,11 +616,11 @@ class RuleEngine:
             ent.last_active, ent.hours = idle[0], _unpack(idle[1])
         return ent
 
-    def _is_cash(self, code: str) -> bool:
+    def _is_cash(self, code: str | None) -> bool:
         """`is_cash`, remembered per code (a bank's feed has a handful)."""
         cash = self._cash_codes.get(code)
         if cash is None:
-            cash = is_cash(code)
+            cash = code is not None and is_cash(code)
             if len(self._cash_codes) < _CASH_CODES_MAX:
                 self._cash_codes[code] = cash
         return cash
