@@ -15,12 +15,14 @@ from base64 import b64decode, b64encode
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import orjson
 
 from schemas.alerts import MAX_ALERT_EVENTS, Alert, RuleSet
 from schemas.enums import Direction
+from schemas.versions import SCHEMA_VERSION
 from schemas.ids import make_event_id
 from schemas.txcodes import is_cash
 from schemas.uscc import region_of
@@ -77,6 +79,10 @@ _new_tx = tuple.__new__  # Tx(...) without its Python-level __new__
 _SHANGHAI_US = 8 * HOUR_US  # as streams/rules/base.py: Beijing days
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# build_alert: every field is set (as Record.__init__ sets kind and schema_version)
+_ALERT_FIELDS = frozenset(Alert.model_fields)
+_ALERT_KIND = Alert._wire_constants["kind"]
+_FEN = itemgetter(2)  # Tx.fen
 _SHANGHAI = timedelta(hours=8)
 
 
@@ -161,22 +167,28 @@ def _delta(ent: Enterprise, base: list[Any], added: list[Tx]) -> dict[str, Any] 
     fields that changed since (None: nothing did). A restore applies it on the records
     before it, so a field left out stays as they left it."""
     delta: dict[str, Any] = {}
+    first: int | None = None  # the earliest hour kept since
     if added:
-        delta["t"] = list(zip(*added, strict=True))
-    if ent.decided != base[_DECIDED]:
-        delta["d"] = base[_DECIDED] = ent.decided
-    if ent.cursors != base[_CURSORS]:
-        delta["c"] = ent.cursors
-        base[_CURSORS] = dict(ent.cursors)
-    if ent.last_active != base[_ACTIVE]:
-        delta["a"] = base[_ACTIVE] = ent.last_active
+        # zip without strict (rows of six) and min without a tuple compare for one row: both
+        # builtins parse keywords, a large share of a small delta's cost
+        delta["t"] = list(zip(*added))
+        first = (added[0][0] if len(added) == 1 else min(added)[0]) // HOUR_US
+    decided = ent.decided
+    if decided != base[_DECIDED]:
+        delta["d"] = base[_DECIDED] = decided
+    cursors = ent.cursors
+    if cursors != base[_CURSORS]:
+        delta["c"] = cursors
+        base[_CURSORS] = cursors.copy()
+    last_active = ent.last_active
+    if last_active != base[_ACTIVE]:
+        delta["a"] = base[_ACTIVE] = last_active
     kept = len(ent.txs)
     if kept != base[_KEPT] + len(added):  # pruned (dropped the oldest)
         delta["n"] = kept
     base[_KEPT] = kept
     hours = ent.hours
     low = base[_LOW_HOUR]
-    first = min(added).ts // HOUR_US if added else None  # the earliest hour kept since
     # the lowest hour moves only when pruning dropped it or a transaction came before it
     if low is None or low not in hours or (first is not None and first < low):
         low = min(hours) if hours else None
@@ -282,25 +294,29 @@ class RulesState:
             self.rewrite |= usccs
         pack: dict[str, dict[str, Any]] = {}
         released: list[tuple[int, str]] = []
+        enterprises, based, rewrite = self.enterprises, self.based, self.rewrite
         for uscc in sorted(self.dirty):
-            ent = self.enterprises.get(uscc)
-            base = self.based.get(uscc)
+            ent = enterprises.get(uscc)
+            base = based.get(uscc)
             added: list[Tx] = ent.added if ent is not None else []
             if (
                 ent is not None
                 and base is not None
-                and uscc not in self.rewrite
+                and uscc not in rewrite
                 and len(base) > _PACKS
                 and len(base[_PACKS]) == base[_COUNT]  # none in the form before the packs
                 and base[_COUNT] < MAX_DELTAS
-                and base[_TXS] + len(added) <= max(len(ent.txs), DELTA_MIN_TXS)
+                # at most max(len(ent.txs), DELTA_MIN_TXS) (max parses keywords: spelt out)
+                and (
+                    (n_txs := base[_TXS] + len(added)) <= DELTA_MIN_TXS or n_txs <= len(ent.txs)
+                )
             ):
                 delta = _delta(ent, base, added)
                 ent.added = []
                 if delta is None:
                     continue  # nothing a restore would change
                 base[_COUNT] += 1
-                base[_TXS] += len(added)
+                base[_TXS] = n_txs
                 base[_PACKS].append(seq)
                 pack[uscc] = delta
                 continue
@@ -652,10 +668,12 @@ class RuleEngine:
             ent = enterprises[uscc]
             dues = ent.dues
             # the others have nothing in (decided, upto]; deciding one rule moves no other's due
-            for i in [i for i, d in enumerate(dues) if d <= upto]:
-                decided, dues[i] = rules[i].decide_due(ent, upto)
-                if decided:
-                    hits.extend((uscc, h) for h in decided)
+            # (so setting dues[i] while going through them is safe)
+            for i, d in enumerate(dues):
+                if d <= upto:
+                    decided, dues[i] = rules[i].decide_due(ent, upto)
+                    for h in decided:
+                        hits.append((uscc, h))
             # the newest transaction decided now (PerEventRule.pending's last, without a slice)
             txs = ent.txs
             i = bisect_left(txs, (upto_hour,))
@@ -720,25 +738,39 @@ class RuleEngine:
 
 
 def build_alert(config: RuleSet, uscc: str, hit: Hit, detected_at: datetime) -> Alert:
-    """The `dfip.alerts` record of one hit; its id is the same whenever it is decided."""
-    txs = hit.txs[:MAX_ALERT_EVENTS]
-    first, last = hit.txs[0], hit.txs[-1]
-    alert_id = make_event_id("alert", hit.rule.value, uscc, str(hit.window_start), first.event_id)
-    last_day = (_at(last.ts) + _SHANGHAI).date()
-    return Alert(
+    """The `dfip.alerts` record of one hit; its id is the same whenever it is decided.
+
+    Built with `model_construct`: every value comes from validated input (the events' ids,
+    USCC and amounts, the rule set, the score table's band) or is made here in the form
+    validation gives (UTC datetimes, a date, lists within MAX_ALERT_EVENTS), and validating
+    it again was most of a hit's cost. tests/unit/rules/test_alert_records.py checks that it
+    equals the validated `Alert(...)`, encoded bytes included."""
+    txs = hit.txs
+    first = txs[0]
+    shown = txs[:MAX_ALERT_EVENTS]
+    rule = hit.rule
+    alert_id = make_event_id("alert", rule._value_, uscc, str(hit.window_start), first[1])
+    last_day = (_at(txs[-1][0]) + _SHANGHAI).date()
+    if detected_at.tzinfo is not UTC:  # as validation normalises it (UtcDatetime)
+        detected_at = detected_at.astimezone(UTC)
+    return Alert.model_construct(
+        _ALERT_FIELDS,
+        kind=_ALERT_KIND,
         event_id=alert_id,
-        rule=hit.rule,
+        schema_version=SCHEMA_VERSION,
+        rule=rule,
         ruleset_version=config.version,
         enterprise_uscc=uscc,
-        institution_type=first.institution_type,
-        band=first.band,
-        region=region_of(uscc).value,
-        event_ids=[tx.event_id for tx in txs],
-        amounts_fen=[tx.fen for tx in txs],
-        event_count=len(hit.txs),
-        total_fen=sum(tx.fen for tx in hit.txs),
+        institution_type=first[4],
+        band=first[5],
+        region=region_of(uscc)._value_,
+        event_ids=[tx[1] for tx in shown],
+        amounts_fen=[tx[2] for tx in shown],
+        event_count=len(txs),
+        total_fen=sum(map(_FEN, txs)),
         window_start=_at(hit.window_start),
         window_end=_at(hit.window_end),
         detected_at=detected_at,
         report_due=add_working_days(last_day),
     )
+
