@@ -346,7 +346,8 @@ def main() -> None:
             calls = record_calls(args.events)
         if args.save:
             with open(args.save, "wb") as f:
-                pickle.dump([(c[0], c[1], _Tx(c[2]), *c[3:]) if c[0] == "o" else c for c in calls], f)
+                kept = [(c[0], c[1], _Tx(c[2]), *c[3:]) if c[0] == "o" else c for c in calls]
+                pickle.dump(kept, f)
             return
         phase = args.phase or "all"
         if phase == "none":

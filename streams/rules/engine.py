@@ -22,10 +22,10 @@ import orjson
 
 from schemas.alerts import MAX_ALERT_EVENTS, Alert, RuleSet
 from schemas.enums import Direction
-from schemas.versions import SCHEMA_VERSION
 from schemas.ids import make_event_id
 from schemas.txcodes import is_cash
 from schemas.uscc import region_of
+from schemas.versions import SCHEMA_VERSION
 from schemas.wire import AnyTransaction
 from schemas.workdays import add_working_days
 from streams.rules.base import (
@@ -171,7 +171,7 @@ def _delta(ent: Enterprise, base: list[Any], added: list[Tx]) -> dict[str, Any] 
     if added:
         # zip without strict (rows of six) and min without a tuple compare for one row: both
         # builtins parse keywords, a large share of a small delta's cost
-        delta["t"] = list(zip(*added))
+        delta["t"] = list(zip(*added))  # noqa: B905
         first = (added[0][0] if len(added) == 1 else min(added)[0]) // HOUR_US
     decided = ent.decided
     if decided != base[_DECIDED]:
@@ -307,9 +307,7 @@ class RulesState:
                 and len(base[_PACKS]) == base[_COUNT]  # none in the form before the packs
                 and base[_COUNT] < MAX_DELTAS
                 # at most max(len(ent.txs), DELTA_MIN_TXS) (max parses keywords: spelt out)
-                and (
-                    (n_txs := base[_TXS] + len(added)) <= DELTA_MIN_TXS or n_txs <= len(ent.txs)
-                )
+                and ((n_txs := base[_TXS] + len(added)) <= DELTA_MIN_TXS or n_txs <= len(ent.txs))
             ):
                 delta = _delta(ent, base, added)
                 ent.added = []
@@ -672,8 +670,8 @@ class RuleEngine:
             for i, d in enumerate(dues):
                 if d <= upto:
                     decided, dues[i] = rules[i].decide_due(ent, upto)
-                    for h in decided:
-                        hits.append((uscc, h))
+                    for hit in decided:
+                        hits.append((uscc, hit))
             # the newest transaction decided now (PerEventRule.pending's last, without a slice)
             txs = ent.txs
             i = bisect_left(txs, (upto_hour,))
@@ -754,7 +752,7 @@ def build_alert(config: RuleSet, uscc: str, hit: Hit, detected_at: datetime) -> 
     if detected_at.tzinfo is not UTC:  # as validation normalises it (UtcDatetime)
         detected_at = detected_at.astimezone(UTC)
     return Alert.model_construct(
-        _ALERT_FIELDS,
+        set(_ALERT_FIELDS),  # its own: pydantic keeps the set given
         kind=_ALERT_KIND,
         event_id=alert_id,
         schema_version=SCHEMA_VERSION,
@@ -773,4 +771,3 @@ def build_alert(config: RuleSet, uscc: str, hit: Hit, detected_at: datetime) -> 
         detected_at=detected_at,
         report_due=add_working_days(last_day),
     )
-
