@@ -13,6 +13,15 @@ on and off, and memory per enterprise.
    seed 7, as ``python -m bench``), ``DFIP_WORKER_RULES=false`` and ``true`` in turn (the order
    alternates by round), each in a fresh namespace; events/s from the commit times of the
    changelog records (bench/pipeline.py). Prints each run and, per round, on / off.
+4. Instructions of the rule engine alone (``--replay``, no broker): the rule-engine calls of
+   ``bench.hotpath --rules`` over its feed (``--events``, seed 7, batches of 2,000: each
+   ``observe``, each ``advance`` with its hits turned into alerts as the processor does, each
+   ``changelog_records``) are recorded in the process, then replayed through a fresh
+   ``RuleEngine`` and ``RulesState`` per partition. The calls of ``--phase`` (``all``: the
+   whole replay) go through ``operator.call``, a C frame that callgrind can toggle on:
+   ``PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null
+   --collect-atstart=no --toggle-collect=_operator_call python -m bench.rules_cost --replay
+   --phase observe`` counts only the observes (divide by the transactions printed).
 2. Memory: E enterprises with transactions in the last Beijing day (the rules keep at most
    about a day of them), measured as Python heap (tracemalloc) per enterprise, and the
    ``al:<uscc>`` changelog bytes per enterprise; then the same after the time moved on and the
@@ -24,10 +33,13 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
+import operator
+import pickle
 import time
 import tracemalloc
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import orjson
 
@@ -187,6 +199,129 @@ def pipeline(bootstrap: str, events: int, runs: int, timeout: float) -> None:
     )
 
 
+# a recorded rule-engine call: ("o", partition, event, ts, fen, band), ("a", partition, upto)
+# or ("c", partition)
+Call = tuple[Any, ...]
+
+
+def record_calls(events: int) -> list[Call]:
+    """The rule-engine calls of one ``bench.hotpath --rules`` batch run over its feed."""
+    from bench import hotpath
+    from streams.rules import engine as rules_engine
+
+    calls: list[Call] = []
+    parts: dict[int, int] = {}  # id(RulesState) → partition
+
+    class Recording(RuleEngine):
+        def observe(self, rs: RulesState, ev: Any, ts: int, fen: int, band: str) -> None:
+            calls.append(("o", parts[id(rs)], ev, ts, fen, band))
+            super().observe(rs, ev, ts, fen, band)
+
+        def advance(self, rs: RulesState, upto: int) -> list[tuple[str, Any]]:
+            calls.append(("a", parts[id(rs)], upto))
+            return super().advance(rs, upto)
+
+    real_records = rules_engine.RulesState.changelog_records
+
+    def changelog_records(rs: RulesState) -> list[tuple[bytes, bytes | None]]:
+        calls.append(("c", parts[id(rs)]))
+        return real_records(rs)
+
+    real_processor = hotpath._processor
+
+    def processor(rules: bool = False) -> Processor:
+        proc = real_processor(rules)
+        proc.rules = Recording(load_ruleset())
+        for p, state in proc.states.items():
+            parts[id(state.rules)] = p
+        return proc
+
+    hotpath._processor = processor  # type: ignore[assignment]
+    rules_engine.RulesState.changelog_records = changelog_records  # type: ignore[method-assign]
+    try:
+        batch_path = Processor.process_batch
+        hotpath.run(hotpath.feed_records(events), _BATCH, process=batch_path, rules=True)
+    finally:
+        hotpath._processor = real_processor  # type: ignore[assignment]
+        rules_engine.RulesState.changelog_records = real_records  # type: ignore[method-assign]
+    return calls
+
+
+class _Tx:
+    """A recorded transaction's fields the rules read (``--save``: a decoded struct does not
+    pickle); slots, read as a struct's fields are."""
+
+    __slots__ = (
+        "amount", "bank_tx_code", "currency", "direction", "enterprise_uscc", "event_id",
+        "institution_type",
+    )  # fmt: skip
+
+    def __init__(self, ev: Any) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(ev, name))
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, n) for n in self.__slots__)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        for name, value in zip(self.__slots__, state, strict=True):
+            setattr(self, name, value)
+
+
+def replay(calls: list[Call], phase: str) -> tuple[int, int, int, int]:
+    """Replay `calls` through a fresh engine, the calls of `phase` through operator.call;
+    (transactions, advances, hits, changelog records)."""
+    from datetime import datetime as dt
+
+    from schemas import figure_names as fn
+    from streams.rules import build_alert
+    from streams.rules import overdue as rule_reports
+
+    engine = RuleEngine(load_ruleset())
+    states = {p: PartitionState(p) for p in range(12)}
+    now = dt(2026, 1, 1, tzinfo=UTC)
+    config = engine.config
+    observe = engine.observe
+
+    def decide(state: PartitionState, upto: int) -> int:
+        # as Processor._decide_rules (without its output list)
+        hits = engine.advance(state.rules, upto)
+        for uscc, hit in hits:
+            alert = build_alert(config, uscc, hit, now)
+            labels = (alert.rule.value, alert.region, alert.institution_type, alert.band)
+            state.counters.add(fn.ALERTS_TOTAL, labels, 1)
+            state.counters.add(fn.ALERT_AMOUNT_YUAN_TOTAL, labels, alert.total_fen)
+            rule_reports.open_hit(state.rules, state.counters, alert)
+            encode(alert)
+        return len(hits)
+
+    def changelog(state: PartitionState) -> int:
+        return len(state.rules.changelog_records())
+
+    def run_all() -> tuple[int, int, int, int]:
+        counted = [0, 0, 0, 0]
+        via = operator.call
+        for c in calls:
+            kind, state = c[0], states[c[1]]
+            if kind == "o":
+                if phase == "observe":
+                    via(observe, state.rules, c[2], c[3], c[4], c[5])
+                else:
+                    observe(state.rules, c[2], c[3], c[4], c[5])
+                counted[0] += 1
+            elif kind == "a":
+                counted[1] += 1
+                counted[2] += via(decide, state, c[2]) if phase == "decide" else decide(state, c[2])
+            else:
+                counted[3] += via(changelog, state) if phase == "changelog" else changelog(state)
+        return counted[0], counted[1], counted[2], counted[3]
+
+    if phase == "all":
+        result: tuple[int, int, int, int] = operator.call(run_all)
+        return result
+    return run_all()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--events", type=int, default=60_000)
@@ -198,7 +333,30 @@ def main() -> None:
     ap.add_argument("--start-broker", action="store_true", help="a private broker (bench.broker)")
     ap.add_argument("--broker-port", type=int, default=39092)
     ap.add_argument("--max-seconds", type=float, default=300.0, help="per pipeline run")
+    ap.add_argument("--replay", action="store_true", help="the rule engine's calls alone (4.)")
+    ap.add_argument("--save", help="--replay: record the calls into this file and stop")
+    ap.add_argument("--load", help="--replay: the calls recorded by --save (faster to count)")
+    ap.add_argument("--phase", choices=["all", "observe", "decide", "changelog", "none"])
     args = ap.parse_args()
+    if args.replay:
+        if args.load:
+            with open(args.load, "rb") as f:
+                calls = pickle.load(f)
+        else:
+            calls = record_calls(args.events)
+        if args.save:
+            with open(args.save, "wb") as f:
+                kept = [(c[0], c[1], _Tx(c[2]), *c[3:]) if c[0] == "o" else c for c in calls]
+                pickle.dump(kept, f)
+            return
+        phase = args.phase or "all"
+        if phase == "none":
+            print(f"recorded {len(calls):,} calls")
+            return
+        txs, advances, hits, records = replay(calls, phase)
+        print(f"phase {phase}: {txs:,} transactions, {advances:,} advances, {hits:,} hits, "
+              f"{records:,} al: records")  # fmt: skip
+        return
     if args.pipeline:
         from bench.cli import broker
 

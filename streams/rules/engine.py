@@ -15,6 +15,7 @@ from base64 import b64decode, b64encode
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -24,6 +25,7 @@ from schemas.enums import Direction
 from schemas.ids import make_event_id
 from schemas.txcodes import is_cash
 from schemas.uscc import region_of
+from schemas.versions import SCHEMA_VERSION
 from schemas.wire import AnyTransaction
 from schemas.workdays import add_working_days
 from streams.rules.base import (
@@ -72,10 +74,15 @@ DELTA_MIN_TXS = 16
 # distinct bank transaction codes whose cash test is remembered (input decides how many)
 _CASH_CODES_MAX = 4096
 _CREDIT = Direction.credit
+_bisect_left = bisect.bisect_left
 _new_tx = tuple.__new__  # Tx(...) without its Python-level __new__
 _SHANGHAI_US = 8 * HOUR_US  # as streams/rules/base.py: Beijing days
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# build_alert: every field is set (as Record.__init__ sets kind and schema_version)
+_ALERT_FIELDS = frozenset(Alert.model_fields)
+_ALERT_KIND = Alert._wire_constants["kind"]
+_FEN = itemgetter(2)  # Tx.fen
 _SHANGHAI = timedelta(hours=8)
 
 
@@ -160,22 +167,28 @@ def _delta(ent: Enterprise, base: list[Any], added: list[Tx]) -> dict[str, Any] 
     fields that changed since (None: nothing did). A restore applies it on the records
     before it, so a field left out stays as they left it."""
     delta: dict[str, Any] = {}
+    first: int | None = None  # the earliest hour kept since
     if added:
-        delta["t"] = list(zip(*added, strict=True))
-    if ent.decided != base[_DECIDED]:
-        delta["d"] = base[_DECIDED] = ent.decided
-    if ent.cursors != base[_CURSORS]:
-        delta["c"] = ent.cursors
-        base[_CURSORS] = dict(ent.cursors)
-    if ent.last_active != base[_ACTIVE]:
-        delta["a"] = base[_ACTIVE] = ent.last_active
+        # zip without strict (rows of six) and min without a tuple compare for one row: both
+        # builtins parse keywords, a large share of a small delta's cost
+        delta["t"] = list(zip(*added))  # noqa: B905
+        first = (added[0][0] if len(added) == 1 else min(added)[0]) // HOUR_US
+    decided = ent.decided
+    if decided != base[_DECIDED]:
+        delta["d"] = base[_DECIDED] = decided
+    cursors = ent.cursors
+    if cursors != base[_CURSORS]:
+        delta["c"] = cursors
+        base[_CURSORS] = cursors.copy()
+    last_active = ent.last_active
+    if last_active != base[_ACTIVE]:
+        delta["a"] = base[_ACTIVE] = last_active
     kept = len(ent.txs)
     if kept != base[_KEPT] + len(added):  # pruned (dropped the oldest)
         delta["n"] = kept
     base[_KEPT] = kept
     hours = ent.hours
     low = base[_LOW_HOUR]
-    first = min(added).ts // HOUR_US if added else None  # the earliest hour kept since
     # the lowest hour moves only when pruning dropped it or a transaction came before it
     if low is None or low not in hours or (first is not None and first < low):
         low = min(hours) if hours else None
@@ -281,25 +294,27 @@ class RulesState:
             self.rewrite |= usccs
         pack: dict[str, dict[str, Any]] = {}
         released: list[tuple[int, str]] = []
+        enterprises, based, rewrite = self.enterprises, self.based, self.rewrite
         for uscc in sorted(self.dirty):
-            ent = self.enterprises.get(uscc)
-            base = self.based.get(uscc)
+            ent = enterprises.get(uscc)
+            base = based.get(uscc)
             added: list[Tx] = ent.added if ent is not None else []
             if (
                 ent is not None
                 and base is not None
-                and uscc not in self.rewrite
+                and uscc not in rewrite
                 and len(base) > _PACKS
                 and len(base[_PACKS]) == base[_COUNT]  # none in the form before the packs
                 and base[_COUNT] < MAX_DELTAS
-                and base[_TXS] + len(added) <= max(len(ent.txs), DELTA_MIN_TXS)
+                # at most max(len(ent.txs), DELTA_MIN_TXS) (max parses keywords: spelt out)
+                and ((n_txs := base[_TXS] + len(added)) <= DELTA_MIN_TXS or n_txs <= len(ent.txs))
             ):
                 delta = _delta(ent, base, added)
                 ent.added = []
                 if delta is None:
                     continue  # nothing a restore would change
                 base[_COUNT] += 1
-                base[_TXS] += len(added)
+                base[_TXS] = n_txs
                 base[_PACKS].append(seq)
                 pack[uscc] = delta
                 continue
@@ -472,7 +487,14 @@ class RuleEngine:
         self._indexed = list(enumerate(self.rules))
         self._large_fen = config.large_value.cny_fen
         self._round_fen = config.round_amounts.unit * 100
-        self._cash_codes: dict[str, bool] = {}
+        # bank transaction code → is_cash (no code: not cash)
+        self._cash_codes: dict[str | None, bool] = {None: False}
+        # structuring's band in fen: low ≤ fen·100 < high, for integer fen
+        self._struct_fen_low = -(-self._struct_low // 100)
+        self._struct_fen_high = -(-self._struct_high // 100)
+        # the last hour (start, end, index) and Beijing day (start, end) observe computed
+        self._hour = (0, 0, 0)
+        self._day = (0, 0)
         self.lookback_us = max((r.lookback_us for r in every), default=0) + HOUR_US
 
     def observe(self, rs: RulesState, ev: AnyTransaction, ts: int, fen: int, band: str) -> None:
@@ -480,7 +502,9 @@ class RuleEngine:
 
         The per-event cost of the rules: a few attribute reads and one tuple, the due times
         inline (what `Rule.due_of_new` and `DormantReactivation.candidate` say, without a
-        call per rule; tests/unit/rules/test_fast_paths.py checks them against those)."""
+        call per rule; tests/unit/rules/test_fast_paths.py checks them against those). The
+        hour and the Beijing day of the last transaction are remembered: the stream comes
+        nearly in time order, and dividing µs (two-digit ints) is a large share of the cost."""
         if rs.stale:  # restored: its deltas are applied before anything new is kept
             self.reschedule(rs)
         if ts < rs.upto:
@@ -492,58 +516,65 @@ class RuleEngine:
         ent = rs.enterprises.get(uscc)
         if ent is None:
             ent = self._enter(rs, uscc)
-        # flags_of, inline for the common case (a CNY transfer)
-        code = ev.bank_tx_code
-        if code is not None:
-            cash = self._cash_codes.get(code)
-            if cash is None:
-                cash = self._is_cash(code)
+        # flags_of, inline for the common case (a CNY transfer); no code: not cash
+        cash = self._cash_codes.get(ev.bank_tx_code)
+        if cash is None:
+            cash = self._is_cash(ev.bank_tx_code)
+        if cash or ev.currency != "CNY":
+            flags = flags_of(self.config, ev, fen)
         else:
-            cash = False
-        if not cash and ev.currency == "CNY":
             flags = CREDIT if ev.direction is _CREDIT else 0
             if fen >= self._large_fen:
                 flags |= LARGE
             if fen > 0 and fen % self._round_fen == 0:
                 flags |= ROUND
-        else:
-            flags = flags_of(self.config, ev, fen)
         tx = _new_tx(Tx, (ts, ev.event_id, fen, flags, ev.institution_type._value_, band))
         txs = ent.txs
-        if not txs or txs[-1] < tx:
-            pos = len(txs)
+        if not txs:
+            prev = None  # the time of the transaction kept before it
             txs.append(tx)
         else:
-            pos = bisect.bisect_left(txs, tx)
-            txs.insert(pos, tx)
+            last = txs[-1]
+            if last[0] < ts or last < tx:
+                prev = last[0]
+                txs.append(tx)
+            else:
+                pos = _bisect_left(txs, tx)
+                txs.insert(pos, tx)
+                prev = txs[pos - 1][0] if pos else None
         ent.added.append(tx)
+        hour_start, hour_end, hour = self._hour
+        if not hour_start <= ts < hour_end:
+            hour = ts // HOUR_US
+            hour_start = hour * HOUR_US
+            hour_end = hour_start + HOUR_US
+            self._hour = (hour_start, hour_end, hour)
         hours = ent.hours
-        hour = ts // HOUR_US
         count = hours.get(hour, 0) + 1
         hours[hour] = count
         dues = ent.dues
         if not dues:
             dues.extend(self._nevers)
-        hour_end = (hour + 1) * HOUR_US
         # one-event rules and velocity are due only when a transaction can fire them (a large
         # transfer, a reactivation candidate, an hour reaching min_count), so an enterprise
         # without any is looked at when its day or an anchored window closes, not hourly
         lowered = False  # a due moved earlier (else the enterprise's schedule stands)
-        k = self._single
-        if k >= 0 and flags & LARGE and not flags & CASH and hour_end < dues[k]:
-            dues[k] = hour_end
-            lowered = True
-        k = self._velocity_i
-        if k >= 0 and count >= self._vmin and hour_end < dues[k]:
-            dues[k] = hour_end
-            lowered = True
+        if flags & LARGE and not flags & CASH:
+            k = self._single
+            if k >= 0 and hour_end < dues[k]:
+                dues[k] = hour_end
+                lowered = True
+        if count >= self._vmin:
+            k = self._velocity_i
+            if k >= 0 and hour_end < dues[k]:
+                dues[k] = hour_end
+                lowered = True
         k = self._dormant_i
         if k >= 0 and hour_end < dues[k]:
             # DormantReactivation.candidate(ent, pos)
-            prev = txs[pos - 1][0] if pos else None
-            last = ent.last_active
-            if last is not None and (prev is None or last > prev):
-                prev = last
+            last_active = ent.last_active
+            if last_active is not None and (prev is None or last_active > prev):
+                prev = last_active
             if prev is not None and ts - prev >= self._gap_us:
                 dues[k] = hour_end
                 lowered = True
@@ -551,23 +582,29 @@ class RuleEngine:
         if k >= 0:
             # the daily rules' dues are always equal (each is the end of the first Beijing
             # day with transactions not yet decided): one test for all of them
-            end_of_day = (ts + _SHANGHAI_US) // DAY_US * DAY_US - _SHANGHAI_US + DAY_US
-            if end_of_day < dues[k]:
+            day_start, day_end_ = self._day
+            if not day_start <= ts < day_end_:
+                day_start = (ts + _SHANGHAI_US) // DAY_US * DAY_US - _SHANGHAI_US
+                day_end_ = day_start + DAY_US
+                self._day = (day_start, day_end_)
+            if day_end_ < dues[k]:
                 for k in self._daily:
-                    dues[k] = end_of_day
+                    dues[k] = day_end_
                 lowered = True
-        k = self._pass_i
-        if k >= 0 and flags & CREDIT:
-            due_k = ts + self._pass_w
-            if due_k < dues[k]:
-                dues[k] = due_k
-                lowered = True
-        k = self._struct_i
-        if k >= 0 and self._struct_low <= fen * 100 < self._struct_high:
-            due_k = ts + self._struct_w
-            if due_k < dues[k]:
-                dues[k] = due_k
-                lowered = True
+        if flags & CREDIT:
+            k = self._pass_i
+            if k >= 0:
+                due_k = ts + self._pass_w
+                if due_k < dues[k]:
+                    dues[k] = due_k
+                    lowered = True
+        if self._struct_fen_low <= fen < self._struct_fen_high:
+            k = self._struct_i
+            if k >= 0:
+                due_k = ts + self._struct_w
+                if due_k < dues[k]:
+                    dues[k] = due_k
+                    lowered = True
         rs.dirty.add(uscc)
         current = rs.due.get(uscc)
         if not lowered and current is not None and self._day0 >= 0:
@@ -593,11 +630,11 @@ class RuleEngine:
             ent.last_active, ent.hours = idle[0], _unpack(idle[1])
         return ent
 
-    def _is_cash(self, code: str) -> bool:
+    def _is_cash(self, code: str | None) -> bool:
         """`is_cash`, remembered per code (a bank's feed has a handful)."""
         cash = self._cash_codes.get(code)
         if cash is None:
-            cash = is_cash(code)
+            cash = code is not None and is_cash(code)
             if len(self._cash_codes) < _CASH_CODES_MAX:
                 self._cash_codes[code] = cash
         return cash
@@ -629,10 +666,12 @@ class RuleEngine:
             ent = enterprises[uscc]
             dues = ent.dues
             # the others have nothing in (decided, upto]; deciding one rule moves no other's due
-            for i in [i for i, d in enumerate(dues) if d <= upto]:
-                decided, dues[i] = rules[i].decide_due(ent, upto)
-                if decided:
-                    hits.extend((uscc, h) for h in decided)
+            # (so setting dues[i] while going through them is safe)
+            for i, d in enumerate(dues):
+                if d <= upto:
+                    decided, dues[i] = rules[i].decide_due(ent, upto)
+                    for hit in decided:
+                        hits.append((uscc, hit))
             # the newest transaction decided now (PerEventRule.pending's last, without a slice)
             txs = ent.txs
             i = bisect_left(txs, (upto_hour,))
@@ -697,23 +736,36 @@ class RuleEngine:
 
 
 def build_alert(config: RuleSet, uscc: str, hit: Hit, detected_at: datetime) -> Alert:
-    """The `dfip.alerts` record of one hit; its id is the same whenever it is decided."""
-    txs = hit.txs[:MAX_ALERT_EVENTS]
-    first, last = hit.txs[0], hit.txs[-1]
-    alert_id = make_event_id("alert", hit.rule.value, uscc, str(hit.window_start), first.event_id)
-    last_day = (_at(last.ts) + _SHANGHAI).date()
-    return Alert(
+    """The `dfip.alerts` record of one hit; its id is the same whenever it is decided.
+
+    Built with `model_construct`: every value comes from validated input (the events' ids,
+    USCC and amounts, the rule set, the score table's band) or is made here in the form
+    validation gives (UTC datetimes, a date, lists within MAX_ALERT_EVENTS), and validating
+    it again was most of a hit's cost. tests/unit/rules/test_alert_records.py checks that it
+    equals the validated `Alert(...)`, encoded bytes included."""
+    txs = hit.txs
+    first = txs[0]
+    shown = txs[:MAX_ALERT_EVENTS]
+    rule = hit.rule
+    alert_id = make_event_id("alert", rule._value_, uscc, str(hit.window_start), first[1])
+    last_day = (_at(txs[-1][0]) + _SHANGHAI).date()
+    if detected_at.tzinfo is not UTC:  # as validation normalises it (UtcDatetime)
+        detected_at = detected_at.astimezone(UTC)
+    return Alert.model_construct(
+        set(_ALERT_FIELDS),  # its own: pydantic keeps the set given
+        kind=_ALERT_KIND,
         event_id=alert_id,
-        rule=hit.rule,
+        schema_version=SCHEMA_VERSION,
+        rule=rule,
         ruleset_version=config.version,
         enterprise_uscc=uscc,
-        institution_type=first.institution_type,
-        band=first.band,
-        region=region_of(uscc).value,
-        event_ids=[tx.event_id for tx in txs],
-        amounts_fen=[tx.fen for tx in txs],
-        event_count=len(hit.txs),
-        total_fen=sum(tx.fen for tx in hit.txs),
+        institution_type=first[4],
+        band=first[5],
+        region=region_of(uscc)._value_,
+        event_ids=[tx[1] for tx in shown],
+        amounts_fen=[tx[2] for tx in shown],
+        event_count=len(txs),
+        total_fen=sum(map(_FEN, txs)),
         window_start=_at(hit.window_start),
         window_end=_at(hit.window_end),
         detected_at=detected_at,

@@ -66,13 +66,14 @@ class PassThrough(AnchoredRule):
                 lo += 1
             if hi < lo:
                 hi = lo
-            while hi < n and txs[hi][0] < end:
-                tx = txs[hi]
-                if tx[3] & CREDIT:
-                    credits += tx[2]
+            # to the last before its end: found by bisection, summed over a slice
+            end_i = bisect_left(txs, (end,), hi)
+            for _, _, fen, flags, _, _ in txs[hi:end_i]:
+                if flags & CREDIT:
+                    credits += fen
                 else:
-                    debits += tx[2]
-                hi += 1
+                    debits += fen
+            hi = end_i
             if credits >= least and abs(debits - credits) * 100 <= tolerance * credits:
                 hits.append(Hit(self.rule, tuple(txs[lo:hi]), anchor_ts, end))
                 cursor = end  # the window's time is used up: start afresh after it
