@@ -10,8 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from core.kafka_config import KafkaSettings
+
+# No wall-clock limits in tests (the machine is shared and noisy): hypothesis's default
+# 200 ms deadline per example, and its "too slow" health check, are both timings.
+settings.register_profile("dfip", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("dfip")
 
 # A suite started in the background by a non-interactive shell (`make test &`, nohup) inherits
 # SIGINT ignored (POSIX), and so would every child it starts; the tests that stop a child

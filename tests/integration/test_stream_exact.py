@@ -144,7 +144,10 @@ def _clean_split(a: WorkerProcess, b: WorkerProcess) -> bool:
 def _partitions_of(worker: WorkerProcess) -> set[int]:
     import orjson
 
-    status, body = worker.get("/ready")
+    try:
+        status, body = worker.get("/ready")
+    except OSError:  # not listening yet: a worker started on a loaded machine is still booting
+        return set()
     return set(orjson.loads(body)["partitions"]) if status == 200 else set()
 
 
