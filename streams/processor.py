@@ -46,6 +46,7 @@ from schemas.events import (
     LoanEventBase,
     TransactionEvent,
 )
+from schemas.money import MAX_COUNTED_FEN
 from schemas.uscc import region_of
 from schemas.wire import AnyTransaction, TransactionWire, decode_transaction
 from streams.aggregate import fx_book, restate
@@ -57,7 +58,14 @@ from streams.aggregate.apply import (
     flush_tally,
     tally_transaction,
 )
-from streams.aggregate.windows import EPOCH, RETAIN_CLOSED_US, close_due, to_us, window_record
+from streams.aggregate.windows import (
+    EPOCH,
+    QUARTER_US,
+    RETAIN_CLOSED_US,
+    close_due,
+    to_us,
+    window_record,
+)
 from streams.query import recent
 from streams.reference.fx import FxTable
 from streams.reference.fx_state import Parked
@@ -65,7 +73,7 @@ from streams.reference.scores import ScoreTable, ScoreVersion
 from streams.rules import RuleEngine, build_alert
 from streams.rules import overdue as rule_reports
 from streams.state.dedup import DAY_MS, ID_HASH, DedupMemory, id_hash
-from streams.state.partition import PartitionState
+from streams.state.partition import PartitionState, TxGroup, WindowGroup
 
 __all__ = [
     "ALERTS",
@@ -490,7 +498,7 @@ class Processor:
                 windowed = wm is None or wm < ts + self.grace_us + RETAIN_CLOSED_US
             if batched and tx is not None:
                 applied = self._count_transaction(
-                    state, mem, rec, tx, eid, ts, late, windowed, forwarded
+                    state, mem, rec, tx, eid, ts, late, windowed, forwarded, where[1]
                 )
             else:
                 applied = self._apply(
@@ -514,40 +522,75 @@ class Processor:
         late: bool,
         windowed: bool,
         forwarded: bool,
+        region: str,
     ) -> bool:
         """``_apply`` of a transaction on the batch path (``batched``; ``_apply`` hands parked
         ones here too), positional and with the figure updates summed in the tally: the hot
-        case, kept tight. False if it was dead-lettered."""
+        case, kept tight. ``region`` is the enterprise's (``_HOMES``). False if it was
+        dead-lettered."""
         partition = state.partition
-        table = self.scores[partition]
         uscc = event.enterprise_uscc
         # as_of and canonical (the table's own USCC string: one copy per enterprise) at once
-        band, sector, key = table.join(uscc, ts)
-        where = _HOMES.get(uscc)
-        region = (where or _home(uscc))[1]
-        floor = restate.floor_of(state, self.restate_horizon_us)
+        band, sector, key = self.scores[partition].join(uscc, ts)
+        # restate.floor_of, inlined (the larger watermark of the two event topics)
+        wms = state.watermarks
+        wm_tx = wms.get(TRANSACTIONS)
+        wm_loans = wms.get(LOANS)
+        if wm_tx is None or (wm_loans is not None and wm_loans > wm_tx):
+            wm_tx = wm_loans
+        floor = None if wm_tx is None else wm_tx - self.restate_horizon_us
         topic = rec.topic
-        try:
-            fen = tally_transaction(
-                state, event, band, sector, region, self.fx, topic, ts, windowed
-            )  # fmt: skip
-        except Rejected as exc:
-            self._dead_letter(
-                state, rec, stage="aggregate", error_class=exc.error_class, reason=exc.reason
-            )
-            return False
+        currency = event.currency
+        cm = event.customs_mode
+        it = event.institution_type._value_
         direction = event.direction._value_
-        labels = (event.institution_type._value_, direction, windowed, band, sector)
+        fen = -1
+        if currency == "CNY":
+            # tally_transaction's CNY case, inlined (the common case: CNY fen exact, below
+            # the cap); anything else goes to tally_transaction itself, which words the error
+            num, den = event.amount.as_integer_ratio()
+            if 100 % den == 0:
+                fen = num * (100 // den)
+                if fen < MAX_COUNTED_FEN:
+                    tally = state.tally
+                    group: TxGroup = (
+                        it, band, region, direction, sector, None if cm is None else cm._value_
+                    )  # fmt: skip
+                    acc = tally.tx.get(group)
+                    if acc is None:
+                        tally.tx[group] = [1, fen]
+                    else:
+                        acc[0] += 1
+                        acc[1] += fen
+                    if windowed:
+                        wkey: WindowGroup = (topic, ts // QUARTER_US, it, band)
+                        acc = tally.windows.get(wkey)
+                        if acc is None:
+                            tally.windows[wkey] = [1, fen]
+                        else:
+                            acc[0] += 1
+                            acc[1] += fen
+                else:
+                    fen = -1
+        if fen < 0:
+            try:
+                fen = tally_transaction(
+                    state, event, band, sector, region, self.fx, topic, ts, windowed
+                )  # fmt: skip
+            except Rejected as exc:
+                self._dead_letter(
+                    state, rec, stage="aggregate", error_class=exc.error_class, reason=exc.reason
+                )
+                return False
+        labels = (it, direction, windowed, band, sector)
         restate.record(state, key, ts, labels, fen, floor)
         recent.record(state, key, ts, direction, fen)
         if self.rules is not None and not late and not forwarded:
             # forwarded copies are left out: when one arrives depends on timing
             self.rules.observe(state.rules, event, ts, fen, band)
-        currency = event.currency
         if currency != "CNY":
             rate = self.fx.rate_at(currency, event.occurred_at)
             assert rate is not None  # tally_transaction found it
-            cm = event.customs_mode
             fx_book.record_counted(
                 state, uscc, ts, currency, event.amount, rate, labels,
                 None if cm is None else cm._value_, floor,
@@ -577,9 +620,12 @@ class Processor:
         if isinstance(event, TransactionWire) or (
             self.batched and isinstance(event, TransactionEvent)
         ):
+            uscc = event.enterprise_uscc
+            where = _HOMES.get(uscc) or _home(uscc)
             return self._count_transaction(
-                state, state.memory(rec.topic), rec, event, eid, ts, late, windowed, forwarded
-            )
+                state, state.memory(rec.topic), rec, event, eid, ts, late, windowed, forwarded,
+                where[1],
+            )  # fmt: skip
         table = self.scores[state.partition]
         band, sector = table.as_of(event.enterprise_uscc, ts)
         region = region_of(event.enterprise_uscc)._value_
