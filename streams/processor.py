@@ -48,7 +48,7 @@ from schemas.events import (
 )
 from schemas.money import MAX_COUNTED_FEN
 from schemas.uscc import region_of
-from schemas.wire import AnyTransaction, TransactionWire, decode_transaction
+from schemas.wire import AnyTransaction, TransactionWire, cny_fen, decode_transaction
 from streams.aggregate import fx_book, restate
 from streams.aggregate.apply import (
     Join,
@@ -390,9 +390,12 @@ class Processor:
             before = mem.clock_ms
             if stamp > before:
                 mem.clock_ms = stamp
-                if before < 0 or stamp // _DAY_MS != before // _DAY_MS:
+                # a later arrival day: before the first instant of stamp's day (one division)
+                if before < 0 or stamp // _DAY_MS * _DAY_MS > before:
                     self._expire(state, topic, mem)  # a new arrival day: forget first
-        self.touched.add(partition)
+        touched = self.touched
+        if partition not in touched:  # a test, not a method call, for most events
+            touched.add(partition)
         if rec.headers:
             headers = dict(rec.headers)
             forwarded = headers.get(H_FORWARDED) == b"1"
@@ -548,9 +551,19 @@ class Processor:
         if currency == "CNY":
             # tally_transaction's CNY case, inlined (the common case: CNY fen exact, below
             # the cap); anything else goes to tally_transaction itself, which words the error
-            num, den = event.amount.as_integer_ratio()
-            if 100 % den == 0:
-                fen = num * (100 // den)
+            got: int | None
+            if type(event) is TransactionWire:
+                # from the wire's text (cny_fen; its common form inline), no Decimal
+                raw = event.amount_raw
+                if raw.__class__ is str and raw[-3:-2] == ".":  # type: ignore[union-attr]
+                    got = int(raw.replace(".", ""))  # type: ignore[union-attr]
+                else:
+                    got = cny_fen(raw)
+            else:
+                num, den = event.amount.as_integer_ratio()
+                got = num * (100 // den) if 100 % den == 0 else None
+            if got is not None:
+                fen = got
                 if fen < MAX_COUNTED_FEN:
                     tally = state.tally
                     group: TxGroup = (

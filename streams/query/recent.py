@@ -70,11 +70,16 @@ def record(state: PartitionState, uscc: str, ts_us: int, direction: str, fen: in
     day = (ts_us + BEIJING_OFFSET_US) // DAY_US
     wm = state.watermarks.get(_TOPIC)
     if wm is not None:
-        floor = (wm + BEIJING_OFFSET_US) // DAY_US - _KEPT_BEFORE
-        if day < floor:
-            return  # before the kept days: no answer's range can include it
-        if state.recent_floor is None or floor > state.recent_floor:
-            _sweep(state, floor)
+        held = state.recent_floor
+        # the common case without a division: the floor (the watermark's day minus
+        # _KEPT_BEFORE) has not risen above the held floor (the watermark is before the
+        # first instant of day held + KEEP_DAYS) and the day is not before it
+        if held is None or day < held or wm + BEIJING_OFFSET_US >= (held + KEEP_DAYS) * DAY_US:
+            floor = (wm + BEIJING_OFFSET_US) // DAY_US - _KEPT_BEFORE
+            if day < floor:
+                return  # before the kept days: no answer's range can include it
+            if held is None or floor > held:
+                _sweep(state, floor)
     credit = direction == "credit"
     flows = state.recent_flows
     packed = flows.get(uscc)
