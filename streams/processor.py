@@ -153,6 +153,11 @@ _decode_transaction = decode_transaction
 _xxh3 = ID_HASH
 _EPOCH = EPOCH
 _DAY_MS = DAY_MS
+# caches of a division (a long division costs more than the rest of its line): the arrival
+# day last computed as [its first ms, the next day's first ms] (none yet: an empty range),
+# and the quarter hour last computed as [its first µs, the next one's, its number]
+_ARRIVAL_DAY = [0, 0]
+_QUARTER = [0, 0, 0]
 
 
 def _origin_key(headers: dict[str, bytes]) -> str | None:
@@ -390,9 +395,16 @@ class Processor:
             before = mem.clock_ms
             if stamp > before:
                 mem.clock_ms = stamp
-                # a later arrival day: before the first instant of stamp's day (one division)
-                if before < 0 or stamp // _DAY_MS * _DAY_MS > before:
-                    self._expire(state, topic, mem)  # a new arrival day: forget first
+                # a later arrival day? Not when both lie in the arrival day last computed
+                # ([first ms, first ms of the next day), any memory's: a cache of a pure
+                # function); else before lies before the first instant of stamp's day
+                day = _ARRIVAL_DAY
+                if not day[0] <= before or stamp >= day[1]:
+                    first = stamp // _DAY_MS * _DAY_MS
+                    day[0] = first
+                    day[1] = first + _DAY_MS
+                    if before < 0 or first > before:
+                        self._expire(state, topic, mem)  # a new arrival day: forget first
         touched = self.touched
         if partition not in touched:  # a test, not a method call, for most events
             touched.add(partition)
@@ -576,7 +588,16 @@ class Processor:
                         acc[0] += 1
                         acc[1] += fen
                     if windowed:
-                        wkey: WindowGroup = (topic, ts // QUARTER_US, it, band)
+                        # ts // QUARTER_US, from the quarter last computed when ts is in it
+                        quarter = _QUARTER
+                        if quarter[0] <= ts < quarter[1]:
+                            q = quarter[2]
+                        else:
+                            q = ts // QUARTER_US
+                            quarter[0] = q * QUARTER_US
+                            quarter[1] = quarter[0] + QUARTER_US
+                            quarter[2] = q
+                        wkey: WindowGroup = (topic, q, it, band)
                         acc = tally.windows.get(wkey)
                         if acc is None:
                             tally.windows[wkey] = [1, fen]
