@@ -10,9 +10,13 @@ adapters build and what the per-event reference path reads; the worker's batch p
 either (`AnyTransaction`).
 
 Each field is checked by msgspec in C where its rules are msgspec's own (enums, literals,
-lengths, int bounds, dates, `None`), and where they are not by the models' own Python
-checks (the amount's regex and `Decimal()`, the time's bounds) or by caches of values
-already seen valid under the models' validators (USCC, source, country, account): msgspec's
+lengths, int bounds, dates, `None`; the country as the 676 codes its pattern matches), and
+where they are not by the models' own Python checks (the amount's regex and sign, the time's
+bounds) or by caches of values already seen valid under the models' validators (USCC,
+source, account). One attribute differs in kind, not value: the struct keeps the amount as
+the wire carries it (`amount_raw`, text or int) and `amount` is a property giving its
+Decimal, made only when read; the batch path takes a CNY transaction's fen from the text
+(`cny_fen`) and never reads it. msgspec's
 patterns run Python's `re` (a call each, and `$` accepts a trailing newline), its datetimes
 round a fraction finer than a microsecond where pydantic truncates it (so a time is taken
 only in a form short enough not to have one), and it reads a JSON float into a Decimal.
