@@ -10,9 +10,13 @@ adapters build and what the per-event reference path reads; the worker's batch p
 either (`AnyTransaction`).
 
 Each field is checked by msgspec in C where its rules are msgspec's own (enums, literals,
-lengths, int bounds, dates, `None`), and where they are not by the models' own Python
-checks (the amount's regex and `Decimal()`, the time's bounds) or by caches of values
-already seen valid under the models' validators (USCC, source, country, account): msgspec's
+lengths, int bounds, dates, `None`; the country as the 676 codes its pattern matches), and
+where they are not by the models' own Python checks (the amount's regex and sign, the time's
+bounds) or by caches of values already seen valid under the models' validators (USCC,
+source, account). One attribute differs in kind, not value: the struct keeps the amount as
+the wire carries it (`amount_raw`, text or int) and `amount` is a property giving its
+Decimal, made only when read; the batch path takes a CNY transaction's fen from the text
+(`cny_fen`) and never reads it. msgspec's
 patterns run Python's `re` (a call each, and `$` accepts a trailing newline), its datetimes
 round a fraction finer than a microsecond where pydantic truncates it (so a time is taken
 only in a form short enough not to have one), and it reads a JSON float into a Decimal.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from string import ascii_uppercase
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 import msgspec
@@ -32,18 +37,21 @@ from pydantic import TypeAdapter
 
 from schemas.enums import CustomsMode, Direction, InstitutionType, TxChannel
 from schemas.events import TransactionEvent
-from schemas.fields import EARLIEST, AccountRef, CountryCode, Identifier, seen_uscc
+from schemas.fields import EARLIEST, AccountRef, Identifier, seen_uscc
 from schemas.money import AMOUNT_RE, MAX_INTEGER_DIGITS, SUPPORTED_CURRENCIES
 from schemas.versions import SCHEMA_VERSION
 
-__all__ = ["AnyTransaction", "TransactionWire", "decode_transaction"]
+__all__ = ["AnyTransaction", "TransactionWire", "cny_fen", "decode_transaction"]
 
 _SEEN_MAX: Final = 1 << 16
 
 if TYPE_CHECKING:
     _Currency = str
+    _Country = str
 else:
     _Currency = Literal[tuple(sorted(SUPPORTED_CURRENCIES))]
+    # CountryCode's pattern (^[A-Z]{2}$) as the 676 strings it matches: one lookup in C
+    _Country = Literal[tuple(a + b for a in ascii_uppercase for b in ascii_uppercase)]
 
 
 class _Seen(dict[str, str]):
@@ -65,7 +73,6 @@ class _Seen(dict[str, str]):
 
 
 _SOURCE: Final = _Seen(Identifier)
-_COUNTRY: Final = _Seen(CountryCode)
 _ACCOUNT: Final = _Seen(AccountRef)
 _USCC: Final = seen_uscc()
 # the model's amount rules (decimal_field: AMOUNT_PATTERN text, or an int of at most
@@ -99,15 +106,17 @@ class TransactionWire(Struct, forbid_unknown_fields=True, gc=False):
         occurred_at: Raw
     enterprise_uscc: str
     direction: Direction
-    if TYPE_CHECKING:
-        amount: Decimal
-    else:
-        amount: str | Annotated[int, Meta(gt=-_INT_LIMIT, lt=_INT_LIMIT)]
+    # the amount as the wire carries it (text or int), checked in __post_init__; `amount`
+    # (the property below) is its Decimal, made only when read: the batch path takes a CNY
+    # transaction's fen from the text (`cny_fen`) and never needs it
+    amount_raw: str | Annotated[int, Meta(gt=-_INT_LIMIT, lt=_INT_LIMIT)] = msgspec.field(
+        name="amount"
+    )
     currency: _Currency
     booking_date: date
     value_date: date
     bank_tx_code: Annotated[str, Meta(min_length=1, max_length=35)] | None = None
-    counterparty_country: str | None = None
+    counterparty_country: _Country | None = None
     channel: TxChannel = TxChannel.other
     customs_mode: CustomsMode | None = None
     account_ref: str | None = None
@@ -126,31 +135,44 @@ class TransactionWire(Struct, forbid_unknown_fields=True, gc=False):
         if at.tzinfo is not UTC or at < EARLIEST:
             raise ValueError("occurred_at")
         self.occurred_at = at
-        amount: Any = self.amount  # str or int until replaced below
+        amount: Any = self.amount_raw
         if amount.__class__ is str:
             if _AMOUNT_TEXT(amount) is None:
                 raise ValueError("amount")
-            value = Decimal(amount)
             # >= 0: the text's form leaves only a leading "-" to make it negative ("-0.00"
-            # is zero); a sign test, not a Decimal comparison
-            if amount[0] == "-" and value:
+            # is zero); a sign test and a digit test, not a Decimal
+            if amount[0] == "-" and amount.strip("-0."):
                 raise ValueError("amount")
-        else:
-            if amount < 0:
-                raise ValueError("amount")
-            value = Decimal(amount)
-        self.amount = value
+        elif amount < 0:
+            raise ValueError("amount")
         # the shared string of the enterprise (kept by the rules and the stores keyed by it)
         self.enterprise_uscc = _USCC[self.enterprise_uscc]
         # the others are only checked: the validators do not change a value, and the struct
         # does not outlive its batch (a set attribute costs about as much as the lookup)
         _SOURCE[self.source]
-        country = self.counterparty_country
-        if country is not None:
-            _COUNTRY[country]
         account = self.account_ref
         if account is not None:
             _ACCOUNT[account]
+
+    @property
+    def amount(self) -> Decimal:
+        """The model's `amount`: ``Decimal`` of the wire's text or int (equal value, same
+        text), made anew on each read."""
+        return Decimal(self.amount_raw)
+
+
+def cny_fen(raw: str | int) -> int | None:
+    """CNY fen of a checked wire amount (``TransactionWire.amount_raw``) when it has exactly
+    two decimal places or none, read from its text: what ``to_fen(amount)`` gives, without
+    a Decimal; None for any other form (the caller then converts the Decimal)."""
+    if raw.__class__ is int:
+        return raw * 100  # type: ignore[operator]
+    text: str = raw  # type: ignore[assignment]
+    if text[-3:-2] == ".":
+        return int(text.replace(".", ""))
+    if "." not in text:
+        return int(text) * 100
+    return None
 
 
 AnyTransaction = TransactionEvent | TransactionWire

@@ -46,8 +46,9 @@ from schemas.events import (
     LoanEventBase,
     TransactionEvent,
 )
+from schemas.money import MAX_COUNTED_FEN
 from schemas.uscc import region_of
-from schemas.wire import AnyTransaction, TransactionWire, decode_transaction
+from schemas.wire import AnyTransaction, TransactionWire, cny_fen, decode_transaction
 from streams.aggregate import fx_book, restate
 from streams.aggregate.apply import (
     Join,
@@ -57,7 +58,14 @@ from streams.aggregate.apply import (
     flush_tally,
     tally_transaction,
 )
-from streams.aggregate.windows import EPOCH, RETAIN_CLOSED_US, close_due, to_us, window_record
+from streams.aggregate.windows import (
+    EPOCH,
+    QUARTER_US,
+    RETAIN_CLOSED_US,
+    close_due,
+    to_us,
+    window_record,
+)
 from streams.query import recent
 from streams.reference.fx import FxTable
 from streams.reference.fx_state import Parked
@@ -65,7 +73,7 @@ from streams.reference.scores import ScoreTable, ScoreVersion
 from streams.rules import RuleEngine, build_alert
 from streams.rules import overdue as rule_reports
 from streams.state.dedup import DAY_MS, ID_HASH, DedupMemory, id_hash
-from streams.state.partition import PartitionState
+from streams.state.partition import PartitionState, TxGroup, WindowGroup
 
 __all__ = [
     "ALERTS",
@@ -145,6 +153,11 @@ _decode_transaction = decode_transaction
 _xxh3 = ID_HASH
 _EPOCH = EPOCH
 _DAY_MS = DAY_MS
+# caches of a division (a long division costs more than the rest of its line): the arrival
+# day last computed as [its first ms, the next day's first ms] (none yet: an empty range),
+# and the quarter hour last computed as [its first µs, the next one's, its number]
+_ARRIVAL_DAY = [0, 0]
+_QUARTER = [0, 0, 0]
 
 
 def _origin_key(headers: dict[str, bytes]) -> str | None:
@@ -382,9 +395,19 @@ class Processor:
             before = mem.clock_ms
             if stamp > before:
                 mem.clock_ms = stamp
-                if before < 0 or stamp // _DAY_MS != before // _DAY_MS:
-                    self._expire(state, topic, mem)  # a new arrival day: forget first
-        self.touched.add(partition)
+                # a later arrival day? Not when both lie in the arrival day last computed
+                # ([first ms, first ms of the next day), any memory's: a cache of a pure
+                # function); else before lies before the first instant of stamp's day
+                day = _ARRIVAL_DAY
+                if not day[0] <= before or stamp >= day[1]:
+                    first = stamp // _DAY_MS * _DAY_MS
+                    day[0] = first
+                    day[1] = first + _DAY_MS
+                    if before < 0 or first > before:
+                        self._expire(state, topic, mem)  # a new arrival day: forget first
+        touched = self.touched
+        if partition not in touched:  # a test, not a method call, for most events
+            touched.add(partition)
         if rec.headers:
             headers = dict(rec.headers)
             forwarded = headers.get(H_FORWARDED) == b"1"
@@ -490,7 +513,7 @@ class Processor:
                 windowed = wm is None or wm < ts + self.grace_us + RETAIN_CLOSED_US
             if batched and tx is not None:
                 applied = self._count_transaction(
-                    state, mem, rec, tx, eid, ts, late, windowed, forwarded
+                    state, mem, rec, tx, eid, ts, late, windowed, forwarded, where[1]
                 )
             else:
                 applied = self._apply(
@@ -514,40 +537,94 @@ class Processor:
         late: bool,
         windowed: bool,
         forwarded: bool,
+        region: str,
     ) -> bool:
         """``_apply`` of a transaction on the batch path (``batched``; ``_apply`` hands parked
         ones here too), positional and with the figure updates summed in the tally: the hot
-        case, kept tight. False if it was dead-lettered."""
+        case, kept tight. ``region`` is the enterprise's (``_HOMES``). False if it was
+        dead-lettered."""
         partition = state.partition
-        table = self.scores[partition]
         uscc = event.enterprise_uscc
         # as_of and canonical (the table's own USCC string: one copy per enterprise) at once
-        band, sector, key = table.join(uscc, ts)
-        where = _HOMES.get(uscc)
-        region = (where or _home(uscc))[1]
-        floor = restate.floor_of(state, self.restate_horizon_us)
+        band, sector, key = self.scores[partition].join(uscc, ts)
+        # restate.floor_of, inlined (the larger watermark of the two event topics)
+        wms = state.watermarks
+        wm_tx = wms.get(TRANSACTIONS)
+        wm_loans = wms.get(LOANS)
+        if wm_tx is None or (wm_loans is not None and wm_loans > wm_tx):
+            wm_tx = wm_loans
+        floor = None if wm_tx is None else wm_tx - self.restate_horizon_us
         topic = rec.topic
-        try:
-            fen = tally_transaction(
-                state, event, band, sector, region, self.fx, topic, ts, windowed
-            )  # fmt: skip
-        except Rejected as exc:
-            self._dead_letter(
-                state, rec, stage="aggregate", error_class=exc.error_class, reason=exc.reason
-            )
-            return False
+        currency = event.currency
+        cm = event.customs_mode
+        it = event.institution_type._value_
         direction = event.direction._value_
-        labels = (event.institution_type._value_, direction, windowed, band, sector)
+        fen = -1
+        if currency == "CNY":
+            # tally_transaction's CNY case, inlined (the common case: CNY fen exact, below
+            # the cap); anything else goes to tally_transaction itself, which words the error
+            got: int | None
+            if type(event) is TransactionWire:
+                # from the wire's text (cny_fen; its common form inline), no Decimal
+                raw = event.amount_raw
+                if raw.__class__ is str and raw[-3:-2] == ".":  # type: ignore[union-attr]
+                    got = int(raw.replace(".", ""))  # type: ignore[union-attr]
+                else:
+                    got = cny_fen(raw)
+            else:
+                num, den = event.amount.as_integer_ratio()
+                got = num * (100 // den) if 100 % den == 0 else None
+            if got is not None:
+                fen = got
+                if fen < MAX_COUNTED_FEN:
+                    tally = state.tally
+                    group: TxGroup = (
+                        it, band, region, direction, sector, None if cm is None else cm._value_
+                    )  # fmt: skip
+                    acc = tally.tx.get(group)
+                    if acc is None:
+                        tally.tx[group] = [1, fen]
+                    else:
+                        acc[0] += 1
+                        acc[1] += fen
+                    if windowed:
+                        # ts // QUARTER_US, from the quarter last computed when ts is in it
+                        quarter = _QUARTER
+                        if quarter[0] <= ts < quarter[1]:
+                            q = quarter[2]
+                        else:
+                            q = ts // QUARTER_US
+                            quarter[0] = q * QUARTER_US
+                            quarter[1] = quarter[0] + QUARTER_US
+                            quarter[2] = q
+                        wkey: WindowGroup = (topic, q, it, band)
+                        acc = tally.windows.get(wkey)
+                        if acc is None:
+                            tally.windows[wkey] = [1, fen]
+                        else:
+                            acc[0] += 1
+                            acc[1] += fen
+                else:
+                    fen = -1
+        if fen < 0:
+            try:
+                fen = tally_transaction(
+                    state, event, band, sector, region, self.fx, topic, ts, windowed
+                )  # fmt: skip
+            except Rejected as exc:
+                self._dead_letter(
+                    state, rec, stage="aggregate", error_class=exc.error_class, reason=exc.reason
+                )
+                return False
+        labels = (it, direction, windowed, band, sector)
         restate.record(state, key, ts, labels, fen, floor)
         recent.record(state, key, ts, direction, fen)
         if self.rules is not None and not late and not forwarded:
             # forwarded copies are left out: when one arrives depends on timing
             self.rules.observe(state.rules, event, ts, fen, band)
-        currency = event.currency
         if currency != "CNY":
             rate = self.fx.rate_at(currency, event.occurred_at)
             assert rate is not None  # tally_transaction found it
-            cm = event.customs_mode
             fx_book.record_counted(
                 state, uscc, ts, currency, event.amount, rate, labels,
                 None if cm is None else cm._value_, floor,
@@ -577,9 +654,12 @@ class Processor:
         if isinstance(event, TransactionWire) or (
             self.batched and isinstance(event, TransactionEvent)
         ):
+            uscc = event.enterprise_uscc
+            where = _HOMES.get(uscc) or _home(uscc)
             return self._count_transaction(
-                state, state.memory(rec.topic), rec, event, eid, ts, late, windowed, forwarded
-            )
+                state, state.memory(rec.topic), rec, event, eid, ts, late, windowed, forwarded,
+                where[1],
+            )  # fmt: skip
         table = self.scores[state.partition]
         band, sector = table.as_of(event.enterprise_uscc, ts)
         region = region_of(event.enterprise_uscc)._value_

@@ -48,6 +48,9 @@ _SIZE = ENTRY.size
 _PACK = ENTRY.pack
 _UNPACK_FROM = ENTRY.unpack_from
 _KEPT_BEFORE = KEEP_DAYS - 1  # the floor: the watermark's day minus this
+# the Beijing day last computed by record, as [its first µs + BEIJING_OFFSET_US, the next
+# day's, the day] (none yet: an empty range): a cache of a division, the same for any state
+_LAST_DAY = [0, 0, 0]
 
 
 def beijing_day(ts_us: int) -> int:
@@ -67,14 +70,27 @@ def _floor(state: PartitionState) -> int | None:
 def record(state: PartitionState, uscc: str, ts_us: int, direction: str, fen: int) -> None:
     """Count one transaction (``direction`` credit or debit, CNY fen) of ``uscc``."""
     # once per counted transaction: beijing_day and _floor inlined
-    day = (ts_us + BEIJING_OFFSET_US) // DAY_US
+    shifted = ts_us + BEIJING_OFFSET_US
+    cached = _LAST_DAY
+    if cached[0] <= shifted < cached[1]:  # the day last computed: no division
+        day = cached[2]
+    else:
+        day = shifted // DAY_US
+        cached[0] = day * DAY_US
+        cached[1] = cached[0] + DAY_US
+        cached[2] = day
     wm = state.watermarks.get(_TOPIC)
     if wm is not None:
-        floor = (wm + BEIJING_OFFSET_US) // DAY_US - _KEPT_BEFORE
-        if day < floor:
-            return  # before the kept days: no answer's range can include it
-        if state.recent_floor is None or floor > state.recent_floor:
-            _sweep(state, floor)
+        held = state.recent_floor
+        # the common case without a division: the floor (the watermark's day minus
+        # _KEPT_BEFORE) has not risen above the held floor (the watermark is before the
+        # first instant of day held + KEEP_DAYS) and the day is not before it
+        if held is None or day < held or wm + BEIJING_OFFSET_US >= (held + KEEP_DAYS) * DAY_US:
+            floor = (wm + BEIJING_OFFSET_US) // DAY_US - _KEPT_BEFORE
+            if day < floor:
+                return  # before the kept days: no answer's range can include it
+            if held is None or floor > held:
+                _sweep(state, floor)
     credit = direction == "credit"
     flows = state.recent_flows
     packed = flows.get(uscc)

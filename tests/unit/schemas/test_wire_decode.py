@@ -20,7 +20,8 @@ from schema_strategies import transactions
 from schemas import SchemaError, codec, encode
 from schemas.events import TransactionEvent
 from schemas.examples import example_events
-from schemas.wire import TransactionWire, decode_transaction
+from schemas.money import to_fen
+from schemas.wire import TransactionWire, cny_fen, decode_transaction
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("DFIP_HYPOTHESIS_EXAMPLES", "300")),
@@ -47,7 +48,12 @@ def reference(raw: bytes) -> Any:
 
 def assert_equal(got: TransactionWire, want: Any) -> None:
     assert type(want) is TransactionEvent, want
-    assert sorted(got.__struct_fields__) == FIELDS
+    # the struct keeps the wire's amount as amount_raw; `amount` is its Decimal (a property)
+    assert sorted({*got.__struct_fields__} - {"amount_raw"} | {"amount"}) == FIELDS
+    # the batch path's CNY fen from the text, when it takes one, is to_fen's
+    fen = cny_fen(got.amount_raw)
+    if fen is not None:
+        assert fen == to_fen(want.amount)
     for name in FIELDS:
         a, b = getattr(got, name), getattr(want, name)
         assert type(a) is type(b), name
@@ -255,3 +261,38 @@ def test_the_event_id_check_is_the_models_pattern(text):
     payload["event_id"] = text
     taken = fast(json.dumps(payload).encode()) is not None
     assert taken == (re.fullmatch(r"[\x21-\x7e]+", text) is not None)
+
+
+@SETTINGS
+@given(st.text(st.characters(min_codepoint=0, max_codepoint=0x17F), max_size=3))
+@example("CN")
+@example("cn")
+@example("CN\n")
+@example("ZZ")
+def test_the_counterparty_country_is_the_models_pattern(text):
+    # a Literal of the 676 codes ^[A-Z]{2}$ matches, checked by msgspec in C
+    payload = orjson.loads(VALID[0])
+    payload["counterparty_country"] = text
+    raw = json.dumps(payload).encode()
+    got = check(raw)
+    assert (got is not None) == (re.fullmatch(r"[A-Z]{2}", text) is not None)
+    assert (got is not None) == isinstance(reference(raw), TransactionEvent)
+
+
+@SETTINGS
+@given(amount_values)
+@example("0.00")
+@example("-0.00")
+@example("-0.10")
+@example("12.5")
+@example("7")
+@example(7)
+@example("1234567.12345678")
+def test_the_cny_fen_from_the_text_is_to_fen(value):
+    payload = orjson.loads(VALID[0])
+    payload["amount"] = value
+    got = fast(json.dumps(payload).encode())
+    if got is not None:
+        fen = cny_fen(got.amount_raw)
+        assert fen is None or fen == to_fen(got.amount)
+        assert got.amount == Decimal(str(value))

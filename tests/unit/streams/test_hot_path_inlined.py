@@ -195,18 +195,20 @@ def test_restate_record_equals_the_reference(rows: list[Any], cap: int) -> None:
             st.sampled_from(["credit", "debit"]),
             st.integers(0, 10**12),
             st.none() | st.integers(-40 * 24, 60 * 24),  # the watermark moves (hours)
+            st.booleans(),  # set as it is (a restore may lower it), not raised to it
         ),
         max_size=80,
     )
 )
 def test_recent_record_equals_the_reference(rows: list[Any]) -> None:
     ref, new = PartitionState(0), PartitionState(0)
-    for uscc, hour, direction, fen, wm_hour in rows:
+    for uscc, hour, direction, fen, wm_hour, set_as_is in rows:
         if wm_hour is not None:
             wm = _T0 + wm_hour * 3_600_000_000
             for s in (ref, new):
                 old = s.watermarks.get(TRANSACTIONS.name)
-                s.watermarks[TRANSACTIONS.name] = wm if old is None else max(old, wm)
+                raised = wm if old is None or set_as_is else max(old, wm)
+                s.watermarks[TRANSACTIONS.name] = raised
         ts = _T0 + hour * 3_600_000_000 + 7
         _recent_record_ref(ref, uscc, ts, direction, fen)
         recent.record(new, uscc, ts, direction, fen)
