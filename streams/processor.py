@@ -547,13 +547,7 @@ class Processor:
         uscc = event.enterprise_uscc
         # as_of and canonical (the table's own USCC string: one copy per enterprise) at once
         band, sector, key = self.scores[partition].join(uscc, ts)
-        # restate.floor_of, inlined (the larger watermark of the two event topics)
-        wms = state.watermarks
-        wm_tx = wms.get(TRANSACTIONS)
-        wm_loans = wms.get(LOANS)
-        if wm_tx is None or (wm_loans is not None and wm_loans > wm_tx):
-            wm_tx = wm_loans
-        floor = None if wm_tx is None else wm_tx - self.restate_horizon_us
+        floor = restate.floor_of(state, self.restate_horizon_us)
         topic = rec.topic
         currency = event.currency
         cm = event.customs_mode
