@@ -46,9 +46,8 @@ from schemas.events import (
     LoanEventBase,
     TransactionEvent,
 )
-from schemas.money import MAX_COUNTED_FEN
 from schemas.uscc import region_of
-from schemas.wire import AnyTransaction, TransactionWire, cny_fen, decode_transaction
+from schemas.wire import AnyTransaction, TransactionWire, decode_transaction
 from streams.aggregate import fx_book, restate
 from streams.aggregate.apply import (
     Join,
@@ -60,7 +59,6 @@ from streams.aggregate.apply import (
 )
 from streams.aggregate.windows import (
     EPOCH,
-    QUARTER_US,
     RETAIN_CLOSED_US,
     close_due,
     to_us,
@@ -73,7 +71,7 @@ from streams.reference.scores import ScoreTable, ScoreVersion
 from streams.rules import RuleEngine, build_alert
 from streams.rules import overdue as rule_reports
 from streams.state.dedup import DAY_MS, ID_HASH, DedupMemory, id_hash
-from streams.state.partition import PartitionState, TxGroup, WindowGroup
+from streams.state.partition import PartitionState
 
 __all__ = [
     "ALERTS",
@@ -153,11 +151,9 @@ _decode_transaction = decode_transaction
 _xxh3 = ID_HASH
 _EPOCH = EPOCH
 _DAY_MS = DAY_MS
-# caches of a division (a long division costs more than the rest of its line): the arrival
-# day last computed as [its first ms, the next day's first ms] (none yet: an empty range),
-# and the quarter hour last computed as [its first µs, the next one's, its number]
+# a cache of a division (a long division costs more than the rest of its line): the arrival
+# day last computed as [its first ms, the next day's first ms] (none yet: an empty range)
 _ARRIVAL_DAY = [0, 0]
-_QUARTER = [0, 0, 0]
 
 
 def _origin_key(headers: dict[str, bytes]) -> str | None:
@@ -549,76 +545,28 @@ class Processor:
         band, sector, key = self.scores[partition].join(uscc, ts)
         floor = restate.floor_of(state, self.restate_horizon_us)
         topic = rec.topic
-        currency = event.currency
-        cm = event.customs_mode
+        try:
+            fen = tally_transaction(
+                state, event, band, sector, region, self.fx, topic, ts, windowed
+            )  # fmt: skip
+        except Rejected as exc:
+            self._dead_letter(
+                state, rec, stage="aggregate", error_class=exc.error_class, reason=exc.reason
+            )
+            return False
         it = event.institution_type._value_
         direction = event.direction._value_
-        fen = -1
-        if currency == "CNY":
-            # tally_transaction's CNY case, inlined (the common case: CNY fen exact, below
-            # the cap); anything else goes to tally_transaction itself, which words the error
-            got: int | None
-            if type(event) is TransactionWire:
-                # from the wire's text (cny_fen; its common form inline), no Decimal
-                raw = event.amount_raw
-                if raw.__class__ is str and raw[-3:-2] == ".":  # type: ignore[union-attr]
-                    got = int(raw.replace(".", ""))  # type: ignore[union-attr]
-                else:
-                    got = cny_fen(raw)
-            else:
-                num, den = event.amount.as_integer_ratio()
-                got = num * (100 // den) if 100 % den == 0 else None
-            if got is not None:
-                fen = got
-                if fen < MAX_COUNTED_FEN:
-                    tally = state.tally
-                    group: TxGroup = (
-                        it, band, region, direction, sector, None if cm is None else cm._value_
-                    )  # fmt: skip
-                    acc = tally.tx.get(group)
-                    if acc is None:
-                        tally.tx[group] = [1, fen]
-                    else:
-                        acc[0] += 1
-                        acc[1] += fen
-                    if windowed:
-                        # ts // QUARTER_US, from the quarter last computed when ts is in it
-                        quarter = _QUARTER
-                        if quarter[0] <= ts < quarter[1]:
-                            q = quarter[2]
-                        else:
-                            q = ts // QUARTER_US
-                            quarter[0] = q * QUARTER_US
-                            quarter[1] = quarter[0] + QUARTER_US
-                            quarter[2] = q
-                        wkey: WindowGroup = (topic, q, it, band)
-                        acc = tally.windows.get(wkey)
-                        if acc is None:
-                            tally.windows[wkey] = [1, fen]
-                        else:
-                            acc[0] += 1
-                            acc[1] += fen
-                else:
-                    fen = -1
-        if fen < 0:
-            try:
-                fen = tally_transaction(
-                    state, event, band, sector, region, self.fx, topic, ts, windowed
-                )  # fmt: skip
-            except Rejected as exc:
-                self._dead_letter(
-                    state, rec, stage="aggregate", error_class=exc.error_class, reason=exc.reason
-                )
-                return False
         labels = (it, direction, windowed, band, sector)
         restate.record(state, key, ts, labels, fen, floor)
         recent.record(state, key, ts, direction, fen)
         if self.rules is not None and not late and not forwarded:
             # forwarded copies are left out: when one arrives depends on timing
             self.rules.observe(state.rules, event, ts, fen, band)
+        currency = event.currency
         if currency != "CNY":
             rate = self.fx.rate_at(currency, event.occurred_at)
             assert rate is not None  # tally_transaction found it
+            cm = event.customs_mode
             fx_book.record_counted(
                 state, uscc, ts, currency, event.amount, rate, labels,
                 None if cm is None else cm._value_, floor,

@@ -35,7 +35,7 @@ from schemas.events import (
 )
 from schemas.figures import RATE_SCALE
 from schemas.money import MAX_COUNTED_FEN, MAX_LOAN_FEN, to_fen
-from schemas.wire import AnyTransaction
+from schemas.wire import AnyTransaction, TransactionWire, cny_fen
 from streams.aggregate import loans as book
 from streams.aggregate.windows import (
     DISBURSED_FEN,
@@ -150,6 +150,11 @@ def apply_transaction(
     return fen
 
 
+# the quarter hour tally_transaction last computed, as [its first µs, the next one's, its
+# number] (none yet: an empty range): a cache of a pure division, the same for any state
+_QUARTER = [0, 0, 0]
+
+
 def tally_transaction(
     state: PartitionState,
     ev: AnyTransaction,
@@ -169,11 +174,16 @@ def tally_transaction(
     currency = ev.currency
     if currency == "CNY":
         # to_fen's result without its rounding steps when amount × 100 is a whole number
-        # (every CNY statement amount: 2 places), i.e. when the denominator of the amount
-        # in lowest terms divides 100 (exact integers, cheaper than Decimal arithmetic);
-        # otherwise to_fen itself
-        num, den = ev.amount.as_integer_ratio()
-        fen = num * (100 // den) if 100 % den == 0 else to_fen(ev.amount)
+        # (every CNY statement amount: 2 places): from a wire struct's text (cny_fen, no
+        # Decimal made), or when the denominator of the Decimal in lowest terms divides 100
+        # (exact integers, cheaper than Decimal arithmetic); otherwise to_fen itself
+        if ev.__class__ is TransactionWire:
+            fen = cny_fen(ev.amount_raw)  # type: ignore[union-attr]
+            if fen is None:
+                fen = to_fen(ev.amount)
+        else:
+            num, den = ev.amount.as_integer_ratio()
+            fen = num * (100 // den) if 100 % den == 0 else to_fen(ev.amount)
     else:
         fen = to_fen(ev.amount, _rate(rates, currency, ev.occurred_at))
     if fen >= MAX_COUNTED_FEN:  # _counted, inlined
@@ -192,7 +202,17 @@ def tally_transaction(
         acc[0] += 1
         acc[1] += fen
     if windowed:
-        wkey: WindowGroup = (topic, ts_us // QUARTER_US, it, band)
+        # ts_us // QUARTER_US, from the quarter last computed when ts_us lies in it (a long
+        # division costs more than the rest of this line)
+        quarter = _QUARTER
+        if quarter[0] <= ts_us < quarter[1]:
+            q = quarter[2]
+        else:
+            q = ts_us // QUARTER_US
+            quarter[0] = q * QUARTER_US
+            quarter[1] = quarter[0] + QUARTER_US
+            quarter[2] = q
+        wkey: WindowGroup = (topic, q, it, band)
         acc = tally.windows.get(wkey)
         if acc is None:
             tally.windows[wkey] = [1, fen]
