@@ -79,9 +79,12 @@ def ingest_command(
         ),
     ],
     paths: Annotated[
-        list[Path],
-        typer.Argument(help="Files to ingest; a folder stands for the files in it (not below)."),
-    ],
+        list[Path] | None,
+        typer.Argument(
+            help="Files to ingest; a folder stands for the files in it (not below).",
+            show_default=False,
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print events as JSON lines on stdout; no Kafka.")
     ] = False,
@@ -136,6 +139,8 @@ def ingest_command(
     its original bytes, the summary names file:line and field); 2 usage or configuration
     error; 1 Kafka unreachable or deliveries failed; 130 interrupted.
     """
+    if not paths:
+        _no_paths(format)
     paths = _expand_folders(paths)
     parser = _parser(
         format, paths, institution, institution_type, accounts, mapping, encoding, timezone
@@ -299,6 +304,20 @@ def _expand_folders(paths: list[Path]) -> list[Path]:
             _fail(EXIT_USAGE, f"folder {path} has no files to ingest (sub-folders are not read)")
         expanded.extend(files)
     return expanded
+
+
+def _no_paths(format: str) -> NoReturn:
+    """One argument only: most often a file given without its format (`dfip ingest x.sta`)."""
+    known = available_formats()
+    if format in known:
+        _fail(EXIT_USAGE, f"no file given: dfip ingest {format} PATH...")
+    if Path(format).exists() or "/" in format or Path(format).suffix:
+        _fail(
+            EXIT_USAGE,
+            f"{format!r} looks like a file, not a format: name the format first, "
+            f"e.g. `dfip ingest auto {format}` (formats: {', '.join(known)})",
+        )
+    _fail(EXIT_USAGE, f"unknown format {format!r} and no file given; known: {', '.join(known)}")
 
 
 def _parser(

@@ -297,3 +297,21 @@ def test_an_empty_folder_is_one_line(tmp_path) -> None:
     assert result.exit_code == 2
     assert f"folder {tmp_path} has no files to ingest" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        ((str(FIXTURES / "camt053_v08_ccb_usd.xml"),), "looks like a file, not a format"),
+        (("statement.sta",), "dfip ingest auto statement.sta"),
+        (("mt940",), "no file given: dfip ingest mt940 PATH"),
+        (("camt.053",), "no file given: dfip ingest camt.053 PATH"),
+        (("nonsense",), "unknown format 'nonsense' and no file given"),
+    ],
+)
+def test_one_argument_says_what_is_missing(args: tuple[str, ...], said: str) -> None:
+    """`dfip ingest FILE` is the commonest slip: the answer names the fix, exit code 2."""
+    result = run(*args, "-i", "CCB-NB")
+    assert result.exit_code == 2
+    assert said in result.stderr.replace("\n", "")
+    assert "Traceback" not in result.output
