@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from schemas import SchemaError, normalize_uscc
+from schemas import SUPPORTED_CURRENCIES, SchemaError, normalize_uscc
 from schemas import pseudonymise_account as _schemas_pseudonymise
 from schemas.ids import normalise_account
 
@@ -75,8 +75,9 @@ def account_candidates(raw: str, scheme: str | None = None) -> list[list[str]]:
     """Tiers of forms to look a statement's account up with, most specific first.
 
     1. With a scheme (camt `Acct/Id/Othr/SchmeNm`): `<scheme>:<id>`.
-    2. The identifier as written; an IBAN followed by its currency (`NL…0123456789EUR`,
-       as ING and Rabobank write `:25:`) also as the bare IBAN; a German
+    2. The identifier as written; an IBAN or a German `bankcode/account` followed by its
+       currency (`NL…0123456789EUR` as ING and Rabobank write `:25:`,
+       `12345678/0123456789EUR` as BNP Paribas Germany does) also without it; a German
        `bankcode/account` also as its IBAN (the same account either way).
     3. Fall-backs, only when no full form is mapped: the account number after the last
        `/` of `BIC/number` or `bankcode/number`, as written and without leading zeros.
@@ -86,15 +87,21 @@ def account_candidates(raw: str, scheme: str | None = None) -> list[list[str]]:
     if scheme:
         tiers.append([f"{normalise_account(scheme)}:{text}"])
     exact = [text]
-    if len(text) > 3 and text[-3:].isalpha() and _IBAN.match(text[:-3]):
-        exact.append(text[:-3])
-    german = _DE_BANK_ACCOUNT.match(text)
+    bare = text  # the account without a currency written straight after it
+    if len(text) > 3 and text[-3:].isalpha():
+        head = text[:-3]
+        if _IBAN.match(head) or (
+            text[-3:] in SUPPORTED_CURRENCIES and _DE_BANK_ACCOUNT.match(head)
+        ):
+            bare = head  # `12345678/0123456789EUR`: BNP Paribas Germany
+            exact.append(bare)
+    german = _DE_BANK_ACCOUNT.match(bare)
     if german:
         bban = german.group(1) + german.group(2).rjust(10, "0")
         exact.append(f"DE{_iban_check('DE', bban)}{bban}")
     fallbacks: list[str] = []
-    if "/" in text:
-        tail = text.rsplit("/", 1)[1]
+    if "/" in bare:
+        tail = bare.rsplit("/", 1)[1]
         for form in (tail, tail.lstrip("0")):
             if form and form not in exact and form not in fallbacks:
                 fallbacks.append(form)
