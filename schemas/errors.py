@@ -22,6 +22,7 @@ __all__ = [
     "FieldError",
     "SchemaError",
     "field_error",
+    "mask_account_numbers",
     "preview",
     "schema_error_from_validation",
 ]
@@ -117,6 +118,15 @@ class SchemaError(ValueError):
         # Default exception pickling passes only args; keep the structured fields
         # (errors cross process boundaries in worker pools).
         return (type(self), (self.error_class, self.errors))
+
+
+def mask_account_numbers(text: str) -> str:
+    """`text` with IBANs and long digit runs (card and account numbers) replaced by `<masked>`.
+
+    Free text from a bank (remittance lines, `:86:` details) often names accounts; events
+    carry it as `description`, and raw account numbers never leave an adapter.
+    """
+    return _SENSITIVE_VALUE.sub(_MASK, text)
 
 
 def preview(value: object, path: str = "") -> str:

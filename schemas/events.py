@@ -183,7 +183,11 @@ class TransactionEvent(EventEnvelope):
     account_ref: AccountRef | None = Field(
         default=None, description="pseudonymise_account() of the enterprise account"
     )
-    description: ShortText | None = None
+    description: ShortText | None = Field(
+        default=None,
+        description="The bank's free text; adapters replace account and card numbers "
+        "in it by `<masked>`",
+    )
 
 
 class LoanEventBase(EventEnvelope):

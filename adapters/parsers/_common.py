@@ -17,7 +17,7 @@ from adapters.accounts import AccountDirectory, AmbiguousAccount
 from adapters.base import ParseResult, Rejected, RejectedEntry
 from adapters.parsers._lines import DecodedLines
 from schemas import CustomsMode, SchemaError, TxChannel, make_event_id, parse_amount
-from schemas.errors import ErrorClass
+from schemas.errors import ErrorClass, mask_account_numbers
 
 __all__ = [
     "ORIGINAL_CAP",
@@ -243,10 +243,10 @@ def _plain(amount: Decimal) -> str:
 
 
 def clip(text: str | None) -> str | None:
-    """Collapse whitespace and cut to the event's 140-character description limit."""
+    """Collapse whitespace, mask account numbers, cut to the 140-character description limit."""
     if not text:
         return None
-    value = " ".join(text.split())
+    value = mask_account_numbers(" ".join(text.split()))
     if not value:
         return None
     return value if len(value) <= DESCRIPTION_MAX else value[: DESCRIPTION_MAX - 1] + "…"

@@ -177,7 +177,8 @@ def test_psd2_booking_date_written_as_date_time(parse, tmp_path: Path) -> None:
 def test_space_after_86_tag_still_splits_the_sub_fields(parse_real) -> None:
     parsed = parse_real("mt940", "mt940_bph_pl_spaces_after_values.sta")
     assert amounts(parsed)[-1] == ("credit", Decimal("40.00"), "PLN")
-    assert parsed.events[-1].description == "Odsetki od lokaty nr 101000 022086"
+    # the deposit's 12-digit number in the text is an account number: masked
+    assert parsed.events[-1].description == "Odsetki od lokaty nr <masked>"
 
 
 def test_cp852_hungarian_text_is_detected(parse_real) -> None:
@@ -229,3 +230,17 @@ def test_chinese_export_dates_with_separators(separator: str, parse_real, tmp_pa
     plain = parse_real("csv", "cn_utf8_bom_export.csv", "cn_gb18030_split")
     assert not parsed.rejected
     assert [e.booking_date for e in parsed.events] == [e.booking_date for e in plain.events]
+
+
+def test_currency_written_after_a_german_account_finds_the_account(parse_real) -> None:
+    parsed = parse_real("mt940", "mt940_bnp_paribas_de_currency_after_account.sta")
+    assert not parsed.rejected
+    assert amounts(parsed) == [("debit", Decimal("10.00"), "EUR")]
+
+
+def test_account_numbers_in_free_text_are_masked(parse_real) -> None:
+    """Raw account numbers never leave an adapter, not even inside a bank's `:86:` text."""
+    parsed = parse_real("mt940", "mt940_bil_lu_iban_in_86.sta")
+    (event,) = parsed.events
+    assert event.description == "COMPTE . IBAN <masked>"
+    assert "4475" not in event.model_dump_json()

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from schemas import FieldError, SchemaError
-from schemas.errors import VALUE_PREVIEW_CHARS, field_error, preview
+from schemas.errors import VALUE_PREVIEW_CHARS, field_error, mask_account_numbers, preview
 
 
 def test_str_is_one_line_naming_each_field_and_reason():
@@ -77,3 +77,19 @@ def test_uscc_and_amounts_stay_readable():
 def test_containers_are_summarised_not_echoed():
     assert preview({"account": "DE89370400440532013000"}) == "<object with 1 keys>"
     assert preview([1, 2, 3]) == "<array of 3>"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("COMPTE . IBAN LU28 0019 4006 4475 0000", "COMPTE . IBAN <masked>"),
+        ("an NL69INGB0123456789 bezahlt", "an <masked> bezahlt"),
+        ("转入 6222 0212 3456 7890 123 工资", "转入 <masked> 工资"),
+        ("card 4111-1111-1111-1111", "card <masked>"),
+        # not account numbers: a USCC, dates, short references, amounts, a phone number
+        ("91330106MA2CDL8K41 2024-03-05 PO-0301 1,234.56", None),
+        ("tel 13812345678 ref 500106875", None),
+    ],
+)
+def test_mask_account_numbers(text: str, masked: str | None) -> None:
+    assert mask_account_numbers(text) == (masked if masked is not None else text)
