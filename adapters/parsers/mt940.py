@@ -10,6 +10,7 @@ post-processor still splits German `?20…?32` sub-fields. A bad group is reject
 
 from __future__ import annotations
 
+import calendar
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -491,8 +492,12 @@ def _current_tag(stmt: _Statement) -> _Tag | None:
 
 
 def _yymmdd(text: str, field: str) -> date:
+    year, month, day = 2000 + int(text[:2]), int(text[2:4]), int(text[4:6])
+    if month == 2 and day in (29, 30):
+        # German savings banks value quarterly closings on "30 February": the month's end
+        day = min(day, 29 if calendar.isleap(year) else 28)
     try:
-        return date(2000 + int(text[:2]), int(text[2:4]), int(text[4:6]))
+        return date(year, month, day)
     except ValueError:
         raise RejectedEntry(field, f"not a valid YYMMDD date (got {text})") from None
 

@@ -101,7 +101,7 @@ def test_many_entries_cross_chunk_boundaries(tmp_path: Path, parse, monkeypatch)
 @pytest.mark.parametrize(
     ("statement_line", "field"),
     [
-        (":61:2402300230C10,00NTRFNONREF//B1\n", ":61: value date"),
+        (":61:2404310501C10,00NTRFNONREF//B1\n", ":61: value date"),  # 31 April
         (":61:2403050305C1.234,00NTRFNONREF//B1\n", ":61: amount"),
         (":61:2403050305C10,00,5NTRFNONREF//B1\n", ":61: amount"),
         (":61:2403051305C10,00NTRFNONREF//B1\n", ":61: entry date"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -244,3 +245,21 @@ def test_account_numbers_in_free_text_are_masked(parse_real) -> None:
     (event,) = parsed.events
     assert event.description == "COMPTE . IBAN <masked>"
     assert "4475" not in event.model_dump_json()
+
+
+def test_february_30_value_date_is_the_end_of_february(
+    parse_real, parse: Callable[..., Parsed], tmp_path: Path
+) -> None:
+    parsed = parse_real("mt940", "mt940_sparkasse_de_february_30.sta")
+    (event,) = parsed.events
+    assert (event.value_date, event.booking_date) == (date(2016, 2, 29), date(2016, 3, 1))
+    text = (REAL / "mt940_sparkasse_de_february_30.sta").read_text(encoding="utf-8")
+    path = tmp_path / "non_leap.sta"
+    path.write_text(text.replace(":61:1602300301", ":61:1702300301"), encoding="utf-8")
+    accounts = AccountDirectory.load(REAL / "accounts.toml", KEY)
+    (event,) = parse("mt940", path, accounts=accounts).events
+    assert event.value_date == date(2017, 2, 28)
+    bad = tmp_path / "april_31.sta"
+    bad.write_text(text.replace(":61:1602300301", ":61:1604310501"), encoding="utf-8")
+    (rejected,) = parse("mt940", bad, accounts=accounts).rejected
+    assert rejected.field == ":61: value date"
