@@ -254,6 +254,31 @@ def batch_records(fetched: Mapping[Any, list[Any]], inputs: Mapping[str, str]) -
     return records
 
 
+def newest_stamp(fetched: Mapping[Any, list[Any]]) -> int | None:
+    """The newest record timestamp (ms) of a fetch: each partition's last record is its
+    newest; records without one (None or ≤ 0) are left out."""
+    stamps: list[int] = []
+    for batch in fetched.values():
+        if batch:
+            last = batch[-1]
+            ts = last.timestamp_ms if type(last) is Record else last.timestamp
+            if ts is not None and ts > 0:
+                stamps.append(ts)
+    return max(stamps) if stamps else None
+
+
+def stale(newest_ms: int | None, now_ms: float, settings: WorkerSettings) -> bool:
+    """Whether a drained fetch is older than ``batch_within_ms`` (its newest record is), so
+    that newer records are likely waiting at the broker for a fetch aiokafka has not sent.
+
+    aiokafka's fetcher holds one fetch result per partition and fetches a partition again
+    only once its result has been drained: records that arrive while a batch is applied and
+    committed stay at the broker until the next drain, are fetched then, and wait a whole
+    further cycle in the fetch buffer before a batch takes them. At rates where a cycle
+    takes a few hundred ms that cycle was most of a record's latency (issue 18)."""
+    return newest_ms is not None and now_ms - newest_ms > settings.batch_within_ms
+
+
 def oldest_stamp(fetched: Mapping[Any, list[Any]]) -> int | None:
     """The oldest record timestamp (ms) of a fetch: each partition's first record is its
     oldest; records without one (None or ≤ 0) are left out."""
@@ -295,10 +320,31 @@ class BatchConsumer(FaustAIOKafkaConsumer):
                     continue
                 worker.observe_stage("fetch_wait", time.perf_counter() - began)
                 records = batch_records(fetched, inputs)
-                cap = batch_cap(oldest_stamp(fetched), time.time() * 1000, settings)
+                oldest = oldest_stamp(fetched)
+                client = self._thread._consumer  # type: ignore[attr-defined]
+                now_ms = time.time() * 1000
+                if (
+                    client is not None
+                    and self.flow_active  # not while a rebalance holds the flow
+                    and stale(newest_stamp(fetched), now_ms, settings)
+                ):
+                    # the drain above made aiokafka fetch the drained partitions again:
+                    # take what that fetch brings (what arrived during the last cycle) into
+                    # this batch rather than the next, waiting at most batch_within_ms
+                    room = client._max_poll_records - len(records)
+                    if room > 0:
+                        client._max_poll_records = room
+                        try:
+                            more, _active = await self._wait_next_records(timeout)
+                        finally:
+                            client._max_poll_records = room + len(records)
+                        if more and not self.should_stop:
+                            records += batch_records(more, inputs)
+                            stamps = [x for x in (oldest, oldest_stamp(more)) if x is not None]
+                            oldest = min(stamps) if stamps else None
+                cap = batch_cap(oldest, time.time() * 1000, settings)
                 # Faust passes the aiokafka consumer's max_poll_records to every fetch:
                 # setting it sizes the next batch (adaptive batching, issue 18)
-                client = self._thread._consumer  # type: ignore[attr-defined]
                 if client is not None:
                     client._max_poll_records = cap
                 if records:

@@ -11,8 +11,16 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
 
-from streams.faust_compat import InputRecords, adopt_fetcher, batch_records, oldest_stamp
+from streams.faust_compat import (
+    InputRecords,
+    adopt_fetcher,
+    batch_records,
+    newest_stamp,
+    oldest_stamp,
+    stale,
+)
 from streams.processor import Record
+from streams.settings import WorkerSettings
 
 PREFIX = "t1."
 INPUTS = {PREFIX + "dfip.transactions": "dfip.transactions", PREFIX + "dfip.loans": "dfip.loans"}
@@ -91,3 +99,18 @@ def test_adoption_keeps_what_the_fetcher_holds_and_happens_once() -> None:
     adopt_fetcher(fetcher, INPUTS)  # type: ignore[arg-type]
     assert fetcher._records is held
     assert all(type(r) is Record for r in pr)
+
+
+def test_newest_stamp_and_a_stale_drain() -> None:
+    tp = TopicPartition(PREFIX + "dfip.transactions", 3)
+    other = TopicPartition(PREFIX + "dfip.loans", 0)
+    # each partition's last record stands for its newest (CreateTime, in produce order)
+    fetched = {tp: list(_partition_records(tp))[:3], other: []}
+    newest = ROWS[-1][0]
+    assert newest_stamp(fetched) == newest
+    assert oldest_stamp(fetched) == ROWS[0][0]
+    assert newest_stamp({other: []}) is None
+    settings = WorkerSettings(batch_within_ms=50)
+    assert not stale(newest, newest + 50, settings)  # at the bound: fresh
+    assert stale(newest, newest + 51, settings)
+    assert not stale(None, newest + 10_000, settings)  # no timestamps: no follow-up fetch
