@@ -228,7 +228,8 @@ def _report(
         f"Latency rounds at {rate:,.0f}/s ({args.warm + args.seconds:.0f} s each):",
         "",
         "| round | p50 / p99 scrape side, ms | p50 / p99 worker histogram, ms | queue p99, ms "
-        "| mean: queue / apply / commit_wait / transaction, ms | mean batch | worker µs/event "
+        "| mean: fetch_wait / queue / apply / commit_wait / transaction, ms | mean batch "
+        "| worker µs/event "
         "| kept up | load average |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -236,7 +237,7 @@ def _report(
         queue = run.stages.get("queue", (0.0, None))[1]
         means = " / ".join(
             _ms(run.stages[s][0]) if s in run.stages else "-"
-            for s in ("queue", "apply", "commit_wait", "transaction")
+            for s in ("fetch_wait", "queue", "apply", "commit_wait", "transaction")
         )
         batch = (
             f"{run.batch_records / run.batches:,.0f}" if run.batches and run.batch_records else "-"

@@ -334,11 +334,13 @@ class BatchConsumer(FaustAIOKafkaConsumer):
                     room = client._max_poll_records - len(records)
                     if room > 0:
                         client._max_poll_records = room
+                        began = time.perf_counter()
                         try:
                             more, _active = await self._wait_next_records(timeout)
                         finally:
                             client._max_poll_records = room + len(records)
                         if more and not self.should_stop:
+                            worker.observe_stage("fetch_wait", time.perf_counter() - began)
                             records += batch_records(more, inputs)
                             stamps = [x for x in (oldest, oldest_stamp(more)) if x is not None]
                             oldest = min(stamps) if stamps else None
