@@ -267,16 +267,23 @@ def newest_stamp(fetched: Mapping[Any, list[Any]]) -> int | None:
     return max(stamps) if stamps else None
 
 
-def stale(newest_ms: int | None, now_ms: float, settings: WorkerSettings) -> bool:
-    """Whether a drained fetch is older than ``batch_within_ms`` (its newest record is), so
-    that newer records are likely waiting at the broker for a fetch aiokafka has not sent.
+def follow_up(
+    oldest_ms: int | None, newest_ms: int | None, now_ms: float, settings: WorkerSettings
+) -> bool:
+    """Whether to wait (at most ``batch_within_ms``) for the fetch a drain just triggered and
+    put its records into the same batch: when the drain's newest record is older than
+    ``batch_within_ms`` (newer records are likely waiting at the broker) and the worker is
+    not behind (its oldest record within ``batch_behind_ms``).
 
     aiokafka's fetcher holds one fetch result per partition and fetches a partition again
     only once its result has been drained: records that arrive while a batch is applied and
     committed stay at the broker until the next drain, are fetched then, and wait a whole
-    further cycle in the fetch buffer before a batch takes them. At rates where a cycle
-    takes a few hundred ms that cycle was most of a record's latency (issue 18)."""
-    return newest_ms is not None and now_ms - newest_ms > settings.batch_within_ms
+    further cycle in the fetch buffer before a batch takes them (issue 18). Behind, the
+    wait is left out: the buffer is then full anyway, and the worker's time goes to
+    catching up, not to a fetch round trip per batch."""
+    if newest_ms is None or now_ms - newest_ms <= settings.batch_within_ms:
+        return False
+    return oldest_ms is None or now_ms - oldest_ms <= settings.batch_behind_ms
 
 
 def oldest_stamp(fetched: Mapping[Any, list[Any]]) -> int | None:
@@ -326,7 +333,7 @@ class BatchConsumer(FaustAIOKafkaConsumer):
                 if (
                     client is not None
                     and self.flow_active  # not while a rebalance holds the flow
-                    and stale(newest_stamp(fetched), now_ms, settings)
+                    and follow_up(oldest, newest_stamp(fetched), now_ms, settings)
                 ):
                     # the drain above made aiokafka fetch the drained partitions again:
                     # take what that fetch brings (what arrived during the last cycle) into
