@@ -254,38 +254,6 @@ def batch_records(fetched: Mapping[Any, list[Any]], inputs: Mapping[str, str]) -
     return records
 
 
-def newest_stamp(fetched: Mapping[Any, list[Any]]) -> int | None:
-    """The newest record timestamp (ms) of a fetch: each partition's last record is its
-    newest; records without one (None or ≤ 0) are left out."""
-    stamps: list[int] = []
-    for batch in fetched.values():
-        if batch:
-            last = batch[-1]
-            ts = last.timestamp_ms if type(last) is Record else last.timestamp
-            if ts is not None and ts > 0:
-                stamps.append(ts)
-    return max(stamps) if stamps else None
-
-
-def follow_up(
-    oldest_ms: int | None, newest_ms: int | None, now_ms: float, settings: WorkerSettings
-) -> bool:
-    """Whether to wait (at most ``batch_within_ms``) for the fetch a drain just triggered and
-    put its records into the same batch: when the drain's newest record is older than
-    ``batch_within_ms`` (newer records are likely waiting at the broker) and the worker is
-    not behind (its oldest record within ``batch_behind_ms``).
-
-    aiokafka's fetcher holds one fetch result per partition and fetches a partition again
-    only once its result has been drained: records that arrive while a batch is applied and
-    committed stay at the broker until the next drain, are fetched then, and wait a whole
-    further cycle in the fetch buffer before a batch takes them (issue 18). Behind, the
-    wait is left out: the buffer is then full anyway, and the worker's time goes to
-    catching up, not to a fetch round trip per batch."""
-    if newest_ms is None or now_ms - newest_ms <= settings.batch_within_ms:
-        return False
-    return oldest_ms is None or now_ms - oldest_ms <= settings.batch_behind_ms
-
-
 def oldest_stamp(fetched: Mapping[Any, list[Any]]) -> int | None:
     """The oldest record timestamp (ms) of a fetch: each partition's first record is its
     oldest; records without one (None or ≤ 0) are left out."""
@@ -327,33 +295,10 @@ class BatchConsumer(FaustAIOKafkaConsumer):
                     continue
                 worker.observe_stage("fetch_wait", time.perf_counter() - began)
                 records = batch_records(fetched, inputs)
-                oldest = oldest_stamp(fetched)
-                client = self._thread._consumer  # type: ignore[attr-defined]
-                now_ms = time.time() * 1000
-                if (
-                    client is not None
-                    and self.flow_active  # not while a rebalance holds the flow
-                    and follow_up(oldest, newest_stamp(fetched), now_ms, settings)
-                ):
-                    # the drain above made aiokafka fetch the drained partitions again:
-                    # take what that fetch brings (what arrived during the last cycle) into
-                    # this batch rather than the next, waiting at most batch_within_ms
-                    room = client._max_poll_records - len(records)
-                    if room > 0:
-                        client._max_poll_records = room
-                        began = time.perf_counter()
-                        try:
-                            more, _active = await self._wait_next_records(timeout)
-                        finally:
-                            client._max_poll_records = room + len(records)
-                        if more and not self.should_stop:
-                            worker.observe_stage("fetch_wait", time.perf_counter() - began)
-                            records += batch_records(more, inputs)
-                            stamps = [x for x in (oldest, oldest_stamp(more)) if x is not None]
-                            oldest = min(stamps) if stamps else None
-                cap = batch_cap(oldest, time.time() * 1000, settings)
+                cap = batch_cap(oldest_stamp(fetched), time.time() * 1000, settings)
                 # Faust passes the aiokafka consumer's max_poll_records to every fetch:
                 # setting it sizes the next batch (adaptive batching, issue 18)
+                client = self._thread._consumer  # type: ignore[attr-defined]
                 if client is not None:
                     client._max_poll_records = cap
                 if records:

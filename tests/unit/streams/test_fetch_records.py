@@ -11,16 +11,8 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
 
-from streams.faust_compat import (
-    InputRecords,
-    adopt_fetcher,
-    batch_records,
-    follow_up,
-    newest_stamp,
-    oldest_stamp,
-)
+from streams.faust_compat import InputRecords, adopt_fetcher, batch_records, oldest_stamp
 from streams.processor import Record
-from streams.settings import WorkerSettings
 
 PREFIX = "t1."
 INPUTS = {PREFIX + "dfip.transactions": "dfip.transactions", PREFIX + "dfip.loans": "dfip.loans"}
@@ -99,23 +91,3 @@ def test_adoption_keeps_what_the_fetcher_holds_and_happens_once() -> None:
     adopt_fetcher(fetcher, INPUTS)  # type: ignore[arg-type]
     assert fetcher._records is held
     assert all(type(r) is Record for r in pr)
-
-
-def test_newest_stamp_and_when_to_wait_for_the_next_fetch() -> None:
-    tp = TopicPartition(PREFIX + "dfip.transactions", 3)
-    other = TopicPartition(PREFIX + "dfip.loans", 0)
-    # each partition's last record stands for its newest (CreateTime, in produce order)
-    fetched = {tp: list(_partition_records(tp))[:3], other: []}
-    newest = ROWS[-1][0]
-    assert newest_stamp(fetched) == newest
-    assert oldest_stamp(fetched) == ROWS[0][0]
-    assert newest_stamp({other: []}) is None
-    settings = WorkerSettings(batch_within_ms=50, batch_behind_ms=500)
-    oldest = newest - 100
-    assert not follow_up(oldest, newest, newest + 50, settings)  # at the bound: fresh
-    assert follow_up(oldest, newest, newest + 51, settings)
-    assert follow_up(None, newest, newest + 51, settings)
-    assert not follow_up(None, None, newest + 10_000, settings)  # no timestamps
-    # behind (the oldest record older than batch_behind_ms): no wait for the next fetch
-    assert follow_up(newest - 449, newest, newest + 51, settings)
-    assert not follow_up(newest - 450, newest, newest + 51, settings)
