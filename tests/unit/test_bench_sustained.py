@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import pytest
 
@@ -10,9 +11,9 @@ from bench.latency import LatencyRun
 from bench.sustained import bisect_rate, kept_up, main
 
 
-def _run(by_second: list[float | None], late: float = 0.02, invisible: int = 0) -> LatencyRun:
+def _run(by_second: Sequence[float | None], late: float = 0.02, invisible: int = 0) -> LatencyRun:
     run = LatencyRun(10_000.0, 1000, invisible, 0.2, 0.4, 0.2, 0.4, 1.0, 3.0)
-    run.by_second = by_second
+    run.by_second = list(by_second)
     run.late_by_second = [late] * len(by_second)
     return run
 
