@@ -38,6 +38,7 @@ MODULES = (
     "bench.scrape",
     "bench.soak",
     "bench.suite",
+    "bench.sustained",
 )
 
 EXPOSITION = """\
