@@ -73,14 +73,6 @@ class _Seen(dict[str, str]):
 
 
 _SOURCE: Final = _Seen(Identifier)
-
-
-def seen_source() -> dict[str, str]:
-    """The source (institution id) check as a dict: ``seen[source]`` is `source` when the
-    models' Identifier takes it, and raises otherwise (schemas/loan_wire.py)."""
-    return _SOURCE
-
-
 _ACCOUNT: Final = _Seen(AccountRef)
 _USCC: Final = seen_uscc()
 # the model's amount rules (decimal_field: AMOUNT_PATTERN text, or an int of at most

@@ -46,7 +46,6 @@ from schemas.events import (
     LoanEventBase,
     TransactionEvent,
 )
-from schemas.loan_wire import decode_loan
 from schemas.uscc import region_of
 from schemas.wire import AnyTransaction, TransactionWire, decode_transaction
 from streams.aggregate import fx_book, restate
@@ -149,7 +148,6 @@ _EMPTY = EMPTY_VALUE
 # the hot path's inlined helpers (process): decode's fast path, id_hash's hash, to_us's epoch
 _validate_wire = validate_wire
 _decode_transaction = decode_transaction
-_decode_loan = decode_loan
 _xxh3 = ID_HASH
 _EPOCH = EPOCH
 _DAY_MS = DAY_MS
@@ -428,14 +426,11 @@ class Processor:
         value = rec.value
         event: Any
         try:
-            # the batch path reads a transaction as a msgspec struct (schemas.wire) and a
-            # loan event through msgspec into its model (schemas.loan_wire), the per-event
-            # reference path as the model; otherwise decode's fast path. Anything they do
-            # not take goes to decode, which decides (None raises here too).
+            # the batch path reads a transaction as a msgspec struct (schemas.wire), the
+            # per-event reference path as the model; otherwise decode's fast path. Anything
+            # they do not take goes to decode, which decides (None raises here too).
             if batched and topic == TRANSACTIONS:
                 event = _decode_transaction(value)  # type: ignore[arg-type]
-            elif batched and topic == LOANS:
-                event = _decode_loan(value)  # type: ignore[arg-type]
             else:
                 event = _validate_wire(value, strict=True)  # type: ignore[arg-type]
         except Exception:
