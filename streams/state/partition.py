@@ -44,14 +44,23 @@ class Counters:
     the last commit (``changed``: name → labels, in order of first change), so the changelog
     writes only those (streams/state/changelog.py); window counters are written whole.
     Change values only through :meth:`add`: a change made around it would not be written.
+
+    A tracked instance also keeps its last :meth:`snapshot` and the names changed since
+    (``_stale``): the next snapshot copies only those series and shares the others with the
+    last one (copied when taken, never written after), instead of copying every series of
+    every touched partition per batch (issue 18).
     """
 
-    __slots__ = ("_dirty", "changed", "values")
+    __slots__ = ("_dirty", "_snap", "_stale", "changed", "values")
 
     def __init__(self, *, track: bool = False) -> None:
         self.values: dict[str, dict[Labels, int]] = {}
         self._dirty = False
         self.changed: dict[str, dict[Labels, None]] | None = {} if track else None
+        # the last snapshot (None: none taken yet) and the names changed since it that
+        # ``changed`` no longer lists (mark_clean moves them here)
+        self._snap: dict[str, dict[Labels, int]] | None = None
+        self._stale: set[str] = set()
 
     def add(self, name: str, labels: Labels, amount: int) -> None:
         if amount == 0:
@@ -82,11 +91,36 @@ class Counters:
 
     def mark_clean(self) -> None:
         self._dirty = False
-        if self.changed:
+        changed = self.changed
+        if changed:
+            if self._snap is not None:
+                self._stale.update(changed)
             self.changed = {}
 
     def snapshot(self) -> dict[str, dict[Labels, int]]:
-        return {name: dict(series) for name, series in self.values.items()}
+        """Every series, copied: a mapping nothing writes to afterwards (the committed view).
+
+        Tracked: the series unchanged since the last snapshot are that snapshot's copies;
+        the same keys in the same order as a whole copy (names are never removed; one added
+        since, rare, takes a whole copy to keep the order)."""
+        values = self.values
+        prev = self._snap
+        changed = self.changed
+        if changed is None:
+            return {name: dict(series) for name, series in values.items()}
+        stale = self._stale
+        if prev is None or len(prev) != len(values):
+            snap = {name: dict(series) for name, series in values.items()}
+        else:
+            snap = prev.copy()
+            for name in stale:
+                snap[name] = dict(values[name])
+            for name in changed:
+                if name not in stale:
+                    snap[name] = dict(values[name])
+        stale.clear()
+        self._snap = snap
+        return snap
 
     def to_json(self) -> list[list[Any]]:
         """``[[name, [[labels, value], ...]], ...]``: orjson writes the (labels tuple, value)
@@ -106,6 +140,7 @@ class Counters:
 
     def overlay_json(self, rows: list[list[Any]]) -> None:
         """Set the series of a :meth:`changed_json` record (0 removes one)."""
+        self._snap = None  # changed around add: the next snapshot copies everything
         for name, items in rows:
             series = self.values.setdefault(name, {})
             for labels, value in items:
