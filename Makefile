@@ -4,16 +4,30 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the hot modules mypyc compiles (pyproject.toml [tool.dfip.native]); rebuilt when one changes
+NATIVE_SRC := $(shell sed -n '/^\[tool.dfip.native\]/,/^]/s/^ *"\(.*\.py\)",*$$/\1/p' pyproject.toml)
+NATIVE := streams/native.json
+DFIP_COMPILE ?= 1
 
 .PHONY: run test install lint types unit integration e2e fmt clean kafka-up kafka-down bench
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade pip 'setuptools>=77'
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,rocksdb]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# mypyc (a dev dependency) and the C compiler: C extensions next to the sources, recorded in
+# $(NATIVE); with DFIP_COMPILE=0 or no compiler, removed and the same sources run as Python.
+# The target is remade when a source is newer or DFIP_COMPILE changed since the last build.
+$(NATIVE): $(STAMP) $(NATIVE_SRC) dfip/native.py $(VENV)/.compile-$(DFIP_COMPILE)
+	DFIP_COMPILE=$(DFIP_COMPILE) $(BIN)/python -m dfip.native build
+
+$(VENV)/.compile-$(DFIP_COMPILE): | $(STAMP)
+	rm -f $(VENV)/.compile-*
+	touch $@
+
+install: $(STAMP) $(NATIVE)
 
 # Debian's prometheus (ships promtool) for the end-to-end tests; installed when missing as root.
 prometheus:
@@ -53,4 +67,6 @@ kafka-down:
 	bash deploy/kafka/kafka.sh down
 
 clean:
-	rm -rf .dfip .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .dfip .pytest_cache .mypy_cache .ruff_cache build
+	find streams schemas core -name '*.so' -delete
+	rm -f $(NATIVE)

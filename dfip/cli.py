@@ -290,6 +290,7 @@ def worker_logging_config(level: str) -> dict[str, Any]:
 @app.command("worker")
 def worker() -> None:
     """Run a stream worker (configured by DFIP_KAFKA_* and DFIP_WORKER_* variables)."""
+    from dfip.native import warn_if_stale
     from dfip.preflight import check_broker, check_store, check_web_port, prepare_data_dir
     from streams.faust_compat import check_versions
     from streams.settings import WorkerSettings
@@ -297,6 +298,7 @@ def worker() -> None:
     settings = WorkerSettings()
     kafka = KafkaSettings()
     check_versions()  # the record path uses Faust/aiokafka internals of known releases
+    warn_if_stale()  # a compiled hot module older than its source runs the old code
     check_store(settings.store)
     if settings.rules:  # a bad rule set stops the worker before it joins the group
         from schemas.alerts import load_ruleset

@@ -30,6 +30,19 @@ KAFKA_SCRIPT = REPO / "deploy" / "kafka" / "kafka.sh"
 TEST_PORT = int(os.environ.get("DFIP_TEST_KAFKA_PORT", "19092"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A compiled hot module built from an older source would be tested instead of the
+    source (Python imports the extension first): refuse to start."""
+    from dfip.native import stale
+
+    old = stale(REPO)
+    if old:
+        pytest.exit(
+            f"compiled modules older than their sources ({', '.join(old)}): run `make install`",
+            returncode=4,
+        )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         path = str(item.path)

@@ -66,7 +66,7 @@ RESTATED = fn.RESTATED_EVENTS_TOTAL
 BEYOND = fn.SCORES_BEYOND_RESTATEMENT_TOTAL
 # occurred µs, label index, count, fen
 _ENTRY = struct.Struct("<qHiq")
-ENTRY_SIZE = _ENTRY.size
+ENTRY_SIZE: int = _ENTRY.size
 # a packed changelog value: tag, length of the labels table, the table (JSON), the entries
 _PACKED_TAG = 1  # a JSON value (the form before) starts with "["
 _PACKED_HEAD = struct.Struct("<BI")

@@ -9,7 +9,7 @@ which the events within the grace period arrived.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple
@@ -105,8 +105,12 @@ class Hit:
     window_end: int  # exclusive
 
 
-class Rule(ABC):
-    """One rule over one enterprise's transactions."""
+class Rule:
+    """One rule over one enterprise's transactions.
+
+    Not an ``abc.ABC``: compiled (mypyc), its subclasses would share one ABCMeta cache and
+    ``isinstance`` from interpreted code would answer wrongly; mypy still checks the abstract
+    methods."""
 
     rule: ClassVar[AlertRule]
 

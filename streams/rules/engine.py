@@ -19,6 +19,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from schemas.alerts import MAX_ALERT_EVENTS, Alert, RuleSet
 from schemas.enums import Direction
@@ -445,6 +446,7 @@ class RulesState:
         self.stale = True
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests and bench/rules_cost.py extend it
 class RuleEngine:
     """The rules of one rule set, applied to the partitions' `RulesState`s."""
 

@@ -70,7 +70,7 @@ MAX_DELTAS = 64
 # counters: ctr:<seq> deltas before the whole ctr record is rewritten, and the bytes they may
 # hold together, in whole records (so a restore reads at most 1 + this many whole records)
 MAX_CTR_DELTAS = 64
-CTR_DELTA_BUDGET = 2
+CTR_DELTA_BUDGET: float = 2  # a ratio (tests try fractions)
 _DELTA_MIN_BYTES = DELTA_MIN_ENTRIES * restate.ENTRY_SIZE
 _COUNT_MASK = 0xFFFF  # PartitionState.contrib_deltas: count | bytes << 16
 # topics whose ids (and forwarded copies' origins) the pre-arrival-time format held

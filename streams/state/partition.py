@@ -7,7 +7,7 @@ commit are tracked so that a commit writes only what changed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from streams.reference.fx_state import FxBook
@@ -221,7 +221,8 @@ class LoanState:
             self.principal_fen = self.outstanding_fen
 
     def to_json(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        # asdict, not __dict__: a compiled (mypyc) class keeps its fields in slots
+        return asdict(self)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> LoanState:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from streams.aggregate import restate
 from streams.query import recent
-from streams.reference.scores import ScoreTable, ScoreVersion
+from streams.reference.scores import _IDX_MASK, ScoreTable, ScoreVersion
 from streams.state.partition import PartitionState
 
 U = "913301020000000006"
@@ -36,7 +36,10 @@ def test_a_worker_version_is_one_packed_int() -> None:
     a = ScoreVersion(1_790_000_000_000_000, 2**64 - 1, "l2", "C")
     b = ScoreVersion(1_790_000_000_000_001, 7, "l2", "C")
     assert isinstance(a._data, int)
-    assert a.labels is b.labels
+    # shared labels: both versions hold the index of one (band, sector) tuple (compiled, the
+    # property returns a new tuple of the same strings each time)
+    assert a._data & _IDX_MASK == b._data & _IDX_MASK
+    assert a.labels == b.labels == ("l2", "C")
     assert a < b
     assert not hasattr(a, "__dict__")
     assert sys.getsizeof(a) <= 32 + 16  # object header and two slots (+ GC header: 48)
