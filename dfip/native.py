@@ -64,6 +64,11 @@ def compiled_files(root: Path = _ROOT) -> list[Path]:
     return sorted(found)
 
 
+def _source_of(so: Path) -> Path:
+    """The ``.py`` an extension was built from (the group library has none: it does not exist)."""
+    return so.with_name(so.name.split(".", 1)[0] + ".py")
+
+
 def _extension_of(source: Path) -> Path | None:
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         so = source.with_name(source.stem + suffix)
@@ -82,7 +87,7 @@ def stale(root: Path = _ROOT) -> list[str]:
         built = {}
     out: list[str] = []
     for so in compiled_files(root):
-        source = so.with_name(so.name.split(".", 1)[0] + ".py")
+        source = _source_of(so)
         if not source.exists():  # the group library has no source of its own
             continue
         rel = source.relative_to(root).as_posix()
@@ -172,9 +177,7 @@ def main(argv: list[str]) -> int:
         build(root, args.config_file.resolve(), modules(args.config_file))
         return 0  # pure Python is a working install: the build never fails `make install`
     old = stale(root)
-    done = [
-        p for p in compiled_files(root) if p.with_name(p.name.split(".", 1)[0] + ".py").exists()
-    ]
+    done = [p for p in compiled_files(root) if _source_of(p).exists()]
     print(
         f"{len(done)} compiled modules under {root}" + (f"; stale: {', '.join(old)}" if old else "")
     )
