@@ -39,7 +39,7 @@ from collections.abc import Callable
 
 from bench.feed import EVENT_TOPICS, capture
 from schemas.alerts import load_ruleset
-from streams.processor import FX, SCORES, Processor, Record
+from streams.processor import FX, SCORES, Output, Processor, Record
 from streams.reference.fx import FxTable
 from streams.reference.scores import ScoreTable
 from streams.rules import RuleEngine
@@ -86,44 +86,30 @@ def _processor(rules: bool = False) -> Processor:
     return proc
 
 
-def run(
+def replay(
+    proc: Processor,
     records: list[Record],
     batch: int,
-    *,
-    process: Callable[[Processor, list[Record]], None],
-    changelog: ChangelogBytes | None = None,
-    rules: bool = False,
-) -> tuple[float, float, int]:
-    """(CPU seconds in the batch pass, CPU seconds in the commit prep, events)."""
-    proc = _processor(rules)
-    apply_s = prep_s = 0.0
+    step: Callable[[list[Record]], list[Output]],
+) -> int:
+    """Feed ``records`` to ``proc`` as the engine does: scores and FX as they come, the event
+    records in batches of ``batch`` handed to ``step`` (the batch's work; it returns the
+    processor's outputs), each with the offsets the broker gives, and the forwarded copies
+    among the outputs fed back as the next batch's input. Returns the events applied."""
     events = 0
     pending: list[Record] = []
     forwarded: list[Record] = []
     offsets: dict[tuple[str, int], int] = defaultdict(int)
 
     def flush() -> None:
-        nonlocal apply_s, prep_s, events, pending, forwarded
+        nonlocal events, pending, forwarded
         todo, pending = forwarded + pending, []
         forwarded = []
         for rec in todo:  # offsets as the broker gives them, forwarded copies interleaved
             key = (rec.topic, rec.partition)
             rec.offset = offsets[key]
             offsets[key] += 1
-        t0 = time.process_time()
-        operator.call(process, proc, todo)  # a C frame callgrind can toggle on (see above)
-        t1 = time.process_time()
-        proc.finish_batch()
-        for p in sorted(proc.touched):
-            recs = dirty_records(proc.states[p])
-            if changelog is not None:
-                changelog.add(recs)
-            proc.states[p].counters.snapshot()
-        proc.touched.clear()
-        outs = proc.take_outputs()
-        t2 = time.process_time()
-        apply_s += t1 - t0
-        prep_s += t2 - t1
+        outs = step(todo)
         events += len(todo)
         for o in outs:
             if o.topic in EVENT_TOPICS and o.partition is not None:
@@ -152,6 +138,40 @@ def run(
                 flush()
     while pending or forwarded:
         flush()
+    return events
+
+
+def run(
+    records: list[Record],
+    batch: int,
+    *,
+    process: Callable[[Processor, list[Record]], None],
+    changelog: ChangelogBytes | None = None,
+    rules: bool = False,
+) -> tuple[float, float, int]:
+    """(CPU seconds in the batch pass, CPU seconds in the commit prep, events)."""
+    proc = _processor(rules)
+    apply_s = prep_s = 0.0
+
+    def step(todo: list[Record]) -> list[Output]:
+        nonlocal apply_s, prep_s
+        t0 = time.process_time()
+        operator.call(process, proc, todo)  # a C frame callgrind can toggle on (see above)
+        t1 = time.process_time()
+        proc.finish_batch()
+        for p in sorted(proc.touched):
+            recs = dirty_records(proc.states[p])
+            if changelog is not None:
+                changelog.add(recs)
+            proc.states[p].counters.snapshot()
+        proc.touched.clear()
+        outs = proc.take_outputs()
+        t2 = time.process_time()
+        apply_s += t1 - t0
+        prep_s += t2 - t1
+        return outs
+
+    events = replay(proc, records, batch, step)
     return apply_s, prep_s, events
 
 

@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import argparse
 import operator
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from bench.feed import EVENT_TOPICS
-from bench.hotpath import _processor, feed_records
-from streams.processor import FX, SCORES, Processor, Record
+from bench.hotpath import _processor, feed_records, replay
+from streams.processor import Output, Processor, Record
 from streams.rules.engine import RulesState
 from streams.state import changelog
 from streams.state.partition import Counters
@@ -77,45 +75,15 @@ def run(records: list[Record], batch: int, part: str | None) -> int:
             states[p].counters.snapshot()
             dict(scores[p].scored)
 
-    events = 0
-    pending: list[Record] = []
-    forwarded: list[Record] = []
-    offsets: dict[tuple[str, int], int] = defaultdict(int)
-
-    def flush() -> None:
-        nonlocal events, pending, forwarded
-        todo, pending, forwarded = forwarded + pending, [], []
-        for rec in todo:
-            key = (rec.topic, rec.partition)
-            rec.offset = offsets[key]
-            offsets[key] += 1
+    def step(todo: list[Record]) -> list[Output]:
         proc.process_batch(todo)
         if part is None:
             operator.call(prep)
         else:
             prep()
-        events += len(todo)
-        for o in proc.take_outputs():
-            if o.topic in EVENT_TOPICS and o.partition is not None:
-                key = (o.topic, o.partition)
-                offsets[key] += 1
-                forwarded.append(
-                    Record(o.topic, o.partition, offsets[key], o.key, o.value, o.headers,
-                           o.timestamp_ms)
-                )  # fmt: skip
+        return proc.take_outputs()
 
-    for rec in records:
-        if rec.topic == SCORES:
-            proc.process_score(rec, counted=True)
-        elif rec.topic == FX:
-            proc.process_fx(rec)
-        else:
-            pending.append(rec)
-            if len(pending) >= batch:
-                flush()
-    while pending or forwarded:
-        flush()
-    return events
+    return replay(proc, records, batch, step)
 
 
 def main() -> None:
