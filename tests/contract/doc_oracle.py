@@ -553,20 +553,30 @@ class Oracle:
         self.apply_parked()  # loan events waiting behind a dead-lettered one apply now
         self.close_windows(partitions)
 
+    def admit(self, rec: In, topic: str, time_field: str) -> tuple[dict[str, Any], int] | None:
+        """Received (originals only), decoded and not future-dated: the record's document and
+        its time in µs; None when it was dead-lettered instead."""
+        p = rec.partition
+        self.observe(topic, p, rec.timestamp_ms)
+        if rec.copy_of is None:
+            self.add("dfip_events_received_total", (topic,), p, 1)
+        try:
+            doc = decode(rec.value, topic)
+        except Rejected as exc:
+            self.dead_letter(topic, p, exc.error_class)
+            return None
+        at = us_of(doc[time_field])
+        if self.future(rec, at):
+            self.dead_letter(topic, p, "future_dated")
+            return None
+        return doc, at
+
     def read_score(self, rec: In) -> None:
         p = rec.partition
-        self.observe(SCORES, p, rec.timestamp_ms)
-        if rec.copy_of is None:
-            self.add("dfip_events_received_total", (SCORES,), p, 1)
-        try:
-            doc = decode(rec.value, SCORES)
-        except Rejected as exc:
-            self.dead_letter(SCORES, p, exc.error_class)
+        admitted = self.admit(rec, SCORES, "assessed_at")
+        if admitted is None:
             return
-        assessed = us_of(doc["assessed_at"])
-        if self.future(rec, assessed):
-            self.dead_letter(SCORES, p, "future_dated")
-            return
+        doc, assessed = admitted
         uscc = doc["enterprise_uscc"]
         home = home_of(uscc)
         if p != home:
@@ -667,18 +677,10 @@ class Oracle:
 
     def read_event(self, rec: In) -> None:
         topic, p = rec.topic, rec.partition
-        self.observe(topic, p, rec.timestamp_ms)
-        if rec.copy_of is None:
-            self.add("dfip_events_received_total", (topic,), p, 1)
-        try:
-            doc = decode(rec.value, topic)
-        except Rejected as exc:
-            self.dead_letter(topic, p, exc.error_class)
+        admitted = self.admit(rec, topic, "occurred_at")
+        if admitted is None:
             return
-        occurred = us_of(doc["occurred_at"])
-        if self.future(rec, occurred):
-            self.dead_letter(topic, p, "future_dated")
-            return
+        doc, occurred = admitted
         home = home_of(doc["enterprise_uscc"])
         if p != home:
             assert rec.copy_of is None, "a forwarded copy on the wrong partition"
