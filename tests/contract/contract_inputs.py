@@ -12,9 +12,11 @@ from typing import Any
 
 import orjson
 
+from schemas.alerts import load_ruleset
 from schemas.uscc import make_uscc
-from streams.processor import H_ORIGIN, LATE, METRICS, Processor, Record
+from streams.processor import ALERTS, H_ORIGIN, LATE, METRICS, Processor, Record
 from streams.reference.scores import ScoreTable
+from streams.rules import RuleEngine
 from streams.state.changelog import apply_record, dirty_records, finish_restore
 from streams.state.partition import PartitionState
 from tests.contract.doc_oracle import FX, LOANS, SCORES, TX, In, Oracle, home_of
@@ -68,6 +70,7 @@ class Written:
 def tx_doc(
     eid: str, uscc: str, at: datetime, amount: str, currency: str, *,
     it: str = "bank", direction: str = "credit", customs: str | None = None, style: int = 0,
+    code: str | None = None,
 ) -> bytes:  # fmt: skip
     bj = (at + timedelta(hours=8)).date().isoformat()
     doc: dict[str, Any] = {
@@ -78,6 +81,8 @@ def tx_doc(
     }  # fmt: skip
     if customs is not None:
         doc["customs_mode"] = customs
+    if code is not None:
+        doc["bank_tx_code"] = code
     if amount.isdigit() and style == 1:
         doc["amount"] = int(amount)  # a JSON integer is a valid amount
     raw = orjson.dumps(doc)
@@ -174,11 +179,12 @@ class Run:
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     oracle_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     late_copies: list[bytes | None] = field(default_factory=list)  # committed on dfip.late
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # committed on dfip.alerts
 
 
 def run(
     records: list[Written], seed: int, *, batch_max: int = 4, crashes: int = 0,
-    workers: int = 1, oracle: Oracle | None = None,
+    workers: int = 1, oracle: Oracle | None = None, rules: bool = False,
 ) -> Run:  # fmt: skip
     """Read ``records`` (each topic-partition in the order given) in a random interleaving:
     every topic-partition has its own reading speed; reference records are read between
@@ -189,8 +195,14 @@ def run(
     with a batch applied but not committed (its records are read again), and restarts; the
     partitions are then assigned again at random, each one that moves restored from the
     committed changelog as streams/engine/restorer.py does. The oracle reads each record
-    once."""
+    once. With ``rules`` the workers run the default rule set (docs/aml-rules.md) and
+    the hits they commit are returned."""
     rng = random.Random(seed)
+
+    def worker() -> Processor:
+        engine = RuleEngine(load_ruleset()) if rules else None
+        return Processor(grace_us=600 * 1_000_000, rules=engine)
+
     queues: dict[tuple[str, int], deque[In]] = {}
     next_offset: dict[tuple[str, int], int] = {}
     headers: dict[tuple[str, int, int], tuple[tuple[str, bytes], ...]] = {}
@@ -213,7 +225,7 @@ def run(
     owner = {p: p % workers for p in range(12)}
     procs: list[Processor] = []
     for w in range(workers):
-        proc = Processor(grace_us=600 * 1_000_000)
+        proc = worker()
         for p in range(12):
             if owner[p] == w:
                 proc.adopt_partition(PartitionState(p), ScoreTable())
@@ -227,6 +239,7 @@ def run(
     restarts: list[int] = []
     metrics: dict[str, dict[str, Any]] = {}
     late_copies: list[bytes | None] = []
+    alerts: list[dict[str, Any]] = []
 
     def as_record(r: In) -> Record:
         heads = headers[(r.topic, r.partition, r.offset)]
@@ -246,6 +259,8 @@ def run(
         for out in proc.take_outputs():
             if out.topic == LATE:
                 late_copies.append(out.value)
+            if out.topic == ALERTS and out.value is not None:
+                alerts.append({**orjson.loads(out.value), "partition": out.partition})
             if out.topic == METRICS and out.key is not None and out.value is not None:
                 metrics[out.key.decode()] = normal_window(orjson.loads(out.value))
             if out.topic in (TX, LOANS, SCORES) and out.partition is not None:
@@ -289,7 +304,7 @@ def run(
         else:
             flush_batch(w)
             commit(w)
-        fresh = Processor(grace_us=600 * 1_000_000)
+        fresh = worker()
         for r in fx_read:  # a new process reads every FX record first
             fresh.process_fx(as_record(r))
         procs[w] = fresh
@@ -370,4 +385,7 @@ def run(
     for proc in procs:  # each partition is exported by its one owner
         for name, rows in processor_series(proc).items():
             series.setdefault(name, {}).update(rows)
-    return Run(series, orc.series(), order, restarts, metrics, orc.metrics_records(), late_copies)
+    return Run(
+        series, orc.series(), order, restarts, metrics, orc.metrics_records(), late_copies,
+        alerts,
+    )  # fmt: skip

@@ -4,7 +4,9 @@ wire formats of docs/events.md) alone, without the worker's code: the judge's vi
 It reads records one by one in a read order (each topic-partition in its Kafka order,
 topics interleaved at any rate) and keeps the integer state behind every series. Rules
 are quoted from docs/metrics.md where they are applied. Scope: transactions, scores, FX,
-loans (book, gauges, inclusive SME), flow accounting; not the rule hits or windows.
+loans (book, gauges, inclusive SME), flow accounting, event-time windows, and with
+``rules`` set the rule hits (tests/contract/doc_rules_oracle.py: which transactions the rules
+see is decided here, the hits there).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 
 import orjson
+
+from tests.contract.doc_rules_oracle import RulesOracle, Seen, is_cash
 
 PARTITIONS = 12
 TX, LOANS, SCORES, FX = "dfip.transactions", "dfip.loans", "dfip.scores", "dfip.fx"
@@ -237,6 +241,7 @@ class Parked:
     topic: str
     home: int
     late: bool
+    forwarded: bool = False
 
 
 @dataclass
@@ -282,6 +287,8 @@ class Oracle:
     reemit_dropped: bool = True
     # forwarded records: origin → lateness where it landed
     forwarded: dict[tuple[str, int, int], bool] = field(default_factory=dict)
+    # the rules over dfip.transactions (None: off, as in a worker with DFIP_WORKER_RULES=false)
+    rules: RulesOracle | None = None
 
     # ---- figures ------------------------------------------------------------------------
 
@@ -298,7 +305,16 @@ class Oracle:
         for name, rows in self.gauges().items():
             if rows:
                 out[name] = rows
+        if self.rules is not None:
+            out.update(self.rules.series(self.rule_hits()))
         return out
+
+    def rule_hits(self) -> list[Any]:
+        """The hits decided by now: windows final under each partition's transactions
+        watermark (docs/aml-rules.md, "Order does not matter")."""
+        assert self.rules is not None
+        marks = {p: w for (t, p), w in self.watermark.items() if t == TX}
+        return self.rules.hits(marks)
 
     def gauges(self) -> dict[str, dict[tuple[str, ...], int]]:
         g: dict[str, dict[tuple[str, ...], int]] = defaultdict(lambda: defaultdict(int))
@@ -528,7 +544,7 @@ class Oracle:
                         blocked.add(loan_key)
                     continue
                 self.parked[p] = [*kept]  # what is still waiting while this one applies
-                self.apply(e.topic, p, doc, e.late)
+                self.apply(e.topic, p, doc, e.late, e.forwarded)
             self.parked[p] = kept
 
     def end_batch(self, partitions: set[int] | None = None) -> None:
@@ -714,20 +730,25 @@ class Oracle:
         )
         needs = topic == TX or doc["event_type"] == "disbursed"
         if blocked or (needs and self.rate_in_force(doc["currency"], occurred) is None):
-            self.parked[home].append(Parked(doc, topic, home, late))
+            self.parked[home].append(Parked(doc, topic, home, late, rec.copy_of is not None))
             moved()
             return
-        if self.apply(topic, home, doc, late):
+        if self.apply(topic, home, doc, late, rec.copy_of is not None):
             moved()
 
-    def apply(self, topic: str, p: int, doc: dict[str, Any], late: bool) -> bool:
+    def apply(
+        self, topic: str, p: int, doc: dict[str, Any], late: bool, forwarded: bool = False
+    ) -> bool:
         """Count an event judged not a duplicate whose rate (if it needs one) is in force;
         False if the loan book (or the amount bound) dead-lettered it."""
         occurred = us_of(doc["occurred_at"])
         mark = self.watermark.get((topic, p))
         windowed = not late and (mark is None or mark < occurred + self.grace_us + DAY_US)
+        # docs/aml-rules.md: late events and forwarded copies are not seen by the rules; a
+        # parked one is seen when counted unless its time is final by then
+        seen = not late and not forwarded and (mark is None or occurred >= mark - self.grace_us)
         if topic == TX:
-            if not self.apply_tx(p, doc, windowed):
+            if not self.apply_tx(p, doc, windowed, seen):
                 return False
         elif not self.apply_loan(p, doc, windowed):
             return False
@@ -737,7 +758,7 @@ class Oracle:
         self.remember(topic, p, doc["event_id"])
         return True
 
-    def apply_tx(self, p: int, doc: dict[str, Any], windowed: bool) -> bool:
+    def apply_tx(self, p: int, doc: dict[str, Any], windowed: bool, seen: bool = False) -> bool:
         uscc = doc["enterprise_uscc"]
         occurred = us_of(doc["occurred_at"])
         rate = self.rate_in_force(doc["currency"], occurred)
@@ -759,6 +780,11 @@ class Oracle:
         self.counted[uscc].append(c)
         self.count_tx(c, p, +1)
         self.window_tx(c, p, +1, amend=False)
+        if self.rules is not None and seen:
+            self.rules.observe(uscc, p, labels["region"], Seen(
+                occurred, doc["event_id"], fen, doc["direction"], doc["currency"], amount,
+                is_cash(doc.get("bank_tx_code")), doc["institution_type"], band,
+            ))  # fmt: skip
         return True
 
     def apply_loan(self, p: int, doc: dict[str, Any], windowed: bool) -> bool:
