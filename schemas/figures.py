@@ -143,7 +143,7 @@ Semantics (the simulator's oracle implements the same rules independently):
   or written off) before the assessment was read, including their written-off principal, and loans
   restored from a changelog written before restatement existed (their disbursement time was not
   kept); the cross-border and inclusive SME series have no band; rule hits (``dfip_alerts_total``,
-  ``dfip_alert_amount_yuan_total``) keep the band observed when the hit was decided. Cap: per
+  ``dfip_alert_amount_yuan_total``) keep the band the rules saw (see Rule hits). Cap: per
   enterprise at most 10,000 distinct (``occurred_at``, institution type, direction or loan event
   type, windowed or not, band, sector) combinations at or after F are kept; a transaction,
   application or decision that would add another one is counted as usual but is never restated.
@@ -340,13 +340,18 @@ Semantics (the simulator's oracle implements the same rules independently):
   counted once, by the owner of input partition 0, under ``partition="0"``, and every valid FX
   record is processed (none is a duplicate, see FX rate in force). Ids are held as 64-bit hashes (a
   false duplicate needs a hash collision: probability about n^2 / 2^65 for n remembered ids).
-* Rule hits (docs/aml-rules.md: which rules, their thresholds and windows, decided once the
-  window's event time is final). Each committed record on ``dfip.alerts`` is one hit, counted
-  once on the partition it was written to: ``dfip_alerts_total`` +1 and
+* Rule hits (docs/aml-rules.md: which rules, their thresholds and windows, and "Precisely";
+  a window ``[start, end)`` is decided at the end of the batch in which the partition's
+  ``dfip.transactions`` watermark reaches ``end`` + grace). The rules see the transactions
+  counted on their home partition that are not late and not forwarded copies (a parked one if
+  its ``occurred_at`` is still >= watermark - grace when its rate is read), each with the CNY
+  fen and band it was counted with then. Each committed record on ``dfip.alerts`` is one hit,
+  counted once on the partition it was written to: ``dfip_alerts_total`` +1 and
   ``dfip_alert_amount_yuan_total`` + its ``total_fen``, with labels ``rule``, ``region``,
   ``institution_type`` and ``digitalization_band`` = the record's ``rule``, ``region``,
-  ``institution_type`` and ``band`` fields (those of the hit's first event, the band as of
-  that event; a later assessment does not move a hit).
+  ``institution_type`` and ``band`` fields (those of the hit's first event by
+  (``occurred_at``, ``event_id``), the band the rules saw it with: an assessment or FX rate
+  read later, before or after the decision, moves neither a hit nor its amount).
 * Overdue reports, ``dfip_alerts_overdue`` (a gauge, same labels): the distinct hit ids
   (``event_id``) on ``dfip.alerts`` whose ``report_due`` date is strictly before *today*,
   the calendar date in Beijing (UTC+8) on the exporting worker's clock at the scrape, and

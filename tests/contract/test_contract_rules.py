@@ -224,10 +224,11 @@ def threshold_feed() -> list[Written]:
     def day(k: int, hours: float = 1) -> Any:
         return BASE + timedelta(days=2 * k, hours=hours)
 
-    for k in (0, 4, 10, 19):  # rates in force (at most 10 days old) for every case
+    for k in (0, 4, 7, 10, 19):  # rates in force (at most 10 days old) for every case
         rate_day = (day(k) - timedelta(days=1)).date()
         published = day(k) - timedelta(days=1)
-        out.append(Written(FX, 0, fx_doc(f"u{k}", "USD", rate_day, "7.1", published), None))
+        usd = "4.99" if k == 7 else "7.1"  # USD 10,000 below CNY 50,000
+        out.append(Written(FX, 0, fx_doc(f"u{k}", "USD", rate_day, usd, published), None))
         out.append(Written(FX, 0, fx_doc(f"j{k}", "JPY", rate_day, "0.0478", published), None))
     tx(u, day(0), "2000000.00")  # large_value; the day has no cumulative hit
     tx(u, day(0, 8), "1999999.99", direction="debit")
@@ -243,10 +244,11 @@ def threshold_feed() -> list[Written]:
     tx(u, day(5), "25000", code="现金")  # 1 fen short; a transfer does not count
     tx(u, day(5, 2), "24999.99", code="CAMT-CASH-OTHR")
     tx(u, day(5, 3), "40000", code="PMNT-RCDT-XBCT")
+    tx(u, day(5, 4), "30000", code="PMNT/CNTR/CDPT")  # slashes: not read as cash
     tx(u, day(6, 0) - US, "25000", code="CASH")  # across Beijing midnight: two days
     tx(u, day(6, 0), "25000", code="CASH")
     tx(u, day(7), "10000", "USD", code="CSH")  # one USD cash transaction of USD 10,000
-    tx(u, day(8), "6338.03", "USD", code="CSH")  # CNY 44,999.99
+    tx(u, day(8), "9999.99", "USD", code="CSH")  # CNY 49,899.95
     for h in (0, 1, 24 - 1e-9):  # structuring: three in [45,000, 50,000) within 24 h
         tx(u, day(9) + timedelta(hours=h), "45000.00", direction="debit")
     for h in (0, 1, 24 - 1e-9):
@@ -271,7 +273,16 @@ def threshold_feed() -> list[Written]:
     tx(u, day(21, 3), "10000.5")
     for i in range(501):  # velocity again: a hit lists its first 500 events, counts all
         tx(u, day(22) + timedelta(seconds=7 * i), "0.01")
-    tx(u, day(23), "1.00")  # closes every day above
+    tx(u, day(23), "1000000.01")  # a large debit vetoes the day's cumulative credits
+    tx(u, day(23, 2), "999999.99")
+    tx(u, day(23, 12), "2000000", direction="debit")
+    tx(u, day(24), "10000.004")  # round amounts: a CNY amount is judged on its fen
+    tx(u, day(24, 2), "9999.995")
+    tx(u, day(24, 3), "20000", direction="debit")
+    tx(u, day(26), "1.00")  # closes every day above
+    w = ENTERPRISES[2]  # alone on its partition here: the watermark exactly at hour end + grace
+    tx(w, BASE + HOUR, "2000000")
+    tx(w, BASE + 2 * HOUR + timedelta(minutes=10), "1.00")
     tx(v, BASE, "1.00")  # dormancy: 180 days to the microsecond, then 1 µs short of it
     tx(v, BASE + timedelta(days=180), "1.00")
     tx(v, BASE + timedelta(days=360) - US, "1.00")
@@ -286,8 +297,8 @@ def test_every_rule_at_its_thresholds_matches_the_doc_oracle() -> None:
     run(records, 11, oracle=oracle, rules=True)
     fired = Counter(h.rule for h in oracle.rule_hits())
     assert fired == {
-        "large_value": 2, "large_value_daily": 1, "cash": 2, "structuring": 1,
-        "velocity": 2, "pass_through": 1, "round_amounts": 1, "dormant_reactivation": 1,
+        "large_value": 4, "large_value_daily": 1, "cash": 2, "structuring": 1,
+        "velocity": 2, "pass_through": 1, "round_amounts": 2, "dormant_reactivation": 1,
     }, fired  # fmt: skip
 
 
