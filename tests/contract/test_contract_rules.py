@@ -7,7 +7,7 @@ landing on the wrong partition, some waiting for their FX rate. Compared exactly
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -208,9 +208,10 @@ def test_rule_hits_match_the_doc_oracle(records: list[Written], seeds: list[int]
     check_rules(records, seeds)
 
 
-def threshold_feed() -> list[Written]:
+def threshold_feed(base: datetime = BASE) -> list[Written]:
     """Each rule just reached and just missed, one case per Beijing day (two days apart, so
-    no window spans two cases), plus the day edge and the anchored windows' ends."""
+    no window spans two cases), plus the day edge and the anchored windows' ends; ``base``
+    is a Beijing midnight."""
     u, v = ENTERPRISES[0], ENTERPRISES[1]  # v alone on its partition: dormancy jumps months
     out: list[Written] = []
     n = 0
@@ -222,7 +223,7 @@ def threshold_feed() -> list[Written]:
         out.append(Written(TX, home_of(uscc), doc, ms(at + timedelta(seconds=30))))
 
     def day(k: int, hours: float = 1) -> Any:
-        return BASE + timedelta(days=2 * k, hours=hours)
+        return base + timedelta(days=2 * k, hours=hours)
 
     for k in (0, 4, 7, 10, 19):  # rates in force (at most 10 days old) for every case
         rate_day = (day(k) - timedelta(days=1)).date()
@@ -281,12 +282,12 @@ def threshold_feed() -> list[Written]:
     tx(u, day(24, 3), "20000", direction="debit")
     tx(u, day(26), "1.00")  # closes every day above
     w = ENTERPRISES[2]  # alone on its partition here: the watermark exactly at hour end + grace
-    tx(w, BASE + HOUR, "2000000")
-    tx(w, BASE + 2 * HOUR + timedelta(minutes=10), "1.00")
-    tx(v, BASE, "1.00")  # dormancy: 180 days to the microsecond, then 1 µs short of it
-    tx(v, BASE + timedelta(days=180), "1.00")
-    tx(v, BASE + timedelta(days=360) - US, "1.00")
-    tx(v, BASE + timedelta(days=362), "1.00")
+    tx(w, base + HOUR, "2000000")
+    tx(w, base + 2 * HOUR + timedelta(minutes=10), "1.00")
+    tx(v, base, "1.00")  # dormancy: 180 days to the microsecond, then 1 µs short of it
+    tx(v, base + timedelta(days=180), "1.00")
+    tx(v, base + timedelta(days=360) - US, "1.00")
+    tx(v, base + timedelta(days=362), "1.00")
     return out
 
 
