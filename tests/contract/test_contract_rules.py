@@ -198,7 +198,7 @@ def check_rules(records: list[Written], seeds: list[int], rules: RulesOracle | N
 
 
 settings.register_profile(
-    "contract_rules", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "contract_rules", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 
