@@ -297,12 +297,19 @@ class RulesOracle:
     @staticmethod
     def series(hits: list[Hit]) -> dict[str, dict[tuple[str, ...], int]]:
         out: dict[str, dict[tuple[str, ...], int]] = defaultdict(lambda: defaultdict(int))
+        reports: set[tuple[str, str, int, str]] = set()
         for h in hits:
             lab = (h.rule, h.region, h.institution_type, h.band, str(h.partition))
             out["dfip_alerts_total"][lab] += 1
             out["dfip_alert_amount_yuan_total"][lab] += h.total_fen
             # the hidden series of open hits behind dfip_alerts_overdue (docs/aml-rules.md,
-            # "Overdue reports": by those labels and the due date; no acknowledgements here)
+            # "Overdue reports": by those labels and the due date; no acknowledgements here):
+            # a hit id written twice is one report, the id derived from (rule, enterprise,
+            # window start, first event id)
+            report = (h.rule, h.uscc, h.window_start_us, h.event_ids[0])
+            if report in reports:
+                continue
+            reports.add(report)
             due = (h.rule, h.region, h.institution_type, h.band, h.report_due.isoformat())
             out["dfip_alerts_open"][(*due, str(h.partition))] += 1
         return {n: {k: v for k, v in rows.items() if v} for n, rows in out.items()}

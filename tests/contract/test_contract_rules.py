@@ -307,3 +307,33 @@ def test_the_comparison_fails_on_a_wrong_threshold() -> None:
     """The oracle with the large-value threshold 1 fen higher disagrees with the worker."""
     with pytest.raises(AssertionError):
         check_rules(threshold_feed(), [11], RulesOracle(large_cny_fen=200_000_001))
+
+
+def test_events_counted_again_after_the_duplicate_horizon_are_seen_again_if_not_final() -> None:
+    """docs/aml-rules.md, "Overdue reports": re-sent once the arrival clock has passed the
+    45-day duplicate memory, and before their windows are final, a transfer and a cash
+    deposit are counted and seen again: the large_value hit is written twice (same id, one
+    report) and the day's hits hold each event twice. Re-sent after the windows are final,
+    they are late: counted, never seen."""
+    u = ENTERPRISES[0]
+    p = home_of(u)
+    t = BASE + HOUR
+    big = tx_doc("big", u, t, "2000000", "CNY")
+    cash = tx_doc("cash", u, t, "30000", "CNY", code="CASH")
+    later = ms(BASE + timedelta(days=48))
+    records = [
+        Written(TX, p, big, ms(t)),
+        Written(TX, p, cash, ms(t)),
+        Written(TX, p, b"junk", later),  # moves the arrival clock past the memory
+        Written(TX, p, big, later),
+        Written(TX, p, cash, later),
+        Written(TX, p, tx_doc("close", u, BASE + timedelta(days=1, minutes=10), "1", "CNY"), later),
+        Written(TX, p, big, ms(BASE + timedelta(days=96))),  # late by now: not seen
+    ]
+    assert check_rules(records, [1, 2, 3]) == 3 * 4
+    oracle = Oracle(rules=RulesOracle())
+    result = run(records, 1, oracle=oracle, rules=True)
+    assert sorted((a["rule"], a["event_count"]) for a in result.alerts) == [
+        ("cash", 2), ("large_value", 1), ("large_value", 1), ("round_amounts", 4),
+    ]  # fmt: skip
+    assert len({a["event_id"] for a in result.alerts}) == 3
