@@ -2,7 +2,8 @@
 
 `TransactionEvent.bank_tx_code` holds what the adapter found (adapters/parsers/):
 - camt.052/053/054: `Domn-Fmly-SubFmly` from `BkTxCd/Domn` (e.g. `PMNT-CNTR-CWDL`), else
-  `BkTxCd/Prtry/Cd`;
+  `BkTxCd/Prtry/Cd`; other producers also write the three codes with slashes
+  (`PMNT/CNTR/CWDL`, as docs/events.md's example does): both spellings are read alike;
 - MT940/MT942: the `:61:` transaction type (`N`/`S`/`F` + 3 characters, e.g. `NTRF`);
 - CSV exports: the mapped `tx_code` column; PSD2 `bankTransactionCode`; OBIE
   `BankTransactionCode`.
@@ -45,7 +46,7 @@ def is_cash(code: str | None) -> bool:
     text = code.strip().upper()
     if text in CASH_PROPRIETARY:
         return True
-    parts = text.split("-")
+    parts = text.replace("/", "-").split("-")
     if len(parts) != 3:
         return False
     _, family, sub = parts

@@ -74,9 +74,8 @@ A10 first event (earliest, ties by event_id) and its band: the band the event wa
 A11 amounts: the fen the rules saw; a later FX restatement changes neither thresholds nor the
    stated amount, also before the decision. Docs now say so.
 A12 cash codes: read as exact; slashes accepted. Worker: surrounding spaces stripped, upper-
-   cased, hyphens only (`PMNT/CNTR/CDPT`, the spelling of docs/events.md's field note, is not
-   cash). Docs now say so and tell producers to write hyphens (schemas/txcodes.py, outside this
-   branch's files, could accept slashes too: flagged in the report).
+   cased, hyphens only (`PMNT/CNTR/CDPT`, the spelling of docs/events.md's example, was not
+   cash). Docs say so; the worker now reads slashes as hyphens (schemas/txcodes.py).
 A13 window of one-event hits, "the instant": worker [t, t + 1 us) for large_value and
    [previous transaction, t + 1 us) for dormant_reactivation. Docs now say so.
 """
@@ -144,7 +143,7 @@ def is_cash(code: str | None) -> bool:
     code = code.strip().upper()  # docs/aml-rules.md: case and surrounding spaces ignored
     if code in CASH_PROPRIETARY:
         return True
-    parts = code.split("-")  # hyphens only: `PMNT/CNTR/CDPT` is not read as cash
+    parts = code.replace("/", "-").split("-")  # hyphens or slashes (docs/aml-rules.md)
     if len(parts) == 3:
         _, family, sub = parts
         return family == "CASH" or (family in CASH_FAMILIES and sub in CASH_SUBFAMILIES)

@@ -245,7 +245,7 @@ def threshold_feed(base: datetime = BASE) -> list[Written]:
     tx(u, day(5), "25000", code="现金")  # 1 fen short; a transfer does not count
     tx(u, day(5, 2), "24999.99", code="CAMT-CASH-OTHR")
     tx(u, day(5, 3), "40000", code="PMNT-RCDT-XBCT")
-    tx(u, day(5, 4), "30000", code="PMNT/CNTR/CDPT")  # slashes: not read as cash
+    tx(u, day(5, 4), "30000", code="PMNT/RCDT/XBCT")  # a transfer, in slashes
     tx(u, day(6, 0) - US, "25000", code="CASH")  # across Beijing midnight: two days
     tx(u, day(6, 0), "25000", code="CASH")
     tx(u, day(7), "10000", "USD", code="CSH")  # one USD cash transaction of USD 10,000
@@ -280,6 +280,7 @@ def threshold_feed(base: datetime = BASE) -> list[Written]:
     tx(u, day(24), "10000.004")  # round amounts: a CNY amount is judged on its fen
     tx(u, day(24, 2), "9999.995")
     tx(u, day(24, 3), "20000", direction="debit")
+    tx(u, day(25), "50000", code="PMNT/CNTR/CDPT")  # cash written with slashes
     tx(u, day(26), "1.00")  # closes every day above
     w = ENTERPRISES[2]  # alone on its partition here: the watermark exactly at hour end + grace
     tx(w, base + HOUR, "2000000")
@@ -298,7 +299,7 @@ def test_every_rule_at_its_thresholds_matches_the_doc_oracle() -> None:
     run(records, 11, oracle=oracle, rules=True)
     fired = Counter(h.rule for h in oracle.rule_hits())
     assert fired == {
-        "large_value": 4, "large_value_daily": 1, "cash": 2, "structuring": 1,
+        "large_value": 4, "large_value_daily": 1, "cash": 3, "structuring": 1,
         "velocity": 2, "pass_through": 1, "round_amounts": 2, "dormant_reactivation": 1,
     }, fired  # fmt: skip
 

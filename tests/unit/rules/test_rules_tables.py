@@ -18,6 +18,9 @@ from schemas.workdays import add_working_days, is_working_day
         ("PMNT-CCRD-CWDL", True),
         ("CAMT-CASH-OTHR", True),
         ("pmnt-cntr-bcdp", True),
+        ("PMNT/CNTR/CDPT", True),  # the slash spelling of docs/events.md's example
+        (" pmnt/ccrd/cwdl ", True),
+        ("PMNT/RCDT/XBCT", False),
         ("PMNT-RCDT-DMCT", False),
         ("PMNT-ICDT-CWDL", False),  # a cash sub-family outside the counter/card families
         ("NTRF", False),
