@@ -7,10 +7,12 @@ up with, then measures the latency rounds at ``fraction`` (80 %) of it:
 
 1. one unmeasured round at ``low`` (the broker's JIT warms up on it, bench/latency.py);
 2. stepped rates, each a latency round (bench.latency.run_latency: a fresh worker on a fresh
-   namespace) of ``warm`` + ``seconds`` seconds, judged by :func:`kept_up`; ``low`` first
-   (it must be kept up), then bisection between the highest rate kept up and the lowest
-   not kept up (``high`` counts as not kept up until tried) until they are ``resolution``
-   apart;
+   namespace) of ``warm`` + ``seconds`` seconds, judged by :func:`kept_up`; a rate counts
+   as kept up when most of its ``step_rounds`` rounds were (:func:`majority`: one round
+   per step let a lucky round set the maximum, and 80 % of it was then not kept up);
+   ``low`` first (it must be kept up), then bisection between the highest rate kept up and
+   the lowest not kept up (``high`` counts as not kept up until tried) until they are
+   ``resolution`` apart;
 3. ``rounds`` latency rounds at ``fraction`` × the maximum, reported one by one and as
    medians, with the load average at each round's start and end.
 
@@ -33,7 +35,7 @@ from bench.broker import private_broker
 from bench.feed import CapturedFeed, capture
 from bench.latency import LatencyRun, run_latency
 
-__all__ = ["Judgement", "bisect_rate", "kept_up", "main"]
+__all__ = ["Judgement", "bisect_rate", "kept_up", "main", "majority"]
 
 # seconds compared at the start (after the warm-up) and at the end of a round
 WINDOW = 10
@@ -96,6 +98,19 @@ def kept_up(
     return Judgement(True, f"p99 {1000 * first:,.0f} → {1000 * last:,.0f} ms")
 
 
+def majority(judge: Callable[[], bool], rounds: int) -> bool:
+    """True when most of ``rounds`` calls of ``judge`` are; stops as soon as that is decided
+    (3 rounds: two alike end it)."""
+    need = rounds // 2 + 1
+    yes = no = 0
+    while yes < need and no < rounds - need + 1:
+        if judge():
+            yes += 1
+        else:
+            no += 1
+    return yes >= need
+
+
 def bisect_rate(
     ok: Callable[[float], bool], low: float, high: float, resolution: float
 ) -> float | None:
@@ -145,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60, help="measured seconds per round")
     ap.add_argument("--warm", type=float, default=10, help="seconds before them per round")
     ap.add_argument("--drain", type=float, default=20)
+    ap.add_argument("--step-rounds", type=int, default=3, help="rounds per search step")
     ap.add_argument("--rounds", type=int, default=3, help="latency rounds at the fraction")
     ap.add_argument("--fraction", type=float, default=0.8)
     ap.add_argument("--rate", type=float, default=None, help="skip the search: rounds at R")
@@ -183,12 +199,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate = args.rate
         if rate is None:
 
-            def ok(r: float) -> bool:
+            def one_round(r: float) -> bool:
                 load = _load()
                 j = kept_up(round_at(r, f"step {r:,.0f}/s"), warm=args.warm)
                 steps.append((r, j, f"{load} → {_load()}"))
                 say(f"{r:,.0f}/s: {'kept up' if j.ok else 'NOT kept up'} ({j.why})")
                 return j.ok
+
+            def ok(r: float) -> bool:
+                return majority(lambda: one_round(r), args.step_rounds)
 
             best = bisect_rate(ok, args.low, args.high, args.resolution)
             if best is None:
@@ -222,8 +241,21 @@ def _report(
         out += [
             f"| {r:,.0f} | {'yes' if j.ok else 'no'} | {j.why} | {load} |" for r, j, load in steps
         ]
-        best = max((r for r, j, _ in steps if j.ok), default=None)
-        out += ["", f"Sustained maximum: {best:,.0f}/s" if best else "", ""]
+        best = max(
+            (
+                r
+                for r in {r for r, _, _ in steps}
+                if 2 * sum(j.ok for q, j, _ in steps if q == r) > sum(q == r for q, _, _ in steps)
+            ),
+            default=None,
+        )
+        out += [
+            "",
+            f"Sustained maximum (kept up in most rounds of its step): {best:,.0f}/s"
+            if best
+            else "",
+            "",
+        ]
     out += [
         f"Latency rounds at {rate:,.0f}/s ({args.warm + args.seconds:.0f} s each):",
         "",

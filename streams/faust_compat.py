@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from aiokafka.consumer.fetcher import Fetcher, FetchResult, PartitionRecords
+from aiokafka.errors import ConsumerStoppedError
 from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as FaustAIOKafkaConsumer
@@ -57,11 +58,15 @@ _NEEDED: tuple[tuple[type, str], ...] = (
     (AIOKafkaConsumerThread, "_consumer"),
     (AIOKafkaConsumerThread, "_fetch_records"),
     (PartitionRecords, "_consumer_record"),
+    (Fetcher, "_create_fetch_waiter"),
+    (Fetcher, "fetched_records"),
+    (FetchResult, "getall"),
     # streams/engine/committer.py RecordBatch: fills the C builder itself, builds zstd level 1
     (BatchBuilder, "_build"),
 )
 # instance attributes used (set in __init__, so not checkable on the class): a Fetcher's
-# ``_records`` (tp → FetchResult | FetchError), a FetchResult's ``_partition_records``;
+# ``_records`` (tp → FetchResult | FetchError), ``_subscriptions`` and ``_closed``, a
+# FetchResult's ``_partition_records`` and ``_assignment``;
 # a BatchBuilder's ``_builder``, ``_relative_offset`` and ``_buffer`` (committer.RecordBatch,
 # covered by tests/unit/streams/test_changelog_zstd_batch.py)
 
@@ -174,9 +179,19 @@ def record_maker(topic: str, partition: int) -> RecordMaker:
     return make
 
 
+class _Ahead:
+    """Records of one partition read ahead, and the consumer position right after them."""
+
+    __slots__ = ("end", "records")
+
+    def __init__(self, records: list[Record], end: int) -> None:
+        self.records = records
+        self.end = end
+
+
 class InputRecords(OrderedDict[Any, Any]):
     """A fetcher's per-partition results whose input-topic records come out as our
-    :class:`Record` objects.
+    :class:`Record` objects, read ahead of the batch loop.
 
     aiokafka turns each parsed record into a ``ConsumerRecord`` (an 11-field dataclass, with
     key and value sizes and a headers tuple) and the batch loop then built a :class:`Record`
@@ -186,11 +201,34 @@ class InputRecords(OrderedDict[Any, Any]):
     attribute shadowing ``PartitionRecords._consumer_record``, which its record iterator
     looks up per record), so only one object is built. Offsets, aborted transactions,
     control batches and positions stay aiokafka's own. Results of other topics are left
-    alone (their records stay ``ConsumerRecord``)."""
+    alone (their records stay ``ConsumerRecord``).
 
-    def __init__(self, inputs: Mapping[str, str], items: Mapping[Any, Any] | None = None) -> None:
+    Read-ahead (``read_ahead`` > 0): aiokafka fetches a partition again only once its last
+    result has been drained, and (one broker, one fetch in flight per broker) sends no fetch
+    at all while any result younger than its prefetch backoff waits. So the records that
+    arrived while a batch ran stayed at the broker until the next drain, and what that drain
+    fetched waited in the buffer for the whole of the next batch: a record was ~1.7 cycles
+    old when its batch started (bench/RESULTS.md, issue 18). Here an input-topic result is
+    drained the moment it arrives (in the consumer's thread, as aiokafka would drain it:
+    the position moves past it), so the fetcher asks for more at once, and its records wait
+    in :attr:`ahead` for the next batch. Up to ``read_ahead`` records are held; beyond that a
+    result is stored as aiokafka stores it, and fetching that partition waits as before.
+    A seek (recovery, rebalance) moves the position away from where held records end, which
+    marks them stale: they are dropped, never handed out after a rewind.
+    """
+
+    def __init__(
+        self,
+        inputs: Mapping[str, str],
+        items: Mapping[Any, Any] | None = None,
+        *,
+        read_ahead: int = 0,
+    ) -> None:
         super().__init__()
         self._inputs = inputs  # concrete topic → catalog name
+        self.read_ahead = read_ahead
+        self.ahead: dict[Any, _Ahead] = {}
+        self.ahead_count = 0
         for tp, result in (items or {}).items():
             self[tp] = result
 
@@ -200,13 +238,76 @@ class InputRecords(OrderedDict[Any, Any]):
             records = result._partition_records
             if topic is not None and records is not None:
                 records._consumer_record = record_maker(topic, tp.partition)
+                if self.ahead_count < self.read_ahead and result._assignment is not None:
+                    self._read_ahead(tp, result, records.next_fetch_offset)
+                    return
         super().__setitem__(tp, result)
 
+    def _read_ahead(self, tp: Any, result: Any, start: int) -> None:
+        got: list[Record] = result.getall()  # moves the position past them (or, if the
+        # partition was paused or moved meanwhile, returns nothing and leaves it)
+        end: int = result._assignment.state_value(tp).position
+        held = self.ahead.get(tp)
+        if held is not None and held.end != start:
+            self._drop(tp)  # a seek moved the partition since they were read: stale
+            held = None
+        if not got:
+            return
+        if held is None:
+            self.ahead[tp] = _Ahead(got, end)
+        else:
+            held.records += got
+            held.end = end
+        self.ahead_count += len(got)
 
-def adopt_fetcher(fetcher: Fetcher, inputs: Mapping[str, str]) -> None:
+    def _drop(self, tp: Any) -> None:
+        held = self.ahead.pop(tp, None)
+        if held is not None:
+            self.ahead_count -= len(held.records)
+
+    def clear(self) -> None:
+        # aiokafka clears its results when the assignment changes
+        self.ahead.clear()
+        self.ahead_count = 0
+        super().clear()
+
+    def take(
+        self, partitions: Any, max_records: int | None, assignment: Any
+    ) -> dict[Any, list[Record]]:
+        """Held records of ``partitions`` (all when empty), at most ``max_records``, oldest
+        first per partition. Those of a partition no longer assigned, or whose position is
+        not where they end (a seek since), are dropped; a paused partition's wait."""
+        out: dict[Any, list[Record]] = {}
+        room = max_records
+        for tp in list(self.ahead):
+            if room is not None and room <= 0:
+                break
+            if partitions and tp not in partitions:
+                continue
+            state = assignment.state_value(tp) if assignment is not None else None
+            held = self.ahead[tp]
+            if state is None or not state.has_valid_position or state.position != held.end:
+                self._drop(tp)
+                continue
+            if state.paused:
+                continue
+            records = held.records
+            if room is not None and len(records) > room:
+                out[tp], held.records = records[:room], records[room:]
+                self.ahead_count -= room
+                break
+            out[tp] = records
+            del self.ahead[tp]
+            self.ahead_count -= len(records)
+            if room is not None:
+                room -= len(records)
+        return out
+
+
+def adopt_fetcher(fetcher: Fetcher, inputs: Mapping[str, str], read_ahead: int = 0) -> None:
     """Install :class:`InputRecords` as the fetcher's results (once; keeps what it holds)."""
     if type(fetcher._records) is not InputRecords:
-        fetcher._records = InputRecords(inputs, fetcher._records)
+        fetcher._records = InputRecords(inputs, fetcher._records, read_ahead=read_ahead)
 
 
 class _ReadCommittedThread(AIOKafkaConsumerThread):
@@ -227,10 +328,65 @@ class _ReadCommittedThread(AIOKafkaConsumerThread):
         fetcher = consumer._fetcher
         if fetcher is not None and type(fetcher._records) is not InputRecords:
             worker = _sink(self.app)
-            adopt_fetcher(fetcher, {worker.kafka.topic(t): t for t in INPUT_TOPICS})
-        return await super()._fetch_records(
-            consumer, active_partitions, timeout=timeout, max_records=max_records
-        )
+            adopt_fetcher(
+                fetcher,
+                {worker.kafka.topic(t): t for t in INPUT_TOPICS},
+                worker.settings.read_ahead_records,
+            )
+        held = fetcher._records if fetcher is not None else None
+        if type(held) is not InputRecords or not held.read_ahead:
+            return await super()._fetch_records(
+                consumer, active_partitions, timeout=timeout, max_records=max_records
+            )
+        return await self._fetch_ahead(consumer, held, active_partitions, timeout, max_records)
+
+    async def _fetch_ahead(
+        self,
+        consumer: Any,
+        held: InputRecords,
+        active_partitions: Any,
+        timeout: float | None,
+        max_records: int | None,
+    ) -> dict[Any, list[Any]]:
+        """Faust's `_fetch_records` with the records read ahead first: what they leave of
+        ``max_records`` is filled from aiokafka's results; with neither, wait (at most
+        ``timeout``) for the fetch routine to bring some."""
+        fetcher = consumer._fetcher
+        subscriptions = fetcher._subscriptions
+        deadline = time.monotonic() + (timeout or 0)
+        with subscriptions.fetch_context():
+            while True:
+                if not self.consumer.flow_active:
+                    return {}
+                if consumer._closed or fetcher._closed:
+                    raise ConsumerStoppedError()
+                if subscriptions.reassignment_in_progress:
+                    # aiokafka waits for the new assignment (and clears what it held)
+                    await subscriptions.wait_for_assignment()
+                    continue
+                out = held.take(
+                    active_partitions, max_records, subscriptions.subscription.assignment
+                )
+                taken = sum(map(len, out.values()))
+                if max_records is None or taken < max_records:
+                    more = await fetcher.fetched_records(
+                        active_partitions,
+                        timeout=0,
+                        max_records=None if max_records is None else max_records - taken,
+                    )
+                    for tp, records in more.items():
+                        out[tp] = out[tp] + records if tp in out else records
+                if out:
+                    return out
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return {}
+                waiter = fetcher._create_fetch_waiter()
+                done, _ = await asyncio.wait([waiter], timeout=left)
+                if not done:
+                    waiter.cancel()
+                elif waiter.done():
+                    waiter.result()  # authorization errors are raised through it
 
 
 def batch_records(fetched: Mapping[Any, list[Any]], inputs: Mapping[str, str]) -> list[Record]:

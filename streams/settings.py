@@ -83,6 +83,17 @@ class WorkerSettings(BaseSettings):
             "worker sends about 1000 / this many empty fetches a second."
         ),
     )
+    read_ahead_records: int = Field(
+        default=12_000,
+        ge=0,
+        description=(
+            "Input records the group consumer may fetch ahead of the batch loop while a batch "
+            "runs (0: aiokafka's own buffering, where a partition is fetched again only after "
+            "its last fetch was drained, so records waited ~1.7 batch cycles before their "
+            "batch; bench/RESULTS.md, issue 18). Beyond this many held, fetching waits for "
+            "the batch loop."
+        ),
+    )
     gc_freeze: bool = Field(
         default=True,
         description=(

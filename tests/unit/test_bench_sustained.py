@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from bench.latency import LatencyRun
-from bench.sustained import bisect_rate, kept_up, main
+from bench.sustained import bisect_rate, kept_up, main, majority
 
 
 def _run(by_second: Sequence[float | None], late: float = 0.02, invisible: int = 0) -> LatencyRun:
@@ -65,3 +65,29 @@ def test_help_parses() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0
+
+
+@pytest.mark.parametrize(
+    ("results", "rounds", "expected", "calls"),
+    [
+        ([True, True], 3, True, 2),
+        ([False, False], 3, False, 2),
+        ([True, False, True], 3, True, 3),
+        ([False, True, False], 3, False, 3),
+        ([True], 1, True, 1),
+        ([False], 1, False, 1),
+        ([True, False], 2, False, 2),  # a tie is not "most"
+    ],
+)
+def test_a_step_is_kept_up_when_most_of_its_rounds_are(
+    results: list[bool], rounds: int, expected: bool, calls: int
+) -> None:
+    seen = iter(results)
+    made: list[bool] = []
+
+    def judge() -> bool:
+        made.append(next(seen))
+        return made[-1]
+
+    assert majority(judge, rounds) is expected
+    assert len(made) == calls

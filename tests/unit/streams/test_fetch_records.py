@@ -3,6 +3,7 @@ equal to what converting aiokafka's ConsumerRecord objects gives."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiokafka.consumer.fetcher import FetchError, FetchResult, PartitionRecords
@@ -91,3 +92,103 @@ def test_adoption_keeps_what_the_fetcher_holds_and_happens_once() -> None:
     adopt_fetcher(fetcher, INPUTS)  # type: ignore[arg-type]
     assert fetcher._records is held
     assert all(type(r) is Record for r in pr)
+
+
+# ---- read-ahead: results drained as they arrive, handed out in order, dropped after a seek
+
+
+def _assigned(  # in a running loop: aiokafka's assignment makes futures
+    *tps: TopicPartition, at: int = 40
+) -> Any:
+    from aiokafka.consumer.subscription_state import SubscriptionState
+
+    subs = SubscriptionState()
+    subs.assign_from_user(set(tps))
+    assignment = subs.subscription.assignment
+    for tp in tps:
+        assignment.state_value(tp).seek(at)
+    return assignment
+
+
+def _arrived(tp: TopicPartition, assignment: Any, fetch_offset: int) -> FetchResult:
+    data = _batch(fetch_offset, ROWS) + _batch(fetch_offset + 3, ROWS[:1])
+    records = PartitionRecords(tp, MemoryRecords(data), [], fetch_offset, None, None, True, 0)
+    return FetchResult(tp, assignment=assignment, partition_records=records, backoff=0)
+
+
+def test_read_ahead_drains_on_arrival_and_hands_out_in_order() -> None:
+    asyncio.run(_test_read_ahead_drains_on_arrival_and_hands_out_in_order())
+
+
+async def _test_read_ahead_drains_on_arrival_and_hands_out_in_order() -> None:
+    tp = TopicPartition(PREFIX + "dfip.transactions", 3)
+    assignment = _assigned(tp)
+    held = InputRecords(INPUTS, read_ahead=100)
+    held[tp] = _arrived(tp, assignment, 40)
+    # not stored as aiokafka's result: the fetcher may fetch the partition again at once
+    assert tp not in held
+    assert assignment.state_value(tp).position == 44
+    held[tp] = _arrived(tp, assignment, 44)
+    assert held.ahead_count == 8
+    out = held.take(set(), 5, assignment)
+    assert [r.offset for r in out[tp]] == [40, 41, 42, 43, 44]
+    assert all(type(r) is Record for r in out[tp])
+    assert held.ahead_count == 3
+    assert [r.offset for r in held.take({tp}, None, assignment)[tp]] == [45, 46, 47]
+    assert held.ahead_count == 0 and not held.ahead
+
+
+def test_read_ahead_stops_at_its_limit_and_leaves_results_to_aiokafka() -> None:
+    asyncio.run(_test_read_ahead_stops_at_its_limit_and_leaves_results_to_aiokafka())
+
+
+async def _test_read_ahead_stops_at_its_limit_and_leaves_results_to_aiokafka() -> None:
+    tp, other = (TopicPartition(PREFIX + "dfip.transactions", p) for p in (3, 4))
+    assignment = _assigned(tp, other)
+    held = InputRecords(INPUTS, read_ahead=4)
+    held[tp] = _arrived(tp, assignment, 40)
+    result = _arrived(other, assignment, 40)
+    held[other] = result
+    assert held[other] is result  # held as aiokafka holds it: fetched again once drained
+    assert assignment.state_value(other).position == 40
+    assert held.ahead_count == 4
+
+
+def test_a_seek_makes_records_read_ahead_stale() -> None:
+    asyncio.run(_test_a_seek_makes_records_read_ahead_stale())
+
+
+async def _test_a_seek_makes_records_read_ahead_stale() -> None:
+    tp = TopicPartition(PREFIX + "dfip.loans", 0)
+    assignment = _assigned(tp)
+    held = InputRecords(INPUTS, read_ahead=100)
+    held[tp] = _arrived(tp, assignment, 40)
+    assignment.state_value(tp).seek(40)  # a recovery rewinds to the committed offset
+    assert held.take(set(), None, assignment) == {}
+    assert held.ahead_count == 0
+    # read again from the rewound position, then a seek before the next arrival
+    held[tp] = _arrived(tp, assignment, 40)
+    assignment.state_value(tp).seek(42)
+    held[tp] = _arrived(tp, assignment, 42)  # starts where no held record ends: old dropped
+    assert [r.offset for r in held.take(set(), None, assignment)[tp]] == [42, 43, 44, 45]
+
+
+def test_read_ahead_keeps_other_partitions_and_paused_ones_waiting() -> None:
+    asyncio.run(_test_read_ahead_keeps_other_partitions_and_paused_ones_waiting())
+
+
+async def _test_read_ahead_keeps_other_partitions_and_paused_ones_waiting() -> None:
+    tp, other = (TopicPartition(PREFIX + "dfip.transactions", p) for p in (1, 2))
+    assignment = _assigned(tp, other)
+    held = InputRecords(INPUTS, read_ahead=100)
+    held[tp] = _arrived(tp, assignment, 40)
+    held[other] = _arrived(other, assignment, 40)
+    assert list(held.take({other}, None, assignment)) == [other]
+    assignment.state_value(tp).pause()
+    assert held.take(set(), None, assignment) == {}
+    assert held.ahead_count == 4
+    assignment.state_value(tp).resume()
+    assert [r.offset for r in held.take(set(), None, assignment)[tp]] == [40, 41, 42, 43]
+    held[tp] = _arrived(tp, assignment, 44)
+    held.clear()  # the assignment changed
+    assert held.ahead_count == 0 and held.take(set(), None, assignment) == {}
