@@ -160,6 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60, help="measured seconds per round")
     ap.add_argument("--warm", type=float, default=10, help="seconds before them per round")
     ap.add_argument("--drain", type=float, default=20)
+    ap.add_argument(
+        "--scrape-interval",
+        type=float,
+        default=1.0,
+        help="seconds between whole /metrics scrapes (deploy/prometheus/prometheus.yml: 5)",
+    )
     ap.add_argument("--step-rounds", type=int, default=3, help="rounds per search step")
     ap.add_argument("--rounds", type=int, default=3, help="latency rounds at the fraction")
     ap.add_argument("--fraction", type=float, default=0.8)
@@ -188,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seconds=seconds,
             log_dir=args.log_dir,
             drain=args.drain,
+            scrape_interval=args.scrape_interval,
             label=label,
         )
 
