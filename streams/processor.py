@@ -687,6 +687,14 @@ class Processor:
         state = self.states[partition]
         self._flush(state)
         restate.share_keys(state, self.scores[partition])
+        wm = state.watermarks.get(TRANSACTIONS)
+        if self.rules is not None and wm is not None:
+            # the committed batch decided the rules up to its watermark minus the grace; the
+            # restored enterprises' decided times can be older (an enterprise is decided only
+            # when one of its rules is due), and a parked transaction applied below or later
+            # must not be seen if its time was already final (as it would not be without
+            # the restore: docs/aml-rules.md, "Order does not matter")
+            state.rules.upto = max(state.rules.upto, wm - self.grace_us)
         state.fx_book.ready = True
         fx_book.reconcile(self, state)
 

@@ -338,3 +338,42 @@ def test_events_counted_again_after_the_duplicate_horizon_are_seen_again_if_not_
         ("cash", 2), ("large_value", 1), ("large_value", 1), ("round_amounts", 4),
     ]  # fmt: skip
     assert len({a["event_id"] for a in result.alerts}) == 3
+
+
+def parked_until_final_feed() -> list[Written]:
+    """The example hypothesis found (seeds [0, 943]): a USD 200,000 credit 1 µs before its
+    hour's end waits for the USD rate while later transactions (some forwarded) make the hour
+    final; with seed 943 a worker is killed and the partition restored before the rate is
+    read. The credit is counted then, its time final: not seen, no large_value (the restored
+    worker saw it: tests/unit/rules/test_parked_final_after_restore.py)."""
+    u, w = ENTERPRISES[0], ENTERPRISES[2]
+    out: list[Written] = []
+
+    def tx(p: int, n: int, uscc: str, at: datetime, amount: str, currency: str = "CNY") -> None:
+        doc = tx_doc(f"r{n}", uscc, at, amount, currency)
+        out.append(Written(TX, p, doc, ms(at + timedelta(seconds=30))))
+
+    tx(9, 1, u, BASE + timedelta(minutes=5) - timedelta(days=180), "1.00")
+    tx(9, 2, u, BASE + timedelta(minutes=5), "2.00")
+    for n in range(3, 13):
+        tx(7 if n < 12 else 6, n, w, BASE - HOUR, "45000.00")
+    tx(8, 13, u, BASE - HOUR - US, "200000", "USD")
+    for n in (14, 15, 16):
+        tx(8 if n == 14 else 9, n, u, BASE - US, "2000000.00")
+    for n in range(17, 29):
+        tx(8 if n == 28 else 9, n, u, BASE - HOUR - US, "2000000.00")
+    day = (BASE - timedelta(days=1)).date()
+    out.append(Written(FX, 0, fx_doc("fx-USD", "USD", day, "7.1", BASE - HOUR * 20), None))
+    return out
+
+
+def test_a_parked_transaction_final_before_a_restore_reads_its_rate_is_not_seen() -> None:
+    """Read in order 0 (no crash) the rate comes before the credit's hour is final: one
+    large_value hit (r13); in order 943 (one crash) after, and after the restore: none."""
+    records = parked_until_final_feed()
+    assert check_rules(records, [0, 943]) == 1
+    oracle = Oracle(rules=RulesOracle())
+    result = run(records, 943, crashes=1, workers=2, oracle=oracle, rules=True)
+    assert result.restarts
+    assert oracle.rule_hits() == []
+    assert result.alerts == []
