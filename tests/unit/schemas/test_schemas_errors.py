@@ -86,9 +86,18 @@ def test_containers_are_summarised_not_echoed():
         ("an NL69INGB0123456789 bezahlt", "an <masked> bezahlt"),
         ("转入 6222 0212 3456 7890 123 工资", "转入 <masked> 工资"),
         ("card 4111-1111-1111-1111", "card <masked>"),
+        # Danske Bank: a spaced IBAN runs on into the next words and stops inside the
+        # account number `111111-11111111`; its tail must not stay readable
+        (
+            "IBAN no.: FI1111111111111111 DABADKKK 111111-11111111 DANSKE BANK",
+            "IBAN no.: <masked> DANSKE BANK",
+        ),
+        # SNS: the counterparty IBAN in lower case, glued to a reference
+        ("358857495-nl11rabo0987654321-f. spark bedrijf", "358857495-<masked>-f. spark bedrijf"),
         # not account numbers: a USCC, dates, short references, amounts, a phone number
         ("91330106MA2CDL8K41 2024-03-05 PO-0301 1,234.56", None),
         ("tel 13812345678 ref 500106875", None),
+        ("invoice ab12 of 2024-03-05", None),
     ],
 )
 def test_mask_account_numbers(text: str, masked: str | None) -> None:
