@@ -120,6 +120,7 @@ class _Group:
     entry_date: date | None = None
     type_code: str | None = None
     bank_ref: str | None = None
+    cut: bool = False  # the file ends mid-line inside this group: it may be cut short
 
     @property
     def line(self) -> int:
@@ -162,6 +163,7 @@ class Mt940Parser(Parser):
         self._encoding = encoding
         stmt: _Statement | None = None
         seen_any = False
+        raw = b""
         with self.open(path) as fh:
             for lineno, raw in enumerate(text_lines(fh, path), start=1):
                 try:
@@ -199,6 +201,10 @@ class Mt940Parser(Parser):
                     stmt = _Statement()  # tolerate a missing :20:; the header check names it
                 yield from self._add(stmt, tag)
         if stmt is not None:
+            # A file cut off inside an entry (a transfer that stopped) would have its last
+            # line read as if whole: `:61:…D152300,00` cut after `D15230` is 15,230.
+            if stmt.group is not None and not raw.endswith((b"\n", b"\r")):
+                stmt.group.cut = True
             yield from self._finish(stmt)
         if not seen_any:
             yield empty_file(display)
@@ -241,6 +247,14 @@ class Mt940Parser(Parser):
             try:
                 if stmt.error is not None:
                     raise stmt.error
+                if group.cut:
+                    raise RejectedEntry(
+                        ":62F:",
+                        "the file ends in the middle of a line of this entry, before the "
+                        "statement's closing balance (:62F:/:62M:; MT942 :90D:/:90C:) or the "
+                        "end of its message (-}): it looks truncated, so the entry may be cut",
+                        ErrorClass.invalid_shape,
+                    )
                 self._check_line(group)
                 if _is_balance_line(group):
                     self.skip("balance line")
@@ -535,6 +549,14 @@ def _country(data: dict[str, Any], slash: dict[str, str]) -> str | None:
         found = country_from_iban(part) or country_from_bic(part)
         if found:
             return found
+    # Dutch banks (ABN AMRO, Van Lanschot, bunq) name the counterparty in bare keywords
+    # instead of a `/CNTP/` group: `/IBAN/NL81RABO…/BIC/RABONL2U/NAME/…` (the three-letter
+    # `BIC` key stays in the `IBAN` value).
+    iban, _, rest = slash.get("IBAN", "").partition("/")
+    bic = rest.removeprefix("BIC/").partition("/")[0] if rest.startswith("BIC/") else ""
+    found = country_from_iban(iban.strip()) or country_from_bic(bic.strip())
+    if found:
+        return found
     return country_from_iban(data.get("applicant_iban")) or country_from_bic(
         data.get("applicant_bin")
     )

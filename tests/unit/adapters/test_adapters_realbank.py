@@ -263,3 +263,125 @@ def test_february_30_value_date_is_the_end_of_february(
     bad.write_text(text.replace(":61:1602300301", ":61:1604310501"), encoding="utf-8")
     (rejected,) = parse("mt940", bad, accounts=accounts).rejected
     assert rejected.field == ":61: value date"
+
+
+def test_statement_information_86_and_funds_code_k(parse_real) -> None:
+    """Danske Bank: `:86:` before the first `:61:` describe the statement, not an entry."""
+    parsed = parse_real("mt940", "mt940_danske_dk_statement_86_funds_k.sta")
+    assert amounts(parsed)[:2] == [
+        ("debit", Decimal("829419.78"), "DKK"),
+        ("debit", Decimal("2214.00"), "DKK"),
+    ]
+    assert parsed.events[0].description is None  # its `:86:` lines precede it
+    assert (parsed.events[1].booking_date, parsed.events[1].value_date) == (
+        date(2009, 9, 30),
+        date(2009, 10, 1),
+    )
+    assert not any("inform" in (e.description or "") for e in parsed.events)
+
+
+def test_account_number_after_a_spaced_iban_is_masked_whole(parse_real) -> None:
+    """`IBAN no.: FI11… DABADKKK 111111-11111111`: no part of either number stays."""
+    parsed = parse_real("mt940", "mt940_danske_fi_account_in_86.sta")
+    first = parsed.events[0]
+    assert first.description == "For your inform. IBAN no.: <masked> DANSKE BANK HOLMENS KANAL 2-12"
+    assert amounts(parsed)[0] == ("credit", Decimal("0.23"), "EUR")  # `CR`: funds code R
+    for event in parsed.events:
+        assert "11111111" not in event.model_dump_json()
+
+
+def test_lower_case_iban_in_free_text_is_masked(parse_real) -> None:
+    parsed = parse_real("mt940", "mt940_sns_nl_lowercase_iban.sta")
+    assert amounts(parsed) == [
+        ("credit", Decimal("12.45"), "EUR"),
+        ("credit", Decimal("15000.00"), "EUR"),
+    ]
+    described = parsed.events[1].description or ""
+    assert "f. spark bedrijf" in described
+    assert "0987654321" not in described
+
+
+def test_bare_iban_keyword_names_the_counterparty_country(parse_real) -> None:
+    parsed = parse_real("mt940", "mt940_vanlanschot_nl_summary_86.sta")
+    assert [e.counterparty_country for e in parsed.events] == ["NL"] * 4
+    assert [e.description for e in parsed.events][:2] == ["201400-001", "2222.44.111.B.02.444.0"]
+
+
+def test_entry_date_in_the_year_before_the_value_date(parse_real) -> None:
+    parsed = parse_real("mt940", "mt940_moneyou_nl_tag_28.sta")
+    assert [(e.booking_date, e.value_date) for e in parsed.events] == [
+        (date(2018, 12, 31), date(2019, 1, 1)),
+        (date(2019, 3, 29), date(2019, 4, 1)),
+    ]
+
+
+def test_booked_camt052_with_zero_foreign_tx_amounts_is_the_entry(
+    parse_real, tmp_path: Path
+) -> None:
+    text = (REAL / "camt052_v06_zero_tx_amounts.xml").read_text(encoding="utf-8")
+    path = tmp_path / "booked.xml"
+    path.write_text(text.replace("<Sts>PDNG</Sts>", "<Sts>BOOK</Sts>"), encoding="utf-8")
+    parsed = parse_real("camt", str(path))
+    assert amounts(parsed) == [("debit", Decimal("200000"), "SEK")]
+    assert parsed.events[0].description == "Example Remittance - 6 - V1"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mt940_danske_dk_statement_86_funds_k.sta",
+        "mt940_vanlanschot_nl_summary_86.sta",
+        "mt940_kbs_mk_envelope_funds_code.sta",
+    ],
+)
+def test_file_cut_inside_an_entry_rejects_that_entry(name: str, parse_real, tmp_path: Path) -> None:
+    """A transfer cut off mid-line: `:61:…CK2072226,11` read as `CK207` would be 207."""
+    data = (REAL / name).read_bytes()
+    start = data.rindex(b"\n:61:") + 1
+    whole = parse_real("mt940", name)
+    cut = tmp_path / name
+    cut.write_bytes(data[: start + 20])  # inside the amount of the last :61: line
+    parsed = parse_real("mt940", str(cut))
+    assert [e.event_id for e in parsed.events] == [e.event_id for e in whole.events[:-1]]
+    (rejected,) = parsed.rejected
+    line = data[:start].count(b"\n") + 1
+    assert (rejected.location, rejected.field) == (f"{cut}:{line}", ":62F:")
+    assert rejected.original == data[start : start + 20]
+    # Cut at a line end the entry's lines are whole: it stands.
+    at_line_end = tmp_path / f"line_end_{name}"
+    at_line_end.write_bytes(data[: data.index(b"\n", start) + 1])
+    parsed = parse_real("mt940", str(at_line_end))
+    assert not parsed.rejected
+    assert parsed.events[-1].event_id == whole.events[-1].event_id
+
+
+def test_cut_file_through_the_cli_exits_3_naming_line_and_field(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from adapters.cli import ingest_command
+
+    app = typer.Typer()
+    app.command("ingest")(ingest_command)
+    app.command("noop")(lambda: None)
+    data = (REAL / "mt940_danske_fi_account_in_86.sta").read_bytes()
+    cut = tmp_path / "danske_fi.sta"
+    cut.write_bytes(data[: data.rindex(b":61:") + 18])
+    accounts = str(REAL / "accounts.toml")
+    result = CliRunner().invoke(
+        app, ["ingest", "auto", str(cut), "--dry-run", "-i", "DANSKE", "--accounts", accounts]
+    )
+    assert result.exit_code == 3, result.output
+    assert len(result.stdout_bytes.splitlines()) == 5
+    line = data[: data.rindex(b":61:")].count(b"\n") + 1
+    assert f"danske_fi.sta:{line}: :62F:" in result.stderr.replace("\n", "")
+
+
+@pytest.mark.parametrize(
+    "name", ["mt940_sns_nl_lowercase_iban.sta", "mt940_kbs_mk_envelope_funds_code.sta"]
+)
+def test_lone_cr_file_with_fin_envelope_is_recognised(name: str, tmp_path: Path) -> None:
+    """`{1:…}{2:…}{4:` then CR-only line ends: the tags start no `\\n` line."""
+    path = tmp_path / name
+    path.write_bytes((REAL / name).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r"))
+    assert sniff(path).format == "mt940"
