@@ -82,8 +82,9 @@ def sniff(path: Path) -> Sniffed:
         return Sniffed(None, "binary data, not text, XML or an .xlsx workbook", text=False)
     if body.startswith(b"<"):
         return _xml(body)
-    # Tags start lines; a file with classic-Mac line ends (lone CR) has them after a CR.
-    lines = body.replace(b"\r", b"\n")
+    # Tags start lines; a file with classic-Mac line ends (lone CR) has them after a CR,
+    # one from FinTS (German banks) after `@@`.
+    lines = body.replace(b"\r", b"\n").replace(b"@@:", b"\n:")
     if _MT_TAG.search(lines) and (b":61:" in body or b":25:" in body):
         if _MT942.search(lines):
             return Sniffed("mt940", "SWIFT MT942 interim report")

@@ -6,6 +6,7 @@ its own record, and memory stays constant however large the file.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -27,28 +28,56 @@ class LineTooLong(Exception):
         self.head = head
 
 
+# MT940 as German banks deliver it over FinTS/HBCI (HKKAZ): `@@` in place of every line end
+# (`@@:20:STARTUMS@@:25:72090900/…@@:61:…`), often the whole file on one line.
+AT_LINE_END = b"@@"
+_AT_TAG = re.compile(rb"@@:(?:20|25|28C?|60[FM]|61|86):")
+
+
 def cr_only(path: Path) -> bool:
     """Whether `path` ends its lines with a lone CR (classic Mac, Excel "CSV (Macintosh)").
 
     Read as usual such a file is one line: every record in it would be lost at once.
     """
+    return line_ends(path) == (b"\r",)
+
+
+def line_ends(path: Path) -> tuple[bytes, ...]:
+    """What ends a line in `path`, when it is not plain `\n` / `\r\n`: a lone CR, or the
+    FinTS `@@` (with `\n` too, for a file that mixes them); () for an ordinary file."""
     with path.open("rb") as fh:
         head = fh.read(_PROBE_BYTES)
-    return b"\r" in head and b"\n" not in head
+    if _AT_TAG.search(head):
+        return (AT_LINE_END, b"\n")
+    if b"\r" in head and b"\n" not in head:
+        return (b"\r",)
+    return ()
 
 
 class CrLines:
-    """`readline()` and iteration over a binary file whose lines end in a lone CR."""
+    """`readline()` and iteration over a binary file whose lines end in a lone CR (or in
+    any of `ends`: a line keeps the bytes that end it, as with `\n`)."""
 
-    def __init__(self, fh: BinaryIO, chunk: int = _PROBE_BYTES) -> None:
+    def __init__(
+        self, fh: BinaryIO, chunk: int = _PROBE_BYTES, ends: tuple[bytes, ...] = (b"\r",)
+    ) -> None:
         self._fh = fh
         self._chunk = chunk
+        self._ends = ends
         self._buffer = b""
         self._eof = False
 
+    def _line_end(self) -> int:
+        """Index just past the first line end in the buffer, or -1."""
+        found = [(at, len(end)) for end in self._ends if (at := self._buffer.find(end)) >= 0]
+        if not found:
+            return -1
+        at, width = min(found)
+        return at + width
+
     def readline(self, size: int = -1) -> bytes:
         while True:
-            end = self._buffer.find(b"\r")
+            end = self._line_end() - 1
             if end >= 0 and (size < 0 or end < size):
                 line, self._buffer = self._buffer[: end + 1], self._buffer[end + 1 :]
                 return line
@@ -89,17 +118,22 @@ class BoundedLines:
 
 
 def text_lines(fh: BinaryIO, path: Path) -> BinaryIO:
-    """`fh`'s lines, bounded, split at lone CRs for a file with lone-CR line ends."""
-    return BoundedLines(CrLines(fh) if cr_only(path) else fh)  # type: ignore[return-value]
+    """`fh`'s lines, bounded, split at lone CRs for a file with lone-CR line ends (and at
+    `@@` for an MT940 written with FinTS line ends)."""
+    ends = line_ends(path)
+    lines = CrLines(fh, ends=ends) if ends else fh
+    return BoundedLines(lines)  # type: ignore[return-value]
 
 
 __all__ = [
+    "AT_LINE_END",
     "MAX_LINE_BYTES",
     "BoundedLines",
     "CrLines",
     "DecodedLines",
     "LineTooLong",
     "cr_only",
+    "line_ends",
     "text_lines",
 ]
 

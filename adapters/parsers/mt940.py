@@ -37,7 +37,7 @@ from adapters.parsers._common import (
     transaction_event_id,
     utc_midnight,
 )
-from adapters.parsers._lines import text_lines
+from adapters.parsers._lines import AT_LINE_END, text_lines
 from schemas import CURRENCY_EXPONENT, Direction, TransactionEvent, TxChannel
 from schemas.errors import ErrorClass
 
@@ -76,7 +76,8 @@ _TRAILING_CURRENCY = re.compile(r"^(?P<account>.+?)\s*/\s*(?P<ccy>[A-Z]{3})$")
 # details name the BAI status code: `/ABC/DEF/C 17376,67 BAI CD 010` (010 = opening
 # ledger). BAI codes below 100 are balances, not bookings.
 _BAI_BALANCE = re.compile(r"\bBAI CD 0\d\d\b")
-_FLOOR = re.compile(r"^(?P<ccy>[A-Z]{3})[DC]?\d")  # MT942 :34F: floor limit
+# MT942 :34F: floor limit; a space after the currency as FinTS banks write it (`EUR 9,99`).
+_FLOOR = re.compile(r"^(?P<ccy>[A-Z]{3}) ?[DC]?\d")
 _SLASH_KEYS = re.compile(r"/([A-Z]{4})/")
 _FIELDS = {
     "amount": ":61: amount",
@@ -166,11 +167,12 @@ class Mt940Parser(Parser):
         raw = b""
         with self.open(path) as fh:
             for lineno, raw in enumerate(text_lines(fh, path), start=1):
+                line = raw.removesuffix(AT_LINE_END)  # FinTS line end (`@@`), if that
                 try:
-                    text = raw.decode(encoding).rstrip("\r\n")
+                    text = line.decode(encoding).rstrip("\r\n")
                     undecodable = False
                 except UnicodeDecodeError:
-                    text = raw.decode(encoding, errors="replace").rstrip("\r\n")
+                    text = line.decode(encoding, errors="replace").rstrip("\r\n")
                     undecodable = True
                 if lineno == 1:
                     text = text.removeprefix("\ufeff")
@@ -203,7 +205,7 @@ class Mt940Parser(Parser):
         if stmt is not None:
             # A file cut off inside an entry (a transfer that stopped) would have its last
             # line read as if whole: `:61:…D152300,00` cut after `D15230` is 15,230.
-            if stmt.group is not None and not raw.endswith((b"\n", b"\r")):
+            if stmt.group is not None and not raw.endswith((b"\n", b"\r", AT_LINE_END)):
                 stmt.group.cut = True
             yield from self._finish(stmt)
         if not seen_any:

@@ -385,3 +385,38 @@ def test_lone_cr_file_with_fin_envelope_is_recognised(name: str, tmp_path: Path)
     path = tmp_path / name
     path.write_bytes((REAL / name).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r"))
     assert sniff(path).format == "mt940"
+
+
+def test_fints_at_line_ends_read_like_newlines(parse_real, tmp_path: Path) -> None:
+    """FinTS (German banks' HBCI download) writes `@@` for every line end."""
+    data = (REAL / "mt942_de_fints_at_line_ends.sta").read_bytes()
+    assert b"\n" not in data
+    parsed = parse_real("mt940", "mt942_de_fints_at_line_ends.sta")
+    assert amounts(parsed) == [("debit", Decimal("0.02"), "EUR")]  # currency from :34F:
+    as_lf = tmp_path / "as_lf.sta"
+    as_lf.write_bytes(data.replace(b"@@", b"\n"))
+    assert [e.event_id for e in parse_real("mt940", str(as_lf)).events] == [
+        e.event_id for e in parsed.events
+    ]
+    # a bad entry is located by its @@-separated line, as it would be in the LF file
+    bad = tmp_path / "bad.sta"
+    bad.write_bytes(data.replace(b"D0,02", b"D0.0.2"))
+    (rejected,) = parse_real("mt940", str(bad)).rejected
+    assert (rejected.location, rejected.field) == (f"{bad}:7", ":61: amount")
+    assert rejected.original.startswith(b":61:160421D0.0.2")
+    assert rejected.original.endswith(b"@@")  # the bytes as sent
+
+
+def test_dash_at_the_start_of_an_86_line_is_text(parse_real) -> None:
+    parsed = parse_real("mt940", "mt940_de_dash_line_in_86.sta")
+    (event,) = parsed.events
+    assert "UBIGER-ID:" in (event.description or "")
+    assert amounts(parsed) == [("debit", Decimal("437.69"), "EUR")]
+
+
+def test_statement_without_balances_is_rejected_not_guessed(parse_real) -> None:
+    parsed = parse_real("mt940", "mt940_bofa_us_no_balances.sta")
+    assert [(r.location.rsplit(":", 1)[1], r.field) for r in parsed.rejected] == [
+        ("4", ":60F:"),
+        ("5", ":60F:"),
+    ]
