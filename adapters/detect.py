@@ -77,7 +77,8 @@ def sniff(path: Path) -> Sniffed:
             if looks_like_cfets(workbook_lines(path)):
                 return Sniffed("fx-cfets", "a CFETS central parity table (Excel)")
             return Sniffed(None, "an Excel workbook of no known kind")
-        return Sniffed(None, "a zip archive", text=False)
+        # Banks deliver camt.052/053/054 zipped (one XML per account and day): say so.
+        return Sniffed(None, "a zip archive (unpack it and ingest its files)", text=False)
     if _binary(body):
         return Sniffed(None, "binary data, not text, XML or an .xlsx workbook", text=False)
     if body.startswith(b"<"):
