@@ -59,6 +59,10 @@ def sniff(path: Path) -> Sniffed:
     if not body:
         return Sniffed(None, "an empty file")
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # XML may be UTF-16 (Windows tools save camt so); the XML parser reads it as such.
+        xml = _xml(head[: len(head) & ~1].decode("utf-16", errors="replace").encode())
+        if xml.format == "camt":
+            return Sniffed("camt", xml.looks_like.replace("XML)", "XML, UTF-16)"), text=False)
         return Sniffed(None, "UTF-16 text (save it as UTF-8 or GB18030)", text=False)
     if head.startswith(b"\x1f\x8b"):
         return Sniffed(None, "a gzip-compressed file (decompress it first)", text=False)

@@ -420,3 +420,19 @@ def test_statement_without_balances_is_rejected_not_guessed(parse_real) -> None:
         ("4", ":60F:"),
         ("5", ":60F:"),
     ]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_utf16_camt_is_recognised_and_read(encoding: str, parse_real, tmp_path: Path) -> None:
+    """camt saved by a Windows tool in UTF-16 (with its byte-order mark) is legal XML."""
+    text = (REAL / "camt052_v06_zero_tx_amounts.xml").read_text(encoding="utf-8")
+    text = text.replace("<Sts>PDNG</Sts>", "<Sts>BOOK</Sts>")
+    as_utf8 = tmp_path / "utf8.xml"
+    as_utf8.write_text(text, encoding="utf-8")
+    path = tmp_path / "utf16.xml"
+    data = text.replace('encoding="UTF-8"', 'encoding="UTF-16"').encode(encoding)
+    path.write_bytes(data if encoding == "utf-16" else b"\xfe\xff" + data)
+    assert sniff(path).format == "camt"
+    assert [e.event_id for e in parse_real("camt", str(path)).events] == [
+        e.event_id for e in parse_real("camt", str(as_utf8)).events
+    ]
