@@ -312,6 +312,13 @@ class CsvStatementParser(Parser):
             value = value.replace(sep, "")
         if m.decimal_separator == "," and "," in value:
             value = value.replace(",", ".")
+        elif sep is None and (grouped := _GROUPED.match(value)) is not None:
+            # ICBC and BOC exports group thousands (`1,234.56`): say how to read them.
+            raise RejectedEntry(
+                _name(ref),
+                f"amount grouped in thousands (got {text.strip()}); if the bank writes "
+                f'amounts so, set thousands_separator = "{grouped.group("sep")}" in the mapping',
+            )
         return amount_or_reject(value, _name(ref))
 
     def _date(self, text: str, ref: ColumnRef | None) -> date:
@@ -401,6 +408,8 @@ class _Getter:
 # Exports meant for Excel wrap numbers and dates as text formulas (`="86000.00"`,
 # `="20240301"`) so Excel keeps leading zeros and digits; the cell's value is inside.
 _EXCEL_TEXT = re.compile(r'^="(?P<value>[^"]*)"$')
+# An amount grouped in thousands (`86,000.00`, `1'234.50`) read by a mapping that has none.
+_GROUPED = re.compile(r"^-?\d{1,3}(?P<sep>[,' ])\d{3}(?:(?P=sep)\d{3})*(?:\.\d+)?$")
 
 
 def _bom_encoding(path: Path) -> str | None:

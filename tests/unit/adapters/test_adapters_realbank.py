@@ -436,3 +436,16 @@ def test_utf16_camt_is_recognised_and_read(encoding: str, parse_real, tmp_path: 
     assert [e.event_id for e in parse_real("camt", str(path)).events] == [
         e.event_id for e in parse_real("camt", str(as_utf8)).events
     ]
+
+
+def test_amounts_grouped_in_thousands_are_rejected_with_the_fix(parse_real, tmp_path: Path) -> None:
+    """ICBC/BOC-style `"86,000.00"` under a mapping without a thousands separator: the
+    row is rejected (it could be 86.000), and the reason says which mapping key reads it."""
+    text = (REAL / "cn_utf8_bom_export.csv").read_text(encoding="utf-8-sig")
+    path = tmp_path / "grouped.csv"
+    path.write_text(text.replace(",86000.00,", ',"86,000.00",'), encoding="utf-8-sig")
+    parsed = parse_real("csv", str(path), "cn_gb18030_split")
+    (rejected,) = parsed.rejected
+    assert (rejected.location.rsplit(":", 1)[1], rejected.field) == ("7", "贷方发生额")
+    assert 'set thousands_separator = ","' in rejected.reason
+    assert len(parsed.events) == 2
