@@ -273,7 +273,7 @@ class Mt940Parser(Parser):
             if any(tag.undecodable for tag in stmt.header):
                 raise RejectedEntry(
                     "(encoding)",
-                    f"statement header is not valid {self._encoding}",
+                    f"statement header is not valid {self._encoding}{self._encoding_hint()}",
                     ErrorClass.undecodable,
                 )
             if "20" not in tags:
@@ -340,7 +340,7 @@ class Mt940Parser(Parser):
         if any(tag.undecodable for tag in group.tags):
             raise RejectedEntry(
                 "(encoding)",
-                f"entry is not valid {self._encoding}",
+                f"entry is not valid {self._encoding}{self._encoding_hint()}",
                 ErrorClass.undecodable,
             )
         first = group.tags[0].lines[0].rstrip()
@@ -411,6 +411,13 @@ class Mt940Parser(Parser):
             "description": clip(_description(data, slash, details)),
         }
         return build_model(TransactionEvent, event, _FIELDS)
+
+    def _encoding_hint(self) -> str:
+        if self.context.encoding:
+            return ""  # the operator named it
+        # Detection chooses among UTF-8 and a few code pages; Big5 (Taiwan, Hong Kong)
+        # cannot be told from GB18030 on short texts, so it is never guessed.
+        return " (detected for the file; --encoding names another, such as big5)"
 
     def _where(self, group: _Group) -> str:
         return f"{self._display}:{group.line}"

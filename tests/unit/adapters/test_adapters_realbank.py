@@ -449,3 +449,19 @@ def test_amounts_grouped_in_thousands_are_rejected_with_the_fix(parse_real, tmp_
     assert (rejected.location.rsplit(":", 1)[1], rejected.field) == ("7", "贷方发生额")
     assert 'set thousands_separator = ","' in rejected.reason
     assert len(parsed.events) == 2
+
+
+def test_undecodable_entry_names_the_encoding_option(parse, tmp_path: Path) -> None:
+    """A detected encoding can be wrong for the file (Big5 is never guessed: on short texts
+    it reads as valid GB18030); the rejection says how to name the right one."""
+    (rejected,) = parse("mt940", "mt940_bad_encoding.sta").rejected
+    assert rejected.error_class == "undecodable"
+    assert "--encoding names another, such as big5" in rejected.reason
+    (named,) = parse("mt940", "mt940_bad_encoding.sta", encoding="utf-8").rejected
+    assert "--encoding" not in named.reason  # the operator named it already
+    text = (REAL / "mt940_hsbc_hk_funds_code.sta").read_text(encoding="ascii")
+    path = tmp_path / "big5.sta"
+    path.write_bytes(text.replace("BENEFICIARY INFO", "貨款 匯款").encode("big5"))
+    accounts = AccountDirectory.load(REAL / "accounts.toml", KEY)
+    (event,) = parse("mt940", path, accounts=accounts, encoding="big5").events
+    assert "貨款 匯款" in (event.description or "")
