@@ -25,8 +25,8 @@ SAMPLE_BYTES = 64 << 10
 
 _CAMT_NS = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:(camt\.05[234])\.001\.(\d{2})")
 _OTHER_NS = re.compile(rb"""xmlns(?::\w+)?=["']([^"']+)["']""")
-_MT_TAG = re.compile(rb"^(?:\{4:)?:(20|25|28C?|60[FM]|61|86|34F|13D):", re.MULTILINE)
-_MT942 = re.compile(rb"\{2:[IO]942|^:34F:|^:13D:", re.MULTILINE)
+_MT_TAG = re.compile(rb"^[ \t]*(?:\{4:)?:(20|25|28C?|60[FM]|61|86|34F|13D):", re.MULTILINE)
+_MT942 = re.compile(rb"\{2:[IO]942|^[ \t]*:34F:|^[ \t]*:13D:", re.MULTILINE)
 _ECB = re.compile(rb"gesmes:Envelope|eurofxref", re.IGNORECASE)
 
 

@@ -185,7 +185,10 @@ class Mt940Parser(Parser):
                         stmt = None
                     continue
                 text = content
-                match = _TAG_RE.match(text)
+                # A tag indented by spaces or tabs is still a tag: read as text, an indented
+                # `:61:` would vanish into the `:86:` before it with its money.
+                tagged = text.lstrip(" \t")
+                match = _TAG_RE.match(tagged)
                 if match is None:
                     if stmt is not None:
                         current = _current_tag(stmt)
@@ -194,7 +197,7 @@ class Mt940Parser(Parser):
                             current.raw.append(raw)
                             current.undecodable |= undecodable
                     continue
-                tag = _Tag(match.group(1), lineno, [text[match.end() :]], [raw], undecodable)
+                tag = _Tag(match.group(1), lineno, [tagged[match.end() :]], [raw], undecodable)
                 if tag.tag == "20":
                     if stmt is not None:
                         yield from self._finish(stmt)

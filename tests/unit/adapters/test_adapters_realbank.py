@@ -465,3 +465,20 @@ def test_undecodable_entry_names_the_encoding_option(parse, tmp_path: Path) -> N
     accounts = AccountDirectory.load(REAL / "accounts.toml", KEY)
     (event,) = parse("mt940", path, accounts=accounts, encoding="big5").events
     assert "貨款 匯款" in (event.description or "")
+
+
+@pytest.mark.parametrize("indent", [b"  ", b"\t"])
+def test_indented_tags_are_tags(indent: bytes, parse_real, tmp_path: Path) -> None:
+    """An indented `:61:` read as text would vanish into the `:86:` before it, money and
+    all (exit 0): it is a statement line like any other."""
+    name = "mt940_danske_dk_statement_86_funds_k.sta"
+    data = (REAL / name).read_bytes()
+    whole = parse_real("mt940", name)
+    for pattern in (b"\n:61:", b"\n"):  # some entries indented, then every line
+        path = tmp_path / name
+        path.write_bytes(data.replace(pattern, b"\n" + indent + pattern[1:]))
+        assert sniff(path).format == "mt940"
+        parsed = parse_real("mt940", str(path))
+        assert not parsed.rejected, parsed.rejected[:1]
+        assert [e.event_id for e in parsed.events] == [e.event_id for e in whole.events]
+        assert [e.description for e in parsed.events] == [e.description for e in whole.events]
