@@ -71,6 +71,7 @@ class _Table:
     refs: EntryRefs = field(default_factory=EntryRefs)
     width: int = 0
     last_account: str | None = None
+    names: list[str] = field(default_factory=list)  # the header row's cells, stripped
 
 
 @register
@@ -98,14 +99,25 @@ class CsvStatementParser(Parser):
             table = table_or_error
             reader = csv.reader(lines, delimiter=m.delimiter)
             undecodable = f"row is not valid {lines.encoding} (mapping {m.name})"
+            # A stop marker ends a page of the table, not necessarily the table: exports
+            # printed in pages (a `本页合计` page total, the header again) go on after it.
+            paused = False
             for start, row in csv_records(lines, reader, display):
                 if isinstance(row, Rejected):
                     self.stats.entries += 1
                     yield row
                     continue
-                first = next(cell.strip() for cell in row if cell.strip())
+                cells = [cell.strip() for cell in row]
+                if cells[: table.width] == table.names:
+                    paused = False  # the header again, at the top of the next page
+                    continue
+                first = next(cell for cell in cells if cell)
                 if any(first.startswith(marker) for marker in m.stop_markers):
-                    break  # totals and signature lines follow the table
+                    paused = True  # totals, then a footer or the next page
+                    continue
+                if paused and not self._is_row(row, table):
+                    continue  # print footer, signatures: not table rows
+                paused = False
                 self.stats.entries += 1
                 build = partial(self._event, row, table, start)
                 yield decoded_record(lines, f"{display}:{start}", undecodable, build)
@@ -160,7 +172,11 @@ class CsvStatementParser(Parser):
                 lines.original[:65536],
                 ErrorClass.invalid_shape,
             )
-        table = _Table({name.strip(): i for i, name in enumerate(names)}, width=len(names))
+        table = _Table(
+            {name.strip(): i for i, name in enumerate(names)},
+            width=len(names),
+            names=[name.strip() for name in names],
+        )
         for ref in _column_refs(m):
             if isinstance(ref, str) and ref not in table.header:
                 return Rejected(
@@ -194,6 +210,19 @@ class CsvStatementParser(Parser):
             table.account_error = None
 
     # -- rows ----------------------------------------------------------------------------
+
+    def _is_row(self, row: list[str], table: _Table) -> bool:
+        """Whether a line after a stop marker is a table row: a date where the booking
+        date goes (a page that starts without repeating the header)."""
+        ref = self._m.columns.booking_date
+        index = ref - 1 if isinstance(ref, int) else table.header[ref]
+        if index >= len(row):
+            return False
+        try:
+            self._date(_unguard(row[index]), ref)
+        except RejectedEntry:
+            return False
+        return True
 
     def _event(self, row: list[str], table: _Table, line: int) -> TransactionEvent:
         m, c = self._m, self._m.columns

@@ -482,3 +482,31 @@ def test_indented_tags_are_tags(indent: bytes, parse_real, tmp_path: Path) -> No
         assert not parsed.rejected, parsed.rejected[:1]
         assert [e.event_id for e in parsed.events] == [e.event_id for e in whole.events]
         assert [e.description for e in parsed.events] == [e.description for e in whole.events]
+
+
+@pytest.mark.parametrize(
+    "page_break",
+    [
+        ["本页合计,,,,,152300.00,86000.00,,,,,,", "{header}"],  # the header again
+        ["本页合计,,,,,152300.00,86000.00,,,,,,", "第1页 共2页"],  # a page line, no header
+        ["{header}"],  # the header repeated with no page total
+    ],
+    ids=["total-and-header", "total-and-page-line", "header-only"],
+)
+def test_export_printed_in_pages_keeps_every_page(
+    page_break: list[str], parse_real, tmp_path: Path
+) -> None:
+    """A page total (`本页合计`) ended the table: the rows of the next pages were lost,
+    exit 0. It ends a page; the table goes on when the header or a dated row follows."""
+    text = (REAL / "cn_utf8_bom_export.csv").read_text(encoding="utf-8-sig")
+    lines = text.split("\n")
+    header = next(line for line in lines if line.startswith("交易日期"))
+    first_row = lines.index(header) + 1
+    paged = [*lines[: first_row + 2], *(p.format(header=header) for p in page_break)]
+    path = tmp_path / "paged.csv"
+    path.write_text("\n".join(paged + lines[first_row + 2 :]), encoding="utf-8-sig")
+    parsed = parse_real("csv", str(path), "cn_gb18030_split")
+    whole = parse_real("csv", "cn_utf8_bom_export.csv", "cn_gb18030_split")
+    assert not parsed.rejected
+    assert parsed.parser.stats.entries == whole.parser.stats.entries == 3
+    assert [e.event_id for e in parsed.events] == [e.event_id for e in whole.events]
