@@ -64,6 +64,9 @@ class AmbiguousAccount(ValueError):
 
 _IBAN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
 _DE_BANK_ACCOUNT = re.compile(r"^([0-9]{8})/([0-9]{1,10})$")
+# A bare domestic account number, digits grouped by dots as Dutch giro and bank numbers
+# were written before IBAN (`1567.50.961`, `3462.483.153`).
+_BARE_NUMBER = re.compile(r"^[0-9][0-9.]*[0-9]$")
 
 
 def _iban_check(country: str, bban: str) -> str:
@@ -75,9 +78,10 @@ def account_candidates(raw: str, scheme: str | None = None) -> list[list[str]]:
     """Tiers of forms to look a statement's account up with, most specific first.
 
     1. With a scheme (camt `Acct/Id/Othr/SchmeNm`): `<scheme>:<id>`.
-    2. The identifier as written; an IBAN or a German `bankcode/account` followed by its
-       currency (`NL…0123456789EUR` as ING and Rabobank write `:25:`,
-       `12345678/0123456789EUR` as BNP Paribas Germany does) also without it; a German
+    2. The identifier as written; an IBAN, a German `bankcode/account` or a bare account
+       number followed by its currency (`NL…0123456789EUR` as ING and Rabobank write
+       `:25:`, `12345678/0123456789EUR` as BNP Paribas Germany does, `1567.50.961EUR` and
+       `3462.483.153 EUR` in old Rabobank statements) also without it; a German
        `bankcode/account` also as its IBAN (the same account either way).
     3. Fall-backs, only when no full form is mapped: the account number after the last
        `/` of `BIC/number` or `bankcode/number`, as written and without leading zeros.
@@ -91,7 +95,8 @@ def account_candidates(raw: str, scheme: str | None = None) -> list[list[str]]:
     if len(text) > 3 and text[-3:].isalpha():
         head = text[:-3]
         if _IBAN.match(head) or (
-            text[-3:] in SUPPORTED_CURRENCIES and _DE_BANK_ACCOUNT.match(head)
+            text[-3:] in SUPPORTED_CURRENCIES
+            and (_DE_BANK_ACCOUNT.match(head) or _BARE_NUMBER.match(head))
         ):
             bare = head  # `12345678/0123456789EUR`: BNP Paribas Germany
             exact.append(bare)

@@ -74,10 +74,12 @@ _SENSITIVE_NAME = re.compile(r"acc(oun)?t|iban|card", re.IGNORECASE)
 # numbers). A USCC is not matched: its digits run into its trailing check letter.
 # A spaced IBAN can run on into the next word; `-digits` right after it are the rest of
 # a number it ran into (Danske Bank: `FI11… DABADKKK 111111-11111111`), so they go too.
-# An IBAN in lower case is matched unspaced only (SNS writes `nl11rabo0987654321`).
+# An IBAN in lower case is matched unspaced only (SNS writes `nl11rabo0987654321`). An
+# IBAN may be glued to what precedes it, unless that is a letter of its own case
+# (Triodos writes sub-field numbers before it: `>21NL13RABO0123456789`).
 _SENSITIVE_VALUE = re.compile(
-    r"\b[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]){11,30}\b(?:-[0-9]+)*"
-    r"|\b[A-Za-z]{2}[0-9]{2}[A-Za-z0-9]{11,30}\b"
+    r"(?<![A-Z])[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]){11,30}\b(?:-[0-9]+)*"
+    r"|(?<![A-Za-z])[A-Za-z]{2}[0-9]{2}[A-Za-z0-9]{11,30}\b"
     r"|(?<![\w.])[0-9](?:[ -]?[0-9]){11,29}(?!\w)"
 )
 

@@ -136,6 +136,10 @@ def test_equivalent_full_forms() -> None:
     assert d.resolve("NL69INGB0123456789EUR")[1] == USCC  # ING/Rabobank :25: IBAN + currency
     assert d.resolve("37040044/532013000")[1] == OTHER  # German bankcode/account = its IBAN
     assert d.resolve("37040044/0532013000")[1] == OTHER
+    d.add(account="3462.483.153", uscc=USCC)  # old Rabobank: dotted number, then currency
+    assert d.resolve("3462.483.153 EUR")[1] == USCC
+    assert d.resolve("3462.483.153EUR")[1] == USCC
+    assert d.resolve("3462.483.153XYZ")[1] is None  # not a currency: not stripped
 
 
 def test_ambiguous_forms_are_refused_naming_both_by_reference() -> None:

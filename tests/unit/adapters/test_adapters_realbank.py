@@ -510,3 +510,21 @@ def test_export_printed_in_pages_keeps_every_page(
     assert not parsed.rejected
     assert parsed.parser.stats.entries == whole.parser.stats.entries == 3
     assert [e.event_id for e in parsed.events] == [e.event_id for e in whole.events]
+
+
+def test_iban_glued_to_a_sub_field_number_is_masked(parse_real) -> None:
+    """Triodos numbers its `:86:` sub-fields after `>`: `>21NL13RABO0123456789`."""
+    (event,) = parse_real("mt940", "mt940_triodos_nl_angle_subfields.sta").events
+    assert "0123456789" not in event.model_dump_json()
+    assert ">21<masked>" in (event.description or "")
+
+
+def test_dotted_account_with_currency_after_it_is_found(parse_real) -> None:
+    """Old Rabobank `:25:1567.50.961EUR`: the account map names `1567.50.961`."""
+    parsed = parse_real("mt940", "mt940_rabobank_nl_dotted_accounts.sta")
+    assert not parsed.rejected
+    assert amounts(parsed) == [
+        ("debit", Decimal("6098.75"), "EUR"),
+        ("debit", Decimal("500.00"), "EUR"),
+        ("credit", Decimal("250.00"), "EUR"),
+    ]
