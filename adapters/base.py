@@ -28,7 +28,7 @@ from schemas import (
     TransactionEvent,
 )
 from schemas.catalog import TRANSACTIONS
-from schemas.errors import ErrorClass
+from schemas.errors import ErrorClass, mask_account_numbers
 
 __all__ = [
     "ParseContext",
@@ -58,6 +58,11 @@ class Rejected:
     reason: str
     original: bytes
     error_class: ErrorClass = ErrorClass.invalid_field
+
+    def __post_init__(self) -> None:
+        # Reasons quote what they read (`not a statement line (got …)`), which may hold an
+        # account number; they reach the summary on stderr and the dead letter's text.
+        object.__setattr__(self, "reason", mask_account_numbers(self.reason))
 
     def __str__(self) -> str:
         return f"{self.location}: {self.field}: {self.reason}"

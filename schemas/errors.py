@@ -74,12 +74,12 @@ _SENSITIVE_NAME = re.compile(r"acc(oun)?t|iban|card", re.IGNORECASE)
 # numbers). A USCC is not matched: its digits run into its trailing check letter.
 # A spaced IBAN can run on into the next word; `-digits` right after it are the rest of
 # a number it ran into (Danske Bank: `FI11… DABADKKK 111111-11111111`), so they go too.
-# An IBAN in lower case is matched unspaced only (SNS writes `nl11rabo0987654321`). An
-# IBAN may be glued to what precedes it, unless that is a letter of its own case
-# (Triodos writes sub-field numbers before it: `>21NL13RABO0123456789`).
+# An IBAN in lower case is matched unspaced and as a word of its own (SNS writes
+# `nl11rabo0987654321`); in upper case it is found glued to what precedes it too (a
+# Triodos sub-field number `>21NL13RABO…`, an MT940 type code `NOVBNL11RABO…`).
 _SENSITIVE_VALUE = re.compile(
-    r"(?<![A-Z])[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]){11,30}\b(?:-[0-9]+)*"
-    r"|(?<![A-Za-z])[A-Za-z]{2}[0-9]{2}[A-Za-z0-9]{11,30}\b"
+    r"[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]){11,30}\b(?:-[0-9]+)*"
+    r"|(?<![A-Za-z0-9_])[A-Za-z]{2}[0-9]{2}[A-Za-z0-9]{11,30}\b"
     r"|(?<![\w.])[0-9](?:[ -]?[0-9]){11,29}(?!\w)"
 )
 

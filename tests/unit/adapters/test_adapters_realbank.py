@@ -528,3 +528,17 @@ def test_dotted_account_with_currency_after_it_is_found(parse_real) -> None:
         ("debit", Decimal("500.00"), "EUR"),
         ("credit", Decimal("250.00"), "EUR"),
     ]
+
+
+def test_rejection_reasons_quote_no_account_number(parse_real, tmp_path: Path) -> None:
+    """`not a statement line (got …)` quotes the line, whose reference is an IBAN glued to
+    the type code (SNS `NOVBNL11RABO0987654321`): the reason reaches stderr and the dead
+    letter's text masked; only the dead letter's original keeps the bytes."""
+    data = (REAL / "mt940_sns_nl_lowercase_iban.sta").read_bytes()
+    path = tmp_path / "sns.sta"
+    path.write_bytes(data.replace(b":61:1409100910C", b":61:14091009X10C"))
+    (rejected,) = parse_real("mt940", str(path)).rejected
+    assert rejected.field == ":61:"
+    assert "NOVB<masked>" in rejected.reason
+    assert "0987654321" not in rejected.reason
+    assert b"NL11RABO0987654321" in rejected.original

@@ -96,6 +96,8 @@ def test_containers_are_summarised_not_echoed():
         ("358857495-nl11rabo0987654321-f. spark bedrijf", "358857495-<masked>-f. spark bedrijf"),
         # Triodos: a sub-field number glued before the IBAN
         (">21NL13RABO0123456789 >22RABO", ">21<masked> >22RABO"),
+        # an MT940 type code glued before it
+        ("C15000,00NOVBNL11RABO0987654321", "C15000,00NOVB<masked>"),
         # not account numbers: a USCC, dates, short references, amounts, a phone number
         ("91330106MA2CDL8K41 2024-03-05 PO-0301 1,234.56", None),
         ("tel 13812345678 ref 500106875", None),
