@@ -51,7 +51,10 @@ def detect_encoding(path: Path, default: str = "utf-8") -> str:
         return "utf-8"
     except UnicodeDecodeError:
         pass
-    evidence = b"".join(line for line in sample.splitlines(keepends=True) if not line.isascii())
+    # Lines are glued without their line ends: a bank that wraps text at a byte count (65
+    # for MT940) can cut a GB18030 character in two, which would read as an invalid
+    # sequence and rule GB18030 out; glued, the halves meet again.
+    evidence = b"".join(line for line in sample.splitlines() if not line.isascii())
     matches = from_bytes(evidence[:_EVIDENCE_BYTES], cp_isolation=list(CANDIDATES))
     for match in matches:  # best first
         name = match.encoding.replace("_", "")

@@ -11,6 +11,7 @@ post-processor still splits German `?20…?32` sub-fields. A bad group is reject
 from __future__ import annotations
 
 import calendar
+import codecs
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -273,7 +274,7 @@ class Mt940Parser(Parser):
         stmt.checked = True
         tags = {tag.tag: tag for tag in stmt.header}
         try:
-            if any(tag.undecodable for tag in stmt.header):
+            if not all(_rejoin(tag, self._encoding) for tag in stmt.header):
                 raise RejectedEntry(
                     "(encoding)",
                     f"statement header is not valid {self._encoding}{self._encoding_hint()}",
@@ -340,7 +341,7 @@ class Mt940Parser(Parser):
 
     def _check_line(self, group: _Group) -> None:
         """Parse the :61: statement line (first line; the second is supplementary)."""
-        if any(tag.undecodable for tag in group.tags):
+        if not all(_rejoin(tag, self._encoding) for tag in group.tags):
             raise RejectedEntry(
                 "(encoding)",
                 f"entry is not valid {self._encoding}{self._encoding_hint()}",
@@ -503,6 +504,31 @@ def _strip_envelope(text: str) -> str | None:
     if stripped in ("-", "-}") or stripped.startswith(("-}", "{5:")):
         return None
     return text
+
+
+def _rejoin(tag: _Tag, encoding: str) -> bool:
+    """Whether `tag` reads in `encoding`, decoding it again across its line ends if a line
+    alone did not: a bank that wraps `:86:` at 65 bytes cuts a GB18030 character in two,
+    and the halves, each undecodable, make one character joined (no line end between)."""
+    if not tag.undecodable:
+        return True
+    decoder = codecs.getincrementaldecoder(encoding)()
+    parts: list[str] = []
+    try:
+        for raw in tag.raw:
+            parts.append(decoder.decode(raw.removesuffix(AT_LINE_END).rstrip(b"\r\n")))
+            if not decoder.getstate()[0]:  # the line ended between characters
+                parts.append("\n")
+        parts.append(decoder.decode(b"", final=True))
+    except UnicodeDecodeError:
+        return False
+    text = (_strip_envelope("".join(parts).rstrip("\n")) or "").lstrip(" \t")
+    match = _TAG_RE.match(text)
+    if match is None or match.group(1) != tag.tag:
+        return False
+    tag.lines = text[match.end() :].split("\n")
+    tag.undecodable = False
+    return True
 
 
 def _ends_message(raw: bytes) -> bool:

@@ -542,3 +542,37 @@ def test_rejection_reasons_quote_no_account_number(parse_real, tmp_path: Path) -
     assert "NOVB<masked>" in rejected.reason
     assert "0987654321" not in rejected.reason
     assert b"NL11RABO0987654321" in rejected.original
+
+
+def test_gb18030_character_cut_by_a_65_byte_wrap(parse, tmp_path: Path) -> None:
+    """A bank wrapping `:86:` at 65 bytes cuts a GB18030 character in two: each line alone
+    is undecodable (detection fell back to UTF-8 and every Chinese entry was rejected);
+    the halves make the character again, with no line end between them."""
+    text = (FIXTURES / "mt940_boc_envelope.sta").read_text(encoding="utf-8")
+    remark = "/BENM/SHENZHEN HUAXIN ELECTRONICS/REMI/采购款 电子元件"
+    # padded so that byte 65 falls inside a two-byte character
+    candidates = [
+        f"/REMI/货款 PO-2024-0311{pad} 绍兴柯桥纺织印染有限公司 杭州云栖智造科技有限公司"
+        for pad in ("", "0")
+    ]
+    long_remark = next(c for c in candidates if _cuts_a_character(c.encode("gb18030")[:65]))
+    data = long_remark.encode("gb18030")
+    wrapped = data[:65] + b"\r\n" + data[65:]
+    raw = text.encode("gb18030").replace(remark.encode("gb18030"), wrapped)
+    path = tmp_path / "boc_wrapped.sta"
+    path.write_bytes(raw)
+    plain = tmp_path / "boc_plain.sta"
+    plain.write_bytes(text.replace(remark, long_remark).encode("gb18030"))
+    parsed, whole = parse("mt940", path), parse("mt940", plain)
+    assert [r.field for r in parsed.rejected] == [r.field for r in whole.rejected]
+    assert [e.event_id for e in parsed.events] == [e.event_id for e in whole.events]
+    assert [e.description for e in parsed.events] == [e.description for e in whole.events]
+    assert "杭州云栖智造科技有限公司" in (parsed.events[1].description or "")
+
+
+def _cuts_a_character(head: bytes) -> bool:
+    try:
+        head.decode("gb18030")
+    except UnicodeDecodeError:
+        return True
+    return False
