@@ -28,6 +28,7 @@ _OTHER_NS = re.compile(rb"""xmlns(?::\w+)?=["']([^"']+)["']""")
 _MT_TAG = re.compile(rb"^[ \t]*(?:\{4:)?:(20|25|28C?|60[FM]|61|86|34F|13D):", re.MULTILINE)
 _MT942 = re.compile(rb"\{2:[IO]942|^[ \t]*:34F:|^[ \t]*:13D:", re.MULTILINE)
 _ECB = re.compile(rb"gesmes:Envelope|eurofxref", re.IGNORECASE)
+_TOML_TABLE = re.compile(rb"^\[\[?[A-Za-z_][\w.-]*\]\]?[ \t]*\r?$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ def sniff(path: Path) -> Sniffed:
         if _MT942.search(lines):
             return Sniffed("mt940", "SWIFT MT942 interim report")
         return Sniffed("mt940", "SWIFT MT940 statement")
+    if _TOML_TABLE.match(body):  # `[[account]]`: an account map put among the statements
+        return Sniffed(None, "a TOML file (an account map goes to --accounts)")
     if body.startswith((b"{", b"[")):
         return _json(body)
     return _csv(head)

@@ -139,3 +139,11 @@ def test_binary_compressed_and_utf16_files_are_named_for_what_they_are(
         problem = format_mismatch(fmt, path)
         assert problem is not None, fmt
         assert looks_like in problem
+
+
+def test_an_account_map_among_the_statements_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.toml"
+    path.write_text('[[account]]\naccount = "1"\nuscc = "91330106MA2H3K4P70"\n', encoding="utf-8")
+    found = sniff(path)
+    assert found.format is None
+    assert found.looks_like == "a TOML file (an account map goes to --accounts)"
