@@ -199,7 +199,12 @@ class Mt940Parser(Parser):
                             current.undecodable |= undecodable
                     continue
                 tag = _Tag(match.group(1), lineno, [tagged[match.end() :]], [raw], undecodable)
-                if tag.tag == "20":
+                # A `:25:` after a statement's entries or closing balance starts another
+                # statement, even without its `:20:` (which the header check then names):
+                # its entries are not the account and currency of the one before.
+                if tag.tag == "20" or (
+                    tag.tag == "25" and stmt is not None and (stmt.entries or stmt.in_trailer)
+                ):
                     if stmt is not None:
                         yield from self._finish(stmt)
                     stmt = _Statement()

@@ -576,3 +576,22 @@ def _cuts_a_character(head: bytes) -> bool:
     except UnicodeDecodeError:
         return True
     return False
+
+
+def test_account_after_a_closed_statement_starts_another(parse, tmp_path: Path) -> None:
+    """A second statement whose `:20:` is missing was read as more entries of the first:
+    another account's USD entries booked to the first account in CNY, exit 0."""
+    text = (FIXTURES / "mt940_boc_envelope.sta").read_text(encoding="utf-8")
+    first, second = text.split("-}\n", 1)  # read_text made the CRLFs LFs
+    second = second.split(":20:BOC2403060001\n", 1)[1]
+    second = second.replace("BKCHCNBJ300/350055667788", "BKCHCNBJ300/111122223333")
+    path = tmp_path / "no_20.sta"
+    path.write_text(first + second.replace("CNY", "USD"), encoding="utf-8")
+    whole = parse("mt940", "mt940_boc_envelope.sta")
+    parsed = parse("mt940", path)
+    first_ids = [e.event_id for e in whole.events if e.booking_date.day == 5]
+    assert [e.event_id for e in parsed.events] == first_ids  # only the first statement's
+    assert {e.currency for e in parsed.events} == {"CNY"}
+    missing = [r for r in parsed.rejected if r.field == ":20:"]
+    assert len(missing) == 3  # every entry of the second statement, at its line
+    assert all("no :20: reference" in r.reason for r in missing)
