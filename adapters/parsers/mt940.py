@@ -71,6 +71,8 @@ _SWIFT_AMOUNT = re.compile(r"^\d{1,15}(?:,\d*)?$")  # comma decimal; digits alon
 _DOT_AMOUNT = re.compile(r"^\d{1,15}\.\d{1,2}$")  # old Rabobank layout: dot decimals
 _BALANCE = re.compile(r"^[DC](?P<date>\d{6})(?P<ccy>[A-Z]{3})")
 _CURRENCY_ALIASES = {"RUR": "RUB"}
+_OPENING = ("60F", "60M", "60")
+_CARRIED = ("20", "21", "25", "28C", "28")  # what a repeated opening balance continues
 # `:25:UBRTHUHB/123456789150ABCDEF002/HUF` (Raiffeisen Hungary): account, then currency.
 _TRAILING_CURRENCY = re.compile(r"^(?P<account>.+?)\s*/\s*(?P<ccy>[A-Z]{3})$")
 # Citibank writes its BAI balance reports as zero-amount :61: lines whose supplementary
@@ -208,6 +210,13 @@ class Mt940Parser(Parser):
                     if stmt is not None:
                         yield from self._finish(stmt)
                     stmt = _Statement()
+                elif tag.tag in _OPENING and stmt is not None and (stmt.entries or stmt.in_trailer):
+                    # Another opening balance after the closing one: the next day (or the
+                    # next currency) of the same statement; its entries are in the currency
+                    # of this balance, not of the one before.
+                    carried = [t for t in stmt.header if t.tag in _CARRIED]
+                    yield from self._finish(stmt)
+                    stmt = _Statement(header=carried)
                 if stmt is None:
                     stmt = _Statement()  # tolerate a missing :20:; the header check names it
                 yield from self._add(stmt, tag)

@@ -595,3 +595,25 @@ def test_account_after_a_closed_statement_starts_another(parse, tmp_path: Path) 
     missing = [r for r in parsed.rejected if r.field == ":20:"]
     assert len(missing) == 3  # every entry of the second statement, at its line
     assert all("no :20: reference" in r.reason for r in missing)
+
+
+def test_second_opening_balance_in_one_statement_sets_its_currency(
+    parse_real, tmp_path: Path
+) -> None:
+    """Days (or currencies) listed under one `:20:`/`:25:`, each with its own opening and
+    closing balance: the USD day's entry was booked in EUR, its `:86:` dropped, exit 0."""
+    name = "mt940_danske_fi_account_in_86.sta"
+    text = (REAL / name).read_text(encoding="utf-8")
+    extra = (
+        ":60F:C091001USD100,00\n:61:0910011001C5,00NMSCNONREF//X1\n"
+        ":86:second day\n:62F:C091001USD105,00\n"
+    )
+    path = tmp_path / name
+    path.write_text(text + extra, encoding="utf-8")
+    whole = parse_real("mt940", name)
+    parsed = parse_real("mt940", str(path))
+    assert not parsed.rejected
+    assert [e.event_id for e in parsed.events[:-1]] == [e.event_id for e in whole.events]
+    last = parsed.events[-1]
+    assert (last.currency, last.amount, last.description) == ("USD", Decimal("5.00"), "second day")
+    assert last.account_ref == whole.events[0].account_ref
