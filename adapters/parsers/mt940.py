@@ -234,6 +234,7 @@ class Mt940Parser(Parser):
     def _add(self, stmt: _Statement, tag: _Tag) -> Iterator[ParseResult]:
         if tag.tag == "61":
             self._close_group(stmt)
+            stmt.in_trailer = False  # an entry after the closing balance keeps its :86:
             stmt.entries += 1
             stmt.group = _Group(stmt.entries, [tag])
             if len(stmt.pending) >= CHUNK:

@@ -617,3 +617,12 @@ def test_second_opening_balance_in_one_statement_sets_its_currency(
     last = parsed.events[-1]
     assert (last.currency, last.amount, last.description) == ("USD", Decimal("5.00"), "second day")
     assert last.account_ref == whole.events[0].account_ref
+
+
+def test_entry_after_the_closing_balance_keeps_its_86(parse_real, tmp_path: Path) -> None:
+    name = "mt940_danske_fi_account_in_86.sta"
+    text = (REAL / name).read_text(encoding="utf-8")
+    path = tmp_path / name
+    path.write_text(text + ":61:0910011001C5,00NMSCNONREF//X1\n:86:late entry\n", "utf-8")
+    last = parse_real("mt940", str(path)).events[-1]
+    assert (last.currency, last.amount, last.description) == ("EUR", Decimal("5.00"), "late entry")
