@@ -8,11 +8,14 @@ failure the summary says what was committed, and running the same command again 
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -28,6 +31,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from adapters.accounts import AccountDirectory, AccountMapError, MissingKeyError, account_hash_key
+from adapters.archives import ArchiveError, is_archive, unpack
 from adapters.base import ParseContext, Parser, available_formats, get_parser
 from adapters.detect import format_mismatch
 from adapters.ingest import (
@@ -81,7 +85,7 @@ def ingest_command(
     paths: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Files to ingest; a folder stands for the files in it (not below).",
+            help="Files to ingest; a folder or a zip archive stands for the files in it.",
             show_default=False,
         ),
     ] = None,
@@ -290,11 +294,12 @@ def transactional_id(
 
 def _expand_folders(paths: list[Path]) -> list[Path]:
     """A folder given on the command line stands for its files, by name, without hidden
-    files and without descending: a bank's drop folder is ingested as one command."""
+    files and without descending: a bank's drop folder is ingested as one command. A zip
+    archive (as banks deliver camt) stands for the files in it, unpacked for the run."""
     expanded: list[Path] = []
     for path in paths:
         if not path.is_dir():
-            expanded.append(path)
+            expanded.extend(_unpacked(path) if is_archive(path) else [path])
             continue
         try:
             files = sorted(f for f in path.iterdir() if f.is_file() and not f.name.startswith("."))
@@ -304,6 +309,19 @@ def _expand_folders(paths: list[Path]) -> list[Path]:
             _fail(EXIT_USAGE, f"folder {path} has no files to ingest (sub-folders are not read)")
         expanded.extend(files)
     return expanded
+
+
+def _unpacked(archive: Path) -> list[Path]:
+    """The files of a zip archive, unpacked into a temporary folder removed at exit."""
+    folder = Path(tempfile.mkdtemp(prefix="dfip-unzip-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    try:
+        files = unpack(archive, folder / archive.name)
+    except ArchiveError as exc:
+        _fail(EXIT_USAGE, str(exc))
+    if not files:
+        _fail(EXIT_USAGE, f"{archive}: the zip archive holds no files to ingest")
+    return files
 
 
 def _no_paths(format: str) -> NoReturn:

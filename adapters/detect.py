@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +83,11 @@ def sniff(path: Path) -> Sniffed:
             if looks_like_cfets(workbook_lines(path)):
                 return Sniffed("fx-cfets", "a CFETS central parity table (Excel)")
             return Sniffed(None, "an Excel workbook of no known kind")
-        # Banks deliver camt.052/053/054 zipped (one XML per account and day): say so.
+        if not zipfile.is_zipfile(path):
+            return Sniffed(
+                None, "a zip archive that cannot be read (damaged or cut short)", text=False
+            )
+        # `dfip ingest` unpacks a zip archive it is given; a parser called on one says so.
         return Sniffed(None, "a zip archive (unpack it and ingest its files)", text=False)
     if _binary(body):
         return Sniffed(None, "binary data, not text, XML or an .xlsx workbook", text=False)

@@ -123,7 +123,7 @@ def test_auto_rejects_what_it_cannot_tell(tmp_path: Path) -> None:
         (bytes(range(256)) * 64, "binary data"),
         (b"\x1f\x8b\x08\x00" + bytes(200), "a gzip-compressed file (decompress it first)"),
         ("日期,USD/CNY\n".encode("utf-16"), "UTF-16 text"),
-        (b"PK\x03\x04" + bytes(200), "a zip archive (unpack it and ingest its files)"),
+        (b"PK\x03\x04" + bytes(200), "a zip archive that cannot be read (damaged or cut short)"),
     ],
     ids=["binary", "gzip", "utf-16", "zip"],
 )
