@@ -307,7 +307,8 @@ def _expand_folders(paths: list[Path]) -> list[Path]:
             _fail(EXIT_USAGE, f"folder {path} cannot be read: {exc.strerror}")
         if not files:
             _fail(EXIT_USAGE, f"folder {path} has no files to ingest (sub-folders are not read)")
-        expanded.extend(files)
+        for file in files:  # a bank's drop folder may hold its zipped deliveries
+            expanded.extend(_unpacked(file) if is_archive(file) else [file])
     return expanded
 
 

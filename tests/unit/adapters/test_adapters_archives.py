@@ -110,3 +110,15 @@ def test_a_zip_with_nothing_to_ingest_is_a_usage_error(tmp_path: Path) -> None:
     result = run("auto", str(archive), "--dry-run", "-i", "BANK")
     assert result.exit_code == 2
     assert "holds no files to ingest" in result.stderr
+
+
+def test_a_zip_in_a_folder_is_unpacked_too(tmp_path: Path) -> None:
+    sta = (REAL / "mt940_danske_fi_account_in_86.sta").read_bytes()
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    _zip(folder / "day1.zip", {"danske.sta": sta})
+    (folder / "day2.sta").write_bytes(sta.replace(b":28C:00001/001", b":28C:00002/001"))
+    accounts = str(REAL / "accounts.toml")
+    result = run("auto", str(folder), "--dry-run", "-i", "BANK", "--accounts", accounts)
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout_bytes.splitlines()) == 12
