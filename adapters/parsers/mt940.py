@@ -362,7 +362,7 @@ class Mt940Parser(Parser):
                 f"entry is not valid {self._encoding}{self._encoding_hint()}",
                 ErrorClass.undecodable,
             )
-        first = group.tags[0].lines[0].rstrip()
+        first = group.tags[0].lines[0].strip()  # `:61: 2403…`: a space after the tag too
         match = _LINE_61.match(first)
         if match is None:
             raise RejectedEntry(

@@ -626,3 +626,13 @@ def test_entry_after_the_closing_balance_keeps_its_86(parse_real, tmp_path: Path
     path.write_text(text + ":61:0910011001C5,00NMSCNONREF//X1\n:86:late entry\n", "utf-8")
     last = parse_real("mt940", str(path)).events[-1]
     assert (last.currency, last.amount, last.description) == ("EUR", Decimal("5.00"), "late entry")
+
+
+def test_space_after_the_61_tag(parse_real, tmp_path: Path) -> None:
+    name = "mt940_danske_fi_account_in_86.sta"
+    path = tmp_path / name
+    path.write_bytes((REAL / name).read_bytes().replace(b":61:", b":61: "))
+    parsed = parse_real("mt940", str(path))
+    assert not parsed.rejected
+    whole = parse_real("mt940", name)
+    assert [e.event_id for e in parsed.events] == [e.event_id for e in whole.events]
