@@ -64,31 +64,42 @@ class CrLines:
         self._fh = fh
         self._chunk = chunk
         self._ends = ends
-        self._buffer = b""
+        # A read position and a growing bytearray instead of slicing the rest of the buffer
+        # off for every line (quadratic in the chunk), or copying it for every chunk added
+        # to a long line (quadratic in the line).
+        self._buffer = bytearray()
+        self._pos = 0  # where the next line starts in the buffer
+        self._scanned = 0  # no line end starts before this index (at or after `_pos`)
         self._eof = False
 
     def _line_end(self) -> int:
-        """Index just past the first line end in the buffer, or -1."""
-        found = [(at, len(end)) for end in self._ends if (at := self._buffer.find(end)) >= 0]
+        """Index just past the first line end at or after the read position, or -1."""
+        start = max(self._pos, self._scanned - max(len(end) for end in self._ends) + 1)
+        found = [at + len(end) for end in self._ends if (at := self._buffer.find(end, start)) >= 0]
         if not found:
+            self._scanned = len(self._buffer)
             return -1
-        at, width = min(found)
-        return at + width
+        return min(found)
+
+    def _take(self, end: int) -> bytes:
+        line = bytes(self._buffer[self._pos : end])
+        self._pos = self._scanned = end
+        return line
 
     def readline(self, size: int = -1) -> bytes:
         while True:
-            end = self._line_end() - 1
-            if end >= 0 and (size < 0 or end < size):
-                line, self._buffer = self._buffer[: end + 1], self._buffer[end + 1 :]
-                return line
-            if 0 <= size <= len(self._buffer):  # no line end within `size` bytes
-                line, self._buffer = self._buffer[:size], self._buffer[size:]
-                return line
+            end = self._line_end()
+            if end >= 0 and (size < 0 or end - self._pos <= size):
+                return self._take(end)
+            if 0 <= size <= len(self._buffer) - self._pos:  # no line end within `size` bytes
+                return self._take(self._pos + size)
             if self._eof:
-                line, self._buffer = self._buffer, b""
-                return line
+                return self._take(len(self._buffer))
             data = self._fh.read(self._chunk)
             self._eof = not data
+            del self._buffer[: self._pos]
+            self._scanned -= self._pos
+            self._pos = 0
             self._buffer += data
 
     def __iter__(self) -> Iterator[bytes]:
