@@ -223,7 +223,9 @@ class Mt940Parser(Parser):
         if stmt is not None:
             # A file cut off inside an entry (a transfer that stopped) would have its last
             # line read as if whole: `:61:…D152300,00` cut after `D15230` is 15,230.
-            if stmt.group is not None and not raw.endswith((b"\n", b"\r", AT_LINE_END)):
+            # (Trailing blanks, a DOS end-of-file Ctrl-Z or NUL padding cut nothing.)
+            ended = raw.endswith((b"\n", b"\r", AT_LINE_END)) or not raw.strip(b" \t\x1a\x00")
+            if stmt.group is not None and not ended:
                 stmt.group.cut = True
             yield from self._finish(stmt)
         if not seen_any:

@@ -636,3 +636,16 @@ def test_space_after_the_61_tag(parse_real, tmp_path: Path) -> None:
     assert not parsed.rejected
     whole = parse_real("mt940", name)
     assert [e.event_id for e in parsed.events] == [e.event_id for e in whole.events]
+
+
+@pytest.mark.parametrize("tail", [b"   ", b"\x1a", b"\x00\x00"])
+def test_blank_or_eof_marker_after_the_last_line_is_no_cut(
+    tail: bytes, parse_real, tmp_path: Path
+) -> None:
+    data = (REAL / "mt940_danske_fi_account_in_86.sta").read_bytes()
+    open_entry = data[: data.index(b":62F:")]  # no closing balance: the last entry open
+    path = tmp_path / "tail.sta"
+    path.write_bytes(open_entry + tail)
+    parsed = parse_real("mt940", str(path))
+    assert not parsed.rejected
+    assert len(parsed.events) == 6
