@@ -23,9 +23,10 @@ from typing import Any, ClassVar
 
 import mt940
 
-from adapters.base import Parser, ParseResult, RejectedEntry, build_model, register
+from adapters.base import Parser, ParseResult, Rejected, RejectedEntry, build_model, register
 from adapters.encoding import detect_encoding
 from adapters.parsers._common import (
+    ORIGINAL_CAP,
     EntryRefs,
     amount_or_reject,
     clip,
@@ -57,6 +58,9 @@ _OPTIONS = mt940.Options(
     non_swift_free_text=True,
 )
 _TAG_RE = re.compile(r"^:(\d{2}[A-Z]?|NS):")
+# A statement line inside a line (its line break lost: `…:60F:C240304CNY1,00:61:2403…`)
+# cannot be read as an entry; it is reported rather than lost silently.
+_HIDDEN_61 = re.compile(r":61:\d{6}")
 # :61: = value date, [entry date], mark, [funds code], amount, [type], [customer ref]
 # [//bank ref] (first line); supplementary details on the next line.
 _LINE_61 = re.compile(
@@ -191,6 +195,18 @@ class Mt940Parser(Parser):
                 # A tag indented by spaces or tabs is still a tag: read as text, an indented
                 # `:61:` would vanish into the `:86:` before it with its money.
                 tagged = text.lstrip(" \t")
+                hidden = len(_HIDDEN_61.findall(tagged, 1))
+                if hidden:
+                    self.stats.entries += 1
+                    yield Rejected(
+                        f"{display}:{lineno}",
+                        ":61:",
+                        f"{hidden} statement line(s) (:61:) inside this line, not at its "
+                        "start: the file's line breaks are missing or damaged, so they "
+                        "cannot be read as entries",
+                        raw[:ORIGINAL_CAP],
+                        ErrorClass.invalid_shape,
+                    )
                 match = _TAG_RE.match(tagged)
                 if match is None:
                     if stmt is not None:

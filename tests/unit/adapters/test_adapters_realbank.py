@@ -649,3 +649,25 @@ def test_blank_or_eof_marker_after_the_last_line_is_no_cut(
     parsed = parse_real("mt940", str(path))
     assert not parsed.rejected
     assert len(parsed.events) == 6
+
+
+@pytest.mark.parametrize("joiner", [b"", b" "], ids=["glued", "spaces"])
+def test_statement_lines_inside_a_line_are_reported(
+    joiner: bytes, parse_real, tmp_path: Path
+) -> None:
+    """Line breaks lost (the whole file one line, or one `:86:` run into the next `:61:`):
+    the hidden entries were 0 entries read, exit 0; they are a located rejection now."""
+    data = (REAL / "mt940_danske_fi_account_in_86.sta").read_bytes()
+    body = data[data.index(b":20:") :]
+    path = tmp_path / "one_line.sta"
+    path.write_bytes(body.replace(b"\n", joiner))
+    parsed = parse_real("mt940", str(path))
+    (rejected,) = parsed.rejected
+    assert (rejected.location, rejected.field) == (f"{path}:1", ":61:")
+    assert rejected.reason.startswith("6 statement line(s)")
+    # one :86: run into the next :61:: that entry is reported, the others stand
+    joined = tmp_path / "one_join.sta"
+    joined.write_bytes(data.replace(b"to advice\n:61:", b"to advice:61:"))
+    parsed = parse_real("mt940", str(joined))
+    assert [r.field for r in parsed.rejected] == [":61:"]
+    assert len(parsed.events) == 5
