@@ -399,7 +399,7 @@ class Mt940Parser(Parser):
             )
         group.mark = mark
         group.amount = _amount(match.group("amount"))
-        rest = match.group("rest")
+        rest = match.group("rest").lstrip(" ")  # `C50,00 NTRF…` (Deutsche Bank): a space
         kind = _TYPE.match(rest)
         if kind is not None:
             group.type_code = (kind.group("swift") or kind.group("bare")).rstrip() or None

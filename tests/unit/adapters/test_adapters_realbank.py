@@ -671,3 +671,8 @@ def test_statement_lines_inside_a_line_are_reported(
     parsed = parse_real("mt940", str(joined))
     assert [r.field for r in parsed.rejected] == [":61:"]
     assert len(parsed.events) == 5
+
+
+def test_space_between_amount_and_type_code(parse_real) -> None:
+    (event,) = parse_real("mt940", "mt940_deutsche_bank_de_space_before_type.sta").events
+    assert (event.bank_tx_code, event.amount) == ("NTRF", Decimal("50.00"))
