@@ -135,7 +135,8 @@ async def _test_read_ahead_drains_on_arrival_and_hands_out_in_order() -> None:
     assert all(type(r) is Record for r in out[tp])
     assert held.ahead_count == 3
     assert [r.offset for r in held.take({tp}, None, assignment)[tp]] == [45, 46, 47]
-    assert held.ahead_count == 0 and not held.ahead
+    assert held.ahead_count == 0
+    assert not held.ahead
 
 
 def test_read_ahead_stops_at_its_limit_and_leaves_results_to_aiokafka() -> None:
@@ -191,4 +192,5 @@ async def _test_read_ahead_keeps_other_partitions_and_paused_ones_waiting() -> N
     assert [r.offset for r in held.take(set(), None, assignment)[tp]] == [40, 41, 42, 43]
     held[tp] = _arrived(tp, assignment, 44)
     held.clear()  # the assignment changed
-    assert held.ahead_count == 0 and held.take(set(), None, assignment) == {}
+    assert held.ahead_count == 0
+    assert held.take(set(), None, assignment) == {}
