@@ -169,6 +169,25 @@ def without(
     return {n: rows for n, rows in series.items() if n not in names}
 
 
+def assert_same_figures(result: Run, seed: int, crashes: int) -> None:
+    """The processor's figures equal the oracle's (diagnostics left out); else an error
+    naming every differing series as (processor, oracle)."""
+    got = without(result.processor, DIAGNOSTICS)
+    want = without(result.oracle, DIAGNOSTICS)
+    if got == want:
+        return
+    diff = {
+        name: {
+            lab: (got.get(name, {}).get(lab, 0), want.get(name, {}).get(lab, 0))
+            for lab in set(got.get(name, {})) | set(want.get(name, {}))
+            if got.get(name, {}).get(lab, 0) != want.get(name, {}).get(lab, 0)
+        }
+        for name in set(got) | set(want)
+    }
+    diff = {n: d for n, d in diff.items() if d}
+    raise AssertionError(f"seed {seed}, {crashes} crashes: (processor, oracle) differ: {diff}")
+
+
 @dataclass
 class Run:
     processor: dict[str, dict[tuple[str, ...], int]]

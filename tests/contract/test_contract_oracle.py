@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from schemas.catalog import partition_for
 from tests.contract.contract_inputs import (
     BASE,
-    DIAGNOSTICS,
     ENTERPRISES,
     Written,
+    assert_same_figures,
     fx_doc,
     loan_doc,
     ms,
@@ -24,7 +24,6 @@ from tests.contract.contract_inputs import (
     score_doc,
     shared_partition_pair,
     tx_doc,
-    without,
 )
 from tests.contract.doc_oracle import FX, LOANS, SCORES, TX, Oracle, home_of
 
@@ -182,19 +181,7 @@ def check(records: list[Written], seeds: list[int]) -> None:
     for i, seed in enumerate(seeds):
         oracle = Oracle()
         result = run(records, seed, crashes=i, workers=1 if i == 0 else 2, oracle=oracle)
-        got = without(result.processor, DIAGNOSTICS)
-        want = without(result.oracle, DIAGNOSTICS)
-        if got != want:
-            diff = {
-                name: {
-                    lab: (got.get(name, {}).get(lab, 0), want.get(name, {}).get(lab, 0))
-                    for lab in set(got.get(name, {})) | set(want.get(name, {}))
-                    if got.get(name, {}).get(lab, 0) != want.get(name, {}).get(lab, 0)
-                }
-                for name in set(got) | set(want)
-            }
-            diff = {n: d for n, d in diff.items() if d}
-            raise AssertionError(f"seed {seed}, {i} crashes: (processor, oracle) differ: {diff}")
+        assert_same_figures(result, seed, i)
         for topic in (TX, LOANS, SCORES, FX):  # flow accounting, summed over partitions
             flow = {
                 name: sum(v for lab, v in result.processor.get(name, {}).items() if lab[0] == topic)

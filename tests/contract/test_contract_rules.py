@@ -16,16 +16,15 @@ from hypothesis import strategies as st
 
 from tests.contract.contract_inputs import (
     BASE,
-    DIAGNOSTICS,
     ENTERPRISES,
     Written,
+    assert_same_figures,
     fx_doc,
     ms,
     run,
     score_doc,
     shared_partition_pair,
     tx_doc,
-    without,
 )
 from tests.contract.doc_oracle import FX, SCORES, TX, Oracle, home_of, us_of
 from tests.contract.doc_rules_oracle import RulesOracle
@@ -171,19 +170,7 @@ def check_rules(records: list[Written], seeds: list[int], rules: RulesOracle | N
         oracle = Oracle(rules=rules or RulesOracle())
         result = run(records, seed, crashes=i, workers=1 if i == 0 else 2, oracle=oracle,
                      rules=True)  # fmt: skip
-        got = without(result.processor, DIAGNOSTICS)
-        want = without(result.oracle, DIAGNOSTICS)
-        if got != want:
-            diff = {
-                name: {
-                    lab: (got.get(name, {}).get(lab, 0), want.get(name, {}).get(lab, 0))
-                    for lab in set(got.get(name, {})) | set(want.get(name, {}))
-                    if got.get(name, {}).get(lab, 0) != want.get(name, {}).get(lab, 0)
-                }
-                for name in set(got) | set(want)
-            }
-            diff = {n: d for n, d in diff.items() if d}
-            raise AssertionError(f"seed {seed}, {i} crashes: (processor, oracle) differ: {diff}")
+        assert_same_figures(result, seed, i)
         expected = oracle.rule_hits()
         want_records = Counter(record_of(h.record()) for h in expected)
         got_records = Counter(record_of(a) for a in result.alerts)
