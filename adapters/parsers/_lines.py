@@ -34,17 +34,11 @@ AT_LINE_END = b"@@"
 _AT_TAG = re.compile(rb"@@:(?:20|25|28C?|60[FM]|61|86):")
 
 
-def cr_only(path: Path) -> bool:
-    """Whether `path` ends its lines with a lone CR (classic Mac, Excel "CSV (Macintosh)").
-
-    Read as usual such a file is one line: every record in it would be lost at once.
-    """
-    return line_ends(path) == (b"\r",)
-
-
 def line_ends(path: Path) -> tuple[bytes, ...]:
-    """What ends a line in `path`, when it is not plain `\n` / `\r\n`: a lone CR, or the
-    FinTS `@@` (with `\n` too, for a file that mixes them); () for an ordinary file."""
+    """What ends a line in `path`, when it is not plain `\n` / `\r\n`: a lone CR (classic
+    Mac, Excel "CSV (Macintosh)": read as usual such a file is one line, and every record in
+    it would be lost at once), or the FinTS `@@` (with `\n` too, for a file that mixes
+    them); () for an ordinary file."""
     with path.open("rb") as fh:
         head = fh.read(_PROBE_BYTES)
     if _AT_TAG.search(head):
@@ -143,7 +137,6 @@ __all__ = [
     "CrLines",
     "DecodedLines",
     "LineTooLong",
-    "cr_only",
     "line_ends",
     "text_lines",
 ]
