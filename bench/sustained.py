@@ -199,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
     steps: list[tuple[float, Judgement, str]] = []
+    best: float | None = None
     with ctx as bootstrap:
         if not args.no_warm_up:
             say(f"warm-up round at {args.low:,.0f}/s (not measured)")
@@ -227,12 +228,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             load = _load()
             run = round_at(rate, f"round {i + 1} at {rate:,.0f}/s")
             runs.append((run, f"{load} → {_load()}", kept_up(run, warm=args.warm)))
-    print(_report(steps, rate, runs, args))
+    print(_report(steps, best, rate, runs, args))
     return 0
 
 
 def _report(
     steps: Sequence[tuple[float, Judgement, str]],
+    best: float | None,
     rate: float,
     runs: Sequence[tuple[LatencyRun, str, Judgement]],
     args: argparse.Namespace,
@@ -248,14 +250,6 @@ def _report(
         out += [
             f"| {r:,.0f} | {'yes' if j.ok else 'no'} | {j.why} | {load} |" for r, j, load in steps
         ]
-        best = max(
-            (
-                r
-                for r in {r for r, _, _ in steps}
-                if 2 * sum(j.ok for q, j, _ in steps if q == r) > sum(q == r for q, _, _ in steps)
-            ),
-            default=None,
-        )
         out += [
             "",
             f"Sustained maximum (kept up in most rounds of its step): {best:,.0f}/s"
