@@ -4,6 +4,8 @@ equal to what converting aiokafka's ConsumerRecord objects gives."""
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiokafka.consumer.fetcher import FetchError, FetchResult, PartitionRecords
@@ -97,6 +99,17 @@ def test_adoption_keeps_what_the_fetcher_holds_and_happens_once() -> None:
 # ---- read-ahead: results drained as they arrive, handed out in order, dropped after a seek
 
 
+def _in_loop(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
+    """The async test run in an event loop of its own (aiokafka's assignment makes futures,
+    which need a running loop)."""
+
+    @functools.wraps(test)
+    def run() -> None:
+        asyncio.run(test())
+
+    return run
+
+
 def _assigned(  # in a running loop: aiokafka's assignment makes futures
     *tps: TopicPartition, at: int = 40
 ) -> Any:
@@ -116,11 +129,8 @@ def _arrived(tp: TopicPartition, assignment: Any, fetch_offset: int) -> FetchRes
     return FetchResult(tp, assignment=assignment, partition_records=records, backoff=0)
 
 
-def test_read_ahead_drains_on_arrival_and_hands_out_in_order() -> None:
-    asyncio.run(_test_read_ahead_drains_on_arrival_and_hands_out_in_order())
-
-
-async def _test_read_ahead_drains_on_arrival_and_hands_out_in_order() -> None:
+@_in_loop
+async def test_read_ahead_drains_on_arrival_and_hands_out_in_order() -> None:
     tp = TopicPartition(PREFIX + "dfip.transactions", 3)
     assignment = _assigned(tp)
     held = InputRecords(INPUTS, read_ahead=100)
@@ -139,11 +149,8 @@ async def _test_read_ahead_drains_on_arrival_and_hands_out_in_order() -> None:
     assert not held.ahead
 
 
-def test_read_ahead_stops_at_its_limit_and_leaves_results_to_aiokafka() -> None:
-    asyncio.run(_test_read_ahead_stops_at_its_limit_and_leaves_results_to_aiokafka())
-
-
-async def _test_read_ahead_stops_at_its_limit_and_leaves_results_to_aiokafka() -> None:
+@_in_loop
+async def test_read_ahead_stops_at_its_limit_and_leaves_results_to_aiokafka() -> None:
     tp, other = (TopicPartition(PREFIX + "dfip.transactions", p) for p in (3, 4))
     assignment = _assigned(tp, other)
     held = InputRecords(INPUTS, read_ahead=4)
@@ -155,11 +162,8 @@ async def _test_read_ahead_stops_at_its_limit_and_leaves_results_to_aiokafka() -
     assert held.ahead_count == 4
 
 
-def test_a_seek_makes_records_read_ahead_stale() -> None:
-    asyncio.run(_test_a_seek_makes_records_read_ahead_stale())
-
-
-async def _test_a_seek_makes_records_read_ahead_stale() -> None:
+@_in_loop
+async def test_a_seek_makes_records_read_ahead_stale() -> None:
     tp = TopicPartition(PREFIX + "dfip.loans", 0)
     assignment = _assigned(tp)
     held = InputRecords(INPUTS, read_ahead=100)
@@ -174,11 +178,8 @@ async def _test_a_seek_makes_records_read_ahead_stale() -> None:
     assert [r.offset for r in held.take(set(), None, assignment)[tp]] == [42, 43, 44, 45]
 
 
-def test_read_ahead_keeps_other_partitions_and_paused_ones_waiting() -> None:
-    asyncio.run(_test_read_ahead_keeps_other_partitions_and_paused_ones_waiting())
-
-
-async def _test_read_ahead_keeps_other_partitions_and_paused_ones_waiting() -> None:
+@_in_loop
+async def test_read_ahead_keeps_other_partitions_and_paused_ones_waiting() -> None:
     tp, other = (TopicPartition(PREFIX + "dfip.transactions", p) for p in (1, 2))
     assignment = _assigned(tp, other)
     held = InputRecords(INPUTS, read_ahead=100)
