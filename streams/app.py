@@ -13,7 +13,6 @@ commits state, outputs and the group's offsets in one Kafka transaction.
 from __future__ import annotations
 
 import asyncio
-import gc
 import hmac
 import logging
 import time
@@ -40,7 +39,7 @@ from streams.query.http import register as register_query_api
 from streams.rules.overdue import OPEN, OVERDUE
 from streams.settings import WorkerSettings
 
-__all__ = ["Worker", "auth_status", "create_app", "freeze_heap"]
+__all__ = ["Worker", "auth_status", "create_app"]
 
 log = logging.getLogger(__name__)
 # dfip_consumer_lag counts the records themselves when at most this many offsets behind
@@ -197,8 +196,7 @@ class Worker:
                 # owner restores these partitions from the committed checkpoint.
                 log.info("assignment left unfinished: the worker is stopping")
                 return
-            if settings.gc_freeze:
-                freeze_heap()
+            engine.heap.reset()
             self.metrics.ready.set(1)
             if engine.stats.last_restore_seconds is not None:
                 self.metrics.restore_seconds.set(engine.stats.last_restore_seconds)
@@ -407,23 +405,6 @@ def _only(names: frozenset[str], view: CommittedView) -> str:
         elif line.startswith(prefixes) and line.split("{", 1)[0].split(" ", 1)[0] in names:
             wanted.append(line)
     return "".join(wanted)
-
-
-def freeze_heap() -> int:
-    """Collect everything once, then move what survives to the permanent GC generation.
-
-    A worker's heap after start-up is mostly code (modules, Faust, pydantic: ~140,000
-    tracked objects) and restored state that lives as long as the partition. Each automatic
-    full (gen-2) collection scanned all of it again, 110-220 ms every 3-5 s on the bench
-    feed, holding every record in flight (issue 18); frozen, a full collection scans only
-    what came later (20-30 ms). Frozen objects are still freed by reference counting; the
-    unfreeze + collect first gives cycles frozen at the previous rebalance (e.g. the state of
-    a partition that moved away) back to the collector. Returns how many objects are frozen.
-    """
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
-    return gc.get_freeze_count()
 
 
 def _describe(exc: BaseException) -> str:

@@ -97,11 +97,23 @@ class WorkerSettings(BaseSettings):
     gc_freeze: bool = Field(
         default=True,
         description=(
-            "After start-up and each rebalance, move every object alive then (modules, "
-            "restored state) to Python's permanent GC generation, so a full collection scans "
-            "only what came later: gen-2 pauses of 110-220 ms held every record in flight "
-            "(bench/RESULTS.md, issue 18). Objects are still freed when unreferenced; frozen "
-            "cycles are collected at the next rebalance."
+            "After start-up, each rebalance and each batch, move every object alive then "
+            "(modules, state) to Python's permanent GC generation, so the collector scans "
+            "only what the current batch made: full collections of the growing state took "
+            "~13 % of the worker's CPU, with pauses of 35-220 ms (bench/RESULTS.md, issue "
+            "18). Objects are still freed when unreferenced; cycles that became garbage after "
+            "they were frozen are collected at the next rebalance or full collection "
+            "(gc_full_every_seconds)."
+        ),
+    )
+    gc_full_every_seconds: float = Field(
+        default=600,
+        gt=0,
+        description=(
+            "With gc_freeze: how often everything is unfrozen, collected once and frozen "
+            "again (at the end of a batch), which bounds the memory that cycles frozen "
+            "before they became garbage can hold. One such collection scans the whole heap "
+            "(~0.1-1 s with a large state)."
         ),
     )
     grace_seconds: int = Field(

@@ -25,6 +25,7 @@ from core.kafka_config import KafkaSettings
 from schemas.alerts import load_ruleset
 from streams.engine.clients import catalog_name
 from streams.engine.committer import Commit, Committer
+from streams.engine.heap import HeapFreezer
 from streams.engine.hooks import EngineHooks
 from streams.engine.reference_sync import ReferenceSync
 from streams.engine.restorer import Restorer
@@ -80,6 +81,10 @@ class Engine:
         self._prefix = kafka.topic_prefix
         self.exactly_once = settings.processing_guarantee == "exactly_once"
         self.stats = EngineStats()
+        # the collector scans only what the current batch made (streams/engine/heap.py)
+        self.heap = HeapFreezer(
+            enabled=settings.gc_freeze, full_every_seconds=settings.gc_full_every_seconds
+        )
         # the consumer group whose offsets commit with each batch; also the Faust app id
         self.group_id = f"{kafka.topic_prefix}{settings.app_id}"
         self.references = ReferenceSync(kafka, self.processor, acks=settings.rules)
@@ -356,6 +361,7 @@ class Engine:
         await self.committer.settle()  # the previous transaction must end before this one
         t3 = time.perf_counter()
         self.committer.submit(commit)
+        self.heap.after_batch()
         # cumulative seconds per stage: where a batch's time goes (shown on /state);
         # "commit" is only the wait for the previous transaction, the rest overlaps
         timing = self.stats.stage_seconds()

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from streams.app import freeze_heap
+from streams.engine.heap import HeapFreezer, freeze_heap
 from streams.faust_compat import tune_consumer
 from streams.settings import WorkerSettings
 
@@ -31,6 +31,7 @@ def test_defaults_bound_the_fetch_wait_and_freeze() -> None:
     settings = WorkerSettings(_env_file=None)  # type: ignore[call-arg]
     assert settings.fetch_max_wait_ms == 100
     assert settings.gc_freeze is True
+    assert settings.gc_full_every_seconds == 600
 
 
 def test_the_env_sets_both() -> None:
@@ -69,3 +70,56 @@ def test_cycles_dropped_since_the_last_freeze_are_collected_by_the_next(unfrozen
     assert ref() is not None  # a cycle: its count never reaches 0
     freeze_heap()  # the next rebalance gives it back to the collector first
     assert ref() is None
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_after_a_batch_what_it_left_alive_is_frozen(unfrozen: None) -> None:
+    clock = _Clock()
+    heap = HeapFreezer(enabled=True, full_every_seconds=600, clock=clock)
+    heap.reset()
+    made_by_the_batch = [{"state": i} for i in range(50)]
+    assert any(o is made_by_the_batch for o in gc.get_objects())
+    clock.now = 599.0
+    heap.after_batch()
+    assert not any(o is made_by_the_batch for o in gc.get_objects())
+    assert heap.full_collections == 0
+
+
+def test_a_cycle_frozen_by_a_batch_is_collected_by_the_periodic_full_collection(
+    unfrozen: None,
+) -> None:
+    clock = _Clock()
+    heap = HeapFreezer(enabled=True, full_every_seconds=600, clock=clock)
+    heap.reset()
+    cycle = _Cycle()
+    ref = weakref.ref(cycle)
+    heap.after_batch()  # frozen while alive
+    del cycle
+    clock.now = 300.0
+    heap.after_batch()
+    gc.collect()
+    assert ref() is not None  # frozen: neither the batch freeze nor a collection frees it
+    clock.now = 600.0
+    heap.after_batch()  # due: unfreeze, collect, freeze
+    assert ref() is None
+    assert heap.full_collections == 1
+    clock.now = 1199.0
+    heap.after_batch()  # the next one is due 600 s after that one
+    assert heap.full_collections == 1
+
+
+def test_disabled_leaves_the_collector_alone(unfrozen: None) -> None:
+    gc.unfreeze()
+    heap = HeapFreezer(enabled=False, full_every_seconds=1, clock=_Clock())
+    assert heap.reset() == 0
+    alive = [{"x": 1}]
+    heap.after_batch()
+    assert gc.get_freeze_count() == 0
+    assert any(o is alive for o in gc.get_objects())
