@@ -39,6 +39,8 @@ class Plant:
     uscc: str
     rule: AlertRule
     near_miss: bool
+    # the rules of the hits it must get, one entry per hit, sorted (none for a near miss)
+    hits: tuple[AlertRule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -53,12 +55,17 @@ class ExpectedHit:
     band: str
     # the 5th China working day after the Beijing date of the last event
     report_due: date = date.min
+    # large_value_daily: the direction it totals ("credit" or "debit"); else ""
+    direction: str = ""
 
     @property
     def alert_id(self) -> str:
-        """The id the stream gives this hit on dfip.alerts."""
-        first = self.event_ids[0]
-        return make_event_id("alert", self.rule, self.uscc, str(self.window_start), first)
+        """The id the stream gives this hit on dfip.alerts (a large_value_daily one also
+        names its direction: a day can have one of each)."""
+        parts = ["alert", self.rule, self.uscc, str(self.window_start), self.event_ids[0]]
+        if self.direction:
+            parts.append(self.direction)
+        return make_event_id(*parts)
 
 
 def _us(at: datetime) -> int:
@@ -72,10 +79,16 @@ class _Planter:
         self.plants: list[Plant] = []
         self._n = 0
 
-    def enterprise(self, rule: AlertRule, near_miss: bool) -> str:
+    def enterprise(
+        self, rule: AlertRule, near_miss: bool, hits: tuple[AlertRule, ...] | None = None
+    ) -> str:
+        """A new planted enterprise; `hits` defaults to one hit of `rule` (none if a near
+        miss)."""
         self._n += 1
         uscc = make_uscc("330106", f"A{self.seed % 1000:03d}{self._n:04d}")
-        self.plants.append(Plant(uscc, rule, near_miss))
+        if hits is None:
+            hits = () if near_miss else (rule,)
+        self.plants.append(Plant(uscc, rule, near_miss, tuple(sorted(hits))))
         return uscc
 
     def tx(
@@ -120,12 +133,24 @@ def plant_feed(
     u = p.enterprise(E.large_value, True)
     p.tx(u, start + 2 * h, "1999999.99", "debit")
 
-    u = p.enterprise(E.large_value_daily, False)
-    for i, amount in enumerate(("800123.45", "700234.56", "600345.67")):
+    # each direction of a Beijing day on its own (Beijing day 2 starts at start + 16 h, day
+    # 3 at start + 40 h); debits kept more than 6 h from credits, or 10 % off (pass-through)
+    daily, single = E.large_value_daily, E.large_value
+    u = p.enterprise(daily, False, (daily,) * 4 + (single,))
+    for i, amount in enumerate(("800123.45", "700234.56", "600345.67")):  # day 1: credits
         p.tx(u, start + (1 + 3 * i) * h, amount)
-    u = p.enterprise(E.large_value_daily, True)  # crosses over one UTC day, two Beijing days
+    p.tx(u, start + 17 * h, "1100123.45")  # day 2: credits and debits, one hit each
+    p.tx(u, start + 18 * h, "1000234.56")
+    p.tx(u, start + 30 * h, "1300345.67", "debit")
+    p.tx(u, start + 31 * h, "900456.78", "debit")
+    p.tx(u, start + 42 * h, "2345678.90", "debit")  # day 3: a large_value debit, and
+    p.tx(u, start + 44 * h, "999999.99")  # credits of exactly CNY 2,000,000: their own hit
+    p.tx(u, start + 46 * h, "1000000.01")
+    u = p.enterprise(daily, True)  # crosses over one UTC day, two Beijing days
     p.tx(u, start + 15 * h, "1200111.11")  # 23:00 Beijing
     p.tx(u, start + 17 * h, "1000222.22")  # 01:00 Beijing, the next day
+    p.tx(u, start + 41 * h, "1500000.33")  # day 3: the two directions together reach it,
+    p.tx(u, start + 50 * h, "1400000.44", "debit")  # neither alone
 
     cash_in = "PMNT-CNTR-CDPT"
     u = p.enterprise(E.cash, False)
@@ -248,6 +273,9 @@ def expected_hits(txs: Iterable[RTx], config: RuleSet, upto: int) -> list[Expect
         for rule, inside, start, end, decided_at in _hits(mine, config):
             if decided_at <= upto and config.enabled(rule):
                 first = inside[0]
+                side = ""
+                if rule is AlertRule.large_value_daily:
+                    side = "credit" if first.credit else "debit"
                 out.append(
                     ExpectedHit(
                         start,
@@ -259,6 +287,7 @@ def expected_hits(txs: Iterable[RTx], config: RuleSet, upto: int) -> list[Expect
                         first.institution_type,
                         first.band,
                         add_working_days(_beijing_date(inside[-1].ts)),
+                        side,
                     )
                 )
     return sorted(out)
@@ -291,12 +320,11 @@ def _hits(txs: list[RTx], config: RuleSet) -> list[_Found]:
     for t in txs:
         days[_day(t.ts)].append(t)
     for d, day in sorted(days.items()):
-        transfers = [t for t in day if not t.cash]
+        for credit in (True, False):  # each direction on its own (单边累计)
+            side = [t for t in day if not t.cash and t.credit is credit]
+            if sum(t.fen for t in side) >= lv.cny_fen and not any(large(t) for t in side):
+                out.append((AlertRule.large_value_daily, side, d, d + _D, d + _D))
         cash = [t for t in day if t.cash]
-        credit = sum(t.fen for t in transfers if t.credit)
-        debit = sum(t.fen for t in transfers if not t.credit)
-        if not any(large(t) for t in transfers) and max(credit, debit) >= lv.cny_fen:
-            out.append((AlertRule.large_value_daily, transfers, d, d + _D, d + _D))
         if sum(t.fen for t in cash) >= cc.cny_fen or any(
             _usd_cents(t) >= cc.usd_cents for t in cash
         ):

@@ -167,7 +167,9 @@ class DailyRule(Rule):
     """Decides each Beijing day (with transactions) once the day is over."""
 
     @abstractmethod
-    def decide_day(self, day: list[Tx], start: int) -> Hit | None: ...
+    def decide_day(self, day: list[Tx], start: int, hits: list[Hit]) -> None:
+        """Append the hits of the Beijing day starting at `start` (its transactions `day`,
+        in order) to `hits` (a rule may have more than one a day)."""
 
     def decide(self, ent: Enterprise, upto: int) -> list[Hit]:
         hits: list[Hit] = []
@@ -182,9 +184,7 @@ class DailyRule(Rule):
             if ent.decided < d + DAY_US <= upto:
                 days.setdefault(d, []).append(tx)
         for d in sorted(days):
-            hit = self.decide_day(days[d], d)
-            if hit is not None:
-                hits.append(hit)
+            self.decide_day(days[d], d, hits)
         return hits
 
     def next_due(self, ent: Enterprise, upto: int) -> int | None:

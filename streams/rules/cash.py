@@ -12,12 +12,12 @@ __all__ = ["CashDaily"]
 class CashDaily(DailyRule):
     rule = AlertRule.cash
 
-    def decide_day(self, day: list[Tx], start: int) -> Hit | None:
+    def decide_day(self, day: list[Tx], start: int, hits: list[Hit]) -> None:
         cash = [tx for tx in day if tx.flags & CASH]
         if not cash:
-            return None
+            return
         if sum(tx.fen for tx in cash) < self.config.cash.cny_fen and not any(
             tx.flags & CASH_LARGE for tx in cash
         ):
-            return None
-        return Hit(self.rule, tuple(cash), start, start + DAY_US)
+            return
+        hits.append(Hit(self.rule, tuple(cash), start, start + DAY_US))

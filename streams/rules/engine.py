@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from mypy_extensions import mypyc_attr
 
-from schemas.alerts import MAX_ALERT_EVENTS, Alert, RuleSet
+from schemas.alerts import MAX_ALERT_EVENTS, Alert, AlertRule, RuleSet
 from schemas.enums import Direction
 from schemas.ids import make_event_id
 from schemas.txcodes import is_cash
@@ -85,6 +85,7 @@ _ALERT_FIELDS = frozenset(Alert.model_fields)
 _ALERT_KIND = Alert._wire_constants["kind"]
 _FEN = itemgetter(2)  # Tx.fen
 _SHANGHAI = timedelta(hours=8)
+_DAILY_LARGE = AlertRule.large_value_daily
 
 
 def _at(us: int) -> datetime:
@@ -749,7 +750,14 @@ def build_alert(config: RuleSet, uscc: str, hit: Hit, detected_at: datetime) -> 
     first = txs[0]
     shown = txs[:MAX_ALERT_EVENTS]
     rule = hit.rule
-    alert_id = make_event_id("alert", rule._value_, uscc, str(hit.window_start), first[1])
+    start = str(hit.window_start)
+    if rule is _DAILY_LARGE:
+        # one a day per direction: the direction keeps the two ids apart even if one event
+        # id were in both (counted again, re-sent as the other direction)
+        side = "credit" if first[3] & CREDIT else "debit"
+        alert_id = make_event_id("alert", rule._value_, uscc, start, first[1], side)
+    else:
+        alert_id = make_event_id("alert", rule._value_, uscc, start, first[1])
     last_day = (_at(txs[-1][0]) + _SHANGHAI).date()
     if detected_at.tzinfo is not UTC:  # as validation normalises it (UtcDatetime)
         detected_at = detected_at.astimezone(UTC)

@@ -1,6 +1,7 @@
 """Large-value transfers (PBOC Order [2016] No. 3 art. 5(2), non-natural persons): one hit
-per transfer at or above the threshold, and one per enterprise-day whose transfers in one
-direction add up to it when no single transfer of that day reached it by itself."""
+per transfer at or above the threshold, and one per enterprise, Beijing day and direction
+whose transfers add up to it when no single transfer of that direction that day reached it by
+itself."""
 
 from __future__ import annotations
 
@@ -51,15 +52,36 @@ class LargeValueSingle(PerEventRule):
 
 
 class LargeValueDaily(DailyRule):
+    """Counted per direction on its own (the Order's 单边累计): credits and debits of the day
+    each have a hit when their transfers add up to the threshold and none of them reaches it
+    by itself (that one is reported alone); a day can have two."""
+
     rule = AlertRule.large_value_daily
 
-    def decide_day(self, day: list[Tx], start: int) -> Hit | None:
-        transfers = [tx for tx in day if not tx.flags & CASH]
-        if any(tx.flags & LARGE for tx in transfers):
-            return None  # reported transfer by transfer
+    def decide_day(self, day: list[Tx], start: int, hits: list[Hit]) -> None:
+        # one pass over the day: each direction's total and whether it has a large transfer
+        credits = debits = 0
+        credit_large = debit_large = False
+        for tx in day:
+            flags = tx.flags
+            if flags & CASH:
+                continue
+            if flags & CREDIT:
+                credits += tx.fen
+                if flags & LARGE:
+                    credit_large = True
+            else:
+                debits += tx.fen
+                if flags & LARGE:
+                    debit_large = True
         limit = self.config.large_value.cny_fen
-        credits = sum(tx.fen for tx in transfers if tx.flags & CREDIT)
-        debits = sum(tx.fen for tx in transfers if not tx.flags & CREDIT)
-        if credits < limit and debits < limit:
-            return None
-        return Hit(self.rule, tuple(transfers), start, start + DAY_US)
+        # credits first: the hits of one day come in a fixed order
+        if credits >= limit and not credit_large:
+            hits.append(self._side(day, CREDIT, start))
+        if debits >= limit and not debit_large:
+            hits.append(self._side(day, 0, start))
+
+    def _side(self, day: list[Tx], direction: int, start: int) -> Hit:
+        """The hit of one direction (CREDIT or 0): its transfers of the day, in order."""
+        side = tuple(tx for tx in day if (tx.flags & (CASH | CREDIT)) == direction)
+        return Hit(self.rule, side, start, start + DAY_US)

@@ -12,8 +12,7 @@ __all__ = ["RoundAmounts"]
 class RoundAmounts(DailyRule):
     rule = AlertRule.round_amounts
 
-    def decide_day(self, day: list[Tx], start: int) -> Hit | None:
+    def decide_day(self, day: list[Tx], start: int, hits: list[Hit]) -> None:
         rounds = tuple(tx for tx in day if tx.flags & ROUND)
-        if len(rounds) < self.config.round_amounts.min_count:
-            return None
-        return Hit(self.rule, rounds, start, start + DAY_US)
+        if len(rounds) >= self.config.round_amounts.min_count:
+            hits.append(Hit(self.rule, rounds, start, start + DAY_US))

@@ -24,7 +24,7 @@ def _alerts() -> list[Alert]:
 
 def test_filters_combine() -> None:
     alerts = _alerts()
-    assert len(alerts) == 8
+    assert len(alerts) == 12
     assert [a.rule.value for a in alerts if AlertFilter(frozenset({"cash"}))(a)] == ["cash"]
     some = alerts[0]
     by_uscc = AlertFilter(uscc=some.enterprise_uscc)
@@ -46,9 +46,9 @@ def test_overdue_needs_a_passed_due_date_and_no_ack() -> None:
     alerts = _alerts()
     assert overdue(alerts, set(), date(2025, 9, 8)) == []  # due that day: not yet overdue
     late = overdue(alerts, set(), date(2025, 9, 30))
-    assert len(late) == 8
+    assert len(late) == 12
     acked = {alerts[0].event_id}
-    assert len(overdue(alerts, acked, date(2025, 9, 30))) == 7
+    assert len(overdue(alerts, acked, date(2025, 9, 30))) == 11
 
 
 def test_a_hit_written_twice_is_one_overdue_report() -> None:

@@ -16,7 +16,7 @@ from schemas.ids import make_event_id
 from schemas.uscc import make_uscc, region_of
 from schemas.workdays import add_working_days
 from streams.rules import RuleEngine, RulesState, build_alert
-from streams.rules.base import Hit, Tx
+from streams.rules.base import CREDIT, Hit, Tx
 from tests.unit.rules.test_fast_paths import CONFIG, GRACE, SMALL, streams
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -30,7 +30,10 @@ def validated_alert(config: RuleSet, uscc: str, hit: Hit, detected_at: datetime)
     """build_alert as it was: the model validates every field."""
     txs = hit.txs[:MAX_ALERT_EVENTS]
     first, last = hit.txs[0], hit.txs[-1]
-    alert_id = make_event_id("alert", hit.rule.value, uscc, str(hit.window_start), first.event_id)
+    parts = ["alert", hit.rule.value, uscc, str(hit.window_start), first.event_id]
+    if hit.rule is AlertRule.large_value_daily:  # one hit a day per direction
+        parts.append("credit" if first.flags & CREDIT else "debit")
+    alert_id = make_event_id(*parts)
     last_day = (_at(last.ts) + timedelta(hours=8)).date()
     return Alert(
         event_id=alert_id,

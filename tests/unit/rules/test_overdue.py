@@ -64,17 +64,17 @@ def _ack_record(alert: Alert, offset: int, outcome: str = "reported") -> Record:
 def test_hits_open_until_acknowledged_once() -> None:
     proc = _processor()
     alerts = _feed(proc)
-    assert len(alerts) == 8
-    assert sum(_open(proc).values()) == 8
+    assert len(alerts) == 12
+    assert sum(_open(proc).values()) == 12
     first, second = alerts[0], alerts[1]
     proc.process_ack(_ack_record(first, 0))
-    assert sum(_open(proc).values()) == 7
+    assert sum(_open(proc).values()) == 11
     # the same offset again (a re-read after a restore): skipped by the checkpoint
     proc.process_ack(_ack_record(second, 0))
-    assert sum(_open(proc).values()) == 7
+    assert sum(_open(proc).values()) == 11
     # a second acknowledgement of the same hit (dismissed after reported) changes nothing
     proc.process_ack(_ack_record(first, 1, "dismissed"))
-    assert sum(_open(proc).values()) == 7
+    assert sum(_open(proc).values()) == 11
     assert proc.states[partition_for(first.enterprise_uscc)].offsets[ALERTS_ACK] == 2
 
 
@@ -85,7 +85,7 @@ def test_a_bad_acknowledgement_is_dead_lettered_and_skipped() -> None:
     (out,) = proc.take_outputs()
     assert out.topic == DEADLETTER
     assert proc.states[3].offsets[ALERTS_ACK] == 1
-    assert sum(_open(proc).values()) == 8
+    assert sum(_open(proc).values()) == 12
 
 
 def test_open_hits_survive_a_restore_from_the_changelog() -> None:

@@ -18,7 +18,7 @@ from schemas.codec import encode
 from schemas.events import TransactionEvent
 from schemas.uscc import make_uscc
 from streams.rules import RuleEngine, RulesState, build_alert
-from streams.rules.base import DAY_US, HOUR_US
+from streams.rules.base import CREDIT, DAY_US, HOUR_US, Hit
 from streams.rules.engine import MAX_PACK_AGE
 
 GRACE = 600 * 1_000_000
@@ -27,19 +27,25 @@ START = datetime(2025, 9, 1, tzinfo=UTC)
 ENTS = [make_uscc("330106", f"P{i:07d}") for i in range(3)]
 
 
-def _key(uscc: str, hit: object) -> ExpectedHit:
-    txs = hit.txs  # type: ignore[attr-defined]
-    return ExpectedHit(
-        hit.window_start,  # type: ignore[attr-defined]
-        hit.window_end,  # type: ignore[attr-defined]
-        hit.rule.value,  # type: ignore[attr-defined]
+def _key(uscc: str, hit: Hit) -> ExpectedHit:
+    txs = hit.txs
+    direction = ""
+    if hit.rule is AlertRule.large_value_daily:
+        direction = "credit" if txs[0].flags & CREDIT else "debit"
+    key = ExpectedHit(
+        hit.window_start,
+        hit.window_end,
+        hit.rule.value,
         uscc,
         tuple(t.event_id for t in txs),
         sum(t.fen for t in txs),
         txs[0].institution_type,
         txs[0].band,
-        build_alert(CONFIG, uscc, hit, START).report_due,  # type: ignore[arg-type]
+        build_alert(CONFIG, uscc, hit, START).report_due,
+        direction,
     )
+    assert build_alert(CONFIG, uscc, hit, START).event_id == key.alert_id
+    return key
 
 
 def run(
@@ -81,14 +87,19 @@ def test_each_planted_pattern_fires_once_and_no_near_miss_fires() -> None:
     hits, upto = run(events)
     assert upto == _us(tick) - GRACE
     assert hits == expected_hits([rule_input(e) for e in events], CONFIG, upto)
-    by_uscc = {h.uscc: h.rule for h in hits}
-    assert len(by_uscc) == len(hits)  # one hit per planted enterprise
+    by_uscc: dict[str, list[str]] = {}
+    for h in hits:
+        by_uscc.setdefault(h.uscc, []).append(h.rule)
+    assert set(by_uscc) <= {p.uscc for p in plants}
     for plant in plants:
-        if plant.near_miss:
-            assert plant.uscc not in by_uscc, plant
-        else:
-            assert by_uscc[plant.uscc] == plant.rule.value, plant
+        assert sorted(by_uscc.get(plant.uscc, [])) == [r.value for r in plant.hits], plant
+        assert not plant.hits if plant.near_miss else plant.rule in plant.hits, plant
     assert {p.rule for p in plants if not p.near_miss} == set(AlertRule)
+    # a day with a large_value_daily hit of each direction: two ids
+    days = [(h.uscc, h.window_start) for h in hits if h.rule == "large_value_daily"]
+    assert any(days.count(d) == 2 for d in days)
+    ids = [h.alert_id for h in hits]
+    assert len(ids) == len(set(ids))
 
 
 def test_disabled_rules_do_not_fire() -> None:

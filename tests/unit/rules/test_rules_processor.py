@@ -66,10 +66,10 @@ def test_hits_are_outputs_and_survive_a_restore() -> None:
     final = min(s.watermarks[TRANSACTIONS] for s in proc.states.values()) - GRACE_US
     expected = expected_hits([rule_input(e) for e in events], CONFIG, final)
     assert got == sorted((h.window_start, h.rule, h.uscc, h.event_ids) for h in expected)
-    assert len(got) == 8
+    assert len(got) == 12
     counted = sum(
         n
         for s in proc.states.values()
         for n in s.counters.values.get("dfip_alerts_total", {}).values()
     )
-    assert counted == 8
+    assert counted == 12
