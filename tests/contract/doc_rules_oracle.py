@@ -22,7 +22,7 @@ HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
 BEIJING_US = 8 * HOUR_US
 
-# docs/aml-rules.md, "The rule set file" (default rule set 2026.12-1)
+# docs/aml-rules.md, "The rule set file" (default rule set 2026.12-2)
 LARGE_CNY_FEN = 200_000_000
 LARGE_USD_CENTS = 20_000_000
 CASH_CNY_FEN = 5_000_000
@@ -56,11 +56,13 @@ A1 final: "has passed the window's end plus grace" (> or >=?). Worker: >=, like 
 A2 thresholds inclusive? USD converted? Read as inclusive, USD compared in USD as sent:
    as the worker does. Docs now say so (Precisely, Thresholds).
 A3 large_value_daily "none reaching it by itself": read as "the day's sub-threshold transfers
-   of one direction sum to the threshold" (a large transfer left out of the sum). Worker: any
-   large_value transfer that day, in EITHER direction, vetoes the day's cumulative hit; the
-   hit holds every transfer of the day, both directions. Docs now say exactly that; the
-   under-reporting it allows is flagged in the report (not changed: adapters/simulator/aml.py,
-   the unit tests' reference, pins it and is outside this branch's files).
+   of one direction sum to the threshold" (a large transfer left out of the sum). Worker (then):
+   any large_value transfer that day, in EITHER direction, vetoed the day's cumulative hit,
+   which held every transfer of the day, both directions; the docs said so. Since branch
+   lvdir, worker and docs count each direction on its own as PBOC Order [2016] No. 3 does
+   (单边累计, docs "Per direction"): credits and debits of a day are two cases, each summing
+   all its transfers (not cash), each vetoed only by a large_value of its own direction, each
+   its own hit listing only its direction's transfers; a day can have two.
 A4 cash: both directions summed, every cash transaction in the hit: as read. Docs explicit.
 A5 structuring: candidates of any kind and direction, [90 %, 100 %) in fen: as read.
 A6 velocity: hours before the first transaction count 0, "more than" strict: as read.
@@ -224,15 +226,15 @@ class RulesOracle:
             end = start + DAY_US
             if end > final:
                 continue
-            # a day with a transfer at or above the threshold by itself has no daily hit (that
-            # transfer is reported alone); else the credits, or the debits, summed apart reach
-            # it: the hit holds every transfer of the day, both directions
-            transfers = [e for e in group if not e.cash]
-            if not any(self.large(e) for e in transfers) and any(
-                sum(e.fen for e in transfers if e.direction == d) >= self.large_cny_fen
-                for d in ("credit", "debit")
-            ):
-                out.append(("large_value_daily", transfers, start, end))
+            # each direction on its own: its transfers' sum reaches the threshold and none of
+            # them reaches it by itself (that one is reported alone); the hit holds that
+            # direction's transfers of the day
+            for d in ("credit", "debit"):
+                side = [e for e in group if not e.cash and e.direction == d]
+                if sum(e.fen for e in side) >= self.large_cny_fen and not any(
+                    self.large(e) for e in side
+                ):
+                    out.append(("large_value_daily", side, start, end))
             cash = [e for e in group if e.cash]
             usd = any(e.currency == "USD" and cents(e.amount) >= CASH_USD_CENTS for e in cash)
             if cash and (sum(e.fen for e in cash) >= CASH_CNY_FEN or usd):

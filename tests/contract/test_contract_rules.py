@@ -261,14 +261,18 @@ def threshold_feed(base: datetime = BASE) -> list[Written]:
     tx(u, day(21, 3), "10000.5")
     for i in range(501):  # velocity again: a hit lists its first 500 events, counts all
         tx(u, day(22) + timedelta(seconds=7 * i), "0.01")
-    tx(u, day(23), "1000000.01")  # a large debit vetoes the day's cumulative credits
-    tx(u, day(23, 2), "999999.99")
+    tx(u, day(23), "1000000.01")  # a large debit vetoes the debits only: the credits' own
+    tx(u, day(23, 2), "999999.99")  # CNY 2,000,000 are a large_value_daily
     tx(u, day(23, 12), "2000000", direction="debit")
     tx(u, day(24), "10000.004")  # round amounts: a CNY amount is judged on its fen
     tx(u, day(24, 2), "9999.995")
     tx(u, day(24, 3), "20000", direction="debit")
     tx(u, day(25), "50000", code="PMNT/CNTR/CDPT")  # cash written with slashes
-    tx(u, day(26), "1.00")  # closes every day above
+    tx(u, day(26), "1000000.01")  # large_value_daily: credits and debits, one hit each
+    tx(u, day(26, 2), "999999.99")
+    tx(u, day(26, 12), "1500000.50", direction="debit")
+    tx(u, day(26, 13), "499999.50", direction="debit")
+    tx(u, day(27), "1.00")  # closes every day above
     w = ENTERPRISES[2]  # alone on its partition here: the watermark exactly at hour end + grace
     tx(w, base + HOUR, "2000000")
     tx(w, base + 2 * HOUR + timedelta(minutes=10), "1.00")
@@ -286,7 +290,7 @@ def test_every_rule_at_its_thresholds_matches_the_doc_oracle() -> None:
     run(records, 11, oracle=oracle, rules=True)
     fired = Counter(h.rule for h in oracle.rule_hits())
     assert fired == {
-        "large_value": 4, "large_value_daily": 1, "cash": 3, "structuring": 1,
+        "large_value": 4, "large_value_daily": 4, "cash": 3, "structuring": 1,
         "velocity": 2, "pass_through": 1, "round_amounts": 2, "dormant_reactivation": 1,
     }, fired  # fmt: skip
 
