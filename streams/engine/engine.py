@@ -263,6 +263,10 @@ class Engine:
                 await self._restore(p)
             self.broken = None
             self.stats.recoveries += 1
+            # what the failed batches left (frozen batch by batch) is unreferenced now; the
+            # state holds no cycles, but a full collection here bounds anything that did
+            # (a broker that flaps would otherwise pile it up until the periodic one)
+            self.heap.reset()
             self.ready.set()
             log.warning("recovered %d partitions from the committed state", len(parts))
             return self.positions()
