@@ -38,6 +38,7 @@ __all__ = [
     "batch_cap",
     "check_versions",
     "commit_offsets",
+    "is_behind",
     "topic_partition",
     "tune_consumer",
 ]
@@ -135,9 +136,15 @@ def batch_cap(oldest_ms: int | None, now_ms: float, settings: WorkerSettings) ->
     leave the cap as caught up.
     """
     small = settings.batch_size
-    if oldest_ms is None or now_ms - oldest_ms <= settings.batch_behind_ms:
+    if not is_behind(oldest_ms, now_ms, settings):
         return small
     return max(small, settings.batch_size_behind)
+
+
+def is_behind(oldest_ms: int | None, now_ms: float, settings: WorkerSettings) -> bool:
+    """Whether the oldest record just fetched is older than ``batch_behind_ms`` (records
+    without a timestamp count as caught up)."""
+    return oldest_ms is not None and now_ms - oldest_ms > settings.batch_behind_ms
 
 
 class BatchSink(Protocol):
@@ -443,22 +450,34 @@ class BatchConsumer(FaustAIOKafkaConsumer):
         timeout = settings.batch_within_ms / 1000
         stopped = self._stopped.is_set  # type: ignore[attr-defined]
         fetcher_stopped = fetcher._stopped.is_set
+        interval = settings.batch_interval_ms / 1000
+        paced_until = 0.0  # caught up: no batch starts before this (perf_counter)
         try:
             while not (stopped() or fetcher_stopped()):
+                pause = paced_until - time.perf_counter()
+                if pause > 0:
+                    # the previous transaction runs meanwhile and records gather: one
+                    # commit's fixed cost spreads over more of them
+                    await asyncio.sleep(pause)
                 began = time.perf_counter()
                 fetched, _active = await self._wait_next_records(timeout)
                 if not fetched or self.should_stop:
                     continue
                 worker.observe_stage("fetch_wait", time.perf_counter() - began)
                 records = batch_records(fetched, inputs)
-                cap = batch_cap(oldest_stamp(fetched), time.time() * 1000, settings)
+                oldest, now_ms = oldest_stamp(fetched), time.time() * 1000
+                behind = is_behind(oldest, now_ms, settings)
+                cap = batch_cap(oldest, now_ms, settings)
                 # Faust passes the aiokafka consumer's max_poll_records to every fetch:
                 # setting it sizes the next batch (adaptive batching, issue 18)
                 client = self._thread._consumer  # type: ignore[attr-defined]
                 if client is not None:
                     client._max_poll_records = cap
                 if records:
+                    handed = time.perf_counter()
                     await worker.handle_batch(records)
+                    # behind, batches are full and come back to back
+                    paced_until = 0.0 if behind else handed + interval
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 return

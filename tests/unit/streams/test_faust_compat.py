@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import DfipError
-from streams.faust_compat import ALLOW_ENV, WRITTEN_FOR, batch_cap, check_versions
+from streams.faust_compat import ALLOW_ENV, WRITTEN_FOR, batch_cap, check_versions, is_behind
 from streams.settings import WorkerSettings
 
 
@@ -40,3 +40,13 @@ def test_batch_cap_grows_when_the_oldest_record_is_old() -> None:
     assert batch_cap(int(now) - 501, now, s) == 6000
     # a behind cap below the caught-up one never shrinks batches
     assert batch_cap(0, now, WorkerSettings(batch_size=3000, batch_size_behind=100)) == 3000
+
+
+def test_behind_means_the_oldest_record_is_older_than_the_setting() -> None:
+    # batch pacing (batch_interval_ms) applies only while caught up
+    s = WorkerSettings(batch_behind_ms=500, batch_interval_ms=100)
+    now = 1_000_000.0
+    assert not is_behind(None, now, s)
+    assert not is_behind(int(now) - 500, now, s)
+    assert is_behind(int(now) - 501, now, s)
+    assert WorkerSettings(_env_file=None).batch_interval_ms == 0  # type: ignore[call-arg]
