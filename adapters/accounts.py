@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.files import read_regular_file
 from schemas import SUPPORTED_CURRENCIES, SchemaError, normalize_uscc
 from schemas import pseudonymise_account as _schemas_pseudonymise
 from schemas.ids import normalise_account
@@ -126,7 +127,7 @@ def account_hash_key(env: Mapping[str, str] | None = None) -> bytes:
     key_file = env.get(KEY_FILE_ENV)
     if key_file:
         try:
-            key = Path(key_file).read_bytes().removesuffix(b"\n").removesuffix(b"\r")
+            key = read_regular_file(key_file).removesuffix(b"\n").removesuffix(b"\r")
         except OSError as exc:
             raise MissingKeyError(f"{KEY_FILE_ENV}={key_file}: {exc.strerror}") from None
         source = KEY_FILE_ENV
@@ -210,7 +211,7 @@ class AccountDirectory:
         """Read a `.toml` or `.csv` mapping file; raises `AccountMapError`."""
         directory = cls(key)
         try:
-            data = path.read_bytes()
+            data = read_regular_file(path)
         except OSError as exc:
             raise AccountMapError(f"{path}: {exc.strerror}") from None
         rows = _toml_rows(path, data) if path.suffix.lower() == ".toml" else _csv_rows(path, data)

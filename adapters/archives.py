@@ -26,6 +26,8 @@ class ArchiveError(ValueError):
 
 def is_archive(path: Path) -> bool:
     """A zip archive of files to ingest (an .xlsx workbook is a zip too, but is one file)."""
+    if not path.is_file():  # opening a FIFO would wait for a writer; the caller names it
+        return False
     try:
         with path.open("rb") as fh:
             if fh.read(4) != b"PK\x03\x04":

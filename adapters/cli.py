@@ -9,6 +9,7 @@ failure the summary says what was committed, and running the same command again 
 from __future__ import annotations
 
 import atexit
+import codecs
 import hashlib
 import os
 import re
@@ -339,6 +340,24 @@ def _no_paths(format: str) -> NoReturn:
     _fail(EXIT_USAGE, f"unknown format {format!r} and no file given; known: {', '.join(known)}")
 
 
+def _check_encoding(encoding: str) -> None:
+    """A text encoding the readers can decode with errors="replace": base64 or rot13 are
+    not text encodings, idna and punycode refuse the handler (each was a traceback)."""
+    try:
+        codec = codecs.lookup(encoding)
+    except LookupError:
+        _fail(EXIT_USAGE, f"--encoding {encoding!r}: unknown encoding")
+    try:
+        if not codec._is_text_encoding:  # type: ignore[attr-defined]
+            raise LookupError
+        b"ab\xff\r\n".decode(encoding, errors="replace")
+    except (LookupError, UnicodeError):
+        _fail(
+            EXIT_USAGE,
+            f"--encoding {encoding!r}: not a text encoding for files (e.g. utf-8, gb18030, cp1252)",
+        )
+
+
 def _parser(
     format: str,
     paths: list[Path],
@@ -370,10 +389,7 @@ def _parser(
         if problem := format_mismatch(format, path):
             _fail(EXIT_USAGE, problem)
     if encoding is not None:
-        try:
-            "".encode(encoding)
-        except LookupError:
-            _fail(EXIT_USAGE, f"--encoding {encoding!r}: unknown encoding")
+        _check_encoding(encoding)
     try:
         local_zone(timezone)
         # rate tables name no account: they need no pseudonymisation key

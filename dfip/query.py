@@ -14,7 +14,6 @@ import os
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -22,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.errors import DfipError
+from core.files import read_regular_file
 from dfip.i18n import LANG_HELP, Lang, amount, label, parse_lang, region_name
 from schemas.uscc import check_uscc
 
@@ -40,9 +40,11 @@ def _token(env: dict[str, str] | None = None) -> str | None:
     env = dict(os.environ) if env is None else env
     if path := env.get("DFIP_QUERY_TOKEN_FILE"):
         try:
-            return Path(path).read_text(encoding="utf-8").strip()
+            return read_regular_file(path).decode("utf-8").strip()
         except OSError as exc:
             raise DfipError(f"DFIP_QUERY_TOKEN_FILE={path}: {exc.strerror}", exit_code=2) from None
+        except UnicodeDecodeError:
+            raise DfipError(f"DFIP_QUERY_TOKEN_FILE={path}: not UTF-8 text", exit_code=2) from None
     return env.get("DFIP_QUERY_TOKEN") or env.get("DFIP_WORKER_API_TOKEN") or None
 
 

@@ -16,6 +16,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.files import read_regular_file
 from schemas import TxChannel
 
 __all__ = [
@@ -163,7 +164,7 @@ def load_mapping(ref: Path | str) -> CsvMapping:
             raise MappingError(f"mapping {str(ref)!r}: no such file or shipped mapping ({known})")
         path = shipped[str(ref)]
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        doc = tomllib.loads(read_regular_file(path).decode("utf-8"))
     except OSError as exc:
         raise MappingError(f"{path}: cannot read mapping: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:

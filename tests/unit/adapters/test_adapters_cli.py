@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import typer
 from conftest import FIXTURES
@@ -97,6 +99,23 @@ def test_several_files_and_a_csv_mapping() -> None:
             "unknown encoding",
         ),
         (["camt", str(FIXTURES / "empty.xml"), "--timezone", "Mars/Olympus"], "unknown time zone"),
+        # /dev/zero as a map or mapping was read for ever (memory without bound)
+        (
+            ["camt", str(FIXTURES / "empty.xml"), "--accounts", "/dev/zero"],
+            "--accounts /dev/zero: not a regular file",
+        ),
+        (
+            ["csv", str(FIXTURES / "hk_utf8_statement.csv"), "--mapping", "/dev/zero"],
+            "--mapping /dev/zero: cannot read mapping: not a regular file",
+        ),
+        # codecs that are not text encodings, or refuse errors="replace": were tracebacks
+        *(
+            (
+                ["mt940", str(FIXTURES / "mt940_de_structured.sta"), "--encoding", codec],
+                f"--encoding {codec!r}: not a text encoding",
+            )
+            for codec in ("idna", "punycode", "base64", "rot13", "undefined")
+        ),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(args: list[str], message: str) -> None:
@@ -107,6 +126,28 @@ def test_usage_errors_exit_2_with_one_line(args: list[str], message: str) -> Non
     assert message in result.stderr
     assert "Traceback" not in result.output
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_fifo_options_and_paths_are_refused_at_once(tmp_path, monkeypatch) -> None:
+    """A FIFO nobody writes to: opening it to read waited for ever (the map, the mapping,
+    the key file, or a path given to ingest, which was opened to see if it is a zip)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    sta = str(FIXTURES / "mt940_de_structured.sta")
+    for args in (
+        ["mt940", sta, "--accounts", str(fifo)],
+        ["csv", str(FIXTURES / "hk_utf8_statement.csv"), "--mapping", str(fifo)],
+        ["mt940", str(fifo)],
+        ["auto", str(fifo)],
+    ):
+        result = run(*args, "--dry-run", "-i", "TEST-BANK")
+        assert result.exit_code == 2, (args, result.output)
+        assert "not a regular file" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    monkeypatch.setenv("DFIP_ACCOUNT_HASH_KEY_FILE", str(fifo))
+    result = run("mt940", sta, "--dry-run", "-i", "TEST-BANK")
+    assert result.exit_code == 2, result.output
+    assert f"DFIP_ACCOUNT_HASH_KEY_FILE={fifo}: not a regular file" in result.stderr
 
 
 def test_missing_institution_and_key(monkeypatch: pytest.MonkeyPatch) -> None:
