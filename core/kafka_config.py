@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import DfipError
+from core.files import read_regular_file
 
 __all__ = ["KafkaSettings"]
 
@@ -92,6 +93,12 @@ class KafkaSettings(BaseSettings):
             if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
                 shown = server or "(empty)"
                 raise ValueError(f"{shown} is not host:port (e.g. 127.0.0.1:9092, port 1-65535)")
+            if any(c in host for c in "@/ \t"):
+                # user:password@host (URL style) would be echoed by every "unreachable" message
+                raise ValueError(
+                    "not host:port: credentials or a URL path in the list (SASL logs in with "
+                    "DFIP_KAFKA_SASL_USERNAME and DFIP_KAFKA_SASL_PASSWORD_FILE)"
+                )
         return ",".join(servers)
 
     @model_validator(mode="after")
@@ -100,7 +107,7 @@ class KafkaSettings(BaseSettings):
             # DfipError is not a ValueError, so pydantic lets it through: one line from every
             # command, not a validation traceback
             try:
-                secret = self.sasl_password_file.read_text(encoding="utf-8").strip()
+                secret = read_regular_file(self.sasl_password_file).decode("utf-8").strip()
             except (OSError, UnicodeError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
                 raise DfipError(

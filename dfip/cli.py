@@ -307,7 +307,13 @@ def worker() -> None:
         if path is not None and not path.is_file():
             raise DfipError(
                 f"DFIP_WORKER_RULES_FILE={path}: "
-                + ("is a folder" if path.is_dir() else "no such file"),
+                + (
+                    "is a folder"
+                    if path.is_dir()
+                    else "not a regular file (a device or a pipe)"
+                    if path.exists()
+                    else "no such file"
+                ),
                 hint="point it at a rule set like schemas/aml_rules.toml, or unset it",
                 exit_code=2,
             )
@@ -435,6 +441,14 @@ def _register_optional() -> None:
     app.command("top")(top_command)
 
 
+def _warn_unknown_variables() -> None:
+    """A mistyped DFIP_* variable is ignored; say so before the command runs with defaults."""
+    from dfip.env_check import unknown_variable_warnings
+
+    for warning in unknown_variable_warnings(os.environ):
+        console.print(f"[yellow]dfip: warning:[/] {escape(warning)}")
+
+
 def main() -> None:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -444,6 +458,7 @@ def main() -> None:
     # one line, so its retries are not shown. The worker configures its own levels.
     logging.getLogger("kafka").setLevel(logging.ERROR)
     try:
+        _warn_unknown_variables()
         _register_optional()
         app()
     except DfipError as exc:

@@ -7,6 +7,7 @@ user set) and links to its documentation; a CLI user wants `DFIP_X=value: expect
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +16,10 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 __all__ = ["describe_os_error", "describe_validation_error", "env_prefix"]
+
+
+#: variables whose value is a secret (a value with `@` may be `user:password@host`: hidden too)
+_SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|_KEY$")
 
 
 def _settings_classes(base: type[BaseSettings] = BaseSettings) -> list[type[BaseSettings]]:
@@ -37,6 +42,8 @@ def _one(error: Any, prefix: str | None) -> str:
     name = f"{prefix}{field.upper()}" if prefix is not None else field
     value = error.get("input")
     shown = f"{name}={value}" if isinstance(value, str | int | float) else name
+    if _SECRET_NAME.search(name) or (isinstance(value, str) and "@" in value):
+        shown = f"{name}=…"  # a secret, or one typed into the wrong variable: never echoed
     ctx = error.get("ctx") or {}
     if error.get("type") == "literal_error" and "expected" in ctx:
         return f"{shown} is not allowed: expected {ctx['expected']}"

@@ -174,6 +174,8 @@ def load_ruleset(path: Path | None = None) -> RuleSet:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"{path}: {exc}") from None
+    except UnicodeDecodeError as exc:  # a ValueError too, but one that names no file
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason})") from None
     try:
         return RuleSet.model_validate(doc)
     except ValidationError as exc:

@@ -44,6 +44,8 @@ def _step(value: float) -> Decimal:
         step = Decimal(str(value))
     except InvalidOperation:
         raise typer.BadParameter("step must be a number of seconds") from None
+    if not step.is_finite():  # nan would make the comparison below raise, inf never steps
+        raise typer.BadParameter("step must be a finite number of seconds")
     if step * 1_000_000 < 1:
         raise typer.BadParameter("step must be at least one microsecond")
     return step

@@ -150,6 +150,10 @@ USAGE_ERRORS = {
     "query url": (["query", "enterprise", "91330106MA2CDL8K41", "--url", "notaurl"], {}),
     "run port": (["run"], {"DFIP_KAFKA_PORT": "abc"}),
     "worker data dir": (["worker"], {"DFIP_WORKER_DATA_DIR": "/proc/no/such"}),
+    # a device was read for ever ("no such file" said the check before), binary junk was
+    # "'utf-8' codec can't decode …" without the file's name
+    "worker rules device": (["worker"], {"DFIP_WORKER_RULES_FILE": "/dev/zero"}),
+    "worker rules binary": (["worker"], {"DFIP_WORKER_RULES_FILE": sys.executable}),
 }
 
 
@@ -161,6 +165,51 @@ def test_usage_and_setting_errors_exit_2(tmp_path: Path) -> None:
     for name, proc in procs.items():
         code, line = one_line(proc, name)
         assert code == 2, f"{name}: {line}"
+        if name == "worker rules device":
+            assert "DFIP_WORKER_RULES_FILE=/dev/zero: not a regular file" in line
+        if name == "worker rules binary":
+            assert f"{sys.executable}: not UTF-8 text" in line
+
+
+def test_a_nan_simulator_step_is_a_usage_error(tmp_path: Path) -> None:
+    # was a decimal.InvalidOperation traceback (exit 1)
+    proc = start(["simulate", "--events", "5", "--step-seconds", "nan"], tmp_path)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err
+    assert "finite number of seconds" in err
+
+
+def test_a_mistyped_variable_is_named_with_the_likely_one(tmp_path: Path) -> None:
+    env = {"DFIP_KAFKA_BOOSTRAP_SERVERS": "kafka-1:9092", "DFIP_WORKR_BATCH_SIZE": "5"}
+    proc = start(["topics", "tail", "dfip.nope"], tmp_path, **env)
+    _, err = proc.communicate(timeout=120)
+    lines = err.splitlines()
+    assert lines[0] == (
+        "dfip: warning: DFIP_KAFKA_BOOSTRAP_SERVERS is not a dfip setting and is ignored — "
+        "did you mean DFIP_KAFKA_BOOTSTRAP_SERVERS?"
+    )
+    assert "did you mean DFIP_WORKER_BATCH_SIZE?" in lines[1]
+    assert lines[2].startswith("dfip: unknown topic dfip.nope")
+    assert proc.returncode == 2
+
+
+def test_known_variables_are_not_warned_about() -> None:
+    from dfip.env_check import unknown_variable_warnings
+
+    env = {
+        "DFIP_KAFKA_BOOTSTRAP_SERVERS": "k:1",
+        "DFIP_KAFKA_PORT": "1",
+        "DFIP_WORKER_BATCH_SIZE": "5",
+        "DFIP_ACCOUNT_HASH_KEY": "x",
+        "DFIP_TEST_KAFKA_PORT": "1",
+        "DFIP_KAFKA_SSL_CAFILE": "ca.pem",
+        "PATH": "/bin",
+    }
+    assert unknown_variable_warnings(env) == []
+    assert unknown_variable_warnings({"DFIP_NOPE": "1"}) == [
+        "DFIP_NOPE is not a dfip setting and is ignored"
+    ]
 
 
 def test_a_malformed_bootstrap_is_a_setting_error_shown_verbatim(tmp_path: Path) -> None:
@@ -195,6 +244,27 @@ def test_a_bootstrap_list_is_host_port_pairs(servers: str) -> None:
     assert text.startswith(f"DFIP_KAFKA_BOOTSTRAP_SERVERS={servers}: ")
     assert "is not host:port" in text
     assert "Value error" not in text
+
+
+@pytest.mark.parametrize("servers", ["alice:S3cret@kafka:9092", "kafka:9092/path:1", "a b:1"])
+def test_credentials_in_the_bootstrap_list_are_a_setting_error_never_echoed(
+    servers: str,
+) -> None:
+    # user:password@host passed as host:port, and every "unreachable at …" line showed it
+    with pytest.raises(ValidationError) as info:
+        KafkaSettings(bootstrap_servers=servers)
+    text = describe_validation_error(info.value)
+    assert "not host:port" in text
+    assert "S3cret" not in text
+
+
+def test_secret_variables_are_never_echoed() -> None:
+    from dfip.config_errors import _one
+
+    error = {"loc": ("sasl_password",), "input": "S3cret", "msg": "bad", "type": "x"}
+    assert _one(error, "DFIP_KAFKA_") == "DFIP_KAFKA_SASL_PASSWORD=…: bad"
+    error = {"loc": ("sasl_mechanism",), "input": "MD5", "msg": "bad", "type": "x"}
+    assert _one(error, "DFIP_KAFKA_") == "DFIP_KAFKA_SASL_MECHANISM=MD5: bad"
 
 
 def test_good_bootstrap_lists_are_kept() -> None:
