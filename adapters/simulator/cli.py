@@ -25,7 +25,12 @@ from core.errors import DfipError
 from core.kafka_admin import create_topics
 from core.kafka_config import KafkaSettings
 
-__all__ = ["parse_start", "simulate_command", "write_oracle"]
+__all__ = ["MAX_ENTERPRISES", "check_time_range", "parse_start", "simulate_command", "write_oracle"]
+
+MAX_ENTERPRISES = 1_000_000
+#: Where the simulated feed may start and end: late and corrected events reach back up to
+#: about two years, and the schemas refuse times before 1970; datetime ends at year 9999.
+FEED_LIMITS = (datetime(2000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))
 
 
 def parse_start(text: str) -> datetime:
@@ -57,6 +62,38 @@ def write_oracle(path: Path, oracle: dict[str, object]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(oracle, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+def _seconds(span: Decimal) -> timedelta:
+    """--step-seconds × --events as a timedelta, refused when longer than the feed may run."""
+    limit = FEED_LIMITS[1] - FEED_LIMITS[0]
+    if span >= Decimal(limit.days) * 86_400:
+        raise DfipError(
+            f"--step-seconds × --events is {span:.3g} s, more than the {limit.days // 365} "
+            "years a simulated feed may span",
+            hint="fewer --events or a shorter --step-seconds",
+            exit_code=2,
+        )
+    return timedelta(seconds=float(span))
+
+
+def check_time_range(moment: datetime, span: Decimal) -> None:
+    """The simulated feed (from `moment`, `span` seconds long when --events bounds it)
+    lies in the years events can have: before 1970 the schemas refuse it, past year 9999
+    datetime cannot count (each was a traceback)."""
+    if moment < FEED_LIMITS[0]:
+        problem = f"--start {moment.isoformat()} is before {FEED_LIMITS[0].date()}"
+    elif _seconds(span) >= FEED_LIMITS[1] - moment:
+        problem = (
+            f"the simulated feed from {moment.isoformat()} would run past {FEED_LIMITS[1].year}"
+        )
+    else:
+        return
+    raise DfipError(
+        problem,
+        hint="choose another --start (or fewer --events, a shorter --step-seconds)",
+        exit_code=2,
+    )
 
 
 def check_oracle_path(path: Path) -> None:
@@ -129,7 +166,11 @@ def simulate_command(
     oracle: Annotated[
         Path | None, typer.Option(help="Write the oracle (expected figures) JSON here.")
     ] = None,
-    enterprises: Annotated[int, typer.Option(min=1, help="Enterprises in the province.")] = 2000,
+    enterprises: Annotated[
+        int,
+        # bounded: the province is built up front (10^5 take ~3 s; 10^8 never finished)
+        typer.Option(min=1, max=MAX_ENTERPRISES, help="Enterprises in the province."),
+    ] = 2000,
     aml_permille: Annotated[
         int,
         typer.Option(
@@ -152,8 +193,10 @@ def simulate_command(
     moment = parse_start(start)
     if oracle is not None:
         check_oracle_path(oracle)
+    span = step * events if events else Decimal(0)
     if start.strip().lower() == "now" and not rate and events:
-        moment -= timedelta(seconds=float(step * events))
+        moment -= _seconds(span)
+    check_time_range(moment, span)
     config = SimulationConfig(
         seed=seed,
         events=events,

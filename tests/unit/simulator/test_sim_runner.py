@@ -14,12 +14,13 @@ import typer
 from typer.testing import CliRunner
 
 import adapters.simulator.cli as cli
-from adapters.simulator.cli import check_oracle_path
+from adapters.simulator.cli import check_oracle_path, check_time_range
 from adapters.simulator.runner import (
     SimulationConfig,
     TokenBucket,
     run_simulation,
 )
+from core.errors import DfipError
 from schemas import encode
 
 
@@ -210,3 +211,34 @@ def test_an_unwritable_oracle_path_is_refused_before_anything_is_sent(tmp_path) 
         with pytest.raises(DfipError, match=said) as refused:
             check_oracle_path(bad)
         assert refused.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        # each was a traceback: OverflowError past year 9999, SchemaError before 1970,
+        # decimal.InvalidOperation for nan
+        (["--start", "9999-12-31T23:59:59"], "would run past 9000"),
+        (["--start", "0001-01-01T00:00:00"], "is before 2000-01-01"),
+        (["--step-seconds", "1e12"], "more than the 7004 years"),
+        (["--start", "2024-01-01", "--step-seconds", "1e15"], "more than the 7004 years"),
+        (["--step-seconds", "nan"], "finitenumberofseconds"),
+        # the province is built up front: 10^8 enterprises never finished
+        (["--enterprises", "100000000"], "1000000"),
+    ],
+)
+def test_a_feed_outside_datetime_or_the_schemas_is_a_usage_error(args, said) -> None:
+    app = typer.Typer()
+    app.command()(cli.simulate_command)
+    result = CliRunner().invoke(app, ["--events", "5", *args])
+    if isinstance(result.exception, DfipError):  # dfip's main prints it, exit code its own
+        assert result.exception.exit_code == 2
+        assert said in str(result.exception)
+    else:  # a typer usage error
+        assert result.exit_code == 2, result.output
+        assert said in result.output.replace("\n", "").replace("│", "").replace(" ", "")
+
+
+def test_the_feed_limits_themselves_are_accepted() -> None:
+    check_time_range(datetime(2000, 1, 1, tzinfo=UTC), Decimal(3600))
+    check_time_range(datetime(8999, 12, 31, tzinfo=UTC), Decimal(3600))
