@@ -239,6 +239,13 @@ def _aborted(exc: IngestAborted, documents: int) -> NoReturn:
     if exc.interrupted:
         _fail(EXIT_INTERRUPTED, f"interrupted; {state} (run the same command to resume)")
     cause = exc.cause
+    if isinstance(cause, OSError):
+        where = cause.filename if cause.filename is not None else "an input file"
+        _fail(
+            EXIT_USAGE,
+            f"{where}: cannot be read any more ({cause.strerror or cause}); {state} "
+            "(put the file back, or leave it out, and run the same command again)",
+        )
     what = (
         f"Kafka delivery failed: {cause}"
         if isinstance(cause, DeliveryError)
@@ -259,6 +266,8 @@ def _producer(
         name = "DFIP_KAFKA_" + ".".join(str(p) for p in first["loc"]).upper()
         value = first.get("input")
         shown = f"{name}={value}" if isinstance(value, str | int | float) else name
+        if "PASSWORD" in name or (isinstance(value, str) and "@" in value):
+            shown = f"{name}=…"  # a secret, or user:password@host: never echoed
         _fail(EXIT_USAGE, f"{shown}: {str(first['msg']).removeprefix('Value error, ')}")
     except DfipError as exc:
         _fail(exc.exit_code, str(exc))

@@ -107,7 +107,8 @@ class IngestSummary:
 
 
 class IngestAborted(RuntimeError):
-    """Kafka failed (or Ctrl-C) mid-ingest; `summary` says what was committed before."""
+    """Kafka failed, a file could no longer be read (OSError) or Ctrl-C, mid-ingest;
+    `summary` says what was committed before."""
 
     def __init__(self, summary: IngestSummary, cause: BaseException) -> None:
         self.summary = summary
@@ -297,6 +298,13 @@ def ingest_files(
         _ingest(parser, paths, sink, progress, summary, checkpoint_every)
     except (DeliveryError, TransactionError, KafkaError, KeyboardInterrupt) as exc:
         sink.abort(1.0 if isinstance(exc, KeyboardInterrupt) else abort_timeout)
+        raise IngestAborted(summary, exc) from exc
+    except BrokenPipeError:  # stdout of a dry run closed by its reader: the CLI's to handle
+        raise
+    except OSError as exc:
+        # a file removed, made unreadable or a disk failing mid-run: the open transaction is
+        # aborted and the summary says what is in, as after a Kafka failure
+        sink.abort(abort_timeout)
         raise IngestAborted(summary, exc) from exc
     return summary
 

@@ -6,6 +6,7 @@ given as files (``DFIP_KAFKA_SASL_PASSWORD_FILE``) so they never appear on a com
 
 from __future__ import annotations
 
+import re
 import ssl
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,11 @@ from core.files import read_regular_file
 
 __all__ = ["KafkaSettings"]
 
+_TOPIC_CHARS = re.compile(r"[A-Za-z0-9._-]*")
+#: Kafka's 249 characters less the longest catalog name (dfip.alerts.ack.changelog-like
+#: names of the workers' tables included) with room to spare.
+MAX_TOPIC_PREFIX = 150
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -28,11 +34,13 @@ class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DFIP_KAFKA_", env_file=".env", extra="ignore")
 
     bootstrap_servers: str = Field(
-        default="127.0.0.1:9092", description="Comma-separated host:port list."
+        default="127.0.0.1:9092",
+        description="Comma-separated host:port list (no user:password@; SASL has its own).",
     )
     topic_prefix: str = Field(
         default="",
-        description="Prepended to every catalog topic name (isolates tests and tenants).",
+        description="Prepended to every catalog topic name (isolates tests and tenants); "
+        "ASCII letters, digits, '.', '_' and '-', at most 150 characters.",
     )
     security_protocol: SecurityProtocol = Field(
         default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
@@ -82,6 +90,18 @@ class KafkaSettings(BaseSettings):
         "longer broker outage ends an ingest instead of hanging it.",
     )
 
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        """Kafka names are ASCII letters, digits, '.', '_' and '-', at most 249 characters: a
+        prefix outside that failed `topics create` with the broker's raw response."""
+        if not _TOPIC_CHARS.fullmatch(value) or len(value) > MAX_TOPIC_PREFIX:
+            raise ValueError(
+                "a topic prefix is ASCII letters, digits, '.', '_' and '-' only, "
+                f"at most {MAX_TOPIC_PREFIX} characters (e.g. test-1.)"
+            )
+        return value
+
     @field_validator("bootstrap_servers")
     @classmethod
     def _host_port_list(cls, value: str) -> str:
@@ -130,6 +150,19 @@ class KafkaSettings(BaseSettings):
                 hint="a client key needs its certificate (mutual TLS), or unset both",
                 exit_code=2,
             )
+        for name, path in (
+            ("CAFILE", self.ssl_cafile),
+            ("CERTFILE", self.ssl_certfile),
+            ("KEYFILE", self.ssl_keyfile),
+        ):
+            # OpenSSL opens a FIFO and waits for a writer for ever; /dev/zero it reads for
+            # ever. A missing or unreadable file is left to the TLS set-up, which names it.
+            if path is not None and path.exists() and not (path.is_file() or path.is_dir()):
+                raise DfipError(
+                    f"DFIP_KAFKA_SSL_{name}={path}: not a regular file (a device or a pipe)",
+                    hint="point it at the PEM file",
+                    exit_code=2,
+                )
         return self
 
     @property

@@ -375,3 +375,20 @@ def test_a_bad_tls_file_is_named_with_its_variable(tmp_path: Path) -> None:
         {"DFIP_KAFKA_SSL_CERTFILE": str(junk), "DFIP_KAFKA_SSL_KEYFILE": str(tmp_path / "nope")}
     )
     assert line == f"DFIP_KAFKA_SSL_KEYFILE={tmp_path / 'nope'}: No such file or directory"
+
+
+@pytest.mark.parametrize("prefix", ["bad prefix/", "x" * 151, "租户-"])
+def test_a_topic_prefix_kafka_cannot_name_is_a_setting_error(prefix: str) -> None:
+    # `topics create` failed with the broker's raw CreateTopicsResponse (exit 1)
+    with pytest.raises(ValidationError) as info:
+        KafkaSettings(topic_prefix=prefix)
+    assert "ASCII letters, digits, '.', '_' and '-'" in describe_validation_error(info.value)
+    assert KafkaSettings(topic_prefix="t1_a.b-").topic_prefix == "t1_a.b-"
+
+
+def test_a_tls_file_that_is_a_pipe_is_refused_at_once(tmp_path: Path) -> None:
+    # OpenSSL opened the FIFO and waited for a writer for ever
+    fifo = tmp_path / "ca.pem"
+    os.mkfifo(fifo)
+    with pytest.raises(DfipError, match=f"DFIP_KAFKA_SSL_CAFILE={fifo}: not a regular file"):
+        KafkaSettings(security_protocol="SSL", ssl_cafile=fifo)

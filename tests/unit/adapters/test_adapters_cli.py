@@ -356,3 +356,26 @@ def test_one_argument_says_what_is_missing(args: tuple[str, ...], said: str) -> 
     assert result.exit_code == 2
     assert said in result.stderr.replace("\n", "")
     assert "Traceback" not in result.output
+
+
+def test_a_file_that_vanishes_mid_run_stops_with_the_summary(accounts, tmp_path, capsys) -> None:
+    """A file removed (or made unreadable) after the run started was a bare OSError: exit 2
+    from dfip's catch-all, no summary of what was committed, the transaction left open."""
+    from adapters import ParseContext, get_parser
+    from adapters.ingest import DryRunSink, IngestAborted, ingest_files
+
+    parser = get_parser("mt940")(ParseContext("TEST-BANK", accounts))
+    first = FIXTURES / "mt940_de_structured.sta"
+    gone = tmp_path / "gone.sta"
+    with pytest.raises(IngestAborted) as info:
+        ingest_files(parser, [first, gone], DryRunSink())
+    assert isinstance(info.value.cause, FileNotFoundError)
+    assert [f.complete for f in info.value.summary.files] == [True, False]
+    capsys.readouterr()  # the dry run's events
+    with pytest.raises(typer.Exit) as exited:
+        cli_module._aborted(info.value, 3)
+    assert exited.value.exit_code == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"dfip ingest: {gone}: cannot be read any more (No such file")
+    assert "1 document(s) committed completely" in line
+    assert "1 document(s) not started" in line
