@@ -366,7 +366,9 @@ def _align_local_broker(env: MutableMapping[str, str]) -> None:
 
 @app.command("run")
 def run(
-    rate: Annotated[float, typer.Option(help="Simulated events per second.")] = 200.0,
+    # checked here, not by the simulator it starts: after the broker, a bad rate was a
+    # usage error of a child process and "a platform process exited"
+    rate: Annotated[float, typer.Option(min=0, help="Simulated events per second.")] = 200.0,
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
 ) -> None:
     """The whole platform locally: Kafka, topics, one worker, the simulator feed, metrics.

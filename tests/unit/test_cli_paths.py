@@ -392,3 +392,12 @@ def test_a_tls_file_that_is_a_pipe_is_refused_at_once(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(DfipError, match=f"DFIP_KAFKA_SSL_CAFILE={fifo}: not a regular file"):
         KafkaSettings(security_protocol="SSL", ssl_cafile=fifo)
+
+
+def test_run_refuses_a_negative_rate_before_starting_the_broker(tmp_path: Path) -> None:
+    # the simulator child refused it only after the broker and the worker had started
+    proc = start(["run", "--rate", "-5"], tmp_path, DFIP_KAFKA_PORT=str(closed_port()))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "--rate" in err
+    assert not (tmp_path / ".dfip").exists()
