@@ -62,11 +62,19 @@ class Rejected:
     def __post_init__(self) -> None:
         # Reasons quote what they read (`not a statement line (got …)`), which may hold an
         # account number; they reach the summary on stderr and the dead letter's text.
-        object.__setattr__(self, "reason", mask_account_numbers(self.reason))
+        # An enterprise's USCC is quoted as well (`check character does not match (got …)`):
+        # its first 8 characters (issuer and region) stay, so the reason still says where.
+        reason = _USCC_LIKE.sub(lambda m: m.group(1) + "*" * 10, self.reason)
+        object.__setattr__(self, "reason", mask_account_numbers(reason))
 
     def __str__(self) -> str:
         return f"{self.location}: {self.field}: {self.reason}"
 
+
+#: 18 characters shaped like a USCC (GB 32100-2015 alphabet, 6-digit region code).
+_USCC_LIKE = re.compile(
+    r"(?<![0-9A-Za-z])([0-9A-HJ-NPQRTUWXY]{2}[0-9]{6})[0-9A-HJ-NPQRTUWXY]{10}(?![0-9A-Za-z])"
+)
 
 ParseResult: TypeAlias = TransactionEvent | LoanEvent | DigitalizationScore | FxRate | Rejected
 

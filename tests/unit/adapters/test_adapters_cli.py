@@ -379,3 +379,14 @@ def test_a_file_that_vanishes_mid_run_stops_with_the_summary(accounts, tmp_path,
     assert line.startswith(f"dfip ingest: {gone}: cannot be read any more (No such file")
     assert "1 document(s) committed completely" in line
     assert "1 document(s) not started" in line
+
+
+def test_a_rejection_never_quotes_a_whole_uscc() -> None:
+    # "borrower_uscc: USCC check character does not match (got 91330106MA2H3K4P71)" was
+    # printed in the summary and kept in the dead letter's reason
+    from adapters.base import Rejected
+
+    rejected = Rejected("f:1", "borrower_uscc", "does not match (got 91330106MA2H3K4P71)", b"")
+    assert rejected.reason == "does not match (got 91330106**********)"
+    kept = Rejected("f:1", ":61:", "not a statement line (got 2403050305D35,50NONREF)", b"")
+    assert "2403050305D35,50NONREF" in kept.reason
