@@ -70,8 +70,19 @@ _INSTITUTION = re.compile(r"^[A-Za-z0-9][\w.:/\-]{0,63}$")
 _err = Console(emoji=False, stderr=True, highlight=False)
 
 
+#: Unpacked archive folder → the archive as given: messages name a member as
+#: `given/archive.zip/member.xml`, not by the temporary folder it was unpacked into.
+_UNPACKED: dict[str, str] = {}
+
+
+def _shown(text: str) -> str:
+    for folder, archive in _UNPACKED.items():
+        text = text.replace(folder, archive)
+    return text
+
+
 def _fail(code: int, message: str) -> NoReturn:
-    _err.print(f"dfip ingest: {message}", markup=False, soft_wrap=True)
+    _err.print(f"dfip ingest: {_shown(message)}", markup=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -326,6 +337,7 @@ def _unpacked(archive: Path) -> list[Path]:
     """The files of a zip archive, unpacked into a temporary folder removed at exit."""
     folder = Path(tempfile.mkdtemp(prefix="dfip-unzip-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    _UNPACKED[str(folder / archive.name)] = str(archive)
     try:
         files = unpack(archive, folder / archive.name)
     except ArchiveError as exc:
@@ -456,7 +468,7 @@ def _print_summary(summary: IngestSummary, *, ledger: bool = True) -> None:
         table.add_column(column, justify="right")
     for f in summary.files:
         skipped = ", ".join(f"{n} {why}" for why, n in sorted(f.not_booked.items())) or "0"
-        table.add_row(f.path, str(f.entries), str(f.events), skipped, str(f.rejected))
+        table.add_row(_shown(f.path), str(f.entries), str(f.events), skipped, str(f.rejected))
     if len(summary.files) > 1:
         table.add_row("total", str(summary.entries), str(summary.events), "", str(summary.rejected))
     _err.print(table)
@@ -475,7 +487,7 @@ def _print_summary(summary: IngestSummary, *, ledger: bool = True) -> None:
         reasons.add_row(error_class, field, str(n))
     _err.print(reasons)
     for rejected in summary.rejections[:REJECTIONS_SHOWN]:
-        _err.print(f"  {rejected}", markup=False, soft_wrap=True)
+        _err.print(f"  {_shown(str(rejected))}", markup=False, soft_wrap=True)
     hidden = summary.rejected - min(REJECTIONS_SHOWN, len(summary.rejections))
     if hidden > 0:
         kept = (

@@ -390,3 +390,21 @@ def test_a_rejection_never_quotes_a_whole_uscc() -> None:
     assert rejected.reason == "does not match (got 91330106**********)"
     kept = Rejected("f:1", ":61:", "not a statement line (got 2403050305D35,50NONREF)", b"")
     assert "2403050305D35,50NONREF" in kept.reason
+
+
+def test_a_member_of_a_zip_is_named_inside_the_archive_given(tmp_path) -> None:
+    # messages named the temporary folder it was unpacked to (/tmp/dfip-unzip-…/…)
+    import io
+    import zipfile
+
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as z:
+        z.writestr("a.sta", (FIXTURES / "mt940_de_structured.sta").read_bytes())
+    outer = tmp_path / "银行 回单.zip"
+    with zipfile.ZipFile(outer, "w") as z:
+        z.writestr("inner.zip", inner.getvalue())
+    for fmt in ("camt", "auto"):
+        result = run(fmt, str(outer), "--dry-run", "-i", "TEST-BANK")
+        assert result.exit_code in (2, 3), result.output
+        assert f"{outer}/inner.zip" in result.stderr.replace("\n", "")
+        assert "dfip-unzip-" not in result.stderr
