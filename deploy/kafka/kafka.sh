@@ -45,26 +45,28 @@ else
 fi
 
 die() { echo "dfip kafka: $*" >&2; exit 1; }
+# a DFIP_KAFKA_* value that cannot work: a configuration error, exit 2 as for every dfip command
+bad_setting() { echo "dfip kafka: $*" >&2; exit 2; }
 
 for var in DFIP_KAFKA_PORT DFIP_KAFKA_CONTROLLER_PORT DFIP_KAFKA_TIMEOUT; do
   value="${!var:-}"
   if [[ -n "$value" ]] && ! [[ "$value" =~ ^[0-9]{1,5}$ && "$value" -ge 1 && "$value" -le 65535 ]]; then
-    die "$var=$value is not a number from 1 to 65535"
+    bad_setting "$var=$value is not a number from 1 to 65535"
   fi
 done
-[[ "$NODES" =~ ^[1-5]$ ]] || die "DFIP_KAFKA_NODES=$NODES is not a number from 1 to 5"
+[[ "$NODES" =~ ^[1-5]$ ]] || bad_setting "DFIP_KAFKA_NODES=$NODES is not a number from 1 to 5"
 if ((NODES > 1)) && ((CPORT > PORT && CPORT < PORT + 2 * NODES && (CPORT - PORT) % 2 == 0)); then
-  die "DFIP_KAFKA_CONTROLLER_PORT=$CPORT collides with a client port of the $NODES nodes (PORT + 2(i-1)); pick an odd offset from DFIP_KAFKA_PORT"
+  bad_setting "DFIP_KAFKA_CONTROLLER_PORT=$CPORT collides with a client port of the $NODES nodes (PORT + 2(i-1)); pick an odd offset from DFIP_KAFKA_PORT"
 fi
 if ((NODES > 1)) && ((PORT + 2 * NODES > 65537 || CPORT + 2 * NODES > 65537)); then
-  die "ports for $NODES nodes would pass 65535; lower DFIP_KAFKA_PORT/DFIP_KAFKA_CONTROLLER_PORT"
+  bad_setting "ports for $NODES nodes would pass 65535; lower DFIP_KAFKA_PORT/DFIP_KAFKA_CONTROLLER_PORT"
 fi
 
 # Replication for the cluster's size: 3 copies and 2 in sync once there are 3 brokers, so one
 # broker can be lost without stopping producers (acks=all) or transactions.
 if ((NODES >= 3)); then RF=3; MIN_ISR=2; else RF=$NODES; MIN_ISR=1; fi
 if ((NODES == 1)); then HEAP="${DFIP_KAFKA_HEAP:-1g}"; XMS=256m; else HEAP="${DFIP_KAFKA_HEAP:-384m}"; XMS=128m; fi
-[[ "$HEAP" =~ ^[0-9]+[mMgG]$ ]] || die "DFIP_KAFKA_HEAP=$HEAP is not a size like 384m or 1g"
+[[ "$HEAP" =~ ^[0-9]+[mMgG]$ ]] || bad_setting "DFIP_KAFKA_HEAP=$HEAP is not a size like 384m or 1g"
 
 # Per-node layout, set by select_node. A single broker keeps the layout it always had
 # (DFIP_KAFKA_HOME/data, kafka.pid); node i of a cluster lives in DFIP_KAFKA_HOME/node<i>.

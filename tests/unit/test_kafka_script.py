@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "deploy" / "kafka" / "kafka.sh"
 TOOLS = ("bash", "sed", "dirname", "cat", "grep", "sleep", "seq", "rm", "mkdir", "stat", "touch")
@@ -332,3 +334,14 @@ def test_cli_nodes_option_reaches_the_script(tmp_path: Path) -> None:
         [*cli, "up", "--nodes", "9"], env=env, capture_output=True, text=True, timeout=60
     )
     assert many.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("DFIP_KAFKA_PORT", "abc"), ("DFIP_KAFKA_HEAP", "lots"), ("DFIP_KAFKA_NODES", "9")],
+)
+def test_a_bad_setting_exits_2_like_every_dfip_command(tmp_path: Path, name, value) -> None:
+    # was exit 1, which dfip's help reserves for Kafka failing
+    proc = _run({**_base_env(tmp_path), name: value}, "status")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"dfip kafka: {name}={value}")
