@@ -31,6 +31,21 @@ def read_metrics(settings: KafkaSettings) -> list[Any]:
     return records
 
 
+def _prepare_out(out: Path) -> None:
+    """The --out folder, created; a file there or an unwritable place is a usage error
+    (was "dfip: …: File exists", and only once the metrics had been read)."""
+    if out.exists() and not out.is_dir():
+        raise DfipError(f"--out {out} is a file, not a folder", hint="give a folder", exit_code=2)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DfipError(
+            f"--out {out}: cannot create the folder: {exc.strerror or exc}",
+            hint="give a writable folder",
+            exit_code=2,
+        ) from None
+
+
 def report_command(
     day: Annotated[str | None, typer.Option(help="A Beijing date, YYYY-MM-DD.")] = None,
     month: Annotated[str | None, typer.Option(help="A month, YYYY-MM.")] = None,
@@ -46,10 +61,10 @@ def report_command(
         period = parse_period(day=day, month=month, quarter=quarter)
     except ValueError as exc:
         raise DfipError(str(exc), exit_code=2) from None
+    _prepare_out(out)  # before Kafka is read: a wrong --out is said first, and at once
     # compacted topic: the last record per window key is the (possibly amended) window
     windows = latest_windows(read_metrics(KafkaSettings()))
     rows = build_rows(daily_figures(windows.values()), period)
-    out.mkdir(parents=True, exist_ok=True)
     stem = out / f"dfip-report-{period.label}"
     write_csv(rows, stem.with_suffix(".csv"))
     write_xlsx(rows, stem.with_suffix(".xlsx"), language)

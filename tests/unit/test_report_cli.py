@@ -124,3 +124,19 @@ def test_files_and_table(oracle_windows: list[dict[str, Any]], tmp_path: Path) -
     text = console.export_text()
     assert "交易金额" in text
     assert "万元" in text
+
+
+def test_a_wrong_out_folder_is_a_usage_error_before_kafka_is_read(tmp_path: Path) -> None:
+    # a file there was "dfip: …: File exists", said only after the metrics were read (and
+    # without a broker the user heard of Kafka instead)
+    from core.errors import DfipError
+    from dfip.report.cli import _prepare_out
+
+    a_file = tmp_path / "report.csv"
+    a_file.write_text("x")
+    for bad, said in ((a_file, "is a file, not a folder"), (a_file / "sub", "cannot create")):
+        with pytest.raises(DfipError, match=said) as info:
+            _prepare_out(bad)
+        assert info.value.exit_code == 2
+    _prepare_out(tmp_path / "new" / "folder")
+    assert (tmp_path / "new" / "folder").is_dir()
