@@ -58,6 +58,7 @@ from adapters.producer import (
 from core.errors import DfipError
 from core.kafka_admin import ClientLog, client_log
 from core.kafka_config import KafkaSettings
+from core.text import printable
 from schemas import InstitutionType
 
 __all__ = ["EXIT_KAFKA", "EXIT_OK", "EXIT_REJECTED", "EXIT_USAGE", "ingest_command"]
@@ -76,9 +77,11 @@ _UNPACKED: dict[str, str] = {}
 
 
 def _shown(text: str) -> str:
+    """What is printed of a path, message or rejection: archive members named inside the
+    archive given, control characters from a hostile file escaped (terminal injection)."""
     for folder, archive in _UNPACKED.items():
         text = text.replace(folder, archive)
-    return text
+    return printable(text)
 
 
 def _fail(code: int, message: str) -> NoReturn:

@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from core.errors import DfipError
+from core.text import printable
 
 if TYPE_CHECKING:
     from schemas.alerts import Alert
@@ -114,7 +115,7 @@ def alerts_tail(
         alert = _decode(record)
         if alert is None or not keep(alert):
             return
-        out.print(escape(alert.model_dump_json() if as_json else format_alert(alert)))
+        out.print(escape(printable(alert.model_dump_json() if as_json else format_alert(alert))))
 
     kafka = KafkaSettings()
     try:
@@ -189,7 +190,7 @@ def alerts_overdue(
     out.print(table)
     if show:
         for alert in late:
-            out.print(escape(format_alert(alert)))
+            out.print(escape(printable(format_alert(alert))))
 
 
 def make_ack(alert_id: str, uscc: str, outcome: str) -> tuple[int, bytes, bytes]:

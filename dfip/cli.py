@@ -21,6 +21,7 @@ from rich.table import Table
 
 from core.errors import DfipError
 from core.kafka_config import KafkaSettings
+from core.text import printable
 from core.version import __version__
 from dfip import log_filters
 from dfip.alerts_cli import alerts_app
@@ -260,11 +261,12 @@ def deadletters(
             f"{entry.get('stage')}/{entry.get('error_class')} from {origin}: "
             f"{entry.get('reason', '')}"
         )
-        out.print(escape(head), highlight=False)
+        # reasons and originals quote hostile input: its control characters are escaped
+        out.print(escape(printable(head)), highlight=False)
         original = str(entry.get("original", entry.get("original_b64", "")))
         if len(original) > 400:
             original = original[:400] + "…"
-        out.print(f"  original: {escape(original)}", highlight=False)
+        out.print(f"  original: {escape(printable(original, lines=True))}", highlight=False)
 
 
 #: Third-party loggers a worker never lets below INFO: at DEBUG, aiokafka and kafka-python log

@@ -408,3 +408,36 @@ def test_a_member_of_a_zip_is_named_inside_the_archive_given(tmp_path) -> None:
         assert result.exit_code in (2, 3), result.output
         assert f"{outer}/inner.zip" in result.stderr.replace("\n", "")
         assert "dfip-unzip-" not in result.stderr
+
+
+def test_control_characters_from_a_hostile_file_are_escaped_on_the_terminal(tmp_path) -> None:
+    # an amount cell holding ESC sequences (clear screen, set the window title) reached the
+    # analyst's terminal through the rejection's "(got …)"
+    text = (FIXTURES / "cn_gb18030_statement.csv").read_bytes().decode("gb18030")
+    assert "86000.00" in text
+    hostile = tmp_path / "statement.csv"
+    hostile.write_bytes(
+        text.replace("86000.00", "\x1b]0;pwned\x07\x1b[2J86000.00", 1).encode("gb18030")
+    )
+    result = run(
+        "csv",
+        str(hostile),
+        "--mapping",
+        "cn_gb18030_split",
+        "--accounts",
+        ACCOUNTS,
+        "--dry-run",
+        "-i",
+        "TEST-BANK",
+    )
+    assert result.exit_code == 3, result.output
+    assert "\x1b" not in result.stderr
+    assert "\x07" not in result.stderr
+    assert "\\x1b]0;pwned\\x07\\x1b[2J" in result.stderr
+
+
+def test_printable_escapes_controls_and_keeps_text() -> None:
+    from core.text import printable
+
+    assert printable("交易\x1b[31m\r\n\tok\x9b") == "交易\\x1b[31m\\x0d\\x0a\tok\\x9b"
+    assert printable("a\nb\x1b", lines=True) == "a\nb\\x1b"
