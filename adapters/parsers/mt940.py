@@ -170,7 +170,8 @@ class Mt940Parser(Parser):
         encoding = self.context.encoding or detect_encoding(path)
         self._encoding = encoding
         stmt: _Statement | None = None
-        seen_any = False
+        seen_any = tags_seen = False
+        first = b""
         raw = b""
         with self.open(path) as fh:
             for lineno, raw in enumerate(text_lines(fh, path), start=1):
@@ -183,8 +184,8 @@ class Mt940Parser(Parser):
                     undecodable = True
                 if lineno == 1:
                     text = text.removeprefix("\ufeff")
-                if text.strip():
-                    seen_any = True
+                if text.strip() and not seen_any:
+                    seen_any, first = True, raw
                 content = _strip_envelope(text)
                 if content is None:  # end of a FIN message, or envelope header only
                     if stmt is not None and _ends_message(raw):
@@ -217,6 +218,7 @@ class Mt940Parser(Parser):
                             current.undecodable |= undecodable
                     continue
                 tag = _Tag(match.group(1), lineno, [tagged[match.end() :]], [raw], undecodable)
+                tags_seen = True
                 # A `:25:` after a statement's entries or closing balance starts another
                 # statement, even without its `:20:` (which the header check then names):
                 # its entries are not the account and currency of the one before.
@@ -246,6 +248,17 @@ class Mt940Parser(Parser):
             yield from self._finish(stmt)
         if not seen_any:
             yield empty_file(display)
+        elif not tags_seen:
+            # text, but not one :20:/:25:/:61: tag: read in the wrong encoding (--encoding
+            # utf-16 made CJK of it) it was "0 entries", exit 0, with nothing ingested
+            yield Rejected(
+                f"{display}:1",
+                "(document)",
+                f"no MT940 field tag (:20:, :25:, :61: …) in the file read as {encoding} "
+                "(a wrong --encoding?)",
+                first[:ORIGINAL_CAP],
+                ErrorClass.invalid_shape,
+            )
 
     # -- statement assembly --------------------------------------------------------------
 

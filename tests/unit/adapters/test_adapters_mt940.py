@@ -251,3 +251,14 @@ def test_cp1251_russian_statement_is_detected(tmp_path: Path, parse) -> None:
     assert not parsed.rejected
     assert "ООО Ромашка" in (parsed.events[0].description or "")
     assert parsed.events[0].currency == "RUB"
+
+
+def test_a_file_read_in_the_wrong_encoding_is_not_an_empty_statement(parse) -> None:
+    # --encoding utf-16 made CJK text of it: "0 entries", exit 0, nothing ingested
+    parsed = parse("mt940", "mt940_triodos.sta", encoding="utf-16")
+    assert parsed.events == []
+    assert len(parsed.rejected) == 1
+    assert parsed.rejected[0].field == "(document)"
+    assert "no MT940 field tag" in parsed.rejected[0].reason
+    assert "utf-16" in parsed.rejected[0].reason
+    assert parse("mt940", "mt940_triodos.sta").rejected == []
