@@ -57,6 +57,13 @@ def fetch_enterprise(
         raise DfipError(
             f"{base_url}: not an http(s) URL", hint="e.g. --url http://worker:6066", exit_code=2
         )
+    if "@" in base_url.split("//", 1)[1].split("/", 1)[0]:
+        # user:password@ would be echoed by every error below; the API takes a bearer token
+        raise DfipError(
+            "the query URL holds user:password@ (not shown)",
+            hint="give http://host:port and the token in DFIP_QUERY_TOKEN_FILE",
+            exit_code=2,
+        )
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     url = f"{base_url.rstrip('/')}/v1/enterprises/{urllib.parse.quote(uscc.strip())}"
     deadline = time.monotonic() + wait

@@ -121,3 +121,14 @@ def test_an_invalid_uscc_is_one_line_before_any_request() -> None:
     assert isinstance(error, DfipError)
     assert error.exit_code == 2
     assert "'91330106MA2B3C4D5E' is not a valid USCC: USCC check character" in str(error)
+
+
+def test_credentials_in_the_url_are_refused_and_never_echoed() -> None:
+    # "http://u:S3cret@host: Name or service not known" printed the password
+    from dfip.query import fetch_enterprise
+
+    with pytest.raises(DfipError) as info:
+        fetch_enterprise("http://u:S3cret@127.0.0.1:1", "91330106MA2CDL8K41", None)
+    assert info.value.exit_code == 2
+    assert "S3cret" not in str(info.value)
+    assert "user:password@" in str(info.value)
