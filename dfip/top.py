@@ -59,6 +59,19 @@ def _is_loopback(url: str) -> bool:
     return host in {"localhost", "::1"} or host.startswith("127.")
 
 
+#: A worker's /metrics is some hundreds of KiB; anything answering with more is not one (and
+#: an endless answer would be read for ever: the timeout bounds each read, not the whole).
+MAX_METRICS_BYTES = 64 << 20
+
+
+def shown_url(url: str) -> str:
+    """`url` without a user:password@ part, as printed."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc="…@" + parts.netloc.rsplit("@", 1)[1]))
+
+
 def fetch(url: str, timeout: float = 3.0) -> Scrape:
     """One scrape; errors are returned, never raised (a down worker is a row, not a crash)."""
     # A proxy configured for the outside world must not swallow requests to this machine.
@@ -67,11 +80,15 @@ def fetch(url: str, timeout: float = 3.0) -> Scrape:
     t0 = time.monotonic()
     try:
         with opener.open(url, timeout=timeout) as response:
-            text = response.read().decode("utf-8", errors="replace")
+            body = response.read(MAX_METRICS_BYTES + 1)
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        return Scrape(url, None, str(reason), time.monotonic() - t0)
-    return Scrape(url, text, None, time.monotonic() - t0)
+        return Scrape(shown_url(url), None, str(reason), time.monotonic() - t0)
+    if len(body) > MAX_METRICS_BYTES:
+        error = f"answered more than {MAX_METRICS_BYTES >> 20} MiB: not a worker's /metrics"
+        return Scrape(shown_url(url), None, error, time.monotonic() - t0)
+    text = body.decode("utf-8", errors="replace")
+    return Scrape(shown_url(url), text, None, time.monotonic() - t0)
 
 
 # ---------------------------------------------------------------------------- parsing

@@ -263,3 +263,20 @@ def test_render_says_every_worker_is_down_instead_of_zero_figures() -> None:
     out = console.export_text()
     assert "every worker is down" in out
     assert "¥" not in out
+
+
+def test_an_oversized_answer_is_an_error_and_credentials_are_not_shown(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an endless answer was read for ever (the timeout bounds each read, not the whole);
+    # a user:password@ in --url was printed with every error
+    import dfip.top as top_module
+
+    monkeypatch.setattr(top_module, "MAX_METRICS_BYTES", 100)
+    big = fetch(f"{server}/a/metrics")
+    assert big.text is None
+    assert "not a worker's /metrics" in (big.error or "")
+    port = _closed_port()
+    down = fetch(f"http://u:S3cret@127.0.0.1:{port}/metrics", timeout=1)
+    assert down.url == f"http://…@127.0.0.1:{port}/metrics"
+    assert "S3cret" not in str(down)
