@@ -10,6 +10,7 @@ asked again after its Retry-After, up to ``--wait`` seconds.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import urllib.error
@@ -71,16 +72,46 @@ def fetch_enterprise(
         req = urllib.request.Request(url, headers=headers)  # noqa: S310 - http(s) checked
         try:
             with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310
-                return int(r.status), json.loads(r.read())
+                return int(r.status), _json(base_url, r.read(MAX_ANSWER_BYTES + 1))
         except urllib.error.HTTPError as e:
-            status, body = int(e.code), json.loads(e.read() or b"{}")
-            retry = float(e.headers.get("Retry-After") or 1)
+            status, body = int(e.code), _json(base_url, e.read(MAX_ANSWER_BYTES + 1) or b"{}")
+            retry = _seconds(e.headers.get("Retry-After"))
             if status != 503 or time.monotonic() + retry > deadline:
                 return status, body
             time.sleep(retry)
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise DfipError(f"{base_url}: {reason}", hint="is a worker running there?") from None
+
+
+#: An enterprise's answer is some KiB; more is not the query API (and is not read for ever).
+MAX_ANSWER_BYTES = 16 << 20
+
+
+def _json(base_url: str, raw: bytes) -> dict[str, Any]:
+    """The answer's JSON object; anything else (an HTML page of another server, a proxy's
+    error) was a JSONDecodeError traceback."""
+    try:
+        if len(raw) > MAX_ANSWER_BYTES:
+            raise ValueError(f"more than {MAX_ANSWER_BYTES >> 20} MiB")
+        body = json.loads(raw)
+        if not isinstance(body, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        raise DfipError(
+            f"{base_url} answered, but not as the query API does ({exc})",
+            hint="is this a dfip worker's web port (DFIP_WORKER_WEB_PORT)?",
+        ) from None
+    return body
+
+
+def _seconds(retry_after: str | None) -> float:
+    """Retry-After in seconds (an HTTP date or garbage: 1 s)."""
+    try:
+        seconds = float(retry_after or 1)
+    except ValueError:
+        return 1.0
+    return min(max(seconds, 0.0), 30.0) if math.isfinite(seconds) else 1.0
 
 
 def render_enterprise(body: dict[str, Any], console: Console, lang: Lang = "zh") -> None:

@@ -132,3 +132,40 @@ def test_credentials_in_the_url_are_refused_and_never_echoed() -> None:
     assert info.value.exit_code == 2
     assert "S3cret" not in str(info.value)
     assert "user:password@" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "payload", "retry_after"),
+    [(404, b"<html>Not Found</html>", None), (200, b"[1, 2]", None), (503, b"oops", "0")],
+)
+def test_an_answer_that_is_not_the_query_api_is_one_line(status, payload, retry_after) -> None:
+    # another server's HTML page was a JSONDecodeError traceback
+    from dfip.query import fetch_enterprise
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            if retry_after:
+                self.send_header("Retry-After", retry_after)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        with pytest.raises(DfipError, match="answered, but not as the query API does"):
+            fetch_enterprise(url, "91330106MA2CDL8K41", None, wait=0)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_retry_after_that_is_no_number_waits_one_second() -> None:
+    from dfip.query import _seconds
+
+    assert [_seconds(v) for v in ("soon", "nan", "-5", "1e9", None, "2")] == [1, 1, 0, 30, 1, 2]
