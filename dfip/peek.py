@@ -223,15 +223,23 @@ class DeadLetterSummary:
 
 def _dead_letter(record: Any) -> dict[str, Any]:
     try:
-        data: dict[str, Any] = orjson.loads(record.value)
+        data = orjson.loads(record.value) if record.value is not None else None
     except orjson.JSONDecodeError:
-        return {"stage": "?", "error_class": "unreadable", "reason": decode_bytes(record.value)}
+        data = None
+    if not isinstance(data, dict):  # not a dead letter at all (was an AttributeError for [])
+        reason = decode_bytes(record.value)
+        reason = reason if len(reason) <= 400 else reason[:400] + "…"
+        return {"stage": "?", "error_class": "unreadable", "reason": reason, "_at": _at(record)}
     original = data.get("original_b64")
     if isinstance(original, str):
         with contextlib.suppress(binascii.Error, ValueError):
             data["original"] = decode_bytes(base64.b64decode(original, validate=True))
-    data["_at"] = f"p{record.partition}@{record.offset}"
+    data["_at"] = _at(record)
     return data
+
+
+def _at(record: Any) -> str:
+    return f"p{record.partition}@{record.offset}"
 
 
 def dead_letters(settings: KafkaSettings, *, last: int) -> DeadLetterSummary:

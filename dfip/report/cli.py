@@ -11,6 +11,7 @@ from rich.console import Console
 
 from core.errors import DfipError
 from core.kafka_config import KafkaSettings
+from core.text import printable
 from dfip.i18n import LANG_HELP, parse_lang
 from dfip.report.build import build_rows, daily_figures, latest_windows
 from dfip.report.periods import parse_period
@@ -63,8 +64,18 @@ def report_command(
         raise DfipError(str(exc), exit_code=2) from None
     _prepare_out(out)  # before Kafka is read: a wrong --out is said first, and at once
     # compacted topic: the last record per window key is the (possibly amended) window
-    windows = latest_windows(read_metrics(KafkaSettings()))
-    rows = build_rows(daily_figures(windows.values()), period)
+    settings = KafkaSettings()
+    try:
+        windows = latest_windows(read_metrics(settings))
+        rows = build_rows(daily_figures(windows.values()), period)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        # a record no worker wrote (a stray producer, a damaged topic): the figures cannot
+        # be exact, so none are written (was a JSONDecodeError or KeyError traceback)
+        raise DfipError(
+            f"{settings.topic('dfip.metrics')} holds a record that is not a closed window "
+            f"({type(exc).__name__}: {printable(str(exc))[:200]})",
+            hint="`dfip topics tail dfip.metrics` shows the records; no report written",
+        ) from None
     stem = out / f"dfip-report-{period.label}"
     write_csv(rows, stem.with_suffix(".csv"))
     write_xlsx(rows, stem.with_suffix(".xlsx"), language)

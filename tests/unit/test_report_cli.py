@@ -140,3 +140,17 @@ def test_a_wrong_out_folder_is_a_usage_error_before_kafka_is_read(tmp_path: Path
         assert info.value.exit_code == 2
     _prepare_out(tmp_path / "new" / "folder")
     assert (tmp_path / "new" / "folder").is_dir()
+
+
+@pytest.mark.parametrize("value", [b"{broken", b"[1]"])
+def test_a_record_that_is_no_window_is_one_line_and_no_report(
+    value: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a stray record on dfip.metrics was a JSONDecodeError / KeyError traceback
+    from core.errors import DfipError
+    from dfip.report import cli as report_cli
+
+    monkeypatch.setattr(report_cli, "read_metrics", lambda settings: [(b"k", value)])
+    with pytest.raises(DfipError, match="holds a record that is not a closed window"):
+        report_cli.report_command(day="2026-12-05", out=tmp_path, lang="en")
+    assert list(tmp_path.iterdir()) == []
