@@ -123,6 +123,7 @@ class WorkerSettings(BaseSettings):
     gc_full_every_seconds: float = Field(
         default=600,
         gt=0,
+        allow_inf_nan=False,
         description=(
             "With gc_freeze: how often everything is unfrozen, collected once and frozen "
             "again (at the end of a batch), which bounds the memory that cycles frozen "
@@ -185,6 +186,7 @@ class WorkerSettings(BaseSettings):
     commit_timeout_seconds: float = Field(
         default=60,
         gt=0,
+        allow_inf_nan=False,
         description=(
             "A batch's transaction that has not committed by then counts as failed: the "
             "worker restores the committed state and reads the batch again."
@@ -235,6 +237,7 @@ class WorkerSettings(BaseSettings):
     query_timeout_seconds: float = Field(
         default=5.0,
         gt=0,
+        allow_inf_nan=False,
         description=(
             "An enterprise query waits at most this long for the partition's state (a batch "
             "committing) or for the owning worker; then it answers 503 with Retry-After."

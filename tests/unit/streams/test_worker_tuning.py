@@ -7,6 +7,7 @@ import asyncio
 import gc
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -123,3 +124,14 @@ def test_disabled_leaves_the_collector_alone(unfrozen: None) -> None:
     heap.after_batch()
     assert gc.get_freeze_count() == 0
     assert any(o is alive for o in gc.get_objects())
+
+
+@pytest.mark.parametrize(
+    "name", ["commit_timeout_seconds", "query_timeout_seconds", "gc_full_every_seconds"]
+)
+@pytest.mark.parametrize("value", ["inf", "nan"])
+def test_durations_are_finite(name: str, value: str) -> None:
+    # inf would wait (or never collect) forever; nan compares false with everything
+    given: dict[str, Any] = {name: value}
+    with pytest.raises(ValueError, match="finite"):
+        WorkerSettings(**given)
