@@ -113,10 +113,11 @@ class WorkerSettings(BaseSettings):
         description=(
             "After start-up, each rebalance and each batch, move every object alive then "
             "(modules, state) to Python's permanent GC generation, so the collector scans "
-            "only what the current batch made: full collections of the growing state took "
-            "~13 % of the worker's CPU, with pauses of 35-220 ms (bench/RESULTS.md, issue "
-            "18). Objects are still freed when unreferenced; cycles that became garbage after "
-            "they were frozen are collected at the next rebalance or full collection "
+            "only what the current batch made: the collector took ~13 % of the worker's CPU, "
+            "its full collections of the growing state ~7 % with pauses of 35-220 ms "
+            "(bench/RESULTS.md, issue 18). Objects are still freed when unreferenced; "
+            "cycles that became garbage after they were frozen are collected at the next "
+            "rebalance or full collection "
             "(gc_full_every_seconds)."
         ),
     )
