@@ -325,10 +325,23 @@ def worker() -> None:
             raise DfipError(
                 str(exc), hint="fix the rule set (docs/aml-rules.md)", exit_code=2
             ) from None
+    from streams.supervisor import process_count, run_supervisor
+
+    processes = process_count(settings)
     check_web_port(settings.web_host, settings.web_port)
+    for index in range(processes if processes > 1 else 0):
+        check_web_port(settings.web_host, settings.web_port + 1 + index, process=index)
     prepare_data_dir(settings.data_dir)
     group_id = f"{kafka.topic_prefix}{settings.app_id}"  # as streams/engine/engine.py names them
     check_broker(kafka, group_id=group_id, transactional_id=f"{group_id}-{settings.worker_id}")
+    if processes > 1:
+        log_filters.install(_LEVELS[settings.log_level])
+        logging.basicConfig(
+            level=settings.log_level.upper().replace("WARN", "WARNING"),
+            format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s",
+            force=True,  # the preflight's client libraries may have set a handler up
+        )
+        raise typer.Exit(run_supervisor(settings, processes))
 
     import faust
 

@@ -35,6 +35,7 @@ OTHER_VARIABLES = frozenset(
         "DFIP_KAFKA_HEAP",
         "DFIP_KAFKA_EXTRA_CONFIG",
         "DFIP_WORKER_ALLOW_UNTESTED_CLIENTS",
+        "DFIP_WORKER_RELEASE_FD",  # set by a worker's supervisor for its processes
         "DFIP_BIG_CAMT_MB",
         "DFIP_HYPOTHESIS_EXAMPLES",
         "DFIP_UPDATE_GOLDEN",

@@ -38,6 +38,7 @@ from streams.query.http import advertised_url
 from streams.query.http import register as register_query_api
 from streams.rules.overdue import OPEN, OVERDUE
 from streams.settings import WorkerSettings
+from streams.supervisor.gate import ReleaseGate
 
 __all__ = ["Worker", "auth_status", "create_app"]
 
@@ -104,6 +105,8 @@ class Worker:
         self._started = False
         self._stopping = False  # set when shutdown begins: a restore cut short is expected
         self._recovering = asyncio.Lock()
+        # one process of several (streams/supervisor/): hold records until the siblings joined
+        self.gate = ReleaseGate()
         # dfip_consumer_lag: (position, end) per input partition at the last tick, and the
         # records counted exactly in such a gap
         self._lag_gaps: dict[Any, tuple[int, int]] = {}
@@ -123,6 +126,7 @@ class Worker:
             processing_guarantee="at_least_once",
             topic_partitions=USCC_PARTITIONS,
             consumer_auto_offset_reset="earliest",
+            broker_heartbeat_interval=settings.heartbeat_interval_seconds,
             broker_commit_interval=1.0,
             web_enabled=True,
             web_bind=settings.web_host,
@@ -273,6 +277,9 @@ class Worker:
         if self.engine.broken:
             await self.recover()
             return  # these records were fetched before the rewind: they come again
+        if not self.gate.released:
+            await self._hold()
+            return
         try:
             await self.engine.process_batch(records)
         except NeedsRecovery:  # the idle commit failed meanwhile (already counted)
@@ -281,6 +288,13 @@ class Worker:
             log.warning("batch of %d records failed: %s", len(records), _describe(exc))
             self.metrics.failures.inc()
             await self.recover()
+
+    async def _hold(self) -> None:
+        """Siblings are still joining the group (streams/supervisor/gate.py): rewind to the
+        committed position, as a recovery does; the records come again once released."""
+        self.gate.watch()
+        await self.seek(self.engine.positions())
+        await asyncio.sleep(0.1)  # a held process must not spin fetching and rewinding
 
     async def recover(self) -> None:
         if self._recovering.locked():  # the batch loop and the idle timer may both ask
@@ -329,6 +343,7 @@ class Worker:
     async def _ensure_started(self) -> None:
         if not self._started:
             self._started = True
+            self.gate.watch()
             await self.engine.start()
 
     def _observe(self, records: Sequence[Record], t0: float) -> None:

@@ -14,7 +14,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["WorkerSettings"]
+__all__ = ["MAX_PROCESSES", "WorkerSettings"]
+
+#: one process per input partition at most (schemas.catalog.USCC_PARTITIONS; a unit test
+#: holds them equal, as settings import nothing of the platform)
+MAX_PROCESSES = 12
 
 
 class WorkerSettings(BaseSettings):
@@ -244,7 +248,40 @@ class WorkerSettings(BaseSettings):
             "committing) or for the owning worker; then it answers 503 with Retry-After."
         ),
     )
+    processes: int | Literal["auto"] = Field(
+        default="auto",
+        description=(
+            "Worker processes behind this worker's port, each a member of the consumer "
+            "group owning its share of the partitions (a Python process uses one core): "
+            "auto = one per CPU this process may use (affinity and cgroup quota), at most "
+            "the 12 input partitions. They listen on web_port + 1 … web_port + N; "
+            "web_port serves their /metrics merged (docs/operations.md)."
+        ),
+    )
+    heartbeat_interval_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=20,
+        allow_inf_nan=False,
+        description=(
+            "How often the group consumer heartbeats to the group coordinator. A member "
+            "learns of a rebalance (a worker or process joining or leaving) at its next "
+            "heartbeat and goes on with partitions that are moving until then (Faust's "
+            "default, 3 s, let the first of several processes take every partition for "
+            "3 s at start)."
+        ),
+    )
     log_level: Literal["debug", "info", "warn", "error"] = "info"
+
+    @field_validator("processes")
+    @classmethod
+    def _process_count(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= MAX_PROCESSES:
+            raise ValueError(
+                f"must be auto or a whole number from 1 to {MAX_PROCESSES} (at most one "
+                "process per input partition)"
+            )
+        return value
 
     @field_validator("window_zone")
     @classmethod

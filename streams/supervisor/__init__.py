@@ -1,0 +1,23 @@
+"""Several worker processes behind one worker: a Python process computes on one core, so a
+worker uses the machine's cores by running N processes, each an ordinary member of the
+consumer group (its own transactional producer, its own share of the partitions), behind
+one HTTP port that merges their /metrics and answers /health, /ready and /state for all.
+
+- ``cpus``: how many processes ``processes = auto`` means here;
+- ``children``: starting the processes (each dies with the supervisor);
+- ``gate``: a process holds its records until its siblings have joined the group too;
+- ``front``: the HTTP endpoints on ``web_port``;
+- ``run``: the supervisor's life: start, release, watch, stop.
+"""
+
+from streams.supervisor.cpus import process_count, usable_cpus
+from streams.supervisor.gate import RELEASE_FD_VARIABLE, ReleaseGate
+from streams.supervisor.run import run_supervisor
+
+__all__ = [
+    "RELEASE_FD_VARIABLE",
+    "ReleaseGate",
+    "process_count",
+    "run_supervisor",
+    "usable_cpus",
+]

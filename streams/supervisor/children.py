@@ -1,0 +1,100 @@
+"""Starting the worker processes: each an ordinary ``dfip worker`` with ``processes = 1``, its
+own port, identity and data folder, killed by the kernel when the supervisor dies."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from streams.settings import WorkerSettings
+from streams.supervisor.gate import RELEASE_FD_VARIABLE
+
+__all__ = ["Child", "child_env", "child_port", "start_child"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def child_port(settings: WorkerSettings, index: int) -> int:
+    return settings.web_port + 1 + index
+
+
+def _child_url(advertised: str, port: int) -> str:
+    """The supervisor's advertised URL with the process's own port (queries are forwarded
+    to the process owning the partition, which other hosts must reach)."""
+    parts = urlsplit(advertised)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    return urlunsplit((parts.scheme, f"{host}:{port}", parts.path, "", ""))
+
+
+def child_env(
+    env: Mapping[str, str], settings: WorkerSettings, index: int, release_fd: int
+) -> dict[str, str]:
+    out = {
+        **env,
+        "DFIP_WORKER_PROCESSES": "1",
+        "DFIP_WORKER_WEB_PORT": str(child_port(settings, index)),
+        # names the process's transactional producer: stable across restarts, so a restarted
+        # process fences the transaction its predecessor left open
+        "DFIP_WORKER_WORKER_ID": f"{settings.worker_id}-p{index}",
+        "DFIP_WORKER_DATA_DIR": str(settings.data_dir / f"p{index}"),
+        RELEASE_FD_VARIABLE: str(release_fd),
+    }
+    if settings.advertised_url:
+        out["DFIP_WORKER_ADVERTISED_URL"] = _child_url(
+            settings.advertised_url, child_port(settings, index)
+        )
+    return out
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child before exec: SIGKILL when the supervisor dies (kill -9 included), so no
+    process keeps consuming for a worker that is gone."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the supervisor died before prctl
+        os._exit(1)
+
+
+@dataclass
+class Child:
+    index: int
+    port: int
+    proc: subprocess.Popen[bytes]
+    release_w: int | None  # write end of the release pipe until released
+
+    def release(self) -> None:
+        fd, self.release_w = self.release_w, None
+        if fd is not None:
+            try:
+                os.write(fd, b"1")
+            except OSError:  # the process is gone: its exit is noticed elsewhere
+                pass
+            finally:
+                os.close(fd)
+
+
+def start_child(settings: WorkerSettings, index: int, env: Mapping[str, str]) -> Child:
+    read_fd, write_fd = os.pipe()
+    os.set_inheritable(read_fd, True)
+    parent = os.getpid()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dfip.cli", "worker"],
+            env=child_env(env, settings, index, read_fd),
+            pass_fds=(read_fd,),
+            preexec_fn=lambda: _die_with_parent(parent),  # forked before any thread starts
+        )
+    except BaseException:
+        os.close(write_fd)
+        raise
+    finally:
+        os.close(read_fd)
+    return Child(index, child_port(settings, index), proc, write_fd)
