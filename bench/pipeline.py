@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.feed import EVENT_TOPICS, CapturedFeed
-from bench.scrape import Scrape, Scraper, parse_samples, rss_mb
+from bench.scrape import Scrape, Scraper, parse_samples, process_tree, rss_mb
 from core.kafka_config import KafkaSettings
 from schemas.catalog import STATE_TOPIC
 from tests.support.workers import (
@@ -124,8 +124,17 @@ def start_workers(
     settings: KafkaSettings, count: int, log_dir: Path, *, app_id: str, **env: str
 ) -> list[WorkerProcess]:
     log_dir.mkdir(parents=True, exist_ok=True)
+    # the worker as deployed: DFIP_WORKER_PROCESSES as set for the bench, else its default
+    processes = os.environ.get("DFIP_WORKER_PROCESSES", "auto")
     return [
-        WorkerProcess(settings, f"{app_id}-w{i}", log_dir, DFIP_WORKER_APP_ID=app_id, **env).start()
+        WorkerProcess(
+            settings,
+            f"{app_id}-w{i}",
+            log_dir,
+            processes=processes,
+            DFIP_WORKER_APP_ID=app_id,
+            **env,
+        ).start()
         for i in range(count)
     ]
 
@@ -136,13 +145,19 @@ def stop_workers(workers: Sequence[WorkerProcess]) -> None:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process so far (from /proc; None when gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    # fields after the command: state is [0], utime [11], stime [12] (clock ticks)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds so far of a process and the processes it started (a worker
+    of several processes: its supervisor and every process; from /proc; None when gone)."""
+    total = 0.0
+    for one in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            if one == pid:
+                return None
+            continue
+        # fields after the command: state is [0], utime [11], stime [12] (clock ticks)
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _cpu_total(procs: Sequence[WorkerProcess]) -> float | None:

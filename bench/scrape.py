@@ -10,6 +10,7 @@ runs once at the end for the exactness check.
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
 import urllib.error
@@ -24,6 +25,8 @@ __all__ = [
     "Scraper",
     "histogram_quantile",
     "parse_samples",
+    "process_tree",
+    "rss_by_process_mb",
     "rss_mb",
 ]
 
@@ -69,8 +72,26 @@ def histogram_quantile(buckets: Iterable[tuple[float, float]], q: float) -> floa
     return math.inf
 
 
-def rss_mb(pid: int) -> tuple[float, float] | None:
-    """(current RSS, peak RSS) of a process in MB (VmRSS, VmHWM), None if it is gone."""
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a worker of several processes is a supervisor and its
+    processes: what it costs is the sum over them)."""
+    out, todo = [], [pid]
+    while todo:
+        one = todo.pop()
+        out.append(one)
+        try:
+            tasks = os.listdir(f"/proc/{one}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                todo.extend(int(c) for c in open(f"/proc/{one}/task/{tid}/children").read().split())  # noqa: SIM115
+            except (OSError, ValueError):
+                continue
+    return out
+
+
+def _rss_one(pid: int) -> tuple[float, float] | None:
     try:
         text = open(f"/proc/{pid}/status", encoding="ascii").read()  # noqa: SIM115
     except OSError:
@@ -83,6 +104,25 @@ def rss_mb(pid: int) -> tuple[float, float] | None:
     if "VmRSS" not in values or "VmHWM" not in values:
         return None
     return values["VmRSS"], values["VmHWM"]
+
+
+def rss_mb(pid: int) -> tuple[float, float] | None:
+    """(current RSS, peak RSS) in MB (VmRSS, VmHWM) of a process plus its descendants (the
+    peak: the sum of each process's own peak, an upper bound), None if it is gone."""
+    first = _rss_one(pid)
+    if first is None:
+        return None
+    rss, peak = first
+    for child in process_tree(pid)[1:]:
+        more = _rss_one(child)
+        if more is not None:
+            rss, peak = rss + more[0], peak + more[1]
+    return rss, peak
+
+
+def rss_by_process_mb(pid: int) -> list[float]:
+    """Current RSS (MB) of `pid` and of each descendant, in that order."""
+    return [m[0] for one in process_tree(pid) if (m := _rss_one(one)) is not None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,7 +205,11 @@ def run_dfip(
     import orjson
 
     app_id = f"compare-{uuid.uuid4().hex[:6]}"
-    worker = WorkerProcess(settings, f"{app_id}-w0", log_dir, DFIP_WORKER_APP_ID=app_id).start()
+    # the worker as deployed: DFIP_WORKER_PROCESSES as set for the bench, else its default
+    processes = os.environ.get("DFIP_WORKER_PROCESSES", "auto")
+    worker = WorkerProcess(
+        settings, f"{app_id}-w0", log_dir, processes=processes, DFIP_WORKER_APP_ID=app_id
+    ).start()
     scraper = Scraper(worker.port)
     complete = False
     done_at = 0.0

@@ -11,7 +11,7 @@ import random
 import socket
 from pathlib import Path
 
-__all__ = ["free_port", "free_ports"]
+__all__ = ["free_port", "free_port_run", "free_ports"]
 
 #: Where random ports are drawn from; the fixed test ports (the shared broker's 19092, the
 #: cluster's 27092…27097) lie below it.
@@ -61,3 +61,23 @@ def _kernel_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def free_port_run(n: int) -> int:
+    """The first of `n` consecutive ports free on 127.0.0.1 now (a worker of N processes
+    listens on web_port … web_port + N)."""
+    high = _ephemeral_start()
+    for base in random.sample(range(_LOW, max(_LOW + 1, high - n)), 200):
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free ports")

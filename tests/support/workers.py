@@ -18,7 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.kafka_config import KafkaSettings
 from schemas.figures import FIGURES_BY_NAME
-from tests.support.ports import free_port
+from streams.supervisor.cpus import usable_cpus
+from tests.support.ports import free_port, free_port_run
 
 # a USCC-shaped token (18 characters, check alphabet); not inside a number, so a float such as
 # 0.007729180000751512 in a histogram sum is not taken for one
@@ -34,12 +35,24 @@ Figures = dict[str, dict[tuple[str, ...], int]]
 class WorkerProcess:
     """`dfip worker` in a subprocess, as an operator would run it."""
 
-    def __init__(self, kafka: KafkaSettings, worker_id: str, log_dir: Path, **env: str) -> None:
-        self.port = free_port()
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        worker_id: str,
+        log_dir: Path,
+        *,
+        processes: str = "1",
+        **env: str,
+    ) -> None:
+        # one process unless a test is about several (tests/integration/test_processes.py):
+        # the suite's many workers would otherwise each start one process per CPU
+        count = min(usable_cpus(), 12) if processes == "auto" else int(processes)
+        self.port = free_port() if count <= 1 else free_port_run(count + 1)
         self.worker_id = worker_id
         self.log_path = log_dir / f"{worker_id}.log"
         self.env = {
             **os.environ,
+            "DFIP_WORKER_PROCESSES": processes,
             "DFIP_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
             "DFIP_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
             "DFIP_WORKER_WORKER_ID": worker_id,
