@@ -333,7 +333,9 @@ def worker() -> None:
         check_web_port(settings.web_host, settings.web_port + 1 + index, process=index)
     prepare_data_dir(settings.data_dir)
     group_id = f"{kafka.topic_prefix}{settings.app_id}"  # as streams/engine/engine.py names them
-    check_broker(kafka, group_id=group_id, transactional_id=f"{group_id}-{settings.worker_id}")
+    # the transactional id a process of this worker uses (streams/supervisor/children.py)
+    worker_id = settings.worker_id if processes == 1 else f"{settings.worker_id}-p0"
+    check_broker(kafka, group_id=group_id, transactional_id=f"{group_id}-{worker_id}")
     if processes > 1:
         log_filters.install(_LEVELS[settings.log_level])
         logging.basicConfig(

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench.compare.job import TRANSACTIONS, CompareInput, Result, dfip_result, parse_output
 from bench.feed import produce
-from bench.pipeline import count_events
+from bench.pipeline import FLOW, count_events
 from bench.scrape import Scraper
 from core.kafka_admin import admin_client
 from core.kafka_config import KafkaSettings
@@ -217,11 +217,12 @@ def run_dfip(
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            # /metrics is large: polling it fast would take CPU from the worker it times
+            # only the flow counters while it works (name[]: a few lines to render); a full
+            # /metrics takes ~150 ms of a busy worker's CPU, so it is read once, at the end
             time.sleep(1.0)
             if not worker.alive:
                 raise RuntimeError(f"dfip worker exited:\n{worker.tail()}")
-            scrape = scraper.metrics()
+            scrape = scraper.metrics(names=FLOW)
             if scrape is None:
                 continue
             counts = count_events([scrape.text], (TRANSACTIONS,))
@@ -234,7 +235,8 @@ def run_dfip(
             ):
                 complete = True
                 done_at = time.time()
-                texts = [scrape.text]
+                full = scraper.metrics()
+                texts = [full.text] if full is not None else []
                 break
         latest = {r.key: orjson.loads(r.value) for r in read_topic(settings, "dfip.metrics")}
         stamps = [

@@ -15,13 +15,22 @@ from urllib.parse import urlsplit, urlunsplit
 from streams.settings import WorkerSettings
 from streams.supervisor.gate import RELEASE_FD_VARIABLE
 
-__all__ = ["Child", "child_env", "child_port", "start_child"]
+__all__ = ["Child", "child_env", "child_port", "connect_host", "start_child"]
 
 _PR_SET_PDEATHSIG = 1
 
 
 def child_port(settings: WorkerSettings, index: int) -> int:
     return settings.web_port + 1 + index
+
+
+def connect_host(web_host: str) -> str:
+    """Where the supervisor reaches its processes: they bind ``web_host`` as it does."""
+    if web_host in ("", "0.0.0.0"):  # noqa: S104 - every interface: loopback is one of them
+        return "127.0.0.1"
+    if web_host == "::":
+        return "[::1]"
+    return f"[{web_host}]" if ":" in web_host else web_host
 
 
 def _child_url(advertised: str, port: int) -> str:

@@ -25,9 +25,14 @@ _KEEP_HEADERS = ("Content-Type", "Retry-After", "WWW-Authenticate")
 
 class Front:
     def __init__(
-        self, worker_id: str, children: Sequence[Child], alive: Callable[[], bool]
+        self,
+        worker_id: str,
+        children: Sequence[Child],
+        alive: Callable[[], bool],
+        host: str = "127.0.0.1",
     ) -> None:
         self.worker_id = worker_id
+        self.host = host  # where the processes listen (children.connect_host)
         self.children = list(children)
         self.alive = alive
         self.session: ClientSession | None = None
@@ -57,7 +62,7 @@ class Front:
         assert self.session is not None
         try:
             async with self.session.get(
-                f"http://127.0.0.1:{child.port}{path}", headers=headers or {}
+                f"http://{self.host}:{child.port}{path}", headers=headers or {}
             ) as r:
                 return r.status, await r.read()
         except (ClientError, TimeoutError, OSError) as exc:
@@ -140,7 +145,7 @@ class Front:
         try:
             async with self.session.request(
                 request.method,
-                f"http://127.0.0.1:{child.port}{request.rel_url.path_qs}",
+                f"http://{self.host}:{child.port}{request.rel_url.path_qs}",
                 headers=headers,
                 data=await request.read(),
             ) as r:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from streams.settings import WorkerSettings
-from streams.supervisor.children import Child, start_child
+from streams.supervisor.children import Child, connect_host, start_child
 from streams.supervisor.front import Front
 
 __all__ = ["run_supervisor"]
@@ -82,7 +82,10 @@ async def _supervise(settings: WorkerSettings, children: Sequence[Child]) -> int
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     front = Front(
-        settings.worker_id, children, alive=lambda: all(c.proc.poll() is None for c in children)
+        settings.worker_id,
+        children,
+        alive=lambda: all(c.proc.poll() is None for c in children),
+        host=connect_host(settings.web_host),
     )
     runner = web.AppRunner(front.app(), access_log=None)
     await runner.setup()
