@@ -35,7 +35,7 @@ from bench.broker import namespace
 from bench.enterprises import score_records
 from bench.feed import Produced, capture, produce, produce_stream
 from bench.pipeline import start_workers, stop_workers
-from bench.scrape import Scraper, parse_samples, rss_mb
+from bench.scrape import Scraper, parse_samples, rss_by_process_mb, rss_mb
 from core.kafka_config import KafkaSettings
 from schemas import (
     Direction,
@@ -97,6 +97,10 @@ def _sums(scraper: Scraper) -> tuple[int, int]:
     )
 
 
+def _by_process(pid: int) -> list[int]:
+    return [round(mb) for mb in rss_by_process_mb(pid)]
+
+
 def _wait_ready(scraper: Scraper, worker: WorkerProcess, timeout: float) -> float:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -136,7 +140,11 @@ def run(
             time.sleep(5)
         print(f"ingest: {scored:,} scored, {counted:,} received in {time.monotonic() - t0:.0f}s")
         time.sleep(settle)  # the last batch's commit
-        print(f"ingest: RSS, peak (MB): {rss_mb(worker.proc.pid)}", flush=True)
+        print(
+            f"ingest: RSS, peak (MB): {rss_mb(worker.proc.pid)}; RSS by process (supervisor "
+            f"first when several): {_by_process(worker.proc.pid)}",
+            flush=True,
+        )
     finally:
         stop_workers([worker])
     for _ in range(runs):
@@ -153,7 +161,10 @@ def run(
                 flush=True,
             )
             time.sleep(settle)
-            print(f"restore: {settle:.0f}s later RSS, peak (MB): {rss_mb(worker.proc.pid)}")
+            print(
+                f"restore: {settle:.0f}s later RSS, peak (MB): {rss_mb(worker.proc.pid)}; "
+                f"RSS by process: {_by_process(worker.proc.pid)}"
+            )
         finally:
             stop_workers([worker])
 

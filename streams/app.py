@@ -164,6 +164,8 @@ class Worker:
         @app.timer(interval=settings.idle_commit_ms / 1000)  # type: ignore[untyped-decorator]
         async def idle() -> None:
             await worker._ensure_started()
+            if not worker.gate.released:
+                return  # held (streams/supervisor/gate.py): no work, not even reference reads
             try:
                 await engine.tick()
             except Exception as exc:
@@ -293,6 +295,9 @@ class Worker:
         """Siblings are still joining the group (streams/supervisor/gate.py): rewind to the
         committed position, as a recovery does; the records come again once released."""
         self.gate.watch()
+        # as process_batch: positions are known once the assignment is restored; records of
+        # partitions no longer owned are left to their new owner
+        await self.engine.ready.wait()
         await self.seek(self.engine.positions())
         await asyncio.sleep(0.1)  # a held process must not spin fetching and rewinding
 

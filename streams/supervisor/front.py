@@ -68,14 +68,15 @@ class Front:
         except (ClientError, TimeoutError, OSError) as exc:
             return 0, type(exc).__name__.encode()
 
-    async def _all(
+    async def gather(
         self, path: str, headers: dict[str, str] | None = None
     ) -> list[tuple[int, bytes]]:
+        """Every process's (status, body) for ``path``, in process order."""
         return list(await asyncio.gather(*(self._get(c, path, headers) for c in self.children)))
 
     async def metrics(self, request: web.Request) -> web.Response:
         path = request.rel_url.path_qs
-        answers = await self._all(path)
+        answers = await self.gather(path)
         missing = [
             c.index for c, (status, _) in zip(self.children, answers, strict=True) if status != 200
         ]
@@ -102,7 +103,7 @@ class Front:
     async def ready(self, request: web.Request) -> web.Response:
         import orjson
 
-        answers = await self._all("/ready")
+        answers = await self.gather("/ready")
         parts: list[dict[str, Any]] = []
         for child, (status, body) in zip(self.children, answers, strict=True):
             try:
@@ -120,7 +121,7 @@ class Front:
         import orjson
 
         auth = {"Authorization": request.headers.get("Authorization", "")}
-        answers = await self._all("/state", auth)
+        answers = await self.gather("/state", auth)
         for status, body in answers:
             if status in (400, 401):  # the processes check the token: pass their refusal on
                 return web.Response(status=status, body=body, content_type="application/json")

@@ -51,9 +51,17 @@ def run_supervisor(settings: WorkerSettings, count: int) -> int:
 
 
 async def _release_when_ready(front: Front, children: Sequence[Child]) -> None:
+    try:
+        await _wait_all_ready(front, children)
+    finally:  # also if the wait failed: a process must never stay held
+        for child in children:
+            child.release()
+
+
+async def _wait_all_ready(front: Front, children: Sequence[Child]) -> None:
     first_ready: float | None = None
     while True:
-        answers = await front._all("/ready")
+        answers = await front.gather("/ready")
         ready = [status == 200 for status, _ in answers]
         if all(ready):
             log.info("every worker process is in the group: records flow")
@@ -68,8 +76,6 @@ async def _release_when_ready(front: Front, children: Sequence[Child]) -> None:
                 )
                 break
         await asyncio.sleep(_POLL_SECONDS)
-    for child in children:
-        child.release()
 
 
 def _status(code: int | None) -> int:
