@@ -325,7 +325,7 @@ def worker() -> None:
             raise DfipError(
                 str(exc), hint="fix the rule set (docs/aml-rules.md)", exit_code=2
             ) from None
-    from streams.supervisor import process_count, run_supervisor
+    from streams.supervisor import process_count
 
     processes = process_count(settings)
     check_web_port(settings.web_host, settings.web_port)
@@ -337,13 +337,11 @@ def worker() -> None:
     worker_id = settings.worker_id if processes == 1 else f"{settings.worker_id}-p0"
     check_broker(kafka, group_id=group_id, transactional_id=f"{group_id}-{worker_id}")
     if processes > 1:
-        log_filters.install(_LEVELS[settings.log_level])
-        logging.basicConfig(
-            level=settings.log_level.upper().replace("WARN", "WARNING"),
-            format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s",
-            force=True,  # the preflight's client libraries may have set a handler up
-        )
-        raise typer.Exit(run_supervisor(settings, processes))
+        # the same pid (kill -9 of the worker stays what it was), without the CLI's, the
+        # checks' and Faust's libraries in memory (streams/supervisor/__main__.py)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "streams.supervisor"])  # noqa: S606 - our own interpreter
 
     import faust
 

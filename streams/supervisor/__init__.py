@@ -6,8 +6,10 @@ one HTTP port that merges their /metrics and answers /health, /ready and /state 
 - ``cpus``: how many processes ``processes = auto`` means here;
 - ``children``: starting the processes (each dies with the supervisor);
 - ``gate``: a process holds its records until its siblings have joined the group too;
-- ``front``: the HTTP endpoints on ``web_port``;
-- ``run``: the supervisor's life: start, release, watch, stop.
+- ``front``: the HTTP endpoints on ``web_port``; ``merge``: their /metrics as one;
+- ``run``: the supervisor's life: start, release, watch, stop;
+- ``__main__``: the process ``dfip worker`` replaces itself with once its checks passed
+  (``exec``: the same pid, without the CLI's and the checks' libraries in memory).
 """
 
 from streams.supervisor.cpus import process_count, usable_cpus

@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
-from streams.export.merge import merge_expositions
 from streams.supervisor.children import Child
+from streams.supervisor.merge import merge_expositions
 
 __all__ = ["Front"]
 

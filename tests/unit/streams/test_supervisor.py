@@ -15,12 +15,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
 from schemas.catalog import USCC_PARTITIONS
-from streams.export.merge import merge_expositions
 from streams.settings import MAX_PROCESSES, WorkerSettings
 from streams.supervisor import ReleaseGate, process_count, usable_cpus
 from streams.supervisor.children import child_env, child_port
 from streams.supervisor.cpus import _cgroup_quota
 from streams.supervisor.gate import RELEASE_FD_VARIABLE
+from streams.supervisor.merge import merge_expositions
 
 FIGURE = "# HELP dfip_x_total X.\n# TYPE dfip_x_total counter\n"
 HEALTH = (

@@ -1,4 +1,4 @@
-"""One worker's /metrics from the expositions of its processes (streams/supervisor/).
+"""One worker's /metrics from the expositions of its processes.
 
 A worker running N processes is N members of the consumer group behind one port. Each
 process exports the figures of the input partitions it owns, with a ``partition`` label, so
