@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port_run
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "deploy" / "kafka" / "kafka.sh"
 TOOLS = ("bash", "sed", "dirname", "cat", "grep", "sleep", "seq", "rm", "mkdir", "stat", "touch")
@@ -197,24 +199,6 @@ def test_a_port_that_is_not_a_number_is_one_line(tmp_path: Path) -> None:
         assert not (tmp_path / "home").exists()  # nothing formatted or started
 
 
-def _consecutive_free_ports(n: int) -> int:
-    """A base port with `n` free ports after it (a fake cluster's listeners)."""
-    for base in range(28000, 32700, 97):  # below the ephemeral range
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no free port range")
-
-
 def _fake_cluster_env(tmp_path: Path) -> dict[str, str]:
     env = _fake_kafka_env(tmp_path, starts=True)
     home = Path(env["DFIP_KAFKA_HOME"])
@@ -222,7 +206,7 @@ def _fake_cluster_env(tmp_path: Path) -> dict[str, str]:
     for i in (1, 2, 3):
         (home / f"node{i}" / "data").mkdir(parents=True)
         (home / f"node{i}" / "data" / "meta.properties").touch()
-    base = _consecutive_free_ports(6)
+    base = free_port_run(6)  # a fake cluster's listeners
     return {
         **env,
         "DFIP_KAFKA_NODES": "3",
