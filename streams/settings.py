@@ -273,10 +273,15 @@ class WorkerSettings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warn", "error"] = "info"
 
-    @field_validator("processes")
+    @field_validator("processes", mode="before")
     @classmethod
-    def _process_count(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and not 1 <= value <= MAX_PROCESSES:
+    def _process_count(cls, value: object) -> int | str:
+        # one message for any wrong value (the union's own errors name its branches)
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_PROCESSES:
             raise ValueError(
                 f"must be auto or a whole number from 1 to {MAX_PROCESSES} (at most one "
                 "process per input partition)"

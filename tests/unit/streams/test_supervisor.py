@@ -155,10 +155,16 @@ def test_processes_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert 1 <= process_count(WorkerSettings()) <= MAX_PROCESSES
     monkeypatch.setenv("DFIP_WORKER_PROCESSES", "3")
     assert process_count(WorkerSettings()) == 3
-    for bad in ("0", "13", "two", "", "1.5", "-1"):
+    for given_, want in (("AUTO", "auto"), (" 2 ", 2)):
+        monkeypatch.setenv("DFIP_WORKER_PROCESSES", given_)
+        assert WorkerSettings().processes == want
+    for bad in ("0", "13", "two", "", "1.5", "-1", "true"):
         monkeypatch.setenv("DFIP_WORKER_PROCESSES", bad)
-        with pytest.raises(ValidationError):
+        with pytest.raises(ValidationError) as caught:
             WorkerSettings()
+        # one message naming what is allowed, not one per branch of the type
+        (error,) = caught.value.errors()
+        assert "must be auto or a whole number from 1 to 12" in error["msg"]
 
 
 def test_each_process_gets_its_port_identity_folder_and_gate() -> None:
