@@ -329,8 +329,6 @@ def worker() -> None:
 
     processes = process_count(settings)
     check_web_port(settings.web_host, settings.web_port)
-    for index in range(processes if processes > 1 else 0):
-        check_web_port(settings.web_host, settings.web_port + 1 + index, process=index)
     prepare_data_dir(settings.data_dir)
     group_id = f"{kafka.topic_prefix}{settings.app_id}"  # as streams/engine/engine.py names them
     # the transactional id a process of this worker uses (streams/supervisor/children.py)

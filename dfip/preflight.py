@@ -41,17 +41,13 @@ def check_store(store: str) -> None:
         )
 
 
-def check_web_port(host: str, port: int, *, process: int | None = None) -> None:
+def check_web_port(host: str, port: int) -> None:
     """The HTTP port (/metrics, /health) is free: a second worker on one machine needs its
-    own DFIP_WORKER_WEB_PORT, and Faust would only fail after joining the group. With
-    ``process``, the port of that worker process (DFIP_WORKER_WEB_PORT + 1 + process)."""
-    what = (
-        f"DFIP_WORKER_WEB_PORT={port}"
-        if process is None
-        else f"port {port} (worker process {process + 1}: DFIP_WORKER_WEB_PORT + {process + 1})"
-    )
+    own DFIP_WORKER_WEB_PORT, and Faust would only fail after joining the group."""
     if not 0 < port < 65536:
-        raise DfipError(f"{what} is not a TCP port", hint="use 1-65535", exit_code=2)
+        raise DfipError(
+            f"DFIP_WORKER_WEB_PORT={port} is not a TCP port", hint="use 1-65535", exit_code=2
+        )
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -67,9 +63,8 @@ def check_web_port(host: str, port: int, *, process: int | None = None) -> None:
             probe.bind(address)
         except OSError as exc:
             raise DfipError(
-                f"{what} on {host} cannot be used: {exc.strerror}",
-                hint="another worker listens there? give each its own DFIP_WORKER_WEB_PORT"
-                + ("" if process is None else " (a worker of N processes uses N + 1 ports)"),
+                f"DFIP_WORKER_WEB_PORT={port} on {host} cannot be used: {exc.strerror}",
+                hint="another worker listens there? give each its own DFIP_WORKER_WEB_PORT",
             ) from exc
 
 

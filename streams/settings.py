@@ -254,7 +254,7 @@ class WorkerSettings(BaseSettings):
             "Worker processes behind this worker's port, each a member of the consumer "
             "group owning its share of the partitions (a Python process uses one core): "
             "auto = one per CPU this process may use (affinity and cgroup quota), at most "
-            "the 12 input partitions. They listen on web_port + 1 … web_port + N; "
+            "the 12 input partitions. Each listens on a free port picked at start; "
             "web_port serves their /metrics merged (docs/operations.md)."
         ),
     )

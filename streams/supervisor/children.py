@@ -1,11 +1,15 @@
 """Starting the worker processes: each an ordinary ``dfip worker`` with ``processes = 1``, its
-own port, identity and data folder, killed by the kernel when the supervisor dies."""
+own port, identity and data folder, killed by the kernel when the supervisor dies.
+
+Their ports are free ports picked at start, not ``web_port + 1 …``: two workers on one host
+are often given neighbouring ports (6066, 6067), and fixed offsets would collide."""
 
 from __future__ import annotations
 
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -15,13 +19,26 @@ from urllib.parse import urlsplit, urlunsplit
 from streams.settings import WorkerSettings
 from streams.supervisor.gate import RELEASE_FD_VARIABLE
 
-__all__ = ["Child", "child_env", "child_port", "connect_host", "start_child"]
+__all__ = ["Child", "child_env", "connect_host", "free_ports", "start_child"]
 
 _PR_SET_PDEATHSIG = 1
 
 
-def child_port(settings: WorkerSettings, index: int) -> int:
-    return settings.web_port + 1 + index
+def free_ports(web_host: str, count: int) -> list[int]:
+    """``count`` ports free on ``web_host`` now (held open together while chosen; a process
+    binds its port a second later, before anything else is likely to take it)."""
+    host = "0.0.0.0" if web_host in ("", "0.0.0.0") else web_host  # noqa: S104 - as bound
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(family, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind((host, 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def connect_host(web_host: str) -> str:
@@ -44,12 +61,12 @@ def _child_url(advertised: str, port: int) -> str:
 
 
 def child_env(
-    env: Mapping[str, str], settings: WorkerSettings, index: int, release_fd: int
+    env: Mapping[str, str], settings: WorkerSettings, index: int, port: int, release_fd: int
 ) -> dict[str, str]:
     out = {
         **env,
         "DFIP_WORKER_PROCESSES": "1",
-        "DFIP_WORKER_WEB_PORT": str(child_port(settings, index)),
+        "DFIP_WORKER_WEB_PORT": str(port),
         # names the process's transactional producer: stable across restarts, so a restarted
         # process fences the transaction its predecessor left open
         "DFIP_WORKER_WORKER_ID": f"{settings.worker_id}-p{index}",
@@ -57,9 +74,7 @@ def child_env(
         RELEASE_FD_VARIABLE: str(release_fd),
     }
     if settings.advertised_url:
-        out["DFIP_WORKER_ADVERTISED_URL"] = _child_url(
-            settings.advertised_url, child_port(settings, index)
-        )
+        out["DFIP_WORKER_ADVERTISED_URL"] = _child_url(settings.advertised_url, port)
     return out
 
 
@@ -90,14 +105,14 @@ class Child:
                 os.close(fd)
 
 
-def start_child(settings: WorkerSettings, index: int, env: Mapping[str, str]) -> Child:
+def start_child(settings: WorkerSettings, index: int, port: int, env: Mapping[str, str]) -> Child:
     read_fd, write_fd = os.pipe()
     os.set_inheritable(read_fd, True)
     parent = os.getpid()
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "dfip.cli", "worker"],
-            env=child_env(env, settings, index, read_fd),
+            env=child_env(env, settings, index, port, read_fd),
             pass_fds=(read_fd,),
             preexec_fn=lambda: _die_with_parent(parent),  # forked before any thread starts
         )
@@ -106,4 +121,4 @@ def start_child(settings: WorkerSettings, index: int, env: Mapping[str, str]) ->
         raise
     finally:
         os.close(read_fd)
-    return Child(index, child_port(settings, index), proc, write_fd)
+    return Child(index, port, proc, write_fd)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from streams.settings import WorkerSettings
-from streams.supervisor.children import Child, connect_host, start_child
+from streams.supervisor.children import Child, connect_host, free_ports, start_child
 from streams.supervisor.front import Front
 
 __all__ = ["run_supervisor"]
@@ -34,8 +34,9 @@ def run_supervisor(settings: WorkerSettings, count: int) -> int:
     children: list[Child] = []
     try:
         # before the event loop and its threads exist (the children are forked)
+        ports = free_ports(settings.web_host, count)
         for index in range(count):
-            children.append(start_child(settings, index, os.environ))
+            children.append(start_child(settings, index, ports[index], os.environ))
     except BaseException:
         for child in children:
             child.proc.kill()

@@ -21,6 +21,7 @@ from tests.integration.test_stream_exact import (
     join_ok,
     simulate,
 )
+from tests.support.ports import free_port_run
 from tests.support.workers import (
     WorkerProcess,
     oracle_figures,
@@ -91,11 +92,7 @@ def test_two_processes_match_the_oracle_through_a_sigkill(
             assert_exact(got, expected)
             assert_flow_identity(got)
             # the merged exposition equals the processes' own, read directly
-            direct = [
-                t
-                for port in (second.port + 1, second.port + 2)
-                if (t := _metrics(port)) is not None
-            ]
+            direct = [t for port in _ports(second) if (t := _metrics(port)) is not None]
             assert len(direct) == 2
             merged = second.metrics_text()
             assert merged is not None
@@ -104,6 +101,13 @@ def test_two_processes_match_the_oracle_through_a_sigkill(
             second.stop()
     finally:
         first.stop()
+
+
+def _ports(worker: WorkerProcess) -> list[int]:
+    """The processes' own ports, as /ready lists them."""
+    parts = _ready_body(worker)["processes"]
+    assert isinstance(parts, list)
+    return [int(p["port"]) for p in parts]
 
 
 def _metrics(port: int) -> str | None:
@@ -130,7 +134,10 @@ def test_the_port_answers_for_every_process_and_sigterm_stops_them_all(
         assert text.count("# TYPE dfip_worker_ready gauge") == 1
         assert worker.get("/state")[0] == 401  # the processes' token check, passed on
         # the processes' own ports answer too (Prometheus needs only the worker's)
-        for port in (worker.port + 1, worker.port + 2):
+        ports = _ports(worker)
+        assert len(ports) == 2
+        assert worker.port not in ports
+        for port in ports:
             assert "dfip_worker_ready 1.0" in (_metrics(port) or "")
         children = _children(worker)
         assert worker.stop(signal.SIGTERM) == 0
@@ -158,6 +165,35 @@ def test_a_process_that_dies_takes_the_worker_down(
         assert "worker process 1 exited" in worker.log_path.read_text()
     finally:
         worker.stop()
+
+
+def test_two_workers_on_neighbouring_ports(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    """Operators number workers' ports 6066, 6067, …: a worker's processes take free ports,
+    not the next ones, so two such workers of two processes each both start."""
+    base = free_port_run(2)
+    workers = []
+    for i, name in enumerate(("left", "right")):
+        w = WorkerProcess(kafka_settings, name, tmp_path, processes="2", DFIP_WORKER_APP_ID="pair")
+        w.port = base + i
+        w.env["DFIP_WORKER_WEB_PORT"] = str(base + i)
+        workers.append(w.start())
+    try:
+        for w in workers:
+            wait_ready(w)
+
+        def four_members_own_all() -> bool:
+            shares = [
+                set(p["partitions"])
+                for w in workers
+                for p in _ready_body(w)["processes"]  # type: ignore[union-attr]
+            ]
+            union = set().union(*shares)
+            return len(shares) == 4 and all(shares) and union == set(range(12))
+
+        wait_for(four_members_own_all, timeout=90, what="4 members sharing the 12 partitions")
+    finally:
+        for w in workers:
+            w.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -18,8 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.kafka_config import KafkaSettings
 from schemas.figures import FIGURES_BY_NAME
-from streams.supervisor.cpus import usable_cpus
-from tests.support.ports import free_port, free_port_run
+from tests.support.ports import free_port
 
 # a USCC-shaped token (18 characters, check alphabet); not inside a number, so a float such as
 # 0.007729180000751512 in a histogram sum is not taken for one
@@ -46,8 +45,7 @@ class WorkerProcess:
     ) -> None:
         # one process unless a test is about several (tests/integration/test_processes.py):
         # the suite's many workers would otherwise each start one process per CPU
-        count = min(usable_cpus(), 12) if processes == "auto" else int(processes)
-        self.port = free_port() if count <= 1 else free_port_run(count + 1)
+        self.port = free_port()
         self.worker_id = worker_id
         self.log_path = log_dir / f"{worker_id}.log"
         self.env = {

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from schemas.catalog import USCC_PARTITIONS
 from streams.settings import MAX_PROCESSES, WorkerSettings
 from streams.supervisor import ReleaseGate, process_count, usable_cpus
-from streams.supervisor.children import child_env, child_port
+from streams.supervisor.children import child_env, free_ports
 from streams.supervisor.cpus import _cgroup_quota
 from streams.supervisor.gate import RELEASE_FD_VARIABLE
 from streams.supervisor.merge import merge_expositions
@@ -169,10 +169,10 @@ def test_processes_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_each_process_gets_its_port_identity_folder_and_gate() -> None:
     s = WorkerSettings(worker_id="w7", web_port=7000, data_dir=Path("/var/dfip"))
-    env = child_env({"PATH": "/bin", "DFIP_WORKER_PROCESSES": "auto"}, s, 1, 9)
+    env = child_env({"PATH": "/bin", "DFIP_WORKER_PROCESSES": "auto"}, s, 1, 7002, 9)
     assert env["PATH"] == "/bin"
     assert env["DFIP_WORKER_PROCESSES"] == "1"
-    assert env["DFIP_WORKER_WEB_PORT"] == "7002" == str(child_port(s, 1))
+    assert env["DFIP_WORKER_WEB_PORT"] == "7002"
     assert env["DFIP_WORKER_WORKER_ID"] == "w7-p1"
     assert env["DFIP_WORKER_DATA_DIR"] == "/var/dfip/p1"
     assert env[RELEASE_FD_VARIABLE] == "9"
@@ -183,7 +183,18 @@ def test_each_process_gets_its_port_identity_folder_and_gate() -> None:
         ("http://worker-3", "http://worker-3:7002"),
     ):
         s2 = WorkerSettings(worker_id="w7", web_port=7000, advertised_url=url)
-        assert child_env({}, s2, 1, 9)["DFIP_WORKER_ADVERTISED_URL"] == want
+        assert child_env({}, s2, 1, 7002, 9)["DFIP_WORKER_ADVERTISED_URL"] == want
+
+
+def test_process_ports_are_free_and_distinct() -> None:
+    import socket
+
+    ports = free_ports("127.0.0.1", 3)
+    assert len(set(ports)) == 3
+    for port in ports:  # free: a process can bind it
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+    assert len(free_ports("0.0.0.0", 2)) == 2
 
 
 def test_gate_without_a_supervisor_is_open() -> None:
