@@ -127,9 +127,15 @@ def test_the_port_answers_for_every_process_and_sigterm_stops_them_all(
         status, body = worker.get("/health")
         assert status == 200
         assert orjson.loads(body) == {"status": "alive", "worker": "front", "processes": 2}
+        # the ready gauge follows /ready by a moment (set once the seek after the restore
+        # is done); the merged gauge is the smallest of the processes'
+        wait_for(
+            lambda: "\ndfip_worker_ready 1.0\n" in (worker.metrics_text() or ""),
+            timeout=30,
+            what="dfip_worker_ready 1 on the merged /metrics",
+        )
         text = worker.metrics_text()
         assert text is not None
-        assert "\ndfip_worker_ready 1.0\n" in text
         assert "\ndfip_worker_assigned_partitions 12.0\n" in text
         assert text.count("# TYPE dfip_worker_ready gauge") == 1
         assert worker.get("/state")[0] == 401  # the processes' token check, passed on
@@ -139,10 +145,15 @@ def test_the_port_answers_for_every_process_and_sigterm_stops_them_all(
         assert worker.port not in ports
         for port in ports:
             assert "dfip_worker_ready 1.0" in (_metrics(port) or "")
+        # ready everywhere, so the supervisor releases them (it polls /ready every 0.2 s)
+        wait_for(
+            lambda: "records flow" in worker.log_path.read_text(),
+            timeout=30,
+            what="the processes released",
+        )
         children = _children(worker)
         assert worker.stop(signal.SIGTERM) == 0
         assert all(_gone(c) for c in children)
-        assert "records flow" in worker.log_path.read_text()
     finally:
         worker.stop()
 
