@@ -73,19 +73,21 @@ def histogram_quantile(buckets: Iterable[tuple[float, float]], q: float) -> floa
 
 
 def process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants (a worker of several processes is a supervisor and its
-    processes: what it costs is the sum over them)."""
-    out, todo = [], [pid]
-    while todo:
-        one = todo.pop()
-        out.append(one)
+    """`pid` and its descendants, parents before children and siblings in the order they
+    were started (a worker of several processes is a supervisor and its processes 0 … N-1:
+    what it costs is the sum over them)."""
+    out = [pid]
+    at = 0
+    while at < len(out):
+        one = out[at]
+        at += 1
         try:
             tasks = os.listdir(f"/proc/{one}/task")
         except OSError:
             continue
         for tid in tasks:
             try:
-                todo.extend(int(c) for c in open(f"/proc/{one}/task/{tid}/children").read().split())  # noqa: SIM115
+                out.extend(int(c) for c in open(f"/proc/{one}/task/{tid}/children").read().split())  # noqa: SIM115
             except (OSError, ValueError):
                 continue
     return out

@@ -24,13 +24,13 @@ from pathlib import Path
 
 from bench.compare.job import TRANSACTIONS, CompareInput, Result, dfip_result, parse_output
 from bench.feed import produce
-from bench.pipeline import FLOW, count_events
+from bench.pipeline import FLOW, count_events, start_workers
 from bench.scrape import Scraper
 from core.kafka_admin import admin_client
 from core.kafka_config import KafkaSettings
 from schemas.catalog import STATE_TOPIC
 from schemas.figures import FIGURES_BY_NAME
-from tests.support.workers import WorkerProcess, parse_figures, read_topic
+from tests.support.workers import parse_figures, read_topic
 
 __all__ = [
     "EngineRun",
@@ -205,11 +205,7 @@ def run_dfip(
     import orjson
 
     app_id = f"compare-{uuid.uuid4().hex[:6]}"
-    # the worker as deployed: DFIP_WORKER_PROCESSES as set for the bench, else its default
-    processes = os.environ.get("DFIP_WORKER_PROCESSES", "auto")
-    worker = WorkerProcess(
-        settings, f"{app_id}-w0", log_dir, processes=processes, DFIP_WORKER_APP_ID=app_id
-    ).start()
+    (worker,) = start_workers(settings, 1, log_dir, app_id=app_id)
     scraper = Scraper(worker.port)
     complete = False
     done_at = 0.0

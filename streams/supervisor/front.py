@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from streams.supervisor.children import Child
@@ -101,8 +102,6 @@ class Front:
         return web.json_response(body, status=200 if ok else 503)
 
     async def ready(self, request: web.Request) -> web.Response:
-        import orjson
-
         answers = await self.gather("/ready")
         parts: list[dict[str, Any]] = []
         for child, (status, body) in zip(self.children, answers, strict=True):
@@ -118,8 +117,6 @@ class Front:
         )
 
     async def state(self, request: web.Request) -> web.Response:
-        import orjson
-
         auth = {"Authorization": request.headers.get("Authorization", "")}
         answers = await self.gather("/state", auth)
         for status, body in answers:

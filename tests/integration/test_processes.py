@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from adapters.simulator.runner import SimulationResult
+from bench.scrape import process_tree
 from core.kafka_config import KafkaSettings
 from tests.integration.test_stream_exact import (
     assert_exact,
@@ -36,13 +37,9 @@ FAST_FAILOVER = {"BROKER_SESSION_TIMEOUT": "10"}
 
 
 def _children(worker: WorkerProcess) -> list[int]:
+    """The worker's processes, in their order (process 0 first)."""
     assert worker.proc is not None
-    pid = worker.proc.pid
-    try:
-        tasks = Path(f"/proc/{pid}/task").iterdir()
-        return [int(c) for t in tasks for c in (t / "children").read_text().split()]
-    except OSError:
-        return []
+    return process_tree(worker.proc.pid)[1:]
 
 
 def _gone(pid: int) -> bool:
@@ -184,9 +181,14 @@ def test_two_workers_on_neighbouring_ports(kafka_settings: KafkaSettings, tmp_pa
     base = free_port_run(2)
     workers = []
     for i, name in enumerate(("left", "right")):
-        w = WorkerProcess(kafka_settings, name, tmp_path, processes="2", DFIP_WORKER_APP_ID="pair")
-        w.port = base + i
-        w.env["DFIP_WORKER_WEB_PORT"] = str(base + i)
+        w = WorkerProcess(
+            kafka_settings,
+            name,
+            tmp_path,
+            processes="2",
+            port=base + i,
+            DFIP_WORKER_APP_ID="pair",
+        )
         workers.append(w.start())
     try:
         for w in workers:

@@ -64,8 +64,8 @@ def _kernel_ports(n: int) -> list[int]:
 
 
 def free_port_run(n: int) -> int:
-    """The first of `n` consecutive ports free on 127.0.0.1 now (a worker of N processes
-    listens on web_port … web_port + N)."""
+    """The first of `n` consecutive ports free on 127.0.0.1 now (neighbouring ports, as
+    operators number workers' or a fake cluster's listeners)."""
     high = _ephemeral_start()
     for base in random.sample(range(_LOW, max(_LOW + 1, high - n)), 200):
         socks: list[socket.socket] = []

@@ -41,11 +41,12 @@ class WorkerProcess:
         log_dir: Path,
         *,
         processes: str = "1",
+        port: int | None = None,
         **env: str,
     ) -> None:
         # one process unless a test is about several (tests/integration/test_processes.py):
         # the suite's many workers would otherwise each start one process per CPU
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self.worker_id = worker_id
         self.log_path = log_dir / f"{worker_id}.log"
         self.env = {
