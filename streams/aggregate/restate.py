@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import struct
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -345,17 +346,21 @@ def adjust_fen(
 
 def share_keys(state: PartitionState, table: ScoreTable) -> None:
     """Re-key restored contributions, their delta counts and the recent flows
-    (streams/query/recent.py) by the score table's own USCC strings (a restore reads them
-    from different records, so each enterprise's key would otherwise exist two or three
-    times: 80 bytes each, bench/RESULTS.md)."""
-    for store in (state.contributions, state.contrib_deltas, state.recent_flows):
-        _rekey(store, table)
-
-
-def _rekey(store: dict[str, Any], table: ScoreTable) -> None:
+    (streams/query/recent.py) by one USCC string per enterprise: the score table's own where
+    it keeps one, else the first store's (a restore reads them from different records, so
+    each enterprise's key would otherwise exist two or three times: 80 bytes each,
+    bench/RESULTS.md)."""
+    seen: dict[str, str] = {}
     canonical = table.canonical
+    for store in (state.contributions, state.contrib_deltas, state.recent_flows):
+        _rekey(store, seen, canonical)
+
+
+def _rekey(store: dict[str, Any], seen: dict[str, str], canonical: Callable[[str], str]) -> None:
     for uscc in list(store):
-        canon = canonical(uscc)
+        canon = seen.get(uscc)
+        if canon is None:
+            canon = seen[uscc] = canonical(uscc)
         if canon is not uscc:
             store[canon] = store.pop(uscc)
 

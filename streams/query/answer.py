@@ -41,10 +41,7 @@ def _money(fen: int) -> dict[str, Any]:
 
 
 def _versions(table: ScoreTable, uscc: str) -> list[ScoreVersion]:
-    entry = table.versions.get(uscc)
-    if entry is None:
-        return []
-    return [entry] if isinstance(entry, ScoreVersion) else list(entry)
+    return table.versions_of(uscc)
 
 
 def _loan(loan_id: str, loan: LoanState) -> dict[str, Any]:

@@ -7,6 +7,7 @@ read at all: see streams/reference/reader.py).
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right, insort
 
 from mypy_extensions import mypyc_attr
@@ -115,50 +116,161 @@ class ScoreVersion:
         )
 
 
+_KEY_LEN = 18  # a USCC: the worker's keys are canonical 18-character codes
+_SIDE = _IDX_MASK  # a slot's label value: this enterprise's versions are in ``_other``
+_AT_MAX = (1 << 63) - 1
+_FIRST_SLOTS = 64
+
+
+def _tag(h: int) -> int:
+    """A non-zero byte from the hash bits the slot index does not use (0 = empty slot)."""
+    return ((h >> 56) & 0x7F) | 0x80
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)  # tests break one to see a defect handled
 class ScoreTable:
     """uscc → versions sorted by assessed time (bounded), plus the scored-enterprises gauge.
 
-    Most enterprises have one assessment: their entry is the version itself, not a list of
-    one (a list costs about 90 bytes per enterprise; with a million scored enterprises
-    that is the difference between fitting in 500 MB and not, bench/RESULTS.md).
+    Most enterprises have one assessment, taken by the worker (a 64-bit event id hash, a time
+    after 1970). Those live in an open-addressing table of flat arrays, not as Python
+    objects: per slot a tag byte, the 18 key bytes, the assessed time, the id hash and the
+    (band, sector) index, 37 bytes, so ~60 bytes an enterprise at the table's load, where
+    a dict of key strings and version objects took ~210 (a million scored enterprises are
+    ~150 MB less; bench/RESULTS.md, "Score table in flat arrays"). Anything else (several
+    versions, an id that is not such a hash, an odd key) is kept as :class:`ScoreVersion`
+    objects in ``_other``; a slot whose enterprise moved there says so (``_SIDE``).
     """
 
     def __init__(self, history: int = 8) -> None:
         self.history = history
-        self.versions: dict[str, ScoreVersion | list[ScoreVersion]] = {}
         # (band, sector) → enterprises whose newest assessment is there
         self.scored: dict[tuple[str, str], int] = {}
+        self._other: dict[str, ScoreVersion | list[ScoreVersion]] = {}
+        self._count = 0  # enterprises
+        self._used = 0  # slots in use
+        self._mask = _FIRST_SLOTS - 1
+        self._tags = bytearray(_FIRST_SLOTS)
+        self._keys = bytearray(_FIRST_SLOTS * _KEY_LEN)
+        self._at = array("q", bytes(8 * _FIRST_SLOTS))
+        self._eid = array("Q", bytes(8 * _FIRST_SLOTS))
+        self._lab = array("H", bytes(2 * _FIRST_SLOTS))
 
     def __len__(self) -> int:
-        return len(self.versions)
+        return self._count
+
+    # -- the flat table ---------------------------------------------------------------
+    def _slot(self, uscc: str) -> int:
+        """The slot holding ``uscc``, or -1."""
+        h = hash(uscc)
+        mask = self._mask
+        i = h & mask
+        tag = _tag(h)
+        tags = self._tags
+        key = b""
+        while True:
+            t = tags[i]
+            if t == 0:
+                return -1
+            if t == tag:
+                if not key:  # only now: most unscored enterprises stop at an empty slot
+                    if len(uscc) != _KEY_LEN or not uscc.isascii():
+                        return -1  # never stored flat
+                    key = uscc.encode("ascii")
+                if self._keys.startswith(key, i * _KEY_LEN):
+                    return i
+            i = (i + 1) & mask
+
+    def _insert(self, uscc: str, at: int, eid: int, lab: int) -> None:
+        """A new slot for ``uscc`` (known absent; an 18-character ASCII key)."""
+        if (self._used + 1) * 4 > (self._mask + 1) * 3:
+            self._grow()
+        self._place(uscc.encode("ascii"), hash(uscc), at, eid, lab)
+        self._used += 1
+
+    def _place(self, key: bytes, h: int, at: int, eid: int, lab: int) -> None:
+        mask = self._mask
+        i = h & mask
+        tags = self._tags
+        while tags[i]:
+            i = (i + 1) & mask
+        tags[i] = _tag(h)
+        o = i * _KEY_LEN
+        self._keys[o : o + _KEY_LEN] = key
+        self._at[i] = at
+        self._eid[i] = eid
+        self._lab[i] = lab
+
+    def _grow(self) -> None:
+        old_tags, old_keys = self._tags, self._keys
+        old_at, old_eid, old_lab = self._at, self._eid, self._lab
+        n = 2 * (self._mask + 1)
+        self._mask = n - 1
+        self._tags = bytearray(n)
+        self._keys = bytearray(n * _KEY_LEN)
+        self._at = array("q", bytes(8 * n))
+        self._eid = array("Q", bytes(8 * n))
+        self._lab = array("H", bytes(2 * n))
+        for i in range(len(old_tags)):
+            if old_tags[i]:
+                key = bytes(old_keys[i * _KEY_LEN : (i + 1) * _KEY_LEN])
+                # the hash of the str, as lookups compute it
+                self._place(key, hash(key.decode("ascii")), old_at[i], old_eid[i], old_lab[i])
+
+    def _flat(self, i: int, uscc: str) -> ScoreVersion:
+        lab = _LABEL_LIST[self._lab[i]]
+        return ScoreVersion(self._at[i], self._eid[i], lab[0], lab[1], uscc)
+
+    # -- reads -------------------------------------------------------------------------
+    def versions_of(self, uscc: str) -> list[ScoreVersion]:
+        """The kept versions of ``uscc``, oldest first (none if it is not scored)."""
+        i = self._slot(uscc)
+        if i >= 0 and self._lab[i] != _SIDE:
+            return [self._flat(i, uscc)]
+        entry = self._other.get(uscc)
+        if entry is None:
+            return []
+        return [entry] if isinstance(entry, ScoreVersion) else list(entry)
 
     def canonical(self, uscc: str) -> str:
-        """The table's own key string for ``uscc`` if it is scored, else ``uscc``: stores
-        keyed by enterprise share it rather than hold another copy."""
-        entry = self.versions.get(uscc)
+        """The table's own key string for ``uscc`` where it keeps one (an enterprise held as
+        objects), else ``uscc``: stores keyed by enterprise share it rather than hold
+        another copy."""
+        if not self._other:
+            return uscc
+        entry = self._other.get(uscc)
         if entry is None:
             return uscc
         return (entry if isinstance(entry, ScoreVersion) else entry[0]).uscc or uscc
 
     def has(self, uscc: str, event_id: int | str) -> bool:
-        entry = self.versions.get(uscc)
+        i = self._slot(uscc)
+        if i >= 0 and self._lab[i] != _SIDE:
+            return isinstance(event_id, int) and self._eid[i] == event_id
+        entry = self._other.get(uscc)
         if entry is None:
             return False
         if isinstance(entry, ScoreVersion):
             return entry.event_id == event_id
         return any(v.event_id == event_id for v in entry)
 
+    # -- writes ------------------------------------------------------------------------
     def add(self, uscc: str, version: ScoreVersion) -> int | None:
         """Keep ``version``; returns the ``assessed_us`` of an older kept version it pushed
         out of the history (events joined with that one must be joined again), else None."""
-        entry = self.versions.get(uscc)
-        if entry is None:
+        i = self._slot(uscc)
+        if i < 0 and uscc not in self._other:
+            self._count += 1
+            self._count_labels(version.labels, +1)
+            d = version._data
+            if type(d) is int and len(uscc) == _KEY_LEN and uscc.isascii():
+                at = d >> _AT_SHIFT
+                if at <= _AT_MAX:
+                    self._insert(uscc, at, (d >> _IDX_BITS) & _ID_MASK, d & _IDX_MASK)
+                    return None
             version.uscc = uscc
-            self.versions[uscc] = version
-            self._count(version, +1)
+            self._other[uscc] = version
             return None
-        versions = [entry] if isinstance(entry, ScoreVersion) else entry
+        versions = self.versions_of(uscc)
         version.uscc = versions[0].uscc or uscc
         old_newest = versions[-1]
         # one version per assessment time: a re-assessment at the same instant replaces it
@@ -169,48 +281,46 @@ class ScoreTable:
             dropped = versions.pop(0)
             if dropped is not version:  # a back-dated one older than all kept joined nothing
                 pushed_out = dropped.assessed_us
-        self.versions[uscc] = versions[0] if len(versions) == 1 else versions
+        if i >= 0:
+            self._lab[i] = _SIDE  # kept as objects from now on
+        self._other[uscc] = versions[0] if len(versions) == 1 else versions
         new_newest = versions[-1]
         if old_newest != new_newest:
-            self._count(old_newest, -1)
-            self._count(new_newest, +1)
+            self._count_labels(old_newest.labels, -1)
+            self._count_labels(new_newest.labels, +1)
         return pushed_out
 
-    def _count(self, v: ScoreVersion, sign: int) -> None:
-        key = (v.band, v.sector)
+    def _count_labels(self, key: tuple[str, str], sign: int) -> None:
         n = self.scored.get(key, 0) + sign
         if n:
             self.scored[key] = n
         else:
             self.scored.pop(key, None)
 
+    # -- the as-of join ----------------------------------------------------------------
     def join(self, uscc: str, ts_us: int) -> tuple[str, str, str]:
         """``(*as_of(uscc, ts_us), canonical(uscc))`` in one lookup (once per event)."""
-        entry = self.versions.get(uscc)
+        i = self._slot(uscc)
+        if i >= 0:
+            lab = self._lab[i]
+            if lab != _SIDE:
+                if self._at[i] <= ts_us:
+                    band, sector = _LABEL_LIST[lab]
+                    return band, sector, uscc
+                return UNSCORED, UNKNOWN_SECTOR, uscc
+        if not self._other:
+            return UNSCORED, UNKNOWN_SECTOR, uscc
+        entry = self._other.get(uscc)
         if entry is None:
             return UNSCORED, UNKNOWN_SECTOR, uscc
         if isinstance(entry, ScoreVersion):
-            d = entry._data
-            if type(d) is int:
-                band, sector = _LABEL_LIST[d & _IDX_MASK] if d >> _AT_SHIFT <= ts_us else _NONE
-            else:
-                band, sector = entry.labels if entry.assessed_us <= ts_us else _NONE
+            band, sector = entry.labels if entry.assessed_us <= ts_us else _NONE
             return band, sector, entry.uscc or uscc
-        i = bisect_right(entry, ts_us, key=lambda v: v.assessed_us)
-        band, sector = entry[i - 1].labels if i else _NONE
+        j = bisect_right(entry, ts_us, key=lambda v: v.assessed_us)
+        band, sector = entry[j - 1].labels if j else _NONE
         return band, sector, entry[0].uscc or uscc
 
     def as_of(self, uscc: str, ts_us: int) -> tuple[str, str]:
         """(band, sector) of the newest assessment at or before ``ts_us``."""
-        entry = self.versions.get(uscc)
-        if entry is None:
-            return UNSCORED, UNKNOWN_SECTOR
-        if isinstance(entry, ScoreVersion):
-            d = entry._data  # inline: this runs for every event
-            if type(d) is int:
-                return _LABEL_LIST[d & _IDX_MASK] if d >> _AT_SHIFT <= ts_us else _NONE
-            return entry.labels if entry.assessed_us <= ts_us else _NONE
-        i = bisect_right(entry, ts_us, key=lambda v: v.assessed_us)
-        if i == 0:
-            return _NONE
-        return entry[i - 1].labels
+        band, sector, _ = self.join(uscc, ts_us)
+        return band, sector

@@ -45,32 +45,37 @@ def test_a_worker_version_is_one_packed_int() -> None:
     assert sys.getsizeof(a) <= 32 + 16  # object header and two slots (+ GC header: 48)
 
 
-def test_a_restore_shares_the_score_tables_usccs() -> None:
+def test_a_restore_keeps_one_uscc_string_per_enterprise() -> None:
     """Contributions, their delta counts and recent flows restored from the changelog are
-    re-keyed by the score table's string: one USCC string per enterprise."""
-    table = ScoreTable()
-    key = "".join([U[:9], U[9:]])
-    table.add(key, ScoreVersion(0, 1, "l2", "C"))
-    state = PartitionState(0)
-    state.watermarks["dfip.transactions"] = 10 * _DAY_US
-    fresh = ["".join([U[:9], U[9:]]) for _ in range(3)]
-    restate.record(state, fresh[0], 10 * _DAY_US, ("bank", "credit", True, "l2", "C"), 5, None)
-    state.contrib_deltas[fresh[1]] = 1
-    recent.record(state, fresh[2], 10 * _DAY_US, "credit", 5)
-    before = (
-        dict(state.contributions),
-        dict(state.contrib_deltas),
-        dict(state.recent_flows),
-    )
-    restate.share_keys(state, table)
-    for store in (state.contributions, state.contrib_deltas, state.recent_flows):
-        (k,) = store
-        assert k is key
-    assert (state.contributions, state.contrib_deltas, state.recent_flows) == before
-    # an enterprise the table does not know keeps its own key
-    state.recent_flows["X"] = b""
-    restate.share_keys(state, table)
-    assert "X" in state.recent_flows
+    re-keyed by one string per enterprise: the score table's own where it keeps one (an
+    enterprise held as objects), else the first store's."""
+    for eid in (1, "not-a-hash"):  # the flat table (no key string) and an object
+        table = ScoreTable()
+        key = "".join([U[:9], U[9:]])
+        table.add(key, ScoreVersion(0, eid, "l2", "C"))
+        state = PartitionState(0)
+        state.watermarks["dfip.transactions"] = 10 * _DAY_US
+        fresh = ["".join([U[:9], U[9:]]) for _ in range(3)]
+        restate.record(state, fresh[0], 10 * _DAY_US, ("bank", "credit", True, "l2", "C"), 5, None)
+        state.contrib_deltas[fresh[1]] = 1
+        recent.record(state, fresh[2], 10 * _DAY_US, "credit", 5)
+        before = (
+            dict(state.contributions),
+            dict(state.contrib_deltas),
+            dict(state.recent_flows),
+        )
+        restate.share_keys(state, table)
+        keys = [
+            next(iter(store))
+            for store in (state.contributions, state.contrib_deltas, state.recent_flows)
+        ]
+        assert keys[0] is keys[1] is keys[2]
+        assert keys[0] is (key if isinstance(eid, str) else fresh[0])
+        assert (state.contributions, state.contrib_deltas, state.recent_flows) == before
+        # an enterprise the table does not know keeps its own key
+        state.recent_flows["X"] = b""
+        restate.share_keys(state, table)
+        assert "X" in state.recent_flows
 
 
 @given(
