@@ -261,7 +261,11 @@ def topic_by_name(name: str) -> TopicSpec:
 
 @lru_cache(maxsize=1 << 16)
 def _murmur_positive(key: bytes) -> int:
-    # kafka-python's murmur2 is pure Python (~µs); keys repeat, so cache the hash.
+    # kafka-python's murmur2 is pure Python (~2 µs); keys repeat, so cache the hash.
+    return _murmur_once(key)
+
+
+def _murmur_once(key: bytes) -> int:
     # Imported here: importing kafka-python costs ~0.5 s, and most users of `schemas`
     # (aiokafka-based workers, tools) never partition by hand.
     from kafka.partitioner.default import murmur2
@@ -269,12 +273,15 @@ def _murmur_positive(key: bytes) -> int:
     return int(murmur2(key)) & 0x7FFFFFFF
 
 
-def partition_for(uscc: str, partitions: int = USCC_PARTITIONS) -> int:
+def partition_for(uscc: str, partitions: int = USCC_PARTITIONS, *, cached: bool = True) -> int:
     """Kafka's default partitioner on the UTF-8 key: `(murmur2(key) & 0x7fffffff) % n`.
 
     Identical to the Java client, kafka-python and aiokafka for a non-null key.
+    ``cached=False`` where keys rarely repeat or the caller caches (the worker's score
+    records and its own table of homes): the cache would hold ~200 bytes a key for nothing.
     """
-    return _murmur_positive(uscc.encode("utf-8")) % partitions
+    key = uscc.encode("utf-8")
+    return (_murmur_positive(key) if cached else _murmur_once(key)) % partitions
 
 
 def utc_iso(moment: datetime) -> str:

@@ -253,7 +253,7 @@ def _uscc_wire(value: object) -> str:
     seen = _WIRE_USCC.get(value)
     if seen is not None:
         return seen
-    if check_uscc(value) != value:
+    if check_uscc(value, cached=False) != value:  # this dict is the cache
         raise ValueError("not in canonical form")
     if len(_WIRE_USCC) >= _WIRE_USCC_MAX:
         _WIRE_USCC.clear()  # bounded: a cache, not a registry

@@ -40,18 +40,24 @@ USCC_PATTERN = "^[0-9]{8}[0-9A-HJ-NP-RTUW-Y]{10}$"
 _MAX_INPUT = 64  # cheap guard before stdnum; real codes are 18 characters
 
 
-@lru_cache(maxsize=1 << 16)
-def _normalize_cached(value: str) -> str:
-    # Enterprise keys repeat constantly in a stream; stdnum is pure Python, so cache.
+def _normalize(value: str) -> str:
     return str(stdnum_uscc.validate(value.strip().upper()))
 
 
-def check_uscc(value: object) -> str:
-    """Like `normalize_uscc` but raises a plain `ValueError` (for pydantic field validators)."""
+# Enterprise keys repeat constantly in a stream; stdnum is pure Python (~7 µs), so cache.
+_normalize_cached = lru_cache(maxsize=1 << 16)(_normalize)
+
+
+def check_uscc(value: object, *, cached: bool = True) -> str:
+    """Like `normalize_uscc` but raises a plain `ValueError` (for pydantic field validators).
+
+    ``cached=False`` for callers that remember the codes they saw themselves (the wire's
+    check, schemas/fields.py): a second cache of the same codes costs ~250 bytes a code.
+    """
     if not isinstance(value, str) or len(value) > _MAX_INPUT:
         raise ValueError("must be an 18-character USCC string")
     try:
-        return _normalize_cached(value)
+        return _normalize_cached(value) if cached else _normalize(value)
     except stdnum_errors.ValidationError as exc:
         raise ValueError(_reason(exc)) from None
 
@@ -77,7 +83,6 @@ def _reason(exc: stdnum_errors.ValidationError) -> str:
     return "USCC has characters outside its alphabet"
 
 
-@lru_cache(maxsize=1 << 16)
 def region_of(uscc: str) -> Region:
     """Zhejiang prefecture city from characters 3–6 (3301..3311), else `other`."""
     return ZHEJIANG_PREFECTURES.get(uscc[2:6], Region.other)

@@ -122,7 +122,7 @@ FX_ACCOUNTING_PARTITION = 0
 _NO_HEADERS: dict[str, bytes] = {}
 
 # enterprise → (its partition (Kafka's murmur2 partitioner), its region's value), for the
-# codes seen lately: one lookup per event gives both (region_of is an lru_cache call)
+# codes seen lately: one lookup per event gives both
 _HOMES: dict[str, tuple[int, str]] = {}
 _HOMES_MAX = 1 << 16
 
@@ -130,7 +130,7 @@ _HOMES_MAX = 1 << 16
 def _home(uscc: str) -> tuple[int, str]:
     if len(_HOMES) >= _HOMES_MAX:
         _HOMES.clear()  # a cache: bounded
-    where = _HOMES[uscc] = (partition_for(uscc), region_of(uscc)._value_)
+    where = _HOMES[uscc] = (partition_for(uscc, cached=False), region_of(uscc)._value_)
     return where
 
 
@@ -735,7 +735,8 @@ class Processor:
                     state, rec, stage="ingress", error_class=FUTURE_DATED, reason=future
                 )
             return
-        home = partition_for(event.enterprise_uscc)
+        # each enterprise's score comes about once: a cache of homes would only churn
+        home = partition_for(event.enterprise_uscc, cached=False)
         if home != rec.partition:
             if counted:
                 self._forward(rec, home)
