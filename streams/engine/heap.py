@@ -17,11 +17,12 @@ collected once and frozen again, which bounds what such cycles can hold.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import time
 from collections.abc import Callable
 
-__all__ = ["HeapFreezer", "freeze_heap"]
+__all__ = ["HeapFreezer", "freeze_heap", "trim_heap"]
 
 
 def freeze_heap() -> int:
@@ -37,8 +38,30 @@ def freeze_heap() -> int:
     """
     gc.unfreeze()
     gc.collect()
+    trim_heap()
     gc.freeze()
     return gc.get_freeze_count()
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc (musl has none): nothing to trim
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def trim_heap() -> bool:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``): a restore
+    or a partition that moved away frees tens of MB that glibc otherwise keeps mapped, so
+    the worker's RSS stays at its peak (bench/RESULTS.md, "Score table in flat arrays").
+    False where there is no such call."""
+    if _TRIM is None:
+        return False
+    _TRIM(0)
+    return True
 
 
 class HeapFreezer:
@@ -62,10 +85,11 @@ class HeapFreezer:
         self.full_collections = 0  # full collections this freezer ran (not counting resets)
 
     def reset(self) -> int:
-        """A full collection now (start-up, rebalance): :func:`freeze_heap`; the next
-        periodic one is ``full_every_seconds`` from now. Returns the frozen count (0 when
-        disabled)."""
+        """A full collection now (start-up, rebalance): :func:`freeze_heap` (which trims the
+        C heap, :func:`trim_heap`; disabled, only the trim); the next periodic one is
+        ``full_every_seconds`` from now. Returns the frozen count (0 when disabled)."""
         if not self.enabled:
+            trim_heap()  # what a restore or a dropped partition freed goes back regardless
             return 0
         self._last_full = self._clock()
         return freeze_heap()
