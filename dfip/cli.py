@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import MutableMapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from kafka.errors import KafkaError
@@ -23,7 +23,6 @@ from core.errors import DfipError
 from core.kafka_config import KafkaSettings
 from core.text import printable
 from core.version import __version__
-from dfip import log_filters
 from dfip.alerts_cli import alerts_app
 from dfip.config_errors import describe_os_error, describe_validation_error
 
@@ -269,26 +268,6 @@ def deadletters(
         out.print(f"  original: {escape(printable(original, lines=True))}", highlight=False)
 
 
-#: Third-party loggers a worker never lets below INFO: at DEBUG, aiokafka and kafka-python log
-#: every produced record and fetch response in full (keys are USCCs and loan ids, values carry
-#: account refs), and faust logs what agents yield. DFIP's own loggers follow the level.
-CLIENT_LOGGERS = ("aiokafka", "kafka", "faust", "mode")
-_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
-
-
-def worker_logging_config(level: str) -> dict[str, Any]:
-    """The worker's logging_config for mode's dictConfig, merged into its default (root logger
-    at `level` with mode's handler): the client libraries capped at INFO."""
-    cap = max(_LEVELS[level.lower()], logging.INFO)
-    return {"merge": True, "loggers": {name: {"level": cap} for name in CLIENT_LOGGERS}}
-
-
 @app.command("worker")
 def worker() -> None:
     """Run a stream worker (configured by DFIP_KAFKA_* and DFIP_WORKER_* variables)."""
@@ -325,7 +304,7 @@ def worker() -> None:
             raise DfipError(
                 str(exc), hint="fix the rule set (docs/aml-rules.md)", exit_code=2
             ) from None
-    from streams.supervisor import process_count
+    from streams.supervisor.cpus import process_count
 
     processes = process_count(settings)
     check_web_port(settings.web_host, settings.web_port)
@@ -339,20 +318,14 @@ def worker() -> None:
         # checks' and Faust's libraries in memory (streams/supervisor/__main__.py)
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execv(sys.executable, [sys.executable, "-m", "streams.supervisor"])  # noqa: S606 - our own interpreter
+        from streams.supervisor.plan import Plan
 
-    import faust
+        plan = Plan.of(settings, processes).to_json()
+        os.execv(sys.executable, [sys.executable, "-m", "streams.supervisor", plan])  # noqa: S606 - our own interpreter
 
-    from streams.app import create_app
+    from dfip.worker_process import run_faust_worker
 
-    w = create_app(kafka, settings)
-    log_filters.install(_LEVELS[settings.log_level])
-    faust.Worker(
-        w.app,
-        loglevel=settings.log_level.upper(),
-        logging_config=worker_logging_config(settings.log_level),
-        quiet=True,
-    ).execute_from_commandline()
+    run_faust_worker(kafka, settings)
 
 
 def _align_local_broker(env: MutableMapping[str, str]) -> None:

@@ -1,25 +1,28 @@
-"""``python -m streams.supervisor``: what ``dfip worker`` executes (same pid) once its checks
-passed and the worker has more than one process. Imports only what supervising needs: the
-CLI, the Kafka clients and Faust stay out of its memory."""
+"""``python -m streams.supervisor PLAN``: what ``dfip worker`` executes (same pid) once its
+checks passed and the worker has more than one process. ``PLAN`` is the JSON of
+:class:`~streams.supervisor.plan.Plan`. Imports only what supervising needs: the CLI,
+pydantic, aiohttp, the Kafka clients and Faust stay out of its memory."""
 
 from __future__ import annotations
 
 import logging
 import sys
 
-from streams.settings import WorkerSettings
-from streams.supervisor.cpus import process_count
+from streams.supervisor.plan import Plan
 from streams.supervisor.run import run_supervisor
 
 
-def main() -> int:
-    settings = WorkerSettings()
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m streams.supervisor PLAN (run by `dfip worker`)", file=sys.stderr)
+        return 2
+    plan = Plan.from_json(argv[0])
     logging.basicConfig(
-        level=settings.log_level.upper().replace("WARN", "WARNING"),
+        level=plan.log_level.upper().replace("WARN", "WARNING"),
         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s",
     )
-    return run_supervisor(settings, process_count(settings))
+    return run_supervisor(plan)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

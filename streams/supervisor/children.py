@@ -1,4 +1,5 @@
-"""Starting the worker processes: each an ordinary ``dfip worker`` with ``processes = 1``, its
+"""Starting the worker processes: each an ordinary worker with ``processes = 1`` (``python -m
+dfip.worker_process``: the checks ran once, before the supervisor), its
 own port, identity and data folder, killed by the kernel when the supervisor dies.
 
 Their ports are free ports picked at start, not ``web_port + 1 …``: two workers on one host
@@ -16,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from streams.settings import WorkerSettings
 from streams.supervisor.gate import RELEASE_FD_VARIABLE
+from streams.supervisor.plan import Plan
 
 __all__ = ["Child", "child_env", "connect_host", "free_ports", "start_child"]
 
@@ -61,7 +62,7 @@ def _child_url(advertised: str, port: int) -> str:
 
 
 def child_env(
-    env: Mapping[str, str], settings: WorkerSettings, index: int, port: int, release_fd: int
+    env: Mapping[str, str], plan: Plan, index: int, port: int, release_fd: int
 ) -> dict[str, str]:
     out = {
         **env,
@@ -69,12 +70,12 @@ def child_env(
         "DFIP_WORKER_WEB_PORT": str(port),
         # names the process's transactional producer: stable across restarts, so a restarted
         # process fences the transaction its predecessor left open
-        "DFIP_WORKER_WORKER_ID": f"{settings.worker_id}-p{index}",
-        "DFIP_WORKER_DATA_DIR": str(settings.data_dir / f"p{index}"),
+        "DFIP_WORKER_WORKER_ID": f"{plan.worker_id}-p{index}",
+        "DFIP_WORKER_DATA_DIR": str(plan.process_dir(index)),
         RELEASE_FD_VARIABLE: str(release_fd),
     }
-    if settings.advertised_url:
-        out["DFIP_WORKER_ADVERTISED_URL"] = _child_url(settings.advertised_url, port)
+    if plan.advertised_url:
+        out["DFIP_WORKER_ADVERTISED_URL"] = _child_url(plan.advertised_url, port)
     return out
 
 
@@ -105,14 +106,14 @@ class Child:
                 os.close(fd)
 
 
-def start_child(settings: WorkerSettings, index: int, port: int, env: Mapping[str, str]) -> Child:
+def start_child(plan: Plan, index: int, port: int, env: Mapping[str, str]) -> Child:
     read_fd, write_fd = os.pipe()
     os.set_inheritable(read_fd, True)
     parent = os.getpid()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dfip.cli", "worker"],
-            env=child_env(env, settings, index, port, read_fd),
+            [sys.executable, "-m", "dfip.worker_process"],
+            env=child_env(env, plan, index, port, read_fd),
             pass_fds=(read_fd,),
             preexec_fn=lambda: _die_with_parent(parent),  # forked before any thread starts
         )

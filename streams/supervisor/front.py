@@ -5,13 +5,13 @@ to the owner of the partition, as between workers)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from streams.supervisor.children import Child
+from streams.supervisor.http import Request, Response, fetch, json_response
 from streams.supervisor.merge import merge_expositions
 
 __all__ = ["Front"]
@@ -19,9 +19,10 @@ __all__ = ["Front"]
 _EXPOSITION = "text/plain; version=0.0.4"
 # a busy process renders its /metrics in a thread in ~150 ms; a stuck one must not hold
 # every scrape for longer than Prometheus' default scrape timeout
-_TIMEOUT = ClientTimeout(total=10)
+_TIMEOUT_SECONDS = 10.0
 # what a forwarded answer keeps of the process's headers
-_KEEP_HEADERS = ("Content-Type", "Retry-After", "WWW-Authenticate")
+_KEEP_HEADERS = ("content-type", "retry-after", "www-authenticate")
+_GET = ("GET", "HEAD")
 
 
 class Front:
@@ -36,37 +37,37 @@ class Front:
         self.host = host  # where the processes listen (children.connect_host)
         self.children = list(children)
         self.alive = alive
-        self.session: ClientSession | None = None
+        self._routes: dict[str, Callable[[Request], Awaitable[Response]]] = {
+            "/metrics": self.metrics,
+            "/health": self.health,
+            "/ready": self.ready,
+            "/state": self.state,
+        }
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/metrics", self.metrics)
-        app.router.add_get("/health", self.health)
-        app.router.add_get("/ready", self.ready)
-        app.router.add_get("/state", self.state)
-        app.router.add_route("*", "/v1/{tail:.*}", self.forward)
-        app.on_startup.append(self._open)
-        app.on_cleanup.append(self._close)
-        return app
-
-    async def _open(self, app: web.Application) -> None:
-        self.session = ClientSession(timeout=_TIMEOUT)
-
-    async def _close(self, app: web.Application) -> None:
-        if self.session is not None:
-            await self.session.close()
+    async def handle(self, request: Request) -> Response:
+        """The worker's port: its own endpoints, and /v1/… passed on."""
+        path = request.path
+        if path.startswith("/v1/"):
+            return await self.forward(request)
+        route = self._routes.get(path)
+        if route is None:
+            return Response(404, b"404: Not Found\n", {"Content-Type": "text/plain"})
+        if request.method not in _GET:
+            return Response(
+                405, b"405: Method Not Allowed\n", {"Content-Type": "text/plain", "Allow": "GET"}
+            )
+        return await route(request)
 
     async def _get(
         self, child: Child, path: str, headers: dict[str, str] | None = None
     ) -> tuple[int, bytes]:
         """(status, body) of a process's endpoint; (0, reason) when it does not answer."""
-        assert self.session is not None
         try:
-            async with self.session.get(
-                f"http://{self.host}:{child.port}{path}", headers=headers or {}
-            ) as r:
-                return r.status, await r.read()
-        except (ClientError, TimeoutError, OSError) as exc:
+            status, _, body = await fetch(
+                self.host, child.port, path, headers=headers, timeout=_TIMEOUT_SECONDS
+            )
+            return status, body
+        except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError) as exc:
             return 0, type(exc).__name__.encode()
 
     async def gather(
@@ -75,33 +76,31 @@ class Front:
         """Every process's (status, body) for ``path``, in process order."""
         return list(await asyncio.gather(*(self._get(c, path, headers) for c in self.children)))
 
-    async def metrics(self, request: web.Request) -> web.Response:
-        path = request.rel_url.path_qs
-        answers = await self.gather(path)
+    async def metrics(self, request: Request) -> Response:
+        answers = await self.gather(request.target)
         missing = [
             c.index for c, (status, _) in zip(self.children, answers, strict=True) if status != 200
         ]
         if missing:
             # a partial exposition would show the missing processes' counters as resets
-            return web.Response(
-                status=503,
-                text=f"worker processes {missing} did not answer /metrics\n",
+            return Response(
+                503,
+                f"worker processes {missing} did not answer /metrics\n".encode(),
+                {"Content-Type": "text/plain; charset=utf-8"},
             )
         body = merge_expositions(b.decode() for _, b in answers)
-        return web.Response(
-            body=body.encode(), content_type=None, headers={"Content-Type": _EXPOSITION}
-        )
+        return Response(200, body.encode(), {"Content-Type": _EXPOSITION})
 
-    async def health(self, request: web.Request) -> web.Response:
+    async def health(self, request: Request) -> Response:
         ok = self.alive()
         body = {
             "status": "alive" if ok else "degraded",
             "worker": self.worker_id,
             "processes": len(self.children),
         }
-        return web.json_response(body, status=200 if ok else 503)
+        return json_response(body, status=200 if ok else 503)
 
-    async def ready(self, request: web.Request) -> web.Response:
+    async def ready(self, request: Request) -> Response:
         answers = await self.gather("/ready")
         parts: list[dict[str, Any]] = []
         for child, (status, body) in zip(self.children, answers, strict=True):
@@ -112,16 +111,16 @@ class Front:
             parts.append({"port": child.port, "ready": status == 200, "partitions": partitions})
         ok = all(p["ready"] for p in parts)
         union = sorted({p for part in parts for p in part["partitions"]})
-        return web.json_response(
+        return json_response(
             {"ready": ok, "partitions": union, "processes": parts}, status=200 if ok else 503
         )
 
-    async def state(self, request: web.Request) -> web.Response:
-        auth = {"Authorization": request.headers.get("Authorization", "")}
+    async def state(self, request: Request) -> Response:
+        auth = {"Authorization": request.headers.get("authorization", "")}
         answers = await self.gather("/state", auth)
         for status, body in answers:
             if status in (400, 401):  # the processes check the token: pass their refusal on
-                return web.Response(status=status, body=body, content_type="application/json")
+                return Response(status, body, {"Content-Type": "application/json"})
         states: list[Any] = []
         for child, (status, body) in zip(self.children, answers, strict=True):
             try:
@@ -130,29 +129,27 @@ class Front:
                 )
             except orjson.JSONDecodeError:
                 states.append({"port": child.port, "error": "not JSON"})
-        return web.json_response({"worker": self.worker_id, "processes": states})
+        return json_response({"worker": self.worker_id, "processes": states})
 
-    async def forward(self, request: web.Request) -> web.StreamResponse:
+    async def forward(self, request: Request) -> Response:
         """An enterprise query: to the first process; it answers for its own partitions and
         forwards the rest to their owner, a sibling or another worker."""
-        assert self.session is not None
         child = self.children[0]
-        headers = {
-            k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
-        }
         try:
-            async with self.session.request(
-                request.method,
-                f"http://{self.host}:{child.port}{request.rel_url.path_qs}",
-                headers=headers,
-                data=await request.read(),
-            ) as r:
-                body = await r.read()
-                kept = {k: r.headers[k] for k in _KEEP_HEADERS if k in r.headers}
-                return web.Response(status=r.status, body=body, headers=kept)
-        except (ClientError, TimeoutError, OSError):
-            return web.json_response(
+            status, headers, body = await fetch(
+                self.host,
+                child.port,
+                request.target,
+                method=request.method,
+                headers=request.forwardable_headers(),
+                body=request.body,
+                timeout=_TIMEOUT_SECONDS,
+            )
+        except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError):
+            return json_response(
                 {"error": "the worker process did not answer"},
                 status=503,
                 headers={"Retry-After": "2"},
             )
+        kept = {k.title(): headers[k] for k in _KEEP_HEADERS if k in headers}
+        return Response(status, body, kept)

@@ -12,11 +12,10 @@ import signal
 import time
 from collections.abc import Sequence
 
-from aiohttp import web
-
-from streams.settings import WorkerSettings
 from streams.supervisor.children import Child, connect_host, free_ports, start_child
 from streams.supervisor.front import Front
+from streams.supervisor.http import serve
+from streams.supervisor.plan import Plan
 
 __all__ = ["run_supervisor"]
 
@@ -29,26 +28,28 @@ _HOLD_AT_MOST_SECONDS = 30.0
 _STOP_SECONDS = 90.0
 
 
-def run_supervisor(settings: WorkerSettings, count: int) -> int:
-    """Run the worker as ``count`` processes; the exit status (0 after SIGTERM/SIGINT)."""
+def run_supervisor(plan: Plan) -> int:
+    """Run the worker as ``plan.processes`` processes; the exit status (0 after
+    SIGTERM/SIGINT)."""
+    count = plan.processes
     children: list[Child] = []
     try:
         # before the event loop and its threads exist (the children are forked)
-        ports = free_ports(settings.web_host, count)
+        ports = free_ports(plan.web_host, count)
         for index in range(count):
-            children.append(start_child(settings, index, ports[index], os.environ))
+            children.append(start_child(plan, index, ports[index], os.environ))
     except BaseException:
         for child in children:
             child.proc.kill()
         raise
     log.info(
         "worker %s: %d processes on ports %s; /metrics merged on %d",
-        settings.worker_id,
+        plan.worker_id,
         count,
         ", ".join(str(c.port) for c in children),
-        settings.web_port,
+        plan.web_port,
     )
-    return asyncio.run(_supervise(settings, children))
+    return asyncio.run(_supervise(plan, children))
 
 
 async def _release_when_ready(front: Front, children: Sequence[Child]) -> None:
@@ -83,23 +84,22 @@ def _status(code: int | None) -> int:
     return 1 if code is None or code < 0 else code
 
 
-async def _supervise(settings: WorkerSettings, children: Sequence[Child]) -> int:
+async def _supervise(plan: Plan, children: Sequence[Child]) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     front = Front(
-        settings.worker_id,
+        plan.worker_id,
         children,
         alive=lambda: all(c.proc.poll() is None for c in children),
-        host=connect_host(settings.web_host),
+        host=connect_host(plan.web_host),
     )
-    runner = web.AppRunner(front.app(), access_log=None)
-    await runner.setup()
+    server: asyncio.Server | None = None
     status = 0
     releasing: asyncio.Task[None] | None = None
     try:
-        await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+        server = await serve(plan.web_host, plan.web_port, front.handle)
         releasing = asyncio.create_task(_release_when_ready(front, children))
         while not stopping.is_set():
             gone = [c for c in children if c.proc.poll() is not None]
@@ -131,5 +131,6 @@ async def _supervise(settings: WorkerSettings, children: Sequence[Child]) -> int
                 code = await loop.run_in_executor(None, child.proc.wait)
             if status == 0 and code != 0:
                 status = _status(code)
-        await runner.cleanup()
+        if server is not None:
+            server.close()
     return status

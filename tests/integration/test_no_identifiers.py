@@ -88,7 +88,7 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         pytest.param("info", id="log-level-info"),
         # at debug, DFIP's own loggers debug; aiokafka/kafka-python (which would log every
-        # record and fetch response) stay at INFO: dfip/cli.py worker_logging_config
+        # record and fetch response) stay at INFO: dfip/worker_process.py worker_logging_config
         pytest.param("debug", id="log-level-debug"),
     ],
 )

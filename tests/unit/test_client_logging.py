@@ -12,7 +12,7 @@ from mode.utils.logging import setup_logging
 from core.errors import DfipError
 from core.kafka_admin import _auth_error, client_log
 from core.kafka_config import KafkaSettings
-from dfip import cli
+from dfip import cli, worker_process
 
 _OWN = ("dfip", "streams.engine", "adapters.producer")
 _CLIENTS = ("aiokafka.producer.sender", "kafka.net.connection", "faust.agents.agent", "mode")
@@ -23,7 +23,7 @@ def restore_logging() -> Iterator[None]:
     """setup_logging reconfigures the root logger: put everything back afterwards."""
     root = logging.getLogger()
     saved_root = root.level, list(root.handlers)
-    names = {n.split(".")[0] for n in (*_OWN, *_CLIENTS)} | set(cli.CLIENT_LOGGERS)
+    names = {n.split(".")[0] for n in (*_OWN, *_CLIENTS)} | set(worker_process.CLIENT_LOGGERS)
     saved = {n: (logging.getLogger(n).level, list(logging.getLogger(n).handlers)) for n in names}
     yield
     root.setLevel(saved_root[0])
@@ -37,7 +37,9 @@ def restore_logging() -> Iterator[None]:
 def test_worker_logging_caps_client_libraries_at_info(restore_logging: None, level: str) -> None:
     number = logging.getLevelName(level.upper())
     # as mode's Worker applies it: root at the worker's level, the config merged in
-    setup_logging(loglevel=level.upper(), logging_config=cli.worker_logging_config(level))
+    setup_logging(
+        loglevel=level.upper(), logging_config=worker_process.worker_logging_config(level)
+    )
     for name in _OWN:
         assert logging.getLogger(name).getEffectiveLevel() == number, name
     for name in _CLIENTS:

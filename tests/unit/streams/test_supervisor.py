@@ -16,11 +16,13 @@ from pydantic import ValidationError
 
 from schemas.catalog import USCC_PARTITIONS
 from streams.settings import MAX_PROCESSES, WorkerSettings
-from streams.supervisor import ReleaseGate, process_count, usable_cpus
+from streams.supervisor import Plan, ReleaseGate
 from streams.supervisor.children import child_env, free_ports
-from streams.supervisor.cpus import _cgroup_quota
+from streams.supervisor.cpus import _cgroup_quota, process_count, usable_cpus
 from streams.supervisor.gate import RELEASE_FD_VARIABLE
 from streams.supervisor.merge import merge_expositions
+
+ROOT = Path(__file__).resolve().parents[3]
 
 FIGURE = "# HELP dfip_x_total X.\n# TYPE dfip_x_total counter\n"
 HEALTH = (
@@ -169,7 +171,10 @@ def test_processes_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_each_process_gets_its_port_identity_folder_and_gate() -> None:
     s = WorkerSettings(worker_id="w7", web_port=7000, data_dir=Path("/var/dfip"))
-    env = child_env({"PATH": "/bin", "DFIP_WORKER_PROCESSES": "auto"}, s, 1, 7002, 9)
+    plan = Plan.from_json(Plan.of(s, 2).to_json())  # as `dfip worker` hands it over
+    assert plan == Plan.of(s, 2)
+    assert plan.processes == 2
+    env = child_env({"PATH": "/bin", "DFIP_WORKER_PROCESSES": "auto"}, plan, 1, 7002, 9)
     assert env["PATH"] == "/bin"
     assert env["DFIP_WORKER_PROCESSES"] == "1"
     assert env["DFIP_WORKER_WEB_PORT"] == "7002"
@@ -183,7 +188,8 @@ def test_each_process_gets_its_port_identity_folder_and_gate() -> None:
         ("http://worker-3", "http://worker-3:7002"),
     ):
         s2 = WorkerSettings(worker_id="w7", web_port=7000, advertised_url=url)
-        assert child_env({}, s2, 1, 7002, 9)["DFIP_WORKER_ADVERTISED_URL"] == want
+        plan2 = Plan.from_json(Plan.of(s2, 2).to_json())
+        assert child_env({}, plan2, 1, 7002, 9)["DFIP_WORKER_ADVERTISED_URL"] == want
 
 
 def test_process_ports_are_free_and_distinct() -> None:
@@ -230,3 +236,19 @@ def test_gate_opens_when_the_supervisor_writes_or_goes_away(how: str) -> None:
     assert gate.released
     with pytest.raises(OSError):
         os.fstat(read_fd)  # the gate closed its end
+
+
+def test_the_supervisor_loads_neither_pydantic_nor_aiohttp() -> None:
+    """Its memory is the point (streams/supervisor/http.py, plan.py): what it imports."""
+    import subprocess
+    import sys
+
+    heavy = ("pydantic", "aiohttp", "faust", "typer", "aiokafka", "prometheus_client")
+    code = (
+        "import sys, streams.supervisor.__main__ as m; "
+        f"print(sorted(n for n in {heavy!r} if n in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "[]"
