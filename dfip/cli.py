@@ -313,19 +313,16 @@ def worker() -> None:
     # the transactional id a process of this worker uses (streams/supervisor/children.py)
     worker_id = settings.worker_id if processes == 1 else f"{settings.worker_id}-p0"
     check_broker(kafka, group_id=group_id, transactional_id=f"{group_id}-{worker_id}")
-    if processes > 1:
-        # the same pid (kill -9 of the worker stays what it was), without the CLI's, the
-        # checks' and Faust's libraries in memory (streams/supervisor/__main__.py)
-        sys.stdout.flush()
-        sys.stderr.flush()
+    # the same pid (kill -9 of the worker stays what it was), without the CLI's and the
+    # checks' libraries (kafka-python's admin client among them: ~27 MB) in memory
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if processes > 1:  # the supervisor, without Faust's either (streams/supervisor/)
         from streams.supervisor.plan import Plan
 
         plan = Plan.of(settings, processes).to_json()
         os.execv(sys.executable, [sys.executable, "-m", "streams.supervisor", plan])  # noqa: S606 - our own interpreter
-
-    from dfip.worker_process import run_faust_worker
-
-    run_faust_worker(kafka, settings)
+    os.execv(sys.executable, [sys.executable, "-m", "dfip.worker_process"])  # noqa: S606 - our own interpreter
 
 
 def _align_local_broker(env: MutableMapping[str, str]) -> None:

@@ -36,6 +36,7 @@ OTHER_VARIABLES = frozenset(
         "DFIP_KAFKA_EXTRA_CONFIG",
         "DFIP_WORKER_ALLOW_UNTESTED_CLIENTS",
         "DFIP_WORKER_RELEASE_FD",  # set by a worker's supervisor for its processes
+        "DFIP_WORKER_RELEASE_SHARE",  # likewise
         "DFIP_BIG_CAMT_MB",
         "DFIP_HYPOTHESIS_EXAMPLES",
         "DFIP_UPDATE_GOLDEN",

@@ -45,6 +45,9 @@ __all__ = ["Worker", "auth_status", "create_app"]
 log = logging.getLogger(__name__)
 # dfip_consumer_lag counts the records themselves when at most this many offsets behind
 _LAG_EXACT_UP_TO = 1_000
+# how long a process given more than its share at start waits for the rebalance its
+# siblings' joining brings before it restores what it was given (streams/supervisor/gate.py)
+_DEFER_SECONDS = 10.0
 # aiohttp refuses a charset inside content_type; the exposition format is UTF-8 by definition
 _EXPOSITION = "text/plain; version=0.0.4"
 
@@ -107,6 +110,9 @@ class Worker:
         self._recovering = asyncio.Lock()
         # one process of several (streams/supervisor/): hold records until the siblings joined
         self.gate = ReleaseGate()
+        self._deferred: asyncio.Task[None] | None = None  # an assignment waiting, see gate
+        self._deferred_taking = False
+        self._recovery: asyncio.Future[None] | None = None  # one started by a deferred failure
         # dfip_consumer_lag: (position, end) per input partition at the last tick, and the
         # records counted exactly in such a gap
         self._lag_gaps: dict[Any, tuple[int, int]] = {}
@@ -178,6 +184,7 @@ class Worker:
 
         @app.on_partitions_revoked.connect
         async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            await worker._drop_deferred()
             if worker._started:
                 await engine.revoke()
 
@@ -190,26 +197,28 @@ class Worker:
             self.metrics.ready.set(0)
             self.metrics.lag.clear()  # partitions that moved away must not keep a lag
             self.metrics.assigned.set(len(mine))
-            try:
-                await engine.assign(mine)
-                if engine.broken:  # a restore failed: the recovery restores, seeks, readies
-                    return
-                await worker.seek(engine.positions())
-            except ConsumerStoppedError:
-                if not worker._stopping:
-                    raise
-                # SIGTERM while restoring: the reference consumer is closed already; the next
-                # owner restores these partitions from the committed checkpoint.
-                log.info("assignment left unfinished: the worker is stopping")
+            await worker._drop_deferred()  # this assignment replaces one still waiting
+            share = worker.gate.share
+            if share is not None and len(mine) > share:
+                # held at start and given more than a share: the siblings' joining brings a
+                # rebalance within a heartbeat or two; restoring now would restore partitions
+                # in series that are about to move (streams/supervisor/gate.py)
+                log.info(
+                    "given %d partitions while the other processes join: restoring them in "
+                    "%.0f s unless a rebalance comes first",
+                    len(mine),
+                    _DEFER_SECONDS,
+                )
+                worker._deferred = asyncio.create_task(worker._take_later(mine))
+                worker._deferred.add_done_callback(worker._deferred_done)
                 return
-            engine.heap.reset()
-            self.metrics.ready.set(1)
-            if engine.stats.last_restore_seconds is not None:
-                self.metrics.restore_seconds.set(engine.stats.last_restore_seconds)
+            await worker._take(mine)
 
         @app.on_before_shutdown.connect
         async def on_shutdown(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
             worker._stopping = True
+            if worker._deferred is not None and not worker._deferred_taking:
+                worker._deferred.cancel()
             if worker._started:
                 await engine.stop()
 
@@ -290,6 +299,52 @@ class Worker:
             log.warning("batch of %d records failed: %s", len(records), _describe(exc))
             self.metrics.failures.inc()
             await self.recover()
+
+    async def _take(self, mine: set[int]) -> None:
+        """Own ``mine``: restore what is new, point the consumer at the committed state."""
+        engine = self.engine
+        try:
+            await engine.assign(mine)
+            if engine.broken:  # a restore failed: the recovery restores, seeks, readies
+                return
+            await self.seek(engine.positions())
+        except ConsumerStoppedError:
+            if not self._stopping:
+                raise
+            # SIGTERM while restoring: the reference consumer is closed already; the next
+            # owner restores these partitions from the committed checkpoint.
+            log.info("assignment left unfinished: the worker is stopping")
+            return
+        engine.heap.reset()
+        self.metrics.ready.set(1)
+        if engine.stats.last_restore_seconds is not None:
+            self.metrics.restore_seconds.set(engine.stats.last_restore_seconds)
+
+    async def _take_later(self, mine: set[int]) -> None:
+        await asyncio.sleep(_DEFER_SECONDS)
+        log.info("no rebalance came: restoring the %d partitions given", len(mine))
+        self._deferred_taking = True  # from here on it runs to its end, as a restore does
+        await self._take(mine)
+
+    def _deferred_done(self, task: asyncio.Task[None]) -> None:
+        exc = None if task.cancelled() else task.exception()
+        if exc is None:
+            return
+        # as a failed restore: the recovery restores every owned partition, seeks, readies
+        log.warning("deferred assignment failed: %s", _describe(exc))
+        self.metrics.failures.inc()
+        self._recovery = asyncio.ensure_future(self.recover())
+
+    async def _drop_deferred(self) -> None:
+        """Forget an assignment still waiting (a rebalance came, as expected); one already
+        restoring is finished first, as a restore in the rebalance callback would be."""
+        task, self._deferred = self._deferred, None
+        taking, self._deferred_taking = self._deferred_taking, False
+        if task is None or task.done():
+            return
+        if not taking:
+            task.cancel()
+        await asyncio.wait([task])  # not `await task`: a cancel of this caller must propagate
 
     async def _hold(self) -> None:
         """Siblings are still joining the group (streams/supervisor/gate.py): rewind to the

@@ -17,12 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from streams.supervisor.gate import RELEASE_FD_VARIABLE
+from streams.supervisor.gate import RELEASE_FD_VARIABLE, RELEASE_SHARE_VARIABLE
 from streams.supervisor.plan import Plan
 
 __all__ = ["Child", "child_env", "connect_host", "free_ports", "start_child"]
 
 _PR_SET_PDEATHSIG = 1
+# the input topics' partitions (schemas.catalog.USCC_PARTITIONS; that module is not
+# imported here: it would load pydantic into the supervisor; a unit test holds them equal)
+INPUT_PARTITIONS = 12
 
 
 def free_ports(web_host: str, count: int) -> list[int]:
@@ -73,6 +76,7 @@ def child_env(
         "DFIP_WORKER_WORKER_ID": f"{plan.worker_id}-p{index}",
         "DFIP_WORKER_DATA_DIR": str(plan.process_dir(index)),
         RELEASE_FD_VARIABLE: str(release_fd),
+        RELEASE_SHARE_VARIABLE: str(-(-INPUT_PARTITIONS // plan.processes)),
     }
     if plan.advertised_url:
         out["DFIP_WORKER_ADVERTISED_URL"] = _child_url(plan.advertised_url, port)

@@ -7,6 +7,13 @@ handed (rewinds to its committed position; they come again) until the supervisor
 seen every sibling ready with its share, writes to the pipe whose read end the process got
 as ``DFIP_WORKER_RELEASE_FD``. This happens once, at start; later rebalances are ordinary.
 The supervisor going away (EOF) releases too.
+
+The same race made start-up slow: the first process restored every partition (~2.5 s each
+with a million scored enterprises) before it rejoined and handed half over, and restored
+them in series that its siblings could have restored side by side. So while held, a process
+given more than its share (``DFIP_WORKER_RELEASE_SHARE``: the partitions over the
+processes, rounded up) waits for the rebalance its siblings' joining brings before it
+restores (:attr:`ReleaseGate.share`; streams/app.py).
 """
 
 from __future__ import annotations
@@ -16,17 +23,27 @@ import contextlib
 import os
 from collections.abc import Mapping
 
-__all__ = ["RELEASE_FD_VARIABLE", "ReleaseGate"]
+__all__ = ["RELEASE_FD_VARIABLE", "RELEASE_SHARE_VARIABLE", "ReleaseGate"]
 
 RELEASE_FD_VARIABLE = "DFIP_WORKER_RELEASE_FD"
+RELEASE_SHARE_VARIABLE = "DFIP_WORKER_RELEASE_SHARE"
 
 
 class ReleaseGate:
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
-        raw = (os.environ if env is None else env).get(RELEASE_FD_VARIABLE, "")
+        env = os.environ if env is None else env
+        raw = env.get(RELEASE_FD_VARIABLE, "")
         self._fd: int | None = int(raw) if raw.isdigit() else None
         self.released = self._fd is None
         self._watching = False
+        raw_share = env.get(RELEASE_SHARE_VARIABLE, "")
+        self._share = int(raw_share) if raw_share.isdigit() and int(raw_share) > 0 else None
+
+    @property
+    def share(self) -> int | None:
+        """While held: how many partitions this process expects once its siblings joined;
+        None when released or not one of several."""
+        return None if self.released else self._share
 
     def watch(self) -> None:
         """Start listening on the running loop (idempotent)."""

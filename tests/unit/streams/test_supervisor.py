@@ -17,9 +17,9 @@ from pydantic import ValidationError
 from schemas.catalog import USCC_PARTITIONS
 from streams.settings import MAX_PROCESSES, WorkerSettings
 from streams.supervisor import Plan, ReleaseGate
-from streams.supervisor.children import child_env, free_ports
+from streams.supervisor.children import INPUT_PARTITIONS, child_env, free_ports
 from streams.supervisor.cpus import _cgroup_quota, process_count, usable_cpus
-from streams.supervisor.gate import RELEASE_FD_VARIABLE
+from streams.supervisor.gate import RELEASE_FD_VARIABLE, RELEASE_SHARE_VARIABLE
 from streams.supervisor.merge import merge_expositions
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -152,7 +152,7 @@ def test_cgroup_quota_v2_and_v1(tmp_path: Path) -> None:
 
 
 def test_processes_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert MAX_PROCESSES == USCC_PARTITIONS
+    assert MAX_PROCESSES == USCC_PARTITIONS == INPUT_PARTITIONS
     assert WorkerSettings().processes == "auto"
     assert 1 <= process_count(WorkerSettings()) <= MAX_PROCESSES
     monkeypatch.setenv("DFIP_WORKER_PROCESSES", "3")
@@ -181,6 +181,8 @@ def test_each_process_gets_its_port_identity_folder_and_gate() -> None:
     assert env["DFIP_WORKER_WORKER_ID"] == "w7-p1"
     assert env["DFIP_WORKER_DATA_DIR"] == "/var/dfip/p1"
     assert env[RELEASE_FD_VARIABLE] == "9"
+    assert env[RELEASE_SHARE_VARIABLE] == "6"  # 12 partitions over 2 processes
+    assert child_env({}, Plan.of(s, 5), 0, 7002, 9)[RELEASE_SHARE_VARIABLE] == "3"  # rounded up
     assert "DFIP_WORKER_ADVERTISED_URL" not in env  # derived from its own web_port
     for url, want in (
         ("http://worker-3.dfip:6066/", "http://worker-3.dfip:7002/"),
