@@ -46,9 +46,11 @@ class ScoreVersion:
     """One assessment: when, which (its event id, as a 64-bit hash in the worker), and the
     (band, sector) it gives.
 
-    Two slots, so an object is a 48-byte block: ``uscc`` is the score table's own key
-    string, which the other stores keyed by enterprise share (streams/aggregate/restate.py)
-    instead of a second copy of each enterprise's USCC; ``_data`` packs the assessed time,
+    The score table keeps a worker's single assessment per enterprise in flat arrays, not as
+    this object (:class:`ScoreTable`); objects are for enterprises with several versions,
+    ids that are not such hashes, and answers. Two slots, so an object is a 48-byte block:
+    ``uscc`` is the table's key string for such an enterprise, which the other stores keyed
+    by enterprise share (streams/aggregate/restate.py); ``_data`` packs the assessed time,
     the 64-bit event id hash and the index of the shared (band, sector) tuple into one int
     (48 bytes, where two ints and a tuple slot took 80 more; bench/RESULTS.md, "1 million
     scored enterprises: memory"). An event id that is not such a hash (tests, tools), or a
