@@ -143,6 +143,13 @@ class ScoreTable:
     objects in ``_other``; a slot whose enterprise moved there says so (``_SIDE``).
     """
 
+    _mask: int
+    _tags: bytearray
+    _keys: bytearray
+    _at: array[int]
+    _eid: array[int]
+    _lab: array[int]
+
     def __init__(self, history: int = 8) -> None:
         self.history = history
         # (band, sector) → enterprises whose newest assessment is there
@@ -150,12 +157,7 @@ class ScoreTable:
         self._other: dict[str, ScoreVersion | list[ScoreVersion]] = {}
         self._count = 0  # enterprises
         self._used = 0  # slots in use
-        self._mask = _FIRST_SLOTS - 1
-        self._tags = bytearray(_FIRST_SLOTS)
-        self._keys = bytearray(_FIRST_SLOTS * _KEY_LEN)
-        self._at = array("q", bytes(8 * _FIRST_SLOTS))
-        self._eid = array("Q", bytes(8 * _FIRST_SLOTS))
-        self._lab = array("H", bytes(2 * _FIRST_SLOTS))
+        self._allocate(_FIRST_SLOTS)
 
     def __len__(self) -> int:
         return self._count
@@ -202,16 +204,19 @@ class ScoreTable:
         self._eid[i] = eid
         self._lab[i] = lab
 
+    def _allocate(self, slots: int) -> None:
+        """Empty arrays of ``slots`` slots (a power of two)."""
+        self._mask = slots - 1
+        self._tags = bytearray(slots)
+        self._keys = bytearray(slots * _KEY_LEN)
+        self._at = array("q", bytes(8 * slots))
+        self._eid = array("Q", bytes(8 * slots))
+        self._lab = array("H", bytes(2 * slots))
+
     def _grow(self) -> None:
         old_tags, old_keys = self._tags, self._keys
         old_at, old_eid, old_lab = self._at, self._eid, self._lab
-        n = 2 * (self._mask + 1)
-        self._mask = n - 1
-        self._tags = bytearray(n)
-        self._keys = bytearray(n * _KEY_LEN)
-        self._at = array("q", bytes(8 * n))
-        self._eid = array("Q", bytes(8 * n))
-        self._lab = array("H", bytes(2 * n))
+        self._allocate(2 * (self._mask + 1))
         for i in range(len(old_tags)):
             if old_tags[i]:
                 key = bytes(old_keys[i * _KEY_LEN : (i + 1) * _KEY_LEN])

@@ -141,7 +141,10 @@ class Front:
                 child.port,
                 request.target,
                 method=request.method,
-                headers=request.forwardable_headers(),
+                # identity bodies only: the answer is passed on without its Content-Encoding
+                headers={
+                    k: v for k, v in request.forwardable_headers().items() if k != "accept-encoding"
+                },
                 body=request.body,
                 timeout=_TIMEOUT_SECONDS,
             )
