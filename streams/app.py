@@ -328,8 +328,8 @@ class Worker:
 
     def _deferred_done(self, task: asyncio.Task[None]) -> None:
         exc = None if task.cancelled() else task.exception()
-        if exc is None:
-            return
+        if exc is None or self._deferred is not task:
+            return  # done, or replaced by a newer assignment (whose own restore covers it)
         # as a failed restore: the recovery restores every owned partition, seeks, readies
         log.warning("deferred assignment failed: %s", _describe(exc))
         self.metrics.failures.inc()

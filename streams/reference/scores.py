@@ -269,9 +269,10 @@ class ScoreTable:
             self._count += 1
             self._count_labels(version.labels, +1)
             d = version._data
+            # (label index _SIDE is the slot's own mark: such a version is kept as an object)
             if type(d) is int and len(uscc) == _KEY_LEN and uscc.isascii():
                 at = d >> _AT_SHIFT
-                if at <= _AT_MAX:
+                if at <= _AT_MAX and d & _IDX_MASK != _SIDE:
                     self._insert(uscc, at, (d >> _IDX_BITS) & _ID_MASK, d & _IDX_MASK)
                     return None
             version.uscc = uscc

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -24,9 +25,13 @@ __all__ = ["Request", "Response", "fetch", "json_response", "serve"]
 _HEAD_LIMIT = 64 * 1024  # request line and headers
 _BODY_LIMIT = 1024 * 1024  # a query body; the worker takes none larger
 _HEAD_SECONDS = 30.0  # to send a request's head once it started (or a kept connection idles)
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")  # tab is allowed
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token: methods, header names
+_SINGLE = frozenset(("content-length", "host", "transfer-encoding"))
+# not passed on (expect: a 100 Continue is not relayed either)
 _HOP_BY_HOP = frozenset(
     ("connection", "keep-alive", "transfer-encoding", "content-length", "host", "upgrade")
-)
+) | frozenset(("expect", "te", "trailer", "proxy-connection"))
 
 
 class HttpError(Exception):
@@ -41,6 +46,15 @@ class Request:
     target: str  # path and query, as sent
     headers: dict[str, str]  # lower-case names
     body: bytes = b""
+    version: str = "HTTP/1.1"
+
+    @property
+    def keep_alive(self) -> bool:
+        """HTTP/1.1 keeps the connection unless told to close; HTTP/1.0 only if asked."""
+        connection = self.headers.get("connection", "").lower()
+        if self.version == "HTTP/1.0":
+            return connection == "keep-alive"
+        return connection != "close"
 
     @property
     def path(self) -> str:
@@ -79,18 +93,28 @@ def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
         text = head.decode("latin-1")
     except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
         raise HttpError(400, "Bad Request") from None
+    if _CONTROL.search(text):  # a bare CR or LF would split the line when passed on
+        raise HttpError(400, "Bad Request")
     lines = text.split("\r\n")
     parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[1].startswith("/"):
+    if (
+        len(parts) != 3
+        or not _TOKEN.fullmatch(parts[0])
+        or parts[2] not in ("HTTP/1.0", "HTTP/1.1")
+        or not parts[1].startswith("/")
+    ):
         raise HttpError(400, "Bad Request")
     headers: dict[str, str] = {}
     for line in lines[1:]:
         if not line:
             continue
         name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
+        if not sep or not _TOKEN.fullmatch(name):
             raise HttpError(400, "Bad Request")
-        headers[name.lower()] = value.strip()
+        key, value = name.lower(), value.strip(" \t")
+        if key in headers and (key in _SINGLE or headers[key] != value):
+            raise HttpError(400, "Bad Request")  # two lengths: which one ends the body?
+        headers[key] = value
     return parts[0], parts[1], parts[2], headers
 
 
@@ -104,26 +128,25 @@ async def _read_request(reader: asyncio.StreamReader) -> Request | None:
         return None
     except asyncio.LimitOverrunError:
         raise HttpError(431, "Request Header Fields Too Large") from None
-    method, target, _, headers = _parse_head(head[:-4])
+    method, target, version, headers = _parse_head(head[:-4])
     if "transfer-encoding" in headers:
         raise HttpError(501, "Not Implemented")  # no chunked request bodies here
     size = headers.get("content-length", "0")
-    if not size.isdigit():
+    if not (size.isascii() and size.isdigit() and len(size) <= 10):
         raise HttpError(400, "Bad Request")
     if int(size) > _BODY_LIMIT:
         raise HttpError(413, "Payload Too Large")
-    body = (
-        await asyncio.wait_for(reader.readexactly(int(size)), _HEAD_SECONDS) if int(size) else b""
-    )
-    return Request(method, target, headers, body)
+    body = b""
+    if int(size):
+        body = await asyncio.wait_for(reader.readexactly(int(size)), _HEAD_SECONDS)
+    return Request(method, target, headers, body, version)
 
 
 def _encode(response: Response, *, head_only: bool, close: bool) -> bytes:
-    reason = (
-        HTTPStatus(response.status).phrase
-        if response.status in HTTPStatus._value2member_map_
-        else ""
-    )
+    try:
+        reason = HTTPStatus(response.status).phrase
+    except ValueError:
+        reason = ""
     lines = [f"HTTP/1.1 {response.status} {reason}"]
     lines += [f"{k}: {v}" for k, v in response.headers.items() if k.lower() not in _HOP_BY_HOP]
     lines.append(f"Content-Length: {len(response.body)}")
@@ -142,7 +165,7 @@ async def _connection(
                 request = await _read_request(reader)
             except HttpError as exc:
                 writer.write(_encode(_text(exc.status, str(exc)), head_only=False, close=True))
-                await writer.drain()
+                await asyncio.wait_for(writer.drain(), _HEAD_SECONDS)
                 return
             if request is None:
                 return
@@ -150,9 +173,10 @@ async def _connection(
                 response = await handle(request)
             except Exception:  # a handler's defect must not cost the connection silently
                 response = _text(500, "Internal Server Error")
-            close = request.headers.get("connection", "").lower() == "close"
+            close = not request.keep_alive
             writer.write(_encode(response, head_only=request.method == "HEAD", close=close))
-            await writer.drain()
+            # a client that does not read must not pin the connection
+            await asyncio.wait_for(writer.drain(), _HEAD_SECONDS)
             if close:
                 return
     except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
@@ -187,6 +211,36 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
         await reader.readexactly(2)
 
 
+async def _read_answer(
+    reader: asyncio.StreamReader, *, head_only: bool
+) -> tuple[int, dict[str, str], bytes]:
+    while True:
+        head = (await reader.readuntil(b"\r\n\r\n"))[:-4].decode("latin-1")
+        status_line, *header_lines = head.split("\r\n")
+        parts = status_line.split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+            raise ValueError(f"not an HTTP answer: {status_line[:40]!r}")
+        status = int(parts[1])
+        if not 100 <= status < 200:
+            break  # an interim answer (100 Continue, 103) is followed by the real one
+    got = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        got[name.strip().lower()] = value.strip()
+    size = got.get("content-length", "")
+    if head_only:
+        data = b""
+    elif got.get("transfer-encoding", "").lower() == "chunked":
+        data = await _read_chunked(reader)
+    elif size:
+        if not (size.isascii() and size.isdigit()):
+            raise ValueError(f"not an HTTP answer: Content-Length {size[:20]!r}")
+        data = await reader.readexactly(int(size))
+    else:
+        data = await reader.read()
+    return status, got, data
+
+
 async def fetch(
     host: str,
     port: int,
@@ -209,24 +263,10 @@ async def fetch(
             if body or method not in ("GET", "HEAD"):
                 lines.append(f"Content-Length: {len(body)}")
             writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-            head = (await reader.readuntil(b"\r\n\r\n"))[:-4].decode("latin-1")
-            status_line, *header_lines = head.split("\r\n")
-            parts = status_line.split(" ", 2)
-            if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-                raise ValueError(f"not an HTTP answer: {status_line[:40]!r}")
-            got = {}
-            for line in header_lines:
-                name, _, value = line.partition(":")
-                got[name.strip().lower()] = value.strip()
-            if method == "HEAD":
-                data = b""
-            elif got.get("transfer-encoding", "").lower() == "chunked":
-                data = await _read_chunked(reader)
-            elif "content-length" in got:
-                data = await reader.readexactly(int(got["content-length"]))
-            else:
-                data = await reader.read()
-            return int(parts[1]), got, data
+            try:
+                return await _read_answer(reader, head_only=method == "HEAD")
+            except (asyncio.LimitOverrunError, asyncio.IncompleteReadError) as exc:
+                raise ValueError(f"not an HTTP answer: {type(exc).__name__}") from None
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):

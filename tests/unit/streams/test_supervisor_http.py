@@ -107,6 +107,15 @@ def test_a_kept_alive_connection_serves_several_requests() -> None:
         (b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 413),
         (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", 431),
         (b"GET /boom HTTP/1.1\r\nConnection: close\r\n\r\n", 500),
+        # what would split the line when passed on to a process (request smuggling)
+        (b"GET /v1/x\nX-Injected: 1 HTTP/1.1\r\n\r\n", 400),
+        (b"GET /v1/x HTTP/1.1\r\nX-A: 1\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"GET /v1/x HTTP/1.1\r\nX-A: 1\x00\r\n\r\n", 400),
+        (b"G\xc3T / HTTP/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/2.0\r\n\r\n", 400),
+        ("POST / HTTP/1.1\r\nContent-Length: \u00b2\r\n\r\n".encode(), 400),
+        (b"POST / HTTP/1.1\r\nContent-Length: " + b"9" * 11 + b"\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400),
     ],
 )
 def test_a_bad_request_gets_its_status(request_bytes: bytes, status: int) -> None:
@@ -162,5 +171,36 @@ def test_the_client_gives_up_on_a_silent_or_absent_server() -> None:
             server.close()
         with pytest.raises(OSError):
             await fetch("127.0.0.1", port, "/")  # nothing listens there now
+
+    asyncio.run(go())
+
+
+def test_an_http_1_0_request_is_answered_and_closed() -> None:
+    async def go() -> bytes:
+        async with _server() as port:
+            return await _raw(port, b"GET /old HTTP/1.0\r\n\r\n")  # read to EOF: it closes
+
+    answer = asyncio.run(go())
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Connection: close" in answer
+
+
+def test_the_client_skips_an_interim_answer() -> None:
+    """A 100 Continue (or 103) before the real answer is not the answer."""
+
+    async def go() -> None:
+        async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\n")
+            writer.write(b"Content-Length: 2\r\n\r\nok")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(reply, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            assert (await fetch("127.0.0.1", port, "/"))[::2] == (201, b"ok")
+        finally:
+            server.close()
 
     asyncio.run(go())
