@@ -314,15 +314,17 @@ def worker() -> None:
     worker_id = settings.worker_id if processes == 1 else f"{settings.worker_id}-p0"
     check_broker(kafka, group_id=group_id, transactional_id=f"{group_id}-{worker_id}")
     # the same pid (kill -9 of the worker stays what it was), without the CLI's and the
-    # checks' libraries (kafka-python's admin client among them: ~27 MB) in memory
+    # checks' libraries (kafka-python's admin client among them: ~27 MB) in memory; -P: the
+    # working directory (the data folder in the image) is not put on sys.path, as the
+    # `dfip` script does not put it there either
     sys.stdout.flush()
     sys.stderr.flush()
     if processes > 1:  # the supervisor, without Faust's either (streams/supervisor/)
         from streams.supervisor.plan import Plan
 
         plan = Plan.of(settings, processes).to_json()
-        os.execv(sys.executable, [sys.executable, "-m", "streams.supervisor", plan])  # noqa: S606 - our own interpreter
-    os.execv(sys.executable, [sys.executable, "-m", "dfip.worker_process"])  # noqa: S606 - our own interpreter
+        os.execv(sys.executable, [sys.executable, "-P", "-m", "streams.supervisor", plan])  # noqa: S606 - our own interpreter
+    os.execv(sys.executable, [sys.executable, "-P", "-m", "dfip.worker_process"])  # noqa: S606 - our own interpreter
 
 
 def _align_local_broker(env: MutableMapping[str, str]) -> None:

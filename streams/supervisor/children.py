@@ -116,7 +116,7 @@ def start_child(plan: Plan, index: int, port: int, env: Mapping[str, str]) -> Ch
     parent = os.getpid()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dfip.worker_process"],
+            [sys.executable, "-P", "-m", "dfip.worker_process"],  # -P: as dfip/cli.py
             env=child_env(env, plan, index, port, read_fd),
             pass_fds=(read_fd,),
             preexec_fn=lambda: _die_with_parent(parent),  # forked before any thread starts
