@@ -23,9 +23,6 @@ from streams.supervisor.plan import Plan
 __all__ = ["Child", "child_env", "connect_host", "free_ports", "start_child"]
 
 _PR_SET_PDEATHSIG = 1
-# the input topics' partitions (schemas.catalog.USCC_PARTITIONS; that module is not
-# imported here: it would load pydantic into the supervisor; a unit test holds them equal)
-INPUT_PARTITIONS = 12
 
 
 def free_ports(web_host: str, count: int) -> list[int]:
@@ -76,7 +73,7 @@ def child_env(
         "DFIP_WORKER_WORKER_ID": f"{plan.worker_id}-p{index}",
         "DFIP_WORKER_DATA_DIR": str(plan.process_dir(index)),
         RELEASE_FD_VARIABLE: str(release_fd),
-        RELEASE_SHARE_VARIABLE: str(-(-INPUT_PARTITIONS // plan.processes)),
+        RELEASE_SHARE_VARIABLE: str(plan.share),
     }
     if plan.advertised_url:
         out["DFIP_WORKER_ADVERTISED_URL"] = _child_url(plan.advertised_url, port)

@@ -27,9 +27,13 @@ class Plan:
     advertised_url: str | None
     log_level: str
     processes: int
+    partitions: int  # of the input topics (schemas.catalog.USCC_PARTITIONS)
 
     @classmethod
     def of(cls, settings: WorkerSettings, processes: int) -> Plan:
+        # here, in the checking process: the supervisor itself never loads the catalog
+        from schemas.catalog import USCC_PARTITIONS
+
         return cls(
             worker_id=settings.worker_id,
             web_host=settings.web_host,
@@ -38,6 +42,7 @@ class Plan:
             advertised_url=settings.advertised_url or None,
             log_level=settings.log_level,
             processes=processes,
+            partitions=USCC_PARTITIONS,
         )
 
     def to_json(self) -> str:
@@ -49,3 +54,8 @@ class Plan:
 
     def process_dir(self, index: int) -> Path:
         return Path(self.data_dir) / f"p{index}"
+
+    @property
+    def share(self) -> int:
+        """The partitions a process owns once all have joined, rounded up."""
+        return -(-self.partitions // self.processes)

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from schemas.catalog import USCC_PARTITIONS
 from streams.settings import MAX_PROCESSES, WorkerSettings
 from streams.supervisor import Plan, ReleaseGate
-from streams.supervisor.children import INPUT_PARTITIONS, child_env, free_ports
+from streams.supervisor.children import child_env, free_ports
 from streams.supervisor.cpus import _cgroup_quota, process_count, usable_cpus
 from streams.supervisor.gate import RELEASE_FD_VARIABLE, RELEASE_SHARE_VARIABLE
 from streams.supervisor.merge import merge_expositions
@@ -152,7 +152,7 @@ def test_cgroup_quota_v2_and_v1(tmp_path: Path) -> None:
 
 
 def test_processes_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert MAX_PROCESSES == USCC_PARTITIONS == INPUT_PARTITIONS
+    assert MAX_PROCESSES == USCC_PARTITIONS
     assert WorkerSettings().processes == "auto"
     assert 1 <= process_count(WorkerSettings()) <= MAX_PROCESSES
     monkeypatch.setenv("DFIP_WORKER_PROCESSES", "3")
@@ -173,7 +173,7 @@ def test_each_process_gets_its_port_identity_folder_and_gate() -> None:
     s = WorkerSettings(worker_id="w7", web_port=7000, data_dir=Path("/var/dfip"))
     plan = Plan.from_json(Plan.of(s, 2).to_json())  # as `dfip worker` hands it over
     assert plan == Plan.of(s, 2)
-    assert plan.processes == 2
+    assert (plan.processes, plan.partitions) == (2, USCC_PARTITIONS)
     env = child_env({"PATH": "/bin", "DFIP_WORKER_PROCESSES": "auto"}, plan, 1, 7002, 9)
     assert env["PATH"] == "/bin"
     assert env["DFIP_WORKER_PROCESSES"] == "1"

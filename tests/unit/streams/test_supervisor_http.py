@@ -40,6 +40,23 @@ async def _server(
         server.close()
 
 
+@asynccontextmanager
+async def _scripted(answer: Callable[[], bytes]) -> AsyncIterator[int]:
+    """A server that reads a request head, writes ``answer()`` as it is, and closes."""
+
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer())
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(reply, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
 async def _raw(port: int, data: bytes) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(data)
@@ -138,21 +155,11 @@ def test_the_client_reads_chunked_and_unsized_answers() -> None:
             b"not http at all\r\n\r\n",
         ]
 
-        async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(answers.pop(0))
-            await writer.drain()
-            writer.close()
-
-        server = await asyncio.start_server(reply, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        try:
+        async with _scripted(lambda: answers.pop(0)) as port:
             assert (await fetch("127.0.0.1", port, "/"))[::2] == (200, b"hello world")
             assert (await fetch("127.0.0.1", port, "/"))[::2] == (503, b"busy")
             with pytest.raises(ValueError, match="not an HTTP answer"):
                 await fetch("127.0.0.1", port, "/")
-        finally:
-            server.close()
 
     asyncio.run(go())
 
@@ -189,18 +196,9 @@ def test_the_client_skips_an_interim_answer() -> None:
     """A 100 Continue (or 103) before the real answer is not the answer."""
 
     async def go() -> None:
-        async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\n")
-            writer.write(b"Content-Length: 2\r\n\r\nok")
-            await writer.drain()
-            writer.close()
-
-        server = await asyncio.start_server(reply, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        try:
+        interim = b"HTTP/1.1 100 Continue\r\n\r\n"
+        answer = b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"
+        async with _scripted(lambda: interim + answer) as port:
             assert (await fetch("127.0.0.1", port, "/"))[::2] == (201, b"ok")
-        finally:
-            server.close()
 
     asyncio.run(go())
